@@ -1,0 +1,264 @@
+//! The request pipeline. Every API request passes the checks of spec §2 in its order:
+//! unknown route (404) → token (401) → rate limit (429) → scope (403) → injected fault →
+//! idempotency-key replay → the route's handler (unknown resource, `If-Match`, body,
+//! conflict) → injected connection reset after the change was made.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+
+use crate::problem::Reply;
+use crate::ratelimit::Take;
+use crate::routes::{self, BucketKind, Ctx, RouteMiss};
+use crate::state::{IdempotentRecord, SimState, lock};
+use crate::{control, data};
+
+pub(crate) const IDEMPOTENCY_KEY: &str = "x-idempotency-key";
+
+pub(crate) fn router(state: Arc<SimState>) -> Router {
+    Router::new()
+        .route("/oauth/token", post(routes::oauth::token))
+        .route("/api/v2/oauth/token", post(routes::oauth::token))
+        .route("/as/token.oauth2", post(routes::oauth::token))
+        .nest("/_control", control::router())
+        .fallback(api)
+        .layer(middleware::from_fn_with_state(state.clone(), common))
+        .with_state(state)
+}
+
+/// Adds what every response carries (`X-Request-Id`), the configured latency, and counts.
+async fn common(State(s): State<Arc<SimState>>, req: Request, next: Next) -> Response {
+    let n = s.counters.requests.fetch_add(1, Ordering::Relaxed);
+    let id = format!("sim-{:08x}-{:06x}", data::mix(s.seed ^ n) as u32, n);
+    let latency = s.runtime().latency_ms;
+    if latency > 0 && !req.uri().path().starts_with("/_control") {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    let mut resp = next.run(req).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(HeaderName::from_static("x-request-id"), v);
+    }
+    resp
+}
+
+async fn api(
+    State(s): State<Arc<SimState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let matched = match routes::match_route(&method, uri.path()) {
+        Ok(m) => m,
+        Err(RouteMiss::NotFound) => {
+            return Reply::not_found(format!("no route {} {}", method, uri.path()))
+                .into_response_with(&[]);
+        }
+        Err(RouteMiss::MethodNotAllowed(allow)) => {
+            return Reply::problem(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Method not allowed",
+                format!("{} does not accept {method}; it accepts {allow}", uri.path()),
+            )
+            .with_header(header::ALLOW, allow)
+            .into_response_with(&[]);
+        }
+    };
+    *lock(&s.route_hits).entry(matched.pattern).or_insert(0) += 1;
+
+    // 401: a token we issued, unexpired and not revoked.
+    let scopes = match authenticate(&s, &headers) {
+        Ok(scopes) => scopes,
+        Err(reply) => {
+            s.counters.unauthorized.fetch_add(1, Ordering::Relaxed);
+            return reply.into_response_with(&[]);
+        }
+    };
+
+    // 429: the tenant bucket, or the webchat bucket for webchat routes.
+    let bucket = match matched.bucket {
+        BucketKind::Tenant => &s.bucket,
+        BucketKind::Webchat => &s.webchat_bucket,
+    };
+    let taken = lock(bucket).as_mut().map(|b| b.take(Instant::now()));
+    let mut rate_headers: Vec<(HeaderName, String)> = Vec::new();
+    match taken {
+        Some(Take::Refused { limit, retry_after_secs }) => {
+            s.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+            return Reply::problem(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many requests",
+                format!("rate limit of {limit} requests/s exceeded; retry after {retry_after_secs} s"),
+            )
+            .with_header(header::RETRY_AFTER, retry_after_secs.to_string())
+            .with_header(HeaderName::from_static("ratelimit-limit"), limit.to_string())
+            .with_header(HeaderName::from_static("ratelimit-remaining"), "0")
+            .with_header(HeaderName::from_static("ratelimit-reset"), retry_after_secs.to_string())
+            .into_response_with(&[]);
+        }
+        Some(Take::Granted { limit, remaining, reset_secs }) => {
+            rate_headers.push((HeaderName::from_static("ratelimit-limit"), limit.to_string()));
+            rate_headers
+                .push((HeaderName::from_static("ratelimit-remaining"), remaining.to_string()));
+            rate_headers.push((HeaderName::from_static("ratelimit-reset"), reset_secs.to_string()));
+        }
+        None => {}
+    }
+
+    // 403: every scope the route needs.
+    let missing: Vec<&str> =
+        matched.scopes.iter().copied().filter(|sc| !scopes.iter().any(|g| g == sc)).collect();
+    if !missing.is_empty() {
+        let needed = missing.join(" ");
+        return Reply::problem(
+            StatusCode::FORBIDDEN,
+            "Insufficient scope",
+            format!("this token lacks the scope {needed}"),
+        )
+        .with_header(
+            header::WWW_AUTHENTICATE,
+            format!("Bearer error=\"insufficient_scope\", scope=\"{needed}\""),
+        )
+        .into_response_with(&rate_headers);
+    }
+
+    // Injected 500/503, before any state change.
+    let rt = s.runtime();
+    if rt.fault_rate > 0.0 && s.roll() < rt.fault_rate {
+        s.counters.faults.fetch_add(1, Ordering::Relaxed);
+        let (status, title) = if s.roll() < 0.5 {
+            (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+        } else {
+            (StatusCode::SERVICE_UNAVAILABLE, "Service unavailable")
+        };
+        let mut reply = Reply::problem(status, title, "injected fault: nothing was changed");
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            if let Some(ra) = rt.fault_retry_after {
+                reply = reply.with_header(header::RETRY_AFTER, ra.to_string());
+            }
+        }
+        return reply.into_response_with(&rate_headers);
+    }
+
+    // Idempotency-key replay (POST and PATCH).
+    let idem_key = (method == Method::POST || method == Method::PATCH)
+        .then(|| headers.get(IDEMPOTENCY_KEY).and_then(|v| v.to_str().ok()).map(str::to_string))
+        .flatten();
+    let fingerprint = idem_key.as_ref().map(|_| {
+        let mut buf = Vec::with_capacity(body.len() + 64);
+        buf.extend_from_slice(method.as_str().as_bytes());
+        buf.push(b' ');
+        buf.extend_from_slice(uri.path().as_bytes());
+        buf.push(b'\n');
+        buf.extend_from_slice(&body);
+        data::sha256_hex(&buf)
+    });
+    if let (Some(key), Some(fp)) = (&idem_key, &fingerprint) {
+        let mut store = lock(&s.idempotency);
+        match store.get(key) {
+            Some(rec) if rec.fingerprint != *fp => {
+                return Reply::problem(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Idempotency key reused",
+                    "this X-Idempotency-Key was first used with another request body",
+                )
+                .into_response_with(&rate_headers);
+            }
+            Some(rec) if rec.reply.status == StatusCode::ACCEPTED && rec.reply.body.is_null() => {
+                return Reply::problem(
+                    StatusCode::CONFLICT,
+                    "Request in progress",
+                    "a request with this X-Idempotency-Key is still being processed",
+                )
+                .into_response_with(&rate_headers);
+            }
+            Some(rec) => {
+                s.counters.idempotent_replays.fetch_add(1, Ordering::Relaxed);
+                let mut reply = rec.reply.clone();
+                reply.headers.push((HeaderName::from_static("idempotent-replayed"), "true".into()));
+                return reply.into_response_with(&rate_headers);
+            }
+            None => {
+                // A marker: a concurrent duplicate is told the first one is in progress.
+                store.insert(
+                    key.clone(),
+                    IdempotentRecord {
+                        fingerprint: fp.clone(),
+                        reply: Reply::json(StatusCode::ACCEPTED, serde_json::Value::Null),
+                    },
+                );
+            }
+        }
+    }
+
+    let ctx = Ctx { uri: &uri, headers: &headers, body: &body };
+    let reply = routes::handle(&s, &matched.route, &ctx).await;
+
+    if let Some(key) = &idem_key {
+        let mut store = lock(&s.idempotency);
+        if reply.is_success() {
+            if let Some(rec) = store.get_mut(key) {
+                rec.reply = reply.clone();
+            }
+        } else {
+            // Only a 2xx is replayed; after an error the same key may try again.
+            store.remove(key);
+        }
+    }
+
+    if rt.reset_rate > 0.0 && s.roll() < rt.reset_rate {
+        s.counters.resets.fetch_add(1, Ordering::Relaxed);
+        return reset_response();
+    }
+    reply.into_response_with(&rate_headers)
+}
+
+/// A response whose body fails at once: hyper aborts the connection, so the client sees a
+/// reset after the server has already made the change.
+fn reset_response() -> Response {
+    let stream = futures_util::stream::once(async {
+        Err::<Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "injected connection reset",
+        ))
+    });
+    let mut resp = Response::new(Body::from_stream(stream));
+    resp.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from_static("64"));
+    resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp.into_response()
+}
+
+/// The granted scopes of the bearer token, or the 401 to send.
+fn authenticate(s: &SimState, headers: &HeaderMap) -> Result<Vec<String>, Reply> {
+    let Some(auth) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return Err(Reply::problem(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "no bearer token: send Authorization: Bearer <token>",
+        )
+        .with_header(header::WWW_AUTHENTICATE, "Bearer"));
+    };
+    let invalid = |why: &str| {
+        Reply::problem(StatusCode::UNAUTHORIZED, "Unauthorized", why.to_string()).with_header(
+            header::WWW_AUTHENTICATE,
+            format!("Bearer error=\"invalid_token\", error_description=\"{why}\""),
+        )
+    };
+    let Some(token) = auth.strip_prefix("Bearer ").map(str::trim) else {
+        return Err(invalid("the Authorization header is not a bearer token"));
+    };
+    let auth = lock(&s.auth);
+    match auth.tokens.get(token) {
+        None => Err(invalid("the token is unknown or revoked")),
+        Some(t) if t.expires_at <= Instant::now() => Err(invalid("the token expired")),
+        Some(t) => Ok(t.scopes.iter().cloned().collect()),
+    }
+}

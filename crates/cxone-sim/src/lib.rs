@@ -1,0 +1,222 @@
+//! cxone-sim: an emulator of the CXone API surface described in `spec/cxone-api.md`.
+//!
+//! It serves the real routes (OAuth, secrets and data actions, contacts, data stores,
+//! guests, webchat widgets) over a seeded, deterministic tenant, with the rate limits and
+//! faults a real tenant has, plus `/_control/…` routes that tests use to inject faults,
+//! change limits and read what the server saw. It is written from the spec alone and never
+//! depends on the `cxone` client crate, so a test of one against the other can fail.
+//!
+//! It is not a security boundary: the control API has no authentication, so bind it to
+//! loopback (the default).
+
+mod control;
+mod data;
+mod http;
+mod problem;
+mod ratelimit;
+mod routes;
+mod state;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use data::{Credentials, seeded_secret_value};
+pub use state::ControlState;
+
+/// The largest tenant the emulator will seed.
+pub const MAX_CONTACTS: u32 = 1_000_000;
+
+/// How the emulator starts. Everything here can also be changed at run time through
+/// `PUT /_control/config` except the seed and the tenant's size.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Seed of the deterministic tenant: the same seed gives the same data and credentials.
+    pub seed: u64,
+    /// Number of seeded contacts (at most [`MAX_CONTACTS`]).
+    pub contacts: u32,
+    /// Number of seeded web-messaging guests.
+    pub guests: u32,
+    /// Tenant bucket in requests per second; `None` is unlimited.
+    pub rate_limit: Option<u32>,
+    /// Webchat bucket in requests per second; `None` is unlimited.
+    pub webchat_rate_limit: Option<u32>,
+    /// Share of API requests answered 500/503 before any state change.
+    pub fault_rate: f64,
+    /// Share of API requests whose connection is reset after the change was made.
+    pub reset_rate: f64,
+    /// `Retry-After` seconds carried by injected 503s; `None` sends none.
+    pub fault_retry_after: Option<u64>,
+    /// Latency added to every response.
+    pub latency: Duration,
+    /// Lifetime of issued access tokens.
+    pub token_ttl: Duration,
+    /// Address to bind; port 0 picks a free port.
+    pub bind: SocketAddr,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            seed: 42,
+            contacts: 1_000,
+            guests: 50,
+            rate_limit: None,
+            webchat_rate_limit: Some(10),
+            fault_rate: 0.0,
+            reset_rate: 0.0,
+            fault_retry_after: None,
+            latency: Duration::ZERO,
+            token_ttl: Duration::from_secs(3600),
+            bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+        }
+    }
+}
+
+/// A setting the emulator refuses, naming the option and why.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("--{option}: {reason}")]
+    Invalid { option: &'static str, reason: String },
+    #[error("could not bind {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl SimConfig {
+    /// Checks every option and their combinations before anything starts.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |option, reason: String| Err(ConfigError::Invalid { option, reason });
+        if self.contacts > MAX_CONTACTS {
+            return bad(
+                "contacts",
+                format!("{} is more than the {MAX_CONTACTS} the emulator holds", self.contacts),
+            );
+        }
+        for (option, v) in [("fault-rate", self.fault_rate), ("reset-rate", self.reset_rate)] {
+            if !(0.0..=1.0).contains(&v) || v.is_nan() {
+                return bad(option, format!("{v} is not a share between 0 and 1"));
+            }
+        }
+        if self.fault_rate + self.reset_rate > 1.0 {
+            return bad(
+                "reset-rate",
+                format!(
+                    "fault rate {} plus reset rate {} exceed 1: no request could succeed",
+                    self.fault_rate, self.reset_rate
+                ),
+            );
+        }
+        if self.rate_limit == Some(0) {
+            return bad("rate-limit", "0 would refuse every request; omit it for no limit".into());
+        }
+        if self.webchat_rate_limit == Some(0) {
+            return bad(
+                "webchat-rate-limit",
+                "0 would refuse every webchat request; omit it for no limit".into(),
+            );
+        }
+        if let (Some(t), Some(w)) = (self.rate_limit, self.webchat_rate_limit) {
+            if w > t {
+                return bad(
+                    "webchat-rate-limit",
+                    format!("{w}/s is more than the tenant's {t}/s; the webchat bucket is the smaller one"),
+                );
+            }
+        }
+        if self.token_ttl < Duration::from_secs(1) {
+            return bad("token-ttl", "tokens must live at least 1 second".into());
+        }
+        if self.latency > Duration::from_secs(60) {
+            return bad("latency-ms", "more than 60 s would time out every client".into());
+        }
+        Ok(())
+    }
+}
+
+/// Starts emulators.
+pub struct Sim;
+
+impl Sim {
+    /// Validates `config`, seeds the tenant, binds and serves in the background.
+    pub async fn start(config: SimConfig) -> Result<SimHandle, ConfigError> {
+        config.validate()?;
+        let listener = tokio::net::TcpListener::bind(config.bind)
+            .await
+            .map_err(|source| ConfigError::Bind { addr: config.bind, source })?;
+        let addr = listener.local_addr().map_err(|source| ConfigError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+        let state = Arc::new(state::SimState::new(&config));
+        let app = http::router(state.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Ok(SimHandle { addr, state, shutdown: Some(tx), task: Some(task) })
+    }
+}
+
+/// A running emulator. Dropping it stops the server.
+pub struct SimHandle {
+    addr: SocketAddr,
+    state: Arc<state::SimState>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl SimHandle {
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+    /// The token endpoint (`/oauth/token`).
+    pub fn token_url(&self) -> String {
+        format!("{}/oauth/token", self.base_url())
+    }
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    /// The seeded tenant's credentials.
+    pub fn credentials(&self) -> &Credentials {
+        &self.state.credentials
+    }
+    /// In-process access to what the control API offers over HTTP.
+    pub fn control(&self) -> ControlState {
+        ControlState::new(self.state.clone())
+    }
+    /// Stops accepting connections and waits for the server to finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+    /// Serves until the process is interrupted (Ctrl-C) — for the stand-alone `cxguard sim`.
+    pub async fn serve_until_ctrl_c(self) {
+        let _ = tokio::signal::ctrl_c().await;
+        self.stop().await;
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! `POST /oauth/token` (and its aliases): client credentials, the access-key password
+//! grant, and refresh tokens. Errors follow RFC 6749 §5.2, not problem documents.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use serde_json::json;
+
+use crate::data::{ALL_SCOPES, READ_SCOPES};
+use crate::state::{SimState, TokenInfo, lock};
+
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    let body = json!({"error": error, "error_description": description});
+    let mut resp = (status, axum::Json(body)).into_response();
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// The scopes a client may hold, or `None` for an unknown client or a wrong secret.
+fn client_scopes(s: &SimState, id: &str, secret: &str) -> Option<&'static [&'static str]> {
+    let c = &s.credentials;
+    if id == c.client_id && secret == c.client_secret {
+        Some(ALL_SCOPES)
+    } else if id == c.readonly_client_id && secret == c.readonly_client_secret {
+        Some(READ_SCOPES)
+    } else if id == c.app_client_id && secret == c.app_client_secret {
+        // The app only authenticates the password grant; the user's key grants scopes.
+        Some(ALL_SCOPES)
+    } else {
+        None
+    }
+}
+
+fn basic(headers: &HeaderMap) -> Option<Result<(String, String), ()>> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let enc = v.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(enc.trim()).map_err(|_| ());
+    Some(decoded.and_then(|d| {
+        let s = String::from_utf8(d).map_err(|_| ())?;
+        let (id, secret) = s.split_once(':').ok_or(())?;
+        let dec = |x: &str| {
+            url::form_urlencoded::parse(format!("x={x}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        Ok((dec(id), dec(secret)))
+    }))
+}
+
+pub(crate) async fn token(
+    State(s): State<Arc<SimState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    s.counters.token_requests.fetch_add(1, Ordering::Relaxed);
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !ct.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the body must be application/x-www-form-urlencoded",
+        );
+    }
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let grant = field("grant_type").unwrap_or_default();
+    *lock(&s.grants).entry(if grant.is_empty() { "(none)".into() } else { grant.clone() }).or_insert(0) += 1;
+
+    let basic = basic(&headers);
+    let post_id = field("client_id");
+    let post_secret = field("client_secret");
+    let used_basic = basic.is_some();
+    if used_basic && (post_id.is_some() || post_secret.is_some()) {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "use HTTP Basic or client_id/client_secret form fields, not both",
+        );
+    }
+    let creds = match basic {
+        Some(Ok(pair)) => Some(pair),
+        Some(Err(())) => {
+            return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "malformed Basic credentials");
+        }
+        None => post_id.map(|id| (id, post_secret.unwrap_or_default())),
+    };
+    let invalid_client = || {
+        let mut r = oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client or wrong secret");
+        if used_basic {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"cxone\""));
+        }
+        r
+    };
+    if grant.is_empty() {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is required");
+    }
+    if !matches!(grant.as_str(), "client_credentials" | "password" | "refresh_token") {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "supported: client_credentials, password, refresh_token",
+        );
+    }
+    let Some((client_id, client_secret)) = creds else {
+        return invalid_client();
+    };
+    let Some(allowed) = client_scopes(&s, &client_id, &client_secret) else {
+        return invalid_client();
+    };
+    let c = &s.credentials;
+    let is_app = client_id == c.app_client_id;
+
+    let mut refresh_for: Option<String> = None;
+    let requested: Option<Vec<String>> =
+        field("scope").map(|sc| sc.split_whitespace().map(str::to_string).collect());
+    let granted: Vec<String> = match grant.as_str() {
+        "client_credentials" => {
+            if is_app {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "unauthorized_client",
+                    "this app client may only use the password grant with an access key",
+                );
+            }
+            match scopes_for(allowed, requested) {
+                Ok(g) => g,
+                Err(r) => return r,
+            }
+        }
+        "password" => {
+            if !is_app {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "unauthorized_client",
+                    "the password grant needs the registered app's client credentials",
+                );
+            }
+            let (user, pass) = (field("username").unwrap_or_default(), field("password").unwrap_or_default());
+            if user != c.access_key_id || pass != c.access_key_secret {
+                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "unknown access key or wrong secret");
+            }
+            refresh_for = Some(user);
+            match scopes_for(ALL_SCOPES, requested) {
+                Ok(g) => g,
+                Err(r) => return r,
+            }
+        }
+        _ => {
+            let Some(rt) = field("refresh_token") else {
+                return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "refresh_token is required");
+            };
+            let found = lock(&s.auth).refresh.remove(&rt);
+            match found {
+                Some((cid, user, scopes)) if cid == client_id => {
+                    refresh_for = Some(user);
+                    scopes
+                }
+                _ => {
+                    return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "unknown, used or revoked refresh token");
+                }
+            }
+        }
+    };
+
+    let ttl = s.runtime().token_ttl_secs;
+    let access = s.random_token();
+    let mut body = json!({
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": ttl,
+        "scope": granted.join(" "),
+    });
+    {
+        let mut auth = lock(&s.auth);
+        auth.tokens.insert(
+            access,
+            TokenInfo {
+                scopes: granted.iter().cloned().collect::<HashSet<_>>(),
+                expires_at: Instant::now() + Duration::from_secs(ttl),
+            },
+        );
+        if let Some(user) = refresh_for {
+            let rt = s.random_token();
+            auth.refresh.insert(rt.clone(), (client_id, user, granted.clone()));
+            body["refresh_token"] = json!(rt);
+        }
+    }
+    s.counters.tokens_issued.fetch_add(1, Ordering::Relaxed);
+    let mut resp = (StatusCode::OK, axum::Json(body)).into_response();
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn scopes_for(allowed: &[&str], requested: Option<Vec<String>>) -> Result<Vec<String>, Response> {
+    match requested {
+        None => Ok(allowed.iter().map(|s| s.to_string()).collect()),
+        Some(req) if req.is_empty() => Ok(allowed.iter().map(|s| s.to_string()).collect()),
+        Some(req) => {
+            if let Some(bad) = req.iter().find(|r| !allowed.contains(&r.as_str())) {
+                return Err(oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_scope",
+                    &format!("this client may not request the scope {bad}"),
+                ));
+            }
+            Ok(req)
+        }
+    }
+}
