@@ -1,1 +1,131 @@
-fn main() {}
+//! `cxguard`: raw arguments → validated settings → one command → an exit code.
+
+mod commands;
+mod config;
+mod exit;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::exit::{CliError, Exit};
+use crate::output::Output;
+
+/// Data-protection automation for NICE CXone tenants.
+///
+/// With no tenant configured, commands run against the embedded CXone emulator.
+#[derive(Debug, Parser)]
+#[command(name = "cxguard", version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    /// Config file (default: $CXGUARD_CONFIG, else ./cxguard.toml if present).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Output format for results on stdout; notes and progress go to stderr.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    output: Output,
+
+    /// More logging on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    verbose: u8,
+
+    /// Only errors on stderr: no notes, no progress.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Walk through cxguard against the embedded emulator (nothing leaves this machine).
+    Demo(commands::demo::DemoArgs),
+    /// Run the CXone emulator stand-alone, for your own tests and pipelines.
+    Sim(commands::sim::SimArgs),
+    /// List what the target tenant holds: contacts, secrets, data actions, tables, widgets.
+    Inventory(commands::inventory::InventoryArgs),
+}
+
+/// What every command gets besides its own arguments.
+pub struct Context {
+    pub output: Output,
+    pub quiet: bool,
+    pub config: config::Loaded,
+}
+
+impl Context {
+    /// A note for the person at the terminal: stderr, unless --quiet.
+    pub fn note(&self, msg: impl std::fmt::Display) {
+        if !self.quiet {
+            eprintln!("{msg}");
+        }
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CXGUARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},hyper=warn,reqwest=warn")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = match e.kind() {
+                clap::error::ErrorKind::DisplayHelp
+                | clap::error::ErrorKind::DisplayVersion
+                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => Exit::Ok,
+                _ => Exit::Usage,
+            };
+            let _ = e.print();
+            return ExitCode::from(code as u8);
+        }
+    };
+    init_logging(cli.verbose, cli.quiet);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(Exit::Failed as u8);
+        }
+    };
+    let result = runtime.block_on(async {
+        tokio::select! {
+            r = run(cli) => r,
+            _ = tokio::signal::ctrl_c() => Err(CliError::new(Exit::Interrupted, "interrupted")),
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit as u8)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<Exit, CliError> {
+    let env = |k: &str| std::env::var(k).ok();
+    let loaded = config::load(cli.config.as_deref(), &env)?;
+    let ctx = Context { output: cli.output, quiet: cli.quiet, config: loaded };
+    match cli.command {
+        Command::Demo(args) => commands::demo::run(&ctx, args).await,
+        Command::Sim(args) => commands::sim::run(&ctx, args).await,
+        Command::Inventory(args) => commands::inventory::run(&ctx, args, &env).await,
+    }
+}

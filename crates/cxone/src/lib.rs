@@ -1,1 +1,133 @@
-pub fn x() {}
+//! cxone: a client of the CXone API surface in `spec/cxone-api.md`.
+//!
+//! One [`Client`] holds the connection pool, the token cache and the pacer; it is cheap
+//! to clone and safe to share. Each API surface has its own module and accessor:
+//! `client.contacts().list().page_size(500).stream()`. Every request is paced by the
+//! server's `RateLimit-*` headers, authenticated with a cached token, and retried when
+//! (and only when) the spec says it is safe — see [`transport`](crate::transport).
+//!
+//! It never depends on the emulator (`cxone-sim`): the two are independent readings of
+//! one spec, so a test of one against the other can fail.
+
+mod auth;
+mod error;
+pub mod models;
+mod pacing;
+mod retry;
+mod settings;
+mod transport;
+
+pub mod contacts;
+pub mod datastores;
+pub mod guests;
+pub mod secrets;
+pub mod webchat;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use error::{Error, FieldError, OAuthRefusal, Problem, Result, Stage};
+pub use settings::{Grant, RetryPolicy, Settings, parse_http_url};
+
+/// Counters of what the client did, for reports and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    /// API requests sent (every attempt counts).
+    pub requests: u64,
+    /// Attempts that were retries.
+    pub retries: u64,
+    /// 429 responses received.
+    pub rate_limited: u64,
+    /// Requests to the token endpoint.
+    pub token_requests: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    requests: AtomicU64,
+    retries: AtomicU64,
+    rate_limited: AtomicU64,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    settings: Settings,
+    auth: auth::TokenSource,
+    pacer: pacing::Pacer,
+    stats: Counters,
+}
+
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("base_url", &self.inner.settings.base_url.as_str()).finish()
+    }
+}
+
+impl Client {
+    /// Validates `settings` and builds the client. No request is sent until the first call.
+    pub fn new(settings: Settings) -> Result<Self> {
+        settings.validate()?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout)
+            .pool_max_idle_per_host(settings.max_idle_per_host)
+            .user_agent(concat!("cxguard-cxone/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Build(format!("cannot build the HTTP client: {e}")))?;
+        let auth = auth::TokenSource::new(
+            http.clone(),
+            settings.token_url.clone(),
+            settings.grant.clone(),
+            settings.scopes.clone(),
+            settings.retry.clone(),
+        );
+        let pacer = pacing::Pacer::new(settings.max_rate);
+        Ok(Client { inner: Arc::new(Inner { http, settings, auth, pacer, stats: Counters::default() }) })
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// Obtains a token now (or reuses the cached one): a cheap way to check credentials.
+    pub async fn authenticate(&self) -> Result<()> {
+        self.inner.auth.token().await.map(|_| ())
+    }
+
+    pub fn stats(&self) -> Stats {
+        let c = &self.inner.stats;
+        Stats {
+            requests: c.requests.load(Ordering::Relaxed),
+            retries: c.retries.load(Ordering::Relaxed),
+            rate_limited: c.rate_limited.load(Ordering::Relaxed),
+            token_requests: self.inner.auth.requests.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn secrets(&self) -> secrets::Secrets<'_> {
+        secrets::Secrets { client: self }
+    }
+    pub fn data_actions(&self) -> secrets::DataActions<'_> {
+        secrets::DataActions { client: self }
+    }
+    pub fn contacts(&self) -> contacts::Contacts<'_> {
+        contacts::Contacts { client: self }
+    }
+    pub fn datastores(&self) -> datastores::Datastores<'_> {
+        datastores::Datastores { client: self }
+    }
+    pub fn guests(&self) -> guests::Guests<'_> {
+        guests::Guests { client: self }
+    }
+    pub fn webchat(&self) -> webchat::Webchat<'_> {
+        webchat::Webchat { client: self }
+    }
+
+    pub(crate) async fn execute(&self, call: transport::Call) -> Result<transport::Reply> {
+        self.inner.execute(call).await
+    }
+}

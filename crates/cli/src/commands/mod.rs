@@ -1,0 +1,5 @@
+//! One module per command.
+
+pub mod demo;
+pub mod inventory;
+pub mod sim;

@@ -1,0 +1,306 @@
+//! `cxguard.toml` and the environment, turned into validated settings.
+//!
+//! Where settings come from, later winning: the file's `[tenant]` table, then the
+//! `CXGUARD_*` environment variables. Secrets (client secret, access-key secret) come
+//! only from the environment or from files named in the config — never from flags or the
+//! config file itself, so they stay out of shell history, process lists and repos.
+//! Unknown keys are errors, so a typo never silently falls back to a default.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::exit::CliError;
+
+pub const ENV_BASE_URL: &str = "CXGUARD_BASE_URL";
+pub const ENV_TOKEN_URL: &str = "CXGUARD_TOKEN_URL";
+pub const ENV_CLIENT_ID: &str = "CXGUARD_CLIENT_ID";
+pub const ENV_CLIENT_SECRET: &str = "CXGUARD_CLIENT_SECRET";
+pub const ENV_ACCESS_KEY_ID: &str = "CXGUARD_ACCESS_KEY_ID";
+pub const ENV_ACCESS_KEY_SECRET: &str = "CXGUARD_ACCESS_KEY_SECRET";
+pub const ENV_CONFIG: &str = "CXGUARD_CONFIG";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub tenant: Option<TenantFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantFile {
+    pub base_url: Option<String>,
+    pub token_url: Option<String>,
+    /// `client_credentials` or `access_key`; inferred from which credentials are set.
+    pub grant: Option<GrantKind>,
+    pub client_id: Option<String>,
+    pub client_secret_env: Option<String>,
+    pub client_secret_file: Option<PathBuf>,
+    pub access_key_id: Option<String>,
+    pub access_key_secret_env: Option<String>,
+    pub access_key_secret_file: Option<PathBuf>,
+    pub scopes: Option<Vec<String>>,
+    pub timeout_secs: Option<u64>,
+    pub connect_timeout_secs: Option<u64>,
+    /// Client-side cap, requests per second.
+    pub max_rate: Option<u32>,
+    pub retry: Option<RetryFile>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantKind {
+    ClientCredentials,
+    AccessKey,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryFile {
+    pub max_attempts: Option<u32>,
+    pub base_delay_ms: Option<u64>,
+    pub max_delay_ms: Option<u64>,
+    pub deadline_secs: Option<u64>,
+}
+
+/// Where the config was read from, if anywhere.
+#[derive(Debug)]
+pub struct Loaded {
+    pub path: Option<PathBuf>,
+    pub file: FileConfig,
+}
+
+/// Reads the config: `--config` (must exist), else `$CXGUARD_CONFIG` (must exist), else
+/// `./cxguard.toml` if present, else nothing.
+pub fn load(explicit: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded, CliError> {
+    let (path, required) = match (explicit, env(ENV_CONFIG)) {
+        (Some(p), _) => (p.to_path_buf(), true),
+        (None, Some(p)) if !p.is_empty() => (PathBuf::from(p), true),
+        _ => (PathBuf::from("cxguard.toml"), false),
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+            return Ok(Loaded { path: None, file: FileConfig::default() });
+        }
+        Err(e) => return Err(CliError::config(format!("cannot read config {}: {e}", path.display()))),
+    };
+    let file: FileConfig = toml::from_str(&text)
+        .map_err(|e| CliError::config(format!("config {}: {}", path.display(), e.to_string().trim_end())))?;
+    Ok(Loaded { path: Some(path), file })
+}
+
+/// What commands that talk to a tenant will talk to.
+#[derive(Debug)]
+pub enum Target {
+    /// A real tenant (or any server of the spec) with validated settings.
+    Tenant(Box<cxone::Settings>),
+    /// Nothing configured: the embedded emulator.
+    Embedded,
+}
+
+fn read_secret_file(field: &str, path: &Path) -> Result<SecretString, CliError> {
+    warn_if_broad(path);
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::config(format!("tenant.{field}: cannot read {}: {e}", path.display())))?;
+    let value = text.trim_end_matches(['\n', '\r']).to_string();
+    if value.is_empty() {
+        return Err(CliError::config(format!("tenant.{field}: {} is empty", path.display())));
+    }
+    Ok(SecretString::from(value))
+}
+
+/// Warns when a file holding a secret can be read by others than its owner.
+pub fn warn_if_broad(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                eprintln!(
+                    "warning: {} holds a secret but has mode {mode:04o}; restrict it with chmod 600",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+/// Resolves the target from the file and the environment.
+pub fn target(loaded: &Loaded, env: &dyn Fn(&str) -> Option<String>) -> Result<Target, CliError> {
+    let empty = TenantFile::default();
+    let t = loaded.file.tenant.as_ref().unwrap_or(&empty);
+    let get = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+    let Some(base_url) = get(ENV_BASE_URL).or_else(|| t.base_url.clone()) else {
+        return Ok(Target::Embedded);
+    };
+    let secret = |field: &str, env_default: &str, env_field: &Option<String>, file_field: &Option<PathBuf>| {
+        if let Some(path) = file_field {
+            return read_secret_file(field, path).map(Some);
+        }
+        let var = env_field.as_deref().unwrap_or(env_default);
+        Ok(get(var).map(SecretString::from))
+    };
+    let client_id = get(ENV_CLIENT_ID).or_else(|| t.client_id.clone());
+    let client_secret =
+        secret("client_secret_file", ENV_CLIENT_SECRET, &t.client_secret_env, &t.client_secret_file)?;
+    let access_key_id = get(ENV_ACCESS_KEY_ID).or_else(|| t.access_key_id.clone());
+    let access_key_secret = secret(
+        "access_key_secret_file",
+        ENV_ACCESS_KEY_SECRET,
+        &t.access_key_secret_env,
+        &t.access_key_secret_file,
+    )?;
+    let kind = t.grant.unwrap_or(if access_key_id.is_some() {
+        GrantKind::AccessKey
+    } else {
+        GrantKind::ClientCredentials
+    });
+    let mut missing = Vec::new();
+    if client_id.is_none() {
+        missing.push(ENV_CLIENT_ID);
+    }
+    if client_secret.is_none() {
+        missing.push(t.client_secret_env.as_deref().unwrap_or(ENV_CLIENT_SECRET));
+    }
+    if kind == GrantKind::AccessKey {
+        if access_key_id.is_none() {
+            missing.push(ENV_ACCESS_KEY_ID);
+        }
+        if access_key_secret.is_none() {
+            missing.push(t.access_key_secret_env.as_deref().unwrap_or(ENV_ACCESS_KEY_SECRET));
+        }
+    }
+    if !missing.is_empty() {
+        let what = if kind == GrantKind::AccessKey {
+            "the access-key grant needs the app's client id and secret and the user's access key id and secret"
+        } else {
+            "the client-credentials grant needs a client id and secret"
+        };
+        return Err(CliError::config(format!(
+            "missing credentials for {base_url}: {what}; set {} (or client_id / client_secret_file in [tenant] of cxguard.toml)",
+            missing.join(", ")
+        )));
+    }
+    let client_id = client_id.unwrap_or_default();
+    let client_secret = client_secret.unwrap_or_else(|| SecretString::from(String::new()));
+    let grant = match kind {
+        GrantKind::ClientCredentials => cxone::Grant::ClientCredentials { client_id, client_secret },
+        GrantKind::AccessKey => cxone::Grant::AccessKey {
+            access_key_id: access_key_id.unwrap_or_default(),
+            access_key_secret: access_key_secret.unwrap_or_else(|| SecretString::from(String::new())),
+            client_id,
+            client_secret,
+        },
+    };
+    let base_field = if get(ENV_BASE_URL).is_some() { ENV_BASE_URL } else { "tenant.base_url" };
+    let mut settings = cxone::Settings::new(&base_url, grant).map_err(|e| {
+        CliError::config(e.to_string().replacen("base_url", base_field, 1))
+    })?;
+    if let Some(tu) = get(ENV_TOKEN_URL).or_else(|| t.token_url.clone()) {
+        let field = if get(ENV_TOKEN_URL).is_some() { ENV_TOKEN_URL } else { "tenant.token_url" };
+        settings = settings
+            .token_url(&tu)
+            .map_err(|e| CliError::config(e.to_string().replacen("token_url", field, 1)))?;
+    }
+    settings.scopes = t.scopes.clone();
+    if let Some(s) = t.timeout_secs {
+        settings.request_timeout = Duration::from_secs(s);
+    }
+    if let Some(s) = t.connect_timeout_secs {
+        settings.connect_timeout = Duration::from_secs(s);
+    }
+    settings.max_rate = t.max_rate;
+    if let Some(r) = &t.retry {
+        if let Some(v) = r.max_attempts {
+            settings.retry.max_attempts = v;
+        }
+        if let Some(v) = r.base_delay_ms {
+            settings.retry.base_delay = Duration::from_millis(v);
+        }
+        if let Some(v) = r.max_delay_ms {
+            settings.retry.max_delay = Duration::from_millis(v);
+        }
+        if let Some(v) = r.deadline_secs {
+            settings.retry.deadline = Duration::from_secs(v);
+        }
+    }
+    settings.validate().map_err(|e| CliError::config(format!("tenant: {e}")))?;
+    Ok(Target::Tenant(Box::new(settings)))
+}
+
+/// A fake environment for tests.
+#[cfg(test)]
+pub fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    use std::collections::BTreeMap;
+    let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    move |k| map.get(k).cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Loaded, CliError> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| CliError::config(e.to_string()))?;
+        Ok(Loaded { path: None, file })
+    }
+
+    #[test]
+    fn nothing_configured_means_the_embedded_emulator() {
+        let t = target(&parse("").unwrap(), &env_of(&[])).unwrap();
+        assert!(matches!(t, Target::Embedded));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_key() {
+        let e = parse("[tenant]\nbase_url = \"https://x\"\nclient_secret = \"oops\"\n").unwrap_err();
+        assert!(e.message.contains("client_secret"), "{}", e.message);
+        let e = parse("[tenent]\n").unwrap_err();
+        assert!(e.message.contains("tenent"), "{}", e.message);
+    }
+
+    #[test]
+    fn missing_credentials_name_the_env_vars() {
+        let e = target(&parse("").unwrap(), &env_of(&[(ENV_BASE_URL, "https://api.example.com")])).unwrap_err();
+        assert!(e.message.contains(ENV_CLIENT_ID) && e.message.contains(ENV_CLIENT_SECRET), "{}", e.message);
+        let e = target(
+            &parse("").unwrap(),
+            &env_of(&[(ENV_BASE_URL, "https://api.example.com"), (ENV_ACCESS_KEY_ID, "AK1")]),
+        )
+        .unwrap_err();
+        assert!(e.message.contains(ENV_ACCESS_KEY_SECRET), "{}", e.message);
+    }
+
+    #[test]
+    fn a_base_url_that_is_not_http_is_refused() {
+        let e = target(
+            &parse("").unwrap(),
+            &env_of(&[(ENV_BASE_URL, "ftp://x"), (ENV_CLIENT_ID, "a"), (ENV_CLIENT_SECRET, "b")]),
+        )
+        .unwrap_err();
+        assert!(e.message.starts_with(ENV_BASE_URL), "{}", e.message);
+        let e = target(
+            &parse("[tenant]\nbase_url = \"api.example.com\"").unwrap(),
+            &env_of(&[(ENV_CLIENT_ID, "a"), (ENV_CLIENT_SECRET, "b")]),
+        )
+        .unwrap_err();
+        assert!(e.message.starts_with("tenant.base_url"), "{}", e.message);
+    }
+
+    #[test]
+    fn env_overrides_file_and_secrets_stay_redacted() {
+        let t = target(
+            &parse("[tenant]\nbase_url = \"https://file.example.com\"\nclient_id = \"file-id\"").unwrap(),
+            &env_of(&[(ENV_BASE_URL, "https://env.example.com"), (ENV_CLIENT_SECRET, "hunter2")]),
+        )
+        .unwrap();
+        let Target::Tenant(s) = t else { panic!("expected a tenant") };
+        assert_eq!(s.base_url.as_str(), "https://env.example.com/");
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,72 @@
+//! Exit codes, and the one error type commands return. Each failure says what went
+//! wrong and what to do; its kind picks the exit code (documented in the README).
+
+use std::fmt;
+
+/// The process's exit codes. Scripts and CI rely on them: never renumber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything asked was done.
+    Ok = 0,
+    /// The command ran but something failed (an API error, failed items).
+    Failed = 1,
+    /// Bad command line: unknown flag, bad value, contradictory options.
+    Usage = 64,
+    /// The tenant (or store) could not be reached, or kept failing after retries.
+    Unavailable = 69,
+    /// Credentials refused, or a permission (scope) missing.
+    Auth = 77,
+    /// Bad configuration: config file, environment, missing credentials.
+    Config = 78,
+    /// Interrupted (Ctrl-C).
+    Interrupted = 130,
+}
+
+#[derive(Debug)]
+pub struct CliError {
+    pub exit: Exit,
+    pub message: String,
+}
+
+impl CliError {
+    pub fn new(exit: Exit, message: impl Into<String>) -> Self {
+        CliError { exit, message: message.into() }
+    }
+    pub fn usage(message: impl Into<String>) -> Self {
+        CliError::new(Exit::Usage, message)
+    }
+    pub fn config(message: impl Into<String>) -> Self {
+        CliError::new(Exit::Config, message)
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+impl From<cxone::Error> for CliError {
+    fn from(e: cxone::Error) -> Self {
+        use cxone::Stage;
+        let exit = match e.stage() {
+            Stage::Auth => Exit::Auth,
+            Stage::Build => Exit::Config,
+            Stage::Transport | Stage::Timeout | Stage::RateLimited => Exit::Unavailable,
+            Stage::Api if e.is_retryable() => Exit::Unavailable,
+            Stage::Api | Stage::Decode => Exit::Failed,
+        };
+        CliError::new(exit, e.to_string())
+    }
+}
+
+impl From<cxone_sim::ConfigError> for CliError {
+    fn from(e: cxone_sim::ConfigError) -> Self {
+        match e {
+            cxone_sim::ConfigError::Invalid { .. } => CliError::usage(e.to_string()),
+            other => CliError::new(Exit::Unavailable, other.to_string()),
+        }
+    }
+}

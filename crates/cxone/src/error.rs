@@ -1,0 +1,230 @@
+//! The client's one error type, classified by the stage that failed, with one
+//! `is_retryable()` that the retry loop and every caller use alike.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// One `{"field","message"}` entry of a problem document.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+/// An RFC 9457 problem document as the API sends it. Unknown members are kept in
+/// `extra` (a recompile failure carries `dataActionStatus` and `dataAction`).
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+pub struct Problem {
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub status: Option<u16>,
+    #[serde(default)]
+    pub detail: Option<String>,
+    #[serde(default)]
+    pub errors: Vec<FieldError>,
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.title, &self.detail) {
+            (Some(t), Some(d)) => write!(f, "{t}: {d}")?,
+            (Some(t), None) => write!(f, "{t}")?,
+            (None, Some(d)) => write!(f, "{d}")?,
+            (None, None) => write!(f, "no details")?,
+        }
+        Ok(())
+    }
+}
+
+/// Why the token endpoint refused us (RFC 6749 §5.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthRefusal {
+    pub error: String,
+    pub description: Option<String>,
+}
+
+impl std::fmt::Display for OAuthRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hint = match self.error.as_str() {
+            "invalid_client" => " (check the client id and secret)",
+            "invalid_grant" => " (check the access key id and secret)",
+            "invalid_scope" => " (the client is not allowed a requested scope)",
+            _ => "",
+        };
+        write!(f, "{}{hint}", self.error)?;
+        if let Some(d) = &self.description {
+            write!(f, ": {d}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The stage of a request that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Build,
+    Transport,
+    Timeout,
+    Decode,
+    Api,
+    RateLimited,
+    Auth,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The request could not be built: a bad setting or argument. Never retried.
+    #[error("{0}")]
+    Build(String),
+
+    /// The connection failed or was reset, before or after the server acted.
+    #[error("{method} {url}: connection failed: {source}")]
+    Transport {
+        method: String,
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// No complete response within the timeout.
+    #[error("{method} {url}: no response within {timeout:?}")]
+    Timeout { method: String, url: String, timeout: Duration },
+
+    /// The response arrived but was not what the spec promises.
+    #[error("{what}: could not decode the response (request {request_id}): {message}")]
+    Decode { what: String, request_id: String, message: String },
+
+    /// The API answered with an error status and a problem document.
+    #[error("{method} {path}: {status} {problem} (request {request_id})")]
+    Api { method: String, path: String, status: u16, problem: Box<Problem>, request_id: String },
+
+    /// 429, and retrying within the deadline was not possible.
+    #[error("{method} {path}: rate limited, retry after {retry_after:?} (request {request_id})")]
+    RateLimited { method: String, path: String, retry_after: Duration, request_id: String },
+
+    /// The token endpoint refused the credentials.
+    #[error("authentication failed at {token_url}: {refusal}")]
+    Auth { token_url: String, refusal: OAuthRefusal },
+
+    /// A valid token that lacks the scope an endpoint needs. Never retried.
+    #[error("{method} {path}: the token lacks the scope {scope:?}; grant it to the API client (request {request_id})")]
+    MissingScope { method: String, path: String, scope: String, request_id: String },
+
+    /// The token was refused even after one refresh.
+    #[error("{method} {path}: the API refused a freshly issued token: {detail} (request {request_id})")]
+    TokenRejected { method: String, path: String, detail: String, request_id: String },
+
+    /// Retries ran out (attempts or the total deadline); `last` is the final failure.
+    #[error("gave up after {attempts} attempts in {elapsed:.1?}: {last}")]
+    GaveUp { attempts: u32, elapsed: Duration, last: Box<Error> },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Whether the same request may succeed if sent again later. The retry loop decides
+    /// with this, and so do callers that retry at a higher level (a job's items).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Transport { .. } | Error::Timeout { .. } | Error::RateLimited { .. } => true,
+            Error::Api { status, .. } => matches!(status, 408 | 500 | 502 | 503 | 504),
+            Error::GaveUp { last, .. } => last.is_retryable(),
+            Error::Build(_)
+            | Error::Decode { .. }
+            | Error::Auth { .. }
+            | Error::MissingScope { .. }
+            | Error::TokenRejected { .. } => false,
+        }
+    }
+
+    pub fn stage(&self) -> Stage {
+        match self {
+            Error::Build(_) => Stage::Build,
+            Error::Transport { .. } => Stage::Transport,
+            Error::Timeout { .. } => Stage::Timeout,
+            Error::Decode { .. } => Stage::Decode,
+            Error::Api { .. } => Stage::Api,
+            Error::RateLimited { .. } => Stage::RateLimited,
+            Error::Auth { .. } | Error::MissingScope { .. } | Error::TokenRejected { .. } => Stage::Auth,
+            Error::GaveUp { last, .. } => last.stage(),
+        }
+    }
+
+    /// The server's `X-Request-Id`, when a response arrived.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            Error::Decode { request_id, .. }
+            | Error::Api { request_id, .. }
+            | Error::RateLimited { request_id, .. }
+            | Error::MissingScope { request_id, .. }
+            | Error::TokenRejected { request_id, .. } => Some(request_id),
+            Error::GaveUp { last, .. } => last.request_id(),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status, when the API answered with an error.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Api { status, .. } => Some(*status),
+            Error::RateLimited { .. } => Some(429),
+            Error::MissingScope { .. } => Some(403),
+            Error::TokenRejected { .. } => Some(401),
+            Error::GaveUp { last, .. } => last.status(),
+            _ => None,
+        }
+    }
+
+    /// The problem document, when the API sent one.
+    pub fn problem(&self) -> Option<&Problem> {
+        match self {
+            Error::Api { problem, .. } => Some(problem),
+            Error::GaveUp { last, .. } => last.problem(),
+            _ => None,
+        }
+    }
+
+    /// True when the failure is about credentials or permissions.
+    pub fn is_auth(&self) -> bool {
+        self.stage() == Stage::Auth
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification() {
+        let api = |status| Error::Api {
+            method: "GET".into(),
+            path: "/x".into(),
+            status,
+            problem: Box::default(),
+            request_id: "r".into(),
+        };
+        assert!(api(503).is_retryable());
+        assert!(api(500).is_retryable());
+        assert!(!api(400).is_retryable());
+        assert!(!api(409).is_retryable());
+        let gave_up = Error::GaveUp { attempts: 3, elapsed: Duration::from_secs(1), last: Box::new(api(503)) };
+        assert!(gave_up.is_retryable());
+        assert_eq!(gave_up.request_id(), Some("r"));
+        assert_eq!(gave_up.stage(), Stage::Api);
+        let scope = Error::MissingScope {
+            method: "PATCH".into(),
+            path: "/p".into(),
+            scope: "contact:write".into(),
+            request_id: "r".into(),
+        };
+        assert!(!scope.is_retryable());
+        assert!(scope.to_string().contains("contact:write"));
+    }
+}

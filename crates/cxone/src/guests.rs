@@ -1,0 +1,41 @@
+//! Web-messaging guests and their attributes (spec §6).
+
+use reqwest::Method;
+use serde::Deserialize;
+
+use crate::models::{Attribute, AttributeOp};
+use crate::transport::Call;
+use crate::{Client, Result};
+
+#[derive(Clone, Copy)]
+pub struct Guests<'a> {
+    pub(crate) client: &'a Client,
+}
+
+#[derive(Deserialize)]
+struct Created {
+    id: String,
+}
+
+impl Guests<'_> {
+    /// Creates a guest. The idempotency key makes a retry return the same guest.
+    pub async fn create(self, idempotency_key: &str) -> Result<String> {
+        let c = Call::new(Method::POST, &["api", "v2", "interactions", "guests"])
+            .idempotency_key(idempotency_key)?
+            .json(&serde_json::json!({}))?;
+        Ok(self.client.execute(c).await?.decode::<Created>("created guest")?.id)
+    }
+
+    pub async fn attributes(self, guest: &str) -> Result<Vec<Attribute>> {
+        let c = Call::new(Method::GET, &["api", "v2", "interactions", "guests", guest, "attributes"]);
+        self.client.execute(c).await?.decode("guest attributes")
+    }
+
+    /// Applies upserts and deletes. Idempotent by nature (spec §2), so it is retried.
+    pub async fn patch_attributes(self, guest: &str, ops: &[AttributeOp]) -> Result<Vec<Attribute>> {
+        let c = Call::new(Method::PATCH, &["api", "v2", "interactions", "guests", guest, "attributes"])
+            .idempotent_by_nature()
+            .json(&ops)?;
+        self.client.execute(c).await?.decode("guest attributes")
+    }
+}

@@ -1,0 +1,154 @@
+//! Pacing: send no faster than the server will accept, so the request budget goes to
+//! work instead of to 429s.
+//!
+//! Two gates, both waited on before every attempt:
+//! - an optional client-side cap (`max_rate`), a GCRA limiter from `governor`;
+//! - a mirror of the server's bucket, learnt from the `RateLimit-*` headers: its size is
+//!   `RateLimit-Limit`, its refill rate is the limit per second until a drained bucket
+//!   reports how long a full refill takes (`RateLimit-Reset` at `Remaining: 0`), and each
+//!   response lowers its level to what the server says is left, less what is still in
+//!   flight. Reservations are spread evenly, so a steady job runs at the server's rate
+//!   instead of bursting into refusals.
+//!
+//! A server that sends no such headers is not paced.
+
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::header::HeaderMap;
+
+struct Mirror {
+    limit: f64,
+    rate: f64,
+    level: f64,
+    last: Instant,
+}
+
+pub(crate) struct Pacer {
+    cap: Option<DefaultDirectRateLimiter>,
+    mirror: Mutex<Option<Mirror>>,
+    in_flight: AtomicI64,
+}
+
+/// What the `RateLimit-*` headers of one response say.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Budget {
+    pub limit: u64,
+    pub remaining: u64,
+    pub reset: u64,
+}
+
+pub(crate) fn budget(headers: &HeaderMap) -> Option<Budget> {
+    let num = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<u64>().ok();
+    Some(Budget { limit: num("ratelimit-limit")?, remaining: num("ratelimit-remaining")?, reset: num("ratelimit-reset")? })
+}
+
+impl Pacer {
+    pub(crate) fn new(max_rate: Option<u32>) -> Self {
+        let cap = max_rate.and_then(NonZeroU32::new).map(|r| RateLimiter::direct(Quota::per_second(r)));
+        Pacer { cap, mirror: Mutex::new(None), in_flight: AtomicI64::new(0) }
+    }
+
+    /// Waits until a request may be sent, and counts it in flight until `done`.
+    pub(crate) async fn acquire(&self) {
+        if let Some(cap) = &self.cap {
+            cap.until_ready().await;
+        }
+        let wait = {
+            let mut guard = self.mirror.lock().unwrap_or_else(|e| e.into_inner());
+            match guard.as_mut() {
+                None => Duration::ZERO,
+                Some(m) => {
+                    let now = Instant::now();
+                    m.level = (m.level + now.saturating_duration_since(m.last).as_secs_f64() * m.rate).min(m.limit);
+                    m.last = now;
+                    m.level -= 1.0;
+                    if m.level >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-m.level / m.rate) }
+                }
+            }
+        };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a response (or a failure) of a request that `acquire` let through.
+    pub(crate) fn done(&self, headers: Option<&HeaderMap>) {
+        let others = (self.in_flight.fetch_sub(1, Ordering::Relaxed) - 1).max(0) as f64;
+        let Some(b) = headers.and_then(budget) else { return };
+        if b.limit == 0 {
+            return;
+        }
+        let mut guard = self.mirror.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let limit = b.limit as f64;
+        let m = guard.get_or_insert(Mirror { limit, rate: limit, level: limit, last: now });
+        if m.limit != limit {
+            m.limit = limit;
+        }
+        if b.remaining == 0 && b.reset > 0 {
+            // A drained bucket refills completely in `reset` seconds (rounded up).
+            m.rate = (limit / b.reset as f64).max(0.1);
+        }
+        m.level = (m.level + now.saturating_duration_since(m.last).as_secs_f64() * m.rate).min(m.limit);
+        m.last = now;
+        let server = b.remaining as f64 - others;
+        if server < m.level {
+            m.level = server;
+        }
+    }
+
+    /// A 429 says the mirror was optimistic: drain it so the next requests are spread.
+    pub(crate) fn refused(&self) {
+        let mut guard = self.mirror.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = guard.as_mut() {
+            m.level = m.level.min(0.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn headers(limit: u64, remaining: u64, reset: u64) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("ratelimit-limit", HeaderValue::from(limit));
+        h.insert("ratelimit-remaining", HeaderValue::from(remaining));
+        h.insert("ratelimit-reset", HeaderValue::from(reset));
+        h
+    }
+
+    #[test]
+    fn parses_budget() {
+        assert_eq!(budget(&headers(100, 5, 1)), Some(Budget { limit: 100, remaining: 5, reset: 1 }));
+        assert_eq!(budget(&HeaderMap::new()), None);
+    }
+
+    #[tokio::test]
+    async fn an_empty_server_bucket_makes_the_next_request_wait() {
+        let p = Pacer::new(None);
+        p.acquire().await;
+        p.done(Some(&headers(10, 0, 1)));
+        let t = Instant::now();
+        p.acquire().await;
+        // Level 0 → the next token is 1/10 s away.
+        assert!(t.elapsed() >= Duration::from_millis(80), "{:?}", t.elapsed());
+    }
+
+    #[tokio::test]
+    async fn without_headers_there_is_no_pacing() {
+        let p = Pacer::new(None);
+        let t = Instant::now();
+        for _ in 0..1000 {
+            p.acquire().await;
+            p.done(None);
+        }
+        assert!(t.elapsed() < Duration::from_millis(500));
+    }
+}

@@ -1,0 +1,203 @@
+//! Connection settings: where the tenant is, how to authenticate, and how hard to try.
+//! Built by the caller (the CLI reads `cxguard.toml` and the environment); validated
+//! here so every caller gets the same errors.
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+use url::Url;
+
+use crate::error::{Error, Result};
+
+/// How the client obtains tokens. Secrets are held in `secrecy` types: their `Debug`
+/// prints `[REDACTED]`.
+#[derive(Clone)]
+pub enum Grant {
+    /// OAuth 2.0 client credentials (RFC 6749 §4.4).
+    ClientCredentials { client_id: String, client_secret: SecretString },
+    /// The password grant with a user's access key, authenticated as a registered app.
+    AccessKey {
+        access_key_id: String,
+        access_key_secret: SecretString,
+        client_id: String,
+        client_secret: SecretString,
+    },
+}
+
+impl std::fmt::Debug for Grant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Grant::ClientCredentials { client_id, .. } => f
+                .debug_struct("ClientCredentials")
+                .field("client_id", client_id)
+                .field("client_secret", &"[REDACTED]")
+                .finish(),
+            Grant::AccessKey { access_key_id, client_id, .. } => f
+                .debug_struct("AccessKey")
+                .field("access_key_id", access_key_id)
+                .field("client_id", client_id)
+                .field("secrets", &"[REDACTED]")
+                .finish(),
+        }
+    }
+}
+
+/// When and how long to retry.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first included.
+    pub max_attempts: u32,
+    /// First backoff ceiling; each later one doubles, up to `max_delay`.
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// No retry starts after this much time has passed since the first attempt.
+    pub deadline: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 8,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(10),
+            deadline: Duration::from_secs(120),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The API's base URL, e.g. `https://api-na1.niceincontact.com`.
+    pub base_url: Url,
+    /// The token endpoint.
+    pub token_url: Url,
+    pub grant: Grant,
+    /// Scopes to request; `None` asks for every scope the client is allowed.
+    pub scopes: Option<Vec<String>>,
+    /// Limit of one attempt, from sending to the last byte of the response.
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Client-side cap in requests per second, on top of what the server's headers say.
+    pub max_rate: Option<u32>,
+    pub retry: RetryPolicy,
+    /// Requests in flight at most (a connection pool bound).
+    pub max_idle_per_host: usize,
+}
+
+impl Settings {
+    /// Settings with the defaults for everything but where and who. `token_url` defaults
+    /// to `{base_url}/oauth/token`.
+    pub fn new(base_url: &str, grant: Grant) -> Result<Self> {
+        let base_url = parse_http_url("base_url", base_url)?;
+        let token_url = base_url
+            .join("oauth/token")
+            .map_err(|e| Error::Build(format!("base_url: cannot derive the token URL: {e}")))?;
+        Ok(Settings {
+            base_url,
+            token_url,
+            grant,
+            scopes: None,
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            max_rate: None,
+            retry: RetryPolicy::default(),
+            max_idle_per_host: 64,
+        })
+    }
+
+    pub fn token_url(mut self, url: &str) -> Result<Self> {
+        self.token_url = parse_http_url("token_url", url)?;
+        Ok(self)
+    }
+
+    /// Checks the settings as a whole; [`crate::Client::new`] calls it.
+    pub fn validate(&self) -> Result<()> {
+        let id_ok = |field: &str, v: &str| {
+            if v.trim().is_empty() {
+                Err(Error::Build(format!("{field} is empty")))
+            } else {
+                Ok(())
+            }
+        };
+        match &self.grant {
+            Grant::ClientCredentials { client_id, .. } => id_ok("client_id", client_id)?,
+            Grant::AccessKey { access_key_id, client_id, .. } => {
+                id_ok("access_key_id", access_key_id)?;
+                id_ok("client_id", client_id)?;
+            }
+        }
+        if self.max_rate == Some(0) {
+            return Err(Error::Build("max_rate: 0 requests/s would send nothing; omit it for no cap".into()));
+        }
+        if self.retry.max_attempts == 0 {
+            return Err(Error::Build("retry.max_attempts must be at least 1".into()));
+        }
+        if self.request_timeout.is_zero() {
+            return Err(Error::Build("request_timeout must be more than 0".into()));
+        }
+        Ok(())
+    }
+}
+
+/// An absolute http(s) URL with a host, with a trailing slash added so `join` keeps the
+/// path; anything else is an error naming `field`.
+pub fn parse_http_url(field: &str, raw: &str) -> Result<Url> {
+    let mut url = Url::parse(raw.trim())
+        .map_err(|e| Error::Build(format!("{field}: {raw:?} is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Error::Build(format!(
+            "{field}: {raw:?} has scheme {:?}; only http and https are supported",
+            url.scheme()
+        )));
+    }
+    if url.host().is_none() {
+        return Err(Error::Build(format!("{field}: {raw:?} has no host")));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::Build(format!(
+            "{field}: credentials in the URL are not allowed; use the credential settings"
+        )));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(Error::Build(format!("{field}: {raw:?} must not have a query or fragment")));
+    }
+    if !url.path().ends_with('/') {
+        let p = format!("{}/", url.path());
+        url.set_path(&p);
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant() -> Grant {
+        Grant::ClientCredentials { client_id: "id".into(), client_secret: SecretString::from("s3cr3t") }
+    }
+
+    #[test]
+    fn urls() {
+        let s = Settings::new("https://api.example.com/base", grant()).unwrap();
+        assert_eq!(s.token_url.as_str(), "https://api.example.com/base/oauth/token");
+        for bad in ["ftp://x", "not a url", "https://u:p@x.example", "file:///etc/passwd", "https://x?y=1"] {
+            let e = Settings::new(bad, grant()).unwrap_err().to_string();
+            assert!(e.starts_with("base_url:"), "{e}");
+        }
+    }
+
+    #[test]
+    fn debug_never_prints_secrets() {
+        let s = Settings::new("http://127.0.0.1:1", grant()).unwrap();
+        let dbg = format!("{s:?}");
+        assert!(!dbg.contains("s3cr3t"), "{dbg}");
+        assert!(dbg.contains("REDACTED"));
+    }
+
+    #[test]
+    fn zero_rate_is_refused() {
+        let mut s = Settings::new("http://127.0.0.1:1", grant()).unwrap();
+        s.max_rate = Some(0);
+        assert!(s.validate().unwrap_err().to_string().contains("max_rate"));
+    }
+}

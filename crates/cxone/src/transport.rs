@@ -1,0 +1,344 @@
+//! One request, sent until it succeeds or must not be sent again.
+//!
+//! Every attempt waits for the pacer, carries a current token, and is classified:
+//! - 2xx: done.
+//! - 401 `invalid_token`: the token is dropped, a new one fetched, and the request replayed
+//!   once (the server refused it before acting).
+//! - 403 `insufficient_scope`: an error naming the scope; never retried.
+//! - 429: wait exactly `Retry-After`, then retry — whatever the method, since the server
+//!   refuses before acting (spec §2's check order).
+//! - 500/502/503/504, reset, timeout: retried only when the request is idempotent (spec
+//!   §2: GET, PUT, PATCH with `If-Match`, POST/PATCH with `X-Idempotency-Key`, and the
+//!   operations idempotent by nature). A 503 with `Retry-After` waits exactly that; others
+//!   back off with full jitter. A connection that could not even be opened is retried for
+//!   every method, since nothing was sent.
+//! - any other status: an `Api` error with the problem document.
+//!
+//! Retrying stops after `max_attempts` or when the next wait would cross the deadline.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode};
+use secrecy::ExposeSecret;
+
+use crate::Inner;
+use crate::error::{Error, Problem, Result};
+
+/// One API call, described before it is sent.
+pub(crate) struct Call {
+    pub method: Method,
+    pub segments: Vec<String>,
+    pub query: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub idempotent: bool,
+}
+
+impl Call {
+    pub(crate) fn new(method: Method, segments: &[&str]) -> Self {
+        let idempotent = matches!(method, Method::GET | Method::PUT | Method::HEAD | Method::DELETE);
+        Call {
+            method,
+            segments: segments.iter().map(|s| s.to_string()).collect(),
+            query: Vec::new(),
+            body: None,
+            headers: Vec::new(),
+            idempotent,
+        }
+    }
+
+    pub(crate) fn query(mut self, k: &str, v: impl Into<String>) -> Self {
+        self.query.push((k.to_string(), v.into()));
+        self
+    }
+
+    pub(crate) fn json<T: serde::Serialize>(mut self, body: &T) -> Result<Self> {
+        self.body = Some(serde_json::to_vec(body).map_err(|e| Error::Build(format!("cannot encode the request body: {e}")))?);
+        Ok(self)
+    }
+
+    pub(crate) fn header(mut self, name: &'static str, value: &str) -> Result<Self> {
+        let v = HeaderValue::from_str(value).map_err(|_| Error::Build(format!("{name}: {value:?} is not a valid header value")))?;
+        self.headers.push((HeaderName::from_static(name), v));
+        Ok(self)
+    }
+
+    /// `If-Match` makes a PATCH safe to retry: a replay after the change landed gets 412,
+    /// never a second change.
+    pub(crate) fn if_match(self, etag: &str) -> Result<Self> {
+        let mut c = self.header("if-match", etag)?;
+        c.idempotent = true;
+        Ok(c)
+    }
+
+    /// An idempotency key makes a POST or PATCH safe to retry (spec §2).
+    pub(crate) fn idempotency_key(self, key: &str) -> Result<Self> {
+        let mut c = self.header("x-idempotency-key", key)?;
+        c.idempotent = true;
+        Ok(c)
+    }
+
+    /// For operations the spec calls idempotent by nature.
+    pub(crate) fn idempotent_by_nature(mut self) -> Self {
+        self.idempotent = true;
+        self
+    }
+
+    fn path(&self) -> String {
+        format!("/{}", self.segments.join("/"))
+    }
+}
+
+/// A successful response.
+pub(crate) struct Reply {
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub request_id: String,
+}
+
+impl Reply {
+    pub(crate) fn decode<T: serde::de::DeserializeOwned>(&self, what: &str) -> Result<T> {
+        serde_json::from_slice(&self.body).map_err(|e| Error::Decode {
+            what: what.to_string(),
+            request_id: self.request_id.clone(),
+            message: e.to_string(),
+        })
+    }
+
+    pub(crate) fn etag(&self) -> Option<String> {
+        self.headers.get(reqwest::header::ETAG)?.to_str().ok().map(str::to_string)
+    }
+}
+
+pub(crate) fn request_id(headers: &HeaderMap) -> String {
+    headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("none").to_string()
+}
+
+pub(crate) fn classify_send_error(method: &str, url: &str, e: reqwest::Error) -> Error {
+    if e.is_timeout() {
+        Error::Timeout { method: method.into(), url: url.into(), timeout: Duration::ZERO }
+    } else {
+        Error::Transport { method: method.into(), url: url.into(), source: e }
+    }
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()?;
+    let delta = when - time::OffsetDateTime::now_utc();
+    Some(Duration::try_from(delta).unwrap_or(Duration::ZERO))
+}
+
+/// The `scope="…"` of a `WWW-Authenticate: Bearer error="insufficient_scope"`.
+fn needed_scope(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(reqwest::header::WWW_AUTHENTICATE)?.to_str().ok()?;
+    let start = v.find("scope=\"")? + 7;
+    let end = v[start..].find('"')? + start;
+    Some(v[start..end].to_string())
+}
+
+/// What one attempt led to.
+enum Next {
+    Done(Reply),
+    Fail(Error),
+    /// Retry after this wait (`None`: back off).
+    Retry(Error, Option<Duration>),
+    /// Replay at once with a fresh token.
+    Reauth(Error),
+}
+
+impl Inner {
+    pub(crate) async fn execute(&self, call: Call) -> Result<Reply> {
+        let mut url = self.settings.base_url.clone();
+        url.path_segments_mut()
+            .map_err(|_| Error::Build("base_url cannot have path segments".into()))?
+            .pop_if_empty()
+            .extend(call.segments.iter());
+        if !call.query.is_empty() {
+            url.query_pairs_mut().extend_pairs(call.query.iter());
+        }
+        let path = call.path();
+        let method = call.method.as_str().to_string();
+        let policy = &self.settings.retry;
+        let start = Instant::now();
+        let mut attempt = 0u32;
+        let mut reauthed = false;
+        loop {
+            attempt += 1;
+            self.pacer.acquire().await;
+            let token = match self.auth.token().await {
+                Ok(t) => t,
+                Err(e) => {
+                    self.pacer.done(None);
+                    return Err(e);
+                }
+            };
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let mut req = self
+                .http
+                .request(call.method.clone(), url.clone())
+                .timeout(self.settings.request_timeout)
+                .bearer_auth(token.value.expose_secret());
+            for (k, v) in &call.headers {
+                req = req.header(k, v);
+            }
+            if let Some(body) = &call.body {
+                req = req.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone());
+            }
+            let outcome = self.attempt(req, &method, url.as_str()).await;
+            let next = match outcome {
+                Ok((status, headers, body)) => {
+                    self.pacer.done(Some(&headers));
+                    self.judge(status, headers, body, &call, &method, &path, token.id)
+                }
+                Err(e) => {
+                    self.pacer.done(None);
+                    let connect = matches!(&e, Error::Transport { source, .. } if source.is_connect());
+                    if call.idempotent || connect { Next::Retry(e, None) } else { Next::Fail(e) }
+                }
+            };
+            let (err, wait) = match next {
+                Next::Done(r) => return Ok(r),
+                Next::Fail(e) => return Err(e),
+                Next::Reauth(e) => {
+                    if reauthed {
+                        return Err(match e {
+                            Error::Api { method, path, problem, request_id, .. } => Error::TokenRejected {
+                                method,
+                                path,
+                                detail: problem.to_string(),
+                                request_id,
+                            },
+                            other => other,
+                        });
+                    }
+                    reauthed = true;
+                    attempt -= 1;
+                    tracing::debug!(%method, %path, "token refused; fetching a new one and replaying");
+                    continue;
+                }
+                Next::Retry(e, wait) => (e, wait),
+            };
+            let delay = wait.unwrap_or_else(|| crate::retry::backoff(policy, attempt));
+            if attempt >= policy.max_attempts || start.elapsed() + delay > policy.deadline {
+                return Err(if attempt == 1 {
+                    err
+                } else {
+                    Error::GaveUp { attempts: attempt, elapsed: start.elapsed(), last: Box::new(err) }
+                });
+            }
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%method, %path, attempt, ?delay, request_id = err.request_id().unwrap_or("-"), error = %err, "retrying");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn attempt(
+        &self,
+        req: reqwest::RequestBuilder,
+        method: &str,
+        url: &str,
+    ) -> Result<(StatusCode, HeaderMap, Bytes)> {
+        let timeout = self.settings.request_timeout;
+        let fix_timeout = |e: Error| match e {
+            Error::Timeout { method, url, .. } => Error::Timeout { method, url, timeout },
+            other => other,
+        };
+        let resp = req.send().await.map_err(|e| fix_timeout(classify_send_error(method, url, e)))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.map_err(|e| fix_timeout(classify_send_error(method, url, e)))?;
+        Ok((status, headers, body))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn judge(
+        &self,
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+        call: &Call,
+        method: &str,
+        path: &str,
+        token_id: u64,
+    ) -> Next {
+        let request_id = request_id(&headers);
+        if status.is_success() {
+            return Next::Done(Reply { headers, body, request_id });
+        }
+        let problem: Problem = serde_json::from_slice(&body).unwrap_or_default();
+        let api = |problem: Problem| Error::Api {
+            method: method.to_string(),
+            path: path.to_string(),
+            status: status.as_u16(),
+            problem: Box::new(problem),
+            request_id: request_id.clone(),
+        };
+        match status.as_u16() {
+            401 => {
+                self.auth.invalidate(token_id);
+                Next::Reauth(api(problem))
+            }
+            403 => match needed_scope(&headers) {
+                Some(scope) => Next::Fail(Error::MissingScope {
+                    method: method.to_string(),
+                    path: path.to_string(),
+                    scope,
+                    request_id,
+                }),
+                None => Next::Fail(api(problem)),
+            },
+            429 => {
+                self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+                self.pacer.refused();
+                let wait = retry_after(&headers).unwrap_or(Duration::from_secs(1));
+                Next::Retry(
+                    Error::RateLimited {
+                        method: method.to_string(),
+                        path: path.to_string(),
+                        retry_after: wait,
+                        request_id,
+                    },
+                    Some(wait),
+                )
+            }
+            500 | 502 | 503 | 504 if call.idempotent => {
+                let wait = if status == StatusCode::SERVICE_UNAVAILABLE { retry_after(&headers) } else { None };
+                Next::Retry(api(problem), wait)
+            }
+            _ => Next::Fail(api(problem)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_retry_after_and_scope() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("3"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        h.insert(
+            "www-authenticate",
+            HeaderValue::from_static("Bearer error=\"insufficient_scope\", scope=\"contact:write\""),
+        );
+        assert_eq!(needed_scope(&h).as_deref(), Some("contact:write"));
+    }
+
+    #[test]
+    fn idempotency_by_method_and_header() {
+        assert!(Call::new(Method::GET, &["a"]).idempotent);
+        assert!(!Call::new(Method::POST, &["a"]).idempotent);
+        assert!(!Call::new(Method::PATCH, &["a"]).idempotent);
+        assert!(Call::new(Method::PATCH, &["a"]).if_match("\"x\"").unwrap().idempotent);
+        assert!(Call::new(Method::POST, &["a"]).idempotency_key("k").unwrap().idempotent);
+    }
+}
