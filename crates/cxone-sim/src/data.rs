@@ -393,7 +393,14 @@ pub(crate) fn seeded_table() -> Value {
                 "enabled": true, "algorithm": "AES-256-GCM", "complianceMode": "PCI",
                 "keyRotationDirective": {"strategy": "AUTOMATIC", "intervalDays": 90, "nextRotationEpoch": 1798761600},
                 "indexMaskingTrigger": false, "decryptionPermissionVerification": true}},
-            {"name": "loyalty_points", "type": "integer", "encrypted": false, "encryptionConfiguration": null}
+            {"name": "loyalty_points", "type": "integer", "encrypted": false, "encryptionConfiguration": null},
+            {"name": "address_line1", "type": "string", "encrypted": false, "encryptionConfiguration": null},
+            {"name": "city", "type": "string", "encrypted": false, "encryptionConfiguration": null},
+            {"name": "postal_code", "type": "string", "encrypted": false, "encryptionConfiguration": null},
+            {"name": "country", "type": "string", "encrypted": false, "encryptionConfiguration": null},
+            {"name": "iban", "type": "string", "encrypted": false, "encryptionConfiguration": null},
+            {"name": "passport_number", "type": "string", "encrypted": false, "encryptionConfiguration": null},
+            {"name": "agent_notes", "type": "string", "encrypted": false, "encryptionConfiguration": null}
         ],
         "metadata": {"maxEncryptedFields": 12}
     })

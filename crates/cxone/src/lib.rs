@@ -31,6 +31,7 @@ pub use settings::{Grant, RetryPolicy, Settings, parse_http_url};
 
 /// Counters of what the client did, for reports and metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Stats {
     /// API requests sent (every attempt counts).
     pub requests: u64,
