@@ -139,8 +139,22 @@ pub(crate) fn configure(s: &SimState, change: &Value) -> Result<Value, String> {
             _ => Err(format!("{k}: requests per second (at least 1), or null for no limit")),
         }
     };
+    let mut fail_next = None;
+    let mut reset_next = None;
     for (k, v) in obj {
         match k.as_str() {
+            "failNext" => {
+                let list = v.as_array().ok_or("failNext: a list of statuses (500, 502, 503, 504, 429)")?;
+                let mut out = Vec::new();
+                for s in list {
+                    match s.as_u64() {
+                        Some(n @ (429 | 500 | 502 | 503 | 504)) => out.push(n as u16),
+                        _ => return Err(format!("failNext: {s} is not one of 429, 500, 502, 503, 504")),
+                    }
+                }
+                fail_next = Some(out);
+            }
+            "resetNext" => reset_next = Some(v.as_u64().ok_or("resetNext: how many requests to reset")? as u32),
             "faultRate" => next.fault_rate = share(k, v)?,
             "resetRate" => next.reset_rate = share(k, v)?,
             "faultRetryAfter" => {
@@ -158,13 +172,19 @@ pub(crate) fn configure(s: &SimState, change: &Value) -> Result<Value, String> {
             "webchatRateLimit" => next.webchat_rate_limit = optional_rate(k, v)?,
             other => {
                 return Err(format!(
-                    "unknown setting {other:?}; known: faultRate, resetRate, faultRetryAfter, latencyMs, tokenTtlSecs, rateLimit, webchatRateLimit"
+                    "unknown setting {other:?}; known: faultRate, resetRate, faultRetryAfter, latencyMs, tokenTtlSecs, rateLimit, webchatRateLimit, failNext, resetNext"
                 ));
             }
         }
     }
     if next.fault_rate + next.reset_rate > 1.0 {
         return Err("faultRate + resetRate exceed 1".into());
+    }
+    if let Some(f) = fail_next {
+        lock(&s.fail_next).extend(f);
+    }
+    if let Some(n) = reset_next {
+        *lock(&s.reset_next) = n;
     }
     let old = s.runtime();
     if old.rate_limit != next.rate_limit {

@@ -130,8 +130,17 @@ async fn api(
         .into_response_with(&rate_headers);
     }
 
-    // Injected 500/503, before any state change.
+    // Injected 500/503, before any state change: scripted ones first, then random ones.
     let rt = s.runtime();
+    if let Some(status) = lock(&s.fail_next).pop_front() {
+        s.counters.faults.fetch_add(1, Ordering::Relaxed);
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut reply = Reply::problem(status, "Injected fault", "scripted fault: nothing was changed");
+        if let (StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS, Some(ra)) = (status, rt.fault_retry_after) {
+            reply = reply.with_header(header::RETRY_AFTER, ra.to_string());
+        }
+        return reply.into_response_with(&rate_headers);
+    }
     if rt.fault_rate > 0.0 && s.roll() < rt.fault_rate {
         s.counters.faults.fetch_add(1, Ordering::Relaxed);
         let (status, title) = if s.roll() < 0.5 {
@@ -214,7 +223,13 @@ async fn api(
         }
     }
 
-    if rt.reset_rate > 0.0 && s.roll() < rt.reset_rate {
+    let scripted_reset = {
+        let mut n = lock(&s.reset_next);
+        let hit = *n > 0;
+        *n = n.saturating_sub(1);
+        hit
+    };
+    if scripted_reset || (rt.reset_rate > 0.0 && s.roll() < rt.reset_rate) {
         s.counters.resets.fetch_add(1, Ordering::Relaxed);
         return reset_response();
     }

@@ -168,6 +168,10 @@ pub(crate) struct SimState {
     pub runtime: RwLock<Runtime>,
     pub bucket: Mutex<Option<Bucket>>,
     pub webchat_bucket: Mutex<Option<Bucket>>,
+    /// Scripted faults for tests: statuses the next API requests get, in order.
+    pub fail_next: Mutex<std::collections::VecDeque<u16>>,
+    /// Scripted resets for tests: the next this-many API requests are reset after acting.
+    pub reset_next: Mutex<u32>,
     pub rng: Mutex<fastrand::Rng>,
     pub auth: Mutex<Auth>,
     pub contacts: Mutex<Contacts>,
@@ -260,6 +264,8 @@ impl SimState {
             }),
             bucket: Mutex::new(config.rate_limit.map(Bucket::new)),
             webchat_bucket: Mutex::new(config.webchat_rate_limit.map(Bucket::new)),
+            fail_next: Mutex::new(std::collections::VecDeque::new()),
+            reset_next: Mutex::new(0),
             rng: Mutex::new(fastrand::Rng::with_seed(seed)),
             auth: Mutex::new(Auth::default()),
             contacts: Mutex::new(Contacts {

@@ -37,15 +37,25 @@ impl Contacts<'_> {
         Ok(c)
     }
 
-    /// Applies `patch` if the contact still has `etag`. Safe to retry: a replay after the
-    /// change landed is refused with 412 rather than applied twice. Returns the contact
-    /// with its new `etag`.
+    /// Applies `patch` if the contact still has `etag`, and returns the contact with its
+    /// new `etag`. Safe to retry: a replay after the change landed is refused with 412
+    /// rather than applied twice. On 412 the contact is read again: if it already holds
+    /// every value the patch sets (our own earlier attempt landed and its answer was
+    /// lost), that is success; otherwise the 412 is returned for the caller to re-plan.
     pub async fn patch(self, id: &str, etag: &str, patch: &ContactPatch) -> Result<Contact> {
         let c = Call::new(Method::PATCH, &[BASE[0], BASE[1], BASE[2], id]).if_match(etag)?.json(&patch.to_json())?;
-        let r = self.client.execute(c).await?;
-        let mut out: Contact = r.decode("patched contact")?;
-        out.etag = r.etag();
-        Ok(out)
+        match self.client.execute(c).await {
+            Ok(r) => {
+                let mut out: Contact = r.decode("patched contact")?;
+                out.etag = r.etag();
+                Ok(out)
+            }
+            Err(e) if e.status() == Some(412) => {
+                let current = self.get(id).await?;
+                if patch.is_satisfied_by(&current) { Ok(current) } else { Err(e) }
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 

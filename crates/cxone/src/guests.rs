@@ -18,11 +18,13 @@ struct Created {
 }
 
 impl Guests<'_> {
-    /// Creates a guest. The idempotency key makes a retry return the same guest.
-    pub async fn create(self, idempotency_key: &str) -> Result<String> {
-        let c = Call::new(Method::POST, &["api", "v2", "interactions", "guests"])
-            .idempotency_key(idempotency_key)?
-            .json(&serde_json::json!({}))?;
+    /// Creates a guest. With an idempotency key a lost answer is retried and returns the
+    /// same guest; without one the request is sent once, since a retry could create two.
+    pub async fn create(self, idempotency_key: Option<&str>) -> Result<String> {
+        let mut c = Call::new(Method::POST, &["api", "v2", "interactions", "guests"]).json(&serde_json::json!({}))?;
+        if let Some(k) = idempotency_key {
+            c = c.idempotency_key(k)?;
+        }
         Ok(self.client.execute(c).await?.decode::<Created>("created guest")?.id)
     }
 

@@ -201,3 +201,42 @@ async fn unsupported_media_type_is_415() {
     .await;
     assert_eq!(r.status, 415);
 }
+
+#[tokio::test]
+async fn scripted_faults_and_resets_hit_the_next_requests_in_order() {
+    let env = Env::new().await;
+    env.sim.control().configure(json!({"failNext": [503, 500]})).unwrap();
+    assert_eq!(env.get("/api/v2/integration/secret").await.status, 503);
+    assert_eq!(env.get("/api/v2/integration/secret").await.status, 500);
+    assert_eq!(env.get("/api/v2/integration/secret").await.status, 200);
+    env.sim.control().configure(json!({"resetNext": 1})).unwrap();
+    let broken = env.http.get(env.url("/api/v2/integration/secret")).bearer_auth(&env.token).send().await;
+    assert!(match broken {
+        Err(_) => true,
+        Ok(r) => r.bytes().await.is_err(),
+    });
+    assert_eq!(env.get("/api/v2/integration/secret").await.status, 200);
+    assert!(env.sim.control().configure(json!({"failNext": [404]})).is_err(), "only transient statuses");
+    assert!(env.sim.control().configure(json!({"faultRate": 2})).is_err());
+    assert!(env.sim.control().configure(json!({"nonsense": 1})).is_err());
+}
+
+#[tokio::test]
+async fn the_control_api_reports_state_over_http() {
+    let env = Env::new().await;
+    env.get("/api/v2/integration/secret").await;
+    let state = env.control("/state").await;
+    assert_eq!(state["counts"]["contacts"], 300);
+    assert_eq!(state["counters"]["routes"]["GET /api/v2/integration/secret"], 1);
+    let r = crate::read(
+        env.http.put(env.url("/_control/config")).json(&json!({"latencyMs": 5, "rateLimit": 1000})).send().await.unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["latencyMs"], 5);
+    let bad = crate::read(env.http.put(env.url("/_control/config")).json(&json!({"resetRate": -1})).send().await.unwrap()).await;
+    assert_eq!(bad.status, 400);
+    let revoked = crate::read(env.http.post(env.url("/_control/revoke-tokens")).send().await.unwrap()).await;
+    assert_eq!(revoked.body["revoked"], 1);
+    assert_eq!(env.get("/api/v2/integration/secret").await.status, 401);
+}

@@ -164,6 +164,28 @@ impl ContactPatch {
         self.fields.keys().cloned().chain(self.custom.keys().map(|k| format!("customFields.{k}"))).collect()
     }
 
+    /// True when `contact` already holds every value this patch sets.
+    pub fn is_satisfied_by(&self, contact: &Contact) -> bool {
+        let top = self.fields.iter().all(|(k, want)| {
+            let have = match k.as_str() {
+                "firstName" => &contact.first_name,
+                "lastName" => &contact.last_name,
+                "email" => &contact.email,
+                "phone" => &contact.phone,
+                _ => return false,
+            };
+            match want {
+                Value::Null => have.is_none(),
+                Value::String(w) => have.as_deref() == Some(w.as_str()),
+                _ => false,
+            }
+        });
+        top && self.custom.iter().all(|(k, want)| {
+            let have = contact.custom_fields.get(k).unwrap_or(&Value::Null);
+            have == want
+        })
+    }
+
     pub fn to_json(&self) -> Value {
         let mut m = self.fields.clone();
         if !self.custom.is_empty() {
