@@ -75,7 +75,10 @@ pub struct Loaded {
 
 /// Reads the config: `--config` (must exist), else `$CXGUARD_CONFIG` (must exist), else
 /// `./cxguard.toml` if present, else nothing.
-pub fn load(explicit: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded, CliError> {
+pub fn load(
+    explicit: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, CliError> {
     let (path, required) = match (explicit, env(ENV_CONFIG)) {
         (Some(p), _) => (p.to_path_buf(), true),
         (None, Some(p)) if !p.is_empty() => (PathBuf::from(p), true),
@@ -84,13 +87,29 @@ pub fn load(explicit: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Re
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
-            return Ok(Loaded { path: None, file: FileConfig::default() });
+            return Ok(Loaded {
+                path: None,
+                file: FileConfig::default(),
+            });
         }
-        Err(e) => return Err(CliError::config(format!("cannot read config {}: {e}", path.display()))),
+        Err(e) => {
+            return Err(CliError::config(format!(
+                "cannot read config {}: {e}",
+                path.display()
+            )));
+        }
     };
-    let file: FileConfig = toml::from_str(&text)
-        .map_err(|e| CliError::config(format!("config {}: {}", path.display(), e.to_string().trim_end())))?;
-    Ok(Loaded { path: Some(path), file })
+    let file: FileConfig = toml::from_str(&text).map_err(|e| {
+        CliError::config(format!(
+            "config {}: {}",
+            path.display(),
+            e.to_string().trim_end()
+        ))
+    })?;
+    Ok(Loaded {
+        path: Some(path),
+        file,
+    })
 }
 
 /// What commands that talk to a tenant will talk to.
@@ -104,11 +123,18 @@ pub enum Target {
 
 fn read_secret_file(field: &str, path: &Path) -> Result<SecretString, CliError> {
     warn_if_broad(path);
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::config(format!("tenant.{field}: cannot read {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        CliError::config(format!(
+            "tenant.{field}: cannot read {}: {e}",
+            path.display()
+        ))
+    })?;
     let value = text.trim_end_matches(['\n', '\r']).to_string();
     if value.is_empty() {
-        return Err(CliError::config(format!("tenant.{field}: {} is empty", path.display())));
+        return Err(CliError::config(format!(
+            "tenant.{field}: {} is empty",
+            path.display()
+        )));
     }
     Ok(SecretString::from(value))
 }
@@ -138,7 +164,10 @@ pub fn target(loaded: &Loaded, env: &dyn Fn(&str) -> Option<String>) -> Result<T
     let Some(base_url) = get(ENV_BASE_URL).or_else(|| t.base_url.clone()) else {
         return Ok(Target::Embedded);
     };
-    let secret = |field: &str, env_default: &str, env_field: &Option<String>, file_field: &Option<PathBuf>| {
+    let secret = |field: &str,
+                  env_default: &str,
+                  env_field: &Option<String>,
+                  file_field: &Option<PathBuf>| {
         if let Some(path) = file_field {
             return read_secret_file(field, path).map(Some);
         }
@@ -146,8 +175,12 @@ pub fn target(loaded: &Loaded, env: &dyn Fn(&str) -> Option<String>) -> Result<T
         Ok(get(var).map(SecretString::from))
     };
     let client_id = get(ENV_CLIENT_ID).or_else(|| t.client_id.clone());
-    let client_secret =
-        secret("client_secret_file", ENV_CLIENT_SECRET, &t.client_secret_env, &t.client_secret_file)?;
+    let client_secret = secret(
+        "client_secret_file",
+        ENV_CLIENT_SECRET,
+        &t.client_secret_env,
+        &t.client_secret_file,
+    )?;
     let access_key_id = get(ENV_ACCESS_KEY_ID).or_else(|| t.access_key_id.clone());
     let access_key_secret = secret(
         "access_key_secret_file",
@@ -172,7 +205,11 @@ pub fn target(loaded: &Loaded, env: &dyn Fn(&str) -> Option<String>) -> Result<T
             missing.push(ENV_ACCESS_KEY_ID);
         }
         if access_key_secret.is_none() {
-            missing.push(t.access_key_secret_env.as_deref().unwrap_or(ENV_ACCESS_KEY_SECRET));
+            missing.push(
+                t.access_key_secret_env
+                    .as_deref()
+                    .unwrap_or(ENV_ACCESS_KEY_SECRET),
+            );
         }
     }
     if !missing.is_empty() {
@@ -189,20 +226,31 @@ pub fn target(loaded: &Loaded, env: &dyn Fn(&str) -> Option<String>) -> Result<T
     let client_id = client_id.unwrap_or_default();
     let client_secret = client_secret.unwrap_or_else(|| SecretString::from(String::new()));
     let grant = match kind {
-        GrantKind::ClientCredentials => cxone::Grant::ClientCredentials { client_id, client_secret },
+        GrantKind::ClientCredentials => cxone::Grant::ClientCredentials {
+            client_id,
+            client_secret,
+        },
         GrantKind::AccessKey => cxone::Grant::AccessKey {
             access_key_id: access_key_id.unwrap_or_default(),
-            access_key_secret: access_key_secret.unwrap_or_else(|| SecretString::from(String::new())),
+            access_key_secret: access_key_secret
+                .unwrap_or_else(|| SecretString::from(String::new())),
             client_id,
             client_secret,
         },
     };
-    let base_field = if get(ENV_BASE_URL).is_some() { ENV_BASE_URL } else { "tenant.base_url" };
-    let mut settings = cxone::Settings::new(&base_url, grant).map_err(|e| {
-        CliError::config(e.to_string().replacen("base_url", base_field, 1))
-    })?;
+    let base_field = if get(ENV_BASE_URL).is_some() {
+        ENV_BASE_URL
+    } else {
+        "tenant.base_url"
+    };
+    let mut settings = cxone::Settings::new(&base_url, grant)
+        .map_err(|e| CliError::config(e.to_string().replacen("base_url", base_field, 1)))?;
     if let Some(tu) = get(ENV_TOKEN_URL).or_else(|| t.token_url.clone()) {
-        let field = if get(ENV_TOKEN_URL).is_some() { ENV_TOKEN_URL } else { "tenant.token_url" };
+        let field = if get(ENV_TOKEN_URL).is_some() {
+            ENV_TOKEN_URL
+        } else {
+            "tenant.token_url"
+        };
         settings = settings
             .token_url(&tu)
             .map_err(|e| CliError::config(e.to_string().replacen("token_url", field, 1)))?;
@@ -229,7 +277,9 @@ pub fn target(loaded: &Loaded, env: &dyn Fn(&str) -> Option<String>) -> Result<T
             settings.retry.deadline = Duration::from_secs(v);
         }
     }
-    settings.validate().map_err(|e| CliError::config(format!("tenant: {e}")))?;
+    settings
+        .validate()
+        .map_err(|e| CliError::config(format!("tenant: {e}")))?;
     Ok(Target::Tenant(Box::new(settings)))
 }
 
@@ -237,7 +287,10 @@ pub fn target(loaded: &Loaded, env: &dyn Fn(&str) -> Option<String>) -> Result<T
 #[cfg(test)]
 pub fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
     use std::collections::BTreeMap;
-    let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let map: BTreeMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     move |k| map.get(k).cloned()
 }
 
@@ -258,7 +311,8 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_errors_naming_the_key() {
-        let e = parse("[tenant]\nbase_url = \"https://x\"\nclient_secret = \"oops\"\n").unwrap_err();
+        let e =
+            parse("[tenant]\nbase_url = \"https://x\"\nclient_secret = \"oops\"\n").unwrap_err();
         assert!(e.message.contains("client_secret"), "{}", e.message);
         let e = parse("[tenent]\n").unwrap_err();
         assert!(e.message.contains("tenent"), "{}", e.message);
@@ -266,11 +320,22 @@ mod tests {
 
     #[test]
     fn missing_credentials_name_the_env_vars() {
-        let e = target(&parse("").unwrap(), &env_of(&[(ENV_BASE_URL, "https://api.example.com")])).unwrap_err();
-        assert!(e.message.contains(ENV_CLIENT_ID) && e.message.contains(ENV_CLIENT_SECRET), "{}", e.message);
         let e = target(
             &parse("").unwrap(),
-            &env_of(&[(ENV_BASE_URL, "https://api.example.com"), (ENV_ACCESS_KEY_ID, "AK1")]),
+            &env_of(&[(ENV_BASE_URL, "https://api.example.com")]),
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains(ENV_CLIENT_ID) && e.message.contains(ENV_CLIENT_SECRET),
+            "{}",
+            e.message
+        );
+        let e = target(
+            &parse("").unwrap(),
+            &env_of(&[
+                (ENV_BASE_URL, "https://api.example.com"),
+                (ENV_ACCESS_KEY_ID, "AK1"),
+            ]),
         )
         .unwrap_err();
         assert!(e.message.contains(ENV_ACCESS_KEY_SECRET), "{}", e.message);
@@ -280,7 +345,11 @@ mod tests {
     fn a_base_url_that_is_not_http_is_refused() {
         let e = target(
             &parse("").unwrap(),
-            &env_of(&[(ENV_BASE_URL, "ftp://x"), (ENV_CLIENT_ID, "a"), (ENV_CLIENT_SECRET, "b")]),
+            &env_of(&[
+                (ENV_BASE_URL, "ftp://x"),
+                (ENV_CLIENT_ID, "a"),
+                (ENV_CLIENT_SECRET, "b"),
+            ]),
         )
         .unwrap_err();
         assert!(e.message.starts_with(ENV_BASE_URL), "{}", e.message);
@@ -295,11 +364,17 @@ mod tests {
     #[test]
     fn env_overrides_file_and_secrets_stay_redacted() {
         let t = target(
-            &parse("[tenant]\nbase_url = \"https://file.example.com\"\nclient_id = \"file-id\"").unwrap(),
-            &env_of(&[(ENV_BASE_URL, "https://env.example.com"), (ENV_CLIENT_SECRET, "hunter2")]),
+            &parse("[tenant]\nbase_url = \"https://file.example.com\"\nclient_id = \"file-id\"")
+                .unwrap(),
+            &env_of(&[
+                (ENV_BASE_URL, "https://env.example.com"),
+                (ENV_CLIENT_SECRET, "hunter2"),
+            ]),
         )
         .unwrap();
-        let Target::Tenant(s) = t else { panic!("expected a tenant") };
+        let Target::Tenant(s) = t else {
+            panic!("expected a tenant")
+        };
         assert_eq!(s.base_url.as_str(), "https://env.example.com/");
         assert!(!format!("{s:?}").contains("hunter2"));
     }

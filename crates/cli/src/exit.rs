@@ -30,7 +30,10 @@ pub struct CliError {
 
 impl CliError {
     pub fn new(exit: Exit, message: impl Into<String>) -> Self {
-        CliError { exit, message: message.into() }
+        CliError {
+            exit,
+            message: message.into(),
+        }
     }
     pub fn usage(message: impl Into<String>) -> Self {
         CliError::new(Exit::Usage, message)

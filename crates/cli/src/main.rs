@@ -17,7 +17,12 @@ use crate::output::Output;
 ///
 /// With no tenant configured, commands run against the embedded CXone emulator.
 #[derive(Debug, Parser)]
-#[command(name = "cxguard", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "cxguard",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 struct Cli {
     /// Config file (default: $CXGUARD_CONFIG, else ./cxguard.toml if present).
     #[arg(long, global = true, value_name = "FILE")]
@@ -73,8 +78,9 @@ fn init_logging(verbose: u8, quiet: bool) {
         (false, 2) => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CXGUARD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},hyper=warn,reqwest=warn")));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CXGUARD_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{level},hyper=warn,reqwest=warn"))
+    });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -97,7 +103,10 @@ fn main() -> ExitCode {
         }
     };
     init_logging(cli.verbose, cli.quiet);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -122,7 +131,11 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<Exit, CliError> {
     let env = |k: &str| std::env::var(k).ok();
     let loaded = config::load(cli.config.as_deref(), &env)?;
-    let ctx = Context { output: cli.output, quiet: cli.quiet, config: loaded };
+    let ctx = Context {
+        output: cli.output,
+        quiet: cli.quiet,
+        config: loaded,
+    };
     match cli.command {
         Command::Demo(args) => commands::demo::run(&ctx, args).await,
         Command::Sim(args) => commands::sim::run(&ctx, args).await,

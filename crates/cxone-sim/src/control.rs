@@ -100,10 +100,16 @@ async fn state(State(s): State<Arc<SimState>>) -> Json<Value> {
     Json(snapshot(&s))
 }
 
-async fn mutations(State(s): State<Arc<SimState>>, Query(q): Query<BTreeMap<String, String>>) -> Json<Value> {
+async fn mutations(
+    State(s): State<Arc<SimState>>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Json<Value> {
     let prefix = q.get("prefix").cloned().unwrap_or_default();
-    let m: BTreeMap<String, u64> =
-        lock(&s.mutations).iter().filter(|(k, _)| k.starts_with(&prefix)).map(|(k, v)| (k.clone(), *v)).collect();
+    let m: BTreeMap<String, u64> = lock(&s.mutations)
+        .iter()
+        .filter(|(k, _)| k.starts_with(&prefix))
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
     Json(json!(m))
 }
 
@@ -136,7 +142,9 @@ pub(crate) fn configure(s: &SimState, change: &Value) -> Result<Value, String> {
         }
         match v.as_u64() {
             Some(n) if n >= 1 && n <= u64::from(u32::MAX) => Ok(Some(n as u32)),
-            _ => Err(format!("{k}: requests per second (at least 1), or null for no limit")),
+            _ => Err(format!(
+                "{k}: requests per second (at least 1), or null for no limit"
+            )),
         }
     };
     let mut fail_next = None;
@@ -144,30 +152,49 @@ pub(crate) fn configure(s: &SimState, change: &Value) -> Result<Value, String> {
     for (k, v) in obj {
         match k.as_str() {
             "failNext" => {
-                let list = v.as_array().ok_or("failNext: a list of statuses (500, 502, 503, 504, 429)")?;
+                let list = v
+                    .as_array()
+                    .ok_or("failNext: a list of statuses (500, 502, 503, 504, 429)")?;
                 let mut out = Vec::new();
                 for s in list {
                     match s.as_u64() {
                         Some(n @ (429 | 500 | 502 | 503 | 504)) => out.push(n as u16),
-                        _ => return Err(format!("failNext: {s} is not one of 429, 500, 502, 503, 504")),
+                        _ => {
+                            return Err(format!(
+                                "failNext: {s} is not one of 429, 500, 502, 503, 504"
+                            ));
+                        }
                     }
                 }
                 fail_next = Some(out);
             }
-            "resetNext" => reset_next = Some(v.as_u64().ok_or("resetNext: how many requests to reset")? as u32),
+            "resetNext" => {
+                reset_next = Some(v.as_u64().ok_or("resetNext: how many requests to reset")? as u32)
+            }
             "faultRate" => next.fault_rate = share(k, v)?,
             "resetRate" => next.reset_rate = share(k, v)?,
             "faultRetryAfter" => {
                 next.fault_retry_after = if v.is_null() {
                     None
                 } else {
-                    Some(v.as_u64().ok_or("faultRetryAfter: whole seconds, or null")?)
+                    Some(
+                        v.as_u64()
+                            .ok_or("faultRetryAfter: whole seconds, or null")?,
+                    )
                 }
             }
             "latencyMs" => {
-                next.latency_ms = v.as_u64().filter(|ms| *ms <= 60_000).ok_or("latencyMs: 0 to 60000")?
+                next.latency_ms = v
+                    .as_u64()
+                    .filter(|ms| *ms <= 60_000)
+                    .ok_or("latencyMs: 0 to 60000")?
             }
-            "tokenTtlSecs" => next.token_ttl_secs = v.as_u64().filter(|t| *t >= 1).ok_or("tokenTtlSecs: at least 1")?,
+            "tokenTtlSecs" => {
+                next.token_ttl_secs = v
+                    .as_u64()
+                    .filter(|t| *t >= 1)
+                    .ok_or("tokenTtlSecs: at least 1")?
+            }
             "rateLimit" => next.rate_limit = optional_rate(k, v)?,
             "webchatRateLimit" => next.webchat_rate_limit = optional_rate(k, v)?,
             other => {
@@ -199,18 +226,26 @@ pub(crate) fn configure(s: &SimState, change: &Value) -> Result<Value, String> {
 
 async fn reject_secret(State(s): State<Arc<SimState>>, Json(body): Json<Value>) -> Response {
     let Some(sha) = body.get("sha256").and_then(Value::as_str) else {
-        return error(StatusCode::BAD_REQUEST, "sha256: the SHA-256 hex of the value to reject is required");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "sha256: the SHA-256 hex of the value to reject is required",
+        );
     };
     if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
         return error(StatusCode::BAD_REQUEST, "sha256: 64 hex characters");
     }
     let action = body.get("dataActionId").and_then(Value::as_str);
-    if let Some(a) = action {
-        if !lock(&s.integration).actions.contains_key(a) {
-            return error(StatusCode::NOT_FOUND, format!("dataActionId: no data action {a}"));
-        }
+    if let Some(a) = action
+        && !lock(&s.integration).actions.contains_key(a)
+    {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("dataActionId: no data action {a}"),
+        );
     }
-    lock(&s.integration).rejections.insert((action.unwrap_or("*").to_string(), sha.to_ascii_lowercase()));
+    lock(&s.integration)
+        .rejections
+        .insert((action.unwrap_or("*").to_string(), sha.to_ascii_lowercase()));
     Json(json!({"rejecting": {"dataActionId": action.unwrap_or("*"), "sha256": sha.to_ascii_lowercase()}})).into_response()
 }
 
@@ -233,7 +268,11 @@ async fn contact(State(s): State<Arc<SimState>>, Path(id): Path<String>) -> Resp
     }
 }
 
-async fn edit_contact(State(s): State<Arc<SimState>>, Path(id): Path<String>, Json(patch): Json<Value>) -> Response {
+async fn edit_contact(
+    State(s): State<Arc<SimState>>,
+    Path(id): Path<String>,
+    Json(patch): Json<Value>,
+) -> Response {
     match crate::routes::contacts::edit_contact(&s, &id, &patch) {
         Ok(etag) => Json(json!({"etag": etag})).into_response(),
         Err(e) => error(StatusCode::BAD_REQUEST, e),

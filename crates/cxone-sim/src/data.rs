@@ -246,22 +246,28 @@ pub(crate) fn seeded_contact(seed: u64, index: u32) -> ContactRecord {
     let mut custom = Map::new();
     custom.insert("loyaltyTier".into(), json!(pick(TIERS, h3 >> 8)));
     custom.insert("preferredLanguage".into(), json!(pick(LANGS, h3 >> 16)));
-    if nulls % 3 == 0 {
-        custom.insert("accountNumber".into(), json!(format!("AC-{:08}", h2 % 100_000_000)));
+    if nulls.is_multiple_of(3) {
+        custom.insert(
+            "accountNumber".into(),
+            json!(format!("AC-{:08}", h2 % 100_000_000)),
+        );
     }
-    if nulls % 5 == 0 {
+    if nulls.is_multiple_of(5) {
         custom.insert(
             "notes".into(),
-            json!(format!("Called about order {}; prefers email.", h % 1_000_000)),
+            json!(format!(
+                "Called about order {}; prefers email.",
+                h % 1_000_000
+            )),
         );
     }
     let created_at = EPOCH_START + (h2 % SPAN_SECS) as i64;
     let updated_at = created_at + ((h3 >> 3) % 20_000_000) as i64;
     ContactRecord {
-        first_name: (nulls % 17 != 0).then(|| first.to_string()),
-        last_name: (nulls % 19 != 0).then(|| last.to_string()),
-        email: (nulls % 11 != 0).then_some(email),
-        phone: (nulls % 7 != 0).then_some(phone),
+        first_name: (!nulls.is_multiple_of(17)).then(|| first.to_string()),
+        last_name: (!nulls.is_multiple_of(19)).then(|| last.to_string()),
+        email: (!nulls.is_multiple_of(11)).then_some(email),
+        phone: (!nulls.is_multiple_of(7)).then_some(phone),
         custom_fields: custom,
         created_at,
         updated_at,
@@ -282,7 +288,10 @@ impl ContactRecord {
         m.insert("lastName".into(), json!(self.last_name));
         m.insert("email".into(), json!(self.email));
         m.insert("phone".into(), json!(self.phone));
-        m.insert("customFields".into(), Value::Object(self.custom_fields.clone()));
+        m.insert(
+            "customFields".into(),
+            Value::Object(self.custom_fields.clone()),
+        );
         m.insert("createdAt".into(), json!(rfc3339(ts(self.created_at))));
         m.insert("updatedAt".into(), json!(rfc3339(ts(self.updated_at))));
         if let Some(e) = etag {
@@ -345,15 +354,31 @@ pub(crate) struct SeedAction {
 }
 
 pub(crate) const ACTIONS: &[SeedAction] = &[
-    SeedAction { id: "da-crm-lookup", name: "CRM customer lookup", secrets: &["sec-crm-api-key"] },
-    SeedAction { id: "da-crm-case", name: "CRM create case", secrets: &["sec-crm-api-key"] },
+    SeedAction {
+        id: "da-crm-lookup",
+        name: "CRM customer lookup",
+        secrets: &["sec-crm-api-key"],
+    },
+    SeedAction {
+        id: "da-crm-case",
+        name: "CRM create case",
+        secrets: &["sec-crm-api-key"],
+    },
     SeedAction {
         id: "da-crm-loyalty",
         name: "CRM loyalty status",
         secrets: &["sec-crm-api-key", "sec-erp-basic"],
     },
-    SeedAction { id: "da-payment-status", name: "Payment status", secrets: &["sec-payments-jwt"] },
-    SeedAction { id: "da-erp-order", name: "ERP order lookup", secrets: &["sec-erp-basic"] },
+    SeedAction {
+        id: "da-payment-status",
+        name: "Payment status",
+        secrets: &["sec-payments-jwt"],
+    },
+    SeedAction {
+        id: "da-erp-order",
+        name: "ERP order lookup",
+        secrets: &["sec-erp-basic"],
+    },
 ];
 
 /// The value a seeded secret holds when the emulator starts. Tests and the demo need it
@@ -464,10 +489,13 @@ mod tests {
         let b = seeded_contact(7, 12);
         assert_eq!(a.email, b.email);
         assert_eq!(a.phone, b.phone);
-        let emails: std::collections::HashSet<_> =
-            (1..200).filter_map(|i| seeded_contact(7, i).email).collect();
+        let emails: std::collections::HashSet<_> = (1..200)
+            .filter_map(|i| seeded_contact(7, i).email)
+            .collect();
         assert!(emails.len() > 150, "emails should be mostly distinct");
-        let nulls = (1..1000).filter(|i| seeded_contact(7, *i).phone.is_none()).count();
+        let nulls = (1..1000)
+            .filter(|i| seeded_contact(7, *i).phone.is_none())
+            .count();
         assert!(nulls > 50 && nulls < 300, "some phones are null: {nulls}");
     }
 

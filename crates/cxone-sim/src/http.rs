@@ -44,7 +44,8 @@ async fn common(State(s): State<Arc<SimState>>, req: Request, next: Next) -> Res
     }
     let mut resp = next.run(req).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
-        resp.headers_mut().insert(HeaderName::from_static("x-request-id"), v);
+        resp.headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), v);
     }
     resp
 }
@@ -66,7 +67,10 @@ async fn api(
             return Reply::problem(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "Method not allowed",
-                format!("{} does not accept {method}; it accepts {allow}", uri.path()),
+                format!(
+                    "{} does not accept {method}; it accepts {allow}",
+                    uri.path()
+                ),
             )
             .with_header(header::ALLOW, allow)
             .into_response_with(&[]);
@@ -91,31 +95,58 @@ async fn api(
     let taken = lock(bucket).as_mut().map(|b| b.take(Instant::now()));
     let mut rate_headers: Vec<(HeaderName, String)> = Vec::new();
     match taken {
-        Some(Take::Refused { limit, retry_after_secs }) => {
+        Some(Take::Refused {
+            limit,
+            retry_after_secs,
+        }) => {
             s.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
             return Reply::problem(
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many requests",
-                format!("rate limit of {limit} requests/s exceeded; retry after {retry_after_secs} s"),
+                format!(
+                    "rate limit of {limit} requests/s exceeded; retry after {retry_after_secs} s"
+                ),
             )
             .with_header(header::RETRY_AFTER, retry_after_secs.to_string())
-            .with_header(HeaderName::from_static("ratelimit-limit"), limit.to_string())
+            .with_header(
+                HeaderName::from_static("ratelimit-limit"),
+                limit.to_string(),
+            )
             .with_header(HeaderName::from_static("ratelimit-remaining"), "0")
-            .with_header(HeaderName::from_static("ratelimit-reset"), retry_after_secs.to_string())
+            .with_header(
+                HeaderName::from_static("ratelimit-reset"),
+                retry_after_secs.to_string(),
+            )
             .into_response_with(&[]);
         }
-        Some(Take::Granted { limit, remaining, reset_secs }) => {
-            rate_headers.push((HeaderName::from_static("ratelimit-limit"), limit.to_string()));
-            rate_headers
-                .push((HeaderName::from_static("ratelimit-remaining"), remaining.to_string()));
-            rate_headers.push((HeaderName::from_static("ratelimit-reset"), reset_secs.to_string()));
+        Some(Take::Granted {
+            limit,
+            remaining,
+            reset_secs,
+        }) => {
+            rate_headers.push((
+                HeaderName::from_static("ratelimit-limit"),
+                limit.to_string(),
+            ));
+            rate_headers.push((
+                HeaderName::from_static("ratelimit-remaining"),
+                remaining.to_string(),
+            ));
+            rate_headers.push((
+                HeaderName::from_static("ratelimit-reset"),
+                reset_secs.to_string(),
+            ));
         }
         None => {}
     }
 
     // 403: every scope the route needs.
-    let missing: Vec<&str> =
-        matched.scopes.iter().copied().filter(|sc| !scopes.iter().any(|g| g == sc)).collect();
+    let missing: Vec<&str> = matched
+        .scopes
+        .iter()
+        .copied()
+        .filter(|sc| !scopes.iter().any(|g| g == sc))
+        .collect();
     if !missing.is_empty() {
         let needed = missing.join(" ");
         return Reply::problem(
@@ -135,8 +166,14 @@ async fn api(
     if let Some(status) = lock(&s.fail_next).pop_front() {
         s.counters.faults.fetch_add(1, Ordering::Relaxed);
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut reply = Reply::problem(status, "Injected fault", "scripted fault: nothing was changed");
-        if let (StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS, Some(ra)) = (status, rt.fault_retry_after) {
+        let mut reply = Reply::problem(
+            status,
+            "Injected fault",
+            "scripted fault: nothing was changed",
+        );
+        if let (StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS, Some(ra)) =
+            (status, rt.fault_retry_after)
+        {
             reply = reply.with_header(header::RETRY_AFTER, ra.to_string());
         }
         return reply.into_response_with(&rate_headers);
@@ -149,17 +186,22 @@ async fn api(
             (StatusCode::SERVICE_UNAVAILABLE, "Service unavailable")
         };
         let mut reply = Reply::problem(status, title, "injected fault: nothing was changed");
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            if let Some(ra) = rt.fault_retry_after {
-                reply = reply.with_header(header::RETRY_AFTER, ra.to_string());
-            }
+        if status == StatusCode::SERVICE_UNAVAILABLE
+            && let Some(ra) = rt.fault_retry_after
+        {
+            reply = reply.with_header(header::RETRY_AFTER, ra.to_string());
         }
         return reply.into_response_with(&rate_headers);
     }
 
     // Idempotency-key replay (POST and PATCH).
     let idem_key = (method == Method::POST || method == Method::PATCH)
-        .then(|| headers.get(IDEMPOTENCY_KEY).and_then(|v| v.to_str().ok()).map(str::to_string))
+        .then(|| {
+            headers
+                .get(IDEMPOTENCY_KEY)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        })
         .flatten();
     let fingerprint = idem_key.as_ref().map(|_| {
         let mut buf = Vec::with_capacity(body.len() + 64);
@@ -190,9 +232,14 @@ async fn api(
                 .into_response_with(&rate_headers);
             }
             Some(rec) => {
-                s.counters.idempotent_replays.fetch_add(1, Ordering::Relaxed);
+                s.counters
+                    .idempotent_replays
+                    .fetch_add(1, Ordering::Relaxed);
                 let mut reply = rec.reply.clone();
-                reply.headers.push((HeaderName::from_static("idempotent-replayed"), "true".into()));
+                reply.headers.push((
+                    HeaderName::from_static("idempotent-replayed"),
+                    "true".into(),
+                ));
                 return reply.into_response_with(&rate_headers);
             }
             None => {
@@ -208,7 +255,11 @@ async fn api(
         }
     }
 
-    let ctx = Ctx { uri: &uri, headers: &headers, body: &body };
+    let ctx = Ctx {
+        uri: &uri,
+        headers: &headers,
+        body: &body,
+    };
     let reply = routes::handle(&s, &matched.route, &ctx).await;
 
     if let Some(key) = &idem_key {
@@ -246,14 +297,19 @@ fn reset_response() -> Response {
         ))
     });
     let mut resp = Response::new(Body::from_stream(stream));
-    resp.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from_static("64"));
-    resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("64"));
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
     resp.into_response()
 }
 
 /// The granted scopes of the bearer token, or the 401 to send.
 fn authenticate(s: &SimState, headers: &HeaderMap) -> Result<Vec<String>, Reply> {
-    let Some(auth) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+    let Some(auth) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
         return Err(Reply::problem(
             StatusCode::UNAUTHORIZED,
             "Unauthorized",

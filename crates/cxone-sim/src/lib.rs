@@ -78,7 +78,10 @@ impl Default for SimConfig {
 #[non_exhaustive]
 pub enum ConfigError {
     #[error("--{option}: {reason}")]
-    Invalid { option: &'static str, reason: String },
+    Invalid {
+        option: &'static str,
+        reason: String,
+    },
     #[error("could not bind {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -94,10 +97,16 @@ impl SimConfig {
         if self.contacts > MAX_CONTACTS {
             return bad(
                 "contacts",
-                format!("{} is more than the {MAX_CONTACTS} the emulator holds", self.contacts),
+                format!(
+                    "{} is more than the {MAX_CONTACTS} the emulator holds",
+                    self.contacts
+                ),
             );
         }
-        for (option, v) in [("fault-rate", self.fault_rate), ("reset-rate", self.reset_rate)] {
+        for (option, v) in [
+            ("fault-rate", self.fault_rate),
+            ("reset-rate", self.reset_rate),
+        ] {
             if !(0.0..=1.0).contains(&v) || v.is_nan() {
                 return bad(option, format!("{v} is not a share between 0 and 1"));
             }
@@ -112,7 +121,10 @@ impl SimConfig {
             );
         }
         if self.rate_limit == Some(0) {
-            return bad("rate-limit", "0 would refuse every request; omit it for no limit".into());
+            return bad(
+                "rate-limit",
+                "0 would refuse every request; omit it for no limit".into(),
+            );
         }
         if self.webchat_rate_limit == Some(0) {
             return bad(
@@ -120,19 +132,24 @@ impl SimConfig {
                 "0 would refuse every webchat request; omit it for no limit".into(),
             );
         }
-        if let (Some(t), Some(w)) = (self.rate_limit, self.webchat_rate_limit) {
-            if w > t {
-                return bad(
-                    "webchat-rate-limit",
-                    format!("{w}/s is more than the tenant's {t}/s; the webchat bucket is the smaller one"),
-                );
-            }
+        if let (Some(t), Some(w)) = (self.rate_limit, self.webchat_rate_limit)
+            && w > t
+        {
+            return bad(
+                "webchat-rate-limit",
+                format!(
+                    "{w}/s is more than the tenant's {t}/s; the webchat bucket is the smaller one"
+                ),
+            );
         }
         if self.token_ttl < Duration::from_secs(1) {
             return bad("token-ttl", "tokens must live at least 1 second".into());
         }
         if self.latency > Duration::from_secs(60) {
-            return bad("latency-ms", "more than 60 s would time out every client".into());
+            return bad(
+                "latency-ms",
+                "more than 60 s would time out every client".into(),
+            );
         }
         Ok(())
     }
@@ -147,7 +164,10 @@ impl Sim {
         config.validate()?;
         let listener = tokio::net::TcpListener::bind(config.bind)
             .await
-            .map_err(|source| ConfigError::Bind { addr: config.bind, source })?;
+            .map_err(|source| ConfigError::Bind {
+                addr: config.bind,
+                source,
+            })?;
         let addr = listener.local_addr().map_err(|source| ConfigError::Bind {
             addr: config.bind,
             source,
@@ -162,7 +182,12 @@ impl Sim {
                 })
                 .await;
         });
-        Ok(SimHandle { addr, state, shutdown: Some(tx), task: Some(task) })
+        Ok(SimHandle {
+            addr,
+            state,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
     }
 }
 

@@ -20,7 +20,12 @@ impl Reply {
     }
 
     pub(crate) fn json(status: StatusCode, body: Value) -> Self {
-        Reply { status, headers: Vec::new(), body, problem: false }
+        Reply {
+            status,
+            headers: Vec::new(),
+            body,
+            problem: false,
+        }
     }
 
     pub(crate) fn with_header(mut self, name: HeaderName, value: impl Into<String>) -> Self {
@@ -42,7 +47,13 @@ impl Reply {
     ) -> Self {
         let slug: String = title
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
             .collect();
         let mut body = json!({
             "type": format!("https://cxone-sim.invalid/problems/{slug}"),
@@ -52,10 +63,18 @@ impl Reply {
         });
         if !errors.is_empty() {
             body["errors"] = Value::Array(
-                errors.into_iter().map(|e| json!({"field": e.field, "message": e.message})).collect(),
+                errors
+                    .into_iter()
+                    .map(|e| json!({"field": e.field, "message": e.message}))
+                    .collect(),
             );
         }
-        Reply { status, headers: Vec::new(), body, problem: true }
+        Reply {
+            status,
+            headers: Vec::new(),
+            body,
+            problem: true,
+        }
     }
 
     /// 400 naming one field.
@@ -79,7 +98,11 @@ impl Reply {
     }
 
     pub(crate) fn into_response_with(self, extra: &[(HeaderName, String)]) -> Response {
-        let content_type = if self.problem { "application/problem+json" } else { "application/json" };
+        let content_type = if self.problem {
+            "application/problem+json"
+        } else {
+            "application/json"
+        };
         let body = serde_json::to_vec(&self.body).unwrap_or_default();
         let mut resp = (self.status, body).into_response();
         let h = resp.headers_mut();
@@ -101,6 +124,9 @@ pub(crate) struct FieldError {
 
 impl FieldError {
     pub(crate) fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError { field: field.into(), message: message.into() }
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }

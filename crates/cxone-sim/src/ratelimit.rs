@@ -16,13 +16,24 @@ pub(crate) struct Bucket {
 /// What one attempt to take a token found.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Take {
-    Granted { limit: u32, remaining: u32, reset_secs: u64 },
-    Refused { limit: u32, retry_after_secs: u64 },
+    Granted {
+        limit: u32,
+        remaining: u32,
+        reset_secs: u64,
+    },
+    Refused {
+        limit: u32,
+        retry_after_secs: u64,
+    },
 }
 
 impl Bucket {
     pub(crate) fn new(limit: u32) -> Self {
-        Bucket { limit: f64::from(limit), tokens: f64::from(limit), last: Instant::now() }
+        Bucket {
+            limit: f64::from(limit),
+            tokens: f64::from(limit),
+            last: Instant::now(),
+        }
     }
 
     pub(crate) fn take(&mut self, now: Instant) -> Take {
@@ -33,10 +44,17 @@ impl Bucket {
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             let reset = ((self.limit - self.tokens) / self.limit).ceil() as u64;
-            Take::Granted { limit, remaining: self.tokens.floor() as u32, reset_secs: reset }
+            Take::Granted {
+                limit,
+                remaining: self.tokens.floor() as u32,
+                reset_secs: reset,
+            }
         } else {
             let wait = (1.0 - self.tokens) / self.limit;
-            Take::Refused { limit, retry_after_secs: (wait.ceil() as u64).max(1) }
+            Take::Refused {
+                limit,
+                retry_after_secs: (wait.ceil() as u64).max(1),
+            }
         }
     }
 }
@@ -56,7 +74,16 @@ mod tests {
                 Take::Refused { .. } => panic!("refused within the burst"),
             }
         }
-        assert!(matches!(b.take(t0), Take::Refused { retry_after_secs: 1, .. }));
-        assert!(matches!(b.take(t0 + Duration::from_millis(250)), Take::Granted { .. }));
+        assert!(matches!(
+            b.take(t0),
+            Take::Refused {
+                retry_after_secs: 1,
+                ..
+            }
+        ));
+        assert!(matches!(
+            b.take(t0 + Duration::from_millis(250)),
+            Take::Granted { .. }
+        ));
     }
 }

@@ -95,8 +95,11 @@ pub(crate) struct DataAction {
 
 impl DataAction {
     pub(crate) fn to_json(&self) -> Value {
-        let versions: serde_json::Map<String, Value> =
-            self.compiled.iter().map(|(k, (v, _))| (k.clone(), json!(v))).collect();
+        let versions: serde_json::Map<String, Value> = self
+            .compiled
+            .iter()
+            .map(|(k, (v, _))| (k.clone(), json!(v)))
+            .collect();
         json!({
             "id": self.id, "name": self.name, "secretIds": self.secret_ids,
             "status": self.status, "compiledSecretVersions": versions,
@@ -114,8 +117,11 @@ pub(crate) struct Integration {
 
 impl Integration {
     pub(crate) fn rejects(&self, action: &str, sha: &str) -> bool {
-        self.rejections.contains(&(action.to_string(), sha.to_string()))
-            || self.rejections.contains(&("*".to_string(), sha.to_string()))
+        self.rejections
+            .contains(&(action.to_string(), sha.to_string()))
+            || self
+                .rejections
+                .contains(&("*".to_string(), sha.to_string()))
     }
 }
 
@@ -239,7 +245,11 @@ impl SimState {
             if i % 5 == 0 {
                 attrs.push(Attribute {
                     id: "preferred_channel".into(),
-                    value: if i % 2 == 0 { "chat".into() } else { "sms".into() },
+                    value: if i % 2 == 0 {
+                        "chat".into()
+                    } else {
+                        "sms".into()
+                    },
                     kind: "string",
                     created_timestamp: now_ms - i64::from(i) * 60_000,
                     updated_timestamp: now_ms - i64::from(i) * 60_000,
@@ -247,8 +257,10 @@ impl SimState {
             }
             guests.guests.insert(data::guest_id(i), attrs);
         }
-        let widgets =
-            data::seeded_widgets().into_iter().map(|w| (w["id"].as_str().unwrap_or_default().to_string(), w)).collect();
+        let widgets = data::seeded_widgets()
+            .into_iter()
+            .map(|w| (w["id"].as_str().unwrap_or_default().to_string(), w))
+            .collect();
         SimState {
             seed,
             credentials: Credentials::for_seed(seed),
@@ -295,11 +307,16 @@ impl SimState {
     }
 
     pub(crate) fn runtime(&self) -> Runtime {
-        self.runtime.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.runtime
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub(crate) fn mutated(&self, kind: &str, id: &str) {
-        *lock(&self.mutations).entry(format!("{kind}/{id}")).or_insert(0) += 1;
+        *lock(&self.mutations)
+            .entry(format!("{kind}/{id}"))
+            .or_insert(0) += 1;
     }
 
     pub(crate) fn roll(&self) -> f64 {
@@ -341,7 +358,10 @@ impl ControlState {
 
     /// Requests that reached one route, named as `"PATCH /api/v1/contacts/{id}"`.
     pub fn route_hits(&self, route: &str) -> u64 {
-        lock(&self.state.route_hits).get(route).copied().unwrap_or(0)
+        lock(&self.state.route_hits)
+            .get(route)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Token requests by grant type (`client_credentials`, `password`, `refresh_token`).
@@ -362,9 +382,10 @@ impl ControlState {
     /// Makes data action `action` (or every action, with `None`) reject a secret value,
     /// given by its SHA-256 hex.
     pub fn reject_secret(&self, action: Option<&str>, sha256_hex: &str) {
-        lock(&self.state.integration)
-            .rejections
-            .insert((action.unwrap_or("*").to_string(), sha256_hex.to_ascii_lowercase()));
+        lock(&self.state.integration).rejections.insert((
+            action.unwrap_or("*").to_string(),
+            sha256_hex.to_ascii_lowercase(),
+        ));
     }
 
     /// Revokes every issued access and refresh token.
@@ -390,11 +411,17 @@ impl ControlState {
 
     /// A secret as stored (with its hash and version) or a data action.
     pub fn secret(&self, id: &str) -> Option<Value> {
-        lock(&self.state.integration).secrets.get(id).map(Secret::to_json)
+        lock(&self.state.integration)
+            .secrets
+            .get(id)
+            .map(Secret::to_json)
     }
 
     pub fn data_action(&self, id: &str) -> Option<Value> {
-        lock(&self.state.integration).actions.get(id).map(DataAction::to_json)
+        lock(&self.state.integration)
+            .actions
+            .get(id)
+            .map(DataAction::to_json)
     }
 
     /// The KMS callbacks the emulator made after column encryption.

@@ -72,7 +72,11 @@ impl TokenSource {
     }
 
     fn cached(&self) -> Option<Arc<Token>> {
-        let t = self.current.read().unwrap_or_else(|e| e.into_inner()).clone()?;
+        let t = self
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()?;
         (Instant::now() < t.refresh_at).then_some(t)
     }
 
@@ -85,7 +89,11 @@ impl TokenSource {
         if let Some(t) = self.cached() {
             return Ok(t);
         }
-        let previous = self.current.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let previous = self
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let t = Arc::new(self.fetch(previous.as_deref()).await?);
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(t.clone());
         Ok(t)
@@ -94,24 +102,29 @@ impl TokenSource {
     /// Forgets token `id` after the API refused it, unless a newer one replaced it.
     pub(crate) fn invalidate(&self, id: u64) {
         let mut cur = self.current.write().unwrap_or_else(|e| e.into_inner());
-        if cur.as_ref().is_some_and(|t| t.id == id) {
-            if let Some(t) = cur.take() {
-                // Keep the refresh token: it may still be good even if the access token is not.
-                *cur = Some(Arc::new(Token {
-                    id: t.id,
-                    value: t.value.clone(),
-                    refresh_at: Instant::now() - Duration::from_millis(1),
-                    refresh_token: t.refresh_token.clone(),
-                }));
-            }
+        if cur.as_ref().is_some_and(|t| t.id == id)
+            && let Some(t) = cur.take()
+        {
+            // Keep the refresh token: it may still be good even if the access token is not.
+            *cur = Some(Arc::new(Token {
+                id: t.id,
+                value: t.value.clone(),
+                refresh_at: Instant::now() - Duration::from_millis(1),
+                refresh_token: t.refresh_token.clone(),
+            }));
         }
     }
 
     async fn fetch(&self, previous: Option<&Token>) -> Result<Token> {
         // With the password grant, a refresh token is tried first; if it is refused we
         // fall back to the access key.
-        if let (Grant::AccessKey { .. }, Some(rt)) = (&self.grant, previous.and_then(|p| p.refresh_token.as_ref())) {
-            let form = vec![("grant_type", "refresh_token".to_string()), ("refresh_token", rt.expose_secret().to_string())];
+        if let (Grant::AccessKey { .. }, Some(rt)) =
+            (&self.grant, previous.and_then(|p| p.refresh_token.as_ref()))
+        {
+            let form = vec![
+                ("grant_type", "refresh_token".to_string()),
+                ("refresh_token", rt.expose_secret().to_string()),
+            ];
             match self.post_with_retry(form).await {
                 Ok(t) => return Ok(t),
                 Err(Error::Auth { .. }) => {}
@@ -120,8 +133,14 @@ impl TokenSource {
         }
         let mut form: Vec<(&str, String)> = Vec::new();
         match &self.grant {
-            Grant::ClientCredentials { .. } => form.push(("grant_type", "client_credentials".into())),
-            Grant::AccessKey { access_key_id, access_key_secret, .. } => {
+            Grant::ClientCredentials { .. } => {
+                form.push(("grant_type", "client_credentials".into()))
+            }
+            Grant::AccessKey {
+                access_key_id,
+                access_key_secret,
+                ..
+            } => {
                 form.push(("grant_type", "password".into()));
                 form.push(("username", access_key_id.clone()));
                 form.push(("password", access_key_secret.expose_secret().to_string()));
@@ -143,8 +162,14 @@ impl TokenSource {
                 Ok(t) => return Ok(t),
                 Err(e) if e.is_retryable() => {
                     let delay = crate::retry::backoff(&self.retry, attempt);
-                    if attempt >= self.retry.max_attempts || start.elapsed() + delay > self.retry.deadline {
-                        return Err(Error::GaveUp { attempts: attempt, elapsed: start.elapsed(), last: Box::new(e) });
+                    if attempt >= self.retry.max_attempts
+                        || start.elapsed() + delay > self.retry.deadline
+                    {
+                        return Err(Error::GaveUp {
+                            attempts: attempt,
+                            elapsed: start.elapsed(),
+                            last: Box::new(e),
+                        });
                     }
                     tracing::debug!(attempt, ?delay, error = %e, "token request failed; retrying");
                     tokio::time::sleep(delay).await;
@@ -157,8 +182,15 @@ impl TokenSource {
     async fn post_once(&self, form: &[(&str, String)]) -> Result<Token> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let (client_id, client_secret) = match &self.grant {
-            Grant::ClientCredentials { client_id, client_secret } => (client_id, client_secret),
-            Grant::AccessKey { client_id, client_secret, .. } => (client_id, client_secret),
+            Grant::ClientCredentials {
+                client_id,
+                client_secret,
+            } => (client_id, client_secret),
+            Grant::AccessKey {
+                client_id,
+                client_secret,
+                ..
+            } => (client_id, client_secret),
         };
         let url = self.token_url.as_str();
         let sent = Instant::now();
@@ -172,7 +204,10 @@ impl TokenSource {
             .map_err(|e| crate::transport::classify_send_error("POST", url, e))?;
         let status = resp.status();
         let request_id = crate::transport::request_id(resp.headers());
-        let body = resp.bytes().await.map_err(|e| crate::transport::classify_send_error("POST", url, e))?;
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| crate::transport::classify_send_error("POST", url, e))?;
         if status.is_success() {
             let t: TokenResponse = serde_json::from_slice(&body).map_err(|e| Error::Decode {
                 what: "token response".into(),
@@ -199,10 +234,19 @@ impl TokenSource {
             });
         }
         let refusal = match serde_json::from_slice::<OAuthError>(&body) {
-            Ok(e) => OAuthRefusal { error: e.error, description: e.error_description },
-            Err(_) => OAuthRefusal { error: format!("HTTP {status}"), description: None },
+            Ok(e) => OAuthRefusal {
+                error: e.error,
+                description: e.error_description,
+            },
+            Err(_) => OAuthRefusal {
+                error: format!("HTTP {status}"),
+                description: None,
+            },
         };
-        Err(Error::Auth { token_url: url.to_string(), refusal })
+        Err(Error::Auth {
+            token_url: url.to_string(),
+            refusal,
+        })
     }
 }
 

@@ -26,12 +26,20 @@ pub struct ContactList {
 
 impl Contacts<'_> {
     pub fn list(self) -> ContactList {
-        ContactList { client: self.client.clone(), page_size: 100, updated_before: None, start: None }
+        ContactList {
+            client: self.client.clone(),
+            page_size: 100,
+            updated_before: None,
+            start: None,
+        }
     }
 
     /// One contact; its `etag` is set from the response's `ETag`.
     pub async fn get(self, id: &str) -> Result<Contact> {
-        let r = self.client.execute(Call::new(Method::GET, &[BASE[0], BASE[1], BASE[2], id])).await?;
+        let r = self
+            .client
+            .execute(Call::new(Method::GET, &[BASE[0], BASE[1], BASE[2], id]))
+            .await?;
         let mut c: Contact = r.decode("contact")?;
         c.etag = r.etag();
         Ok(c)
@@ -43,7 +51,9 @@ impl Contacts<'_> {
     /// every value the patch sets (our own earlier attempt landed and its answer was
     /// lost), that is success; otherwise the 412 is returned for the caller to re-plan.
     pub async fn patch(self, id: &str, etag: &str, patch: &ContactPatch) -> Result<Contact> {
-        let c = Call::new(Method::PATCH, &[BASE[0], BASE[1], BASE[2], id]).if_match(etag)?.json(&patch.to_json())?;
+        let c = Call::new(Method::PATCH, &[BASE[0], BASE[1], BASE[2], id])
+            .if_match(etag)?
+            .json(&patch.to_json())?;
         match self.client.execute(c).await {
             Ok(r) => {
                 let mut out: Contact = r.decode("patched contact")?;
@@ -52,7 +62,11 @@ impl Contacts<'_> {
             }
             Err(e) if e.status() == Some(412) => {
                 let current = self.get(id).await?;
-                if patch.is_satisfied_by(&current) { Ok(current) } else { Err(e) }
+                if patch.is_satisfied_by(&current) {
+                    Ok(current)
+                } else {
+                    Err(e)
+                }
             }
             Err(e) => Err(e),
         }
@@ -68,7 +82,9 @@ impl ContactList {
 
     /// Only contacts last updated before `t`.
     pub fn updated_before(mut self, t: time::OffsetDateTime) -> Self {
-        self.updated_before = t.format(&time::format_description::well_known::Rfc3339).ok();
+        self.updated_before = t
+            .format(&time::format_description::well_known::Rfc3339)
+            .ok();
         self
     }
 
@@ -81,7 +97,10 @@ impl ContactList {
     /// One page, from `token` (`None`: the first).
     pub async fn page(&self, token: Option<&str>) -> Result<ContactPage> {
         if !(1..=1000).contains(&self.page_size) {
-            return Err(Error::Build(format!("page_size {} is not from 1 to 1000", self.page_size)));
+            return Err(Error::Build(format!(
+                "page_size {} is not from 1 to 1000",
+                self.page_size
+            )));
         }
         let mut c = Call::new(Method::GET, BASE).query("pageSize", self.page_size.to_string());
         if let Some(t) = token {
@@ -108,7 +127,8 @@ impl ContactList {
 
     /// Every contact, page after page.
     pub fn stream(self) -> impl Stream<Item = Result<Contact>> + Send + 'static {
-        self.pages().map_ok(|p| stream::iter(p.contacts.into_iter().map(Ok))).try_flatten()
+        self.pages()
+            .map_ok(|p| stream::iter(p.contacts.into_iter().map(Ok)))
+            .try_flatten()
     }
 }
-

@@ -22,17 +22,31 @@ fn call(method: Method, ds: &str, table: &str, rest: Option<&str>) -> Call {
 
 impl Datastores<'_> {
     pub async fn table(self, ds: &str, table: &str) -> Result<Table> {
-        self.client.execute(call(Method::GET, ds, table, None)).await?.decode("table")
+        self.client
+            .execute(call(Method::GET, ds, table, None))
+            .await?
+            .decode("table")
     }
 
     pub async fn indexes(self, ds: &str, table: &str) -> Result<Vec<Index>> {
-        self.client.execute(call(Method::GET, ds, table, Some("indexes"))).await?.decode("table indexes")
+        self.client
+            .execute(call(Method::GET, ds, table, Some("indexes")))
+            .await?
+            .decode("table indexes")
     }
 
     /// Turns on encryption for the columns in `request` (the spec's body), all or nothing.
     /// The idempotency key makes a retry return the first answer instead of acting twice.
-    pub async fn encrypt_columns(self, ds: &str, table: &str, request: &Value, idempotency_key: &str) -> Result<EncryptionResult> {
-        let c = call(Method::PATCH, ds, table, Some("columns")).idempotency_key(idempotency_key)?.json(request)?;
+    pub async fn encrypt_columns(
+        self,
+        ds: &str,
+        table: &str,
+        request: &Value,
+        idempotency_key: &str,
+    ) -> Result<EncryptionResult> {
+        let c = call(Method::PATCH, ds, table, Some("columns"))
+            .idempotency_key(idempotency_key)?
+            .json(request)?;
         self.client.execute(c).await?.decode("encryption result")
     }
 }

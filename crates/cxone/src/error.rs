@@ -95,35 +95,75 @@ pub enum Error {
 
     /// No complete response within the timeout.
     #[error("{method} {url}: no response within {timeout:?}")]
-    Timeout { method: String, url: String, timeout: Duration },
+    Timeout {
+        method: String,
+        url: String,
+        timeout: Duration,
+    },
 
     /// The response arrived but was not what the spec promises.
     #[error("{what}: could not decode the response (request {request_id}): {message}")]
-    Decode { what: String, request_id: String, message: String },
+    Decode {
+        what: String,
+        request_id: String,
+        message: String,
+    },
 
     /// The API answered with an error status and a problem document.
     #[error("{method} {path}: {status} {problem} (request {request_id})")]
-    Api { method: String, path: String, status: u16, problem: Box<Problem>, request_id: String },
+    Api {
+        method: String,
+        path: String,
+        status: u16,
+        problem: Box<Problem>,
+        request_id: String,
+    },
 
     /// 429, and retrying within the deadline was not possible.
     #[error("{method} {path}: rate limited, retry after {retry_after:?} (request {request_id})")]
-    RateLimited { method: String, path: String, retry_after: Duration, request_id: String },
+    RateLimited {
+        method: String,
+        path: String,
+        retry_after: Duration,
+        request_id: String,
+    },
 
     /// The token endpoint refused the credentials.
     #[error("authentication failed at {token_url}: {refusal}")]
-    Auth { token_url: String, refusal: OAuthRefusal },
+    Auth {
+        token_url: String,
+        refusal: OAuthRefusal,
+    },
 
     /// A valid token that lacks the scope an endpoint needs. Never retried.
-    #[error("{method} {path}: the token lacks the scope {scope:?}; grant it to the API client (request {request_id})")]
-    MissingScope { method: String, path: String, scope: String, request_id: String },
+    #[error(
+        "{method} {path}: the token lacks the scope {scope:?}; grant it to the API client (request {request_id})"
+    )]
+    MissingScope {
+        method: String,
+        path: String,
+        scope: String,
+        request_id: String,
+    },
 
     /// The token was refused even after one refresh.
-    #[error("{method} {path}: the API refused a freshly issued token: {detail} (request {request_id})")]
-    TokenRejected { method: String, path: String, detail: String, request_id: String },
+    #[error(
+        "{method} {path}: the API refused a freshly issued token: {detail} (request {request_id})"
+    )]
+    TokenRejected {
+        method: String,
+        path: String,
+        detail: String,
+        request_id: String,
+    },
 
     /// Retries ran out (attempts or the total deadline); `last` is the final failure.
     #[error("gave up after {attempts} attempts in {elapsed:.1?}: {last}")]
-    GaveUp { attempts: u32, elapsed: Duration, last: Box<Error> },
+    GaveUp {
+        attempts: u32,
+        elapsed: Duration,
+        last: Box<Error>,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -152,7 +192,9 @@ impl Error {
             Error::Decode { .. } => Stage::Decode,
             Error::Api { .. } => Stage::Api,
             Error::RateLimited { .. } => Stage::RateLimited,
-            Error::Auth { .. } | Error::MissingScope { .. } | Error::TokenRejected { .. } => Stage::Auth,
+            Error::Auth { .. } | Error::MissingScope { .. } | Error::TokenRejected { .. } => {
+                Stage::Auth
+            }
             Error::GaveUp { last, .. } => last.stage(),
         }
     }
@@ -214,7 +256,11 @@ mod tests {
         assert!(api(500).is_retryable());
         assert!(!api(400).is_retryable());
         assert!(!api(409).is_retryable());
-        let gave_up = Error::GaveUp { attempts: 3, elapsed: Duration::from_secs(1), last: Box::new(api(503)) };
+        let gave_up = Error::GaveUp {
+            attempts: 3,
+            elapsed: Duration::from_secs(1),
+            last: Box::new(api(503)),
+        };
         assert!(gave_up.is_retryable());
         assert_eq!(gave_up.request_id(), Some("r"));
         assert_eq!(gave_up.stage(), Stage::Api);

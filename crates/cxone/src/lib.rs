@@ -65,7 +65,9 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("base_url", &self.inner.settings.base_url.as_str()).finish()
+        f.debug_struct("Client")
+            .field("base_url", &self.inner.settings.base_url.as_str())
+            .finish()
     }
 }
 
@@ -87,7 +89,15 @@ impl Client {
             settings.retry.clone(),
         );
         let pacer = pacing::Pacer::new(settings.max_rate);
-        Ok(Client { inner: Arc::new(Inner { http, settings, auth, pacer, stats: Counters::default() }) })
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                settings,
+                auth,
+                pacer,
+                stats: Counters::default(),
+            }),
+        })
     }
 
     pub fn settings(&self) -> &Settings {

@@ -43,13 +43,23 @@ pub(crate) struct Budget {
 
 pub(crate) fn budget(headers: &HeaderMap) -> Option<Budget> {
     let num = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<u64>().ok();
-    Some(Budget { limit: num("ratelimit-limit")?, remaining: num("ratelimit-remaining")?, reset: num("ratelimit-reset")? })
+    Some(Budget {
+        limit: num("ratelimit-limit")?,
+        remaining: num("ratelimit-remaining")?,
+        reset: num("ratelimit-reset")?,
+    })
 }
 
 impl Pacer {
     pub(crate) fn new(max_rate: Option<u32>) -> Self {
-        let cap = max_rate.and_then(NonZeroU32::new).map(|r| RateLimiter::direct(Quota::per_second(r)));
-        Pacer { cap, mirror: Mutex::new(None), in_flight: AtomicI64::new(0) }
+        let cap = max_rate
+            .and_then(NonZeroU32::new)
+            .map(|r| RateLimiter::direct(Quota::per_second(r)));
+        Pacer {
+            cap,
+            mirror: Mutex::new(None),
+            in_flight: AtomicI64::new(0),
+        }
     }
 
     /// Waits until a request may be sent, and counts it in flight until `done`.
@@ -63,10 +73,16 @@ impl Pacer {
                 None => Duration::ZERO,
                 Some(m) => {
                     let now = Instant::now();
-                    m.level = (m.level + now.saturating_duration_since(m.last).as_secs_f64() * m.rate).min(m.limit);
+                    m.level = (m.level
+                        + now.saturating_duration_since(m.last).as_secs_f64() * m.rate)
+                        .min(m.limit);
                     m.last = now;
                     m.level -= 1.0;
-                    if m.level >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-m.level / m.rate) }
+                    if m.level >= 0.0 {
+                        Duration::ZERO
+                    } else {
+                        Duration::from_secs_f64(-m.level / m.rate)
+                    }
                 }
             }
         };
@@ -79,14 +95,21 @@ impl Pacer {
     /// Records a response (or a failure) of a request that `acquire` let through.
     pub(crate) fn done(&self, headers: Option<&HeaderMap>) {
         let others = (self.in_flight.fetch_sub(1, Ordering::Relaxed) - 1).max(0) as f64;
-        let Some(b) = headers.and_then(budget) else { return };
+        let Some(b) = headers.and_then(budget) else {
+            return;
+        };
         if b.limit == 0 {
             return;
         }
         let mut guard = self.mirror.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         let limit = b.limit as f64;
-        let m = guard.get_or_insert(Mirror { limit, rate: limit, level: limit, last: now });
+        let m = guard.get_or_insert(Mirror {
+            limit,
+            rate: limit,
+            level: limit,
+            last: now,
+        });
         if m.limit != limit {
             m.limit = limit;
         }
@@ -94,7 +117,8 @@ impl Pacer {
             // A drained bucket refills completely in `reset` seconds (rounded up).
             m.rate = (limit / b.reset as f64).max(0.1);
         }
-        m.level = (m.level + now.saturating_duration_since(m.last).as_secs_f64() * m.rate).min(m.limit);
+        m.level =
+            (m.level + now.saturating_duration_since(m.last).as_secs_f64() * m.rate).min(m.limit);
         m.last = now;
         let server = b.remaining as f64 - others;
         if server < m.level {
@@ -126,7 +150,14 @@ mod tests {
 
     #[test]
     fn parses_budget() {
-        assert_eq!(budget(&headers(100, 5, 1)), Some(Budget { limit: 100, remaining: 5, reset: 1 }));
+        assert_eq!(
+            budget(&headers(100, 5, 1)),
+            Some(Budget {
+                limit: 100,
+                remaining: 5,
+                reset: 1
+            })
+        );
         assert_eq!(budget(&HeaderMap::new()), None);
     }
 
@@ -138,7 +169,11 @@ mod tests {
         let t = Instant::now();
         p.acquire().await;
         // Level 0 → the next token is 1/10 s away.
-        assert!(t.elapsed() >= Duration::from_millis(80), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() >= Duration::from_millis(80),
+            "{:?}",
+            t.elapsed()
+        );
     }
 
     #[tokio::test]

@@ -8,7 +8,10 @@ use crate::settings::RetryPolicy;
 /// The wait before attempt `attempt + 1`, `attempt` counting from 1.
 pub(crate) fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
     let exp = attempt.saturating_sub(1).min(20);
-    let ceiling = policy.base_delay.saturating_mul(1u32 << exp).min(policy.max_delay);
+    let ceiling = policy
+        .base_delay
+        .saturating_mul(1u32 << exp)
+        .min(policy.max_delay);
     ceiling.mul_f64(fastrand::f64())
 }
 

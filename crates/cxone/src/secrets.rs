@@ -4,8 +4,8 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::models::{
-    DataAction, Items, Recompiled, ReferenceUpdate, Secret, SecretFormat, SecretReference, TestResult,
-    VerificationMatrix,
+    DataAction, Items, Recompiled, ReferenceUpdate, Secret, SecretFormat, SecretReference,
+    TestResult, VerificationMatrix,
 };
 use crate::transport::Call;
 use crate::{Client, Error, Result};
@@ -38,17 +38,27 @@ pub struct Rotation<'v> {
 
 impl Secrets<'_> {
     pub async fn list(self) -> Result<Vec<Secret>> {
-        let r = self.client.execute(call(Method::GET, path(SECRET, &[]))).await?;
+        let r = self
+            .client
+            .execute(call(Method::GET, path(SECRET, &[])))
+            .await?;
         Ok(r.decode::<Items<Secret>>("secret list")?.items)
     }
 
     pub async fn get(self, id: &str) -> Result<Secret> {
-        self.client.execute(call(Method::GET, path(SECRET, &[id]))).await?.decode("secret")
+        self.client
+            .execute(call(Method::GET, path(SECRET, &[id])))
+            .await?
+            .decode("secret")
     }
 
     pub async fn references(self, id: &str) -> Result<Vec<SecretReference>> {
-        let r = self.client.execute(call(Method::GET, path(SECRET, &[id, "references"]))).await?;
-        Ok(r.decode::<Items<SecretReference>>("secret references")?.items)
+        let r = self
+            .client
+            .execute(call(Method::GET, path(SECRET, &[id, "references"])))
+            .await?;
+        Ok(r.decode::<Items<SecretReference>>("secret references")?
+            .items)
     }
 
     /// Rotates with compare-and-swap on the previous value's hash. A 409 means the stored
@@ -71,7 +81,10 @@ impl Secrets<'_> {
             Ok(r) => r.decode("rotated secret"),
             Err(e) if e.status() == Some(409) => {
                 let current = self.get(id).await?;
-                if current.value_sha256.eq_ignore_ascii_case(&rotation.matrix.proposed_sha256) {
+                if current
+                    .value_sha256
+                    .eq_ignore_ascii_case(&rotation.matrix.proposed_sha256)
+                {
                     Ok(current)
                 } else {
                     Err(e)
@@ -89,7 +102,10 @@ pub struct DataActions<'a> {
 
 impl DataActions<'_> {
     pub async fn get(self, id: &str) -> Result<DataAction> {
-        self.client.execute(call(Method::GET, path(ACTION, &[id]))).await?.decode("data action")
+        self.client
+            .execute(call(Method::GET, path(ACTION, &[id])))
+            .await?
+            .decode("data action")
     }
 
     /// Recompiles against the secrets' current versions. A rejection by the action's test
@@ -98,9 +114,19 @@ impl DataActions<'_> {
         let c = call(Method::POST, path(ACTION, &[id, "recompile"])).idempotent_by_nature();
         match self.client.execute(c).await {
             Ok(r) => Ok(Recompiled::Compiled(r.decode("data action")?)),
-            Err(Error::Api { status: 422, problem, .. }) => Ok(Recompiled::Failed {
-                action: problem.extra.get("dataAction").and_then(|a| serde_json::from_value(a.clone()).ok()),
-                detail: problem.detail.clone().unwrap_or_else(|| problem.to_string()),
+            Err(Error::Api {
+                status: 422,
+                problem,
+                ..
+            }) => Ok(Recompiled::Failed {
+                action: problem
+                    .extra
+                    .get("dataAction")
+                    .and_then(|a| serde_json::from_value(a.clone()).ok()),
+                detail: problem
+                    .detail
+                    .clone()
+                    .unwrap_or_else(|| problem.to_string()),
             }),
             Err(e) => Err(e),
         }
@@ -110,8 +136,18 @@ impl DataActions<'_> {
     pub async fn test(self, id: &str) -> Result<TestResult> {
         let c = call(Method::POST, path(ACTION, &[id, "test"])).idempotent_by_nature();
         match self.client.execute(c).await {
-            Ok(_) => Ok(TestResult { ok: true, detail: None }),
-            Err(Error::Api { status: 422, problem, .. }) => Ok(TestResult { ok: false, detail: problem.detail.clone() }),
+            Ok(_) => Ok(TestResult {
+                ok: true,
+                detail: None,
+            }),
+            Err(Error::Api {
+                status: 422,
+                problem,
+                ..
+            }) => Ok(TestResult {
+                ok: false,
+                detail: problem.detail.clone(),
+            }),
             Err(e) => Err(e),
         }
     }

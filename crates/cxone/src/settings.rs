@@ -14,7 +14,10 @@ use crate::error::{Error, Result};
 #[derive(Clone)]
 pub enum Grant {
     /// OAuth 2.0 client credentials (RFC 6749 §4.4).
-    ClientCredentials { client_id: String, client_secret: SecretString },
+    ClientCredentials {
+        client_id: String,
+        client_secret: SecretString,
+    },
     /// The password grant with a user's access key, authenticated as a registered app.
     AccessKey {
         access_key_id: String,
@@ -32,7 +35,11 @@ impl std::fmt::Debug for Grant {
                 .field("client_id", client_id)
                 .field("client_secret", &"[REDACTED]")
                 .finish(),
-            Grant::AccessKey { access_key_id, client_id, .. } => f
+            Grant::AccessKey {
+                access_key_id,
+                client_id,
+                ..
+            } => f
                 .debug_struct("AccessKey")
                 .field("access_key_id", access_key_id)
                 .field("client_id", client_id)
@@ -121,13 +128,19 @@ impl Settings {
         };
         match &self.grant {
             Grant::ClientCredentials { client_id, .. } => id_ok("client_id", client_id)?,
-            Grant::AccessKey { access_key_id, client_id, .. } => {
+            Grant::AccessKey {
+                access_key_id,
+                client_id,
+                ..
+            } => {
                 id_ok("access_key_id", access_key_id)?;
                 id_ok("client_id", client_id)?;
             }
         }
         if self.max_rate == Some(0) {
-            return Err(Error::Build("max_rate: 0 requests/s would send nothing; omit it for no cap".into()));
+            return Err(Error::Build(
+                "max_rate: 0 requests/s would send nothing; omit it for no cap".into(),
+            ));
         }
         if self.retry.max_attempts == 0 {
             return Err(Error::Build("retry.max_attempts must be at least 1".into()));
@@ -159,7 +172,9 @@ pub fn parse_http_url(field: &str, raw: &str) -> Result<Url> {
         )));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(Error::Build(format!("{field}: {raw:?} must not have a query or fragment")));
+        return Err(Error::Build(format!(
+            "{field}: {raw:?} must not have a query or fragment"
+        )));
     }
     if !url.path().ends_with('/') {
         let p = format!("{}/", url.path());
@@ -173,14 +188,26 @@ mod tests {
     use super::*;
 
     fn grant() -> Grant {
-        Grant::ClientCredentials { client_id: "id".into(), client_secret: SecretString::from("s3cr3t") }
+        Grant::ClientCredentials {
+            client_id: "id".into(),
+            client_secret: SecretString::from("s3cr3t"),
+        }
     }
 
     #[test]
     fn urls() {
         let s = Settings::new("https://api.example.com/base", grant()).unwrap();
-        assert_eq!(s.token_url.as_str(), "https://api.example.com/base/oauth/token");
-        for bad in ["ftp://x", "not a url", "https://u:p@x.example", "file:///etc/passwd", "https://x?y=1"] {
+        assert_eq!(
+            s.token_url.as_str(),
+            "https://api.example.com/base/oauth/token"
+        );
+        for bad in [
+            "ftp://x",
+            "not a url",
+            "https://u:p@x.example",
+            "file:///etc/passwd",
+            "https://x?y=1",
+        ] {
             let e = Settings::new(bad, grant()).unwrap_err().to_string();
             assert!(e.starts_with("base_url:"), "{e}");
         }

@@ -39,7 +39,10 @@ pub(crate) struct Call {
 
 impl Call {
     pub(crate) fn new(method: Method, segments: &[&str]) -> Self {
-        let idempotent = matches!(method, Method::GET | Method::PUT | Method::HEAD | Method::DELETE);
+        let idempotent = matches!(
+            method,
+            Method::GET | Method::PUT | Method::HEAD | Method::DELETE
+        );
         Call {
             method,
             segments: segments.iter().map(|s| s.to_string()).collect(),
@@ -56,12 +59,16 @@ impl Call {
     }
 
     pub(crate) fn json<T: serde::Serialize>(mut self, body: &T) -> Result<Self> {
-        self.body = Some(serde_json::to_vec(body).map_err(|e| Error::Build(format!("cannot encode the request body: {e}")))?);
+        self.body = Some(
+            serde_json::to_vec(body)
+                .map_err(|e| Error::Build(format!("cannot encode the request body: {e}")))?,
+        );
         Ok(self)
     }
 
     pub(crate) fn header(mut self, name: &'static str, value: &str) -> Result<Self> {
-        let v = HeaderValue::from_str(value).map_err(|_| Error::Build(format!("{name}: {value:?} is not a valid header value")))?;
+        let v = HeaderValue::from_str(value)
+            .map_err(|_| Error::Build(format!("{name}: {value:?} is not a valid header value")))?;
         self.headers.push((HeaderName::from_static(name), v));
         Ok(self)
     }
@@ -109,35 +116,59 @@ impl Reply {
     }
 
     pub(crate) fn etag(&self) -> Option<String> {
-        self.headers.get(reqwest::header::ETAG)?.to_str().ok().map(str::to_string)
+        self.headers
+            .get(reqwest::header::ETAG)?
+            .to_str()
+            .ok()
+            .map(str::to_string)
     }
 }
 
 pub(crate) fn request_id(headers: &HeaderMap) -> String {
-    headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("none").to_string()
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("none")
+        .to_string()
 }
 
 pub(crate) fn classify_send_error(method: &str, url: &str, e: reqwest::Error) -> Error {
     if e.is_timeout() {
-        Error::Timeout { method: method.into(), url: url.into(), timeout: Duration::ZERO }
+        Error::Timeout {
+            method: method.into(),
+            url: url.into(),
+            timeout: Duration::ZERO,
+        }
     } else {
-        Error::Transport { method: method.into(), url: url.into(), source: e }
+        Error::Transport {
+            method: method.into(),
+            url: url.into(),
+            source: e,
+        }
     }
 }
 
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let v = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let when = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()?;
+    let when =
+        time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()?;
     let delta = when - time::OffsetDateTime::now_utc();
     Some(Duration::try_from(delta).unwrap_or(Duration::ZERO))
 }
 
 /// The `scope="…"` of a `WWW-Authenticate: Bearer error="insufficient_scope"`.
 fn needed_scope(headers: &HeaderMap) -> Option<String> {
-    let v = headers.get(reqwest::header::WWW_AUTHENTICATE)?.to_str().ok()?;
+    let v = headers
+        .get(reqwest::header::WWW_AUTHENTICATE)?
+        .to_str()
+        .ok()?;
     let start = v.find("scope=\"")? + 7;
     let end = v[start..].find('"')? + start;
     Some(v[start..end].to_string())
@@ -189,7 +220,9 @@ impl Inner {
                 req = req.header(k, v);
             }
             if let Some(body) = &call.body {
-                req = req.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone());
+                req = req
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.clone());
             }
             let outcome = self.attempt(req, &method, url.as_str()).await;
             let next = match outcome {
@@ -199,8 +232,13 @@ impl Inner {
                 }
                 Err(e) => {
                     self.pacer.done(None);
-                    let connect = matches!(&e, Error::Transport { source, .. } if source.is_connect());
-                    if call.idempotent || connect { Next::Retry(e, None) } else { Next::Fail(e) }
+                    let connect =
+                        matches!(&e, Error::Transport { source, .. } if source.is_connect());
+                    if call.idempotent || connect {
+                        Next::Retry(e, None)
+                    } else {
+                        Next::Fail(e)
+                    }
                 }
             };
             let (err, wait) = match next {
@@ -209,7 +247,13 @@ impl Inner {
                 Next::Reauth(e) => {
                     if reauthed {
                         return Err(match e {
-                            Error::Api { method, path, problem, request_id, .. } => Error::TokenRejected {
+                            Error::Api {
+                                method,
+                                path,
+                                problem,
+                                request_id,
+                                ..
+                            } => Error::TokenRejected {
                                 method,
                                 path,
                                 detail: problem.to_string(),
@@ -230,7 +274,11 @@ impl Inner {
                 return Err(if attempt == 1 {
                     err
                 } else {
-                    Error::GaveUp { attempts: attempt, elapsed: start.elapsed(), last: Box::new(err) }
+                    Error::GaveUp {
+                        attempts: attempt,
+                        elapsed: start.elapsed(),
+                        last: Box::new(err),
+                    }
                 });
             }
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
@@ -247,13 +295,23 @@ impl Inner {
     ) -> Result<(StatusCode, HeaderMap, Bytes)> {
         let timeout = self.settings.request_timeout;
         let fix_timeout = |e: Error| match e {
-            Error::Timeout { method, url, .. } => Error::Timeout { method, url, timeout },
+            Error::Timeout { method, url, .. } => Error::Timeout {
+                method,
+                url,
+                timeout,
+            },
             other => other,
         };
-        let resp = req.send().await.map_err(|e| fix_timeout(classify_send_error(method, url, e)))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| fix_timeout(classify_send_error(method, url, e)))?;
         let status = resp.status();
         let headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(|e| fix_timeout(classify_send_error(method, url, e)))?;
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| fix_timeout(classify_send_error(method, url, e)))?;
         Ok((status, headers, body))
     }
 
@@ -270,7 +328,11 @@ impl Inner {
     ) -> Next {
         let request_id = request_id(&headers);
         if status.is_success() {
-            return Next::Done(Reply { headers, body, request_id });
+            return Next::Done(Reply {
+                headers,
+                body,
+                request_id,
+            });
         }
         let problem: Problem = serde_json::from_slice(&body).unwrap_or_default();
         let api = |problem: Problem| Error::Api {
@@ -309,7 +371,11 @@ impl Inner {
                 )
             }
             500 | 502 | 503 | 504 if call.idempotent => {
-                let wait = if status == StatusCode::SERVICE_UNAVAILABLE { retry_after(&headers) } else { None };
+                let wait = if status == StatusCode::SERVICE_UNAVAILABLE {
+                    retry_after(&headers)
+                } else {
+                    None
+                };
                 Next::Retry(api(problem), wait)
             }
             _ => Next::Fail(api(problem)),
@@ -328,7 +394,9 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
         h.insert(
             "www-authenticate",
-            HeaderValue::from_static("Bearer error=\"insufficient_scope\", scope=\"contact:write\""),
+            HeaderValue::from_static(
+                "Bearer error=\"insufficient_scope\", scope=\"contact:write\"",
+            ),
         );
         assert_eq!(needed_scope(&h).as_deref(), Some("contact:write"));
     }
@@ -338,7 +406,17 @@ mod tests {
         assert!(Call::new(Method::GET, &["a"]).idempotent);
         assert!(!Call::new(Method::POST, &["a"]).idempotent);
         assert!(!Call::new(Method::PATCH, &["a"]).idempotent);
-        assert!(Call::new(Method::PATCH, &["a"]).if_match("\"x\"").unwrap().idempotent);
-        assert!(Call::new(Method::POST, &["a"]).idempotency_key("k").unwrap().idempotent);
+        assert!(
+            Call::new(Method::PATCH, &["a"])
+                .if_match("\"x\"")
+                .unwrap()
+                .idempotent
+        );
+        assert!(
+            Call::new(Method::POST, &["a"])
+                .idempotency_key("k")
+                .unwrap()
+                .idempotent
+        );
     }
 }

@@ -21,7 +21,11 @@ pub struct DemoArgs {
 }
 
 pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
-    let config = cxone_sim::SimConfig { seed: args.seed, contacts: args.contacts, ..Default::default() };
+    let config = cxone_sim::SimConfig {
+        seed: args.seed,
+        contacts: args.contacts,
+        ..Default::default()
+    };
     let sim = cxone_sim::Sim::start(config).await?;
     ctx.note(format!(
         "cxguard demo: running against the embedded CXone emulator at {} (nothing leaves this machine)",
@@ -39,14 +43,22 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
     client.authenticate().await?;
 
     ctx.note("step 2/2: take an inventory of the tenant");
-    let tables = vec![("ds-customer".to_string(), "tbl-customer-profiles".to_string())];
+    let tables = vec![(
+        "ds-customer".to_string(),
+        "tbl-customer-profiles".to_string(),
+    )];
     let mut inv: Inventory = inventory::gather(&client, &tables, u64::from(args.contacts)).await?;
     // The CXone API cannot list guests; the emulator's control API can.
     inv.guests = sim.control().state()["counts"]["guests"].as_u64();
-    inv.target = inventory::TargetInfo { kind: "embedded-emulator", base_url: sim.base_url() };
+    inv.target = inventory::TargetInfo {
+        kind: "embedded-emulator",
+        base_url: sim.base_url(),
+    };
 
     match ctx.output {
-        Output::Json => print_json(&json!({"demo": {"seed": args.seed}, "inventory": inv, "client": client.stats()})),
+        Output::Json => print_json(
+            &json!({"demo": {"seed": args.seed}, "inventory": inv, "client": client.stats()}),
+        ),
         Output::Text => {
             inventory::print_text(&inv);
             let s = client.stats();

@@ -24,7 +24,9 @@ pub struct InventoryArgs {
 
 fn parse_table(s: &str) -> Result<(String, String), String> {
     match s.split_once('/') {
-        Some((ds, t)) if !ds.is_empty() && !t.is_empty() && !t.contains('/') => Ok((ds.into(), t.into())),
+        Some((ds, t)) if !ds.is_empty() && !t.is_empty() && !t.contains('/') => {
+            Ok((ds.into(), t.into()))
+        }
         _ => Err(format!("{s:?} is not DATASTORE/TABLE")),
     }
 }
@@ -110,7 +112,8 @@ pub struct Inventory {
 }
 
 fn age_days(updated_at: &str) -> Option<i64> {
-    let t = time::OffsetDateTime::parse(updated_at, &time::format_description::well_known::Rfc3339).ok()?;
+    let t = time::OffsetDateTime::parse(updated_at, &time::format_description::well_known::Rfc3339)
+        .ok()?;
     Some((time::OffsetDateTime::now_utc() - t).whole_days())
 }
 
@@ -144,10 +147,11 @@ pub async fn gather(
     };
     let secrets = async {
         let list = client.secrets().list().await?;
-        let refs = futures_util::stream::iter(list.iter().map(|s| client.secrets().references(&s.id)))
-            .buffered(8)
-            .try_collect::<Vec<_>>()
-            .await?;
+        let refs =
+            futures_util::stream::iter(list.iter().map(|s| client.secrets().references(&s.id)))
+                .buffered(8)
+                .try_collect::<Vec<_>>()
+                .await?;
         let rows: Vec<SecretRow> = list
             .into_iter()
             .zip(refs)
@@ -161,13 +165,17 @@ pub async fn gather(
                 dependents: r.into_iter().map(|x| x.data_action_id).collect(),
             })
             .collect();
-        let mut action_ids: Vec<String> = rows.iter().flat_map(|r| r.dependents.iter().cloned()).collect();
+        let mut action_ids: Vec<String> = rows
+            .iter()
+            .flat_map(|r| r.dependents.iter().cloned())
+            .collect();
         action_ids.sort();
         action_ids.dedup();
-        let actions = futures_util::stream::iter(action_ids.iter().map(|id| client.data_actions().get(id)))
-            .buffered(8)
-            .try_collect::<Vec<_>>()
-            .await?;
+        let actions =
+            futures_util::stream::iter(action_ids.iter().map(|id| client.data_actions().get(id)))
+                .buffered(8)
+                .try_collect::<Vec<_>>()
+                .await?;
         let actions = actions
             .into_iter()
             .map(|a| ActionRow {
@@ -182,18 +190,32 @@ pub async fn gather(
     let tables = async {
         let mut rows = Vec::new();
         for (ds, t) in tables {
-            let (table, indexes) =
-                tokio::try_join!(client.datastores().table(ds, t), client.datastores().indexes(ds, t))?;
+            let (table, indexes) = tokio::try_join!(
+                client.datastores().table(ds, t),
+                client.datastores().indexes(ds, t)
+            )?;
             rows.push(TableRow {
                 datastore: ds.clone(),
                 id: table.id,
                 name: table.name,
                 columns: table.columns.len(),
-                encrypted: table.columns.iter().filter(|c| c.encrypted).map(|c| c.name.clone()).collect(),
+                encrypted: table
+                    .columns
+                    .iter()
+                    .filter(|c| c.encrypted)
+                    .map(|c| c.name.clone())
+                    .collect(),
                 max_encrypted: table.metadata.max_encrypted_fields,
                 indexes: indexes
                     .iter()
-                    .map(|i| format!("{}({}){}", i.name, i.columns.join(","), if i.read_only { " ro" } else { "" }))
+                    .map(|i| {
+                        format!(
+                            "{}({}){}",
+                            i.name,
+                            i.columns.join(","),
+                            if i.read_only { " ro" } else { "" }
+                        )
+                    })
                     .collect(),
             });
         }
@@ -217,7 +239,10 @@ pub async fn gather(
     let (contacts, (secrets, data_actions), tables, widgets) =
         tokio::try_join!(contacts, secrets, tables, widgets)?;
     Ok(Inventory {
-        target: TargetInfo { kind: "tenant", base_url: client.settings().base_url.to_string() },
+        target: TargetInfo {
+            kind: "tenant",
+            base_url: client.settings().base_url.to_string(),
+        },
         contacts,
         secrets,
         data_actions,
@@ -234,19 +259,34 @@ pub fn print_text(inv: &Inventory) {
     println!(
         "Contacts: {}{}  (with first name {}, last name {}, email {}, phone {})",
         c.counted,
-        if c.more { "+ (stopped at the limit)" } else { "" },
+        if c.more {
+            "+ (stopped at the limit)"
+        } else {
+            ""
+        },
         c.with_first_name,
         c.with_last_name,
         c.with_email,
         c.with_phone
     );
     if !c.custom_fields.is_empty() {
-        let fields: Vec<String> = c.custom_fields.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let fields: Vec<String> = c
+            .custom_fields
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
         println!("  custom fields: {}", fields.join(", "));
     }
     println!();
     println!("Secrets: {}", inv.secrets.len());
-    let mut t = table(&["id", "name", "format", "version", "age (days)", "dependents"]);
+    let mut t = table(&[
+        "id",
+        "name",
+        "format",
+        "version",
+        "age (days)",
+        "dependents",
+    ]);
     for s in &inv.secrets {
         t.add_row(vec![
             s.id.clone(),
@@ -254,7 +294,11 @@ pub fn print_text(inv: &Inventory) {
             s.format.clone(),
             s.version.to_string(),
             s.age_days.map_or("?".into(), |d| d.to_string()),
-            if s.dependents.is_empty() { "-".into() } else { s.dependents.join(", ") },
+            if s.dependents.is_empty() {
+                "-".into()
+            } else {
+                s.dependents.join(", ")
+            },
         ]);
     }
     println!("{t}");
@@ -262,7 +306,12 @@ pub fn print_text(inv: &Inventory) {
     println!("Data actions: {}", inv.data_actions.len());
     let mut t = table(&["id", "name", "status", "secrets"]);
     for a in &inv.data_actions {
-        t.add_row(vec![a.id.clone(), a.name.clone(), a.status.clone(), a.secrets.join(", ")]);
+        t.add_row(vec![
+            a.id.clone(),
+            a.name.clone(),
+            a.status.clone(),
+            a.secrets.join(", "),
+        ]);
     }
     println!("{t}");
     println!();
@@ -272,7 +321,12 @@ pub fn print_text(inv: &Inventory) {
         t.add_row(vec![
             format!("{}/{} ({})", r.datastore, r.id, r.name),
             r.columns.to_string(),
-            format!("{} of max {}: {}", r.encrypted.len(), r.max_encrypted.map_or("?".into(), |m| m.to_string()), r.encrypted.join(", ")),
+            format!(
+                "{} of max {}: {}",
+                r.encrypted.len(),
+                r.max_encrypted.map_or("?".into(), |m| m.to_string()),
+                r.encrypted.join(", ")
+            ),
             r.indexes.join("; "),
         ]);
     }
@@ -284,7 +338,14 @@ pub fn print_text(inv: &Inventory) {
     }
     println!();
     println!("Webchat widgets: {}", inv.widgets.len());
-    let mut t = table(&["id", "name", "version", "origins", "rules", "token required"]);
+    let mut t = table(&[
+        "id",
+        "name",
+        "version",
+        "origins",
+        "rules",
+        "token required",
+    ]);
     for w in &inv.widgets {
         t.add_row(vec![
             w.id.clone(),
@@ -292,13 +353,21 @@ pub fn print_text(inv: &Inventory) {
             w.version.clone().unwrap_or_default(),
             w.origins.to_string(),
             w.rules.to_string(),
-            if w.require_token { "yes".into() } else { "no".into() },
+            if w.require_token {
+                "yes".into()
+            } else {
+                "no".into()
+            },
         ]);
     }
     println!("{t}");
 }
 
-pub async fn run(ctx: &Context, args: InventoryArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Exit, CliError> {
+pub async fn run(
+    ctx: &Context,
+    args: InventoryArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Exit, CliError> {
     let target = config::target(&ctx.config, env)?;
     let (client, sim) = match target {
         Target::Tenant(settings) => (cxone::Client::new(*settings)?, None),
@@ -313,7 +382,10 @@ pub async fn run(ctx: &Context, args: InventoryArgs, env: &dyn Fn(&str) -> Optio
                 client_id: creds.client_id.clone(),
                 client_secret: creds.client_secret.clone().into(),
             };
-            (cxone::Client::new(cxone::Settings::new(&sim.base_url(), grant)?)?, Some(sim))
+            (
+                cxone::Client::new(cxone::Settings::new(&sim.base_url(), grant)?)?,
+                Some(sim),
+            )
         }
     };
     let mut tables = args.tables.clone();

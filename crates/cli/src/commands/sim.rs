@@ -122,8 +122,14 @@ pub async fn run(ctx: &Context, args: SimArgs) -> Result<Exit, CliError> {
             println!("  control API  {base}/_control/state");
             println!();
             println!("Demo credentials (emulator only, derived from the seed):");
-            println!("  client credentials  {} / {}", c.client_id, c.client_secret);
-            println!("  read-only client    {} / {}", c.readonly_client_id, c.readonly_client_secret);
+            println!(
+                "  client credentials  {} / {}",
+                c.client_id, c.client_secret
+            );
+            println!(
+                "  read-only client    {} / {}",
+                c.readonly_client_id, c.readonly_client_secret
+            );
             println!(
                 "  access key grant    app {} / {}, key {} / {}",
                 c.app_client_id, c.app_client_secret, c.access_key_id, c.access_key_secret

@@ -16,8 +16,12 @@ const DEFAULT_PAGE: usize = 100;
 /// back short, with a token to continue (as real APIs do to bound a request's cost).
 const MAX_SCAN: u32 = 50_000;
 
-const LIMITS: &[(&str, usize)] =
-    &[("firstName", 255), ("lastName", 255), ("email", 255), ("phone", 50)];
+const LIMITS: &[(&str, usize)] = &[
+    ("firstName", 255),
+    ("lastName", 255),
+    ("email", 255),
+    ("phone", 50),
+];
 const CUSTOM_FIELD_LIMIT: usize = 255;
 const CUSTOM_FIELDS_LIMIT: usize = 10_240;
 
@@ -26,9 +30,14 @@ fn encode_token(next: u32) -> String {
 }
 
 fn decode_token(t: &str) -> Option<u32> {
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(t).ok()?;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(t)
+        .ok()?;
     let s = String::from_utf8(raw).ok()?;
-    s.strip_prefix("after:")?.parse::<u32>().ok().map(|after| after + 1)
+    s.strip_prefix("after:")?
+        .parse::<u32>()
+        .ok()
+        .map(|after| after + 1)
 }
 
 pub(crate) fn list(s: &SimState, ctx: &Ctx<'_>) -> Reply {
@@ -39,17 +48,28 @@ pub(crate) fn list(s: &SimState, ctx: &Ctx<'_>) -> Reply {
         match k.as_str() {
             "pageSize" => match v.parse::<usize>() {
                 Ok(n) if (1..=MAX_PAGE).contains(&n) => page_size = n,
-                _ => return Reply::bad_field("pageSize", format!("{v:?} is not an integer from 1 to {MAX_PAGE}")),
+                _ => {
+                    return Reply::bad_field(
+                        "pageSize",
+                        format!("{v:?} is not an integer from 1 to {MAX_PAGE}"),
+                    );
+                }
             },
             "pageToken" => match decode_token(&v) {
                 Some(n) => start = n,
                 None => return Reply::bad_field("pageToken", "not a token this API issued"),
             },
             "updatedBefore" => {
-                match time::OffsetDateTime::parse(&v, &time::format_description::well_known::Rfc3339) {
+                match time::OffsetDateTime::parse(
+                    &v,
+                    &time::format_description::well_known::Rfc3339,
+                ) {
                     Ok(t) => before = Some(t.unix_timestamp()),
                     Err(e) => {
-                        return Reply::bad_field("updatedBefore", format!("{v:?} is not an RFC 3339 timestamp: {e}"));
+                        return Reply::bad_field(
+                            "updatedBefore",
+                            format!("{v:?} is not an RFC 3339 timestamp: {e}"),
+                        );
                     }
                 }
             }
@@ -101,11 +121,18 @@ fn apply_patch(c: &ContactRecord, patch: &Value, path_id: &str) -> Result<Contac
         match key.as_str() {
             "contactId" => {
                 if value.as_str() != Some(path_id) {
-                    errors.push(FieldError::new("contactId", format!("must equal the contact id in the path ({path_id})")));
+                    errors.push(FieldError::new(
+                        "contactId",
+                        format!("must equal the contact id in the path ({path_id})"),
+                    ));
                 }
             }
             "firstName" | "lastName" | "email" | "phone" => {
-                let limit = LIMITS.iter().find(|(f, _)| f == key).map(|(_, l)| *l).unwrap_or(255);
+                let limit = LIMITS
+                    .iter()
+                    .find(|(f, _)| f == key)
+                    .map(|(_, l)| *l)
+                    .unwrap_or(255);
                 let slot = match key.as_str() {
                     "firstName" => &mut next.first_name,
                     "lastName" => &mut next.last_name,
@@ -116,18 +143,22 @@ fn apply_patch(c: &ContactRecord, patch: &Value, path_id: &str) -> Result<Contac
                     Value::Null => *slot = None,
                     Value::String(v) if v.chars().count() > limit => errors.push(FieldError::new(
                         key.clone(),
-                        format!("{} characters, more than the {limit} allowed", v.chars().count()),
+                        format!(
+                            "{} characters, more than the {limit} allowed",
+                            v.chars().count()
+                        ),
                     )),
                     Value::String(v) => *slot = Some(v.clone()),
                     _ => errors.push(FieldError::new(key.clone(), "must be a string or null")),
                 }
             }
-            "customFields" => match value {
-                Value::Null => next.custom_fields = Map::new(),
-                Value::Object(fields) => {
-                    for (name, v) in fields {
-                        let field = format!("customFields.{name}");
-                        match v {
+            "customFields" => {
+                match value {
+                    Value::Null => next.custom_fields = Map::new(),
+                    Value::Object(fields) => {
+                        for (name, v) in fields {
+                            let field = format!("customFields.{name}");
+                            match v {
                             Value::Null => {
                                 next.custom_fields.remove(name);
                             }
@@ -142,10 +173,11 @@ fn apply_patch(c: &ContactRecord, patch: &Value, path_id: &str) -> Result<Contac
                             }
                             _ => errors.push(FieldError::new(field, "must be a string or null")),
                         }
+                        }
                     }
+                    _ => errors.push(FieldError::new("customFields", "must be an object or null")),
                 }
-                _ => errors.push(FieldError::new("customFields", "must be an object or null")),
-            },
+            }
             "id" | "createdAt" | "updatedAt" | "etag" => {
                 errors.push(FieldError::new(key.clone(), "is read-only"));
             }
@@ -153,7 +185,10 @@ fn apply_patch(c: &ContactRecord, patch: &Value, path_id: &str) -> Result<Contac
         }
     }
     if errors.is_empty() {
-        let serialized = Value::Object(next.custom_fields.clone()).to_string().chars().count();
+        let serialized = Value::Object(next.custom_fields.clone())
+            .to_string()
+            .chars()
+            .count();
         if serialized > CUSTOM_FIELDS_LIMIT {
             errors.push(FieldError::new(
                 "customFields",
@@ -164,8 +199,17 @@ fn apply_patch(c: &ContactRecord, patch: &Value, path_id: &str) -> Result<Contac
     if errors.is_empty() {
         Ok(next)
     } else {
-        let detail = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
-        Err(Reply::problem_with(StatusCode::BAD_REQUEST, "Invalid contact patch", detail, errors))
+        let detail = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Err(Reply::problem_with(
+            StatusCode::BAD_REQUEST,
+            "Invalid contact patch",
+            detail,
+            errors,
+        ))
     }
 }
 

@@ -50,58 +50,105 @@ struct KmsSync {
     backoff: Duration,
 }
 
-fn validate(body: &Value, table: &Value, t: &str) -> Result<(Vec<Target>, Option<KmsSync>), Vec<FieldError>> {
+fn validate(
+    body: &Value,
+    table: &Value,
+    t: &str,
+) -> Result<(Vec<Target>, Option<KmsSync>), Vec<FieldError>> {
     let mut errors = Vec::new();
     let Some(obj) = body.as_object() else {
         return Err(vec![FieldError::new("body", "must be a JSON object")]);
     };
     match obj.get("tableId").and_then(Value::as_str) {
         Some(id) if id == t => {}
-        Some(_) => errors.push(FieldError::new("tableId", format!("must equal the table in the path ({t})"))),
+        Some(_) => errors.push(FieldError::new(
+            "tableId",
+            format!("must equal the table in the path ({t})"),
+        )),
         None => errors.push(FieldError::new("tableId", "required")),
     }
     let columns = table["columns"].as_array().cloned().unwrap_or_default();
     let mut targets = Vec::new();
     match obj.get("columnTargetMatrix").and_then(Value::as_array) {
-        None => errors.push(FieldError::new("columnTargetMatrix", "required, a non-empty array")),
-        Some(m) if m.is_empty() => errors.push(FieldError::new("columnTargetMatrix", "must not be empty")),
+        None => errors.push(FieldError::new(
+            "columnTargetMatrix",
+            "required, a non-empty array",
+        )),
+        Some(m) if m.is_empty() => {
+            errors.push(FieldError::new("columnTargetMatrix", "must not be empty"))
+        }
         Some(m) => {
             let mut seen = std::collections::HashSet::new();
             for (i, entry) in m.iter().enumerate() {
                 let f = |x: &str| format!("columnTargetMatrix[{i}].{x}");
-                let name = entry.get("name").and_then(Value::as_str).unwrap_or_default();
+                let name = entry
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 let Some(col) = columns.iter().find(|c| c["name"].as_str() == Some(name)) else {
-                    errors.push(FieldError::new(f("name"), format!("no column {name:?} in table {t}")));
+                    errors.push(FieldError::new(
+                        f("name"),
+                        format!("no column {name:?} in table {t}"),
+                    ));
                     continue;
                 };
                 if !seen.insert(name.to_string()) {
-                    errors.push(FieldError::new(f("name"), format!("column {name} is listed twice")));
+                    errors.push(FieldError::new(
+                        f("name"),
+                        format!("column {name} is listed twice"),
+                    ));
                 }
-                if let Some(ty) = entry.get("type").and_then(Value::as_str) {
-                    if col["type"].as_str() != Some(ty) {
-                        errors.push(FieldError::new(f("type"), format!("column {name} is of type {}", col["type"])));
-                    }
+                if let Some(ty) = entry.get("type").and_then(Value::as_str)
+                    && col["type"].as_str() != Some(ty)
+                {
+                    errors.push(FieldError::new(
+                        f("type"),
+                        format!("column {name} is of type {}", col["type"]),
+                    ));
                 }
-                let cfg = entry.get("encryptionConfiguration").cloned().unwrap_or(Value::Null);
+                let cfg = entry
+                    .get("encryptionConfiguration")
+                    .cloned()
+                    .unwrap_or(Value::Null);
                 if !cfg.is_object() {
-                    errors.push(FieldError::new(f("encryptionConfiguration"), "required, an object"));
+                    errors.push(FieldError::new(
+                        f("encryptionConfiguration"),
+                        "required, an object",
+                    ));
                     continue;
                 }
                 if cfg.get("enabled") != Some(&json!(true)) {
-                    errors.push(FieldError::new(f("encryptionConfiguration.enabled"), "must be true"));
+                    errors.push(FieldError::new(
+                        f("encryptionConfiguration.enabled"),
+                        "must be true",
+                    ));
                 }
                 match cfg.get("algorithm").and_then(Value::as_str) {
                     Some("AES-256-GCM") => {}
                     other => errors.push(FieldError::new(
                         f("encryptionConfiguration.algorithm"),
-                        format!("{} is not supported: only AES-256-GCM", other.map(|a| format!("{a:?}")).unwrap_or("(missing)".into())),
+                        format!(
+                            "{} is not supported: only AES-256-GCM",
+                            other
+                                .map(|a| format!("{a:?}"))
+                                .unwrap_or("(missing)".into())
+                        ),
                     )),
                 }
-                if !matches!(cfg.get("complianceMode").and_then(Value::as_str), Some("GDPR" | "HIPAA" | "PCI")) {
-                    errors.push(FieldError::new(f("encryptionConfiguration.complianceMode"), "must be GDPR, HIPAA or PCI"));
+                if !matches!(
+                    cfg.get("complianceMode").and_then(Value::as_str),
+                    Some("GDPR" | "HIPAA" | "PCI")
+                ) {
+                    errors.push(FieldError::new(
+                        f("encryptionConfiguration.complianceMode"),
+                        "must be GDPR, HIPAA or PCI",
+                    ));
                 }
                 if let Some(krd) = cfg.get("keyRotationDirective") {
-                    if !matches!(krd.get("strategy").and_then(Value::as_str), Some("AUTOMATIC" | "MANUAL")) {
+                    if !matches!(
+                        krd.get("strategy").and_then(Value::as_str),
+                        Some("AUTOMATIC" | "MANUAL")
+                    ) {
                         errors.push(FieldError::new(
                             f("encryptionConfiguration.keyRotationDirective.strategy"),
                             "must be AUTOMATIC or MANUAL",
@@ -114,50 +161,76 @@ fn validate(body: &Value, table: &Value, t: &str) -> Result<(Vec<Target>, Option
                             "must be an integer from 1 to 365",
                         )),
                     }
-                    if let Some(e) = krd.get("nextRotationEpoch") {
-                        if !e.is_i64() && !e.is_null() {
-                            errors.push(FieldError::new(
-                                f("encryptionConfiguration.keyRotationDirective.nextRotationEpoch"),
-                                "must be a Unix time in seconds",
-                            ));
-                        }
+                    if let Some(e) = krd.get("nextRotationEpoch")
+                        && !e.is_i64()
+                        && !e.is_null()
+                    {
+                        errors.push(FieldError::new(
+                            f("encryptionConfiguration.keyRotationDirective.nextRotationEpoch"),
+                            "must be a Unix time in seconds",
+                        ));
                     }
                 }
                 for flag in ["indexMaskingTrigger", "decryptionPermissionVerification"] {
-                    if let Some(v) = cfg.get(flag) {
-                        if !v.is_boolean() {
-                            errors.push(FieldError::new(f(&format!("encryptionConfiguration.{flag}")), "must be true or false"));
-                        }
+                    if let Some(v) = cfg.get(flag)
+                        && !v.is_boolean()
+                    {
+                        errors.push(FieldError::new(
+                            f(&format!("encryptionConfiguration.{flag}")),
+                            "must be true or false",
+                        ));
                     }
                 }
                 let masking = cfg.get("indexMaskingTrigger") == Some(&json!(true));
-                targets.push(Target { name: name.to_string(), config: cfg, masking });
+                targets.push(Target {
+                    name: name.to_string(),
+                    config: cfg,
+                    masking,
+                });
             }
         }
     }
     let mut kms = None;
     if let Some(sync) = obj.get("externalKmsSync").filter(|v| !v.is_null()) {
-        let url = sync.get("callbackUrl").and_then(Value::as_str).unwrap_or_default();
+        let url = sync
+            .get("callbackUrl")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         match url::Url::parse(url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-            _ => errors.push(FieldError::new("externalKmsSync.callbackUrl", "must be an absolute http(s) URL")),
+            _ => errors.push(FieldError::new(
+                "externalKmsSync.callbackUrl",
+                "must be an absolute http(s) URL",
+            )),
         }
-        let mode = sync.get("syncMode").and_then(Value::as_str).unwrap_or("ASYNC");
+        let mode = sync
+            .get("syncMode")
+            .and_then(Value::as_str)
+            .unwrap_or("ASYNC");
         if !matches!(mode, "ASYNC" | "SYNC") {
-            errors.push(FieldError::new("externalKmsSync.syncMode", "must be ASYNC or SYNC"));
+            errors.push(FieldError::new(
+                "externalKmsSync.syncMode",
+                "must be ASYNC or SYNC",
+            ));
         }
         let rp = sync.get("retryPolicy");
         let attempts = rp.and_then(|r| r.get("maxAttempts")).map(|v| v.as_u64());
         let backoff = rp.and_then(|r| r.get("backoffMs")).map(|v| v.as_u64());
-        if let Some(a) = attempts {
-            if !matches!(a, Some(1..=10)) {
-                errors.push(FieldError::new("externalKmsSync.retryPolicy.maxAttempts", "must be an integer from 1 to 10"));
-            }
+        if let Some(a) = attempts
+            && !matches!(a, Some(1..=10))
+        {
+            errors.push(FieldError::new(
+                "externalKmsSync.retryPolicy.maxAttempts",
+                "must be an integer from 1 to 10",
+            ));
         }
-        if let Some(b) = backoff {
-            if !matches!(b, Some(0..=60_000)) {
-                errors.push(FieldError::new("externalKmsSync.retryPolicy.backoffMs", "must be an integer from 0 to 60000"));
-            }
+        if let Some(b) = backoff
+            && !matches!(b, Some(0..=60_000))
+        {
+            errors.push(FieldError::new(
+                "externalKmsSync.retryPolicy.backoffMs",
+                "must be an integer from 0 to 60000",
+            ));
         }
         kms = Some(KmsSync {
             url: url.to_string(),
@@ -166,30 +239,55 @@ fn validate(body: &Value, table: &Value, t: &str) -> Result<(Vec<Target>, Option
             backoff: Duration::from_millis(backoff.flatten().unwrap_or(200).min(60_000)),
         });
     }
-    if errors.is_empty() { Ok((targets, kms)) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok((targets, kms))
+    } else {
+        Err(errors)
+    }
 }
 
 /// The 409 conflicts: encrypted-field budget, read-only indexes, writable indexes without
 /// masking.
 fn conflicts(targets: &[Target], table: &Value, indexes: &Value) -> Option<Reply> {
     let columns = table["columns"].as_array().cloned().unwrap_or_default();
-    let max = table["metadata"]["maxEncryptedFields"].as_u64().unwrap_or(12) as usize;
-    let already = columns.iter().filter(|c| c["encrypted"] == json!(true)).count();
+    let max = table["metadata"]["maxEncryptedFields"]
+        .as_u64()
+        .unwrap_or(12) as usize;
+    let already = columns
+        .iter()
+        .filter(|c| c["encrypted"] == json!(true))
+        .count();
     let new = targets
         .iter()
-        .filter(|t| !columns.iter().any(|c| c["name"].as_str() == Some(&t.name) && c["encrypted"] == json!(true)))
+        .filter(|t| {
+            !columns
+                .iter()
+                .any(|c| c["name"].as_str() == Some(&t.name) && c["encrypted"] == json!(true))
+        })
         .count();
     if already + new > max {
         return Some(Reply::problem_with(
             StatusCode::CONFLICT,
             "Too many encrypted fields",
-            format!("{already} columns are encrypted and {new} more would exceed maxEncryptedFields ({max}); nothing was changed"),
-            vec![FieldError::new("columnTargetMatrix", format!("at most {} more columns can be encrypted", max.saturating_sub(already)))],
+            format!(
+                "{already} columns are encrypted and {new} more would exceed maxEncryptedFields ({max}); nothing was changed"
+            ),
+            vec![FieldError::new(
+                "columnTargetMatrix",
+                format!(
+                    "at most {} more columns can be encrypted",
+                    max.saturating_sub(already)
+                ),
+            )],
         ));
     }
     for (i, t) in targets.iter().enumerate() {
         for idx in indexes.as_array().into_iter().flatten() {
-            let in_index = idx["columns"].as_array().into_iter().flatten().any(|c| c.as_str() == Some(&t.name));
+            let in_index = idx["columns"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c.as_str() == Some(&t.name));
             if !in_index {
                 continue;
             }
@@ -198,8 +296,14 @@ fn conflicts(targets: &[Target], table: &Value, indexes: &Value) -> Option<Reply
                 return Some(Reply::problem_with(
                     StatusCode::CONFLICT,
                     "Column in a read-only index",
-                    format!("column {} is in the read-only index {name}; nothing was changed", t.name),
-                    vec![FieldError::new(format!("columnTargetMatrix[{i}].name"), format!("in read-only index {name}"))],
+                    format!(
+                        "column {} is in the read-only index {name}; nothing was changed",
+                        t.name
+                    ),
+                    vec![FieldError::new(
+                        format!("columnTargetMatrix[{i}].name"),
+                        format!("in read-only index {name}"),
+                    )],
                 ));
             }
             if !t.masking {
@@ -211,7 +315,9 @@ fn conflicts(targets: &[Target], table: &Value, indexes: &Value) -> Option<Reply
                         t.name
                     ),
                     vec![FieldError::new(
-                        format!("columnTargetMatrix[{i}].encryptionConfiguration.indexMaskingTrigger"),
+                        format!(
+                            "columnTargetMatrix[{i}].encryptionConfiguration.indexMaskingTrigger"
+                        ),
                         format!("required for a column in index {name}"),
                     )],
                 ));
@@ -221,7 +327,12 @@ fn conflicts(targets: &[Target], table: &Value, indexes: &Value) -> Option<Reply
     None
 }
 
-async fn post_callback(http: &reqwest::Client, log: &Arc<Mutex<Vec<Value>>>, kms: &KmsSync, payload: &Value) -> bool {
+async fn post_callback(
+    http: &reqwest::Client,
+    log: &Arc<Mutex<Vec<Value>>>,
+    kms: &KmsSync,
+    payload: &Value,
+) -> bool {
     for attempt in 1..=kms.attempts {
         let outcome = http.post(&kms.url).json(payload).send().await;
         let (ok, status) = match &outcome {
@@ -261,8 +372,17 @@ pub(crate) async fn encrypt_columns(s: &SimState, ds: &str, t: &str, ctx: &Ctx<'
     let (targets, kms) = match validate(&body, &table, t) {
         Ok(v) => v,
         Err(errors) => {
-            let detail = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
-            return Reply::problem_with(StatusCode::BAD_REQUEST, "Invalid encryption request", detail, errors);
+            let detail = errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.message))
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Reply::problem_with(
+                StatusCode::BAD_REQUEST,
+                "Invalid encryption request",
+                detail,
+                errors,
+            );
         }
     };
     if let Some(r) = conflicts(&targets, &table, &index_list) {
@@ -283,11 +403,11 @@ pub(crate) async fn encrypt_columns(s: &SimState, ds: &str, t: &str, ctx: &Ctx<'
     }
     if let Some(idxs) = new_indexes.as_array_mut() {
         for idx in idxs.iter_mut() {
-            let touched = idx["columns"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|c| targets.iter().any(|t| c.as_str() == Some(&t.name) && t.masking));
+            let touched = idx["columns"].as_array().into_iter().flatten().any(|c| {
+                targets
+                    .iter()
+                    .any(|t| c.as_str() == Some(&t.name) && t.masking)
+            });
             if touched {
                 idx["masked"] = json!(true);
             }
@@ -301,14 +421,17 @@ pub(crate) async fn encrypt_columns(s: &SimState, ds: &str, t: &str, ctx: &Ctx<'
         "keyVersion": key_version,
         "complianceCheck": {"algorithm": "AES-256-GCM"},
     });
-    if let Some(k) = kms.as_ref().filter(|k| k.sync) {
-        if !post_callback(&s.http, &s.kms_callbacks, k, &payload).await {
-            return Reply::problem(
-                StatusCode::BAD_GATEWAY,
-                "KMS callback failed",
-                format!("the SYNC callback to {} did not succeed; the change was rolled back", k.url),
-            );
-        }
+    if let Some(k) = kms.as_ref().filter(|k| k.sync)
+        && !post_callback(&s.http, &s.kms_callbacks, k, &payload).await
+    {
+        return Reply::problem(
+            StatusCode::BAD_GATEWAY,
+            "KMS callback failed",
+            format!(
+                "the SYNC callback to {} did not succeed; the change was rolled back",
+                k.url
+            ),
+        );
     }
     {
         let mut d = lock(&s.datastore);

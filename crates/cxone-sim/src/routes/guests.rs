@@ -12,13 +12,19 @@ const MAX_OPERATIONS: usize = 50;
 const MAX_VALUE: usize = 1024;
 
 fn valid_attribute_id(id: &str) -> bool {
-    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 pub(crate) fn create(s: &SimState) -> Reply {
     let mut g = lock(&s.guests);
     g.created += 1;
-    let id = format!("g-new-{:016x}", crate::data::mix(s.seed ^ g.created.rotate_left(17)));
+    let id = format!(
+        "g-new-{:016x}",
+        crate::data::mix(s.seed ^ g.created.rotate_left(17))
+    );
     g.guests.insert(id.clone(), Vec::new());
     drop(g);
     s.mutated("guest", &id);
@@ -39,13 +45,22 @@ enum Op {
 
 fn validate(body: &Value) -> Result<Vec<Op>, Vec<FieldError>> {
     let Some(items) = body.as_array() else {
-        return Err(vec![FieldError::new("body", "an array of {id, value, operation}")]);
+        return Err(vec![FieldError::new(
+            "body",
+            "an array of {id, value, operation}",
+        )]);
     };
     if items.is_empty() {
         return Err(vec![FieldError::new("body", "at least one operation")]);
     }
     if items.len() > MAX_OPERATIONS {
-        return Err(vec![FieldError::new("body", format!("{} operations, more than the {MAX_OPERATIONS} allowed", items.len()))]);
+        return Err(vec![FieldError::new(
+            "body",
+            format!(
+                "{} operations, more than the {MAX_OPERATIONS} allowed",
+                items.len()
+            ),
+        )]);
     }
     let mut ops = Vec::new();
     let mut errors = Vec::new();
@@ -60,17 +75,30 @@ fn validate(body: &Value) -> Result<Vec<Op>, Vec<FieldError>> {
             Some("upsert") => match value.and_then(Value::as_str) {
                 Some(v) if v.chars().count() > MAX_VALUE => errors.push(FieldError::new(
                     f("value"),
-                    format!("{} characters, more than the {MAX_VALUE} allowed", v.chars().count()),
+                    format!(
+                        "{} characters, more than the {MAX_VALUE} allowed",
+                        v.chars().count()
+                    ),
                 )),
                 Some(v) => ops.push(Op::Upsert(id.to_string(), v.to_string())),
                 None => errors.push(FieldError::new(f("value"), "required for upsert, a string")),
             },
             Some("delete") => ops.push(Op::Delete(id.to_string())),
-            Some(other) => errors.push(FieldError::new(f("operation"), format!("{other:?} is not upsert or delete"))),
-            None => errors.push(FieldError::new(f("operation"), "required: upsert or delete")),
+            Some(other) => errors.push(FieldError::new(
+                f("operation"),
+                format!("{other:?} is not upsert or delete"),
+            )),
+            None => errors.push(FieldError::new(
+                f("operation"),
+                "required: upsert or delete",
+            )),
         }
     }
-    if errors.is_empty() { Ok(ops) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(ops)
+    } else {
+        Err(errors)
+    }
 }
 
 pub(crate) fn patch_attributes(s: &SimState, guest: &str, ctx: &Ctx<'_>) -> Reply {
@@ -84,8 +112,17 @@ pub(crate) fn patch_attributes(s: &SimState, guest: &str, ctx: &Ctx<'_>) -> Repl
     let ops = match validate(&body) {
         Ok(ops) => ops,
         Err(errors) => {
-            let detail = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
-            return Reply::problem_with(StatusCode::BAD_REQUEST, "Invalid attribute operations", detail, errors);
+            let detail = errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.message))
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Reply::problem_with(
+                StatusCode::BAD_REQUEST,
+                "Invalid attribute operations",
+                detail,
+                errors,
+            );
         }
     };
     let now = time::OffsetDateTime::now_utc();

@@ -45,9 +45,14 @@ pub(crate) fn format_problem(format: &str, value: &str) -> Option<String> {
         "jwt" => {
             let parts: Vec<&str> = value.split('.').collect();
             if parts.len() != 3 || parts.iter().any(|p| p.is_empty()) {
-                return Some("a jwt is three non-empty base64url segments separated by dots".into());
+                return Some(
+                    "a jwt is three non-empty base64url segments separated by dots".into(),
+                );
             }
-            let b64url = |p: &str| p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            let b64url = |p: &str| {
+                p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            };
             if !parts.iter().all(|p| b64url(p)) {
                 return Some("a jwt segment holds a character outside base64url".into());
             }
@@ -61,8 +66,10 @@ pub(crate) fn format_problem(format: &str, value: &str) -> Option<String> {
             }
         }
         "base64" => {
-            if value.is_empty() || value.len() % 4 != 0 {
-                return Some("base64 (RFC 4648, padded) has a length that is a multiple of 4".into());
+            if value.is_empty() || !value.len().is_multiple_of(4) {
+                return Some(
+                    "base64 (RFC 4648, padded) has a length that is a multiple of 4".into(),
+                );
             }
             match base64::engine::general_purpose::STANDARD.decode(value.as_bytes()) {
                 Ok(_) => None,
@@ -89,39 +96,57 @@ pub(crate) fn rotate_secret(s: &SimState, id: &str, ctx: &Ctx<'_>) -> Reply {
         Some("") => errors.push(FieldError::new("value", "must not be empty")),
         Some(v) if v.chars().count() > MAX_SECRET_LEN => errors.push(FieldError::new(
             "value",
-            format!("{} characters, more than the {MAX_SECRET_LEN} allowed", v.chars().count()),
+            format!(
+                "{} characters, more than the {MAX_SECRET_LEN} allowed",
+                v.chars().count()
+            ),
         )),
         _ => {}
     }
     match format {
         None => errors.push(FieldError::new("format", "required: raw, jwt or base64")),
-        Some(f) if !matches!(f, "raw" | "jwt" | "base64") => {
-            errors.push(FieldError::new("format", format!("{f:?} is not one of raw, jwt, base64")))
-        }
+        Some(f) if !matches!(f, "raw" | "jwt" | "base64") => errors.push(FieldError::new(
+            "format",
+            format!("{f:?} is not one of raw, jwt, base64"),
+        )),
         Some(f) => {
-            if let Some(v) = value.filter(|v| !v.is_empty()) {
-                if let Some(why) = format_problem(f, v) {
-                    errors.push(FieldError::new("value", why));
-                }
+            if let Some(v) = value.filter(|v| !v.is_empty())
+                && let Some(why) = format_problem(f, v)
+            {
+                errors.push(FieldError::new("value", why));
             }
         }
     }
-    if let Some(d) = body.get("description") {
-        if !d.is_string() && !d.is_null() {
-            errors.push(FieldError::new("description", "must be a string"));
-        }
+    if let Some(d) = body.get("description")
+        && !d.is_string()
+        && !d.is_null()
+    {
+        errors.push(FieldError::new("description", "must be a string"));
     }
-    let directive = body.get("referenceUpdateDirective").and_then(Value::as_str).unwrap_or("immediate");
+    let directive = body
+        .get("referenceUpdateDirective")
+        .and_then(Value::as_str)
+        .unwrap_or("immediate");
     if !matches!(directive, "immediate" | "deferred") {
-        errors.push(FieldError::new("referenceUpdateDirective", "must be immediate or deferred"));
+        errors.push(FieldError::new(
+            "referenceUpdateDirective",
+            "must be immediate or deferred",
+        ));
     }
     let matrix = body.get("verificationMatrix");
-    let prev = matrix.and_then(|m| m.get("previous_sha256")).and_then(Value::as_str);
-    let proposed = matrix.and_then(|m| m.get("proposed_sha256")).and_then(Value::as_str);
+    let prev = matrix
+        .and_then(|m| m.get("previous_sha256"))
+        .and_then(Value::as_str);
+    let proposed = matrix
+        .and_then(|m| m.get("proposed_sha256"))
+        .and_then(Value::as_str);
     let is_hex64 = |h: &str| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit());
     match prev {
         Some(h) if is_hex64(h) => {}
-        _ => errors.push(FieldError::new("verificationMatrix.previous_sha256", "required, 64 hex characters")),
+        _ => errors.push(FieldError::new(
+            "verificationMatrix.previous_sha256",
+            "required, 64 hex characters",
+        )),
     }
     match (proposed, value) {
         (Some(h), Some(v)) if is_hex64(h) => {
@@ -133,13 +158,29 @@ pub(crate) fn rotate_secret(s: &SimState, id: &str, ctx: &Ctx<'_>) -> Reply {
             }
         }
         (Some(h), _) if is_hex64(h) => {}
-        _ => errors.push(FieldError::new("verificationMatrix.proposed_sha256", "required, 64 hex characters")),
+        _ => errors.push(FieldError::new(
+            "verificationMatrix.proposed_sha256",
+            "required, 64 hex characters",
+        )),
     }
     if !errors.is_empty() {
-        let detail = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
-        return Reply::problem_with(StatusCode::BAD_REQUEST, "Invalid secret rotation", detail, errors);
+        let detail = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Reply::problem_with(
+            StatusCode::BAD_REQUEST,
+            "Invalid secret rotation",
+            detail,
+            errors,
+        );
     }
-    let (value, format, prev) = (value.unwrap_or_default(), format.unwrap_or_default(), prev.unwrap_or_default());
+    let (value, format, prev) = (
+        value.unwrap_or_default(),
+        format.unwrap_or_default(),
+        prev.unwrap_or_default(),
+    );
 
     let mut i = lock(&s.integration);
     let Some(secret) = i.secrets.get_mut(id) else {
@@ -205,7 +246,11 @@ pub(crate) fn recompile(s: &SimState, id: &str) -> Reply {
     let before = (action.status, action.compiled.clone());
     let a = i.actions.get_mut(id).expect("checked above");
     a.compiled = compiled;
-    a.status = if rejected.is_some() { "failed" } else { "compiled" };
+    a.status = if rejected.is_some() {
+        "failed"
+    } else {
+        "compiled"
+    };
     let changed = before != (a.status, a.compiled.clone());
     let out = a.to_json();
     drop(guard);
@@ -232,21 +277,31 @@ pub(crate) fn test_action(s: &SimState, id: &str) -> Reply {
     let Some(a) = i.actions.get(id) else {
         return Reply::not_found(format!("no data action {id}"));
     };
-    let fail = |detail: String| Reply::json(StatusCode::UNPROCESSABLE_ENTITY, json!({"ok": false, "detail": detail}));
+    let fail = |detail: String| {
+        Reply::json(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"ok": false, "detail": detail}),
+        )
+    };
     if a.status == "failed" {
-        return fail("the action failed its last compilation; recompile it against a value it accepts".into());
+        return fail(
+            "the action failed its last compilation; recompile it against a value it accepts"
+                .into(),
+        );
     }
     for (sid, (version, sha)) in &a.compiled {
         if i.rejects(id, sha) {
-            return fail(format!("the remote service rejected secret {sid} version {version}"));
+            return fail(format!(
+                "the remote service rejected secret {sid} version {version}"
+            ));
         }
-        if let Some(sec) = i.secrets.get(sid) {
-            if sec.version != *version {
-                return fail(format!(
-                    "compiled against secret {sid} version {version}, which is no longer current (now {}); recompile",
-                    sec.version
-                ));
-            }
+        if let Some(sec) = i.secrets.get(sid)
+            && sec.version != *version
+        {
+            return fail(format!(
+                "compiled against secret {sid} version {version}, which is no longer current (now {}); recompile",
+                sec.version
+            ));
         }
     }
     Reply::ok(json!({"ok": true}))

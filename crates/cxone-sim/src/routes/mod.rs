@@ -69,12 +69,13 @@ fn decode(seg: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&seg[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&seg[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
@@ -85,7 +86,14 @@ fn decode(seg: &str) -> String {
 pub(crate) fn match_route(method: &Method, path: &str) -> Result<Matched, RouteMiss> {
     use BucketKind::{Tenant, Webchat};
     let segs: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    let m = |route, pattern, scopes, bucket| Ok(Matched { route, pattern, scopes, bucket });
+    let m = |route, pattern, scopes, bucket| {
+        Ok(Matched {
+            route,
+            pattern,
+            scopes,
+            bucket,
+        })
+    };
     let wrong = |allow| Err(RouteMiss::MethodNotAllowed(allow));
     let is = |want: &Method| method == want;
     match segs.as_slice() {
@@ -101,9 +109,19 @@ pub(crate) fn match_route(method: &Method, path: &str) -> Result<Matched, RouteM
         ["api", "v2", "integration", "secret", id] => {
             let id = decode(id);
             if is(&Method::GET) {
-                m(Route::SecretGet(id), "GET /api/v2/integration/secret/{id}", &["integration:secret:read"], Tenant)
+                m(
+                    Route::SecretGet(id),
+                    "GET /api/v2/integration/secret/{id}",
+                    &["integration:secret:read"],
+                    Tenant,
+                )
             } else if is(&Method::PUT) {
-                m(Route::SecretPut(id), "PUT /api/v2/integration/secret/{id}", &["integration:secret:write"], Tenant)
+                m(
+                    Route::SecretPut(id),
+                    "PUT /api/v2/integration/secret/{id}",
+                    &["integration:secret:write"],
+                    Tenant,
+                )
             } else {
                 wrong("GET, PUT")
             }
@@ -158,7 +176,12 @@ pub(crate) fn match_route(method: &Method, path: &str) -> Result<Matched, RouteM
         }
         ["api", "v1", "contacts"] => {
             if is(&Method::GET) {
-                m(Route::ContactList, "GET /api/v1/contacts", &["contact:read"], Tenant)
+                m(
+                    Route::ContactList,
+                    "GET /api/v1/contacts",
+                    &["contact:read"],
+                    Tenant,
+                )
             } else {
                 wrong("GET")
             }
@@ -166,9 +189,19 @@ pub(crate) fn match_route(method: &Method, path: &str) -> Result<Matched, RouteM
         ["api", "v1", "contacts", id] => {
             let id = decode(id);
             if is(&Method::GET) {
-                m(Route::ContactGet(id), "GET /api/v1/contacts/{id}", &["contact:read"], Tenant)
+                m(
+                    Route::ContactGet(id),
+                    "GET /api/v1/contacts/{id}",
+                    &["contact:read"],
+                    Tenant,
+                )
             } else if is(&Method::PATCH) {
-                m(Route::ContactPatch(id), "PATCH /api/v1/contacts/{id}", &["contact:write"], Tenant)
+                m(
+                    Route::ContactPatch(id),
+                    "PATCH /api/v1/contacts/{id}",
+                    &["contact:write"],
+                    Tenant,
+                )
             } else {
                 wrong("GET, PATCH")
             }
@@ -211,7 +244,12 @@ pub(crate) fn match_route(method: &Method, path: &str) -> Result<Matched, RouteM
         }
         ["api", "v2", "interactions", "guests"] => {
             if is(&Method::POST) {
-                m(Route::GuestCreate, "POST /api/v2/interactions/guests", &["interaction:guest:write"], Tenant)
+                m(
+                    Route::GuestCreate,
+                    "POST /api/v2/interactions/guests",
+                    &["interaction:guest:write"],
+                    Tenant,
+                )
             } else {
                 wrong("POST")
             }
@@ -238,7 +276,12 @@ pub(crate) fn match_route(method: &Method, path: &str) -> Result<Matched, RouteM
         }
         ["api", "v2", "webchat", "widgets"] => {
             if is(&Method::GET) {
-                m(Route::WidgetList, "GET /api/v2/webchat/widgets", &["webchat:widgets:read"], Webchat)
+                m(
+                    Route::WidgetList,
+                    "GET /api/v2/webchat/widgets",
+                    &["webchat:widgets:read"],
+                    Webchat,
+                )
             } else {
                 wrong("GET")
             }
@@ -246,9 +289,19 @@ pub(crate) fn match_route(method: &Method, path: &str) -> Result<Matched, RouteM
         ["api", "v2", "webchat", "widgets", id] => {
             let id = decode(id);
             if is(&Method::GET) {
-                m(Route::WidgetGet(id), "GET /api/v2/webchat/widgets/{id}", &["webchat:widgets:read"], Webchat)
+                m(
+                    Route::WidgetGet(id),
+                    "GET /api/v2/webchat/widgets/{id}",
+                    &["webchat:widgets:read"],
+                    Webchat,
+                )
             } else if is(&Method::PUT) {
-                m(Route::WidgetPut(id), "PUT /api/v2/webchat/widgets/{id}", &["webchat:widgets:write"], Webchat)
+                m(
+                    Route::WidgetPut(id),
+                    "PUT /api/v2/webchat/widgets/{id}",
+                    &["webchat:widgets:write"],
+                    Webchat,
+                )
             } else {
                 wrong("GET, PUT")
             }
@@ -283,8 +336,17 @@ pub(crate) async fn handle(s: &SimState, route: &Route, ctx: &Ctx<'_>) -> Reply 
 
 /// The JSON body, or the 415/400 to send: content type first, then syntax.
 pub(crate) fn json_body(ctx: &Ctx<'_>) -> Result<Value, Reply> {
-    let ct = ctx.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let ct = ctx
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     if mime != "application/json" && !mime.ends_with("+json") {
         return Err(Reply::problem(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -295,9 +357,8 @@ pub(crate) fn json_body(ctx: &Ctx<'_>) -> Result<Value, Reply> {
             ),
         ));
     }
-    serde_json::from_slice(ctx.body).map_err(|e| {
-        Reply::bad_field("body", format!("not valid JSON: {e}"))
-    })
+    serde_json::from_slice(ctx.body)
+        .map_err(|e| Reply::bad_field("body", format!("not valid JSON: {e}")))
 }
 
 /// What `If-Match` says about a resource's current ETag.
@@ -314,7 +375,11 @@ pub(crate) fn if_match(headers: &HeaderMap, current_etag: &str) -> Precondition 
     let matches = v.split(',').map(str::trim).any(|tag| {
         tag == "*" || tag == current_etag || tag.strip_prefix("W/") == Some(current_etag)
     });
-    if matches { Precondition::Matches } else { Precondition::Fails }
+    if matches {
+        Precondition::Matches
+    } else {
+        Precondition::Fails
+    }
 }
 
 /// 428 / 412 for a resource that requires `If-Match`; `None` to go on.
@@ -336,7 +401,11 @@ pub(crate) fn require_if_match(headers: &HeaderMap, current_etag: &str) -> Optio
 
 pub(crate) fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
     uri.query()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -348,9 +417,15 @@ mod tests {
     fn routes_and_misses() {
         assert!(matches!(
             match_route(&Method::GET, "/api/v1/contacts/c-0000001"),
-            Ok(Matched { route: Route::ContactGet(_), .. })
+            Ok(Matched {
+                route: Route::ContactGet(_),
+                ..
+            })
         ));
-        assert!(matches!(match_route(&Method::GET, "/api/v1/nothing"), Err(RouteMiss::NotFound)));
+        assert!(matches!(
+            match_route(&Method::GET, "/api/v1/nothing"),
+            Err(RouteMiss::NotFound)
+        ));
         assert!(matches!(
             match_route(&Method::DELETE, "/api/v1/contacts/x"),
             Err(RouteMiss::MethodNotAllowed("GET, PATCH"))

@@ -19,7 +19,8 @@ use crate::state::{SimState, TokenInfo, lock};
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     let body = json!({"error": error, "error_description": description});
     let mut resp = (status, axum::Json(body)).into_response();
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 
@@ -41,7 +42,9 @@ fn client_scopes(s: &SimState, id: &str, secret: &str) -> Option<&'static [&'sta
 fn basic(headers: &HeaderMap) -> Option<Result<(String, String), ()>> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let enc = v.strip_prefix("Basic ")?;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(enc.trim()).map_err(|_| ());
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(enc.trim())
+        .map_err(|_| ());
     Some(decoded.and_then(|d| {
         let s = String::from_utf8(d).map_err(|_| ())?;
         let (id, secret) = s.split_once(':').ok_or(())?;
@@ -61,8 +64,14 @@ pub(crate) async fn token(
     body: Bytes,
 ) -> Response {
     s.counters.token_requests.fetch_add(1, Ordering::Relaxed);
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !ct.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct
+        .to_ascii_lowercase()
+        .starts_with("application/x-www-form-urlencoded")
+    {
         return oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
@@ -72,7 +81,13 @@ pub(crate) async fn token(
     let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let grant = field("grant_type").unwrap_or_default();
-    *lock(&s.grants).entry(if grant.is_empty() { "(none)".into() } else { grant.clone() }).or_insert(0) += 1;
+    *lock(&s.grants)
+        .entry(if grant.is_empty() {
+            "(none)".into()
+        } else {
+            grant.clone()
+        })
+        .or_insert(0) += 1;
 
     let basic = basic(&headers);
     let post_id = field("client_id");
@@ -88,21 +103,39 @@ pub(crate) async fn token(
     let creds = match basic {
         Some(Ok(pair)) => Some(pair),
         Some(Err(())) => {
-            return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "malformed Basic credentials");
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "malformed Basic credentials",
+            );
         }
         None => post_id.map(|id| (id, post_secret.unwrap_or_default())),
     };
     let invalid_client = || {
-        let mut r = oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client or wrong secret");
+        let mut r = oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "unknown client or wrong secret",
+        );
         if used_basic {
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"cxone\""));
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"cxone\""),
+            );
         }
         r
     };
     if grant.is_empty() {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is required");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "grant_type is required",
+        );
     }
-    if !matches!(grant.as_str(), "client_credentials" | "password" | "refresh_token") {
+    if !matches!(
+        grant.as_str(),
+        "client_credentials" | "password" | "refresh_token"
+    ) {
         return oauth_error(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
@@ -132,7 +165,7 @@ pub(crate) async fn token(
             }
             match scopes_for(allowed, requested) {
                 Ok(g) => g,
-                Err(r) => return r,
+                Err(bad) => return invalid_scope(&bad),
             }
         }
         "password" => {
@@ -143,19 +176,30 @@ pub(crate) async fn token(
                     "the password grant needs the registered app's client credentials",
                 );
             }
-            let (user, pass) = (field("username").unwrap_or_default(), field("password").unwrap_or_default());
+            let (user, pass) = (
+                field("username").unwrap_or_default(),
+                field("password").unwrap_or_default(),
+            );
             if user != c.access_key_id || pass != c.access_key_secret {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "unknown access key or wrong secret");
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    "unknown access key or wrong secret",
+                );
             }
             refresh_for = Some(user);
             match scopes_for(ALL_SCOPES, requested) {
                 Ok(g) => g,
-                Err(r) => return r,
+                Err(bad) => return invalid_scope(&bad),
             }
         }
         _ => {
             let Some(rt) = field("refresh_token") else {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "refresh_token is required");
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "refresh_token is required",
+                );
             };
             let found = lock(&s.auth).refresh.remove(&rt);
             match found {
@@ -164,7 +208,11 @@ pub(crate) async fn token(
                     scopes
                 }
                 _ => {
-                    return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "unknown, used or revoked refresh token");
+                    return oauth_error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_grant",
+                        "unknown, used or revoked refresh token",
+                    );
                 }
             }
         }
@@ -189,29 +237,33 @@ pub(crate) async fn token(
         );
         if let Some(user) = refresh_for {
             let rt = s.random_token();
-            auth.refresh.insert(rt.clone(), (client_id, user, granted.clone()));
+            auth.refresh
+                .insert(rt.clone(), (client_id, user, granted.clone()));
             body["refresh_token"] = json!(rt);
         }
     }
     s.counters.tokens_issued.fetch_add(1, Ordering::Relaxed);
     let mut resp = (StatusCode::OK, axum::Json(body)).into_response();
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 
-fn scopes_for(allowed: &[&str], requested: Option<Vec<String>>) -> Result<Vec<String>, Response> {
+/// The scopes to grant, or the requested scope the client may not have.
+fn scopes_for(allowed: &[&str], requested: Option<Vec<String>>) -> Result<Vec<String>, String> {
     match requested {
-        None => Ok(allowed.iter().map(|s| s.to_string()).collect()),
-        Some(req) if req.is_empty() => Ok(allowed.iter().map(|s| s.to_string()).collect()),
-        Some(req) => {
-            if let Some(bad) = req.iter().find(|r| !allowed.contains(&r.as_str())) {
-                return Err(oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_scope",
-                    &format!("this client may not request the scope {bad}"),
-                ));
-            }
-            Ok(req)
-        }
+        Some(req) if !req.is_empty() => match req.iter().find(|r| !allowed.contains(&r.as_str())) {
+            Some(bad) => Err(bad.clone()),
+            None => Ok(req),
+        },
+        _ => Ok(allowed.iter().map(|s| s.to_string()).collect()),
     }
+}
+
+fn invalid_scope(bad: &str) -> Response {
+    oauth_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_scope",
+        &format!("this client may not request the scope {bad}"),
+    )
 }

@@ -11,7 +11,10 @@ use crate::state::{SimState, lock};
 const MAX_RULES: usize = 50;
 
 fn etag(widget: &Value) -> String {
-    format!("\"{}\"", widget["settings"]["version"].as_str().unwrap_or("0"))
+    format!(
+        "\"{}\"",
+        widget["settings"]["version"].as_str().unwrap_or("0")
+    )
 }
 
 pub(crate) fn list(s: &SimState) -> Reply {
@@ -61,12 +64,13 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
         }
         out.push(b[i]);
         i += 1;
@@ -83,7 +87,8 @@ fn entity_decode(s: &str) -> String {
         let end = after.find(';').filter(|e| *e <= 10);
         let decoded = end.and_then(|e| {
             let name = &after[..e];
-            let ch = if let Some(num) = name.strip_prefix("#x").or_else(|| name.strip_prefix("#X")) {
+            let ch = if let Some(num) = name.strip_prefix("#x").or_else(|| name.strip_prefix("#X"))
+            {
                 u32::from_str_radix(num, 16).ok().and_then(char::from_u32)
             } else if let Some(num) = name.strip_prefix('#') {
                 num.parse::<u32>().ok().and_then(char::from_u32)
@@ -130,7 +135,10 @@ pub(crate) fn script_vector(pattern: &str) -> Option<&'static str> {
         s = next;
     }
     let lowered = s.to_lowercase();
-    let squeezed: String = lowered.chars().filter(|c| !c.is_whitespace() && *c != '\0').collect();
+    let squeezed: String = lowered
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '\0')
+        .collect();
     for (needle, name) in [
         ("<script", "<script"),
         ("javascript:", "javascript:"),
@@ -173,10 +181,13 @@ fn validate(id: &str, body: &Value) -> Vec<FieldError> {
     let Some(obj) = body.as_object() else {
         return vec![FieldError::new("body", "a widget is a JSON object")];
     };
-    if let Some(bid) = obj.get("id") {
-        if bid.as_str() != Some(id) {
-            errors.push(FieldError::new("id", format!("must equal the widget id in the path ({id})")));
-        }
+    if let Some(bid) = obj.get("id")
+        && bid.as_str() != Some(id)
+    {
+        errors.push(FieldError::new(
+            "id",
+            format!("must equal the widget id in the path ({id})"),
+        ));
     }
     match obj.get("name").and_then(Value::as_str) {
         Some(n) if !n.trim().is_empty() && n.chars().count() <= 255 => {}
@@ -184,11 +195,17 @@ fn validate(id: &str, body: &Value) -> Vec<FieldError> {
     }
     let policies = &body["settings"]["securityPolicies"];
     if !policies.is_object() {
-        errors.push(FieldError::new("settings.securityPolicies", "required, an object"));
+        errors.push(FieldError::new(
+            "settings.securityPolicies",
+            "required, an object",
+        ));
         return errors;
     }
     match policies["corsOrigins"].as_array() {
-        None => errors.push(FieldError::new("settings.securityPolicies.corsOrigins", "required, an array of origins")),
+        None => errors.push(FieldError::new(
+            "settings.securityPolicies.corsOrigins",
+            "required, an array of origins",
+        )),
         Some(origins) => {
             for (i, o) in origins.iter().enumerate() {
                 let field = format!("settings.securityPolicies.corsOrigins[{i}]");
@@ -205,7 +222,10 @@ fn validate(id: &str, body: &Value) -> Vec<FieldError> {
     }
     let auth = &policies["authentication"];
     if !auth["requireToken"].is_boolean() {
-        errors.push(FieldError::new("settings.securityPolicies.authentication.requireToken", "required, true or false"));
+        errors.push(FieldError::new(
+            "settings.securityPolicies.authentication.requireToken",
+            "required, true or false",
+        ));
     }
     match auth["tokenExpiryMinutes"].as_i64() {
         Some(5..=1440) => {}
@@ -215,7 +235,10 @@ fn validate(id: &str, body: &Value) -> Vec<FieldError> {
         )),
     }
     match policies["rules"].as_array() {
-        None => errors.push(FieldError::new("settings.securityPolicies.rules", "required, an array")),
+        None => errors.push(FieldError::new(
+            "settings.securityPolicies.rules",
+            "required, an array",
+        )),
         Some(rules) => {
             if rules.len() > MAX_RULES {
                 errors.push(FieldError::new(
@@ -229,18 +252,30 @@ fn validate(id: &str, body: &Value) -> Vec<FieldError> {
                 match r["id"].as_str() {
                     Some(rid) if !rid.is_empty() => {
                         if !ids.insert(rid.to_string()) {
-                            errors.push(FieldError::new(f("id"), format!("duplicate rule id {rid:?}")));
+                            errors.push(FieldError::new(
+                                f("id"),
+                                format!("duplicate rule id {rid:?}"),
+                            ));
                         }
                     }
                     _ => errors.push(FieldError::new(f("id"), "required, a non-empty string")),
                 }
-                if !matches!(r["action"].as_str(), Some("block" | "allow" | "redirect" | "log")) {
-                    errors.push(FieldError::new(f("action"), "must be block, allow, redirect or log"));
+                if !matches!(
+                    r["action"].as_str(),
+                    Some("block" | "allow" | "redirect" | "log")
+                ) {
+                    errors.push(FieldError::new(
+                        f("action"),
+                        "must be block, allow, redirect or log",
+                    ));
                 }
                 match r["pattern"].as_str() {
                     Some(p) => {
                         if let Some(v) = script_vector(p) {
-                            errors.push(FieldError::new(f("pattern"), format!("contains a script vector ({v})")));
+                            errors.push(FieldError::new(
+                                f("pattern"),
+                                format!("contains a script vector ({v})"),
+                            ));
                         }
                     }
                     None => errors.push(FieldError::new(f("pattern"), "required, a string")),
@@ -266,15 +301,28 @@ pub(crate) fn put(s: &SimState, id: &str, ctx: &Ctx<'_>) -> Reply {
     };
     let errors = validate(id, &body);
     if !errors.is_empty() {
-        let detail = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
-        return Reply::problem_with(StatusCode::UNPROCESSABLE_ENTITY, "Invalid widget", detail, errors);
+        let detail = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Reply::problem_with(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid widget",
+            detail,
+            errors,
+        );
     }
     let mut w = lock(&s.widgets);
     let Some(stored) = w.get_mut(id) else {
         return Reply::not_found(format!("no widget {id}"));
     };
     if etag(stored) != tag {
-        return Reply::problem(StatusCode::PRECONDITION_FAILED, "Precondition failed", "the widget changed meanwhile");
+        return Reply::problem(
+            StatusCode::PRECONDITION_FAILED,
+            "Precondition failed",
+            "the widget changed meanwhile",
+        );
     }
     let same = stored["name"] == body["name"]
         && stored["settings"]["securityPolicies"] == body["settings"]["securityPolicies"];
@@ -282,7 +330,11 @@ pub(crate) fn put(s: &SimState, id: &str, ctx: &Ctx<'_>) -> Reply {
         let out = stored.clone();
         return Reply::ok(out).with_header(header::ETAG, tag);
     }
-    let version = stored["settings"]["version"].as_str().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + 1;
+    let version = stored["settings"]["version"]
+        .as_str()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        + 1;
     let next = json!({
         "id": id,
         "name": body["name"],
@@ -319,7 +371,13 @@ mod tests {
         ] {
             assert!(script_vector(p).is_some(), "{p} should be refused");
         }
-        for p in ["^/shop/", "(?i)bot|crawler", ".*", "/online/help", "button=on"] {
+        for p in [
+            "^/shop/",
+            "(?i)bot|crawler",
+            ".*",
+            "/online/help",
+            "button=on",
+        ] {
             assert_eq!(script_vector(p), None, "{p} should pass");
         }
     }

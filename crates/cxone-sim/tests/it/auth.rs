@@ -7,7 +7,12 @@ use serde_json::{Value, json};
 
 use crate::{Env, read, token_for};
 
-async fn token_request(env: &Env, path: &str, basic: Option<(&str, &str)>, form: &[(&str, &str)]) -> crate::Resp {
+async fn token_request(
+    env: &Env,
+    path: &str,
+    basic: Option<(&str, &str)>,
+    form: &[(&str, &str)],
+) -> crate::Resp {
     let mut req = env.http.post(env.url(path)).form(form);
     if let Some((id, secret)) = basic {
         req = req.basic_auth(id, Some(secret));
@@ -19,7 +24,13 @@ async fn token_request(env: &Env, path: &str, basic: Option<(&str, &str)>, form:
 async fn client_credentials_with_basic_auth_returns_a_bearer_token() {
     let env = Env::new().await;
     let c = env.sim.credentials().clone();
-    let r = token_request(&env, "/oauth/token", Some((&c.client_id, &c.client_secret)), &[("grant_type", "client_credentials")]).await;
+    let r = token_request(
+        &env,
+        "/oauth/token",
+        Some((&c.client_id, &c.client_secret)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["token_type"], "Bearer");
     assert_eq!(r.body["expires_in"], 3600, "expires_in defaults to 3600 s");
@@ -35,7 +46,11 @@ async fn client_secret_post_is_accepted() {
         &env,
         "/oauth/token",
         None,
-        &[("grant_type", "client_credentials"), ("client_id", &c.client_id), ("client_secret", &c.client_secret)],
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &c.client_id),
+            ("client_secret", &c.client_secret),
+        ],
     )
     .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
@@ -49,7 +64,11 @@ async fn basic_and_form_credentials_together_are_invalid_request() {
         &env,
         "/oauth/token",
         Some((&c.client_id, &c.client_secret)),
-        &[("grant_type", "client_credentials"), ("client_id", &c.client_id), ("client_secret", &c.client_secret)],
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &c.client_id),
+            ("client_secret", &c.client_secret),
+        ],
     )
     .await;
     assert_eq!(r.status, 400);
@@ -61,9 +80,21 @@ async fn token_aliases_behave_identically() {
     let env = Env::new().await;
     let c = env.sim.credentials().clone();
     for path in ["/oauth/token", "/api/v2/oauth/token", "/as/token.oauth2"] {
-        let ok = token_request(&env, path, Some((&c.client_id, &c.client_secret)), &[("grant_type", "client_credentials")]).await;
+        let ok = token_request(
+            &env,
+            path,
+            Some((&c.client_id, &c.client_secret)),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
         assert_eq!(ok.status, 200, "{path}");
-        let bad = token_request(&env, path, Some((&c.client_id, "wrong")), &[("grant_type", "client_credentials")]).await;
+        let bad = token_request(
+            &env,
+            path,
+            Some((&c.client_id, "wrong")),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
         assert_eq!(bad.status, 401, "{path}");
         assert_eq!(bad.body["error"], "invalid_client");
     }
@@ -73,7 +104,13 @@ async fn token_aliases_behave_identically() {
 async fn wrong_secret_is_invalid_client_with_basic_challenge() {
     let env = Env::new().await;
     let c = env.sim.credentials().clone();
-    let r = token_request(&env, "/oauth/token", Some((&c.client_id, "nope")), &[("grant_type", "client_credentials")]).await;
+    let r = token_request(
+        &env,
+        "/oauth/token",
+        Some((&c.client_id, "nope")),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
     assert_eq!(r.status, 401);
     assert_eq!(r.body["error"], "invalid_client");
     assert!(r.header("www-authenticate").unwrap().starts_with("Basic"));
@@ -85,19 +122,32 @@ async fn wrong_secret_is_invalid_client_with_basic_challenge() {
         &env,
         "/oauth/token",
         None,
-        &[("grant_type", "client_credentials"), ("client_id", "nobody"), ("client_secret", "x")],
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "nobody"),
+            ("client_secret", "x"),
+        ],
     )
     .await;
     assert_eq!(unknown.status, 401);
     assert_eq!(unknown.body["error"], "invalid_client");
-    assert!(unknown.header("www-authenticate").is_none(), "no Basic challenge when Basic was not used");
+    assert!(
+        unknown.header("www-authenticate").is_none(),
+        "no Basic challenge when Basic was not used"
+    );
 }
 
 #[tokio::test]
 async fn other_grant_types_are_unsupported() {
     let env = Env::new().await;
     let c = env.sim.credentials().clone();
-    let r = token_request(&env, "/oauth/token", Some((&c.client_id, &c.client_secret)), &[("grant_type", "authorization_code")]).await;
+    let r = token_request(
+        &env,
+        "/oauth/token",
+        Some((&c.client_id, &c.client_secret)),
+        &[("grant_type", "authorization_code")],
+    )
+    .await;
     assert_eq!(r.status, 400);
     assert_eq!(r.body["error"], "unsupported_grant_type");
 }
@@ -110,7 +160,10 @@ async fn a_scope_the_client_may_not_have_is_invalid_scope() {
         &env,
         "/oauth/token",
         Some((&c.readonly_client_id, &c.readonly_client_secret)),
-        &[("grant_type", "client_credentials"), ("scope", "contact:read contact:write")],
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "contact:read contact:write"),
+        ],
     )
     .await;
     assert_eq!(r.status, 400);
@@ -130,12 +183,18 @@ async fn no_scope_asked_grants_every_allowed_scope() {
     .await;
     assert_eq!(r.status, 200);
     let scope = r.body["scope"].as_str().unwrap();
-    assert!(scope.contains("contact:read") && !scope.contains("contact:write"), "{scope}");
+    assert!(
+        scope.contains("contact:read") && !scope.contains("contact:write"),
+        "{scope}"
+    );
     let asked = token_request(
         &env,
         "/oauth/token",
         Some((&c.client_id, &c.client_secret)),
-        &[("grant_type", "client_credentials"), ("scope", "contact:read")],
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "contact:read"),
+        ],
     )
     .await;
     assert_eq!(asked.body["scope"], "contact:read");
@@ -149,7 +208,11 @@ async fn access_key_password_grant_issues_a_refresh_token_that_works_once() {
         &env,
         "/oauth/token",
         Some((&c.app_client_id, &c.app_client_secret)),
-        &[("grant_type", "password"), ("username", &c.access_key_id), ("password", &c.access_key_secret)],
+        &[
+            ("grant_type", "password"),
+            ("username", &c.access_key_id),
+            ("password", &c.access_key_secret),
+        ],
     )
     .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
@@ -163,7 +226,13 @@ async fn access_key_password_grant_issues_a_refresh_token_that_works_once() {
     .await;
     assert_eq!(again.status, 200, "{:?}", again.body);
     let token = again.body["access_token"].as_str().unwrap();
-    let secrets = env.http.get(env.url("/api/v2/integration/secret")).bearer_auth(token).send().await.unwrap();
+    let secrets = env
+        .http
+        .get(env.url("/api/v2/integration/secret"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(secrets.status(), 200);
     let reused = token_request(
         &env,
@@ -184,7 +253,11 @@ async fn a_wrong_access_key_is_invalid_grant() {
         &env,
         "/oauth/token",
         Some((&c.app_client_id, &c.app_client_secret)),
-        &[("grant_type", "password"), ("username", &c.access_key_id), ("password", "wrong")],
+        &[
+            ("grant_type", "password"),
+            ("username", &c.access_key_id),
+            ("password", "wrong"),
+        ],
     )
     .await;
     assert_eq!(r.status, 400);
@@ -193,23 +266,64 @@ async fn a_wrong_access_key_is_invalid_grant() {
 
 #[tokio::test]
 async fn missing_unknown_expired_and_revoked_tokens_are_401_invalid_token() {
-    let env = Env::start(SimConfig { contacts: 10, token_ttl: Duration::from_secs(1), ..Default::default() }).await;
-    let none = read(env.http.get(env.url("/api/v1/contacts")).send().await.unwrap()).await;
+    let env = Env::start(SimConfig {
+        contacts: 10,
+        token_ttl: Duration::from_secs(1),
+        ..Default::default()
+    })
+    .await;
+    let none = read(
+        env.http
+            .get(env.url("/api/v1/contacts"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(none.status, 401);
-    assert_eq!(none.header("content-type"), Some("application/problem+json"));
-    let unknown = read(env.http.get(env.url("/api/v1/contacts")).bearer_auth("made-up").send().await.unwrap()).await;
+    assert_eq!(
+        none.header("content-type"),
+        Some("application/problem+json")
+    );
+    let unknown = read(
+        env.http
+            .get(env.url("/api/v1/contacts"))
+            .bearer_auth("made-up")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(unknown.status, 401);
-    assert!(unknown.header("www-authenticate").unwrap().contains("error=\"invalid_token\""));
+    assert!(
+        unknown
+            .header("www-authenticate")
+            .unwrap()
+            .contains("error=\"invalid_token\"")
+    );
 
     assert_eq!(env.get("/api/v1/contacts").await.status, 200);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let expired = env.get("/api/v1/contacts").await;
     assert_eq!(expired.status, 401);
-    assert!(expired.header("www-authenticate").unwrap().contains("invalid_token"));
+    assert!(
+        expired
+            .header("www-authenticate")
+            .unwrap()
+            .contains("invalid_token")
+    );
 
     let fresh = token_for(&env.http, &env.sim, None).await;
     env.sim.control().revoke_tokens();
-    let revoked = read(env.http.get(env.url("/api/v1/contacts")).bearer_auth(&fresh).send().await.unwrap()).await;
+    let revoked = read(
+        env.http
+            .get(env.url("/api/v1/contacts"))
+            .bearer_auth(&fresh)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(revoked.status, 401);
 }
 
@@ -230,33 +344,65 @@ async fn a_token_lacking_the_scope_is_403_naming_it() {
     .await;
     assert_eq!(r.status, 403);
     let challenge = r.header("www-authenticate").unwrap();
-    assert!(challenge.contains("error=\"insufficient_scope\"") && challenge.contains("scope=\"contact:write\""), "{challenge}");
+    assert!(
+        challenge.contains("error=\"insufficient_scope\"")
+            && challenge.contains("scope=\"contact:write\""),
+        "{challenge}"
+    );
 }
 
 #[tokio::test]
 async fn token_ttl_is_configurable() {
-    let env = Env::start(SimConfig { contacts: 1, token_ttl: Duration::from_secs(5), ..Default::default() }).await;
+    let env = Env::start(SimConfig {
+        contacts: 1,
+        token_ttl: Duration::from_secs(5),
+        ..Default::default()
+    })
+    .await;
     let c = env.sim.credentials().clone();
-    let r = token_request(&env, "/oauth/token", Some((&c.client_id, &c.client_secret)), &[("grant_type", "client_credentials")]).await;
+    let r = token_request(
+        &env,
+        "/oauth/token",
+        Some((&c.client_id, &c.client_secret)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
     assert_eq!(r.body["expires_in"], 5);
 }
 
 #[tokio::test]
 async fn every_response_carries_a_request_id_and_errors_are_problem_documents() {
     let env = Env::new().await;
-    for (path, status) in [("/api/v1/contacts", 200), ("/api/v1/contacts/c-9999999", 404), ("/api/v9/nothing", 404)] {
+    for (path, status) in [
+        ("/api/v1/contacts", 200),
+        ("/api/v1/contacts/c-9999999", 404),
+        ("/api/v9/nothing", 404),
+    ] {
         let r = env.get(path).await;
         assert_eq!(r.status, status, "{path}");
-        assert!(r.header("x-request-id").is_some_and(|v| !v.is_empty()), "{path}");
+        assert!(
+            r.header("x-request-id").is_some_and(|v| !v.is_empty()),
+            "{path}"
+        );
         if status >= 400 {
             assert_eq!(r.header("content-type"), Some("application/problem+json"));
             for key in ["type", "title", "status", "detail"] {
-                assert!(r.body.get(key).is_some(), "{path}: {key} missing in {}", r.body);
+                assert!(
+                    r.body.get(key).is_some(),
+                    "{path}: {key} missing in {}",
+                    r.body
+                );
             }
             assert_eq!(r.body["status"], Value::from(status));
         }
     }
     let c = env.sim.credentials().clone();
-    let t = token_request(&env, "/oauth/token", Some((&c.client_id, &c.client_secret)), &[("grant_type", "client_credentials")]).await;
+    let t = token_request(
+        &env,
+        "/oauth/token",
+        Some((&c.client_id, &c.client_secret)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
     assert!(t.header("x-request-id").is_some());
 }

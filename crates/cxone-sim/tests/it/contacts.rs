@@ -12,14 +12,22 @@ async fn patch(env: &Env, id: &str, etag: Option<&str>, body: &Value) -> crate::
     if let Some(e) = etag {
         h.push(("if-match", e));
     }
-    env.send(Method::PATCH, &format!("/api/v1/contacts/{id}"), &h, Some(body)).await
+    env.send(
+        Method::PATCH,
+        &format!("/api/v1/contacts/{id}"),
+        &h,
+        Some(body),
+    )
+    .await
 }
 
 #[tokio::test]
 async fn page_size_must_be_1_to_1000() {
     let env = Env::new().await;
     for bad in ["0", "1001", "x", "-1"] {
-        env.get(&format!("/api/v1/contacts?pageSize={bad}")).await.assert_problem_field(400, "pageSize");
+        env.get(&format!("/api/v1/contacts?pageSize={bad}"))
+            .await
+            .assert_problem_field(400, "pageSize");
     }
     let r = env.get("/api/v1/contacts?pageSize=1000").await;
     assert_eq!(r.status, 200);
@@ -30,7 +38,9 @@ async fn page_size_must_be_1_to_1000() {
 #[tokio::test]
 async fn a_bad_page_token_is_400() {
     let env = Env::new().await;
-    env.get("/api/v1/contacts?pageToken=forged").await.assert_problem_field(400, "pageToken");
+    env.get("/api/v1/contacts?pageToken=forged")
+        .await
+        .assert_problem_field(400, "pageToken");
 }
 
 #[tokio::test]
@@ -41,7 +51,15 @@ async fn each_listed_contact_carries_the_etag_a_get_returns() {
         let id = c["id"].as_str().unwrap();
         let one = env.get(&format!("/api/v1/contacts/{id}")).await;
         assert_eq!(c["etag"].as_str(), one.header("etag"), "{id}");
-        for key in ["firstName", "lastName", "email", "phone", "customFields", "createdAt", "updatedAt"] {
+        for key in [
+            "firstName",
+            "lastName",
+            "email",
+            "phone",
+            "customFields",
+            "createdAt",
+            "updatedAt",
+        ] {
             assert!(c.get(key).is_some(), "{key} in {c}");
         }
     }
@@ -77,11 +95,19 @@ async fn paging_is_stable_while_contacts_are_patched() {
 #[tokio::test]
 async fn updated_before_filters_and_must_be_rfc3339() {
     let env = Env::new().await;
-    env.get("/api/v1/contacts?updatedBefore=yesterday").await.assert_problem_field(400, "updatedBefore");
-    let all = env.get("/api/v1/contacts?pageSize=1000&updatedBefore=2100-01-01T00:00:00Z").await;
+    env.get("/api/v1/contacts?updatedBefore=yesterday")
+        .await
+        .assert_problem_field(400, "updatedBefore");
+    let all = env
+        .get("/api/v1/contacts?pageSize=1000&updatedBefore=2100-01-01T00:00:00Z")
+        .await;
     assert_eq!(all.body["contacts"].as_array().unwrap().len(), 300);
     let cut = "2024-06-01T00:00:00Z";
-    let some = env.get(&format!("/api/v1/contacts?pageSize=1000&updatedBefore={cut}")).await;
+    let some = env
+        .get(&format!(
+            "/api/v1/contacts?pageSize=1000&updatedBefore={cut}"
+        ))
+        .await;
     let listed = some.body["contacts"].as_array().unwrap();
     assert!(!listed.is_empty() && listed.len() < 300, "{}", listed.len());
     for c in listed {
@@ -105,41 +131,105 @@ async fn merge_patch_deletes_nulls_and_keeps_absent_fields() {
     let env = Env::new().await;
     let before = env.get("/api/v1/contacts/c-0000004").await;
     let etag = before.header("etag").unwrap().to_string();
-    let r = patch(&env, "c-0000004", Some(&etag), &json!({"email": null, "customFields": {"loyaltyTier": null, "note2": "hi"}})).await;
+    let r = patch(
+        &env,
+        "c-0000004",
+        Some(&etag),
+        &json!({"email": null, "customFields": {"loyaltyTier": null, "note2": "hi"}}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["email"], Value::Null);
-    assert_eq!(r.body["lastName"], before.body["lastName"], "absent fields are unchanged");
+    assert_eq!(
+        r.body["lastName"], before.body["lastName"],
+        "absent fields are unchanged"
+    );
     assert!(r.body["customFields"].get("loyaltyTier").is_none());
     assert_eq!(r.body["customFields"]["note2"], "hi");
-    assert_eq!(r.body["customFields"]["preferredLanguage"], before.body["customFields"]["preferredLanguage"]);
+    assert_eq!(
+        r.body["customFields"]["preferredLanguage"],
+        before.body["customFields"]["preferredLanguage"]
+    );
     let new_etag = r.header("etag").unwrap();
     assert_ne!(new_etag, etag, "a change gives a new ETag");
-    assert_eq!(env.get("/api/v1/contacts/c-0000004").await.header("etag"), Some(new_etag));
+    assert_eq!(
+        env.get("/api/v1/contacts/c-0000004").await.header("etag"),
+        Some(new_etag)
+    );
 }
 
 #[tokio::test]
 async fn contact_id_member_must_equal_the_path_and_is_not_a_field() {
     let env = Env::new().await;
-    let ok = patch(&env, "c-0000005", Some("*"), &json!({"contactId": "c-0000005", "firstName": "Ann"})).await;
+    let ok = patch(
+        &env,
+        "c-0000005",
+        Some("*"),
+        &json!({"contactId": "c-0000005", "firstName": "Ann"}),
+    )
+    .await;
     assert_eq!(ok.status, 200);
     assert!(ok.body.get("contactId").is_none());
-    patch(&env, "c-0000005", Some("*"), &json!({"contactId": "c-0000006", "firstName": "Bo"})).await.assert_problem_field(400, "contactId");
+    patch(
+        &env,
+        "c-0000005",
+        Some("*"),
+        &json!({"contactId": "c-0000006", "firstName": "Bo"}),
+    )
+    .await
+    .assert_problem_field(400, "contactId");
 }
 
 #[tokio::test]
 async fn unknown_members_are_400() {
     let env = Env::new().await;
-    patch(&env, "c-0000005", Some("*"), &json!({"favouriteColour": "blue"})).await.assert_problem_field(400, "favouriteColour");
-    patch(&env, "c-0000005", Some("*"), &json!({"id": "c-1"})).await.assert_problem_field(400, "id");
+    patch(
+        &env,
+        "c-0000005",
+        Some("*"),
+        &json!({"favouriteColour": "blue"}),
+    )
+    .await
+    .assert_problem_field(400, "favouriteColour");
+    patch(&env, "c-0000005", Some("*"), &json!({"id": "c-1"}))
+        .await
+        .assert_problem_field(400, "id");
 }
 
 #[tokio::test]
 async fn if_match_is_required_checked_and_star_accepted() {
     let env = Env::new().await;
-    assert_eq!(patch(&env, "c-0000007", None, &json!({"firstName": "X"})).await.status, 428);
-    assert_eq!(patch(&env, "c-0000007", Some("\"nope\""), &json!({"firstName": "X"})).await.status, 412);
-    assert_eq!(patch(&env, "c-0000007", Some("*"), &json!({"firstName": "X"})).await.status, 200);
-    assert_eq!(env.sim.control().mutations("contact/c-0000007").values().sum::<u64>(), 1);
+    assert_eq!(
+        patch(&env, "c-0000007", None, &json!({"firstName": "X"}))
+            .await
+            .status,
+        428
+    );
+    assert_eq!(
+        patch(
+            &env,
+            "c-0000007",
+            Some("\"nope\""),
+            &json!({"firstName": "X"})
+        )
+        .await
+        .status,
+        412
+    );
+    assert_eq!(
+        patch(&env, "c-0000007", Some("*"), &json!({"firstName": "X"}))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        env.sim
+            .control()
+            .mutations("contact/c-0000007")
+            .values()
+            .sum::<u64>(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -158,21 +248,50 @@ async fn a_patch_that_changes_nothing_keeps_the_etag_and_is_not_a_mutation() {
 async fn field_limits_are_enforced_naming_the_field_and_changing_nothing() {
     let env = Env::new().await;
     let before = env.sim.control().contact("c-0000009").unwrap();
-    for (field, limit) in [("firstName", 255), ("lastName", 255), ("email", 255), ("phone", 50)] {
+    for (field, limit) in [
+        ("firstName", 255),
+        ("lastName", 255),
+        ("email", 255),
+        ("phone", 50),
+    ] {
         let at_limit = "x".repeat(limit);
         let over = "x".repeat(limit + 1);
-        patch(&env, "c-0000009", Some("*"), &json!({field: over, "customFields": {"extra": "Changed"}}))
-            .await
-            .assert_problem_field(400, field);
-        assert_eq!(env.sim.control().contact("c-0000009").unwrap(), before, "nothing changed");
-        assert_eq!(patch(&env, "c-0000010", Some("*"), &json!({field: at_limit})).await.status, 200, "{field} at its limit");
-    }
-    patch(&env, "c-0000009", Some("*"), &json!({"customFields": {"notes": "y".repeat(256)}}))
+        patch(
+            &env,
+            "c-0000009",
+            Some("*"),
+            &json!({field: over, "customFields": {"extra": "Changed"}}),
+        )
         .await
-        .assert_problem_field(400, "customFields.notes");
+        .assert_problem_field(400, field);
+        assert_eq!(
+            env.sim.control().contact("c-0000009").unwrap(),
+            before,
+            "nothing changed"
+        );
+        assert_eq!(
+            patch(&env, "c-0000010", Some("*"), &json!({field: at_limit}))
+                .await
+                .status,
+            200,
+            "{field} at its limit"
+        );
+    }
+    patch(
+        &env,
+        "c-0000009",
+        Some("*"),
+        &json!({"customFields": {"notes": "y".repeat(256)}}),
+    )
+    .await
+    .assert_problem_field(400, "customFields.notes");
     // Many fields each within 255, together over 10240 serialised characters.
-    let big: serde_json::Map<String, Value> = (0..50).map(|i| (format!("f{i}"), json!("z".repeat(250)))).collect();
-    patch(&env, "c-0000009", Some("*"), &json!({"customFields": big})).await.assert_problem_field(400, "customFields");
+    let big: serde_json::Map<String, Value> = (0..50)
+        .map(|i| (format!("f{i}"), json!("z".repeat(250))))
+        .collect();
+    patch(&env, "c-0000009", Some("*"), &json!({"customFields": big}))
+        .await
+        .assert_problem_field(400, "customFields");
     assert_eq!(env.sim.control().contact("c-0000009").unwrap(), before);
 }
 
@@ -180,7 +299,21 @@ async fn field_limits_are_enforced_naming_the_field_and_changing_nothing() {
 async fn a_concurrent_edit_makes_the_old_etag_fail() {
     let env = Env::new().await;
     let listed = env.get("/api/v1/contacts?pageSize=1").await;
-    let etag = listed.body["contacts"][0]["etag"].as_str().unwrap().to_string();
-    env.sim.control().edit_contact("c-0000001", json!({"customFields": {"loyaltyTier": "gold"}})).unwrap();
-    assert_eq!(patch(&env, "c-0000001", Some(&etag), &json!({"email": null})).await.status, 412);
+    let etag = listed.body["contacts"][0]["etag"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.sim
+        .control()
+        .edit_contact(
+            "c-0000001",
+            json!({"customFields": {"loyaltyTier": "gold"}}),
+        )
+        .unwrap();
+    assert_eq!(
+        patch(&env, "c-0000001", Some(&etag), &json!({"email": null}))
+            .await
+            .status,
+        412
+    );
 }

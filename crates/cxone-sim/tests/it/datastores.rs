@@ -25,7 +25,8 @@ async fn encrypt(env: &Env, key: Option<&str>, body: &Value) -> crate::Resp {
     if let Some(k) = key {
         h.push(("x-idempotency-key", k));
     }
-    env.send(Method::PATCH, &format!("{TABLE}/columns"), &h, Some(body)).await
+    env.send(Method::PATCH, &format!("{TABLE}/columns"), &h, Some(body))
+        .await
 }
 
 async fn encrypted_columns(env: &Env) -> Vec<String> {
@@ -70,52 +71,105 @@ async fn a_table_and_its_indexes_and_404s_that_name_what_is_unknown() {
         cols.iter()
             .map(|c| {
                 let name = c["name"].as_str().unwrap();
-                let ro = idx.as_array().unwrap().iter().any(|i| i["readOnly"] == json!(true) && i["columns"].as_array().unwrap().iter().any(|x| x == name));
+                let ro = idx.as_array().unwrap().iter().any(|i| {
+                    i["readOnly"] == json!(true)
+                        && i["columns"].as_array().unwrap().iter().any(|x| x == name)
+                });
                 (c["encrypted"] == json!(true), ro)
             })
             .collect()
     };
     assert!(kinds.iter().any(|k| k.0) && kinds.iter().any(|k| !k.0) && kinds.iter().any(|k| k.1));
-    let ds = env.get("/api/v2/datastores/ds-nope/tables/tbl-customer-profiles").await;
+    let ds = env
+        .get("/api/v2/datastores/ds-nope/tables/tbl-customer-profiles")
+        .await;
     assert_eq!(ds.status, 404);
-    assert!(ds.body["detail"].as_str().unwrap().contains("datastore ds-nope"));
-    let tb = env.get("/api/v2/datastores/ds-customer/tables/tbl-nope").await;
+    assert!(
+        ds.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("datastore ds-nope")
+    );
+    let tb = env
+        .get("/api/v2/datastores/ds-customer/tables/tbl-nope")
+        .await;
     assert_eq!(tb.status, 404);
-    assert!(tb.body["detail"].as_str().unwrap().contains("table tbl-nope"));
+    assert!(
+        tb.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("table tbl-nope")
+    );
 }
 
 #[tokio::test]
 async fn an_idempotency_key_is_required() {
     let env = Env::new().await;
-    assert_eq!(encrypt(&env, None, &body(vec![target("ssn", false)])).await.status, 428);
+    assert_eq!(
+        encrypt(&env, None, &body(vec![target("ssn", false)]))
+            .await
+            .status,
+        428
+    );
 }
 
 #[tokio::test]
 async fn success_encrypts_and_returns_the_kms_payload() {
     let env = Env::new().await;
-    let r = encrypt(&env, Some("e1"), &body(vec![target("ssn", false), target("full_name", true)])).await;
+    let r = encrypt(
+        &env,
+        Some("e1"),
+        &body(vec![target("ssn", false), target("full_name", true)]),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["keyVersion"], 2);
-    assert_eq!(r.body["externalKmsPayload"]["tableId"], "tbl-customer-profiles");
-    assert_eq!(r.body["externalKmsPayload"]["columns"], json!(["ssn", "full_name"]));
-    assert_eq!(r.body["externalKmsPayload"]["complianceCheck"]["algorithm"], "AES-256-GCM");
+    assert_eq!(
+        r.body["externalKmsPayload"]["tableId"],
+        "tbl-customer-profiles"
+    );
+    assert_eq!(
+        r.body["externalKmsPayload"]["columns"],
+        json!(["ssn", "full_name"])
+    );
+    assert_eq!(
+        r.body["externalKmsPayload"]["complianceCheck"]["algorithm"],
+        "AES-256-GCM"
+    );
     let enc = encrypted_columns(&env).await;
     assert!(enc.contains(&"ssn".to_string()) && enc.contains(&"full_name".to_string()));
     let idx = env.get(&format!("{TABLE}/indexes")).await.body;
-    let masked = idx.as_array().unwrap().iter().find(|i| i["name"] == "idx_phone_name").unwrap();
-    assert_eq!(masked["masked"], true, "a writable index holding an encrypted column is masked");
+    let masked = idx
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "idx_phone_name")
+        .unwrap();
+    assert_eq!(
+        masked["masked"], true,
+        "a writable index holding an encrypted column is masked"
+    );
 }
 
 #[tokio::test]
 async fn an_unknown_column_or_algorithm_is_400_and_nothing_changes() {
     let env = Env::new().await;
     let before = encrypted_columns(&env).await;
-    encrypt(&env, Some("u1"), &body(vec![target("ssn", false), target("no_such", false)]))
-        .await
-        .assert_problem_field(400, "columnTargetMatrix[1].name");
+    encrypt(
+        &env,
+        Some("u1"),
+        &body(vec![target("ssn", false), target("no_such", false)]),
+    )
+    .await
+    .assert_problem_field(400, "columnTargetMatrix[1].name");
     let mut bad = target("ssn", false);
     bad["encryptionConfiguration"]["algorithm"] = json!("AES-128-CBC");
-    encrypt(&env, Some("u2"), &body(vec![bad])).await.assert_problem_field(400, "columnTargetMatrix[0].encryptionConfiguration.algorithm");
+    encrypt(&env, Some("u2"), &body(vec![bad]))
+        .await
+        .assert_problem_field(
+            400,
+            "columnTargetMatrix[0].encryptionConfiguration.algorithm",
+        );
     assert_eq!(encrypted_columns(&env).await, before);
 }
 
@@ -124,8 +178,17 @@ async fn exceeding_max_encrypted_fields_is_409_and_nothing_changes() {
     let env = Env::new().await;
     // card_number is encrypted already; twelve more would make 13 of at most 12.
     let names = [
-        "ssn", "full_name", "address_line1", "city", "postal_code", "country", "iban",
-        "passport_number", "agent_notes", "email", "phone",
+        "ssn",
+        "full_name",
+        "address_line1",
+        "city",
+        "postal_code",
+        "country",
+        "iban",
+        "passport_number",
+        "agent_notes",
+        "email",
+        "phone",
     ];
     let mut targets: Vec<Value> = names.iter().map(|c| target(c, true)).collect();
     let mut dob = target("date_of_birth", true);
@@ -134,10 +197,19 @@ async fn exceeding_max_encrypted_fields_is_409_and_nothing_changes() {
     let before = encrypted_columns(&env).await;
     let r = encrypt(&env, Some("m1"), &body(targets.clone())).await;
     assert_eq!(r.status, 409, "{}", r.body);
-    assert!(r.body["detail"].as_str().unwrap().contains("maxEncryptedFields"));
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("maxEncryptedFields")
+    );
     assert_eq!(encrypted_columns(&env).await, before);
     targets.pop();
-    assert_eq!(encrypt(&env, Some("m2"), &body(targets)).await.status, 200, "eleven more make exactly 12");
+    assert_eq!(
+        encrypt(&env, Some("m2"), &body(targets)).await.status,
+        200,
+        "eleven more make exactly 12"
+    );
     assert_eq!(encrypted_columns(&env).await.len(), 12);
 }
 
@@ -145,10 +217,19 @@ async fn exceeding_max_encrypted_fields_is_409_and_nothing_changes() {
 async fn a_column_in_a_read_only_index_is_409_and_nothing_changes() {
     let env = Env::new().await;
     let before = encrypted_columns(&env).await;
-    let r = encrypt(&env, Some("r1"), &body(vec![target("ssn", false), target("customer_id", true)])).await;
+    let r = encrypt(
+        &env,
+        Some("r1"),
+        &body(vec![target("ssn", false), target("customer_id", true)]),
+    )
+    .await;
     assert_eq!(r.status, 409);
     assert!(r.body["detail"].as_str().unwrap().contains("pk_customer"));
-    assert_eq!(encrypted_columns(&env).await, before, "all or nothing: ssn is not encrypted either");
+    assert_eq!(
+        encrypted_columns(&env).await,
+        before,
+        "all or nothing: ssn is not encrypted either"
+    );
 }
 
 #[tokio::test]
@@ -156,9 +237,18 @@ async fn a_column_in_a_writable_index_needs_index_masking() {
     let env = Env::new().await;
     let r = encrypt(&env, Some("w1"), &body(vec![target("email", false)])).await;
     assert_eq!(r.status, 409);
-    assert!(r.body["detail"].as_str().unwrap().contains("idx_email"), "{}", r.body);
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("idx_email"),
+        "{}",
+        r.body
+    );
     assert!(!encrypted_columns(&env).await.contains(&"email".to_string()));
-    assert_eq!(encrypt(&env, Some("w2"), &body(vec![target("email", true)])).await.status, 200);
+    assert_eq!(
+        encrypt(&env, Some("w2"), &body(vec![target("email", true)]))
+            .await
+            .status,
+        200
+    );
 }
 
 #[tokio::test]
@@ -170,7 +260,11 @@ async fn the_same_key_and_body_replays_without_change_and_another_body_is_422() 
     assert_eq!(again.status, 200);
     assert_eq!(again.body, first.body);
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
-    assert_eq!(env.sim.control().state()["keyVersion"], 2, "the replay changed nothing");
+    assert_eq!(
+        env.sim.control().state()["keyVersion"],
+        2,
+        "the replay changed nothing"
+    );
     let other = encrypt(&env, Some("same"), &body(vec![target("full_name", true)])).await;
     assert_eq!(other.status, 422);
 }
@@ -189,7 +283,10 @@ async fn async_kms_callback_receives_the_payload_after_the_answer() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    assert_eq!(seen.lock().unwrap().first(), Some(&r.body["externalKmsPayload"]));
+    assert_eq!(
+        seen.lock().unwrap().first(),
+        Some(&r.body["externalKmsPayload"])
+    );
 }
 
 #[tokio::test]

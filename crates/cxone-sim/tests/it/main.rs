@@ -36,10 +36,21 @@ impl Resp {
     /// Asserts a problem document naming `field` in `errors`.
     pub fn assert_problem_field(&self, status: u16, field: &str) {
         assert_eq!(self.status, status, "{:?}", self.body);
-        assert_eq!(self.header("content-type"), Some("application/problem+json"));
-        let fields: Vec<&str> =
-            self.body["errors"].as_array().into_iter().flatten().filter_map(|e| e["field"].as_str()).collect();
-        assert!(fields.contains(&field), "expected an error naming {field}, got {fields:?}: {}", self.body);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json")
+        );
+        let fields: Vec<&str> = self.body["errors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["field"].as_str())
+            .collect();
+        assert!(
+            fields.contains(&field),
+            "expected an error naming {field}, got {fields:?}: {}",
+            self.body
+        );
     }
 }
 
@@ -48,7 +59,11 @@ pub async fn read(r: reqwest::Response) -> Resp {
     let headers = r.headers().clone();
     let bytes = r.bytes().await.expect("body");
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Resp { status, headers, body }
+    Resp {
+        status,
+        headers,
+        body,
+    }
 }
 
 impl Env {
@@ -60,15 +75,28 @@ impl Env {
     }
 
     pub async fn new() -> Env {
-        Env::start(SimConfig { contacts: 300, ..Default::default() }).await
+        Env::start(SimConfig {
+            contacts: 300,
+            ..Default::default()
+        })
+        .await
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.sim.base_url())
     }
 
-    pub async fn send(&self, method: reqwest::Method, path: &str, headers: &[(&str, &str)], body: Option<&Value>) -> Resp {
-        let mut req = self.http.request(method, self.url(path)).bearer_auth(&self.token);
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Resp {
+        let mut req = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(&self.token);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -83,11 +111,20 @@ impl Env {
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Resp {
-        self.send(reqwest::Method::POST, path, &[], Some(body)).await
+        self.send(reqwest::Method::POST, path, &[], Some(body))
+            .await
     }
 
     pub async fn control(&self, path: &str) -> Value {
-        read(self.http.get(self.url(&format!("/_control{path}"))).send().await.unwrap()).await.body
+        read(
+            self.http
+                .get(self.url(&format!("/_control{path}")))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+        .body
     }
 }
 
@@ -98,7 +135,13 @@ pub async fn token_for(http: &reqwest::Client, sim: &SimHandle, scope: Option<&s
     if let Some(s) = scope {
         form.push(("scope", s));
     }
-    let r = http.post(sim.token_url()).basic_auth(&c.client_id, Some(&c.client_secret)).form(&form).send().await.unwrap();
+    let r = http
+        .post(sim.token_url())
+        .basic_auth(&c.client_id, Some(&c.client_secret))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     v["access_token"].as_str().unwrap().to_string()
@@ -106,5 +149,8 @@ pub async fn token_for(http: &reqwest::Client, sim: &SimHandle, scope: Option<&s
 
 pub fn sha256_hex(s: &str) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    sha2::Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

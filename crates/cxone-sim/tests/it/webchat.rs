@@ -16,7 +16,13 @@ async fn put(env: &Env, id: &str, etag: Option<&str>, body: &Value) -> crate::Re
     if let Some(e) = etag {
         h.push(("if-match", e));
     }
-    env.send(Method::PUT, &format!("/api/v2/webchat/widgets/{id}"), &h, Some(body)).await
+    env.send(
+        Method::PUT,
+        &format!("/api/v2/webchat/widgets/{id}"),
+        &h,
+        Some(body),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -43,7 +49,11 @@ async fn put_requires_if_match_and_refuses_a_stale_one() {
     assert_eq!(ok.status, 200);
     assert_ne!(ok.header("etag").unwrap(), etag);
     assert_eq!(ok.body["settings"]["version"], "2");
-    assert_eq!(put(&env, "wgt-sales", Some(&etag), &w).await.status, 412, "the old ETag is stale now");
+    assert_eq!(
+        put(&env, "wgt-sales", Some(&etag), &w).await.status,
+        412,
+        "the old ETag is stale now"
+    );
 }
 
 #[tokio::test]
@@ -70,7 +80,12 @@ async fn invalid_policies_are_422_with_one_error_per_problem_and_nothing_stored(
     ]);
     let r = put(&env, "wgt-support", Some(&etag), &bad).await;
     assert_eq!(r.status, 422, "{}", r.body);
-    let fields: Vec<&str> = r.body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> = r.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
     let expected = [
         "settings.securityPolicies.corsOrigins[1]",
         "settings.securityPolicies.corsOrigins[2]",
@@ -93,10 +108,16 @@ async fn invalid_policies_are_422_with_one_error_per_problem_and_nothing_stored(
 async fn more_than_50_rules_are_refused() {
     let env = Env::new().await;
     let (mut w, etag) = get_widget(&env, "wgt-support").await;
-    let rules: Vec<Value> = (0..51).map(|i| json!({"id": format!("r{i}"), "action": "log", "pattern": "x"})).collect();
+    let rules: Vec<Value> = (0..51)
+        .map(|i| json!({"id": format!("r{i}"), "action": "log", "pattern": "x"}))
+        .collect();
     w["settings"]["securityPolicies"]["rules"] = json!(rules);
-    put(&env, "wgt-support", Some(&etag), &w).await.assert_problem_field(422, "settings.securityPolicies.rules");
-    let fifty: Vec<Value> = (0..50).map(|i| json!({"id": format!("r{i}"), "action": "log", "pattern": "x"})).collect();
+    put(&env, "wgt-support", Some(&etag), &w)
+        .await
+        .assert_problem_field(422, "settings.securityPolicies.rules");
+    let fifty: Vec<Value> = (0..50)
+        .map(|i| json!({"id": format!("r{i}"), "action": "log", "pattern": "x"}))
+        .collect();
     w["settings"]["securityPolicies"]["rules"] = json!(fifty);
     assert_eq!(put(&env, "wgt-support", Some(&etag), &w).await.status, 200);
 }

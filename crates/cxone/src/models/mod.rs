@@ -82,7 +82,10 @@ pub struct DataAction {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recompiled {
     Compiled(DataAction),
-    Failed { action: Option<DataAction>, detail: String },
+    Failed {
+        action: Option<DataAction>,
+        detail: String,
+    },
 }
 
 /// What a data action's test said.
@@ -145,13 +148,19 @@ impl ContactPatch {
 
     /// Sets a top-level field (`firstName`, `lastName`, `email`, `phone`).
     pub fn set(mut self, field: &str, value: Option<&str>) -> Self {
-        self.fields.insert(field.to_string(), value.map_or(Value::Null, |v| Value::String(v.to_string())));
+        self.fields.insert(
+            field.to_string(),
+            value.map_or(Value::Null, |v| Value::String(v.to_string())),
+        );
         self
     }
 
     /// Sets one custom field.
     pub fn set_custom(mut self, name: &str, value: Option<&str>) -> Self {
-        self.custom.insert(name.to_string(), value.map_or(Value::Null, |v| Value::String(v.to_string())));
+        self.custom.insert(
+            name.to_string(),
+            value.map_or(Value::Null, |v| Value::String(v.to_string())),
+        );
         self
     }
 
@@ -161,7 +170,11 @@ impl ContactPatch {
 
     /// The names of the fields this patch touches (`customFields.x` for custom ones).
     pub fn field_names(&self) -> Vec<String> {
-        self.fields.keys().cloned().chain(self.custom.keys().map(|k| format!("customFields.{k}"))).collect()
+        self.fields
+            .keys()
+            .cloned()
+            .chain(self.custom.keys().map(|k| format!("customFields.{k}")))
+            .collect()
     }
 
     /// True when `contact` already holds every value this patch sets.
@@ -271,10 +284,18 @@ pub struct AttributeOp {
 
 impl AttributeOp {
     pub fn upsert(id: &str, value: &str) -> Self {
-        AttributeOp { id: id.to_string(), value: Some(value.to_string()), operation: "upsert" }
+        AttributeOp {
+            id: id.to_string(),
+            value: Some(value.to_string()),
+            operation: "upsert",
+        }
     }
     pub fn delete(id: &str) -> Self {
-        AttributeOp { id: id.to_string(), value: None, operation: "delete" }
+        AttributeOp {
+            id: id.to_string(),
+            value: None,
+            operation: "delete",
+        }
     }
 }
 
@@ -329,8 +350,14 @@ mod tests {
 
     #[test]
     fn contact_patch_is_a_merge_patch() {
-        let p = ContactPatch::new().set("email", Some("x")).set("phone", None).set_custom("tier", None);
-        assert_eq!(p.to_json(), serde_json::json!({"email": "x", "phone": null, "customFields": {"tier": null}}));
+        let p = ContactPatch::new()
+            .set("email", Some("x"))
+            .set("phone", None)
+            .set_custom("tier", None);
+        assert_eq!(
+            p.to_json(),
+            serde_json::json!({"email": "x", "phone": null, "customFields": {"tier": null}})
+        );
         assert_eq!(p.field_names(), vec!["email", "phone", "customFields.tier"]);
     }
 }

@@ -22,12 +22,19 @@ async fn a_hundred_concurrent_calls_make_one_token_request() {
     }
     assert_eq!(sim.control().token_requests_total(), 1);
     assert_eq!(client.stats().token_requests, 1);
-    assert_eq!(sim.control().route_hits("GET /api/v2/integration/secret"), 100);
+    assert_eq!(
+        sim.control().route_hits("GET /api/v2/integration/secret"),
+        100
+    );
 }
 
 #[tokio::test]
 async fn a_token_expiring_mid_run_is_refreshed_exactly_once_and_never_refused() {
-    let sim = sim(SimConfig { token_ttl: Duration::from_secs(2), ..small() }).await;
+    let sim = sim(SimConfig {
+        token_ttl: Duration::from_secs(2),
+        ..small()
+    })
+    .await;
     let client = client(&sim);
     let start = Instant::now();
     let mut calls = 0;
@@ -44,8 +51,16 @@ async fn a_token_expiring_mid_run_is_refreshed_exactly_once_and_never_refused() 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(calls > 100);
-    assert_eq!(sim.control().token_requests_total(), 2, "the first token and one refresh ahead of expiry");
-    assert_eq!(sim.control().state()["counters"]["unauthorized"], 0, "the refresh came before the server refused");
+    assert_eq!(
+        sim.control().token_requests_total(),
+        2,
+        "the first token and one refresh ahead of expiry"
+    );
+    assert_eq!(
+        sim.control().state()["counters"]["unauthorized"],
+        0,
+        "the refresh came before the server refused"
+    );
 }
 
 #[tokio::test]
@@ -59,7 +74,10 @@ async fn a_401_gets_a_new_token_and_the_request_is_replayed() {
     assert_eq!(sim.control().token_requests_total(), 2);
     assert_eq!(sim.control().state()["counters"]["unauthorized"], 1);
     // The first call, the refused one, and its replay.
-    assert_eq!(sim.control().route_hits("GET /api/v2/integration/secret"), 3);
+    assert_eq!(
+        sim.control().route_hits("GET /api/v2/integration/secret"),
+        3
+    );
 }
 
 #[tokio::test]
@@ -70,7 +88,11 @@ async fn a_403_names_the_missing_scope_and_is_not_retried() {
     let client = cxone::Client::new(s).unwrap();
     let c = client.contacts().get("c-0000001").await.unwrap();
     let patch = cxone::models::ContactPatch::new().set("firstName", None);
-    let err = client.contacts().patch("c-0000001", c.etag.as_deref().unwrap(), &patch).await.unwrap_err();
+    let err = client
+        .contacts()
+        .patch("c-0000001", c.etag.as_deref().unwrap(), &patch)
+        .await
+        .unwrap_err();
     match &err {
         Error::MissingScope { scope, .. } => assert_eq!(scope, "contact:write"),
         other => panic!("expected MissingScope, got {other:?}"),
@@ -84,19 +106,33 @@ async fn a_403_names_the_missing_scope_and_is_not_retried() {
 #[tokio::test]
 async fn wrong_credentials_are_an_auth_error_naming_the_problem() {
     let sim = sim(small()).await;
-    let grant = Grant::ClientCredentials { client_id: "cxguard-demo".into(), client_secret: "not-the-secret-Xq7".to_string().into() };
+    let grant = Grant::ClientCredentials {
+        client_id: "cxguard-demo".into(),
+        client_secret: "not-the-secret-Xq7".to_string().into(),
+    };
     let client = cxone::Client::new(Settings::new(&sim.base_url(), grant).unwrap()).unwrap();
     let err = client.secrets().list().await.unwrap_err();
     assert!(matches!(err, Error::Auth { .. }), "{err:?}");
     assert!(err.to_string().contains("invalid_client"), "{err}");
     assert!(!err.is_retryable());
-    assert_eq!(sim.control().token_requests_total(), 1, "a refused credential is not retried");
-    assert!(!format!("{err:?}").contains("Xq7"), "the secret never appears in errors");
+    assert_eq!(
+        sim.control().token_requests_total(),
+        1,
+        "a refused credential is not retried"
+    );
+    assert!(
+        !format!("{err:?}").contains("Xq7"),
+        "the secret never appears in errors"
+    );
 }
 
 #[tokio::test]
 async fn the_access_key_grant_uses_its_refresh_token_before_the_key() {
-    let sim = sim(SimConfig { token_ttl: Duration::from_secs(1), ..small() }).await;
+    let sim = sim(SimConfig {
+        token_ttl: Duration::from_secs(1),
+        ..small()
+    })
+    .await;
     let c = sim.credentials().clone();
     let grant = Grant::AccessKey {
         access_key_id: c.access_key_id.clone(),

@@ -15,13 +15,19 @@ pub async fn sim(config: SimConfig) -> SimHandle {
 }
 
 pub fn small() -> SimConfig {
-    SimConfig { contacts: 50, ..Default::default() }
+    SimConfig {
+        contacts: 50,
+        ..Default::default()
+    }
 }
 
 /// Settings for the all-scopes client, with quick retries for tests.
 pub fn settings(sim: &SimHandle) -> Settings {
     let c = sim.credentials();
-    let grant = Grant::ClientCredentials { client_id: c.client_id.clone(), client_secret: c.client_secret.clone().into() };
+    let grant = Grant::ClientCredentials {
+        client_id: c.client_id.clone(),
+        client_secret: c.client_secret.clone().into(),
+    };
     let mut s = Settings::new(&sim.base_url(), grant).unwrap();
     s.retry = RetryPolicy {
         max_attempts: 6,

@@ -11,7 +11,12 @@ use crate::{client, configure, settings, sim, small};
 
 #[tokio::test]
 async fn a_429_waits_at_least_retry_after_then_succeeds() {
-    let sim = sim(SimConfig { rate_limit: Some(1), webchat_rate_limit: Some(1), ..small() }).await;
+    let sim = sim(SimConfig {
+        rate_limit: Some(1),
+        webchat_rate_limit: Some(1),
+        ..small()
+    })
+    .await;
     let client = client(&sim);
     client.authenticate().await.unwrap();
     // Another caller drains the bucket, so our first request meets a 429.
@@ -36,7 +41,11 @@ async fn a_429_waits_at_least_retry_after_then_succeeds() {
     assert_eq!(r.status(), 200);
     let start = Instant::now();
     client.secrets().list().await.unwrap();
-    assert!(start.elapsed() >= Duration::from_secs(1), "waited {:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_secs(1),
+        "waited {:?}",
+        start.elapsed()
+    );
     assert_eq!(client.stats().rate_limited, 1);
     assert_eq!(sim.control().state()["counters"]["rateLimited"], 1);
 }
@@ -50,7 +59,10 @@ async fn a_503_with_retry_after_waits_exactly_that() {
     let start = Instant::now();
     client.secrets().list().await.unwrap();
     let waited = start.elapsed();
-    assert!(waited >= Duration::from_secs(1) && waited < Duration::from_millis(1500), "{waited:?}");
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_millis(1500),
+        "{waited:?}"
+    );
 }
 
 #[tokio::test]
@@ -69,12 +81,29 @@ async fn a_reset_after_a_patch_landed_is_retried_and_applied_once() {
     let client = client(&sim);
     let c = client.contacts().get("c-0000002").await.unwrap();
     configure(&sim, json!({"resetNext": 1}));
-    let patch = ContactPatch::new().set("email", None).set_custom("loyaltyTier", Some("gone"));
-    let out = client.contacts().patch("c-0000002", c.etag.as_deref().unwrap(), &patch).await.unwrap();
+    let patch = ContactPatch::new()
+        .set("email", None)
+        .set_custom("loyaltyTier", Some("gone"));
+    let out = client
+        .contacts()
+        .patch("c-0000002", c.etag.as_deref().unwrap(), &patch)
+        .await
+        .unwrap();
     assert_eq!(out.email, None);
     assert_eq!(out.custom_fields["loyaltyTier"], "gone");
-    assert_eq!(sim.control().mutations("contact/c-0000002").values().sum::<u64>(), 1, "applied exactly once");
-    assert_eq!(sim.control().route_hits("PATCH /api/v1/contacts/{id}"), 2, "the lost answer was retried");
+    assert_eq!(
+        sim.control()
+            .mutations("contact/c-0000002")
+            .values()
+            .sum::<u64>(),
+        1,
+        "applied exactly once"
+    );
+    assert_eq!(
+        sim.control().route_hits("PATCH /api/v1/contacts/{id}"),
+        2,
+        "the lost answer was retried"
+    );
 }
 
 #[tokio::test]
@@ -82,9 +111,15 @@ async fn a_412_for_someone_elses_change_is_returned() {
     let sim = sim(small()).await;
     let client = client(&sim);
     let c = client.contacts().get("c-0000003").await.unwrap();
-    sim.control().edit_contact("c-0000003", json!({"lastName": "Edited"})).unwrap();
+    sim.control()
+        .edit_contact("c-0000003", json!({"lastName": "Edited"}))
+        .unwrap();
     let patch = ContactPatch::new().set("email", None);
-    let err = client.contacts().patch("c-0000003", c.etag.as_deref().unwrap(), &patch).await.unwrap_err();
+    let err = client
+        .contacts()
+        .patch("c-0000003", c.etag.as_deref().unwrap(), &patch)
+        .await
+        .unwrap_err();
     assert_eq!(err.status(), Some(412), "{err}");
     assert!(sim.control().mutations("contact/").is_empty());
 }
@@ -97,11 +132,17 @@ async fn a_post_without_an_idempotency_key_is_never_retried() {
     configure(&sim, json!({"failNext": [503]}));
     let err = client.guests().create(None).await.unwrap_err();
     assert_eq!(err.status(), Some(503));
-    assert_eq!(sim.control().route_hits("POST /api/v2/interactions/guests"), 1);
+    assert_eq!(
+        sim.control().route_hits("POST /api/v2/interactions/guests"),
+        1
+    );
     // A reset after the server acted: also not retried, so no second guest.
     configure(&sim, json!({"resetNext": 1}));
     assert!(client.guests().create(None).await.is_err());
-    assert_eq!(sim.control().route_hits("POST /api/v2/interactions/guests"), 2);
+    assert_eq!(
+        sim.control().route_hits("POST /api/v2/interactions/guests"),
+        2
+    );
     assert_eq!(sim.control().mutations("guest/g-new").len(), 1);
 }
 
@@ -110,10 +151,21 @@ async fn a_post_with_an_idempotency_key_is_retried_and_acts_once() {
     let sim = sim(small()).await;
     let client = client(&sim);
     configure(&sim, json!({"resetNext": 1}));
-    let id = client.guests().create(Some("create-guest-1")).await.unwrap();
+    let id = client
+        .guests()
+        .create(Some("create-guest-1"))
+        .await
+        .unwrap();
     assert!(id.starts_with("g-"));
-    assert_eq!(sim.control().route_hits("POST /api/v2/interactions/guests"), 2);
-    assert_eq!(sim.control().mutations("guest/g-new").len(), 1, "one guest, not two");
+    assert_eq!(
+        sim.control().route_hits("POST /api/v2/interactions/guests"),
+        2
+    );
+    assert_eq!(
+        sim.control().mutations("guest/g-new").len(),
+        1,
+        "one guest, not two"
+    );
     assert_eq!(sim.control().state()["counters"]["idempotentReplays"], 1);
 }
 
@@ -135,7 +187,10 @@ async fn retries_stop_at_max_attempts_with_the_last_error() {
     }
     assert!(err.is_retryable(), "a later run may succeed");
     assert!(err.request_id().is_some_and(|r| r.starts_with("sim-")));
-    assert_eq!(sim.control().route_hits("GET /api/v2/integration/secret"), 3);
+    assert_eq!(
+        sim.control().route_hits("GET /api/v2/integration/secret"),
+        3
+    );
 }
 
 #[tokio::test]
@@ -152,12 +207,21 @@ async fn retries_stop_at_the_deadline() {
     let start = Instant::now();
     let err = client.secrets().list().await.unwrap_err();
     assert!(matches!(err, Error::GaveUp { .. }));
-    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[tokio::test]
 async fn pacing_keeps_refusals_rare_at_the_servers_rate() {
-    let sim = sim(SimConfig { rate_limit: Some(100), webchat_rate_limit: Some(10), ..small() }).await;
+    let sim = sim(SimConfig {
+        rate_limit: Some(100),
+        webchat_rate_limit: Some(10),
+        ..small()
+    })
+    .await;
     let client = client(&sim);
     let mut tasks = Vec::new();
     for _ in 0..16 {
@@ -171,8 +235,13 @@ async fn pacing_keeps_refusals_rare_at_the_servers_rate() {
     for t in tasks {
         t.await.unwrap();
     }
-    let refused = sim.control().state()["counters"]["rateLimited"].as_u64().unwrap();
-    assert!(refused <= 8, "400 requests at 16-way concurrency against 100/s: {refused} refusals (≤ 2%)");
+    let refused = sim.control().state()["counters"]["rateLimited"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        refused <= 8,
+        "400 requests at 16-way concurrency against 100/s: {refused} refusals (≤ 2%)"
+    );
 }
 
 #[tokio::test]
@@ -187,13 +256,20 @@ async fn a_client_side_cap_limits_the_rate() {
         client.contacts().get("c-0000001").await.unwrap();
     }
     // 20 of burst, then 10 more at 20/s: at least about half a second.
-    assert!(start.elapsed() >= Duration::from_millis(400), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[tokio::test]
 async fn a_refused_connection_is_retried_even_for_a_post() {
     // Nothing listens on port 9: the connection is refused before anything was sent.
-    let grant = cxone::Grant::ClientCredentials { client_id: "x".into(), client_secret: "y".to_string().into() };
+    let grant = cxone::Grant::ClientCredentials {
+        client_id: "x".into(),
+        client_secret: "y".to_string().into(),
+    };
     let mut s = cxone::Settings::new("http://127.0.0.1:9", grant).unwrap();
     s.retry.max_attempts = 2;
     s.retry.base_delay = Duration::from_millis(1);
