@@ -74,15 +74,10 @@ fn inventory_without_a_tenant_says_it_uses_the_embedded_emulator() {
 
 /// Starts `cxguard sim` on a free port and returns the child and its JSON banner.
 fn start_sim(extra: &[&str]) -> (std::process::Child, Value) {
-    let mut args = vec![
-        "sim",
-        "--port",
-        "0",
-        "--output",
-        "json",
-        "--contacts",
-        "250",
-    ];
+    let mut args = vec!["sim", "--port", "0", "--output", "json"];
+    if !extra.contains(&"--contacts") {
+        args.extend_from_slice(&["--contacts", "250"]);
+    }
     args.extend_from_slice(extra);
     let mut child = Command::new(env!("CARGO_BIN_EXE_cxguard"))
         .args(&args)
@@ -230,4 +225,52 @@ fn an_unreachable_tenant_exits_69() {
     );
     assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
     assert!(stderr(&o).contains("127.0.0.1:9"), "{}", stderr(&o));
+}
+
+/// The tutorial-001 peer script (../shared/peers) runs against `cxguard sim` unmodified:
+/// the emulator accepts what the tutorials send (`If-Match: *`, a `contactId` member).
+#[test]
+fn the_tutorial_peer_anonymizer_runs_against_the_emulator() {
+    let peer = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/peers/anonymize_seed.py");
+    let has_httpx = Command::new("python3")
+        .args(["-c", "import httpx"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !peer.exists() || !has_httpx {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must run the peer test: need {} and python3 with httpx",
+            peer.display()
+        );
+        eprintln!(
+            "skipped: needs {} and python3 with httpx (pip install httpx)",
+            peer.display()
+        );
+        return;
+    }
+    let (mut child, banner) = start_sim(&["--contacts", "2000"]);
+    let out = Command::new("python3")
+        .arg(&peer)
+        .args(["--base-url", banner["baseUrl"].as_str().unwrap()])
+        .args([
+            "--client-id",
+            banner["credentials"]["clientId"].as_str().unwrap(),
+        ])
+        .args([
+            "--client-secret",
+            banner["credentials"]["clientSecret"].as_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("the peer prints one JSON line");
+    assert_eq!(v["succeeded"], 2000, "{v}");
+    assert_eq!(v["failed"], 0, "{v}");
 }
