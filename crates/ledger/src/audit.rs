@@ -1,0 +1,208 @@
+//! The audit log: an append-only hash chain. Each entry's `hash` is SHA-256 over a
+//! canonical encoding of the entry (length-prefixed fields, its `prev_hash` included), so
+//! an edit, a deletion, an insertion or a reordering breaks the chain at that entry.
+//! Signed checkpoints (every N entries and at the end of every job) and a signed head
+//! (moved at every append) make a rewritten chain or a truncated tail detectable too:
+//! forging them needs the signing key, which never enters the database.
+
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::details::{Details, check_identifier};
+use crate::error::{Error, Result};
+
+/// The hash before the first entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Started,
+    Success,
+    Failure,
+    Skipped,
+    RolledBack,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Started => "started",
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Skipped => "skipped",
+            Outcome::RolledBack => "rolled_back",
+        }
+    }
+}
+
+/// An entry to append. The operation is a name fixed in the program; actor and target are
+/// identifiers; details are typed (see [`Details`]).
+#[derive(Debug, Clone)]
+pub struct NewEntry {
+    pub actor: String,
+    pub operation: &'static str,
+    pub target: String,
+    pub outcome: Outcome,
+    pub details: Details,
+}
+
+impl NewEntry {
+    pub fn new(actor: &str, operation: &'static str, target: &str, outcome: Outcome, details: Details) -> Result<Self> {
+        check_identifier("actor", actor)?;
+        check_identifier("target", target)?;
+        Ok(NewEntry { actor: actor.to_string(), operation, target: target.to_string(), outcome, details })
+    }
+}
+
+/// A stored entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub at: String,
+    pub actor: String,
+    pub operation: String,
+    pub target: String,
+    pub outcome: String,
+    pub details: Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// A signed checkpoint: the signature covers `(seq, hash, at)`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Checkpoint {
+    pub seq: i64,
+    pub hash: String,
+    pub at: String,
+    pub key_id: String,
+    pub signature: String,
+}
+
+/// The fields an entry's hash covers, as stored.
+pub(crate) struct HashInput<'a> {
+    pub seq: i64,
+    pub at: &'a str,
+    pub actor: &'a str,
+    pub operation: &'a str,
+    pub target: &'a str,
+    pub outcome: &'a str,
+    pub details: &'a str,
+    pub prev_hash: &'a str,
+}
+
+pub(crate) fn entry_hash(e: &HashInput<'_>) -> String {
+    let mut h = Sha256::new();
+    h.update(b"cxguard-audit-entry-v1\0");
+    let seq = e.seq.to_string();
+    for part in [seq.as_str(), e.at, e.actor, e.operation, e.target, e.outcome, e.details, e.prev_hash] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The hash `entry` should have, recomputed from its fields (`details_text` as stored).
+/// Offered so that other tools can check an exported log.
+pub fn recompute_hash(entry: &AuditEntry, details_text: &str) -> String {
+    entry_hash(&HashInput {
+        seq: entry.seq,
+        at: &entry.at,
+        actor: &entry.actor,
+        operation: &entry.operation,
+        target: &entry.target,
+        outcome: &entry.outcome,
+        details: details_text,
+        prev_hash: &entry.prev_hash,
+    })
+}
+
+/// Filters for `audit show` / `audit export`.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// An operation name, or a prefix ending in `*` (`secret.rotate.*`).
+    pub operation: Option<String>,
+    pub target: Option<String>,
+    /// RFC 3339 bounds on `at`, inclusive since, exclusive until.
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub after_seq: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+impl Filter {
+    /// Normalises the time bounds to the stored format so they compare as text.
+    pub fn validate(mut self) -> Result<Self> {
+        for (name, v) in [("since", &mut self.since), ("until", &mut self.until)] {
+            if let Some(s) = v.as_ref() {
+                let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                    .map_err(|e| Error::Invalid(format!("--{name}: {s:?} is not an RFC 3339 time: {e}")))?;
+                *v = Some(crate::timestamp(t));
+            }
+        }
+        Ok(self)
+    }
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    pub entries: u64,
+    pub checkpoints: u64,
+    pub last_seq: i64,
+    pub key_id: String,
+    /// `None` when intact; otherwise the first entry at fault and why.
+    pub broken: Option<Broken>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Broken {
+    pub seq: i64,
+    pub reason: String,
+}
+
+impl Verdict {
+    pub fn is_intact(&self) -> bool {
+        self.broken.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input<'a>(details: &'a str, prev: &'a str) -> HashInput<'a> {
+        HashInput {
+            seq: 1,
+            at: "2026-01-01T00:00:00.000000Z",
+            actor: "a",
+            operation: "op",
+            target: "t",
+            outcome: "success",
+            details,
+            prev_hash: prev,
+        }
+    }
+
+    #[test]
+    fn every_field_and_the_boundaries_between_them_count() {
+        let base = entry_hash(&input("{}", GENESIS));
+        assert_eq!(base.len(), 64);
+        assert_ne!(base, entry_hash(&input("{ }", GENESIS)));
+        assert_ne!(base, entry_hash(&input("{}", &"1".repeat(64))));
+        // Moving a character across a field boundary changes the hash (length prefixes).
+        let mut a = input("{}", GENESIS);
+        a.actor = "ab";
+        a.operation = "c";
+        let mut b = input("{}", GENESIS);
+        b.actor = "a";
+        b.operation = "bc";
+        assert_ne!(entry_hash(&a), entry_hash(&b));
+    }
+
+    #[test]
+    fn entries_refuse_raw_values_as_targets() {
+        assert!(NewEntry::new("cli", "contact.anonymize", "ann@example.com", Outcome::Success, Details::new()).is_err());
+    }
+}

@@ -1,0 +1,229 @@
+//! Opening the store: SQLite (a file, WAL mode) or PostgreSQL, chosen by URL; the
+//! schema migrations of each backend, applied automatically; and a refusal to touch a
+//! database that is not a cxguard ledger.
+//!
+//! Both backends run the same queries (`$1`-style placeholders work on both); where SQL
+//! differs — write locking, `SKIP LOCKED` — the code asks `Pool::is_postgres`. The
+//! `on_backend!` macro expands one body for each backend's concrete pool type, which is
+//! how one code path serves two sqlx drivers without `AnyPool`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Row, SqlitePool};
+
+use crate::error::{Error, Result};
+
+/// Migrations, in order, per backend. A migration is applied once, recorded in
+/// `cxguard_meta` as `schema_version`.
+const SQLITE_MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_init.sql")];
+const POSTGRES_MIGRATIONS: &[&str] = &[include_str!("../migrations/postgres/0001_init.sql")];
+
+/// What `cxguard_meta.ledger` holds in every cxguard ledger.
+const LEDGER_MARK: &str = "cxguard-ledger";
+
+#[derive(Clone)]
+pub enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Pool {
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Pool::Postgres(_))
+    }
+}
+
+/// Runs `$body` with `$p` bound to the concrete pool of whichever backend is open.
+macro_rules! on_backend {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            $crate::store::Pool::Sqlite($p) => $body,
+            $crate::store::Pool::Postgres($p) => $body,
+        }
+    };
+}
+pub(crate) use on_backend;
+
+/// Begins a write transaction on `$p` (from `on_backend!`). On SQLite it takes the
+/// write lock at once (`BEGIN IMMEDIATE`), so two processes never both read the chain's
+/// head and then collide; PostgreSQL's writers serialise on an advisory lock where they must.
+macro_rules! begin_write {
+    ($pool:expr, $p:ident) => {
+        if $pool.is_postgres() { $p.begin().await? } else { $p.begin_with("BEGIN IMMEDIATE").await? }
+    };
+}
+pub(crate) use begin_write;
+
+/// Where the store is, with any password hidden, for messages.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+pub(crate) async fn open(url: &str) -> Result<Pool> {
+    let shown = redact(url);
+    let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or("");
+    match scheme {
+        "sqlite" => open_sqlite(url, &shown).await,
+        "postgres" | "postgresql" => open_postgres(url, &shown).await,
+        _ => Err(Error::Config(format!(
+            "store URL {shown:?}: unknown scheme {scheme:?}; use sqlite://PATH or postgres://USER@HOST/DB"
+        ))),
+    }
+}
+
+async fn open_sqlite(url: &str, shown: &str) -> Result<Pool> {
+    let opts = SqliteConnectOptions::from_str(url)
+        .map_err(|e| Error::Config(format!("store URL {shown:?}: {e}")))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(30))
+        .foreign_keys(true);
+    let path = opts.get_filename().to_path_buf();
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.exists() {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                Error::Config(format!("store {shown:?}: cannot create directory {}: {e}", parent.display()))
+            })?;
+        }
+    // Look before we leap: a file that is not SQLite, or a SQLite database of someone
+    // else's, is refused before anything writes to it (WAL mode itself is a write).
+    if path.exists() {
+        check_sqlite_file(&path, shown).await?;
+    }
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        .connect_with(opts)
+        .await
+        .map_err(|e| Error::Unavailable(format!("store {shown}: {e}")))?;
+    let pool = Pool::Sqlite(pool);
+    migrate(&pool, shown).await?;
+    Ok(pool)
+}
+
+async fn check_sqlite_file(path: &std::path::Path, shown: &str) -> Result<()> {
+    let mut header = [0u8; 16];
+    let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    if len == 0 {
+        return Ok(());
+    }
+    use std::io::Read;
+    let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut header));
+    if read.is_err() || &header != b"SQLite format 3\0" {
+        return Err(Error::Foreign(format!(
+            "store {shown}: {} is not a SQLite database (corrupt, or another kind of file); it was left untouched",
+            path.display()
+        )));
+    }
+    let opts = SqliteConnectOptions::new().filename(path).read_only(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(opts)
+        .await
+        .map_err(|e| Error::Unavailable(format!("store {shown}: {e}")))?;
+    let tables: Vec<String> = sqlx::query("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .fetch_all(&pool)
+        .await
+        .map_err(|e| Error::Foreign(format!("store {shown}: cannot read {}: {e}; it was left untouched", path.display())))?
+        .iter()
+        .filter_map(|r| r.try_get::<String, _>("name").ok())
+        .collect();
+    pool.close().await;
+    if !tables.is_empty() && !tables.iter().any(|t| t == "cxguard_meta") {
+        return Err(Error::Foreign(format!(
+            "store {shown}: {} is a SQLite database of something else (tables: {}); it was left untouched",
+            path.display(),
+            tables.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+async fn open_postgres(url: &str, shown: &str) -> Result<Pool> {
+    let opts = PgConnectOptions::from_str(url).map_err(|e| Error::Config(format!("store URL {shown:?}: {e}")))?;
+    let pool = PgPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(opts)
+        .await
+        .map_err(|e| Error::Unavailable(format!("store {shown}: cannot connect: {e}")))?;
+    let pool = Pool::Postgres(pool);
+    migrate(&pool, shown).await?;
+    Ok(pool)
+}
+
+/// Applies pending migrations. A database with tables but no `cxguard_meta` is someone
+/// else's, and is refused.
+async fn migrate(pool: &Pool, shown: &str) -> Result<()> {
+    let migrations = if pool.is_postgres() { POSTGRES_MIGRATIONS } else { SQLITE_MIGRATIONS };
+    on_backend!(pool, p => {
+        let mut tx = p.begin().await?;
+        if pool.is_postgres() {
+            // Two processes opening a new database at once: one migrates, the other waits.
+            sqlx::query("SELECT pg_advisory_xact_lock(7243001)").execute(&mut *tx).await?;
+        }
+        let list_tables = if pool.is_postgres() {
+            "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema()"
+        } else {
+            "SELECT name FROM sqlite_master WHERE type = 'table'"
+        };
+        let tables: Vec<String> = sqlx::query(list_tables)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .filter_map(|r| r.try_get::<String, _>("name").ok())
+            .collect();
+        let version: i64 = if tables.iter().any(|t| t == "cxguard_meta") {
+            let mark: Option<String> = sqlx::query("SELECT value FROM cxguard_meta WHERE key = 'ledger'")
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get("value"))
+                .transpose()?;
+            if mark.as_deref() != Some(LEDGER_MARK) {
+                return Err(Error::Foreign(format!("store {shown}: cxguard_meta exists but does not mark a cxguard ledger")));
+            }
+            sqlx::query("SELECT value FROM cxguard_meta WHERE key = 'schema_version'")
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get::<String, _>("value")?
+                .parse()
+                .map_err(|_| Error::Foreign(format!("store {shown}: unreadable schema_version")))?
+        } else if !tables.is_empty() {
+            return Err(Error::Foreign(format!(
+                "store {shown}: the database holds other tables ({}); use an empty database for the ledger",
+                tables.join(", ")
+            )));
+        } else {
+            0
+        };
+        if version as usize > migrations.len() {
+            return Err(Error::Foreign(format!(
+                "store {shown}: schema version {version} is newer than this cxguard knows ({}); upgrade cxguard",
+                migrations.len()
+            )));
+        }
+        for (i, sql) in migrations.iter().enumerate().skip(version as usize) {
+            for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty() && !s.lines().all(|l| l.trim_start().starts_with("--"))) {
+                sqlx::query(statement).execute(&mut *tx).await?;
+            }
+            let v = (i + 1).to_string();
+            if i == 0 {
+                sqlx::query("INSERT INTO cxguard_meta (key, value) VALUES ('ledger', $1)").bind(LEDGER_MARK).execute(&mut *tx).await?;
+                sqlx::query("INSERT INTO cxguard_meta (key, value) VALUES ('schema_version', $1)").bind(&v).execute(&mut *tx).await?;
+            } else {
+                sqlx::query("UPDATE cxguard_meta SET value = $1 WHERE key = 'schema_version'").bind(&v).execute(&mut *tx).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    })
+}
