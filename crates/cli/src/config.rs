@@ -21,12 +21,69 @@ pub const ENV_CLIENT_SECRET: &str = "CXGUARD_CLIENT_SECRET";
 pub const ENV_ACCESS_KEY_ID: &str = "CXGUARD_ACCESS_KEY_ID";
 pub const ENV_ACCESS_KEY_SECRET: &str = "CXGUARD_ACCESS_KEY_SECRET";
 pub const ENV_CONFIG: &str = "CXGUARD_CONFIG";
+pub const ENV_STORE: &str = "CXGUARD_STORE";
+pub const ENV_HOME: &str = "CXGUARD_HOME";
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     #[serde(default)]
     pub tenant: Option<TenantFile>,
+    #[serde(default)]
+    pub store: Option<StoreFile>,
+    #[serde(default)]
+    pub audit: Option<AuditFile>,
+    #[serde(default)]
+    pub outbox: Option<OutboxFile>,
+    #[serde(default)]
+    pub webhooks: Option<WebhooksFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreFile {
+    /// `sqlite://PATH` (default: the data directory's ledger.sqlite) or `postgres://…`.
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditFile {
+    /// The Ed25519 signing key (default: the data directory's audit-signing.key).
+    pub key_file: Option<PathBuf>,
+    /// Sign a checkpoint every this many entries (and at the end of every job).
+    pub checkpoint_every: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxFile {
+    /// Waits before each delivery attempt, in seconds (default: 0, 5, 300, 1800, 7200,
+    /// 18000, 36000, 36000 — Svix's schedule).
+    pub schedule_secs: Option<Vec<u64>>,
+    /// A delivery succeeds with a 2xx within this many seconds (default 15).
+    pub timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksFile {
+    pub vault: Option<WebhookFile>,
+    pub consent: Option<WebhookFile>,
+    pub kms: Option<WebhookFile>,
+    pub waf: Option<WebhookFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookFile {
+    pub url: String,
+    /// The `whsec_…` signing secret, from an environment variable or a file.
+    pub secret_env: Option<String>,
+    pub secret_file: Option<PathBuf>,
+    /// While rotating: the previous secret, so receivers still on it keep verifying.
+    pub previous_secret_env: Option<String>,
+    pub previous_secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -281,6 +338,146 @@ pub fn target(loaded: &Loaded, env: &dyn Fn(&str) -> Option<String>) -> Result<T
         .validate()
         .map_err(|e| CliError::config(format!("tenant: {e}")))?;
     Ok(Target::Tenant(Box::new(settings)))
+}
+
+/// The data directory: `$CXGUARD_HOME`, else `$XDG_DATA_HOME/cxguard`, else
+/// `~/.local/share/cxguard`.
+pub fn home(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    if let Some(h) = env(ENV_HOME).filter(|v| !v.is_empty()) {
+        return PathBuf::from(h);
+    }
+    if let Some(x) = env("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join("cxguard");
+    }
+    PathBuf::from(env("HOME").unwrap_or_else(|| ".".into())).join(".local/share/cxguard")
+}
+
+/// The store URL: `$CXGUARD_STORE`, else `[store] url`, else SQLite in the data directory.
+pub fn store_url(loaded: &Loaded, env: &dyn Fn(&str) -> Option<String>) -> String {
+    env(ENV_STORE)
+        .filter(|v| !v.is_empty())
+        .or_else(|| loaded.file.store.as_ref().and_then(|s| s.url.clone()))
+        .unwrap_or_else(|| format!("sqlite://{}", home(env).join("ledger.sqlite").display()))
+}
+
+pub fn audit_key_path(loaded: &Loaded, env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    loaded
+        .file
+        .audit
+        .as_ref()
+        .and_then(|a| a.key_file.clone())
+        .unwrap_or_else(|| home(env).join("audit-signing.key"))
+}
+
+pub fn checkpoint_every(loaded: &Loaded) -> Result<i64, CliError> {
+    match loaded.file.audit.as_ref().and_then(|a| a.checkpoint_every) {
+        None => Ok(ledger::DEFAULT_CHECKPOINT_EVERY),
+        Some(n) if n >= 1 => Ok(n),
+        Some(n) => Err(CliError::config(format!(
+            "audit.checkpoint_every: {n} must be at least 1"
+        ))),
+    }
+}
+
+fn webhook_secret(
+    section: &str,
+    field: &str,
+    env_name: &Option<String>,
+    file: &Option<PathBuf>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<ledger::webhooks::WebhookSecret>, CliError> {
+    let text = match (env_name, file) {
+        (Some(_), Some(_)) => {
+            return Err(CliError::config(format!(
+                "webhooks.{section}: set {field}_env or {field}_file, not both"
+            )));
+        }
+        (Some(var), None) => Some(env(var).filter(|v| !v.is_empty()).ok_or_else(|| {
+            CliError::config(format!(
+                "webhooks.{section}.{field}_env: the environment variable {var} is not set"
+            ))
+        })?),
+        (None, Some(path)) => {
+            warn_if_broad(path);
+            Some(std::fs::read_to_string(path).map_err(|e| {
+                CliError::config(format!(
+                    "webhooks.{section}.{field}_file: cannot read {}: {e}",
+                    path.display()
+                ))
+            })?)
+        }
+        (None, None) => None,
+    };
+    text.map(|t| {
+        ledger::webhooks::WebhookSecret::parse(t.trim())
+            .map_err(|e| CliError::config(format!("webhooks.{section}.{field}: {e}")))
+    })
+    .transpose()
+}
+
+/// Endpoints, schedule and timeout for the webhook deliverer.
+pub fn delivery(
+    loaded: &Loaded,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ledger::deliver::DeliveryConfig, CliError> {
+    use ledger::EventKind;
+    let mut cfg = ledger::deliver::DeliveryConfig::default();
+    if let Some(o) = &loaded.file.outbox {
+        if let Some(s) = &o.schedule_secs {
+            if s.is_empty() {
+                return Err(CliError::config(
+                    "outbox.schedule_secs: at least one attempt",
+                ));
+            }
+            cfg.schedule = s.iter().map(|x| Duration::from_secs(*x)).collect();
+        }
+        if let Some(t) = o.timeout_secs {
+            if t == 0 {
+                return Err(CliError::config("outbox.timeout_secs: more than 0"));
+            }
+            cfg.timeout = Duration::from_secs(t);
+        }
+    }
+    let empty = WebhooksFile::default();
+    let w = loaded.file.webhooks.as_ref().unwrap_or(&empty);
+    for (kind, section) in [
+        (EventKind::Vault, &w.vault),
+        (EventKind::Consent, &w.consent),
+        (EventKind::Kms, &w.kms),
+        (EventKind::Waf, &w.waf),
+    ] {
+        let Some(s) = section else { continue };
+        let name = kind.as_str();
+        let url = cxone::parse_http_url(&format!("webhooks.{name}.url"), &s.url)
+            .map_err(|e| CliError::config(e.to_string()))?;
+        let mut secrets = Vec::new();
+        match webhook_secret(name, "secret", &s.secret_env, &s.secret_file, env)? {
+            Some(sec) => secrets.push(sec),
+            None => {
+                return Err(CliError::config(format!(
+                    "webhooks.{name}: a signing secret is required: secret_env or secret_file (whsec_…; `cxguard outbox new-secret` makes one)"
+                )));
+            }
+        }
+        if let Some(prev) = webhook_secret(
+            name,
+            "previous_secret",
+            &s.previous_secret_env,
+            &s.previous_secret_file,
+            env,
+        )? {
+            secrets.push(prev);
+        }
+        let mut url = url;
+        // parse_http_url adds a trailing slash for joining; an endpoint is used as given.
+        if !s.url.trim().ends_with('/') {
+            let p = url.path().trim_end_matches('/').to_string();
+            url.set_path(&p);
+        }
+        cfg.endpoints
+            .insert(kind, ledger::deliver::Endpoint { url, secrets });
+    }
+    Ok(cfg)
 }
 
 /// A fake environment for tests.

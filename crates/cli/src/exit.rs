@@ -65,6 +65,19 @@ impl From<cxone::Error> for CliError {
     }
 }
 
+impl From<ledger::Error> for CliError {
+    fn from(e: ledger::Error) -> Self {
+        use ledger::Error as L;
+        let exit = match &e {
+            L::Config(_) | L::Foreign(_) | L::Key(_) => Exit::Config,
+            L::Unavailable(_) => Exit::Unavailable,
+            L::Invalid(_) => Exit::Usage,
+            _ => Exit::Failed,
+        };
+        CliError::new(exit, e.to_string())
+    }
+}
+
 impl From<cxone_sim::ConfigError> for CliError {
     fn from(e: cxone_sim::ConfigError) -> Self {
         match e {

@@ -4,6 +4,7 @@ mod commands;
 mod config;
 mod exit;
 mod output;
+mod store;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,6 +53,12 @@ enum Command {
     Sim(commands::sim::SimArgs),
     /// List what the target tenant holds: contacts, secrets, data actions, tables, widgets.
     Inventory(commands::inventory::InventoryArgs),
+    /// The tamper-evident audit log: verify, show, export.
+    Audit(commands::audit::AuditArgs),
+    /// The job journal: list jobs, show one.
+    Jobs(commands::jobs::JobsArgs),
+    /// The webhook outbox: status, deliver, retry, purge.
+    Outbox(commands::outbox::OutboxArgs),
 }
 
 /// What every command gets besides its own arguments.
@@ -140,5 +147,8 @@ async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Demo(args) => commands::demo::run(&ctx, args).await,
         Command::Sim(args) => commands::sim::run(&ctx, args).await,
         Command::Inventory(args) => commands::inventory::run(&ctx, args, &env).await,
+        Command::Audit(args) => commands::audit::run(&ctx, args, &env).await,
+        Command::Jobs(args) => commands::jobs::run(&ctx, args, &env).await,
+        Command::Outbox(args) => commands::outbox::run(&ctx, args, &env).await,
     }
 }

@@ -1,1 +1,126 @@
-fn main() {}
+//! Audit appends/s and verify entries/s on SQLite and PostgreSQL, each beside a baseline
+//! measured in the same run: plain INSERTs of rows of the same shape, one per transaction
+//! (what an unchained, unsigned log would cost on the same store).
+//!
+//! Run: `cargo bench -p ledger --bench ledger` (`-- --quick` for a short run). PostgreSQL
+//! is `CXGUARD_TEST_POSTGRES` (default postgres://postgres@127.0.0.1:5432/test); it is
+//! skipped with a note when unreachable.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use ledger::{AuditKey, Batch, Details, KeySource, Ledger, NewEntry, Outcome};
+use sqlx::Connection;
+
+fn entry(i: u64) -> NewEntry {
+    NewEntry::new(
+        "bench",
+        "bench.op",
+        &format!("c-{i:07}"),
+        Outcome::Success,
+        Details::new()
+            .count("i", i)
+            .labels("fields", &["email", "phone"]),
+    )
+    .unwrap()
+}
+
+async fn baseline(url: &str, n: u64) -> f64 {
+    let t = Instant::now();
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query("CREATE TABLE IF NOT EXISTS plain_log (seq INTEGER PRIMARY KEY, at TEXT, actor TEXT, operation TEXT, target TEXT, outcome TEXT, details TEXT)")
+            .execute(&mut c).await.unwrap();
+        for i in 0..n {
+            let mut tx = c.begin().await.unwrap();
+            sqlx::query("INSERT INTO plain_log (at, actor, operation, target, outcome, details) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind("2026-01-01T00:00:00.000000Z").bind("bench").bind("bench.op").bind(format!("c-{i:07}")).bind("success").bind("{\"i\":1}")
+                .execute(&mut *tx).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+    } else {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query("CREATE TABLE IF NOT EXISTS plain_log (seq BIGSERIAL PRIMARY KEY, at TEXT, actor TEXT, operation TEXT, target TEXT, outcome TEXT, details TEXT)")
+            .execute(&mut c).await.unwrap();
+        for i in 0..n {
+            let mut tx = c.begin().await.unwrap();
+            sqlx::query("INSERT INTO plain_log (at, actor, operation, target, outcome, details) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind("2026-01-01T00:00:00.000000Z").bind("bench").bind("bench.op").bind(format!("c-{i:07}")).bind("success").bind("{\"i\":1}")
+                .execute(&mut *tx).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+    }
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+async fn measure(name: &str, url: &str, appends: u64, verify_n: u64) {
+    let key = Arc::new(AuditKey::generate().unwrap());
+    let l = Ledger::open(url, KeySource::Key(key.clone()))
+        .await
+        .unwrap();
+    let base = baseline(url, appends).await;
+    let t = Instant::now();
+    for i in 0..appends {
+        l.append(entry(i)).await.unwrap();
+    }
+    let single = appends as f64 / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let mut done = appends;
+    while done < verify_n {
+        let audit = (done..(done + 1000).min(verify_n))
+            .map(entry)
+            .collect::<Vec<_>>();
+        done += audit.len() as u64;
+        l.commit(Batch {
+            audit,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    let batched = (verify_n - appends) as f64 / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let v = l.verify(&key.public()).await.unwrap();
+    assert!(v.is_intact());
+    let verify = v.entries as f64 / t.elapsed().as_secs_f64();
+    println!(
+        "{name:<9} {:>14.0} {:>14.0} {:>8.2}x {:>16.0} {:>16.0}",
+        base,
+        single,
+        single / base,
+        batched,
+        verify
+    );
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (appends, total) = if quick {
+        (300, 20_000)
+    } else {
+        (2_000, 100_000)
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        println!("{appends} single appends (one transaction each), then batches of 1000 up to {total} entries, then verify all");
+        println!("{:<9} {:>14} {:>14} {:>9} {:>16} {:>16}", "backend", "baseline ins/s", "appends/s", "ratio", "batched appends/s", "verify entries/s");
+        let dir = tempfile::tempdir().unwrap();
+        measure("sqlite", &format!("sqlite://{}", dir.path().join("bench.sqlite").display()), appends, total).await;
+        let admin = std::env::var("CXGUARD_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        match sqlx::PgConnection::connect(&admin).await {
+            Ok(mut c) => {
+                let db = format!("cxg_bench_{}", std::process::id());
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{db}\""))).execute(&mut c).await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{db}\""))).execute(&mut c).await.unwrap();
+                let mut url = url::Url::parse(&admin).unwrap();
+                url.set_path(&format!("/{db}"));
+                measure("postgres", url.as_str(), appends, total).await;
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))).execute(&mut c).await.ok();
+            }
+            Err(e) => println!("postgres  skipped: {e}"),
+        }
+    });
+}

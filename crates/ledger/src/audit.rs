@@ -49,10 +49,22 @@ pub struct NewEntry {
 }
 
 impl NewEntry {
-    pub fn new(actor: &str, operation: &'static str, target: &str, outcome: Outcome, details: Details) -> Result<Self> {
+    pub fn new(
+        actor: &str,
+        operation: &'static str,
+        target: &str,
+        outcome: Outcome,
+        details: Details,
+    ) -> Result<Self> {
         check_identifier("actor", actor)?;
         check_identifier("target", target)?;
-        Ok(NewEntry { actor: actor.to_string(), operation, target: target.to_string(), outcome, details })
+        Ok(NewEntry {
+            actor: actor.to_string(),
+            operation,
+            target: target.to_string(),
+            outcome,
+            details,
+        })
     }
 }
 
@@ -72,6 +84,7 @@ pub struct AuditEntry {
 
 /// A signed checkpoint: the signature covers `(seq, hash, at)`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Checkpoint {
     pub seq: i64,
     pub hash: String,
@@ -96,7 +109,16 @@ pub(crate) fn entry_hash(e: &HashInput<'_>) -> String {
     let mut h = Sha256::new();
     h.update(b"cxguard-audit-entry-v1\0");
     let seq = e.seq.to_string();
-    for part in [seq.as_str(), e.at, e.actor, e.operation, e.target, e.outcome, e.details, e.prev_hash] {
+    for part in [
+        seq.as_str(),
+        e.at,
+        e.actor,
+        e.operation,
+        e.target,
+        e.outcome,
+        e.details,
+        e.prev_hash,
+    ] {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part.as_bytes());
     }
@@ -136,8 +158,11 @@ impl Filter {
     pub fn validate(mut self) -> Result<Self> {
         for (name, v) in [("since", &mut self.since), ("until", &mut self.until)] {
             if let Some(s) = v.as_ref() {
-                let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-                    .map_err(|e| Error::Invalid(format!("--{name}: {s:?} is not an RFC 3339 time: {e}")))?;
+                let t =
+                    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                        .map_err(|e| {
+                            Error::Invalid(format!("--{name}: {s:?} is not an RFC 3339 time: {e}"))
+                        })?;
                 *v = Some(crate::timestamp(t));
             }
         }
@@ -147,6 +172,7 @@ impl Filter {
 
 /// What `verify` found.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Verdict {
     pub entries: u64,
     pub checkpoints: u64,
@@ -157,6 +183,7 @@ pub struct Verdict {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Broken {
     pub seq: i64,
     pub reason: String,
@@ -203,6 +230,15 @@ mod tests {
 
     #[test]
     fn entries_refuse_raw_values_as_targets() {
-        assert!(NewEntry::new("cli", "contact.anonymize", "ann@example.com", Outcome::Success, Details::new()).is_err());
+        assert!(
+            NewEntry::new(
+                "cli",
+                "contact.anonymize",
+                "ann@example.com",
+                Outcome::Success,
+                Details::new()
+            )
+            .is_err()
+        );
     }
 }

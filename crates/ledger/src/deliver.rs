@@ -55,6 +55,7 @@ impl Default for DeliveryConfig {
 
 /// What one or more rounds did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Delivered {
     pub delivered: u64,
     pub retrying: u64,
@@ -84,13 +85,22 @@ impl Deliverer {
             .timeout(config.timeout)
             .user_agent(concat!("cxguard-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| crate::Error::Config(format!("cannot build the webhook HTTP client: {e}")))?;
-        Ok(Deliverer { ledger, config: Arc::new(config), http })
+            .map_err(|e| {
+                crate::Error::Config(format!("cannot build the webhook HTTP client: {e}"))
+            })?;
+        Ok(Deliverer {
+            ledger,
+            config: Arc::new(config),
+            http,
+        })
     }
 
     /// One round: lease what is due and deliver it.
     pub async fn round(&self) -> Result<Delivered> {
-        let leased = self.ledger.lease_due(self.config.batch, self.config.lease.as_millis() as i64).await?;
+        let leased = self
+            .ledger
+            .lease_due(self.config.batch, self.config.lease.as_millis() as i64)
+            .await?;
         let mut total = Delivered::default();
         let mut set = tokio::task::JoinSet::new();
         let mut iter = leased.into_iter();
@@ -102,7 +112,9 @@ impl Deliverer {
             }
             match set.join_next().await {
                 Some(Ok(r)) => total += r?,
-                Some(Err(e)) => return Err(crate::Error::Config(format!("a delivery task failed: {e}"))),
+                Some(Err(e)) => {
+                    return Err(crate::Error::Config(format!("a delivery task failed: {e}")));
+                }
                 None => break,
             }
         }
@@ -113,8 +125,13 @@ impl Deliverer {
         let mut d = Delivered::default();
         let kind = EventKind::parse(&ev.kind).ok();
         let Some(endpoint) = kind.and_then(|k| self.config.endpoints.get(&k)) else {
-            let reason = format!("no endpoint configured for {} events ([webhooks.{}] url)", ev.kind, ev.kind);
-            self.ledger.settle_event(&ev.id, &ev.token, Settlement::Skipped { reason }).await?;
+            let reason = format!(
+                "no endpoint configured for {} events ([webhooks.{}] url)",
+                ev.kind, ev.kind
+            );
+            self.ledger
+                .settle_event(&ev.id, &ev.token, Settlement::Skipped { reason })
+                .await?;
             d.skipped = 1;
             return Ok(d);
         };
@@ -132,8 +149,15 @@ impl Deliverer {
             .await;
         let error = match result {
             Ok(r) if r.status().is_success() => None,
-            Ok(r) => Some(format!("HTTP {} from {}", r.status().as_u16(), endpoint.url)),
-            Err(e) if e.is_timeout() => Some(format!("no answer from {} within {:?}", endpoint.url, self.config.timeout)),
+            Ok(r) => Some(format!(
+                "HTTP {} from {}",
+                r.status().as_u16(),
+                endpoint.url
+            )),
+            Err(e) if e.is_timeout() => Some(format!(
+                "no answer from {} within {:?}",
+                endpoint.url, self.config.timeout
+            )),
             Err(e) => Some(format!("cannot reach {}: {e}", endpoint.url)),
         };
         let settlement = match error {
@@ -147,17 +171,25 @@ impl Deliverer {
                 match next {
                     Some(wait) => {
                         d.retrying = 1;
-                        Settlement::Failed { error, retry_at_ms: Some(now_ms() + wait.as_millis() as i64) }
+                        Settlement::Failed {
+                            error,
+                            retry_at_ms: Some(now_ms() + wait.as_millis() as i64),
+                        }
                     }
                     None => {
                         d.dead = 1;
                         tracing::warn!(event = %ev.id, kind = %ev.kind, "webhook gave up after {done_attempts} attempts: {error}");
-                        Settlement::Failed { error, retry_at_ms: None }
+                        Settlement::Failed {
+                            error,
+                            retry_at_ms: None,
+                        }
                     }
                 }
             }
         };
-        self.ledger.settle_event(&ev.id, &ev.token, settlement).await?;
+        self.ledger
+            .settle_event(&ev.id, &ev.token, settlement)
+            .await?;
         Ok(d)
     }
 
@@ -173,7 +205,9 @@ impl Deliverer {
             if progressed {
                 continue;
             }
-            let Some(next) = self.ledger.next_due_ms().await? else { return Ok((total, 0)) };
+            let Some(next) = self.ledger.next_due_ms().await? else {
+                return Ok((total, 0));
+            };
             let wait = Duration::from_millis((next - now_ms()).max(0) as u64 + 5);
             if tokio::time::Instant::now() + wait > deadline {
                 let pending = self.ledger.outbox_status().await?.pending;

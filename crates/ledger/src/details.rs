@@ -16,7 +16,9 @@ const MAX_ID: usize = 200;
 pub fn check_identifier(what: &str, s: &str) -> Result<()> {
     let ok = !s.is_empty()
         && s.len() <= MAX_ID
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':' | b'/' | b'#'));
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':' | b'/' | b'#')
+        });
     if ok {
         Ok(())
     } else {
@@ -75,12 +77,19 @@ impl Details {
         for id in ids {
             check_identifier(key, id.as_ref())?;
         }
-        self.map.insert(key, json!(ids.iter().map(|s| s.as_ref()).collect::<Vec<_>>()));
+        self.map.insert(
+            key,
+            json!(ids.iter().map(|s| s.as_ref()).collect::<Vec<_>>()),
+        );
         Ok(self)
     }
 
     /// A map from identifiers (e.g. field names) to fixed labels (e.g. operators).
-    pub fn label_map<S: AsRef<str>>(mut self, key: &'static str, entries: &[(S, &'static str)]) -> Result<Self> {
+    pub fn label_map<S: AsRef<str>>(
+        mut self,
+        key: &'static str,
+        entries: &[(S, &'static str)],
+    ) -> Result<Self> {
         let mut m = serde_json::Map::new();
         for (k, v) in entries {
             check_identifier(key, k.as_ref())?;
@@ -91,7 +100,11 @@ impl Details {
     }
 
     /// A map from identifiers to counts (e.g. per-field totals).
-    pub fn count_map<S: AsRef<str>>(mut self, key: &'static str, entries: &[(S, u64)]) -> Result<Self> {
+    pub fn count_map<S: AsRef<str>>(
+        mut self,
+        key: &'static str,
+        entries: &[(S, u64)],
+    ) -> Result<Self> {
         let mut m = serde_json::Map::new();
         for (k, v) in entries {
             check_identifier(key, k.as_ref())?;
@@ -104,7 +117,9 @@ impl Details {
     /// A SHA-256 in lowercase hex (64 characters): the hash of a value, never the value.
     pub fn sha256(mut self, key: &'static str, hex: &str) -> Result<Self> {
         if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::Invalid(format!("{key}: a SHA-256 is 64 hex characters")));
+            return Err(Error::Invalid(format!(
+                "{key}: a SHA-256 is 64 hex characters"
+            )));
         }
         self.map.insert(key, json!(hex.to_ascii_lowercase()));
         Ok(self)
@@ -122,7 +137,12 @@ impl Details {
 
     /// The JSON object, keys sorted.
     pub fn to_value(&self) -> Value {
-        Value::Object(self.map.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
+        Value::Object(
+            self.map
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        )
     }
 }
 
@@ -132,17 +152,32 @@ mod tests {
 
     #[test]
     fn identifiers_refuse_what_personal_data_and_secrets_look_like() {
-        for bad in ["ann@example.com", "+1 555 0100", "", "a b", "key=s3cr3t!", &"x".repeat(201)] {
+        for bad in [
+            "ann@example.com",
+            "+1 555 0100",
+            "",
+            "a b",
+            "key=s3cr3t!",
+            &"x".repeat(201),
+        ] {
             assert!(Details::new().id("target", bad).is_err(), "{bad:?}");
         }
-        for good in ["c-0000001", "sec-crm-api-key", "customFields.loyaltyTier", "job/2026#1"] {
+        for good in [
+            "c-0000001",
+            "sec-crm-api-key",
+            "customFields.loyaltyTier",
+            "job/2026#1",
+        ] {
             assert!(Details::new().id("target", good).is_ok(), "{good:?}");
         }
     }
 
     #[test]
     fn errors_do_not_repeat_long_values() {
-        let e = Details::new().id("k", "averyveryverylongsecretvalue@x").unwrap_err().to_string();
+        let e = Details::new()
+            .id("k", "averyveryverylongsecretvalue@x")
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains("secretvalue"), "{e}");
     }
 

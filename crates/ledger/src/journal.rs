@@ -62,6 +62,7 @@ pub enum Claim {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct JobSummary {
     pub id: String,
     pub kind: String,
@@ -77,6 +78,7 @@ pub struct JobSummary {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct JobItem {
     pub key: String,
     pub state: String,

@@ -138,7 +138,9 @@ pub struct Ledger {
 
 impl std::fmt::Debug for Ledger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ledger").field("store", &self.shown).finish_non_exhaustive()
+        f.debug_struct("Ledger")
+            .field("store", &self.shown)
+            .finish_non_exhaustive()
     }
 }
 
@@ -146,7 +148,12 @@ impl Ledger {
     /// Opens (creating if needed) the store at `url` and loads the signing key.
     pub async fn open(url: &str, key: KeySource) -> Result<Self> {
         let pool = store::open(url).await?;
-        let mut ledger = Ledger { pool, key: None, checkpoint_every: DEFAULT_CHECKPOINT_EVERY, shown: redact(url) };
+        let mut ledger = Ledger {
+            pool,
+            key: None,
+            checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
+            shown: redact(url),
+        };
         let signed_by = ledger.signed_by().await?;
         ledger.key = match key {
             KeySource::None => None,
@@ -167,12 +174,13 @@ impl Ledger {
             }
         };
         if let (Some(k), Some(id)) = (&ledger.key, &signed_by)
-            && k.key_id() != id {
-                return Err(Error::Key(format!(
-                    "this ledger is signed with key {id}, but the configured key is {}; use the ledger's key",
-                    k.key_id()
-                )));
-            }
+            && k.key_id() != id
+        {
+            return Err(Error::Key(format!(
+                "this ledger is signed with key {id}, but the configured key is {}; use the ledger's key",
+                k.key_id()
+            )));
+        }
         Ok(ledger)
     }
 
@@ -203,25 +211,45 @@ impl Ledger {
     }
 
     fn key(&self) -> Result<&AuditKey> {
-        self.key.as_deref().ok_or_else(|| Error::Key("this ledger was opened without a signing key: it can be read, not written".into()))
+        self.key.as_deref().ok_or_else(|| {
+            Error::Key(
+                "this ledger was opened without a signing key: it can be read, not written".into(),
+            )
+        })
     }
 
     // ------------------------------------------------------------------ writing
 
     /// Appends one audit entry on its own.
     pub async fn append(&self, entry: NewEntry) -> Result<AuditEntry> {
-        let mut c = self.commit(Batch { audit: vec![entry], ..Default::default() }).await?;
+        let mut c = self
+            .commit(Batch {
+                audit: vec![entry],
+                ..Default::default()
+            })
+            .await?;
         Ok(c.entries.remove(0))
     }
 
     /// Signs a checkpoint at the current head now.
     pub async fn checkpoint(&self) -> Result<Option<Checkpoint>> {
-        Ok(self.commit(Batch { checkpoint: true, ..Default::default() }).await?.checkpoint)
+        Ok(self
+            .commit(Batch {
+                checkpoint: true,
+                ..Default::default()
+            })
+            .await?
+            .checkpoint)
     }
 
     /// Enqueues one event on its own.
     pub async fn enqueue(&self, event: NewEvent) -> Result<String> {
-        let mut c = self.commit(Batch { events: vec![event], ..Default::default() }).await?;
+        let mut c = self
+            .commit(Batch {
+                events: vec![event],
+                ..Default::default()
+            })
+            .await?;
         Ok(c.event_ids.remove(0))
     }
 
@@ -337,13 +365,18 @@ impl Ledger {
 
     /// With `raw`, `details` is the stored text as a JSON string, exactly as hashed.
     async fn read_entries(&self, filter: &Filter, raw: bool) -> Result<Vec<AuditEntry>> {
-        let mut sql = String::from("SELECT seq, at, actor, operation, target, outcome, details, prev_hash, hash FROM audit_entries WHERE seq > $1");
+        let mut sql = String::from(
+            "SELECT seq, at, actor, operation, target, outcome, details, prev_hash, hash FROM audit_entries WHERE seq > $1",
+        );
         let mut binds: Vec<String> = Vec::new();
         let mut n = 2;
         if let Some(op) = &filter.operation {
             match op.strip_suffix('*') {
                 Some(prefix) => {
-                    sql.push_str(&format!(" AND substr(operation, 1, {}) = ${n}", prefix.len()));
+                    sql.push_str(&format!(
+                        " AND substr(operation, 1, {}) = ${n}",
+                        prefix.len()
+                    ));
                     binds.push(prefix.to_string());
                 }
                 None => {
@@ -353,14 +386,21 @@ impl Ledger {
             }
             n += 1;
         }
-        for (col, op, v) in [("target", "=", &filter.target), ("at", ">=", &filter.since), ("at", "<", &filter.until)] {
+        for (col, op, v) in [
+            ("target", "=", &filter.target),
+            ("at", ">=", &filter.since),
+            ("at", "<", &filter.until),
+        ] {
             if let Some(v) = v {
                 sql.push_str(&format!(" AND {col} {op} ${n}"));
                 binds.push(v.clone());
                 n += 1;
             }
         }
-        sql.push_str(&format!(" ORDER BY seq LIMIT {}", filter.limit.unwrap_or(i64::MAX / 2)));
+        sql.push_str(&format!(
+            " ORDER BY seq LIMIT {}",
+            filter.limit.unwrap_or(i64::MAX / 2)
+        ));
         on_backend!(&self.pool, p => {
             // Only fixed column names, operators and numbers are formatted in; values are bound.
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(filter.after_seq.unwrap_or(0));
@@ -425,24 +465,58 @@ impl Ledger {
         let mut prev_hash = GENESIS.to_string();
         let mut expected = 1i64;
         loop {
-            let page = self.read_entries(&Filter { after_seq: Some(expected - 1), limit: Some(5000), ..Default::default() }, true).await?;
+            let page = self
+                .read_entries(
+                    &Filter {
+                        after_seq: Some(expected - 1),
+                        limit: Some(5000),
+                        ..Default::default()
+                    },
+                    true,
+                )
+                .await?;
             if page.is_empty() {
                 break;
             }
             for e in &page {
                 if e.seq != expected {
-                    return fail(verdict, expected, format!("entry {expected} is missing (the next entry is {})", e.seq));
+                    return fail(
+                        verdict,
+                        expected,
+                        format!("entry {expected} is missing (the next entry is {})", e.seq),
+                    );
                 }
                 if e.prev_hash != prev_hash {
-                    return fail(verdict, e.seq, format!("entry {}: prev_hash does not match the hash of entry {} (inserted or reordered)", e.seq, e.seq - 1));
+                    return fail(
+                        verdict,
+                        e.seq,
+                        format!(
+                            "entry {}: prev_hash does not match the hash of entry {} (inserted or reordered)",
+                            e.seq,
+                            e.seq - 1
+                        ),
+                    );
                 }
                 let details = e.details.as_str().unwrap_or_default();
                 let recomputed = entry_hash(&HashInput {
-                    seq: e.seq, at: &e.at, actor: &e.actor, operation: &e.operation, target: &e.target,
-                    outcome: &e.outcome, details, prev_hash: &e.prev_hash,
+                    seq: e.seq,
+                    at: &e.at,
+                    actor: &e.actor,
+                    operation: &e.operation,
+                    target: &e.target,
+                    outcome: &e.outcome,
+                    details,
+                    prev_hash: &e.prev_hash,
                 });
                 if recomputed != e.hash {
-                    return fail(verdict, e.seq, format!("entry {}: its contents do not match its hash (edited)", e.seq));
+                    return fail(
+                        verdict,
+                        e.seq,
+                        format!(
+                            "entry {}: its contents do not match its hash (edited)",
+                            e.seq
+                        ),
+                    );
                 }
                 while let Some(cp) = cps.peek() {
                     if cp.seq > e.seq {
@@ -450,16 +524,36 @@ impl Ledger {
                     }
                     let cp = cps.next().expect("peeked");
                     if cp.seq < e.seq {
-                        return fail(verdict, cp.seq, format!("checkpoint at entry {} has no entry", cp.seq));
+                        return fail(
+                            verdict,
+                            cp.seq,
+                            format!("checkpoint at entry {} has no entry", cp.seq),
+                        );
                     }
                     if cp.hash != e.hash || cp.at != e.at {
-                        return fail(verdict, e.seq, format!("entry {}: differs from what checkpoint {} signed", e.seq, cp.seq));
+                        return fail(
+                            verdict,
+                            e.seq,
+                            format!(
+                                "entry {}: differs from what checkpoint {} signed",
+                                e.seq, cp.seq
+                            ),
+                        );
                     }
-                    if !key.verify(&signing::checkpoint_message(cp.seq, &cp.hash, &cp.at), &cp.signature) {
-                        return fail(verdict, e.seq, format!(
-                            "checkpoint at entry {}: the signature does not verify with public key {} (it claims key {})",
-                            cp.seq, key.key_id(), cp.key_id
-                        ));
+                    if !key.verify(
+                        &signing::checkpoint_message(cp.seq, &cp.hash, &cp.at),
+                        &cp.signature,
+                    ) {
+                        return fail(
+                            verdict,
+                            e.seq,
+                            format!(
+                                "checkpoint at entry {}: the signature does not verify with public key {} (it claims key {})",
+                                cp.seq,
+                                key.key_id(),
+                                cp.key_id
+                            ),
+                        );
                     }
                 }
                 prev_hash = e.hash.clone();
@@ -469,32 +563,65 @@ impl Ledger {
             }
         }
         if let Some(cp) = cps.next() {
-            return fail(verdict.clone(), verdict.last_seq + 1, format!(
-                "checkpoint at entry {} names an entry that is missing: the log was truncated after entry {}",
-                cp.seq, verdict.last_seq
-            ));
+            return fail(
+                verdict.clone(),
+                verdict.last_seq + 1,
+                format!(
+                    "checkpoint at entry {} names an entry that is missing: the log was truncated after entry {}",
+                    cp.seq, verdict.last_seq
+                ),
+            );
         }
         match head {
-            None if verdict.entries > 0 => fail(verdict.clone(), verdict.last_seq, "the signed head is missing: the log's end cannot be vouched for".into()),
+            None if verdict.entries > 0 => fail(
+                verdict.clone(),
+                verdict.last_seq,
+                "the signed head is missing: the log's end cannot be vouched for".into(),
+            ),
             None => Ok(verdict),
             Some(h) => {
                 if !key.verify(&signing::head_message(h.seq, &h.hash, &h.at), &h.signature) {
                     let seq = h.seq.min(verdict.last_seq.max(1));
-                    return fail(verdict, seq, format!("the signed head does not verify with public key {} (it claims key {})", key.key_id(), h.key_id));
+                    return fail(
+                        verdict,
+                        seq,
+                        format!(
+                            "the signed head does not verify with public key {} (it claims key {})",
+                            key.key_id(),
+                            h.key_id
+                        ),
+                    );
                 }
                 if h.seq > verdict.last_seq {
-                    return fail(verdict.clone(), verdict.last_seq + 1, format!(
-                        "the log was truncated after entry {}: the signed head names entry {}", verdict.last_seq, h.seq
-                    ));
+                    return fail(
+                        verdict.clone(),
+                        verdict.last_seq + 1,
+                        format!(
+                            "the log was truncated after entry {}: the signed head names entry {}",
+                            verdict.last_seq, h.seq
+                        ),
+                    );
                 }
                 if h.seq < verdict.last_seq {
-                    return fail(verdict, h.seq + 1, format!(
-                        "entry {} and later are not covered by the signed head (which names entry {}): appended outside cxguard",
-                        h.seq + 1, h.seq
-                    ));
+                    return fail(
+                        verdict,
+                        h.seq + 1,
+                        format!(
+                            "entry {} and later are not covered by the signed head (which names entry {}): appended outside cxguard",
+                            h.seq + 1,
+                            h.seq
+                        ),
+                    );
                 }
                 if h.hash != prev_hash {
-                    return fail(verdict.clone(), verdict.last_seq, format!("entry {}: differs from what the signed head vouches for", verdict.last_seq));
+                    return fail(
+                        verdict.clone(),
+                        verdict.last_seq,
+                        format!(
+                            "entry {}: differs from what the signed head vouches for",
+                            verdict.last_seq
+                        ),
+                    );
                 }
                 Ok(verdict)
             }
@@ -508,7 +635,13 @@ impl Ledger {
         let t = time::OffsetDateTime::now_utc();
         format!(
             "{kind}-{:04}{:02}{:02}T{:02}{:02}{:02}-{}",
-            t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute(), t.second(), random_hex(3)
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            random_hex(3)
         )
     }
 
@@ -516,7 +649,11 @@ impl Ledger {
     pub async fn create_job(&self, job: NewJob) -> Result<String> {
         details::check_identifier("job id", &job.id)?;
         let id = job.id.clone();
-        self.commit(Batch { new_job: Some(job), ..Default::default() }).await?;
+        self.commit(Batch {
+            new_job: Some(job),
+            ..Default::default()
+        })
+        .await?;
         Ok(id)
     }
 
@@ -559,18 +696,34 @@ impl Ledger {
     }
 
     /// Settles an item with its audit entries and events, in one transaction.
-    pub async fn settle(&self, job_id: &str, key: &str, outcome: ItemOutcome, audit: Vec<NewEntry>, events: Vec<NewEvent>) -> Result<Committed> {
+    pub async fn settle(
+        &self,
+        job_id: &str,
+        key: &str,
+        outcome: ItemOutcome,
+        audit: Vec<NewEntry>,
+        events: Vec<NewEvent>,
+    ) -> Result<Committed> {
         self.commit(Batch {
             audit,
             events,
-            item: Some(ItemSettle { job_id: job_id.to_string(), key: key.to_string(), outcome }),
+            item: Some(ItemSettle {
+                job_id: job_id.to_string(),
+                key: key.to_string(),
+                outcome,
+            }),
             ..Default::default()
         })
         .await
     }
 
     /// Ends a job: its status, a closing audit entry and a signed checkpoint.
-    pub async fn finish_job(&self, job_id: &str, status: JobStatus, entry: NewEntry) -> Result<Committed> {
+    pub async fn finish_job(
+        &self,
+        job_id: &str,
+        status: JobStatus,
+        entry: NewEntry,
+    ) -> Result<Committed> {
         self.commit(Batch {
             audit: vec![entry],
             job_status: Some((job_id.to_string(), status)),
@@ -581,7 +734,12 @@ impl Ledger {
     }
 
     /// Items not yet done (pending, in flight after a crash, or failed), in order.
-    pub async fn unfinished_items(&self, job_id: &str, after_position: i64, limit: i64) -> Result<Vec<(i64, String)>> {
+    pub async fn unfinished_items(
+        &self,
+        job_id: &str,
+        after_position: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String)>> {
         on_backend!(&self.pool, p => {
             let rows = sqlx::query("SELECT position, item_key FROM job_items WHERE job_id = $1 AND state <> 'done' AND position > $2 ORDER BY position LIMIT $3")
                 .bind(job_id).bind(after_position).bind(limit).fetch_all(p).await?;
@@ -628,7 +786,12 @@ impl Ledger {
     }
 
     /// A job's items in a state (all when `None`), in order.
-    pub async fn job_items(&self, id: &str, state: Option<ItemState>, limit: i64) -> Result<Vec<JobItem>> {
+    pub async fn job_items(
+        &self,
+        id: &str,
+        state: Option<ItemState>,
+        limit: i64,
+    ) -> Result<Vec<JobItem>> {
         on_backend!(&self.pool, p => {
             let rows = sqlx::query("SELECT item_key, state, attempts, last_error, result, updated_at FROM job_items WHERE job_id = $1 AND ($2 = '' OR state = $3) ORDER BY position LIMIT $4")
                 .bind(id).bind(state.map_or("", |s| s.as_str())).bind(state.map_or("", |s| s.as_str())).bind(limit)
@@ -673,11 +836,22 @@ impl Ledger {
 
     /// Records an attempt's result, if `token` still holds the lease (a deliverer whose
     /// lease expired does not overwrite a newer attempt). Returns whether it did.
-    pub async fn settle_event(&self, id: &str, token: &str, settlement: Settlement) -> Result<bool> {
+    pub async fn settle_event(
+        &self,
+        id: &str,
+        token: &str,
+        settlement: Settlement,
+    ) -> Result<bool> {
         let (status, error, next, delivered, counts) = match &settlement {
             Settlement::Delivered => ("delivered", None, None, Some(now()), true),
-            Settlement::Failed { error, retry_at_ms: Some(t) } => ("pending", Some(error.clone()), Some(*t), None, true),
-            Settlement::Failed { error, retry_at_ms: None } => ("dead", Some(error.clone()), None, None, true),
+            Settlement::Failed {
+                error,
+                retry_at_ms: Some(t),
+            } => ("pending", Some(error.clone()), Some(*t), None, true),
+            Settlement::Failed {
+                error,
+                retry_at_ms: None,
+            } => ("dead", Some(error.clone()), None, None, true),
             Settlement::Skipped { reason } => ("skipped", Some(reason.clone()), None, None, false),
         };
         on_backend!(&self.pool, p => {
@@ -715,9 +889,19 @@ impl Ledger {
     }
 
     /// Events in a status (all when `None`), oldest first.
-    pub async fn outbox_events(&self, status: Option<&str>, limit: i64) -> Result<Vec<OutboxEvent>> {
-        let order = if self.pool.is_postgres() { "seq" } else { "rowid" };
-        let sql = format!("SELECT id, kind, event_type, status, attempts, next_attempt_ms, last_error, created_at, delivered_at FROM outbox WHERE ($1 = '' OR status = $2) ORDER BY {order} LIMIT $3");
+    pub async fn outbox_events(
+        &self,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<OutboxEvent>> {
+        let order = if self.pool.is_postgres() {
+            "seq"
+        } else {
+            "rowid"
+        };
+        let sql = format!(
+            "SELECT id, kind, event_type, status, attempts, next_attempt_ms, last_error, created_at, delivered_at FROM outbox WHERE ($1 = '' OR status = $2) ORDER BY {order} LIMIT $3"
+        );
         on_backend!(&self.pool, p => {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(status.unwrap_or("")).bind(status.unwrap_or("")).bind(limit).fetch_all(p).await?;
             rows.iter().map(|r| Ok(OutboxEvent {

@@ -26,7 +26,12 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 4] = [EventKind::Vault, EventKind::Consent, EventKind::Kms, EventKind::Waf];
+    pub const ALL: [EventKind; 4] = [
+        EventKind::Vault,
+        EventKind::Consent,
+        EventKind::Kms,
+        EventKind::Waf,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -41,7 +46,11 @@ impl EventKind {
         EventKind::ALL
             .into_iter()
             .find(|k| k.as_str() == s)
-            .ok_or_else(|| Error::Invalid(format!("unknown event kind {s:?}: vault, consent, kms or waf")))
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "unknown event kind {s:?}: vault, consent, kms or waf"
+                ))
+            })
     }
 }
 
@@ -56,17 +65,23 @@ pub struct NewEvent {
 
 impl NewEvent {
     pub fn new(kind: EventKind, event_type: &'static str, data: Details) -> Self {
-        NewEvent { kind, event_type, data }
+        NewEvent {
+            kind,
+            event_type,
+            data,
+        }
     }
 
     /// The body as sent: `{"type","timestamp","data"}`.
     pub(crate) fn payload(&self, timestamp: &str) -> String {
-        json!({"type": self.event_type, "timestamp": timestamp, "data": self.data.to_value()}).to_string()
+        json!({"type": self.event_type, "timestamp": timestamp, "data": self.data.to_value()})
+            .to_string()
     }
 }
 
 /// A stored event.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct OutboxEvent {
     pub id: String,
     pub kind: String,
@@ -94,13 +109,19 @@ pub struct Leased {
 pub enum Settlement {
     Delivered,
     /// Failed; try again at `retry_at_ms`, or give up (dead letter) when `None`.
-    Failed { error: String, retry_at_ms: Option<i64> },
+    Failed {
+        error: String,
+        retry_at_ms: Option<i64>,
+    },
     /// No endpoint is configured for this kind: recorded, not lost.
-    Skipped { reason: String },
+    Skipped {
+        reason: String,
+    },
 }
 
 /// Counts per status, for `outbox status`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct OutboxStatus {
     pub pending: u64,
     pub delivered: u64,
@@ -113,5 +134,8 @@ pub struct OutboxStatus {
 
 /// The Svix schedule: immediately, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h.
 pub fn default_schedule() -> Vec<Duration> {
-    [0, 5, 300, 1800, 7200, 18_000, 36_000, 36_000].into_iter().map(Duration::from_secs).collect()
+    [0, 5, 300, 1800, 7200, 18_000, 36_000, 36_000]
+        .into_iter()
+        .map(Duration::from_secs)
+        .collect()
 }

@@ -19,7 +19,11 @@ const SECRET_PREFIX: &str = "cxguard-ed25519-secret:";
 const PUBLIC_PREFIX: &str = "cxguard-ed25519-public:";
 
 fn key_id(public: &VerifyingKey) -> String {
-    Sha256::digest(public.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(public.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The secret half. Its bytes are zeroed when dropped.
@@ -30,7 +34,9 @@ pub struct AuditKey {
 
 impl std::fmt::Debug for AuditKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuditKey").field("key_id", &self.key_id).finish_non_exhaustive()
+        f.debug_struct("AuditKey")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -38,7 +44,8 @@ impl AuditKey {
     /// A new key from the OS CSPRNG.
     pub fn generate() -> Result<Self> {
         let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed).map_err(|e| Error::Key(format!("the OS random generator failed: {e}")))?;
+        getrandom::fill(&mut seed)
+            .map_err(|e| Error::Key(format!("the OS random generator failed: {e}")))?;
         let signing = SigningKey::from_bytes(&seed);
         seed.iter_mut().for_each(|b| *b = 0);
         Ok(Self::from_signing(signing))
@@ -51,12 +58,18 @@ impl AuditKey {
 
     /// Reads a key file, refusing one others can read.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Key(format!("audit signing key {}: cannot read: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::Key(format!(
+                "audit signing key {}: cannot read: {e}",
+                path.display()
+            ))
+        })?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+            let mode = std::fs::metadata(path)
+                .map(|m| m.permissions().mode() & 0o777)
+                .unwrap_or(0);
             if mode & 0o077 != 0 {
                 return Err(Error::Key(format!(
                     "audit signing key {}: mode {mode:04o} lets others read it; run chmod 600 {}",
@@ -66,13 +79,24 @@ impl AuditKey {
             }
         }
         let b64 = text.trim().strip_prefix(SECRET_PREFIX).ok_or_else(|| {
-            Error::Key(format!("audit signing key {}: not a cxguard key file (expected {SECRET_PREFIX}…)", path.display()))
+            Error::Key(format!(
+                "audit signing key {}: not a cxguard key file (expected {SECRET_PREFIX}…)",
+                path.display()
+            ))
         })?;
-        let bytes = B64.decode(b64).map_err(|_| Error::Key(format!("audit signing key {}: not valid base64", path.display())))?;
-        let seed: [u8; 32] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| Error::Key(format!("audit signing key {}: {} bytes, expected 32", path.display(), bytes.len())))?;
+        let bytes = B64.decode(b64).map_err(|_| {
+            Error::Key(format!(
+                "audit signing key {}: not valid base64",
+                path.display()
+            ))
+        })?;
+        let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+            Error::Key(format!(
+                "audit signing key {}: {} bytes, expected 32",
+                path.display(),
+                bytes.len()
+            ))
+        })?;
         Ok(Self::from_signing(SigningKey::from_bytes(&seed)))
     }
 
@@ -81,8 +105,12 @@ impl AuditKey {
     pub fn create(path: &Path) -> Result<Self> {
         let key = Self::generate()?;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| Error::Key(format!("audit signing key: cannot create {}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent).map_err(|e| {
+                Error::Key(format!(
+                    "audit signing key: cannot create {}: {e}",
+                    parent.display()
+                ))
+            })?;
         }
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create_new(true);
@@ -91,14 +119,22 @@ impl AuditKey {
             use std::os::unix::fs::OpenOptionsExt;
             opts.mode(0o600);
         }
-        let mut file = opts
-            .open(path)
-            .map_err(|e| Error::Key(format!("audit signing key {}: cannot create: {e}", path.display())))?;
+        let mut file = opts.open(path).map_err(|e| {
+            Error::Key(format!(
+                "audit signing key {}: cannot create: {e}",
+                path.display()
+            ))
+        })?;
         use std::io::Write;
         let line = format!("{SECRET_PREFIX}{}\n", B64.encode(key.signing.to_bytes()));
         file.write_all(line.as_bytes())
             .and_then(|_| file.sync_all())
-            .map_err(|e| Error::Key(format!("audit signing key {}: cannot write: {e}", path.display())))?;
+            .map_err(|e| {
+                Error::Key(format!(
+                    "audit signing key {}: cannot write: {e}",
+                    path.display()
+                ))
+            })?;
         Ok(key)
     }
 
@@ -107,7 +143,10 @@ impl AuditKey {
     }
 
     pub fn public(&self) -> PublicKey {
-        PublicKey { key: self.signing.verifying_key(), key_id: self.key_id.clone() }
+        PublicKey {
+            key: self.signing.verifying_key(),
+            key_id: self.key_id.clone(),
+        }
     }
 
     pub(crate) fn sign(&self, message: &str) -> String {
@@ -133,15 +172,24 @@ impl PublicKey {
     }
 
     pub fn parse(text: &str) -> Result<Self> {
-        let b64 = text
-            .trim()
-            .strip_prefix(PUBLIC_PREFIX)
-            .ok_or_else(|| Error::Key(format!("not a cxguard public key (expected {PUBLIC_PREFIX}…)")))?;
-        let bytes = B64.decode(b64).map_err(|_| Error::Key("public key: not valid base64".into()))?;
-        let arr: [u8; 32] =
-            bytes.as_slice().try_into().map_err(|_| Error::Key(format!("public key: {} bytes, expected 32", bytes.len())))?;
-        let key = VerifyingKey::from_bytes(&arr).map_err(|e| Error::Key(format!("public key: {e}")))?;
-        Ok(PublicKey { key_id: key_id(&key), key })
+        let b64 = text.trim().strip_prefix(PUBLIC_PREFIX).ok_or_else(|| {
+            Error::Key(format!(
+                "not a cxguard public key (expected {PUBLIC_PREFIX}…)"
+            ))
+        })?;
+        let bytes = B64
+            .decode(b64)
+            .map_err(|_| Error::Key("public key: not valid base64".into()))?;
+        let arr: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::Key(format!("public key: {} bytes, expected 32", bytes.len())))?;
+        let key =
+            VerifyingKey::from_bytes(&arr).map_err(|e| Error::Key(format!("public key: {e}")))?;
+        Ok(PublicKey {
+            key_id: key_id(&key),
+            key,
+        })
     }
 
     pub fn read_file(path: &Path) -> Result<Self> {
@@ -151,8 +199,12 @@ impl PublicKey {
     }
 
     pub(crate) fn verify(&self, message: &str, signature_b64: &str) -> bool {
-        let Ok(bytes) = B64.decode(signature_b64) else { return false };
-        let Ok(sig) = Signature::from_slice(&bytes) else { return false };
+        let Ok(bytes) = B64.decode(signature_b64) else {
+            return false;
+        };
+        let Ok(sig) = Signature::from_slice(&bytes) else {
+            return false;
+        };
         self.key.verify_strict(message.as_bytes(), &sig).is_ok()
     }
 }
@@ -190,7 +242,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
         assert!(AuditKey::create(&path).is_err());
         assert_eq!(AuditKey::load(&path).unwrap().key_id(), k.key_id());

@@ -52,7 +52,11 @@ pub(crate) use on_backend;
 /// head and then collide; PostgreSQL's writers serialise on an advisory lock where they must.
 macro_rules! begin_write {
     ($pool:expr, $p:ident) => {
-        if $pool.is_postgres() { $p.begin().await? } else { $p.begin_with("BEGIN IMMEDIATE").await? }
+        if $pool.is_postgres() {
+            $p.begin().await?
+        } else {
+            $p.begin_with("BEGIN IMMEDIATE").await?
+        }
     };
 }
 pub(crate) use begin_write;
@@ -90,11 +94,15 @@ async fn open_sqlite(url: &str, shown: &str) -> Result<Pool> {
         .foreign_keys(true);
     let path = opts.get_filename().to_path_buf();
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
-        && !parent.exists() {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                Error::Config(format!("store {shown:?}: cannot create directory {}: {e}", parent.display()))
-            })?;
-        }
+        && !parent.exists()
+    {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            Error::Config(format!(
+                "store {shown:?}: cannot create directory {}: {e}",
+                parent.display()
+            ))
+        })?;
+    }
     // Look before we leap: a file that is not SQLite, or a SQLite database of someone
     // else's, is refused before anything writes to it (WAL mode itself is a write).
     if path.exists() {
@@ -133,7 +141,12 @@ async fn check_sqlite_file(path: &std::path::Path, shown: &str) -> Result<()> {
     let tables: Vec<String> = sqlx::query("SELECT name FROM sqlite_master WHERE type = 'table'")
         .fetch_all(&pool)
         .await
-        .map_err(|e| Error::Foreign(format!("store {shown}: cannot read {}: {e}; it was left untouched", path.display())))?
+        .map_err(|e| {
+            Error::Foreign(format!(
+                "store {shown}: cannot read {}: {e}; it was left untouched",
+                path.display()
+            ))
+        })?
         .iter()
         .filter_map(|r| r.try_get::<String, _>("name").ok())
         .collect();
@@ -149,7 +162,8 @@ async fn check_sqlite_file(path: &std::path::Path, shown: &str) -> Result<()> {
 }
 
 async fn open_postgres(url: &str, shown: &str) -> Result<Pool> {
-    let opts = PgConnectOptions::from_str(url).map_err(|e| Error::Config(format!("store URL {shown:?}: {e}")))?;
+    let opts = PgConnectOptions::from_str(url)
+        .map_err(|e| Error::Config(format!("store URL {shown:?}: {e}")))?;
     let pool = PgPoolOptions::new()
         .max_connections(8)
         .acquire_timeout(Duration::from_secs(10))
@@ -164,7 +178,11 @@ async fn open_postgres(url: &str, shown: &str) -> Result<Pool> {
 /// Applies pending migrations. A database with tables but no `cxguard_meta` is someone
 /// else's, and is refused.
 async fn migrate(pool: &Pool, shown: &str) -> Result<()> {
-    let migrations = if pool.is_postgres() { POSTGRES_MIGRATIONS } else { SQLITE_MIGRATIONS };
+    let migrations = if pool.is_postgres() {
+        POSTGRES_MIGRATIONS
+    } else {
+        SQLITE_MIGRATIONS
+    };
     on_backend!(pool, p => {
         let mut tx = p.begin().await?;
         if pool.is_postgres() {

@@ -32,9 +32,14 @@ impl WebhookSecret {
         let b64 = text.trim().strip_prefix("whsec_").ok_or_else(|| {
             Error::Config("a webhook secret starts with whsec_ followed by base64".into())
         })?;
-        let bytes = B64.decode(b64).map_err(|_| Error::Config("the webhook secret after whsec_ is not valid base64".into()))?;
+        let bytes = B64.decode(b64).map_err(|_| {
+            Error::Config("the webhook secret after whsec_ is not valid base64".into())
+        })?;
         if !(24..=64).contains(&bytes.len()) {
-            return Err(Error::Config(format!("a webhook secret is 24 to 64 bytes; this one is {}", bytes.len())));
+            return Err(Error::Config(format!(
+                "a webhook secret is 24 to 64 bytes; this one is {}",
+                bytes.len()
+            )));
         }
         Ok(WebhookSecret(SecretBox::new(Box::new(bytes))))
     }
@@ -42,12 +47,14 @@ impl WebhookSecret {
     /// A new random secret, as `whsec_…` text (for `cxguard outbox new-secret`).
     pub fn generate_text() -> Result<String> {
         let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).map_err(|e| Error::Config(format!("the OS random generator failed: {e}")))?;
+        getrandom::fill(&mut bytes)
+            .map_err(|e| Error::Config(format!("the OS random generator failed: {e}")))?;
         Ok(format!("whsec_{}", B64.encode(bytes)))
     }
 
     fn mac(&self, id: &str, timestamp: i64, body: &[u8]) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(self.0.expose_secret()).expect("HMAC takes any key length");
+        let mut mac =
+            HmacSha256::new_from_slice(self.0.expose_secret()).expect("HMAC takes any key length");
         mac.update(id.as_bytes());
         mac.update(b".");
         mac.update(timestamp.to_string().as_bytes());
@@ -58,13 +65,25 @@ impl WebhookSecret {
 
     /// `v1,<base64>` for one message.
     pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
-        format!("v1,{}", B64.encode(self.mac(id, timestamp, body).finalize().into_bytes()))
+        format!(
+            "v1,{}",
+            B64.encode(self.mac(id, timestamp, body).finalize().into_bytes())
+        )
     }
 }
 
 /// The `webhook-signature` header value: one `v1,…` entry per secret.
-pub fn signature_header(secrets: &[WebhookSecret], id: &str, timestamp: i64, body: &[u8]) -> String {
-    secrets.iter().map(|s| s.sign(id, timestamp, body)).collect::<Vec<_>>().join(" ")
+pub fn signature_header(
+    secrets: &[WebhookSecret],
+    id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> String {
+    secrets
+        .iter()
+        .map(|s| s.sign(id, timestamp, body))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Why a receiver refused a message.
@@ -90,15 +109,22 @@ pub fn verify(
     now: i64,
     tolerance_secs: i64,
 ) -> Result<(), VerifyError> {
-    let id = id.filter(|s| !s.is_empty()).ok_or(VerifyError::MissingHeader("webhook-id"))?;
+    let id = id
+        .filter(|s| !s.is_empty())
+        .ok_or(VerifyError::MissingHeader("webhook-id"))?;
     let ts_text = timestamp.ok_or(VerifyError::MissingHeader("webhook-timestamp"))?;
     let signature = signature.ok_or(VerifyError::MissingHeader("webhook-signature"))?;
-    let ts: i64 = ts_text.trim().parse().map_err(|_| VerifyError::BadTimestamp)?;
+    let ts: i64 = ts_text
+        .trim()
+        .parse()
+        .map_err(|_| VerifyError::BadTimestamp)?;
     if (now - ts).abs() > tolerance_secs {
         return Err(VerifyError::StaleTimestamp(now - ts));
     }
     for entry in signature.split(' ') {
-        let Some(b64) = entry.strip_prefix("v1,") else { continue };
+        let Some(b64) = entry.strip_prefix("v1,") else {
+            continue;
+        };
         let Ok(sig) = B64.decode(b64) else { continue };
         if sig.len() != 32 {
             continue;
@@ -125,7 +151,10 @@ mod tests {
         // The example from the Standard Webhooks specification.
         let s = secret();
         let body = br#"{"test": 2432232314}"#;
-        assert_eq!(s.sign("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body), "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+        assert_eq!(
+            s.sign("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
     }
 
     #[test]
@@ -133,17 +162,55 @@ mod tests {
         let s = secret();
         let body = b"{}";
         let good = s.sign("msg_1", 1000, body);
-        let ok = |sig: &str, now: i64| verify(&[secret()], Some("msg_1"), Some("1000"), Some(sig), body, now, 300);
+        let ok = |sig: &str, now: i64| {
+            verify(
+                &[secret()],
+                Some("msg_1"),
+                Some("1000"),
+                Some(sig),
+                body,
+                now,
+                300,
+            )
+        };
         assert_eq!(ok(&good, 1000), Ok(()));
         assert_eq!(ok("v1,", 1000), Err(VerifyError::NoMatch), "empty");
-        assert_eq!(ok(&good[..good.len() - 8], 1000), Err(VerifyError::NoMatch), "truncated");
-        let other = WebhookSecret::parse(&WebhookSecret::generate_text().unwrap()).unwrap();
-        assert_eq!(ok(&other.sign("msg_1", 1000, body), 1000), Err(VerifyError::NoMatch), "wrong secret");
-        assert_eq!(ok(&s.sign("msg_1", 1000, b"{\"x\":1}"), 1000), Err(VerifyError::NoMatch), "other body");
-        assert_eq!(ok(&good, 1000 + 301), Err(VerifyError::StaleTimestamp(301)), "stale");
-        assert_eq!(ok(&good, 1000 - 301), Err(VerifyError::StaleTimestamp(-301)), "from the future");
         assert_eq!(
-            verify(&[secret()], None, Some("1000"), Some(&good), body, 1000, 300),
+            ok(&good[..good.len() - 8], 1000),
+            Err(VerifyError::NoMatch),
+            "truncated"
+        );
+        let other = WebhookSecret::parse(&WebhookSecret::generate_text().unwrap()).unwrap();
+        assert_eq!(
+            ok(&other.sign("msg_1", 1000, body), 1000),
+            Err(VerifyError::NoMatch),
+            "wrong secret"
+        );
+        assert_eq!(
+            ok(&s.sign("msg_1", 1000, b"{\"x\":1}"), 1000),
+            Err(VerifyError::NoMatch),
+            "other body"
+        );
+        assert_eq!(
+            ok(&good, 1000 + 301),
+            Err(VerifyError::StaleTimestamp(301)),
+            "stale"
+        );
+        assert_eq!(
+            ok(&good, 1000 - 301),
+            Err(VerifyError::StaleTimestamp(-301)),
+            "from the future"
+        );
+        assert_eq!(
+            verify(
+                &[secret()],
+                None,
+                Some("1000"),
+                Some(&good),
+                body,
+                1000,
+                300
+            ),
             Err(VerifyError::MissingHeader("webhook-id"))
         );
         // Several signatures at once: any match is enough.

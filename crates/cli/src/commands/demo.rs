@@ -39,10 +39,10 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
     let settings = cxone::Settings::new(&sim.base_url(), grant)?;
     let client = cxone::Client::new(settings)?;
 
-    ctx.note("step 1/2: authenticate with OAuth client credentials");
+    ctx.note("step 1/3: authenticate with OAuth client credentials");
     client.authenticate().await?;
 
-    ctx.note("step 2/2: take an inventory of the tenant");
+    ctx.note("step 2/3: take an inventory of the tenant");
     let tables = vec![(
         "ds-customer".to_string(),
         "tbl-customer-profiles".to_string(),
@@ -55,10 +55,16 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
         base_url: sim.base_url(),
     };
 
+    ctx.note("step 3/3: record the run in a tamper-evident audit log and verify it");
+    let verdict = record(&inv).await?;
+
     match ctx.output {
-        Output::Json => print_json(
-            &json!({"demo": {"seed": args.seed}, "inventory": inv, "client": client.stats()}),
-        ),
+        Output::Json => print_json(&json!({
+            "demo": {"seed": args.seed},
+            "inventory": inv,
+            "client": client.stats(),
+            "audit": verdict,
+        })),
         Output::Text => {
             inventory::print_text(&inv);
             let s = client.stats();
@@ -67,8 +73,85 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
                 "client: {} API requests, {} token request(s), {} retries, {} rate-limited",
                 s.requests, s.token_requests, s.retries, s.rate_limited
             );
+            println!(
+                "audit: {} entries, {} signed checkpoint(s), chain {} (key {})",
+                verdict.entries,
+                verdict.checkpoints,
+                if verdict.is_intact() {
+                    "intact"
+                } else {
+                    "BROKEN"
+                },
+                verdict.key_id
+            );
         }
     }
     sim.stop().await;
     Ok(Exit::Ok)
+}
+
+/// Records the demo as a job in a throw-away ledger (a temporary directory: the demo
+/// never touches your own ledger), then verifies the chain.
+async fn record(inv: &Inventory) -> Result<ledger::Verdict, CliError> {
+    use ledger::{Details, JobStatus, KeySource, Ledger, NewEntry, NewJob, Outcome};
+    let dir = tempfile::tempdir().map_err(|e| {
+        CliError::new(
+            Exit::Failed,
+            format!("cannot make a temporary directory: {e}"),
+        )
+    })?;
+    let url = format!(
+        "sqlite://{}",
+        dir.path().join("demo-ledger.sqlite").display()
+    );
+    let ledger = Ledger::open(&url, KeySource::File(dir.path().join("demo-audit.key"))).await?;
+    let job = ledger
+        .create_job(NewJob {
+            id: Ledger::new_job_id("demo"),
+            kind: "demo",
+            actor: "cxguard-demo".into(),
+            params: Details::new().label("target", "embedded-emulator"),
+            items: vec!["inventory".into()],
+        })
+        .await?;
+    ledger.claim(&job, "inventory").await?;
+    let details = Details::new()
+        .count("contacts", inv.contacts.counted)
+        .count("secrets", inv.secrets.len() as u64)
+        .count("data_actions", inv.data_actions.len() as u64)
+        .count("widgets", inv.widgets.len() as u64);
+    ledger
+        .settle(
+            &job,
+            "inventory",
+            ledger::ItemOutcome::Done { result: None },
+            vec![NewEntry::new(
+                "cxguard-demo",
+                "tenant.inventory",
+                "embedded-emulator",
+                Outcome::Success,
+                details,
+            )?],
+            vec![],
+        )
+        .await?;
+    ledger
+        .finish_job(
+            &job,
+            JobStatus::Done,
+            NewEntry::new(
+                "cxguard-demo",
+                "job.finish",
+                &job,
+                Outcome::Success,
+                Details::new(),
+            )?,
+        )
+        .await?;
+    let key = ledger
+        .public_key()
+        .ok_or_else(|| CliError::config("the demo ledger has no key"))?;
+    let verdict = ledger.verify(&key).await?;
+    ledger.close().await;
+    Ok(verdict)
 }

@@ -2,6 +2,7 @@
 
 mod commands;
 mod errors;
+mod ledger_commands;
 
 use std::process::{Command, Output};
 

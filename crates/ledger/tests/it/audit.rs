@@ -15,7 +15,10 @@ async fn filled(store: &TestStore, n: u64, every: i64) -> (Ledger, std::sync::Ar
 
 async fn broken_at(l: &Ledger, k: &AuditKey) -> (i64, String) {
     let v = l.verify(&k.public()).await.unwrap();
-    let b = v.broken.clone().unwrap_or_else(|| panic!("tampering went undetected: {v:?}"));
+    let b = v
+        .broken
+        .clone()
+        .unwrap_or_else(|| panic!("tampering went undetected: {v:?}"));
     (b.seq, b.reason)
 }
 
@@ -26,7 +29,13 @@ async fn an_untouched_chain_verifies_with_checkpoints_every_n() {
         let v = l.verify(&k.public()).await.unwrap();
         assert!(v.is_intact(), "{}: {v:?}", s.name);
         assert_eq!(v.entries, 25);
-        let cps: Vec<i64> = l.checkpoints().await.unwrap().iter().map(|c| c.seq).collect();
+        let cps: Vec<i64> = l
+            .checkpoints()
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.seq)
+            .collect();
         assert_eq!(cps, vec![10, 20], "{}", s.name);
         l.checkpoint().await.unwrap();
         assert_eq!(l.checkpoints().await.unwrap().len(), 3);
@@ -44,17 +53,64 @@ async fn entries_link_by_hash_and_filters_select() {
         for w in all.windows(2) {
             assert_eq!(w[1].prev_hash, w[0].hash);
         }
-        let t3 = l.entries(&Filter { target: Some("target-3".into()), ..Default::default() }).await.unwrap();
-        assert_eq!(t3.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3, 10], "{}", s.name);
-        let prefix = l.entries(&Filter { operation: Some("test.*".into()), limit: Some(5), ..Default::default() }).await.unwrap();
+        let t3 = l
+            .entries(&Filter {
+                target: Some("target-3".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            t3.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![3, 10],
+            "{}",
+            s.name
+        );
+        let prefix = l
+            .entries(&Filter {
+                operation: Some("test.*".into()),
+                limit: Some(5),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
         assert_eq!(prefix.len(), 5);
-        let none = l.entries(&Filter { operation: Some("other.op".into()), ..Default::default() }).await.unwrap();
+        let none = l
+            .entries(&Filter {
+                operation: Some("other.op".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
         assert!(none.is_empty());
-        let since = Filter { since: Some(all[5].at.clone()), ..Default::default() }.validate().unwrap();
-        assert!(l.entries(&since).await.unwrap().iter().all(|e| e.at >= all[5].at));
-        let future = Filter { since: Some("2999-01-01T00:00:00Z".into()), ..Default::default() }.validate().unwrap();
+        let since = Filter {
+            since: Some(all[5].at.clone()),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        assert!(
+            l.entries(&since)
+                .await
+                .unwrap()
+                .iter()
+                .all(|e| e.at >= all[5].at)
+        );
+        let future = Filter {
+            since: Some("2999-01-01T00:00:00Z".into()),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
         assert!(l.entries(&future).await.unwrap().is_empty());
-        assert!(Filter { since: Some("yesterday".into()), ..Default::default() }.validate().is_err());
+        assert!(
+            Filter {
+                since: Some("yesterday".into()),
+                ..Default::default()
+            }
+            .validate()
+            .is_err()
+        );
     }
 }
 
@@ -62,14 +118,26 @@ async fn entries_link_by_hash_and_filters_select() {
 async fn editing_a_field_is_detected_at_that_entry() {
     for s in stores().await {
         let (l, k) = filled(&s, 25, 10).await;
-        exec(&s, "UPDATE audit_entries SET outcome = 'failure' WHERE seq = 7").await;
+        exec(
+            &s,
+            "UPDATE audit_entries SET outcome = 'failure' WHERE seq = 7",
+        )
+        .await;
         let (seq, why) = broken_at(&l, &k).await;
         assert_eq!(seq, 7, "{}: {why}", s.name);
         assert!(why.contains("edited"), "{why}");
         // Even a change of whitespace in the stored details counts.
-        exec(&s, "UPDATE audit_entries SET outcome = 'success' WHERE seq = 7").await;
+        exec(
+            &s,
+            "UPDATE audit_entries SET outcome = 'success' WHERE seq = 7",
+        )
+        .await;
         assert!(l.verify(&k.public()).await.unwrap().is_intact());
-        exec(&s, "UPDATE audit_entries SET details = '{\"i\": 12}' WHERE seq = 12").await;
+        exec(
+            &s,
+            "UPDATE audit_entries SET details = '{\"i\": 12}' WHERE seq = 12",
+        )
+        .await;
         assert_eq!(broken_at(&l, &k).await.0, 12, "{}", s.name);
     }
 }
@@ -90,7 +158,15 @@ async fn inserting_an_entry_is_detected() {
     for s in stores().await {
         // In the middle: renumber 10.. up by one and put a well-formed forgery at 10.
         let (l, k) = filled(&s, 25, 10).await;
-        let e9 = l.entries(&Filter { after_seq: Some(8), limit: Some(1), ..Default::default() }).await.unwrap().remove(0);
+        let e9 = l
+            .entries(&Filter {
+                after_seq: Some(8),
+                limit: Some(1),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .remove(0);
         let mut forged = e9.clone();
         forged.seq = 10;
         forged.prev_hash = e9.hash.clone();
@@ -98,7 +174,14 @@ async fn inserting_an_entry_is_detected() {
         let details = "{\"i\":999}";
         forged.hash = ledger::audit::recompute_hash(&forged, details);
         for seq in (10..=25).rev() {
-            exec(&s, &format!("UPDATE audit_entries SET seq = {} WHERE seq = {seq}", seq + 1)).await;
+            exec(
+                &s,
+                &format!(
+                    "UPDATE audit_entries SET seq = {} WHERE seq = {seq}",
+                    seq + 1
+                ),
+            )
+            .await;
         }
         exec(
             &s,
@@ -175,13 +258,19 @@ async fn re_signing_with_another_key_is_detected() {
         exec(&s, "DELETE FROM audit_entries WHERE seq >= 12").await;
         exec(&s, "DELETE FROM audit_checkpoints").await;
         exec(&s, "DELETE FROM audit_head").await;
-        let forger = Ledger::open(&s.url, KeySource::Key(crate::key())).await.unwrap().with_checkpoint_every(10);
+        let forger = Ledger::open(&s.url, KeySource::Key(crate::key()))
+            .await
+            .unwrap()
+            .with_checkpoint_every(10);
         for i in 12..=25 {
             forger.append(crate::entry(i + 1000)).await.unwrap();
         }
         forger.checkpoint().await.unwrap();
         let other = forger.public_key().unwrap();
-        assert!(forger.verify(&other).await.unwrap().is_intact(), "consistent under the forger's key");
+        assert!(
+            forger.verify(&other).await.unwrap().is_intact(),
+            "consistent under the forger's key"
+        );
         let (seq, why) = broken_at(&l, &k).await;
         assert_eq!(seq, 20, "{}: {why}", s.name);
         assert!(why.contains("does not verify with public key"), "{why}");
@@ -195,7 +284,12 @@ async fn a_hundred_thousand_entries_verify() {
         let l = open(&s, &k).await;
         for chunk in 0..100u64 {
             let audit = (0..1000).map(|i| entry(chunk * 1000 + i)).collect();
-            l.commit(Batch { audit, ..Default::default() }).await.unwrap();
+            l.commit(Batch {
+                audit,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
         }
         let v = l.verify(&k.public()).await.unwrap();
         assert!(v.is_intact(), "{}: {v:?}", s.name);
@@ -209,16 +303,30 @@ async fn the_key_is_created_once_and_a_different_key_is_refused() {
     for s in stores().await {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.key");
-        let l = Ledger::open(&s.url, KeySource::File(path.clone())).await.unwrap();
+        let l = Ledger::open(&s.url, KeySource::File(path.clone()))
+            .await
+            .unwrap();
         l.append(entry(1)).await.unwrap();
         let written = std::fs::read(&path).unwrap();
-        let again = Ledger::open(&s.url, KeySource::File(path.clone())).await.unwrap();
+        let again = Ledger::open(&s.url, KeySource::File(path.clone()))
+            .await
+            .unwrap();
         again.append(entry(2)).await.unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), written, "the key is never rewritten");
-        let e = Ledger::open(&s.url, KeySource::Key(key())).await.unwrap_err().to_string();
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            written,
+            "the key is never rewritten"
+        );
+        let e = Ledger::open(&s.url, KeySource::Key(key()))
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("signed with key"), "{e}");
         std::fs::remove_file(&path).unwrap();
-        let e = Ledger::open(&s.url, KeySource::File(path.clone())).await.unwrap_err().to_string();
+        let e = Ledger::open(&s.url, KeySource::File(path.clone()))
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("is missing") && e.contains("restore"), "{e}");
         assert!(!path.exists(), "no new key was made for a signed ledger");
         // Reading and verifying need no key.

@@ -8,10 +8,17 @@ use crate::{TestStore, entry};
 
 /// The child half: append `LEDGER_CHILD_APPENDS` entries one by one, then exit.
 async fn child_appends() -> bool {
-    let Ok(store) = std::env::var("LEDGER_CHILD_APPEND_STORE") else { return false };
+    let Ok(store) = std::env::var("LEDGER_CHILD_APPEND_STORE") else {
+        return false;
+    };
     let key_path = std::env::var("LEDGER_CHILD_KEY").unwrap();
-    let n: u64 = std::env::var("LEDGER_CHILD_APPENDS").unwrap().parse().unwrap();
-    let l = Ledger::open(&store, KeySource::File(key_path.into())).await.unwrap();
+    let n: u64 = std::env::var("LEDGER_CHILD_APPENDS")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let l = Ledger::open(&store, KeySource::File(key_path.into()))
+        .await
+        .unwrap();
     for i in 0..n {
         l.append(entry(i)).await.unwrap();
     }
@@ -22,7 +29,9 @@ async fn run_children(store: &TestStore, processes: usize, appends: u64) {
     let dir = tempfile::tempdir().unwrap();
     let key_path = dir.path().join("audit.key");
     // Create the key and the schema first, as the first cxguard run would.
-    let first = Ledger::open(&store.url, KeySource::File(key_path.clone())).await.unwrap();
+    let first = Ledger::open(&store.url, KeySource::File(key_path.clone()))
+        .await
+        .unwrap();
     let children: Vec<_> = (0..processes)
         .map(|_| {
             std::process::Command::new(std::env::current_exe().unwrap())
@@ -36,7 +45,10 @@ async fn run_children(store: &TestStore, processes: usize, appends: u64) {
         })
         .collect();
     for mut c in children {
-        let status = tokio::task::spawn_blocking(move || c.wait()).await.unwrap().unwrap();
+        let status = tokio::task::spawn_blocking(move || c.wait())
+            .await
+            .unwrap()
+            .unwrap();
         assert!(status.success(), "an appender failed");
     }
     let v = first.verify(&first.public_key().unwrap()).await.unwrap();
@@ -52,12 +64,18 @@ async fn child_appender() {
 
 #[tokio::test]
 async fn four_processes_appending_2500_each_to_postgres_make_one_chain() {
-    let Some(store) = crate::postgres_store().await else { return };
-    tokio::time::timeout(Duration::from_secs(300), run_children(&store, 4, 2500)).await.expect("in time");
+    let Some(store) = crate::postgres_store().await else {
+        return;
+    };
+    tokio::time::timeout(Duration::from_secs(300), run_children(&store, 4, 2500))
+        .await
+        .expect("in time");
 }
 
 #[tokio::test]
 async fn four_processes_appending_to_sqlite_make_one_chain() {
     let store = crate::sqlite_store().await;
-    tokio::time::timeout(Duration::from_secs(120), run_children(&store, 4, 250)).await.expect("in time");
+    tokio::time::timeout(Duration::from_secs(120), run_children(&store, 4, 250))
+        .await
+        .expect("in time");
 }

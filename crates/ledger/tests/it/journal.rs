@@ -2,7 +2,8 @@
 //! with their audit entries and events, and a resume finds what is left.
 
 use ledger::{
-    Claim, Details, EventKind, Filter, ItemOutcome, ItemState, JobStatus, Ledger, NewEntry, NewEvent, NewJob, Outcome,
+    Claim, Details, EventKind, Filter, ItemOutcome, ItemState, JobStatus, Ledger, NewEntry,
+    NewEvent, NewJob, Outcome,
 };
 
 use crate::{key, open, stores};
@@ -18,11 +19,25 @@ fn job(id: &str, n: usize) -> NewJob {
 }
 
 fn done_entry(item: &str) -> NewEntry {
-    NewEntry::new("test", "test.item", item, Outcome::Success, Details::new().labels("fields", &["email"])).unwrap()
+    NewEntry::new(
+        "test",
+        "test.item",
+        item,
+        Outcome::Success,
+        Details::new().labels("fields", &["email"]),
+    )
+    .unwrap()
 }
 
 fn event(item: &str) -> NewEvent {
-    NewEvent::new(EventKind::Consent, "contact.anonymized", Details::new().id("contact_id", item).unwrap().label("status", "success"))
+    NewEvent::new(
+        EventKind::Consent,
+        "contact.anonymized",
+        Details::new()
+            .id("contact_id", item)
+            .unwrap()
+            .label("status", "success"),
+    )
 }
 
 #[tokio::test]
@@ -32,22 +47,58 @@ async fn items_move_through_their_states_and_settle_with_audit_and_events() {
         let l = open(&s, &k).await;
         let id = l.create_job(job("job-1", 3)).await.unwrap();
         assert_eq!(l.job(&id).await.unwrap().pending, 3);
-        assert_eq!(l.claim(&id, "c-0000001").await.unwrap(), Claim::Claimed { attempt: 1 });
+        assert_eq!(
+            l.claim(&id, "c-0000001").await.unwrap(),
+            Claim::Claimed { attempt: 1 }
+        );
         assert_eq!(l.job(&id).await.unwrap().in_flight, 1);
         let c = l
-            .settle(&id, "c-0000001", ItemOutcome::Done { result: None }, vec![done_entry("c-0000001")], vec![event("c-0000001")])
+            .settle(
+                &id,
+                "c-0000001",
+                ItemOutcome::Done { result: None },
+                vec![done_entry("c-0000001")],
+                vec![event("c-0000001")],
+            )
             .await
             .unwrap();
         assert_eq!(c.entries.len(), 1);
         assert_eq!(c.event_ids.len(), 1);
         assert_eq!(l.claim(&id, "c-0000001").await.unwrap(), Claim::AlreadyDone);
         l.claim(&id, "c-0000002").await.unwrap();
-        l.settle(&id, "c-0000002", ItemOutcome::Failed { error: "412 twice".into() }, vec![], vec![]).await.unwrap();
-        assert_eq!(l.claim(&id, "c-0000002").await.unwrap(), Claim::Claimed { attempt: 2 }, "a failed item can be retried");
-        let failed = l.job_items(&id, Some(ItemState::InFlight), 10).await.unwrap();
+        l.settle(
+            &id,
+            "c-0000002",
+            ItemOutcome::Failed {
+                error: "412 twice".into(),
+            },
+            vec![],
+            vec![],
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            l.claim(&id, "c-0000002").await.unwrap(),
+            Claim::Claimed { attempt: 2 },
+            "a failed item can be retried"
+        );
+        let failed = l
+            .job_items(&id, Some(ItemState::InFlight), 10)
+            .await
+            .unwrap();
         assert_eq!(failed[0].last_error.as_deref(), Some("412 twice"));
         let summary = l.job(&id).await.unwrap();
-        assert_eq!((summary.pending, summary.in_flight, summary.done, summary.failed), (1, 1, 1, 0), "{}", s.name);
+        assert_eq!(
+            (
+                summary.pending,
+                summary.in_flight,
+                summary.done,
+                summary.failed
+            ),
+            (1, 1, 1, 0),
+            "{}",
+            s.name
+        );
         let audit = l.entries(&Filter::default()).await.unwrap();
         assert_eq!(audit[0].operation, "job.start");
         assert_eq!(audit[1].target, "c-0000001");
@@ -63,12 +114,28 @@ async fn a_failed_settle_writes_nothing() {
         let id = l.create_job(job("job-2", 1)).await.unwrap();
         let before = l.entries(&Filter::default()).await.unwrap().len();
         let e = l
-            .settle(&id, "c-9999999", ItemOutcome::Done { result: None }, vec![done_entry("c-9999999")], vec![event("c-9999999")])
+            .settle(
+                &id,
+                "c-9999999",
+                ItemOutcome::Done { result: None },
+                vec![done_entry("c-9999999")],
+                vec![event("c-9999999")],
+            )
             .await
             .unwrap_err();
         assert!(e.to_string().contains("no item"), "{e}");
-        assert_eq!(l.entries(&Filter::default()).await.unwrap().len(), before, "{}: no audit entry", s.name);
-        assert_eq!(l.outbox_status().await.unwrap().pending, 0, "{}: no event", s.name);
+        assert_eq!(
+            l.entries(&Filter::default()).await.unwrap().len(),
+            before,
+            "{}: no audit entry",
+            s.name
+        );
+        assert_eq!(
+            l.outbox_status().await.unwrap().pending,
+            0,
+            "{}: no event",
+            s.name
+        );
         assert!(l.verify(&k.public()).await.unwrap().is_intact());
     }
 }
@@ -81,21 +148,62 @@ async fn a_resume_finds_the_unfinished_items_in_order() {
         let id = l.create_job(job("job-3", 5)).await.unwrap();
         for key in ["c-0000001", "c-0000003"] {
             l.claim(&id, key).await.unwrap();
-            l.settle(&id, key, ItemOutcome::Done { result: None }, vec![done_entry(key)], vec![]).await.unwrap();
+            l.settle(
+                &id,
+                key,
+                ItemOutcome::Done { result: None },
+                vec![done_entry(key)],
+                vec![],
+            )
+            .await
+            .unwrap();
         }
         // c-0000004 was in flight when the process died.
         l.claim(&id, "c-0000004").await.unwrap();
         drop(l);
-        let l = Ledger::open(&s.url, ledger::KeySource::Key(k.clone())).await.unwrap();
-        let left: Vec<String> = l.unfinished_items(&id, -1, 100).await.unwrap().into_iter().map(|(_, k)| k).collect();
-        assert_eq!(left, vec!["c-0000002", "c-0000004", "c-0000005"], "{}", s.name);
-        l.add_items(&id, &["c-0000005".into(), "c-0000006".into()]).await.unwrap();
-        assert_eq!(l.unfinished_items(&id, -1, 100).await.unwrap().len(), 4, "existing items are not duplicated");
-        let fin = l
-            .finish_job(&id, JobStatus::Done, NewEntry::new("test", "job.finish", &id, Outcome::Success, Details::new().count("done", 2)).unwrap())
+        let l = Ledger::open(&s.url, ledger::KeySource::Key(k.clone()))
             .await
             .unwrap();
-        assert!(fin.checkpoint.is_some(), "every job ends with a signed checkpoint");
+        let left: Vec<String> = l
+            .unfinished_items(&id, -1, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, k)| k)
+            .collect();
+        assert_eq!(
+            left,
+            vec!["c-0000002", "c-0000004", "c-0000005"],
+            "{}",
+            s.name
+        );
+        l.add_items(&id, &["c-0000005".into(), "c-0000006".into()])
+            .await
+            .unwrap();
+        assert_eq!(
+            l.unfinished_items(&id, -1, 100).await.unwrap().len(),
+            4,
+            "existing items are not duplicated"
+        );
+        let fin = l
+            .finish_job(
+                &id,
+                JobStatus::Done,
+                NewEntry::new(
+                    "test",
+                    "job.finish",
+                    &id,
+                    Outcome::Success,
+                    Details::new().count("done", 2),
+                )
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert!(
+            fin.checkpoint.is_some(),
+            "every job ends with a signed checkpoint"
+        );
         assert_eq!(l.job(&id).await.unwrap().status, "done");
         assert_eq!(l.jobs(10).await.unwrap().len(), 1);
         assert!(l.job("job-nope").await.is_err());

@@ -64,13 +64,20 @@ async fn postgres_available() -> bool {
 pub fn unique(prefix: &str) -> String {
     let mut b = [0u8; 6];
     getrandom::fill(&mut b).unwrap();
-    format!("{prefix}{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+    format!(
+        "{prefix}{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    )
 }
 
 pub async fn sqlite_store() -> TestStore {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("ledger.sqlite").display());
-    TestStore { url, name: "sqlite", _dir: Some(dir) }
+    TestStore {
+        url,
+        name: "sqlite",
+        _dir: Some(dir),
+    }
 }
 
 pub async fn postgres_store() -> Option<TestStore> {
@@ -80,10 +87,17 @@ pub async fn postgres_store() -> Option<TestStore> {
     let admin = pg_admin_url();
     let db = unique("cxg_it_");
     let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{db}\""))).execute(&mut c).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{db}\"")))
+        .execute(&mut c)
+        .await
+        .unwrap();
     let mut url = url::Url::parse(&admin).unwrap();
     url.set_path(&format!("/{db}"));
-    Some(TestStore { url: url.to_string(), name: "postgres", _dir: None })
+    Some(TestStore {
+        url: url.to_string(),
+        name: "postgres",
+        _dir: None,
+    })
 }
 
 /// One fresh store per backend.
@@ -100,20 +114,35 @@ pub fn key() -> Arc<AuditKey> {
 }
 
 pub async fn open(store: &TestStore, key: &Arc<AuditKey>) -> Ledger {
-    Ledger::open(&store.url, KeySource::Key(key.clone())).await.unwrap()
+    Ledger::open(&store.url, KeySource::Key(key.clone()))
+        .await
+        .unwrap()
 }
 
 pub fn entry(i: u64) -> NewEntry {
-    NewEntry::new("test", "test.op", &format!("target-{}", i % 7), Outcome::Success, Details::new().count("i", i)).unwrap()
+    NewEntry::new(
+        "test",
+        "test.op",
+        &format!("target-{}", i % 7),
+        Outcome::Success,
+        Details::new().count("i", i),
+    )
+    .unwrap()
 }
 
 /// Runs raw SQL against a store, as an attacker with database access would.
 pub async fn exec(store: &TestStore, sql: &str) {
     if store.url.starts_with("sqlite:") {
         let mut c = sqlx::SqliteConnection::connect(&store.url).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut c).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&mut c)
+            .await
+            .unwrap();
     } else {
         let mut c = sqlx::PgConnection::connect(&store.url).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut c).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&mut c)
+            .await
+            .unwrap();
     }
 }

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
-use ledger::deliver::{DeliveryConfig, Deliverer, Endpoint};
+use ledger::deliver::{Deliverer, DeliveryConfig, Endpoint};
 use ledger::webhooks::{self, WebhookSecret};
 use ledger::{Details, EventKind, Ledger, NewEvent};
 
@@ -33,7 +33,13 @@ pub async fn receiver(fail_first: u32, delay: Duration) -> (String, Arc<Mutex<Se
         axum::routing::post(move |headers: HeaderMap, body: String| {
             let seen = s2.clone();
             async move {
-                let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                let h = |n: &str| {
+                    headers
+                        .get(n)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string()
+                };
                 let id = h("webhook-id");
                 {
                     let mut s = seen.lock().unwrap();
@@ -47,7 +53,13 @@ pub async fn receiver(fail_first: u32, delay: Duration) -> (String, Arc<Mutex<Se
                 *s.in_flight.get_mut(&id).unwrap() -= 1;
                 let earlier = s.requests.iter().filter(|r| r.0 == id).count() as u32;
                 let status = if earlier < fail_first { 503 } else { 204 };
-                s.requests.push((id, h("webhook-timestamp"), h("webhook-signature"), body, status));
+                s.requests.push((
+                    id,
+                    h("webhook-timestamp"),
+                    h("webhook-signature"),
+                    body,
+                    status,
+                ));
                 StatusCode::from_u16(status).unwrap()
             }
         }),
@@ -64,12 +76,18 @@ pub fn config(url: &str, schedule_ms: &[u64]) -> DeliveryConfig {
         EventKind::Consent,
         Endpoint {
             url: url.parse().unwrap(),
-            secrets: vec![WebhookSecret::parse(SECRET).unwrap(), WebhookSecret::parse(OLD_SECRET).unwrap()],
+            secrets: vec![
+                WebhookSecret::parse(SECRET).unwrap(),
+                WebhookSecret::parse(OLD_SECRET).unwrap(),
+            ],
         },
     );
     DeliveryConfig {
         endpoints,
-        schedule: schedule_ms.iter().map(|ms| Duration::from_millis(*ms)).collect(),
+        schedule: schedule_ms
+            .iter()
+            .map(|ms| Duration::from_millis(*ms))
+            .collect(),
         timeout: Duration::from_secs(5),
         lease: Duration::from_millis(500),
         ..Default::default()
@@ -80,7 +98,10 @@ pub fn consent(i: usize) -> NewEvent {
     NewEvent::new(
         EventKind::Consent,
         "contact.anonymized",
-        Details::new().id("contact_id", &format!("c-{i:07}")).unwrap().label("status", "success"),
+        Details::new()
+            .id("contact_id", &format!("c-{i:07}"))
+            .unwrap()
+            .label("status", "success"),
     )
 }
 
@@ -104,10 +125,13 @@ async fn a_receiver_failing_three_times_then_accepting_gets_it_acknowledged_once
         let (total, left) = d.until_empty(Duration::from_secs(10)).await.unwrap();
         assert_eq!(left, 0);
         assert_eq!(total.delivered, 1, "{}: {total:?}", s.name);
-        let seen = seen.lock().unwrap();
-        let statuses: Vec<u16> = seen.requests.iter().map(|r| r.4).collect();
+        let requests = seen.lock().unwrap().requests.clone();
+        let statuses: Vec<u16> = requests.iter().map(|r| r.4).collect();
         assert_eq!(statuses, vec![503, 503, 503, 204]);
-        assert!(seen.requests.iter().all(|r| r.0 == seen.requests[0].0), "one message id throughout");
+        assert!(
+            requests.iter().all(|r| r.0 == requests[0].0),
+            "one message id throughout"
+        );
         let ev = &l.outbox_events(Some("delivered"), 10).await.unwrap()[0];
         assert_eq!(ev.attempts, 4);
     }
@@ -135,7 +159,13 @@ async fn after_the_last_attempt_the_event_goes_to_dead_letter_and_can_be_retried
 async fn a_kind_without_an_endpoint_is_recorded_as_skipped() {
     for s in stores().await {
         let l = ledger_for(&s).await;
-        l.enqueue(NewEvent::new(EventKind::Vault, "secret_rotation", Details::new().id("secret_id", "sec-1").unwrap())).await.unwrap();
+        l.enqueue(NewEvent::new(
+            EventKind::Vault,
+            "secret_rotation",
+            Details::new().id("secret_id", "sec-1").unwrap(),
+        ))
+        .await
+        .unwrap();
         let (url, _) = receiver(0, Duration::ZERO).await;
         let d = Deliverer::new(l.clone(), config(&url, &[0])).unwrap();
         let (total, _) = d.until_empty(Duration::from_secs(2)).await.unwrap();
@@ -143,7 +173,12 @@ async fn a_kind_without_an_endpoint_is_recorded_as_skipped() {
         let st = l.outbox_status().await.unwrap();
         assert_eq!((st.pending, st.skipped), (0, 1), "{}", s.name);
         let ev = &l.outbox_events(Some("skipped"), 1).await.unwrap()[0];
-        assert!(ev.last_error.as_deref().unwrap().contains("[webhooks.vault]"));
+        assert!(
+            ev.last_error
+                .as_deref()
+                .unwrap()
+                .contains("[webhooks.vault]")
+        );
     }
 }
 
@@ -158,14 +193,27 @@ async fn two_deliverers_never_send_the_same_event_at_once() {
         let mut cfg2 = config(&url, &[0, 50]);
         cfg2.batch = 10;
         let a = Deliverer::new(l.clone(), cfg1).unwrap();
-        let b = Deliverer::new(Ledger::open(&s.url, ledger::KeySource::None).await.unwrap(), cfg2).unwrap();
-        let (ra, rb) = tokio::join!(a.until_empty(Duration::from_secs(20)), b.until_empty(Duration::from_secs(20)));
+        let b = Deliverer::new(
+            Ledger::open(&s.url, ledger::KeySource::None).await.unwrap(),
+            cfg2,
+        )
+        .unwrap();
+        let (ra, rb) = tokio::join!(
+            a.until_empty(Duration::from_secs(20)),
+            b.until_empty(Duration::from_secs(20))
+        );
         let (ra, rb) = (ra.unwrap().0, rb.unwrap().0);
         assert_eq!(ra.delivered + rb.delivered, 120, "{}", s.name);
-        assert!(ra.delivered > 0 && rb.delivered > 0, "both took part: {ra:?} {rb:?}");
-        let seen = seen.lock().unwrap();
-        assert_eq!(seen.requests.len(), 120, "each event sent exactly once");
-        assert_eq!(seen.max_in_flight_same_id, 1);
+        assert!(
+            ra.delivered > 0 && rb.delivered > 0,
+            "both took part: {ra:?} {rb:?}"
+        );
+        let (sent, most_at_once) = {
+            let seen = seen.lock().unwrap();
+            (seen.requests.len(), seen.max_in_flight_same_id)
+        };
+        assert_eq!(sent, 120, "each event sent exactly once");
+        assert_eq!(most_at_once, 1);
         l.purge_delivered().await.unwrap();
         assert_eq!(l.outbox_status().await.unwrap().delivered, 0);
     }
@@ -199,7 +247,10 @@ async fn a_killed_deliverer_process_is_restarted_and_delivers_everything() {
         let mut cfg = config(&url, &[0, 10]);
         cfg.batch = 50;
         cfg.lease = Duration::from_millis(800);
-        let _ = Deliverer::new(l, cfg).unwrap().until_empty(Duration::from_secs(60)).await;
+        let _ = Deliverer::new(l, cfg)
+            .unwrap()
+            .until_empty(Duration::from_secs(60))
+            .await;
         return;
     }
     for s in stores().await {
@@ -207,7 +258,11 @@ async fn a_killed_deliverer_process_is_restarted_and_delivers_everything() {
         enqueue_n(&l, 40).await;
         let (url, seen) = receiver(0, Duration::from_millis(400)).await;
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "outbox::a_killed_deliverer_process_is_restarted_and_delivers_everything", "--nocapture"])
+            .args([
+                "--exact",
+                "outbox::a_killed_deliverer_process_is_restarted_and_delivers_everything",
+                "--nocapture",
+            ])
             .env("LEDGER_CHILD_DELIVER_URL", &url)
             .env("LEDGER_CHILD_STORE", &s.url)
             .stdout(std::process::Stdio::null())
@@ -222,13 +277,22 @@ async fn a_killed_deliverer_process_is_restarted_and_delivers_everything() {
         }
         child.kill().unwrap();
         let _ = child.wait();
-        assert!(l.outbox_status().await.unwrap().pending > 0, "{}: the kill left work undone", s.name);
+        assert!(
+            l.outbox_status().await.unwrap().pending > 0,
+            "{}: the kill left work undone",
+            s.name
+        );
         let d = Deliverer::new(l.clone(), config(&url, &[0, 10])).unwrap();
         let (_, left) = d.until_empty(Duration::from_secs(30)).await.unwrap();
         assert_eq!(left, 0);
         assert_eq!(l.outbox_status().await.unwrap().delivered, 40, "{}", s.name);
         let seen = seen.lock().unwrap();
-        let ok: std::collections::HashSet<_> = seen.requests.iter().filter(|r| r.4 == 204).map(|r| r.0.clone()).collect();
+        let ok: std::collections::HashSet<_> = seen
+            .requests
+            .iter()
+            .filter(|r| r.4 == 204)
+            .map(|r| r.0.clone())
+            .collect();
         assert_eq!(ok.len(), 40, "every event reached the receiver");
     }
 }
@@ -239,23 +303,45 @@ async fn deliveries_carry_verifiable_standard_webhooks_signatures() {
     let l = ledger_for(&s).await;
     enqueue_n(&l, 1).await;
     let (url, seen) = receiver(0, Duration::ZERO).await;
-    Deliverer::new(l.clone(), config(&url, &[0])).unwrap().until_empty(Duration::from_secs(5)).await.unwrap();
+    Deliverer::new(l.clone(), config(&url, &[0]))
+        .unwrap()
+        .until_empty(Duration::from_secs(5))
+        .await
+        .unwrap();
     let (id, ts, sig, body, _) = seen.lock().unwrap().requests[0].clone();
-    assert_eq!(sig.split(' ').count(), 2, "one signature per secret while rotating");
+    assert_eq!(
+        sig.split(' ').count(),
+        2,
+        "one signature per secret while rotating"
+    );
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["type"], "contact.anonymized");
     assert_eq!(v["data"]["contact_id"], "c-0000000");
     assert!(v["timestamp"].is_string());
     let now = ts.parse::<i64>().unwrap();
     for secret in [SECRET, OLD_SECRET] {
-        let ok = webhooks::verify(&[WebhookSecret::parse(secret).unwrap()], Some(&id), Some(&ts), Some(&sig), body.as_bytes(), now, 300);
+        let ok = webhooks::verify(
+            &[WebhookSecret::parse(secret).unwrap()],
+            Some(&id),
+            Some(&ts),
+            Some(&sig),
+            body.as_bytes(),
+            now,
+            300,
+        );
         assert_eq!(ok, Ok(()), "verifies with {secret}");
     }
 
     // The reference implementation agrees.
-    let has_lib = std::process::Command::new("python3").args(["-c", "import standardwebhooks"]).status().is_ok_and(|s| s.success());
+    let has_lib = std::process::Command::new("python3")
+        .args(["-c", "import standardwebhooks"])
+        .status()
+        .is_ok_and(|s| s.success());
     if !has_lib {
-        assert!(std::env::var("CI").is_err(), "CI must check signatures with the standardwebhooks package (pip install standardwebhooks)");
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must check signatures with the standardwebhooks package (pip install standardwebhooks)"
+        );
         eprintln!("skipped the reference check: pip install standardwebhooks");
         return;
     }
@@ -281,8 +367,16 @@ print("ok")
         .spawn()
         .unwrap();
     use std::io::Write;
-    py.stdin.take().unwrap().write_all(input.to_string().as_bytes()).unwrap();
+    py.stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
     let out = py.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
 }

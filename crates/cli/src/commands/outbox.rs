@@ -1,0 +1,138 @@
+//! `cxguard outbox status | deliver | retry ID | purge --delivered | new-secret`: the
+//! webhook outbox.
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use crate::exit::{CliError, Exit};
+use crate::output::{Output, print_json, table};
+use crate::store::{self, Access};
+use crate::{Context, config};
+
+#[derive(Debug, Args)]
+pub struct OutboxArgs {
+    #[command(subcommand)]
+    pub command: OutboxCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Counts of pending, delivered, dead and skipped events, and the dead ones.
+    Status,
+    /// Deliver due events once; with --until-empty, keep going until none is pending.
+    Deliver {
+        #[arg(long)]
+        until_empty: bool,
+        /// With --until-empty: wait at most this long for retries that fall due later.
+        #[arg(long, default_value_t = 60, value_name = "SECS")]
+        max_wait: u64,
+    },
+    /// Make a dead or skipped event due again, with a fresh retry schedule.
+    Retry { id: String },
+    /// Delete delivered events.
+    Purge {
+        #[arg(long, required = true)]
+        delivered: bool,
+    },
+    /// Print a new random whsec_ signing secret for a webhook endpoint.
+    NewSecret,
+}
+
+pub async fn run(
+    ctx: &Context,
+    args: OutboxArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Exit, CliError> {
+    match args.command {
+        OutboxCommand::NewSecret => {
+            let s = ledger::webhooks::WebhookSecret::generate_text()?;
+            println!("{s}");
+            return Ok(Exit::Ok);
+        }
+        OutboxCommand::Status => {
+            let ledger = store::open(ctx, env, Access::Read).await?;
+            let st = ledger.outbox_status().await?;
+            let dead = ledger.outbox_events(Some("dead"), 50).await?;
+            let skipped = ledger.outbox_events(Some("skipped"), 50).await?;
+            match ctx.output {
+                Output::Json => {
+                    print_json(&json!({"status": st, "dead": dead, "skipped": skipped}))
+                }
+                Output::Text => {
+                    println!(
+                        "outbox: {} pending, {} delivered, {} dead, {} skipped",
+                        st.pending, st.delivered, st.dead, st.skipped
+                    );
+                    if let Some(o) = &st.oldest_pending {
+                        println!("  oldest pending since {o}");
+                    }
+                    if !dead.is_empty() || !skipped.is_empty() {
+                        let mut t =
+                            table(&["id", "kind", "type", "status", "attempts", "last error"]);
+                        for e in dead.iter().chain(&skipped) {
+                            t.add_row(vec![
+                                e.id.clone(),
+                                e.kind.clone(),
+                                e.event_type.clone(),
+                                e.status.clone(),
+                                e.attempts.to_string(),
+                                e.last_error.clone().unwrap_or_default(),
+                            ]);
+                        }
+                        println!("{t}");
+                        println!("retry one with: cxguard outbox retry ID");
+                    }
+                }
+            }
+        }
+        OutboxCommand::Deliver {
+            until_empty,
+            max_wait,
+        } => {
+            let cfg = config::delivery(&ctx.config, env)?;
+            let ledger = store::open(ctx, env, Access::Read).await?;
+            let d = ledger::deliver::Deliverer::new(ledger.clone(), cfg)?;
+            let (total, left) = if until_empty {
+                d.until_empty(Duration::from_secs(max_wait)).await?
+            } else {
+                let r = d.round().await?;
+                (r, ledger.outbox_status().await?.pending)
+            };
+            match ctx.output {
+                Output::Json => print_json(&json!({"result": total, "pending": left})),
+                Output::Text => println!(
+                    "delivered {}, retrying {}, dead {}, skipped {}; {} still pending",
+                    total.delivered, total.retrying, total.dead, total.skipped, left
+                ),
+            }
+            if total.dead > 0 {
+                return Err(CliError::new(
+                    Exit::Failed,
+                    format!(
+                        "{} event(s) went to dead letter; see `cxguard outbox status`",
+                        total.dead
+                    ),
+                ));
+            }
+        }
+        OutboxCommand::Retry { id } => {
+            let ledger = store::open(ctx, env, Access::Read).await?;
+            ledger
+                .retry_event(&id)
+                .await
+                .map_err(|e| CliError::usage(e.to_string()))?;
+            ctx.note(format!("{id} is due again"));
+        }
+        OutboxCommand::Purge { delivered: _ } => {
+            let ledger = store::open(ctx, env, Access::Read).await?;
+            let n = ledger.purge_delivered().await?;
+            match ctx.output {
+                Output::Json => print_json(&json!({"purged": n})),
+                Output::Text => println!("purged {n} delivered event(s)"),
+            }
+        }
+    }
+    Ok(Exit::Ok)
+}
