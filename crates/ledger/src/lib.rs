@@ -98,7 +98,8 @@ pub struct Batch {
     pub audit: Vec<NewEntry>,
     pub events: Vec<NewEvent>,
     pub new_job: Option<NewJob>,
-    pub item: Option<ItemSettle>,
+    /// Items to settle, each with its outcome.
+    pub items: Vec<ItemSettle>,
     pub job_status: Option<(String, JobStatus)>,
     /// Sign a checkpoint at the end of this batch (the end of a job).
     pub checkpoint: bool,
@@ -111,6 +112,9 @@ pub struct NewJob {
     pub actor: String,
     pub params: Details,
     pub items: Vec<String>,
+    /// What identifies "the same job" for an automatic resume (e.g. a hash of the
+    /// policy and the selection); `None` if jobs of this kind never resume by themselves.
+    pub fingerprint: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -268,8 +272,8 @@ impl Ledger {
             let at = now();
             let mut audit = batch.audit;
             if let Some(job) = &batch.new_job {
-                sqlx::query("INSERT INTO jobs (id, kind, actor, params, status, created_at, updated_at) VALUES ($1, $2, $3, $4, 'running', $5, $6)")
-                    .bind(&job.id).bind(job.kind).bind(&job.actor).bind(job.params.to_value().to_string()).bind(&at).bind(&at)
+                sqlx::query("INSERT INTO jobs (id, kind, actor, params, status, created_at, updated_at, fingerprint) VALUES ($1, $2, $3, $4, 'running', $5, $6, $7)")
+                    .bind(&job.id).bind(job.kind).bind(&job.actor).bind(job.params.to_value().to_string()).bind(&at).bind(&at).bind(&job.fingerprint)
                     .execute(&mut *tx).await?;
                 for (i, item) in job.items.iter().enumerate() {
                     sqlx::query("INSERT INTO job_items (job_id, item_key, position, state, updated_at) VALUES ($1, $2, $3, 'pending', $4) ON CONFLICT DO NOTHING")
@@ -279,7 +283,7 @@ impl Ledger {
                 audit.insert(0, NewEntry::new(&job.actor, "job.start", &job.id, Outcome::Started,
                     job.params.clone().label("kind", job.kind).count("items", job.items.len() as u64))?);
             }
-            if let Some(s) = &batch.item {
+            for s in &batch.items {
                 let (state, err, result) = match &s.outcome {
                     ItemOutcome::Done { result } => ("done", None, result.as_ref().map(Value::to_string)),
                     ItemOutcome::Failed { error } => ("failed", Some(error.clone()), None),
@@ -707,11 +711,7 @@ impl Ledger {
         self.commit(Batch {
             audit,
             events,
-            item: Some(ItemSettle {
-                job_id: job_id.to_string(),
-                key: key.to_string(),
-                outcome,
-            }),
+            items: vec![ItemSettle { job_id: job_id.to_string(), key: key.to_string(), outcome }],
             ..Default::default()
         })
         .await
@@ -731,6 +731,69 @@ impl Ledger {
             ..Default::default()
         })
         .await
+    }
+
+    /// Marks several items in flight at once (one transaction), returning each one's
+    /// attempt number; items already done are left out.
+    pub async fn claim_many(&self, job_id: &str, keys: &[String]) -> Result<Vec<(String, i64)>> {
+        on_backend!(&self.pool, p => {
+            let mut tx = begin_write!(self.pool, p);
+            let at = now();
+            let mut out = Vec::with_capacity(keys.len());
+            for key in keys {
+                let row = sqlx::query("UPDATE job_items SET state = 'in_flight', attempts = attempts + 1, updated_at = $1 WHERE job_id = $2 AND item_key = $3 AND state <> 'done' RETURNING attempts")
+                    .bind(&at).bind(job_id).bind(key).fetch_optional(&mut *tx).await?;
+                if let Some(r) = row {
+                    out.push((key.clone(), r.try_get::<i64, _>("attempts")?));
+                }
+            }
+            tx.commit().await?;
+            Ok(out)
+        })
+    }
+
+    /// Records how far a job that discovers its items has got (e.g. a page token).
+    pub async fn set_cursor(&self, job_id: &str, cursor: Option<&str>) -> Result<()> {
+        on_backend!(&self.pool, p => {
+            sqlx::query("UPDATE jobs SET cursor = $1 WHERE id = $2").bind(cursor).bind(job_id).execute(p).await?;
+            Ok(())
+        })
+    }
+
+    /// The cursor `set_cursor` last recorded.
+    pub async fn cursor(&self, job_id: &str) -> Result<Option<String>> {
+        on_backend!(&self.pool, p => {
+            let r = sqlx::query("SELECT cursor FROM jobs WHERE id = $1").bind(job_id).fetch_optional(p).await?
+                .ok_or_else(|| Error::NotFound(format!("no job {job_id}")))?;
+            Ok(r.try_get::<Option<String>, _>("cursor")?)
+        })
+    }
+
+    /// The most recent unfinished job of `kind` started with `fingerprint`, to resume.
+    pub async fn running_job(&self, kind: &str, fingerprint: &str) -> Result<Option<String>> {
+        on_backend!(&self.pool, p => {
+            let r = sqlx::query("SELECT id FROM jobs WHERE kind = $1 AND fingerprint = $2 AND status = 'running' ORDER BY created_at DESC LIMIT 1")
+                .bind(kind).bind(fingerprint).fetch_optional(p).await?;
+            Ok(r.map(|r| r.try_get::<String, _>("id")).transpose()?)
+        })
+    }
+
+    /// The fingerprint a job was started with.
+    pub async fn job_fingerprint(&self, job_id: &str) -> Result<Option<String>> {
+        on_backend!(&self.pool, p => {
+            let r = sqlx::query("SELECT fingerprint FROM jobs WHERE id = $1").bind(job_id).fetch_optional(p).await?
+                .ok_or_else(|| Error::NotFound(format!("no job {job_id}; `cxguard jobs list` shows the jobs")))?;
+            Ok(r.try_get::<Option<String>, _>("fingerprint")?)
+        })
+    }
+
+    /// The result recorded when `key` was last done by a job of `kind`, in any job.
+    pub async fn latest_result(&self, kind: &str, key: &str) -> Result<Option<Value>> {
+        on_backend!(&self.pool, p => {
+            let r = sqlx::query("SELECT i.result FROM job_items i JOIN jobs j ON j.id = i.job_id WHERE i.item_key = $1 AND i.state = 'done' AND j.kind = $2 AND i.result IS NOT NULL ORDER BY i.updated_at DESC LIMIT 1")
+                .bind(key).bind(kind).fetch_optional(p).await?;
+            Ok(r.map(|r| r.try_get::<String, _>("result")).transpose()?.and_then(|s| serde_json::from_str(&s).ok()))
+        })
     }
 
     /// Items not yet done (pending, in flight after a crash, or failed), in order.

@@ -18,8 +18,14 @@ use crate::error::{Error, Result};
 
 /// Migrations, in order, per backend. A migration is applied once, recorded in
 /// `cxguard_meta` as `schema_version`.
-const SQLITE_MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_init.sql")];
-const POSTGRES_MIGRATIONS: &[&str] = &[include_str!("../migrations/postgres/0001_init.sql")];
+const SQLITE_MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/sqlite/0001_init.sql"),
+    include_str!("../migrations/sqlite/0002_resume.sql"),
+];
+const POSTGRES_MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/postgres/0001_init.sql"),
+    include_str!("../migrations/postgres/0002_resume.sql"),
+];
 
 /// What `cxguard_meta.ledger` holds in every cxguard ledger.
 const LEDGER_MARK: &str = "cxguard-ledger";

@@ -112,6 +112,7 @@ async fn record(inv: &Inventory) -> Result<ledger::Verdict, CliError> {
             actor: "cxguard-demo".into(),
             params: Details::new().label("target", "embedded-emulator"),
             items: vec!["inventory".into()],
+            fingerprint: None,
         })
         .await?;
     ledger.claim(&job, "inventory").await?;

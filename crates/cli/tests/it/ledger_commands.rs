@@ -31,6 +31,7 @@ fn fill(home: &Path, n: usize) {
                 actor: "tester".into(),
                 params: Details::new(),
                 items: items.clone(),
+                fingerprint: None,
             })
             .await
             .unwrap();

@@ -14,6 +14,7 @@ fn job(id: &str, n: usize) -> NewJob {
         kind: "test-job",
         actor: "test".into(),
         params: Details::new().label("mode", "unit"),
+        fingerprint: None,
         items: (1..=n).map(|i| format!("c-{i:07}")).collect(),
     }
 }
