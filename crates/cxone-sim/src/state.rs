@@ -178,6 +178,9 @@ pub(crate) struct SimState {
     pub fail_next: Mutex<std::collections::VecDeque<u16>>,
     /// Scripted resets for tests: the next this-many API requests are reset after acting.
     pub reset_next: Mutex<u32>,
+    /// Concurrent edits for tests: contact id → merge patch another user applies just
+    /// before the next PATCH of that contact is checked.
+    pub race_edits: Mutex<HashMap<String, Value>>,
     pub rng: Mutex<fastrand::Rng>,
     pub auth: Mutex<Auth>,
     pub contacts: Mutex<Contacts>,
@@ -278,6 +281,7 @@ impl SimState {
             webchat_bucket: Mutex::new(config.webchat_rate_limit.map(Bucket::new)),
             fail_next: Mutex::new(std::collections::VecDeque::new()),
             reset_next: Mutex::new(0),
+            race_edits: Mutex::new(HashMap::new()),
             rng: Mutex::new(fastrand::Rng::with_seed(seed)),
             auth: Mutex::new(Auth::default()),
             contacts: Mutex::new(Contacts {
@@ -402,6 +406,12 @@ impl ControlState {
     /// the way a test makes a concurrent edit. Returns the new ETag.
     pub fn edit_contact(&self, id: &str, patch: Value) -> Result<String, String> {
         routes::contacts::edit_contact(&self.state, id, &patch)
+    }
+
+    /// Makes another user edit contact `id` with `patch` just before the next PATCH of
+    /// that contact is checked: that PATCH then meets a changed ETag (412).
+    pub fn race_edit(&self, id: &str, patch: Value) {
+        lock(&self.state.race_edits).insert(id.to_string(), patch);
     }
 
     /// A guest's attributes, or `None` for an unknown guest.

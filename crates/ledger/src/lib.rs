@@ -37,6 +37,7 @@ pub use outbox::{EventKind, Leased, NewEvent, OutboxEvent, OutboxStatus, Settlem
 pub use signing::{AuditKey, PublicKey};
 pub use store::redact;
 
+
 use crate::audit::{Broken, GENESIS, HashInput, entry_hash};
 use crate::store::{Pool, begin_write, on_backend};
 

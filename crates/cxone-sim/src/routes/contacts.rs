@@ -226,6 +226,12 @@ pub(crate) fn patch(s: &SimState, id: &str, ctx: &Ctx<'_>) -> Reply {
         Ok(i) => i,
         Err(r) => return r,
     };
+    let race = lock(&s.race_edits).remove(id);
+    if let Some(edit) = race {
+        if let Err(e) = edit_contact(s, id, &edit) {
+            tracing::warn!("race edit of {id} failed: {e}");
+        }
+    }
     let mut store = lock(&s.contacts);
     let current = store.get(idx);
     let etag = current.etag(store.seed, idx);

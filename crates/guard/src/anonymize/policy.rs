@@ -1,0 +1,411 @@
+//! The masking policy: a TOML file mapping contact fields to operators. Validated before
+//! any call: every problem is reported at once, each naming its line in the file.
+//!
+//! ```toml
+//! default_region = "US"          # for phone numbers written without +country code
+//! gmail_folding = false
+//!
+//! [keys]
+//! pseudonym = { id = "pseudo-2026", env = "CXGUARD_PSEUDONYM_KEY" }
+//! fpe = { id = "fpe-2026", file = "/etc/cxguard/fpe.key" }
+//!
+//! [fields]
+//! firstName = { op = "erase" }
+//! lastName = { op = "mask", keep_first = 1 }
+//! email = { op = "pseudonymize", key = "pseudonym" }
+//! phone = { op = "encrypt", key = "fpe" }
+//! "customFields.notes" = { op = "replace", value = "[redacted]" }
+//! "customFields.loyaltyTier" = { op = "keep" }
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::keys::{Key, KeySpec};
+use crate::pseudonym::{Kind, Normalizer, parse_region};
+
+/// A contact field the policy can name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Field {
+    FirstName,
+    LastName,
+    Email,
+    Phone,
+    Custom(String),
+}
+
+impl Field {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "firstName" => Ok(Field::FirstName),
+            "lastName" => Ok(Field::LastName),
+            "email" => Ok(Field::Email),
+            "phone" => Ok(Field::Phone),
+            _ => match s.strip_prefix("customFields.") {
+                Some(name) if !name.is_empty() && ledger::details::check_identifier("field", name).is_ok() => {
+                    Ok(Field::Custom(name.to_string()))
+                }
+                _ => Err(format!(
+                    "unknown field {s:?}: firstName, lastName, email, phone, or customFields.<name>"
+                )),
+            },
+        }
+    }
+
+    /// The name as the API and the policy write it.
+    pub fn name(&self) -> String {
+        match self {
+            Field::FirstName => "firstName".into(),
+            Field::LastName => "lastName".into(),
+            Field::Email => "email".into(),
+            Field::Phone => "phone".into(),
+            Field::Custom(n) => format!("customFields.{n}"),
+        }
+    }
+
+    /// The spec's limit in characters (§4).
+    pub fn limit(&self) -> usize {
+        match self {
+            Field::Phone => 50,
+            _ => 255,
+        }
+    }
+}
+
+/// Which characters `mask` leaves visible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    First(usize),
+    Last(usize),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operator {
+    Erase,
+    Mask { keep: Keep, ch: char, ignore: String },
+    Pseudonymize { key: String, kind: Option<Kind> },
+    Encrypt { key: String },
+    Replace { value: String },
+    Keep,
+}
+
+impl Operator {
+    /// The operator's name as audit entries record it.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Operator::Erase => "erase",
+            Operator::Mask { .. } => "mask",
+            Operator::Pseudonymize { .. } => "pseudonymize",
+            Operator::Encrypt { .. } => "encrypt",
+            Operator::Replace { .. } => "replace",
+            Operator::Keep => "keep",
+        }
+    }
+
+    /// The algorithm as the consent event names it.
+    pub fn algorithm(&self) -> &'static str {
+        match self {
+            Operator::Erase => "erase",
+            Operator::Mask { .. } => "character-mask",
+            Operator::Pseudonymize { .. } => "hmac-sha256",
+            Operator::Encrypt { .. } => "ff1-aes256",
+            Operator::Replace { .. } => "replace",
+            Operator::Keep => "keep",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub field: Field,
+    pub op: Operator,
+    /// The line in the policy file, for messages.
+    pub line: usize,
+}
+
+/// A validated policy, its keys loaded.
+#[derive(Debug)]
+pub struct Policy {
+    pub rules: Vec<Rule>,
+    pub normalizer: Normalizer,
+    pub keys: BTreeMap<String, Key>,
+    /// SHA-256 of the policy text, so a resumed job can check it runs the same policy.
+    pub digest: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    default_region: Option<Spanned<String>>,
+    #[serde(default)]
+    gmail_folding: bool,
+    #[serde(default)]
+    keys: BTreeMap<String, Spanned<KeySpec>>,
+    #[serde(default)]
+    fields: BTreeMap<Spanned<String>, Spanned<RuleFile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    op: String,
+    keep_first: Option<usize>,
+    keep_last: Option<usize>,
+    #[serde(rename = "char")]
+    mask_char: Option<String>,
+    ignore: Option<String>,
+    key: Option<String>,
+    value: Option<String>,
+    /// For custom fields: how to normalize before pseudonymizing (email, phone).
+    normalize: Option<String>,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+}
+
+impl Policy {
+    /// Parses and validates `text` (read from `path`, named in messages), loading keys
+    /// through `lookup` (the environment). All problems are reported together.
+    pub fn parse(text: &str, path: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, Vec<String>> {
+        let shown = path.display();
+        let file: PolicyFile = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| format!(":{}", line_of(text, s.start))).unwrap_or_default();
+            vec![format!("{shown}{line}: {}", e.message())]
+        })?;
+        let mut errors = Vec::new();
+        let at = |offset: usize| format!("{shown}:{}", line_of(text, offset));
+
+        let region = match &file.default_region {
+            None => None,
+            Some(r) => match parse_region(r.get_ref()) {
+                Ok(id) => Some(id),
+                Err(e) => {
+                    errors.push(format!("{}: default_region: {e}", at(r.span().start)));
+                    None
+                }
+            },
+        };
+        let base_dir = path.parent().unwrap_or(Path::new("."));
+        let mut keys = BTreeMap::new();
+        for (name, spec) in &file.keys {
+            match Key::load(spec.get_ref(), lookup, base_dir) {
+                Ok(k) => {
+                    keys.insert(name.clone(), k);
+                }
+                Err(e) => errors.push(format!("{}: keys.{name} (id {:?}): {e}", at(spec.span().start), spec.get_ref().id)),
+            }
+        }
+        if file.fields.is_empty() {
+            errors.push(format!("{shown}: [fields] is empty: the policy would change nothing"));
+        }
+        let mut rules = Vec::new();
+        for (name, rule) in &file.fields {
+            let line = line_of(text, name.span().start);
+            let here = format!("{shown}:{line}: fields.{}", name.get_ref());
+            let field = match Field::parse(name.get_ref()) {
+                Ok(f) => f,
+                Err(e) => {
+                    errors.push(format!("{here}: {e}"));
+                    continue;
+                }
+            };
+            match compile(&field, rule.get_ref(), &file.keys, &keys) {
+                Ok(op) => rules.push(Rule { field, op, line }),
+                Err(e) => errors.push(format!("{here}: {e}")),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        Ok(Policy { rules, normalizer: Normalizer { region, gmail_folding: file.gmail_folding }, keys, digest })
+    }
+
+    pub fn key(&self, name: &str) -> &Key {
+        &self.keys[name]
+    }
+
+    /// The key ids the rules use, for the audit trail.
+    pub fn key_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .rules
+            .iter()
+            .filter_map(|r| match &r.op {
+                Operator::Pseudonymize { key, .. } | Operator::Encrypt { key } => Some(self.keys[key].id().to_string()),
+                _ => None,
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+}
+
+fn compile(
+    field: &Field,
+    r: &RuleFile,
+    key_specs: &BTreeMap<String, Spanned<KeySpec>>,
+    keys: &BTreeMap<String, Key>,
+) -> Result<Operator, String> {
+    let allowed: &[&str] = match r.op.as_str() {
+        "erase" | "keep" => &[],
+        "mask" => &["keep_first", "keep_last", "char", "ignore"],
+        "pseudonymize" => &["key", "normalize"],
+        "encrypt" => &["key"],
+        "replace" => &["value"],
+        other => return Err(format!("unknown operator {other:?}: erase, mask, pseudonymize, encrypt, replace or keep")),
+    };
+    let given = [
+        ("keep_first", r.keep_first.is_some()),
+        ("keep_last", r.keep_last.is_some()),
+        ("char", r.mask_char.is_some()),
+        ("ignore", r.ignore.is_some()),
+        ("key", r.key.is_some()),
+        ("value", r.value.is_some()),
+        ("normalize", r.normalize.is_some()),
+    ];
+    if let Some((name, _)) = given.iter().find(|(n, set)| *set && !allowed.contains(n)) {
+        return Err(format!("{name} does not apply to op = {:?}", r.op));
+    }
+    let key_ref = |r: &RuleFile| -> Result<String, String> {
+        let k = r.key.clone().ok_or_else(|| format!("op = {:?} needs key = \"<name in [keys]>\"", r.op))?;
+        if !key_specs.contains_key(&k) {
+            return Err(format!("key {k:?} is not defined in [keys]"));
+        }
+        if !keys.contains_key(&k) {
+            return Err(format!("key {k:?} could not be loaded (see its error)"));
+        }
+        Ok(k)
+    };
+    let limit = field.limit();
+    let op = match r.op.as_str() {
+        "erase" => Operator::Erase,
+        "keep" => Operator::Keep,
+        "mask" => {
+            let keep = match (r.keep_first, r.keep_last) {
+                (Some(n), None) => Keep::First(n),
+                (None, Some(n)) => Keep::Last(n),
+                (None, None) => Keep::Last(0),
+                (Some(_), Some(_)) => return Err("give keep_first or keep_last, not both".into()),
+            };
+            let ch = match r.mask_char.as_deref() {
+                None => '*',
+                Some(s) if s.chars().count() == 1 => s.chars().next().unwrap_or('*'),
+                Some(s) => return Err(format!("char must be one character, not {s:?}")),
+            };
+            let ignore = r.ignore.clone().unwrap_or_default();
+            if ignore.contains(ch) {
+                return Err(format!("ignore must not contain the mask character {ch:?}"));
+            }
+            Operator::Mask { keep, ch, ignore }
+        }
+        "pseudonymize" => {
+            if limit < 64 {
+                return Err(format!(
+                    "pseudonymize gives 64 characters; {} holds at most {limit}",
+                    field.name()
+                ));
+            }
+            let kind = match (field, r.normalize.as_deref()) {
+                (_, Some("email")) => Some(Kind::Email),
+                (_, Some("phone")) => Some(Kind::Phone),
+                (_, Some("none")) => None,
+                (_, Some(other)) => return Err(format!("normalize must be email, phone or none, not {other:?}")),
+                (Field::Email, None) => Some(Kind::Email),
+                (Field::Phone, None) => Some(Kind::Phone),
+                _ => None,
+            };
+            Operator::Pseudonymize { key: key_ref(r)?, kind }
+        }
+        "encrypt" => Operator::Encrypt { key: key_ref(r)? },
+        "replace" => {
+            let v = r.value.clone().ok_or("op = \"replace\" needs value = \"…\"")?;
+            if v.chars().count() > limit {
+                return Err(format!(
+                    "the replacement has {} characters; {} holds at most {limit}",
+                    v.chars().count(),
+                    field.name()
+                ));
+            }
+            Operator::Replace { value: v }
+        }
+        _ => unreachable!("checked above"),
+    };
+    Ok(op)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    fn env(k: &str) -> Option<String> {
+        match k {
+            "K32" => Some(base64::engine::general_purpose::STANDARD.encode([9u8; 32])),
+            "K16" => Some(base64::engine::general_purpose::STANDARD.encode([9u8; 16])),
+            _ => None,
+        }
+    }
+
+    fn parse(text: &str) -> Result<Policy, Vec<String>> {
+        Policy::parse(text, Path::new("p.toml"), &env)
+    }
+
+    const GOOD: &str = r#"default_region = "US"
+[keys]
+pseudo = { id = "pseudo-1", env = "K32" }
+[fields]
+firstName = { op = "erase" }
+lastName = { op = "mask", keep_first = 1 }
+email = { op = "pseudonymize", key = "pseudo" }
+phone = { op = "encrypt", key = "pseudo" }
+"customFields.notes" = { op = "replace", value = "[redacted]" }
+"customFields.loyaltyTier" = { op = "keep" }
+"#;
+
+    #[test]
+    fn a_good_policy_compiles() {
+        let p = parse(GOOD).unwrap();
+        assert_eq!(p.rules.len(), 6);
+        assert_eq!(p.key_ids(), vec!["pseudo-1"]);
+        let email = p.rules.iter().find(|r| r.field == Field::Email).unwrap();
+        assert_eq!(email.line, 7);
+        assert!(!format!("{p:?}").contains("CQkJ"), "key bytes never print");
+    }
+
+    /// Each bad policy gets an error naming the file, the line and what is wrong.
+    #[test]
+    fn bad_policies_name_the_line() {
+        let cases: &[(&str, &str)] = &[
+            ("[fields]\nfirstName = { op = \"shred\" }\n", "p.toml:2: fields.firstName: unknown operator \"shred\""),
+            ("[fields]\nmiddleName = { op = \"erase\" }\n", "p.toml:2: fields.middleName: unknown field"),
+            ("[fields]\nphone = { op = \"pseudonymize\", key = \"k\" }\n[keys]\nk = { id = \"k\", env = \"K32\" }\n", "p.toml:2: fields.phone: pseudonymize gives 64 characters; phone holds at most 50"),
+            ("[fields]\nphone = { op = \"replace\", value = \"123456789012345678901234567890123456789012345678901\" }\n", "p.toml:2: fields.phone: the replacement has 51 characters"),
+            ("[keys]\nk = { id = \"k\", env = \"K16\" }\n[fields]\nemail = { op = \"pseudonymize\", key = \"k\" }\n", "p.toml:2: keys.k (id \"k\"): key \"k\" has 16 bytes"),
+            ("[keys]\nk = { id = \"k\", env = \"NOPE\" }\n[fields]\nemail = { op = \"pseudonymize\", key = \"k\" }\n", "the environment variable NOPE is not set"),
+            ("[fields]\nemail = { op = \"pseudonymize\", key = \"missing\" }\n", "p.toml:2: fields.email: key \"missing\" is not defined in [keys]"),
+            ("[fields]\nlastName = { op = \"mask\", keep_first = 1, keep_last = 2 }\n", "p.toml:2: fields.lastName: give keep_first or keep_last, not both"),
+            ("[fields]\nlastName = { op = \"mask\", char = \"**\" }\n", "char must be one character"),
+            ("[fields]\nlastName = { op = \"erase\", value = \"x\" }\n", "value does not apply to op = \"erase\""),
+            ("[fields]\nlastName = { op = \"erase\", colour = \"x\" }\n", "p.toml:2: unknown field `colour`"),
+            ("default_region = \"Narnia\"\n[fields]\nlastName = { op = \"erase\" }\n", "p.toml:1: default_region"),
+            ("[fields]\n", "[fields] is empty"),
+            ("[fields\n", "p.toml:1:"),
+        ];
+        for (text, want) in cases {
+            let errors = parse(text).unwrap_err();
+            assert!(errors.iter().any(|e| e.contains(want)), "{text:?}\nwant {want:?}\ngot {errors:?}");
+        }
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let errors = parse("[fields]\nfoo = { op = \"erase\" }\nemail = { op = \"nope\" }\n").unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+    }
+}

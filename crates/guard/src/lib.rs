@@ -1,0 +1,28 @@
+//! guard: cxguard's protections. Each reads top to bottom as validate (pure) → plan
+//! (plain data) → apply (the only place that writes to the tenant, journal first).
+//!
+//! - [`anonymize`]: pseudonymize, mask, encrypt or erase personal data in contacts.
+//!
+//! Shared pieces: [`keys`] (key material named by id, never logged) and [`pseudonym`]
+//! (normalization and the keyed hash, one person → one pseudonym everywhere).
+
+pub mod anonymize;
+pub mod keys;
+pub mod pseudonym;
+
+/// An error of a protection, kept apart from how a caller shows it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The input does not validate (a policy, a selection, a value); nothing was done.
+    #[error("{0}")]
+    Invalid(String),
+    /// The tenant refused or failed.
+    #[error(transparent)]
+    Api(#[from] cxone::Error),
+    /// The ledger refused or failed.
+    #[error(transparent)]
+    Ledger(#[from] ledger::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
