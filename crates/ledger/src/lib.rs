@@ -289,7 +289,8 @@ impl Ledger {
                     ItemOutcome::Done { result } => ("done", None, result.as_ref().map(Value::to_string)),
                     ItemOutcome::Failed { error } => ("failed", Some(error.clone()), None),
                 };
-                let n = sqlx::query("UPDATE job_items SET state = $1, last_error = $2, result = $3, updated_at = $4 WHERE job_id = $5 AND item_key = $6")
+                // A result recorded before the effect (an intent) stays unless replaced.
+                let n = sqlx::query("UPDATE job_items SET state = $1, last_error = $2, result = COALESCE($3, result), updated_at = $4 WHERE job_id = $5 AND item_key = $6")
                     .bind(state).bind(err).bind(result).bind(&at).bind(&s.job_id).bind(&s.key)
                     .execute(&mut *tx).await?.rows_affected();
                 if n == 0 {
@@ -788,13 +789,42 @@ impl Ledger {
         })
     }
 
-    /// The result recorded when `key` was last done by a job of `kind`, in any job.
-    pub async fn latest_result(&self, kind: &str, key: &str) -> Result<Option<Value>> {
+    /// Records results for items before their effect is attempted (what a job intends
+    /// to write), in one transaction, so a crash right after the effect still leaves a
+    /// record of it.
+    pub async fn record_results(&self, job_id: &str, results: &[(String, Value)]) -> Result<()> {
+        if results.is_empty() {
+            return Ok(());
+        }
         on_backend!(&self.pool, p => {
-            let r = sqlx::query("SELECT i.result FROM job_items i JOIN jobs j ON j.id = i.job_id WHERE i.item_key = $1 AND i.state = 'done' AND j.kind = $2 AND i.result IS NOT NULL ORDER BY i.updated_at DESC LIMIT 1")
-                .bind(key).bind(kind).fetch_optional(p).await?;
-            Ok(r.map(|r| r.try_get::<String, _>("result")).transpose()?.and_then(|s| serde_json::from_str(&s).ok()))
+            let mut tx = begin_write!(self.pool, p);
+            let at = now();
+            for (key, value) in results {
+                sqlx::query("UPDATE job_items SET result = $1, updated_at = $2 WHERE job_id = $3 AND item_key = $4")
+                    .bind(value.to_string()).bind(&at).bind(job_id).bind(key)
+                    .execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(())
         })
+    }
+
+    /// For each of `keys`, the result most recently recorded for it by a job of `kind`
+    /// (done, or intended by an attempt in flight).
+    pub async fn latest_results(&self, kind: &str, keys: &[String]) -> Result<std::collections::HashMap<String, Value>> {
+        let mut out = std::collections::HashMap::new();
+        on_backend!(&self.pool, p => {
+            let mut conn = p.acquire().await?;
+            for key in keys {
+                let r = sqlx::query("SELECT i.result FROM job_items i JOIN jobs j ON j.id = i.job_id WHERE i.item_key = $1 AND j.kind = $2 AND i.result IS NOT NULL ORDER BY i.updated_at DESC LIMIT 1")
+                    .bind(key).bind(kind).fetch_optional(&mut *conn).await?;
+                if let Some(v) = r.map(|r| r.try_get::<String, _>("result")).transpose()?.and_then(|s| serde_json::from_str(&s).ok()) {
+                    out.insert(key.clone(), v);
+                }
+            }
+            Ok::<_, Error>(())
+        })?;
+        Ok(out)
     }
 
     /// Items not yet done (pending, in flight after a crash, or failed), in order.

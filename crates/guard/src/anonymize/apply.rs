@@ -426,50 +426,115 @@ pub async fn run(
 const SETTLE_BATCH: usize = 100;
 
 impl Run<'_> {
-    /// Processes claimed contacts `concurrency` at a time; settles them in batches.
+    /// Processes claimed contacts: reads those not listed, plans every one (pure),
+    /// records what FF1 will write before writing it, PATCHes `concurrency` at a time, and
+    /// settles the results in batches. Producer and settler run side by side, so a
+    /// settle never waits on a PATCH future that is not being polled.
     async fn process_all(&self, work: Vec<(String, i64, Option<Contact>)>) -> Result<()> {
-        let mut results = futures_util::stream::iter(work)
-            .map(|(id, attempt, listed)| self.process(id, attempt, listed))
-            .buffer_unordered(self.opts.concurrency.max(1));
-        let mut batch = Vec::with_capacity(SETTLE_BATCH);
-        while let Some(s) = results.next().await {
-            batch.push(s);
-            if batch.len() >= SETTLE_BATCH {
-                self.settle(std::mem::take(&mut batch)).await?;
+        let conc = self.opts.concurrency.max(1);
+        let fetched: Vec<Result<(String, i64, Contact), Settled>> = futures_util::stream::iter(work)
+            .map(|(id, attempt, listed)| async move {
+                match listed {
+                    Some(c) => Ok((id, attempt, c)),
+                    None => match self.client.contacts().get(&id).await {
+                        Ok(c) => Ok((id, attempt, c)),
+                        Err(e) if e.status() == Some(404) => Err(Settled::NotFound { id }),
+                        Err(e) => Err(Settled::Failed { id, status: e.status(), error: e.to_string() }),
+                    },
+                }
+            })
+            .buffer_unordered(conc)
+            .collect()
+            .await;
+        let known = if self.has_encrypt {
+            let ids: Vec<String> = fetched.iter().filter_map(|r| r.as_ref().ok().map(|(id, _, _)| id.clone())).collect();
+            self.ledger.latest_results(JOB_KIND, &ids).await?
+        } else {
+            Default::default()
+        };
+        let mut now = Vec::new();
+        let mut ready = Vec::new();
+        let mut intents = Vec::new();
+        for r in fetched {
+            let (id, attempt, contact) = match r {
+                Ok(x) => x,
+                Err(s) => {
+                    now.push(s);
+                    continue;
+                }
+            };
+            let encrypted: BTreeMap<String, String> =
+                known.get(&id).and_then(|v| serde_json::from_value(v["ciphertexts"].clone()).ok()).unwrap_or_default();
+            match transform::plan(self.policy, &contact, &encrypted) {
+                Err(e) => now.push(Settled::Failed { id, status: None, error: e }),
+                // A later attempt that finds nothing to do: the earlier one landed.
+                Ok(p) if p.is_noop() => now.push(if attempt > 1 { Settled::Landed { id } } else { Settled::Unchanged { id } }),
+                Ok(p) => {
+                    if !p.ciphertexts.is_empty() {
+                        let mut all = encrypted.clone();
+                        all.extend(p.ciphertexts.clone());
+                        intents.push((id.clone(), json!({"ciphertexts": all})));
+                    }
+                    ready.push((id, contact, p, encrypted));
+                }
             }
         }
-        if !batch.is_empty() {
-            self.settle(batch).await?;
-        }
-        Ok(())
+        self.ledger.record_results(&self.job, &intents).await?;
+
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Settled>(SETTLE_BATCH * 2);
+        let producer = async move {
+            for s in now {
+                if tx.send(s).await.is_err() {
+                    return;
+                }
+            }
+            let mut results = futures_util::stream::iter(ready)
+                .map(|(id, contact, plan, encrypted)| self.patch_one(id, contact, plan, encrypted))
+                .buffer_unordered(conc);
+            while let Some(s) = results.next().await {
+                if tx.send(s).await.is_err() {
+                    return;
+                }
+            }
+        };
+        let settler = async {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < SETTLE_BATCH {
+                    match rx.try_recv() {
+                        Ok(s) => batch.push(s),
+                        Err(_) => break,
+                    }
+                }
+                self.settle(batch).await?;
+            }
+            Ok::<_, Error>(())
+        };
+        let ((), settled) = tokio::join!(producer, settler);
+        settled
     }
 
-    async fn process(&self, id: String, attempt: i64, listed: Option<Contact>) -> Settled {
-        let mut contact = match listed {
-            Some(c) => c,
-            None => match self.client.contacts().get(&id).await {
-                Ok(c) => c,
-                Err(e) if e.status() == Some(404) => return Settled::NotFound { id },
-                Err(e) => return Settled::Failed { id, status: e.status(), error: e.to_string() },
-            },
-        };
-        let encrypted = if self.has_encrypt {
-            match self.ledger.latest_result(JOB_KIND, &id).await {
-                Ok(Some(v)) => serde_json::from_value(v["ciphertexts"].clone()).unwrap_or_default(),
-                Ok(None) => BTreeMap::new(),
-                Err(e) => return Settled::Failed { id, status: None, error: format!("cannot read the ledger: {e}") },
-            }
-        } else {
-            BTreeMap::new()
-        };
-        for _ in 0..=self.opts.conflict_retries {
-            let plan = match transform::plan(self.policy, &contact, &encrypted) {
-                Ok(p) => p,
-                Err(e) => return Settled::Failed { id, status: None, error: e },
-            };
-            if plan.is_noop() {
-                // A later attempt that finds nothing to do: the earlier one landed.
-                return if attempt > 1 { Settled::Landed { id } } else { Settled::Unchanged { id } };
+    async fn patch_one(&self, id: String, mut contact: Contact, mut plan: ContactPlan, encrypted: BTreeMap<String, String>) -> Settled {
+        for round in 0..=self.opts.conflict_retries {
+            if round > 0 {
+                // Someone else changed the contact: re-read and re-plan.
+                contact = match self.client.contacts().get(&id).await {
+                    Ok(c) => c,
+                    Err(e) if e.status() == Some(404) => return Settled::NotFound { id },
+                    Err(e) => return Settled::Failed { id, status: e.status(), error: e.to_string() },
+                };
+                plan = match transform::plan(self.policy, &contact, &encrypted) {
+                    Ok(p) if p.is_noop() => return Settled::Landed { id },
+                    Ok(p) => p,
+                    Err(e) => return Settled::Failed { id, status: None, error: e },
+                };
+                if !plan.ciphertexts.is_empty() {
+                    let mut all = encrypted.clone();
+                    all.extend(plan.ciphertexts.clone());
+                    if let Err(e) = self.ledger.record_results(&self.job, &[(id.clone(), json!({"ciphertexts": all}))]).await {
+                        return Settled::Failed { id, status: None, error: format!("cannot write the journal: {e}") };
+                    }
+                }
             }
             let etag = contact.etag.clone().unwrap_or_else(|| "*".into());
             let t0 = Instant::now();
@@ -484,12 +549,7 @@ impl Run<'_> {
             }
             match result {
                 Ok(_) => return Settled::Changed { id, plan },
-                Err(e) if e.status() == Some(412) => match self.client.contacts().get(&id).await {
-                    // Someone else changed the contact: re-read and re-plan.
-                    Ok(c) => contact = c,
-                    Err(e) if e.status() == Some(404) => return Settled::NotFound { id },
-                    Err(e) => return Settled::Failed { id, status: e.status(), error: e.to_string() },
-                },
+                Err(e) if e.status() == Some(412) => continue,
                 Err(e) if e.status() == Some(404) => return Settled::NotFound { id },
                 Err(e) => return Settled::Failed { id, status: e.status(), error: e.to_string() },
             }

@@ -143,10 +143,10 @@ pub fn plan(policy: &Policy, contact: &Contact, encrypted: &BTreeMap<String, Str
         let now = current(contact, &rule.field);
         let mut normalized = true;
         let target: Option<String> = match (&rule.op, &now) {
-            (Operator::Keep, _) => continue,
-            (_, None) if !matches!(rule.op, Operator::Replace { .. }) => continue,
+            // Absent fields stay absent: no operator invents data.
+            (Operator::Keep, _) | (_, None) => continue,
             (Operator::Erase, Some(_)) => None,
-            (Operator::Replace { value }, _) => Some(value.clone()),
+            (Operator::Replace { value }, Some(_)) => Some(value.clone()),
             (Operator::Mask { keep, ch, ignore }, Some(v)) => Some(mask(v, *keep, *ch, ignore)),
             (Operator::Pseudonymize { key, kind }, Some(v)) => {
                 if pseudonym::is_pseudonym(v) {
@@ -170,7 +170,6 @@ pub fn plan(policy: &Policy, contact: &Contact, encrypted: &BTreeMap<String, Str
                 out.ciphertexts.insert(name.clone(), sha256_hex(&c));
                 Some(c)
             }
-            (_, None) => continue,
         };
         if target == now {
             continue;
