@@ -12,6 +12,8 @@ pub enum Exit {
     Failed = 1,
     /// Bad command line: unknown flag, bad value, contradictory options.
     Usage = 64,
+    /// Bad input data: a policy, an ids file or a value that does not validate.
+    Input = 65,
     /// The tenant (or store) could not be reached, or kept failing after retries.
     Unavailable = 69,
     /// Credentials refused, or a permission (scope) missing.

@@ -5,6 +5,7 @@ mod config;
 mod exit;
 mod output;
 mod store;
+mod tenant;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +54,10 @@ enum Command {
     Sim(commands::sim::SimArgs),
     /// List what the target tenant holds: contacts, secrets, data actions, tables, widgets.
     Inventory(commands::inventory::InventoryArgs),
+    /// Anonymize contacts with a masking policy; reveal an encrypted field.
+    Contacts(commands::contacts::ContactsArgs),
+    /// New key material for a policy's [keys].
+    Keys(commands::keys::KeysArgs),
     /// The tamper-evident audit log: verify, show, export.
     Audit(commands::audit::AuditArgs),
     /// The job journal: list jobs, show one.
@@ -147,6 +152,8 @@ async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Demo(args) => commands::demo::run(&ctx, args).await,
         Command::Sim(args) => commands::sim::run(&ctx, args).await,
         Command::Inventory(args) => commands::inventory::run(&ctx, args, &env).await,
+        Command::Contacts(args) => commands::contacts::run(&ctx, args, &env).await,
+        Command::Keys(args) => commands::keys::run(&ctx, args),
         Command::Audit(args) => commands::audit::run(&ctx, args, &env).await,
         Command::Jobs(args) => commands::jobs::run(&ctx, args, &env).await,
         Command::Outbox(args) => commands::outbox::run(&ctx, args, &env).await,

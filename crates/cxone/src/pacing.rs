@@ -10,8 +10,11 @@
 //!   flight. Reservations are spread evenly, so a steady job runs at the server's rate
 //!   instead of bursting into refusals.
 //!
-//! A server that sends no such headers is not paced.
+//! A server that sends no such headers is not paced. Each API surface (the first three
+//! path segments, e.g. `api/v2/webchat`) has its own mirror, since a tenant meters some
+//! surfaces on buckets of their own: webchat's 10/s must not slow contacts down.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -29,7 +32,7 @@ struct Mirror {
 
 pub(crate) struct Pacer {
     cap: Option<DefaultDirectRateLimiter>,
-    mirror: Mutex<Option<Mirror>>,
+    mirrors: Mutex<HashMap<String, Mirror>>,
     in_flight: AtomicI64,
 }
 
@@ -57,19 +60,19 @@ impl Pacer {
             .map(|r| RateLimiter::direct(Quota::per_second(r)));
         Pacer {
             cap,
-            mirror: Mutex::new(None),
+            mirrors: Mutex::new(HashMap::new()),
             in_flight: AtomicI64::new(0),
         }
     }
 
     /// Waits until a request may be sent, and counts it in flight until `done`.
-    pub(crate) async fn acquire(&self) {
+    pub(crate) async fn acquire(&self, surface: &str) {
         if let Some(cap) = &self.cap {
             cap.until_ready().await;
         }
         let wait = {
-            let mut guard = self.mirror.lock().unwrap_or_else(|e| e.into_inner());
-            match guard.as_mut() {
+            let mut guard = self.mirrors.lock().unwrap_or_else(|e| e.into_inner());
+            match guard.get_mut(surface) {
                 None => Duration::ZERO,
                 Some(m) => {
                     let now = Instant::now();
@@ -93,7 +96,7 @@ impl Pacer {
     }
 
     /// Records a response (or a failure) of a request that `acquire` let through.
-    pub(crate) fn done(&self, headers: Option<&HeaderMap>) {
+    pub(crate) fn done(&self, surface: &str, headers: Option<&HeaderMap>) {
         let others = (self.in_flight.fetch_sub(1, Ordering::Relaxed) - 1).max(0) as f64;
         let Some(b) = headers.and_then(budget) else {
             return;
@@ -101,10 +104,10 @@ impl Pacer {
         if b.limit == 0 {
             return;
         }
-        let mut guard = self.mirror.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.mirrors.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         let limit = b.limit as f64;
-        let m = guard.get_or_insert(Mirror {
+        let m = guard.entry(surface.to_string()).or_insert(Mirror {
             limit,
             rate: limit,
             level: limit,
@@ -127,9 +130,9 @@ impl Pacer {
     }
 
     /// A 429 says the mirror was optimistic: drain it so the next requests are spread.
-    pub(crate) fn refused(&self) {
-        let mut guard = self.mirror.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(m) = guard.as_mut() {
+    pub(crate) fn refused(&self, surface: &str) {
+        let mut guard = self.mirrors.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = guard.get_mut(surface) {
             m.level = m.level.min(0.0);
         }
     }
@@ -164,10 +167,16 @@ mod tests {
     #[tokio::test]
     async fn an_empty_server_bucket_makes_the_next_request_wait() {
         let p = Pacer::new(None);
-        p.acquire().await;
-        p.done(Some(&headers(10, 0, 1)));
+        p.acquire("api/v2/webchat").await;
+        p.done("api/v2/webchat", Some(&headers(10, 0, 1)));
         let t = Instant::now();
-        p.acquire().await;
+        p.acquire("api/v1/contacts").await;
+        assert!(
+            t.elapsed() < Duration::from_millis(20),
+            "another surface is not slowed"
+        );
+        let t = Instant::now();
+        p.acquire("api/v2/webchat").await;
         // Level 0 → the next token is 1/10 s away.
         assert!(
             t.elapsed() >= Duration::from_millis(80),
@@ -181,8 +190,8 @@ mod tests {
         let p = Pacer::new(None);
         let t = Instant::now();
         for _ in 0..1000 {
-            p.acquire().await;
-            p.done(None);
+            p.acquire("a").await;
+            p.done("a", None);
         }
         assert!(t.elapsed() < Duration::from_millis(500));
     }

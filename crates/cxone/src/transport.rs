@@ -195,6 +195,13 @@ impl Inner {
             url.query_pairs_mut().extend_pairs(call.query.iter());
         }
         let path = call.path();
+        let surface = call
+            .segments
+            .iter()
+            .take(3)
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join("/");
         let method = call.method.as_str().to_string();
         let policy = &self.settings.retry;
         let start = Instant::now();
@@ -202,11 +209,11 @@ impl Inner {
         let mut reauthed = false;
         loop {
             attempt += 1;
-            self.pacer.acquire().await;
+            self.pacer.acquire(&surface).await;
             let token = match self.auth.token().await {
                 Ok(t) => t,
                 Err(e) => {
-                    self.pacer.done(None);
+                    self.pacer.done(&surface, None);
                     return Err(e);
                 }
             };
@@ -227,11 +234,13 @@ impl Inner {
             let outcome = self.attempt(req, &method, url.as_str()).await;
             let next = match outcome {
                 Ok((status, headers, body)) => {
-                    self.pacer.done(Some(&headers));
-                    self.judge(status, headers, body, &call, &method, &path, token.id)
+                    self.pacer.done(&surface, Some(&headers));
+                    self.judge(
+                        status, headers, body, &call, &method, &path, &surface, token.id,
+                    )
                 }
                 Err(e) => {
-                    self.pacer.done(None);
+                    self.pacer.done(&surface, None);
                     let connect =
                         matches!(&e, Error::Transport { source, .. } if source.is_connect());
                     if call.idempotent || connect {
@@ -324,6 +333,7 @@ impl Inner {
         call: &Call,
         method: &str,
         path: &str,
+        surface: &str,
         token_id: u64,
     ) -> Next {
         let request_id = request_id(&headers);
@@ -358,7 +368,7 @@ impl Inner {
             },
             429 => {
                 self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-                self.pacer.refused();
+                self.pacer.refused(surface);
                 let wait = retry_after(&headers).unwrap_or(Duration::from_secs(1));
                 Next::Retry(
                     Error::RateLimited {

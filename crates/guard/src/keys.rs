@@ -26,7 +26,10 @@ pub struct Key {
 
 impl std::fmt::Debug for Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Key").field("id", &self.id).field("bytes", &"[REDACTED]").finish()
+        f.debug_struct("Key")
+            .field("id", &self.id)
+            .field("bytes", &"[REDACTED]")
+            .finish()
     }
 }
 
@@ -42,32 +45,52 @@ impl Key {
     /// A key from raw bytes (tests, the demo).
     pub fn from_bytes(id: &str, bytes: Vec<u8>) -> Result<Self, String> {
         if bytes.len() < MIN_KEY_BYTES {
-            return Err(format!("key {id:?} has {} bytes; at least {MIN_KEY_BYTES} are required", bytes.len()));
+            return Err(format!(
+                "key {id:?} has {} bytes; at least {MIN_KEY_BYTES} are required",
+                bytes.len()
+            ));
         }
         ledger::details::check_identifier("key id", id).map_err(|e| e.to_string())?;
-        Ok(Key { id: id.to_string(), bytes: SecretBox::new(Box::new(bytes)) })
+        Ok(Key {
+            id: id.to_string(),
+            bytes: SecretBox::new(Box::new(bytes)),
+        })
     }
 
     /// Loads the key `spec` names, reading `env` through `lookup`. The message of an
     /// error says what is wrong, never the value.
-    pub fn load(spec: &KeySpec, lookup: &dyn Fn(&str) -> Option<String>, base_dir: &Path) -> Result<Self, String> {
+    pub fn load(
+        spec: &KeySpec,
+        lookup: &dyn Fn(&str) -> Option<String>,
+        base_dir: &Path,
+    ) -> Result<Self, String> {
         let text = match (&spec.env, &spec.file) {
             (Some(_), Some(_)) => return Err("give env or file, not both".into()),
             (None, None) => return Err("give env = \"VAR\" or file = \"PATH\"".into()),
-            (Some(var), None) => lookup(var).filter(|v| !v.trim().is_empty()).ok_or_else(|| format!("the environment variable {var} is not set"))?,
+            (Some(var), None) => lookup(var)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| format!("the environment variable {var} is not set"))?,
             (None, Some(file)) => {
-                let path = if file.is_absolute() { file.clone() } else { base_dir.join(file) };
+                let path = if file.is_absolute() {
+                    file.clone()
+                } else {
+                    base_dir.join(file)
+                };
                 #[cfg(unix)]
                 {
                     use std::os::unix::fs::PermissionsExt;
                     if let Ok(m) = std::fs::metadata(&path) {
                         let mode = m.permissions().mode() & 0o777;
                         if mode & 0o077 != 0 {
-                            eprintln!("warning: key file {} has mode {mode:04o}; restrict it with chmod 600", path.display());
+                            eprintln!(
+                                "warning: key file {} has mode {mode:04o}; restrict it with chmod 600",
+                                path.display()
+                            );
                         }
                     }
                 }
-                std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
+                std::fs::read_to_string(&path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?
             }
         };
         let bytes = base64::engine::general_purpose::STANDARD
@@ -96,12 +119,28 @@ mod tests {
             "JUNK" => Some("not base64!".into()),
             _ => None,
         };
-        let spec = |var: &str| KeySpec { id: "k1".into(), env: Some(var.into()), file: None };
+        let spec = |var: &str| KeySpec {
+            id: "k1".into(),
+            env: Some(var.into()),
+            file: None,
+        };
         let k = Key::load(&spec("GOOD"), &env, Path::new(".")).unwrap();
         assert_eq!(k.id(), "k1");
         assert!(!format!("{k:?}").contains("BwcH"));
-        assert!(Key::load(&spec("SHORT"), &env, Path::new(".")).unwrap_err().contains("31 bytes"));
-        assert!(Key::load(&spec("JUNK"), &env, Path::new(".")).unwrap_err().contains("base64"));
-        assert!(Key::load(&spec("MISSING"), &env, Path::new(".")).unwrap_err().contains("MISSING"));
+        assert!(
+            Key::load(&spec("SHORT"), &env, Path::new("."))
+                .unwrap_err()
+                .contains("31 bytes")
+        );
+        assert!(
+            Key::load(&spec("JUNK"), &env, Path::new("."))
+                .unwrap_err()
+                .contains("base64")
+        );
+        assert!(
+            Key::load(&spec("MISSING"), &env, Path::new("."))
+                .unwrap_err()
+                .contains("MISSING")
+        );
     }
 }

@@ -14,16 +14,10 @@ use sha2::Sha256;
 use crate::keys::Key;
 
 /// How identifiers are normalized.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Normalizer {
     pub region: Option<phonenumber::country::Id>,
     pub gmail_folding: bool,
-}
-
-impl Default for Normalizer {
-    fn default() -> Self {
-        Normalizer { region: None, gmail_folding: false }
-    }
 }
 
 /// Why an identifier could not be normalized (never quoting it).
@@ -45,7 +39,10 @@ pub enum Kind {
 }
 
 pub fn parse_region(code: &str) -> Result<phonenumber::country::Id, String> {
-    code.trim().to_ascii_uppercase().parse().map_err(|_| format!("{code:?} is not an ISO 3166 region code such as US, GB or DE"))
+    code.trim()
+        .to_ascii_uppercase()
+        .parse()
+        .map_err(|_| format!("{code:?} is not an ISO 3166 region code such as US, GB or DE"))
 }
 
 impl Normalizer {
@@ -55,7 +52,9 @@ impl Normalizer {
             return Err(NormalizeError::Empty);
         }
         let lower = s.to_lowercase();
-        let (local, domain) = lower.rsplit_once('@').ok_or(NormalizeError::Email("no @"))?;
+        let (local, domain) = lower
+            .rsplit_once('@')
+            .ok_or(NormalizeError::Email("no @"))?;
         if local.is_empty() {
             return Err(NormalizeError::Email("nothing before the @"));
         }
@@ -86,20 +85,28 @@ impl Normalizer {
         let n = phonenumber::parse(self.region, s).map_err(|e| {
             let why = e.to_string();
             if self.region.is_none() && !s.starts_with('+') {
-                NormalizeError::Phone(format!("{why} (no default region is set for numbers without a +country code)"))
+                NormalizeError::Phone(format!(
+                    "{why} (no default region is set for numbers without a +country code)"
+                ))
             } else {
                 NormalizeError::Phone(why)
             }
         })?;
-        if !phonenumber::is_viable(&n.national().to_string()) && !n.is_valid() {
-            return Err(NormalizeError::Phone("too short or too long for a phone number".into()));
+        if !phonenumber::is_viable(n.national().to_string()) && !n.is_valid() {
+            return Err(NormalizeError::Phone(
+                "too short or too long for a phone number".into(),
+            ));
         }
         Ok(n.format().mode(phonenumber::Mode::E164).to_string())
     }
 
     /// Email if it has an `@`, else phone.
     pub fn auto(&self, raw: &str) -> Result<(Kind, String), NormalizeError> {
-        if raw.contains('@') { self.email(raw).map(|v| (Kind::Email, v)) } else { self.phone(raw).map(|v| (Kind::Phone, v)) }
+        if raw.contains('@') {
+            self.email(raw).map(|v| (Kind::Email, v))
+        } else {
+            self.phone(raw).map(|v| (Kind::Phone, v))
+        }
     }
 }
 
@@ -107,13 +114,20 @@ impl Normalizer {
 pub fn pseudonym(key: &Key, normalized: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(key.bytes()).expect("HMAC takes any key length");
     mac.update(normalized.as_bytes());
-    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Whether `value` looks like a pseudonym this module made (64 lowercase hex): such a
 /// value is already pseudonymized and is not hashed again.
 pub fn is_pseudonym(value: &str) -> bool {
-    value.len() == 64 && value.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    value.len() == 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[cfg(test)]
@@ -121,17 +135,40 @@ mod tests {
     use super::*;
 
     fn us() -> Normalizer {
-        Normalizer { region: Some(parse_region("US").unwrap()), gmail_folding: false }
+        Normalizer {
+            region: Some(parse_region("US").unwrap()),
+            gmail_folding: false,
+        }
     }
 
     #[test]
     fn emails_trim_and_lowercase() {
-        assert_eq!(us().email("  Ann.Lee@Example.COM ").unwrap(), "ann.lee@example.com");
+        assert_eq!(
+            us().email("  Ann.Lee@Example.COM ").unwrap(),
+            "ann.lee@example.com"
+        );
         assert_eq!(us().email("a+tag@gmail.com").unwrap(), "a+tag@gmail.com");
-        let g = Normalizer { gmail_folding: true, ..us() };
-        assert_eq!(g.email("A.n.N+promo@GoogleMail.com").unwrap(), "ann@gmail.com");
-        assert_eq!(g.email("a.nn+x@example.com").unwrap(), "a.nn+x@example.com", "only gmail folds");
-        for bad in ["", "   ", "no-at-sign", "@example.com", "a@localhost", "a b@example.com"] {
+        let g = Normalizer {
+            gmail_folding: true,
+            ..us()
+        };
+        assert_eq!(
+            g.email("A.n.N+promo@GoogleMail.com").unwrap(),
+            "ann@gmail.com"
+        );
+        assert_eq!(
+            g.email("a.nn+x@example.com").unwrap(),
+            "a.nn+x@example.com",
+            "only gmail folds"
+        );
+        for bad in [
+            "",
+            "   ",
+            "no-at-sign",
+            "@example.com",
+            "a@localhost",
+            "a b@example.com",
+        ] {
             assert!(us().email(bad).is_err(), "{bad:?}");
         }
     }
@@ -148,7 +185,13 @@ mod tests {
             assert_eq!(us().phone(raw).unwrap(), want, "{raw}");
         }
         assert!(us().phone("call me").is_err());
-        assert!(Normalizer::default().phone("(212) 555-0123").unwrap_err().to_string().contains("default region"));
+        assert!(
+            Normalizer::default()
+                .phone("(212) 555-0123")
+                .unwrap_err()
+                .to_string()
+                .contains("default region")
+        );
     }
 
     #[test]
@@ -159,7 +202,11 @@ mod tests {
         let b = pseudonym(&k1, &us().email("ann@EXAMPLE.com ").unwrap());
         assert_eq!(a, b);
         assert!(is_pseudonym(&a));
-        assert_ne!(a, pseudonym(&k2, "ann@example.com"), "another key, another pseudonym");
+        assert_ne!(
+            a,
+            pseudonym(&k2, "ann@example.com"),
+            "another key, another pseudonym"
+        );
         assert!(!is_pseudonym("ann@example.com"));
     }
 }

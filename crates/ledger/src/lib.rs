@@ -37,7 +37,6 @@ pub use outbox::{EventKind, Leased, NewEvent, OutboxEvent, OutboxStatus, Settlem
 pub use signing::{AuditKey, PublicKey};
 pub use store::redact;
 
-
 use crate::audit::{Broken, GENESIS, HashInput, entry_hash};
 use crate::store::{Pool, begin_write, on_backend};
 
@@ -713,7 +712,11 @@ impl Ledger {
         self.commit(Batch {
             audit,
             events,
-            items: vec![ItemSettle { job_id: job_id.to_string(), key: key.to_string(), outcome }],
+            items: vec![ItemSettle {
+                job_id: job_id.to_string(),
+                key: key.to_string(),
+                outcome,
+            }],
             ..Default::default()
         })
         .await
@@ -811,7 +814,11 @@ impl Ledger {
 
     /// For each of `keys`, the result most recently recorded for it by a job of `kind`
     /// (done, or intended by an attempt in flight).
-    pub async fn latest_results(&self, kind: &str, keys: &[String]) -> Result<std::collections::HashMap<String, Value>> {
+    pub async fn latest_results(
+        &self,
+        kind: &str,
+        keys: &[String],
+    ) -> Result<std::collections::HashMap<String, Value>> {
         let mut out = std::collections::HashMap::new();
         on_backend!(&self.pool, p => {
             let mut conn = p.acquire().await?;

@@ -39,10 +39,10 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
     let settings = cxone::Settings::new(&sim.base_url(), grant)?;
     let client = cxone::Client::new(settings)?;
 
-    ctx.note("step 1/3: authenticate with OAuth client credentials");
+    ctx.note("step 1/4: authenticate with OAuth client credentials");
     client.authenticate().await?;
 
-    ctx.note("step 2/3: take an inventory of the tenant");
+    ctx.note("step 2/4: take an inventory of the tenant");
     let tables = vec![(
         "ds-customer".to_string(),
         "tbl-customer-profiles".to_string(),
@@ -55,14 +55,34 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
         base_url: sim.base_url(),
     };
 
-    ctx.note("step 3/3: record the run in a tamper-evident audit log and verify it");
-    let verdict = record(&inv).await?;
+    let dir = tempfile::tempdir().map_err(|e| {
+        CliError::new(
+            Exit::Failed,
+            format!("cannot make a temporary directory: {e}"),
+        )
+    })?;
+    let url = format!(
+        "sqlite://{}",
+        dir.path().join("demo-ledger.sqlite").display()
+    );
+    let ledger = ledger::Ledger::open(
+        &url,
+        ledger::KeySource::File(dir.path().join("demo-audit.key")),
+    )
+    .await?;
+
+    ctx.note("step 3/4: anonymize contacts last updated before 2024-01-01 (retention), with a demo policy");
+    let anonymized = anonymize_step(&client, &ledger).await?;
+
+    ctx.note("step 4/4: record the run in the tamper-evident audit log and verify the chain");
+    let verdict = record(&ledger, &inv).await?;
 
     match ctx.output {
         Output::Json => print_json(&json!({
             "demo": {"seed": args.seed},
             "inventory": inv,
             "client": client.stats(),
+            "anonymize": anonymized,
             "audit": verdict,
         })),
         Output::Text => {
@@ -72,6 +92,21 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
             println!(
                 "client: {} API requests, {} token request(s), {} retries, {} rate-limited",
                 s.requests, s.token_requests, s.retries, s.rate_limited
+            );
+            println!(
+                "anonymize (job {}): {} contacts updated before 2024-01-01 — {} changed ({}), {} already anonymized, {} failed; {:.0} contacts/s",
+                anonymized.job_id,
+                anonymized.processed,
+                anonymized.changed,
+                anonymized
+                    .fields
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                anonymized.unchanged,
+                anonymized.failed,
+                anonymized.contacts_per_s
             );
             println!(
                 "audit: {} entries, {} signed checkpoint(s), chain {} (key {})",
@@ -90,21 +125,53 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
     Ok(Exit::Ok)
 }
 
-/// Records the demo as a job in a throw-away ledger (a temporary directory: the demo
-/// never touches your own ledger), then verifies the chain.
-async fn record(inv: &Inventory) -> Result<ledger::Verdict, CliError> {
-    use ledger::{Details, JobStatus, KeySource, Ledger, NewEntry, NewJob, Outcome};
-    let dir = tempfile::tempdir().map_err(|e| {
-        CliError::new(
-            Exit::Failed,
-            format!("cannot make a temporary directory: {e}"),
-        )
-    })?;
-    let url = format!(
-        "sqlite://{}",
-        dir.path().join("demo-ledger.sqlite").display()
-    );
-    let ledger = Ledger::open(&url, KeySource::File(dir.path().join("demo-audit.key"))).await?;
+/// The demo's masking policy; its key is made fresh for each run.
+const DEMO_POLICY: &str = r#"default_region = "US"
+[keys]
+demo = { id = "demo-key", env = "CXGUARD_DEMO_KEY" }
+[fields]
+firstName = { op = "erase" }
+lastName = { op = "mask", keep_first = 1 }
+email = { op = "pseudonymize", key = "demo" }
+phone = { op = "mask", keep_last = 4, ignore = "+-() " }
+"customFields.notes" = { op = "replace", value = "[redacted]" }
+"customFields.loyaltyTier" = { op = "keep" }
+"#;
+
+async fn anonymize_step(
+    client: &cxone::Client,
+    ledger: &ledger::Ledger,
+) -> Result<guard::anonymize::Report, CliError> {
+    use guard::anonymize::{self, Options, Policy, Progress, Selection};
+    let key = guard::keys::generate_base64().map_err(|e| CliError::new(Exit::Failed, e))?;
+    let lookup = move |k: &str| (k == "CXGUARD_DEMO_KEY").then(|| key.clone());
+    let policy = Policy::parse(
+        DEMO_POLICY,
+        std::path::Path::new("demo-policy.toml"),
+        &lookup,
+    )
+    .map_err(|e| CliError::new(Exit::Failed, e.join("; ")))?;
+    let cutoff = time::macros::datetime!(2024-01-01 0:00 UTC);
+    let opts = Options {
+        actor: "cxguard-demo".into(),
+        ..Default::default()
+    };
+    anonymize::run(
+        client,
+        ledger,
+        &policy,
+        &Selection::UpdatedBefore(cutoff),
+        &opts,
+        std::sync::Arc::new(Progress::default()),
+    )
+    .await
+    .map_err(|e| CliError::new(Exit::Failed, e.to_string()))
+}
+
+/// Records the inventory as a job in the demo's throw-away ledger (a temporary
+/// directory: the demo never touches your own ledger), then verifies the chain.
+async fn record(ledger: &ledger::Ledger, inv: &Inventory) -> Result<ledger::Verdict, CliError> {
+    use ledger::{Details, JobStatus, Ledger, NewEntry, NewJob, Outcome};
     let job = ledger
         .create_job(NewJob {
             id: Ledger::new_job_id("demo"),

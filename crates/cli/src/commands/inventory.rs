@@ -8,7 +8,6 @@ use futures_util::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use crate::Context;
-use crate::config::{self, Target};
 use crate::exit::{CliError, Exit};
 use crate::output::{Output, print_json, table};
 
@@ -368,26 +367,7 @@ pub async fn run(
     args: InventoryArgs,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Exit, CliError> {
-    let target = config::target(&ctx.config, env)?;
-    let (client, sim) = match target {
-        Target::Tenant(settings) => (cxone::Client::new(*settings)?, None),
-        Target::Embedded => {
-            ctx.note(format!(
-                "note: no tenant configured (set {} or [tenant] base_url in cxguard.toml); using the embedded emulator",
-                config::ENV_BASE_URL
-            ));
-            let sim = cxone_sim::Sim::start(cxone_sim::SimConfig::default()).await?;
-            let creds = sim.credentials();
-            let grant = cxone::Grant::ClientCredentials {
-                client_id: creds.client_id.clone(),
-                client_secret: creds.client_secret.clone().into(),
-            };
-            (
-                cxone::Client::new(cxone::Settings::new(&sim.base_url(), grant)?)?,
-                Some(sim),
-            )
-        }
-    };
+    let crate::tenant::Connected { client, sim } = crate::tenant::connect(ctx, env, None).await?;
     let mut tables = args.tables.clone();
     if tables.is_empty() && sim.is_some() {
         tables.push(("ds-customer".into(), "tbl-customer-profiles".into()));

@@ -1,8 +1,10 @@
 //! One module per command.
 
 pub mod audit;
+pub mod contacts;
 pub mod demo;
 pub mod inventory;
 pub mod jobs;
+pub mod keys;
 pub mod outbox;
 pub mod sim;

@@ -227,10 +227,10 @@ pub(crate) fn patch(s: &SimState, id: &str, ctx: &Ctx<'_>) -> Reply {
         Err(r) => return r,
     };
     let race = lock(&s.race_edits).remove(id);
-    if let Some(edit) = race {
-        if let Err(e) = edit_contact(s, id, &edit) {
-            tracing::warn!("race edit of {id} failed: {e}");
-        }
+    if let Some(edit) = race
+        && let Err(e) = edit_contact(s, id, &edit)
+    {
+        tracing::warn!("race edit of {id} failed: {e}");
     }
     let mut store = lock(&s.contacts);
     let current = store.get(idx);

@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use cxone::Client;
 use cxone::models::Contact;
 use futures_util::StreamExt;
-use ledger::{Details, EventKind, ItemOutcome, JobStatus, Ledger, NewEntry, NewEvent, NewJob, Outcome};
+use ledger::{
+    Details, EventKind, ItemOutcome, JobStatus, Ledger, NewEntry, NewEvent, NewJob, Outcome,
+};
 use serde::Serialize;
 use serde_json::json;
 
@@ -55,19 +57,27 @@ impl Selection {
             }
         }
         if ids.is_empty() {
-            return Err(Error::Invalid(format!("{shown}: no contact ids (one id a line): the selection is empty")));
+            return Err(Error::Invalid(format!(
+                "{shown}: no contact ids (one id a line): the selection is empty"
+            )));
         }
         Ok(Selection::Ids(ids))
     }
 
     /// `--updated-before`: an RFC 3339 time or a date (midnight UTC); not in the future.
     pub fn updated_before(text: &str, now: time::OffsetDateTime) -> Result<Self> {
-        let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).or_else(|_| {
-            time::Date::parse(text, time::macros::format_description!("[year]-[month]-[day]"))
+        let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            .or_else(|_| {
+                time::Date::parse(
+                    text,
+                    time::macros::format_description!("[year]-[month]-[day]"),
+                )
                 .map(|d| d.midnight().assume_utc())
-        });
+            });
         let t = t.map_err(|_| {
-            Error::Invalid(format!("--updated-before: {text:?} is not a date (2024-12-31) or an RFC 3339 time"))
+            Error::Invalid(format!(
+                "--updated-before: {text:?} is not a date (2024-12-31) or an RFC 3339 time"
+            ))
         })?;
         if t > now {
             return Err(Error::Invalid(format!(
@@ -119,7 +129,13 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { concurrency: 16, page_size: 500, actor: "cxguard".into(), resume: None, conflict_retries: 3 }
+        Options {
+            concurrency: 16,
+            page_size: 500,
+            actor: "cxguard".into(),
+            resume: None,
+            conflict_retries: 3,
+        }
     }
 }
 
@@ -144,7 +160,10 @@ const BUCKET_GROWTH: f64 = 1.02;
 
 impl Histogram {
     fn new() -> Self {
-        Histogram { buckets: vec![0; 1200], count: 0 }
+        Histogram {
+            buckets: vec![0; 1200],
+            count: 0,
+        }
     }
     fn record(&mut self, d: Duration) {
         let us = d.as_micros().max(1) as f64;
@@ -213,11 +232,24 @@ pub struct Report {
 
 /// What settling one contact records.
 enum Settled {
-    Changed { id: String, plan: ContactPlan },
-    Landed { id: String },
-    Unchanged { id: String },
-    NotFound { id: String },
-    Failed { id: String, error: String, status: Option<u16> },
+    Changed {
+        id: String,
+        plan: ContactPlan,
+    },
+    Landed {
+        id: String,
+    },
+    Unchanged {
+        id: String,
+    },
+    NotFound {
+        id: String,
+    },
+    Failed {
+        id: String,
+        error: String,
+        status: Option<u16>,
+    },
 }
 
 impl Settled {
@@ -267,11 +299,15 @@ pub async fn run(
 ) -> Result<Report> {
     ledger::details::check_identifier("actor", &opts.actor)?;
     if !(1..=1000).contains(&opts.page_size) {
-        return Err(Error::Invalid(format!("page size {} is not from 1 to 1000", opts.page_size)));
+        return Err(Error::Invalid(format!(
+            "page size {} is not from 1 to 1000",
+            opts.page_size
+        )));
     }
     let fingerprint = {
         use sha2::Digest;
-        let d = sha2::Sha256::digest(format!("{}\n{}", policy.digest, selection.describe()).as_bytes());
+        let d =
+            sha2::Sha256::digest(format!("{}\n{}", policy.digest, selection.describe()).as_bytes());
         d.iter().map(|b| format!("{b:02x}")).collect::<String>()
     };
     let (job, resumed) = match &opts.resume {
@@ -284,7 +320,10 @@ pub async fn run(
             }
             let j = ledger.job(id).await?;
             if j.status != "running" {
-                return Err(Error::Invalid(format!("job {id} already ended ({}); nothing to resume", j.status)));
+                return Err(Error::Invalid(format!(
+                    "job {id} already ended ({}); nothing to resume",
+                    j.status
+                )));
             }
             (id.clone(), true)
         }
@@ -325,9 +364,15 @@ pub async fn run(
         policy,
         opts,
         job: job.clone(),
-        has_encrypt: policy.rules.iter().any(|r| matches!(r.op, Operator::Encrypt { .. })),
+        has_encrypt: policy
+            .rules
+            .iter()
+            .any(|r| matches!(r.op, Operator::Encrypt { .. })),
         progress: progress.clone(),
-        stats: std::sync::Mutex::new(Stats { latency: Some(Histogram::new()), ..Default::default() }),
+        stats: std::sync::Mutex::new(Stats {
+            latency: Some(Histogram::new()),
+            ..Default::default()
+        }),
     };
 
     // Contacts journaled but not done: those of an ids selection, and any a crash left.
@@ -337,9 +382,12 @@ pub async fn run(
         let Some(last) = chunk.last() else { break };
         after = last.0;
         let keys: Vec<String> = chunk.into_iter().map(|(_, k)| k).collect();
-        progress.total.fetch_add(keys.len() as u64, Ordering::Relaxed);
+        progress
+            .total
+            .fetch_add(keys.len() as u64, Ordering::Relaxed);
         let claimed = ledger.claim_many(&job, &keys).await?;
-        run.process_all(claimed.into_iter().map(|(k, a)| (k, a, None)).collect()).await?;
+        run.process_all(claimed.into_iter().map(|(k, a)| (k, a, None)).collect())
+            .await?;
     }
 
     // A listing: page after page from where the job had got to.
@@ -359,7 +407,9 @@ pub async fn run(
                 async move { list.page(t.as_deref()).await }
             }));
             while let Some(fetch) = next.take() {
-                let page = fetch.await.map_err(|e| Error::Invalid(format!("the page fetch failed: {e}")))??;
+                let page = fetch
+                    .await
+                    .map_err(|e| Error::Invalid(format!("the page fetch failed: {e}")))??;
                 token = page.page_token.clone();
                 if let Some(t) = token.clone() {
                     let list = list.clone();
@@ -368,9 +418,14 @@ pub async fn run(
                 let keys: Vec<String> = page.contacts.iter().map(|c| c.id.clone()).collect();
                 ledger.add_items(&job, &keys).await?;
                 // The items are journaled: the cursor may move past this page now.
-                ledger.set_cursor(&job, Some(token.as_deref().unwrap_or(""))).await?;
-                progress.total.fetch_add(keys.len() as u64, Ordering::Relaxed);
-                let claimed: BTreeMap<String, i64> = ledger.claim_many(&job, &keys).await?.into_iter().collect();
+                ledger
+                    .set_cursor(&job, Some(token.as_deref().unwrap_or("")))
+                    .await?;
+                progress
+                    .total
+                    .fetch_add(keys.len() as u64, Ordering::Relaxed);
+                let claimed: BTreeMap<String, i64> =
+                    ledger.claim_many(&job, &keys).await?.into_iter().collect();
                 let work = page
                     .contacts
                     .into_iter()
@@ -385,13 +440,21 @@ pub async fn run(
     let seconds = start.elapsed().as_secs_f64().max(1e-9);
     let after_stats = client.stats();
     let processed = stats.changed + stats.unchanged + stats.failed + stats.not_found;
-    let status = if stats.failed + stats.not_found == 0 { JobStatus::Done } else { JobStatus::Failed };
+    let status = if stats.failed + stats.not_found == 0 {
+        JobStatus::Done
+    } else {
+        JobStatus::Failed
+    };
     let fields: Vec<(String, u64)> = stats.fields.iter().map(|(k, v)| (k.clone(), *v)).collect();
     let finish = NewEntry::new(
         &opts.actor,
         "job.finish",
         &job,
-        if status == JobStatus::Done { Outcome::Success } else { Outcome::Failure },
+        if status == JobStatus::Done {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        },
         Details::new()
             .count("changed", stats.changed)
             .count("unchanged", stats.unchanged)
@@ -414,7 +477,11 @@ pub async fn run(
         contacts_per_s: processed as f64 / seconds,
         patches: stats.patches,
         patches_per_s: stats.patches as f64 / seconds,
-        latency: Latency { p50_ms: hist.percentile_ms(0.50), p95_ms: hist.percentile_ms(0.95), p99_ms: hist.percentile_ms(0.99) },
+        latency: Latency {
+            p50_ms: hist.percentile_ms(0.50),
+            p95_ms: hist.percentile_ms(0.95),
+            p99_ms: hist.percentile_ms(0.99),
+        },
         http_429: after_stats.rate_limited - before.rate_limited,
         retries: after_stats.retries - before.retries,
         requests: after_stats.requests - before.requests,
@@ -432,22 +499,30 @@ impl Run<'_> {
     /// settle never waits on a PATCH future that is not being polled.
     async fn process_all(&self, work: Vec<(String, i64, Option<Contact>)>) -> Result<()> {
         let conc = self.opts.concurrency.max(1);
-        let fetched: Vec<Result<(String, i64, Contact), Settled>> = futures_util::stream::iter(work)
-            .map(|(id, attempt, listed)| async move {
-                match listed {
-                    Some(c) => Ok((id, attempt, c)),
-                    None => match self.client.contacts().get(&id).await {
-                        Ok(c) => Ok((id, attempt, c)),
-                        Err(e) if e.status() == Some(404) => Err(Settled::NotFound { id }),
-                        Err(e) => Err(Settled::Failed { id, status: e.status(), error: e.to_string() }),
-                    },
-                }
-            })
-            .buffer_unordered(conc)
-            .collect()
-            .await;
+        let fetched: Vec<Result<(String, i64, Contact), Settled>> =
+            futures_util::stream::iter(work)
+                .map(|(id, attempt, listed)| async move {
+                    match listed {
+                        Some(c) => Ok((id, attempt, c)),
+                        None => match self.client.contacts().get(&id).await {
+                            Ok(c) => Ok((id, attempt, c)),
+                            Err(e) if e.status() == Some(404) => Err(Settled::NotFound { id }),
+                            Err(e) => Err(Settled::Failed {
+                                id,
+                                status: e.status(),
+                                error: e.to_string(),
+                            }),
+                        },
+                    }
+                })
+                .buffer_unordered(conc)
+                .collect()
+                .await;
         let known = if self.has_encrypt {
-            let ids: Vec<String> = fetched.iter().filter_map(|r| r.as_ref().ok().map(|(id, _, _)| id.clone())).collect();
+            let ids: Vec<String> = fetched
+                .iter()
+                .filter_map(|r| r.as_ref().ok().map(|(id, _, _)| id.clone()))
+                .collect();
             self.ledger.latest_results(JOB_KIND, &ids).await?
         } else {
             Default::default()
@@ -463,12 +538,22 @@ impl Run<'_> {
                     continue;
                 }
             };
-            let encrypted: BTreeMap<String, String> =
-                known.get(&id).and_then(|v| serde_json::from_value(v["ciphertexts"].clone()).ok()).unwrap_or_default();
+            let encrypted: BTreeMap<String, String> = known
+                .get(&id)
+                .and_then(|v| serde_json::from_value(v["ciphertexts"].clone()).ok())
+                .unwrap_or_default();
             match transform::plan(self.policy, &contact, &encrypted) {
-                Err(e) => now.push(Settled::Failed { id, status: None, error: e }),
+                Err(e) => now.push(Settled::Failed {
+                    id,
+                    status: None,
+                    error: e,
+                }),
                 // A later attempt that finds nothing to do: the earlier one landed.
-                Ok(p) if p.is_noop() => now.push(if attempt > 1 { Settled::Landed { id } } else { Settled::Unchanged { id } }),
+                Ok(p) if p.is_noop() => now.push(if attempt > 1 {
+                    Settled::Landed { id }
+                } else {
+                    Settled::Unchanged { id }
+                }),
                 Ok(p) => {
                     if !p.ciphertexts.is_empty() {
                         let mut all = encrypted.clone();
@@ -514,25 +599,51 @@ impl Run<'_> {
         settled
     }
 
-    async fn patch_one(&self, id: String, mut contact: Contact, mut plan: ContactPlan, encrypted: BTreeMap<String, String>) -> Settled {
+    async fn patch_one(
+        &self,
+        id: String,
+        mut contact: Contact,
+        mut plan: ContactPlan,
+        encrypted: BTreeMap<String, String>,
+    ) -> Settled {
         for round in 0..=self.opts.conflict_retries {
             if round > 0 {
                 // Someone else changed the contact: re-read and re-plan.
                 contact = match self.client.contacts().get(&id).await {
                     Ok(c) => c,
                     Err(e) if e.status() == Some(404) => return Settled::NotFound { id },
-                    Err(e) => return Settled::Failed { id, status: e.status(), error: e.to_string() },
+                    Err(e) => {
+                        return Settled::Failed {
+                            id,
+                            status: e.status(),
+                            error: e.to_string(),
+                        };
+                    }
                 };
                 plan = match transform::plan(self.policy, &contact, &encrypted) {
                     Ok(p) if p.is_noop() => return Settled::Landed { id },
                     Ok(p) => p,
-                    Err(e) => return Settled::Failed { id, status: None, error: e },
+                    Err(e) => {
+                        return Settled::Failed {
+                            id,
+                            status: None,
+                            error: e,
+                        };
+                    }
                 };
                 if !plan.ciphertexts.is_empty() {
                     let mut all = encrypted.clone();
                     all.extend(plan.ciphertexts.clone());
-                    if let Err(e) = self.ledger.record_results(&self.job, &[(id.clone(), json!({"ciphertexts": all}))]).await {
-                        return Settled::Failed { id, status: None, error: format!("cannot write the journal: {e}") };
+                    if let Err(e) = self
+                        .ledger
+                        .record_results(&self.job, &[(id.clone(), json!({"ciphertexts": all}))])
+                        .await
+                    {
+                        return Settled::Failed {
+                            id,
+                            status: None,
+                            error: format!("cannot write the journal: {e}"),
+                        };
                     }
                 }
             }
@@ -551,13 +662,22 @@ impl Run<'_> {
                 Ok(_) => return Settled::Changed { id, plan },
                 Err(e) if e.status() == Some(412) => continue,
                 Err(e) if e.status() == Some(404) => return Settled::NotFound { id },
-                Err(e) => return Settled::Failed { id, status: e.status(), error: e.to_string() },
+                Err(e) => {
+                    return Settled::Failed {
+                        id,
+                        status: e.status(),
+                        error: e.to_string(),
+                    };
+                }
             }
         }
         Settled::Failed {
             id,
             status: Some(412),
-            error: format!("the contact kept changing: {} re-reads after 412 were not enough", self.opts.conflict_retries),
+            error: format!(
+                "the contact kept changing: {} re-reads after 412 were not enough",
+                self.opts.conflict_retries
+            ),
         }
     }
 
@@ -580,19 +700,33 @@ impl Run<'_> {
             let id = s.id();
             let (outcome, entry, event) = match s {
                 Settled::Changed { plan, .. } => {
-                    let fields: Vec<String> = plan.changes.iter().map(|c| c.field.clone()).collect();
-                    let ops: Vec<(String, &'static str)> = plan.changes.iter().map(|c| (c.field.clone(), c.op)).collect();
-                    let algos: Vec<(String, &'static str)> = plan.changes.iter().map(|c| (c.field.clone(), c.algorithm)).collect();
+                    let fields: Vec<String> =
+                        plan.changes.iter().map(|c| c.field.clone()).collect();
+                    let ops: Vec<(String, &'static str)> = plan
+                        .changes
+                        .iter()
+                        .map(|c| (c.field.clone(), c.op))
+                        .collect();
+                    let algos: Vec<(String, &'static str)> = plan
+                        .changes
+                        .iter()
+                        .map(|c| (c.field.clone(), c.algorithm))
+                        .collect();
                     let unnormalized = plan.changes.iter().filter(|c| !c.normalized).count() as u64;
                     let entry = NewEntry::new(
                         actor,
                         "contact.anonymize",
                         id,
                         Outcome::Success,
-                        Details::new().ids("fields", &fields)?.label_map("operators", &ops)?.ids("key_ids", &key_ids)?.count("unnormalized", unnormalized),
+                        Details::new()
+                            .ids("fields", &fields)?
+                            .label_map("operators", &ops)?
+                            .ids("key_ids", &key_ids)?
+                            .count("unnormalized", unnormalized),
                     )?;
                     let event = consent_event(id, &fields, &algos)?;
-                    let result = (!plan.ciphertexts.is_empty()).then(|| json!({"ciphertexts": plan.ciphertexts}));
+                    let result = (!plan.ciphertexts.is_empty())
+                        .then(|| json!({"ciphertexts": plan.ciphertexts}));
                     (ItemOutcome::Done { result }, entry, Some(event))
                 }
                 Settled::Landed { .. } => {
@@ -602,17 +736,44 @@ impl Run<'_> {
                         "contact.anonymize",
                         id,
                         Outcome::Success,
-                        Details::new().ids("fields", &fields)?.ids("key_ids", &key_ids)?.flag("completed_by_earlier_attempt", true),
+                        Details::new()
+                            .ids("fields", &fields)?
+                            .ids("key_ids", &key_ids)?
+                            .flag("completed_by_earlier_attempt", true),
                     )?;
-                    (ItemOutcome::Done { result: None }, entry, Some(consent_event(id, &fields, &algos)?))
+                    (
+                        ItemOutcome::Done { result: None },
+                        entry,
+                        Some(consent_event(id, &fields, &algos)?),
+                    )
                 }
                 Settled::Unchanged { .. } => {
-                    let entry = NewEntry::new(actor, "contact.anonymize", id, Outcome::Skipped, Details::new().label("reason", "already_in_target_state"))?;
+                    let entry = NewEntry::new(
+                        actor,
+                        "contact.anonymize",
+                        id,
+                        Outcome::Skipped,
+                        Details::new().label("reason", "already_in_target_state"),
+                    )?;
                     (ItemOutcome::Done { result: None }, entry, None)
                 }
                 Settled::NotFound { .. } => {
-                    let entry = NewEntry::new(actor, "contact.anonymize", id, Outcome::Failure, Details::new().label("reason", "not_found").number("status", 404))?;
-                    (ItemOutcome::Failed { error: "no such contact (404)".into() }, entry, None)
+                    let entry = NewEntry::new(
+                        actor,
+                        "contact.anonymize",
+                        id,
+                        Outcome::Failure,
+                        Details::new()
+                            .label("reason", "not_found")
+                            .number("status", 404),
+                    )?;
+                    (
+                        ItemOutcome::Failed {
+                            error: "no such contact (404)".into(),
+                        },
+                        entry,
+                        None,
+                    )
                 }
                 Settled::Failed { error, status, .. } => {
                     let mut d = Details::new().label("reason", "error");
@@ -620,16 +781,33 @@ impl Run<'_> {
                         d = d.number("status", i64::from(*st));
                     }
                     let entry = NewEntry::new(actor, "contact.anonymize", id, Outcome::Failure, d)?;
-                    (ItemOutcome::Failed { error: error.clone() }, entry, None)
+                    (
+                        ItemOutcome::Failed {
+                            error: error.clone(),
+                        },
+                        entry,
+                        None,
+                    )
                 }
             };
             audit.push(entry);
             if let Some(ev) = event {
                 events.push(ev);
             }
-            items.push(ledger::ItemSettle { job_id: self.job.clone(), key: id.to_string(), outcome });
+            items.push(ledger::ItemSettle {
+                job_id: self.job.clone(),
+                key: id.to_string(),
+                outcome,
+            });
         }
-        self.ledger.commit(ledger::Batch { audit, events, items, ..Default::default() }).await?;
+        self.ledger
+            .commit(ledger::Batch {
+                audit,
+                events,
+                items,
+                ..Default::default()
+            })
+            .await?;
         let mut st = self.stats.lock().unwrap_or_else(|e| e.into_inner());
         for s in batch {
             self.progress.done.fetch_add(1, Ordering::Relaxed);
@@ -650,7 +828,10 @@ impl Run<'_> {
                     st.not_found += 1;
                     self.progress.failed.fetch_add(1, Ordering::Relaxed);
                     if st.failures.len() < 1000 {
-                        st.failures.push(Failure { id, error: "no such contact (404)".into() });
+                        st.failures.push(Failure {
+                            id,
+                            error: "no such contact (404)".into(),
+                        });
                     }
                 }
                 Settled::Failed { id, error, .. } => {
@@ -668,7 +849,11 @@ impl Run<'_> {
 
 /// The tutorial's `contact.anonymized` event: contact id, status, fields and algorithm,
 /// never a value.
-fn consent_event(id: &str, fields: &[String], algorithms: &[(String, &'static str)]) -> Result<NewEvent> {
+fn consent_event(
+    id: &str,
+    fields: &[String],
+    algorithms: &[(String, &'static str)],
+) -> Result<NewEvent> {
     Ok(NewEvent::new(
         EventKind::Consent,
         "contact.anonymized",
@@ -711,42 +896,52 @@ pub struct ExampleChange {
 }
 
 /// Reads the selection and plans every contact, writing nothing anywhere.
-pub async fn dry_run(client: &Client, policy: &Policy, selection: &Selection, opts: &Options, examples: usize) -> Result<DryRun> {
+pub async fn dry_run(
+    client: &Client,
+    policy: &Policy,
+    selection: &Selection,
+    opts: &Options,
+    examples: usize,
+) -> Result<DryRun> {
     let mut out = DryRun::default();
-    let consider = |out: &mut DryRun, c: &Contact| match transform::plan(policy, c, &BTreeMap::new()) {
-        Err(e) => {
-            out.errors += 1;
-            if out.first_errors.len() < 20 {
-                out.first_errors.push(Failure { id: c.id.clone(), error: e });
+    let consider =
+        |out: &mut DryRun, c: &Contact| match transform::plan(policy, c, &BTreeMap::new()) {
+            Err(e) => {
+                out.errors += 1;
+                if out.first_errors.len() < 20 {
+                    out.first_errors.push(Failure {
+                        id: c.id.clone(),
+                        error: e,
+                    });
+                }
             }
-        }
-        Ok(p) if p.is_noop() => out.unchanged += 1,
-        Ok(p) => {
-            out.would_change += 1;
-            for ch in &p.changes {
-                *out.fields.entry(ch.field.clone()).or_insert(0) += 1;
+            Ok(p) if p.is_noop() => out.unchanged += 1,
+            Ok(p) => {
+                out.would_change += 1;
+                for ch in &p.changes {
+                    *out.fields.entry(ch.field.clone()).or_insert(0) += 1;
+                }
+                if out.examples.len() < examples {
+                    out.examples.push(Example {
+                        id: c.id.clone(),
+                        changes: p
+                            .changes
+                            .iter()
+                            .map(|ch| ExampleChange {
+                                field: ch.field.clone(),
+                                op: ch.op,
+                                before: transform::redact(ch.before.as_deref()),
+                                after: if ch.op == "replace" {
+                                    format!("{:?}", ch.after.clone().unwrap_or_default())
+                                } else {
+                                    transform::redact(ch.after.as_deref())
+                                },
+                            })
+                            .collect(),
+                    });
+                }
             }
-            if out.examples.len() < examples {
-                out.examples.push(Example {
-                    id: c.id.clone(),
-                    changes: p
-                        .changes
-                        .iter()
-                        .map(|ch| ExampleChange {
-                            field: ch.field.clone(),
-                            op: ch.op,
-                            before: transform::redact(ch.before.as_deref()),
-                            after: if ch.op == "replace" {
-                                format!("{:?}", ch.after.clone().unwrap_or_default())
-                            } else {
-                                transform::redact(ch.after.as_deref())
-                            },
-                        })
-                        .collect(),
-                });
-            }
-        }
-    };
+        };
     match selection {
         Selection::Ids(ids) => {
             let mut fetched = futures_util::stream::iter(ids.iter().cloned())
@@ -759,7 +954,10 @@ pub async fn dry_run(client: &Client, policy: &Policy, selection: &Selection, op
                     Err(e) if e.status() == Some(404) => out.not_found += 1,
                     Err(e) => {
                         out.errors += 1;
-                        out.first_errors.push(Failure { id, error: e.to_string() });
+                        out.first_errors.push(Failure {
+                            id,
+                            error: e.to_string(),
+                        });
                     }
                 }
             }
@@ -787,11 +985,26 @@ mod tests {
     #[test]
     fn selections_validate() {
         let now = time::OffsetDateTime::now_utc();
-        assert!(Selection::updated_before("2999-01-01", now).unwrap_err().to_string().contains("in the future"));
+        assert!(
+            Selection::updated_before("2999-01-01", now)
+                .unwrap_err()
+                .to_string()
+                .contains("in the future")
+        );
         assert!(Selection::updated_before("last year", now).is_err());
-        assert!(matches!(Selection::updated_before("2024-06-01", now), Ok(Selection::UpdatedBefore(_))));
-        assert!(Selection::from_ids_text("# none\n\n", "ids.txt").unwrap_err().to_string().contains("empty"));
-        let e = Selection::from_ids_text("c-1\nann@example.com\n", "ids.txt").unwrap_err().to_string();
+        assert!(matches!(
+            Selection::updated_before("2024-06-01", now),
+            Ok(Selection::UpdatedBefore(_))
+        ));
+        assert!(
+            Selection::from_ids_text("# none\n\n", "ids.txt")
+                .unwrap_err()
+                .to_string()
+                .contains("empty")
+        );
+        let e = Selection::from_ids_text("c-1\nann@example.com\n", "ids.txt")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("ids.txt:2:"), "{e}");
         assert_eq!(
             Selection::from_ids_text("c-1\nc-2 # dup below\nc-1\n", "f").unwrap(),

@@ -45,7 +45,10 @@ impl Field {
             "email" => Ok(Field::Email),
             "phone" => Ok(Field::Phone),
             _ => match s.strip_prefix("customFields.") {
-                Some(name) if !name.is_empty() && ledger::details::check_identifier("field", name).is_ok() => {
+                Some(name)
+                    if !name.is_empty()
+                        && ledger::details::check_identifier("field", name).is_ok() =>
+                {
                     Ok(Field::Custom(name.to_string()))
                 }
                 _ => Err(format!(
@@ -85,10 +88,21 @@ pub enum Keep {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Operator {
     Erase,
-    Mask { keep: Keep, ch: char, ignore: String },
-    Pseudonymize { key: String, kind: Option<Kind> },
-    Encrypt { key: String },
-    Replace { value: String },
+    Mask {
+        keep: Keep,
+        ch: char,
+        ignore: String,
+    },
+    Pseudonymize {
+        key: String,
+        kind: Option<Kind>,
+    },
+    Encrypt {
+        key: String,
+    },
+    Replace {
+        value: String,
+    },
     Keep,
 }
 
@@ -164,16 +178,27 @@ struct RuleFile {
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|b| *b == b'\n')
+        .count()
+        + 1
 }
 
 impl Policy {
     /// Parses and validates `text` (read from `path`, named in messages), loading keys
     /// through `lookup` (the environment). All problems are reported together.
-    pub fn parse(text: &str, path: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, Vec<String>> {
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, Vec<String>> {
         let shown = path.display();
         let file: PolicyFile = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| format!(":{}", line_of(text, s.start))).unwrap_or_default();
+            let line = e
+                .span()
+                .map(|s| format!(":{}", line_of(text, s.start)))
+                .unwrap_or_default();
             vec![format!("{shown}{line}: {}", e.message())]
         })?;
         let mut errors = Vec::new();
@@ -196,11 +221,17 @@ impl Policy {
                 Ok(k) => {
                     keys.insert(name.clone(), k);
                 }
-                Err(e) => errors.push(format!("{}: keys.{name} (id {:?}): {e}", at(spec.span().start), spec.get_ref().id)),
+                Err(e) => errors.push(format!(
+                    "{}: keys.{name} (id {:?}): {e}",
+                    at(spec.span().start),
+                    spec.get_ref().id
+                )),
             }
         }
         if file.fields.is_empty() {
-            errors.push(format!("{shown}: [fields] is empty: the policy would change nothing"));
+            errors.push(format!(
+                "{shown}: [fields] is empty: the policy would change nothing"
+            ));
         }
         let mut rules = Vec::new();
         for (name, rule) in &file.fields {
@@ -222,8 +253,19 @@ impl Policy {
             return Err(errors);
         }
         use sha2::Digest;
-        let digest = sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
-        Ok(Policy { rules, normalizer: Normalizer { region, gmail_folding: file.gmail_folding }, keys, digest })
+        let digest = sha2::Sha256::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(Policy {
+            rules,
+            normalizer: Normalizer {
+                region,
+                gmail_folding: file.gmail_folding,
+            },
+            keys,
+            digest,
+        })
     }
 
     pub fn key(&self, name: &str) -> &Key {
@@ -236,7 +278,9 @@ impl Policy {
             .rules
             .iter()
             .filter_map(|r| match &r.op {
-                Operator::Pseudonymize { key, .. } | Operator::Encrypt { key } => Some(self.keys[key].id().to_string()),
+                Operator::Pseudonymize { key, .. } | Operator::Encrypt { key } => {
+                    Some(self.keys[key].id().to_string())
+                }
                 _ => None,
             })
             .collect();
@@ -258,7 +302,11 @@ fn compile(
         "pseudonymize" => &["key", "normalize"],
         "encrypt" => &["key"],
         "replace" => &["value"],
-        other => return Err(format!("unknown operator {other:?}: erase, mask, pseudonymize, encrypt, replace or keep")),
+        other => {
+            return Err(format!(
+                "unknown operator {other:?}: erase, mask, pseudonymize, encrypt, replace or keep"
+            ));
+        }
     };
     let given = [
         ("keep_first", r.keep_first.is_some()),
@@ -273,7 +321,10 @@ fn compile(
         return Err(format!("{name} does not apply to op = {:?}", r.op));
     }
     let key_ref = |r: &RuleFile| -> Result<String, String> {
-        let k = r.key.clone().ok_or_else(|| format!("op = {:?} needs key = \"<name in [keys]>\"", r.op))?;
+        let k = r
+            .key
+            .clone()
+            .ok_or_else(|| format!("op = {:?} needs key = \"<name in [keys]>\"", r.op))?;
         if !key_specs.contains_key(&k) {
             return Err(format!("key {k:?} is not defined in [keys]"));
         }
@@ -315,16 +366,26 @@ fn compile(
                 (_, Some("email")) => Some(Kind::Email),
                 (_, Some("phone")) => Some(Kind::Phone),
                 (_, Some("none")) => None,
-                (_, Some(other)) => return Err(format!("normalize must be email, phone or none, not {other:?}")),
+                (_, Some(other)) => {
+                    return Err(format!(
+                        "normalize must be email, phone or none, not {other:?}"
+                    ));
+                }
                 (Field::Email, None) => Some(Kind::Email),
                 (Field::Phone, None) => Some(Kind::Phone),
                 _ => None,
             };
-            Operator::Pseudonymize { key: key_ref(r)?, kind }
+            Operator::Pseudonymize {
+                key: key_ref(r)?,
+                kind,
+            }
         }
         "encrypt" => Operator::Encrypt { key: key_ref(r)? },
         "replace" => {
-            let v = r.value.clone().ok_or("op = \"replace\" needs value = \"…\"")?;
+            let v = r
+                .value
+                .clone()
+                .ok_or("op = \"replace\" needs value = \"…\"")?;
             if v.chars().count() > limit {
                 return Err(format!(
                     "the replacement has {} characters; {} holds at most {limit}",
@@ -382,30 +443,70 @@ phone = { op = "encrypt", key = "pseudo" }
     #[test]
     fn bad_policies_name_the_line() {
         let cases: &[(&str, &str)] = &[
-            ("[fields]\nfirstName = { op = \"shred\" }\n", "p.toml:2: fields.firstName: unknown operator \"shred\""),
-            ("[fields]\nmiddleName = { op = \"erase\" }\n", "p.toml:2: fields.middleName: unknown field"),
-            ("[fields]\nphone = { op = \"pseudonymize\", key = \"k\" }\n[keys]\nk = { id = \"k\", env = \"K32\" }\n", "p.toml:2: fields.phone: pseudonymize gives 64 characters; phone holds at most 50"),
-            ("[fields]\nphone = { op = \"replace\", value = \"123456789012345678901234567890123456789012345678901\" }\n", "p.toml:2: fields.phone: the replacement has 51 characters"),
-            ("[keys]\nk = { id = \"k\", env = \"K16\" }\n[fields]\nemail = { op = \"pseudonymize\", key = \"k\" }\n", "p.toml:2: keys.k (id \"k\"): key \"k\" has 16 bytes"),
-            ("[keys]\nk = { id = \"k\", env = \"NOPE\" }\n[fields]\nemail = { op = \"pseudonymize\", key = \"k\" }\n", "the environment variable NOPE is not set"),
-            ("[fields]\nemail = { op = \"pseudonymize\", key = \"missing\" }\n", "p.toml:2: fields.email: key \"missing\" is not defined in [keys]"),
-            ("[fields]\nlastName = { op = \"mask\", keep_first = 1, keep_last = 2 }\n", "p.toml:2: fields.lastName: give keep_first or keep_last, not both"),
-            ("[fields]\nlastName = { op = \"mask\", char = \"**\" }\n", "char must be one character"),
-            ("[fields]\nlastName = { op = \"erase\", value = \"x\" }\n", "value does not apply to op = \"erase\""),
-            ("[fields]\nlastName = { op = \"erase\", colour = \"x\" }\n", "p.toml:2: unknown field `colour`"),
-            ("default_region = \"Narnia\"\n[fields]\nlastName = { op = \"erase\" }\n", "p.toml:1: default_region"),
+            (
+                "[fields]\nfirstName = { op = \"shred\" }\n",
+                "p.toml:2: fields.firstName: unknown operator \"shred\"",
+            ),
+            (
+                "[fields]\nmiddleName = { op = \"erase\" }\n",
+                "p.toml:2: fields.middleName: unknown field",
+            ),
+            (
+                "[fields]\nphone = { op = \"pseudonymize\", key = \"k\" }\n[keys]\nk = { id = \"k\", env = \"K32\" }\n",
+                "p.toml:2: fields.phone: pseudonymize gives 64 characters; phone holds at most 50",
+            ),
+            (
+                "[fields]\nphone = { op = \"replace\", value = \"123456789012345678901234567890123456789012345678901\" }\n",
+                "p.toml:2: fields.phone: the replacement has 51 characters",
+            ),
+            (
+                "[keys]\nk = { id = \"k\", env = \"K16\" }\n[fields]\nemail = { op = \"pseudonymize\", key = \"k\" }\n",
+                "p.toml:2: keys.k (id \"k\"): key \"k\" has 16 bytes",
+            ),
+            (
+                "[keys]\nk = { id = \"k\", env = \"NOPE\" }\n[fields]\nemail = { op = \"pseudonymize\", key = \"k\" }\n",
+                "the environment variable NOPE is not set",
+            ),
+            (
+                "[fields]\nemail = { op = \"pseudonymize\", key = \"missing\" }\n",
+                "p.toml:2: fields.email: key \"missing\" is not defined in [keys]",
+            ),
+            (
+                "[fields]\nlastName = { op = \"mask\", keep_first = 1, keep_last = 2 }\n",
+                "p.toml:2: fields.lastName: give keep_first or keep_last, not both",
+            ),
+            (
+                "[fields]\nlastName = { op = \"mask\", char = \"**\" }\n",
+                "char must be one character",
+            ),
+            (
+                "[fields]\nlastName = { op = \"erase\", value = \"x\" }\n",
+                "value does not apply to op = \"erase\"",
+            ),
+            (
+                "[fields]\nlastName = { op = \"erase\", colour = \"x\" }\n",
+                "p.toml:2: unknown field `colour`",
+            ),
+            (
+                "default_region = \"Narnia\"\n[fields]\nlastName = { op = \"erase\" }\n",
+                "p.toml:1: default_region",
+            ),
             ("[fields]\n", "[fields] is empty"),
             ("[fields\n", "p.toml:1:"),
         ];
         for (text, want) in cases {
             let errors = parse(text).unwrap_err();
-            assert!(errors.iter().any(|e| e.contains(want)), "{text:?}\nwant {want:?}\ngot {errors:?}");
+            assert!(
+                errors.iter().any(|e| e.contains(want)),
+                "{text:?}\nwant {want:?}\ngot {errors:?}"
+            );
         }
     }
 
     #[test]
     fn every_problem_is_reported_at_once() {
-        let errors = parse("[fields]\nfoo = { op = \"erase\" }\nemail = { op = \"nope\" }\n").unwrap_err();
+        let errors =
+            parse("[fields]\nfoo = { op = \"erase\" }\nemail = { op = \"nope\" }\n").unwrap_err();
         assert_eq!(errors.len(), 2, "{errors:?}");
     }
 }

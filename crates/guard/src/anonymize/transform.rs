@@ -53,15 +53,31 @@ fn ff1(key: &Key) -> FF1<Aes256> {
     FF1::<Aes256>::new(&sub, 10).expect("radix 10 is valid")
 }
 
-fn map_digits(value: &str, f: impl FnOnce(Vec<u16>) -> Result<Vec<u16>, String>) -> Result<String, String> {
-    let digits: Vec<u16> = value.chars().filter_map(|c| c.to_digit(10)).map(|d| d as u16).collect();
+fn map_digits(
+    value: &str,
+    f: impl FnOnce(Vec<u16>) -> Result<Vec<u16>, String>,
+) -> Result<String, String> {
+    let digits: Vec<u16> = value
+        .chars()
+        .filter_map(|c| c.to_digit(10))
+        .map(|d| d as u16)
+        .collect();
     if digits.len() < MIN_FPE_DIGITS {
-        return Err(format!("has {} digits; format-preserving encryption needs at least {MIN_FPE_DIGITS}", digits.len()));
+        return Err(format!(
+            "has {} digits; format-preserving encryption needs at least {MIN_FPE_DIGITS}",
+            digits.len()
+        ));
     }
     let mut out = f(digits)?.into_iter();
     Ok(value
         .chars()
-        .map(|c| if c.is_ascii_digit() { char::from(b'0' + out.next().unwrap_or(0) as u8) } else { c })
+        .map(|c| {
+            if c.is_ascii_digit() {
+                char::from(b'0' + out.next().unwrap_or(0) as u8)
+            } else {
+                c
+            }
+        })
         .collect())
 }
 
@@ -88,7 +104,10 @@ pub fn decrypt_digits(key: &Key, tweak: &str, value: &str) -> Result<String, Str
 }
 
 pub fn sha256_hex(s: &str) -> String {
-    Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A field's current value as text (`None` when absent or null).
@@ -136,7 +155,11 @@ impl ContactPlan {
 /// Computes the plan for `contact`. `encrypted` is what the ledger recorded last time this
 /// contact's fields were encrypted (field → ciphertext hash). An error names the field
 /// that cannot be transformed.
-pub fn plan(policy: &Policy, contact: &Contact, encrypted: &BTreeMap<String, String>) -> Result<ContactPlan, String> {
+pub fn plan(
+    policy: &Policy,
+    contact: &Contact,
+    encrypted: &BTreeMap<String, String>,
+) -> Result<ContactPlan, String> {
     let mut out = ContactPlan::default();
     for rule in &policy.rules {
         let name = rule.field.name();
@@ -166,7 +189,8 @@ pub fn plan(policy: &Policy, contact: &Contact, encrypted: &BTreeMap<String, Str
                 if encrypted.get(&name).is_some_and(|h| *h == sha256_hex(v)) {
                     continue;
                 }
-                let c = encrypt_digits(policy.key(key), &name, v).map_err(|e| format!("{name} {e}"))?;
+                let c =
+                    encrypt_digits(policy.key(key), &name, v).map_err(|e| format!("{name} {e}"))?;
                 out.ciphertexts.insert(name.clone(), sha256_hex(&c));
                 Some(c)
             }
@@ -174,10 +198,13 @@ pub fn plan(policy: &Policy, contact: &Contact, encrypted: &BTreeMap<String, Str
         if target == now {
             continue;
         }
-        if let Some(t) = &target {
-            if t.chars().count() > rule.field.limit() {
-                return Err(format!("{name}: the result would exceed the field's {} characters", rule.field.limit()));
-            }
+        if let Some(t) = &target
+            && t.chars().count() > rule.field.limit()
+        {
+            return Err(format!(
+                "{name}: the result would exceed the field's {} characters",
+                rule.field.limit()
+            ));
         }
         out.patch = match &rule.field {
             Field::Custom(n) => out.patch.set_custom(n, target.as_deref()),
@@ -219,12 +246,19 @@ mod tests {
 
     #[test]
     fn mask_keeps_ignored_characters_in_place() {
-        assert_eq!(mask("+1 (555) 123-4567", Keep::Last(4), '*', "+-() "), "+* (***) ***-4567");
+        assert_eq!(
+            mask("+1 (555) 123-4567", Keep::Last(4), '*', "+-() "),
+            "+* (***) ***-4567"
+        );
         assert_eq!(mask("Johnson", Keep::First(1), '*', ""), "J******");
         assert_eq!(mask("ab", Keep::Last(4), '#', ""), "ab");
         assert_eq!(mask("Zoë", Keep::First(0), 'x', ""), "xxx");
         let once = mask("+44 20 7946 0958", Keep::Last(3), '*', "+ ");
-        assert_eq!(mask(&once, Keep::Last(3), '*', "+ "), once, "masking twice changes nothing");
+        assert_eq!(
+            mask(&once, Keep::Last(3), '*', "+ "),
+            once,
+            "masking twice changes nothing"
+        );
     }
 
     #[test]
@@ -234,10 +268,22 @@ mod tests {
         let c = encrypt_digits(&k, "phone", phone).unwrap();
         assert_ne!(c, phone);
         assert_eq!(c.len(), phone.len());
-        assert!(c.chars().zip(phone.chars()).all(|(a, b)| a.is_ascii_digit() == b.is_ascii_digit()));
+        assert!(
+            c.chars()
+                .zip(phone.chars())
+                .all(|(a, b)| a.is_ascii_digit() == b.is_ascii_digit())
+        );
         assert_eq!(decrypt_digits(&k, "phone", &c).unwrap(), phone);
-        assert_ne!(encrypt_digits(&k, "customFields.x", phone).unwrap(), c, "the field is the tweak");
-        assert!(encrypt_digits(&k, "phone", "12-34").unwrap_err().contains("at least 6"));
+        assert_ne!(
+            encrypt_digits(&k, "customFields.x", phone).unwrap(),
+            c,
+            "the field is the tweak"
+        );
+        assert!(
+            encrypt_digits(&k, "phone", "12-34")
+                .unwrap_err()
+                .contains("at least 6")
+        );
     }
 
     #[test]

@@ -32,7 +32,12 @@ fn policy() -> Policy {
 }
 
 fn opts() -> Options {
-    Options { concurrency: 16, page_size: 250, actor: "test".into(), ..Default::default() }
+    Options {
+        concurrency: 16,
+        page_size: 250,
+        actor: "test".into(),
+        ..Default::default()
+    }
 }
 
 fn contact(v: &Value) -> Contact {
@@ -67,24 +72,47 @@ fn expected(p: &Policy, original: &Contact) -> Contact {
 }
 
 fn same_fields(a: &Contact, b: &Contact) -> bool {
-    a.first_name == b.first_name && a.last_name == b.last_name && a.email == b.email && a.phone == b.phone && a.custom_fields == b.custom_fields
+    a.first_name == b.first_name
+        && a.last_name == b.last_name
+        && a.email == b.email
+        && a.phone == b.phone
+        && a.custom_fields == b.custom_fields
 }
 
 #[tokio::test]
 async fn five_thousand_contacts_with_faults_end_exactly_as_the_policy_says() {
-    let sim = sim(SimConfig { contacts: 5000, ..Default::default() }).await;
-    let originals: Vec<Contact> = (1..=5000).map(|i| contact(&sim.control().contact(&format!("c-{i:07}")).unwrap())).collect();
-    sim.control().configure(json!({"faultRate": 0.05, "resetRate": 0.02})).unwrap();
+    let sim = sim(SimConfig {
+        contacts: 5000,
+        ..Default::default()
+    })
+    .await;
+    let originals: Vec<Contact> = (1..=5000)
+        .map(|i| contact(&sim.control().contact(&format!("c-{i:07}")).unwrap()))
+        .collect();
+    sim.control()
+        .configure(json!({"faultRate": 0.05, "resetRate": 0.02}))
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let l = ledger(&dir).await;
     let p = policy();
     let c = client(&sim);
-    let report = anonymize::run(&c, &l, &p, &Selection::All, &opts(), Arc::new(Progress::default())).await.unwrap();
+    let report = anonymize::run(
+        &c,
+        &l,
+        &p,
+        &Selection::All,
+        &opts(),
+        Arc::new(Progress::default()),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.failed + report.not_found, 0, "{:?}", report.failures);
     assert_eq!(report.processed, 5000);
     assert!(report.retries > 0, "faults were met and retried");
 
-    sim.control().configure(json!({"faultRate": 0.0, "resetRate": 0.0})).unwrap();
+    sim.control()
+        .configure(json!({"faultRate": 0.0, "resetRate": 0.0}))
+        .unwrap();
     let mutations = sim.control().mutations("contact/");
     let mut changed = 0;
     for o in &originals {
@@ -93,15 +121,30 @@ async fn five_thousand_contacts_with_faults_end_exactly_as_the_policy_says() {
         assert!(same_fields(&now, &want), "{} ends as the policy says", o.id);
         if !same_fields(o, &want) {
             changed += 1;
-            assert_eq!(mutations.get(&format!("contact/{}", o.id)), Some(&1), "{}: applied exactly once", o.id);
+            assert_eq!(
+                mutations.get(&format!("contact/{}", o.id)),
+                Some(&1),
+                "{}: applied exactly once",
+                o.id
+            );
         }
         if let (Some(before), Some(after)) = (&o.phone, &now.phone) {
-            assert_eq!(&transform::decrypt_digits(p.key("k"), "phone", after).unwrap(), before, "reversible");
+            assert_eq!(
+                &transform::decrypt_digits(p.key("k"), "phone", after).unwrap(),
+                before,
+                "reversible"
+            );
         }
     }
     assert_eq!(report.changed, changed);
 
-    let entries = l.entries(&Filter { operation: Some("contact.anonymize".into()), ..Default::default() }).await.unwrap();
+    let entries = l
+        .entries(&Filter {
+            operation: Some("contact.anonymize".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(entries.len(), 5000, "one audit entry per contact");
     for e in entries.iter().take(50) {
         let text = e.details.to_string();
@@ -111,54 +154,139 @@ async fn five_thousand_contacts_with_faults_end_exactly_as_the_policy_says() {
     let mut cfg = ledger::deliver::DeliveryConfig::default();
     cfg.endpoints.insert(
         ledger::EventKind::Consent,
-        ledger::deliver::Endpoint { url: url.parse().unwrap(), secrets: vec![ledger::webhooks::WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap()] },
+        ledger::deliver::Endpoint {
+            url: url.parse().unwrap(),
+            secrets: vec![
+                ledger::webhooks::WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+                    .unwrap(),
+            ],
+        },
     );
-    let (done, left) = ledger::deliver::Deliverer::new(l.clone(), cfg).unwrap().until_empty(Duration::from_secs(60)).await.unwrap();
+    let (done, left) = ledger::deliver::Deliverer::new(l.clone(), cfg)
+        .unwrap()
+        .until_empty(Duration::from_secs(60))
+        .await
+        .unwrap();
     assert_eq!(left, 0);
-    assert_eq!(done.delivered, changed, "one consent event per anonymized contact");
+    assert_eq!(
+        done.delivered, changed,
+        "one consent event per anonymized contact"
+    );
     assert_eq!(seen.lock().unwrap().len() as u64, changed);
-    assert!(l.verify(&l.public_key().unwrap()).await.unwrap().is_intact());
+    assert!(
+        l.verify(&l.public_key().unwrap())
+            .await
+            .unwrap()
+            .is_intact()
+    );
     let job = l.job(&report.job_id).await.unwrap();
     assert_eq!((job.status.as_str(), job.done), ("done", 5000));
 }
 
 #[tokio::test]
 async fn a_rerun_changes_nothing() {
-    let sim = sim(SimConfig { contacts: 300, ..Default::default() }).await;
+    let sim = sim(SimConfig {
+        contacts: 300,
+        ..Default::default()
+    })
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let l = ledger(&dir).await;
     let (p, c) = (policy(), client(&sim));
-    let first = anonymize::run(&c, &l, &p, &Selection::All, &opts(), Arc::new(Progress::default())).await.unwrap();
+    let first = anonymize::run(
+        &c,
+        &l,
+        &p,
+        &Selection::All,
+        &opts(),
+        Arc::new(Progress::default()),
+    )
+    .await
+    .unwrap();
     assert!(first.changed > 290);
     let patches = sim.control().route_hits("PATCH /api/v1/contacts/{id}");
-    let second = anonymize::run(&c, &l, &p, &Selection::All, &opts(), Arc::new(Progress::default())).await.unwrap();
+    let second = anonymize::run(
+        &c,
+        &l,
+        &p,
+        &Selection::All,
+        &opts(),
+        Arc::new(Progress::default()),
+    )
+    .await
+    .unwrap();
     assert_ne!(second.job_id, first.job_id, "a finished job is not resumed");
-    assert_eq!((second.changed, second.unchanged, second.patches), (0, 300, 0));
-    assert_eq!(sim.control().route_hits("PATCH /api/v1/contacts/{id}"), patches, "no PATCH at all");
+    assert_eq!(
+        (second.changed, second.unchanged, second.patches),
+        (0, 300, 0)
+    );
+    assert_eq!(
+        sim.control().route_hits("PATCH /api/v1/contacts/{id}"),
+        patches,
+        "no PATCH at all"
+    );
 }
 
 #[tokio::test]
 async fn a_concurrent_edit_is_re_read_and_survives() {
-    let sim = sim(SimConfig { contacts: 50, ..Default::default() }).await;
-    sim.control().race_edit("c-0000007", json!({"customFields": {"loyaltyTier": "platinum"}}));
+    let sim = sim(SimConfig {
+        contacts: 50,
+        ..Default::default()
+    })
+    .await;
+    sim.control().race_edit(
+        "c-0000007",
+        json!({"customFields": {"loyaltyTier": "platinum"}}),
+    );
     let dir = tempfile::tempdir().unwrap();
     let l = ledger(&dir).await;
-    let report = anonymize::run(&client(&sim), &l, &policy(), &Selection::All, &opts(), Arc::new(Progress::default())).await.unwrap();
+    let report = anonymize::run(
+        &client(&sim),
+        &l,
+        &policy(),
+        &Selection::All,
+        &opts(),
+        Arc::new(Progress::default()),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.failed, 0);
     let now = sim.control().contact("c-0000007").unwrap();
-    assert_eq!(now["customFields"]["loyaltyTier"], "platinum", "the other edit survives");
-    assert_eq!(now["firstName"], Value::Null, "and the contact is anonymized");
-    assert!(now["email"].is_null() || guard::pseudonym::is_pseudonym(now["email"].as_str().unwrap()));
+    assert_eq!(
+        now["customFields"]["loyaltyTier"], "platinum",
+        "the other edit survives"
+    );
+    assert_eq!(
+        now["firstName"],
+        Value::Null,
+        "and the contact is anonymized"
+    );
+    assert!(
+        now["email"].is_null() || guard::pseudonym::is_pseudonym(now["email"].as_str().unwrap())
+    );
     assert_eq!(sim.control().mutations("edit/").len(), 1);
 }
 
 #[tokio::test]
 async fn unknown_ids_are_reported_per_id_and_do_not_stop_the_job() {
-    let sim = sim(SimConfig { contacts: 50, ..Default::default() }).await;
+    let sim = sim(SimConfig {
+        contacts: 50,
+        ..Default::default()
+    })
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let l = ledger(&dir).await;
     let sel = Selection::from_ids_text("c-0000001\nc-9999999\nc-0000002\n", "ids.txt").unwrap();
-    let report = anonymize::run(&client(&sim), &l, &policy(), &sel, &opts(), Arc::new(Progress::default())).await.unwrap();
+    let report = anonymize::run(
+        &client(&sim),
+        &l,
+        &policy(),
+        &sel,
+        &opts(),
+        Arc::new(Progress::default()),
+    )
+    .await
+    .unwrap();
     assert_eq!((report.changed, report.not_found), (2, 1));
     assert_eq!(report.failures[0].id, "c-9999999");
     assert_eq!(l.job(&report.job_id).await.unwrap().status, "failed");
@@ -167,8 +295,14 @@ async fn unknown_ids_are_reported_per_id_and_do_not_stop_the_job() {
 
 #[tokio::test]
 async fn a_dry_run_writes_nothing_and_redacts_its_examples() {
-    let sim = sim(SimConfig { contacts: 120, ..Default::default() }).await;
-    let plan = anonymize::dry_run(&client(&sim), &policy(), &Selection::All, &opts(), 3).await.unwrap();
+    let sim = sim(SimConfig {
+        contacts: 120,
+        ..Default::default()
+    })
+    .await;
+    let plan = anonymize::dry_run(&client(&sim), &policy(), &Selection::All, &opts(), 3)
+        .await
+        .unwrap();
     assert_eq!(plan.examined, 120);
     assert!(plan.would_change > 110);
     assert_eq!(plan.examples.len(), 3);
@@ -182,7 +316,11 @@ async fn a_dry_run_writes_nothing_and_redacts_its_examples() {
 
 #[tokio::test]
 async fn an_interrupted_job_is_resumed_by_a_rerun() {
-    let sim = sim(SimConfig { contacts: 400, ..Default::default() }).await;
+    let sim = sim(SimConfig {
+        contacts: 400,
+        ..Default::default()
+    })
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let l = ledger(&dir).await;
     let (p, c) = (policy(), client(&sim));
@@ -191,7 +329,19 @@ async fn an_interrupted_job_is_resumed_by_a_rerun() {
         let (l, c) = (l.clone(), c.clone());
         tokio::spawn(async move {
             let p = policy();
-            anonymize::run(&c, &l, &p, &Selection::All, &Options { concurrency: 2, page_size: 50, ..opts() }, Arc::new(Progress::default())).await
+            anonymize::run(
+                &c,
+                &l,
+                &p,
+                &Selection::All,
+                &Options {
+                    concurrency: 2,
+                    page_size: 50,
+                    ..opts()
+                },
+                Arc::new(Progress::default()),
+            )
+            .await
         })
     };
     for _ in 0..200 {
@@ -204,11 +354,32 @@ async fn an_interrupted_job_is_resumed_by_a_rerun() {
     let _ = run.await;
     let partial = sim.control().mutations("contact/").len();
     assert!(partial < 400, "interrupted part-way ({partial})");
-    let report = anonymize::run(&c, &l, &p, &Selection::All, &opts(), Arc::new(Progress::default())).await.unwrap();
+    let report = anonymize::run(
+        &c,
+        &l,
+        &p,
+        &Selection::All,
+        &opts(),
+        Arc::new(Progress::default()),
+    )
+    .await
+    .unwrap();
     assert!(report.resumed);
     assert_eq!(l.jobs(10).await.unwrap().len(), 1, "the same job, finished");
-    assert!(sim.control().mutations("contact/").values().all(|n| *n == 1), "no contact patched twice");
-    let entries = l.entries(&Filter { operation: Some("contact.anonymize".into()), ..Default::default() }).await.unwrap();
+    assert!(
+        sim.control()
+            .mutations("contact/")
+            .values()
+            .all(|n| *n == 1),
+        "no contact patched twice"
+    );
+    let entries = l
+        .entries(&Filter {
+            operation: Some("contact.anonymize".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let targets: std::collections::HashSet<_> = entries.iter().map(|e| e.target.clone()).collect();
     assert_eq!(targets.len(), 400);
     assert_eq!(entries.len(), 400, "one entry per contact, none twice");

@@ -14,7 +14,10 @@ pub async fn sim(config: SimConfig) -> SimHandle {
 
 pub fn client(sim: &SimHandle) -> cxone::Client {
     let c = sim.credentials();
-    let grant = cxone::Grant::ClientCredentials { client_id: c.client_id.clone(), client_secret: c.client_secret.clone().into() };
+    let grant = cxone::Grant::ClientCredentials {
+        client_id: c.client_id.clone(),
+        client_secret: c.client_secret.clone().into(),
+    };
     let mut s = cxone::Settings::new(&sim.base_url(), grant).unwrap();
     s.retry.base_delay = std::time::Duration::from_millis(5);
     s.retry.max_delay = std::time::Duration::from_millis(50);
@@ -23,7 +26,9 @@ pub fn client(sim: &SimHandle) -> cxone::Client {
 
 pub async fn ledger(dir: &tempfile::TempDir) -> ledger::Ledger {
     let url = format!("sqlite://{}", dir.path().join("ledger.sqlite").display());
-    ledger::Ledger::open(&url, ledger::KeySource::File(dir.path().join("audit.key"))).await.unwrap()
+    ledger::Ledger::open(&url, ledger::KeySource::File(dir.path().join("audit.key")))
+        .await
+        .unwrap()
 }
 
 pub const KEY_B64: fn() -> String = || base64::engine::general_purpose::STANDARD.encode([42u8; 32]);
@@ -41,7 +46,11 @@ pub async fn receiver() -> (String, Arc<Mutex<BTreeMap<String, u32>>>) {
         axum::routing::post(move |headers: axum::http::HeaderMap| {
             let seen = s2.clone();
             async move {
-                let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                let id = headers
+                    .get("webhook-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
                 *seen.lock().unwrap().entry(id).or_insert(0) += 1;
                 axum::http::StatusCode::NO_CONTENT
             }

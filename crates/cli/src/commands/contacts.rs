@@ -1,0 +1,390 @@
+//! `cxguard contacts anonymize | reveal`: pseudonymize, mask, encrypt or erase personal
+//! data in contact records, and decrypt a format-preserved field for a subject-access
+//! request.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use clap::{ArgGroup, Args, Subcommand};
+use guard::anonymize::{self, Options, Policy, Progress, Selection};
+use serde_json::json;
+
+use crate::exit::{CliError, Exit};
+use crate::output::{Output, print_json, table};
+use crate::store::{self, Access};
+use crate::{Context, config, tenant};
+
+#[derive(Debug, Args)]
+pub struct ContactsArgs {
+    #[command(subcommand)]
+    pub command: ContactsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContactsCommand {
+    /// Apply a masking policy to selected contacts: validated first, journaled, resumable.
+    Anonymize(AnonymizeArgs),
+    /// Decrypt a field the policy encrypted (FF1), for a subject-access request.
+    Reveal {
+        /// The contact id.
+        id: String,
+        /// The encrypted field (phone, or customFields.<name>).
+        #[arg(long)]
+        field: String,
+        /// The policy whose key encrypted it.
+        #[arg(long)]
+        policy: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("selection").required(true).args(["ids", "updated_before", "all"])))]
+pub struct AnonymizeArgs {
+    /// The masking policy (TOML).
+    #[arg(long)]
+    pub policy: PathBuf,
+    /// Contacts listed in FILE, one id a line (e.g. erasure requests).
+    #[arg(long, value_name = "FILE")]
+    pub ids: Option<PathBuf>,
+    /// Contacts last updated before DATE (YYYY-MM-DD or RFC 3339): a retention cut-off.
+    #[arg(long, value_name = "DATE")]
+    pub updated_before: Option<String>,
+    /// Every contact.
+    #[arg(long)]
+    pub all: bool,
+    /// Show the plan (counts, fields, redacted examples) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Client-side cap in requests/s (the tenant's RateLimit headers are followed anyway).
+    #[arg(long, value_name = "PER_SEC")]
+    pub max_rate: Option<u32>,
+    /// PATCHes in flight at once.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Contacts per listing page (1 to 1000).
+    #[arg(long, default_value_t = 500)]
+    pub page_size: u32,
+    /// Resume this job (a rerun with the same policy and selection resumes by itself).
+    #[arg(long, value_name = "JOB")]
+    pub resume: Option<String>,
+}
+
+fn read_policy(
+    path: &std::path::Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Policy, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        CliError::new(
+            Exit::Input,
+            format!("cannot read the policy {}: {e}", path.display()),
+        )
+    })?;
+    Policy::parse(&text, path, env).map_err(|errors| {
+        CliError::new(
+            Exit::Input,
+            format!(
+                "the policy does not validate; nothing was changed:\n  {}",
+                errors.join("\n  ")
+            ),
+        )
+    })
+}
+
+fn selection(args: &AnonymizeArgs) -> Result<Selection, CliError> {
+    let invalid = |e: guard::Error| CliError::new(Exit::Input, e.to_string());
+    if let Some(path) = &args.ids {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            CliError::new(
+                Exit::Input,
+                format!("--ids: cannot read {}: {e}", path.display()),
+            )
+        })?;
+        return Selection::from_ids_text(&text, &path.display().to_string()).map_err(invalid);
+    }
+    if let Some(d) = &args.updated_before {
+        return Selection::updated_before(d, time::OffsetDateTime::now_utc()).map_err(invalid);
+    }
+    Ok(Selection::All)
+}
+
+pub async fn run(
+    ctx: &Context,
+    args: ContactsArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Exit, CliError> {
+    match args.command {
+        ContactsCommand::Anonymize(a) => anonymize_cmd(ctx, a, env).await,
+        ContactsCommand::Reveal { id, field, policy } => {
+            reveal(ctx, &id, &field, &policy, env).await
+        }
+    }
+}
+
+async fn anonymize_cmd(
+    ctx: &Context,
+    a: AnonymizeArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Exit, CliError> {
+    // Validate everything before any call.
+    let policy = read_policy(&a.policy, env)?;
+    let sel = selection(&a)?;
+    if a.concurrency == 0 || a.concurrency > 256 {
+        return Err(CliError::usage(format!(
+            "--concurrency: {} is not from 1 to 256",
+            a.concurrency
+        )));
+    }
+    if !(1..=1000).contains(&a.page_size) {
+        return Err(CliError::usage(format!(
+            "--page-size: {} is not from 1 to 1000",
+            a.page_size
+        )));
+    }
+    if a.max_rate == Some(0) {
+        return Err(CliError::usage(
+            "--max-rate: 0 would send nothing; omit it for no cap",
+        ));
+    }
+    if a.dry_run && a.resume.is_some() {
+        return Err(CliError::usage(
+            "--dry-run and --resume contradict each other",
+        ));
+    }
+    let target = tenant::connect(ctx, env, a.max_rate).await?;
+    let opts = Options {
+        concurrency: a.concurrency,
+        page_size: a.page_size,
+        actor: actor(),
+        resume: a.resume.clone(),
+        ..Default::default()
+    };
+
+    if a.dry_run {
+        let plan = anonymize::dry_run(&target.client, &policy, &sel, &opts, 3)
+            .await
+            .map_err(guard_error)?;
+        match ctx.output {
+            Output::Json => print_json(&json!({"dryRun": plan})),
+            Output::Text => {
+                println!(
+                    "dry run: {} contacts examined; {} would change, {} already in their target state, {} not found, {} cannot be transformed",
+                    plan.examined, plan.would_change, plan.unchanged, plan.not_found, plan.errors
+                );
+                let mut t = table(&["field", "contacts that would change"]);
+                for (f, n) in &plan.fields {
+                    t.add_row(vec![f.clone(), n.to_string()]);
+                }
+                println!("{t}");
+                for ex in &plan.examples {
+                    println!("example {} (values redacted):", ex.id);
+                    for c in &ex.changes {
+                        println!("  {:<28} {:<13} {} → {}", c.field, c.op, c.before, c.after);
+                    }
+                }
+                for e in &plan.first_errors {
+                    println!("cannot transform {}: {}", e.id, e.error);
+                }
+            }
+        }
+        return Ok(Exit::Ok);
+    }
+
+    let ledger = store::open(ctx, env, Access::Write).await?;
+    let deliverer =
+        ledger::deliver::Deliverer::new(ledger.clone(), config::delivery(&ctx.config, env)?)?
+            .spawn(Duration::from_secs(2));
+    let progress = Arc::new(Progress::default());
+    let bar = ProgressBar::start(ctx, progress.clone(), target.client.clone());
+    let result = anonymize::run(&target.client, &ledger, &policy, &sel, &opts, progress).await;
+    bar.finish().await;
+    let delivered = deliverer.stop().await;
+    let report = result.map_err(guard_error)?;
+
+    match ctx.output {
+        Output::Json => print_json(&json!({"report": report, "webhooks": delivered})),
+        Output::Text => {
+            println!(
+                "job {}{}: {} contacts in {:.1} s ({:.0}/s): {} changed, {} already anonymized, {} failed, {} not found",
+                report.job_id,
+                if report.resumed { " (resumed)" } else { "" },
+                report.processed,
+                report.seconds,
+                report.contacts_per_s,
+                report.changed,
+                report.unchanged,
+                report.failed,
+                report.not_found
+            );
+            println!(
+                "  {} PATCHes ({:.0}/s), latency p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms; {} rate-limited, {} retries",
+                report.patches,
+                report.patches_per_s,
+                report.latency.p50_ms,
+                report.latency.p95_ms,
+                report.latency.p99_ms,
+                report.http_429,
+                report.retries
+            );
+            if !report.fields.is_empty() {
+                let fields: Vec<String> = report
+                    .fields
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect();
+                println!("  fields changed: {}", fields.join(", "));
+            }
+            println!(
+                "  consent events: {} delivered, {} skipped (no endpoint), {} to retry",
+                delivered.delivered, delivered.skipped, delivered.retrying
+            );
+        }
+    }
+    if report.failed + report.not_found > 0 {
+        let mut msg = format!(
+            "{} contact(s) failed and {} were not found; rerun the same command to retry them (job {}):",
+            report.failed, report.not_found, report.job_id
+        );
+        for f in report.failures.iter().take(50) {
+            msg.push_str(&format!("\n  {}: {}", f.id, f.error));
+        }
+        if report.failures.len() > 50 {
+            msg.push_str(&format!(
+                "\n  … and {} more (cxguard jobs show {})",
+                report.failures.len() - 50,
+                report.job_id
+            ));
+        }
+        return Err(CliError::new(Exit::Failed, msg));
+    }
+    Ok(Exit::Ok)
+}
+
+async fn reveal(
+    ctx: &Context,
+    id: &str,
+    field: &str,
+    policy: &std::path::Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Exit, CliError> {
+    let policy = read_policy(policy, env)?;
+    let parsed = guard::anonymize::policy::Field::parse(field)
+        .map_err(|e| CliError::usage(format!("--field: {e}")))?;
+    let rule = policy
+        .rules
+        .iter()
+        .find(|r| r.field == parsed)
+        .ok_or_else(|| CliError::usage(format!("--field: the policy has no rule for {field}")))?;
+    let guard::anonymize::policy::Operator::Encrypt { key } = &rule.op else {
+        return Err(CliError::usage(format!(
+            "--field: the policy {}s {field}; only encrypted fields can be revealed",
+            rule.op.label()
+        )));
+    };
+    let target = tenant::connect(ctx, env, None).await?;
+    let contact = target.client.contacts().get(id).await?;
+    let value = guard::anonymize::transform::current(&contact, &parsed)
+        .ok_or_else(|| CliError::new(Exit::Failed, format!("contact {id} has no {field}")))?;
+    let clear =
+        guard::anonymize::transform::decrypt_digits(policy.key(key), &parsed.name(), &value)
+            .map_err(|e| CliError::new(Exit::Failed, format!("{field}: {e}")))?;
+    ctx.note(format!(
+        "revealed {field} of {id} with key {}; handle it as personal data",
+        policy.key(key).id()
+    ));
+    match ctx.output {
+        Output::Json => print_json(&json!({"id": id, "field": field, "value": clear})),
+        Output::Text => println!("{clear}"),
+    }
+    Ok(Exit::Ok)
+}
+
+fn guard_error(e: guard::Error) -> CliError {
+    match e {
+        guard::Error::Invalid(m) => CliError::new(Exit::Input, m),
+        guard::Error::Api(e) => e.into(),
+        guard::Error::Ledger(e) => e.into(),
+        other => CliError::new(Exit::Failed, other.to_string()),
+    }
+}
+
+/// Who runs the job, for the audit trail: `cxguard@<host>` or `$CXGUARD_ACTOR`.
+fn actor() -> String {
+    let raw = std::env::var("CXGUARD_ACTOR")
+        .ok()
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+            format!("cxguard@{}", host.trim())
+        });
+    let clean: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-:/#".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(120)
+        .collect();
+    if clean.is_empty() {
+        "cxguard".into()
+    } else {
+        clean
+    }
+}
+
+/// A progress bar on stderr when it is a terminal (and not --quiet): contacts/s, ETA,
+/// 429s and failures.
+struct ProgressBar {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl ProgressBar {
+    fn start(ctx: &Context, p: Arc<Progress>, client: cxone::Client) -> Self {
+        let (stop, mut rx) = tokio::sync::watch::channel(false);
+        use std::io::IsTerminal;
+        if ctx.quiet || !std::io::stderr().is_terminal() {
+            return ProgressBar { stop, task: None };
+        }
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} contacts  {per_sec}  ETA {eta}  {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let start = client.stats();
+        let task = tokio::spawn(async move {
+            loop {
+                bar.set_length(p.total.load(Ordering::Relaxed));
+                bar.set_position(p.done.load(Ordering::Relaxed));
+                let s = client.stats();
+                bar.set_message(format!(
+                    "{} failed, {} rate-limited",
+                    p.failed.load(Ordering::Relaxed),
+                    s.rate_limited - start.rate_limited
+                ));
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = rx.changed() => break,
+                }
+            }
+            bar.finish_and_clear();
+        });
+        ProgressBar {
+            stop,
+            task: Some(task),
+        }
+    }
+
+    async fn finish(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
