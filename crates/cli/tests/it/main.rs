@@ -1,5 +1,6 @@
 //! The `cxguard` binary as a user runs it: exit codes, messages, and output formats.
 
+mod anonymize;
 mod commands;
 mod errors;
 mod ledger_commands;
