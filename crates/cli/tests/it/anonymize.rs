@@ -36,8 +36,17 @@ struct Setup {
 }
 
 fn setup(contacts: u32) -> Setup {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let sim = rt.block_on(cxone_sim::Sim::start(cxone_sim::SimConfig { contacts, ..Default::default() })).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let sim = rt
+        .block_on(cxone_sim::Sim::start(cxone_sim::SimConfig {
+            contacts,
+            ..Default::default()
+        }))
+        .unwrap();
     let hooks = Arc::new(Mutex::new(BTreeMap::new()));
     let h2 = hooks.clone();
     let url = rt.block_on(async move {
@@ -46,7 +55,11 @@ fn setup(contacts: u32) -> Setup {
             axum::routing::post(move |headers: axum::http::HeaderMap| {
                 let seen = h2.clone();
                 async move {
-                    let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                    let id = headers
+                        .get("webhook-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
                     *seen.lock().unwrap().entry(id).or_insert(0) += 1;
                     axum::http::StatusCode::OK
                 }
@@ -64,7 +77,13 @@ fn setup(contacts: u32) -> Setup {
         format!("[webhooks.consent]\nurl = \"{url}\"\nsecret_env = \"IT_WEBHOOK_SECRET\"\n[outbox]\nschedule_secs = [0, 1, 1, 1]\n"),
     )
     .unwrap();
-    Setup { rt, sim, home, dir, hooks }
+    Setup {
+        rt,
+        sim,
+        home,
+        dir,
+        hooks,
+    }
 }
 
 impl Setup {
@@ -78,7 +97,10 @@ impl Setup {
             .env("CXGUARD_CLIENT_SECRET", &c.client_secret)
             .env("CXGUARD_HOME", self.home.path())
             .env("IT_ANON_KEY", key())
-            .env("IT_WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+            .env(
+                "IT_WEBHOOK_SECRET",
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            )
             .env_remove("CXGUARD_STORE")
             .env_remove("CXGUARD_CONFIG");
         cmd
@@ -89,8 +111,13 @@ impl Setup {
     }
 
     fn ledger(&self) -> ledger::Ledger {
-        let url = format!("sqlite://{}", self.home.path().join("ledger.sqlite").display());
-        self.rt.block_on(ledger::Ledger::open(&url, ledger::KeySource::None)).unwrap()
+        let url = format!(
+            "sqlite://{}",
+            self.home.path().join("ledger.sqlite").display()
+        );
+        self.rt
+            .block_on(ledger::Ledger::open(&url, ledger::KeySource::None))
+            .unwrap()
     }
 }
 
@@ -105,47 +132,119 @@ fn bad_input_is_refused_before_anything_is_written() {
     let malformed = write("bad.toml", "[fields]\nemail = { op = \"hash\" }\n");
     let o = s.run(&["contacts", "anonymize", "--policy", &malformed, "--all"]);
     assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
-    assert!(stderr(&o).contains("bad.toml:2: fields.email: unknown operator \"hash\""), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("bad.toml:2: fields.email: unknown operator \"hash\""),
+        "{}",
+        stderr(&o)
+    );
 
-    let short = write("short.toml", "[keys]\nk = { id = \"k\", env = \"SHORT_KEY\" }\n[fields]\nemail = { op = \"pseudonymize\", key = \"k\" }\n");
+    let short = write(
+        "short.toml",
+        "[keys]\nk = { id = \"k\", env = \"SHORT_KEY\" }\n[fields]\nemail = { op = \"pseudonymize\", key = \"k\" }\n",
+    );
     let mut cmd = s.command(&["contacts", "anonymize", "--policy", &short, "--all"]);
-    let o = cmd.env("SHORT_KEY", base64::engine::general_purpose::STANDARD.encode([1u8; 16])).output().unwrap();
+    let o = cmd
+        .env(
+            "SHORT_KEY",
+            base64::engine::general_purpose::STANDARD.encode([1u8; 16]),
+        )
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(65));
-    assert!(stderr(&o).contains("16 bytes; at least 32"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("16 bytes; at least 32"),
+        "{}",
+        stderr(&o)
+    );
 
-    let o = s.run(&["contacts", "anonymize", "--policy", "policy.toml", "--updated-before", "2999-01-01"]);
+    let o = s.run(&[
+        "contacts",
+        "anonymize",
+        "--policy",
+        "policy.toml",
+        "--updated-before",
+        "2999-01-01",
+    ]);
     assert_eq!(o.status.code(), Some(65));
     assert!(stderr(&o).contains("in the future"), "{}", stderr(&o));
 
     let empty = write("ids.txt", "# no ids yet\n\n");
-    let o = s.run(&["contacts", "anonymize", "--policy", "policy.toml", "--ids", &empty]);
+    let o = s.run(&[
+        "contacts",
+        "anonymize",
+        "--policy",
+        "policy.toml",
+        "--ids",
+        &empty,
+    ]);
     assert_eq!(o.status.code(), Some(65));
     assert!(stderr(&o).contains("selection is empty"), "{}", stderr(&o));
 
     let o = s.run(&["contacts", "anonymize", "--policy", "policy.toml"]);
     assert_eq!(o.status.code(), Some(64), "a selection is required");
 
-    assert!(!s.home.path().join("ledger.sqlite").exists(), "no ledger was written");
-    assert!(s.sim.control().mutations("").is_empty(), "no contact was touched");
+    assert!(
+        !s.home.path().join("ledger.sqlite").exists(),
+        "no ledger was written"
+    );
+    assert!(
+        s.sim.control().mutations("").is_empty(),
+        "no contact was touched"
+    );
 }
 
 #[test]
 fn dry_run_then_ids_with_an_unknown_one_then_reveal() {
     let s = setup(100);
-    let o = s.run(&["contacts", "anonymize", "--policy", "policy.toml", "--all", "--dry-run"]);
+    let o = s.run(&[
+        "contacts",
+        "anonymize",
+        "--policy",
+        "policy.toml",
+        "--all",
+        "--dry-run",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("100 contacts examined"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("100 contacts examined"),
+        "{}",
+        stdout(&o)
+    );
     assert!(s.sim.control().mutations("").is_empty());
 
     std::fs::write(s.dir.path().join("ids.txt"), "c-0000003\nc-0000404\n").unwrap();
-    let original: Contact = serde_json::from_value(s.sim.control().contact("c-0000003").unwrap()).unwrap();
-    let o = s.run(&["contacts", "anonymize", "--policy", "policy.toml", "--ids", "ids.txt"]);
-    assert_eq!(o.status.code(), Some(1), "a failure makes the exit code non-zero");
-    assert!(stderr(&o).contains("c-0000404: no such contact"), "the unknown id is listed: {}", stderr(&o));
+    let original: Contact =
+        serde_json::from_value(s.sim.control().contact("c-0000003").unwrap()).unwrap();
+    let o = s.run(&[
+        "contacts",
+        "anonymize",
+        "--policy",
+        "policy.toml",
+        "--ids",
+        "ids.txt",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a failure makes the exit code non-zero"
+    );
+    assert!(
+        stderr(&o).contains("c-0000404: no such contact"),
+        "the unknown id is listed: {}",
+        stderr(&o)
+    );
     assert!(stdout(&o).contains("1 changed"), "{}", stdout(&o));
 
     if let Some(phone) = original.phone {
-        let o = s.run(&["contacts", "reveal", "c-0000003", "--field", "phone", "--policy", "policy.toml"]);
+        let o = s.run(&[
+            "contacts",
+            "reveal",
+            "c-0000003",
+            "--field",
+            "phone",
+            "--policy",
+            "policy.toml",
+        ]);
         assert!(o.status.success(), "{}", stderr(&o));
         assert_eq!(stdout(&o).trim(), phone);
     }
@@ -154,24 +253,53 @@ fn dry_run_then_ids_with_an_unknown_one_then_reveal() {
 #[test]
 fn a_job_killed_five_times_finishes_with_each_contact_anonymized_once() {
     let s = setup(5000);
-    let originals: Vec<Contact> =
-        (1..=5000).map(|i| serde_json::from_value(s.sim.control().contact(&format!("c-{i:07}")).unwrap()).unwrap()).collect();
-    s.sim.control().configure(serde_json::json!({"faultRate": 0.05, "resetRate": 0.02})).unwrap();
+    let originals: Vec<Contact> = (1..=5000)
+        .map(|i| {
+            serde_json::from_value(s.sim.control().contact(&format!("c-{i:07}")).unwrap()).unwrap()
+        })
+        .collect();
+    s.sim
+        .control()
+        .configure(serde_json::json!({"faultRate": 0.05, "resetRate": 0.02}))
+        .unwrap();
     let mut rng = fastrand::Rng::with_seed(7);
-    let args = ["contacts", "anonymize", "--policy", "policy.toml", "--all", "--page-size", "200"];
+    let args = [
+        "contacts",
+        "anonymize",
+        "--policy",
+        "policy.toml",
+        "--all",
+        "--page-size",
+        "200",
+    ];
     for _ in 0..5 {
-        let mut child = s.command(&args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+        let mut child = s
+            .command(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(rng.u64(150..900)));
         child.kill().unwrap(); // SIGKILL
         let _ = child.wait();
     }
     let done_before = s.sim.control().mutations("contact/").len();
-    assert!(done_before > 0 && done_before < 5000, "the kills landed mid-job ({done_before} done)");
+    assert!(
+        done_before > 0 && done_before < 5000,
+        "the kills landed mid-job ({done_before} done)"
+    );
     let o = s.run(&args);
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
-    assert!(stdout(&o).contains("(resumed)"), "the rerun resumed the job: {}", stdout(&o));
+    assert!(
+        stdout(&o).contains("(resumed)"),
+        "the rerun resumed the job: {}",
+        stdout(&o)
+    );
 
-    s.sim.control().configure(serde_json::json!({"faultRate": 0.0, "resetRate": 0.0})).unwrap();
+    s.sim
+        .control()
+        .configure(serde_json::json!({"faultRate": 0.0, "resetRate": 0.0}))
+        .unwrap();
     let env = |k: &str| (k == "IT_ANON_KEY").then(key);
     let policy = Policy::parse(POLICY, Path::new("policy.toml"), &env).unwrap();
     let mutations = s.sim.control().mutations("contact/");
@@ -183,10 +311,20 @@ fn a_job_killed_five_times_finishes_with_each_contact_anonymized_once() {
             continue;
         }
         changed += 1;
-        assert_eq!(mutations.get(&format!("contact/{}", o.id)), Some(&1), "{}: one PATCH effect", o.id);
+        assert_eq!(
+            mutations.get(&format!("contact/{}", o.id)),
+            Some(&1),
+            "{}: one PATCH effect",
+            o.id
+        );
         assert_eq!(now.first_name, None);
         if let (Some(before), Some(after)) = (&o.phone, &now.phone) {
-            assert_eq!(&transform::decrypt_digits(policy.key("k"), "phone", after).unwrap(), before, "{}: encrypted once", o.id);
+            assert_eq!(
+                &transform::decrypt_digits(policy.key("k"), "phone", after).unwrap(),
+                before,
+                "{}: encrypted once",
+                o.id
+            );
         }
         if let Some(e) = &now.email {
             assert!(guard::pseudonym::is_pseudonym(e));
@@ -194,19 +332,39 @@ fn a_job_killed_five_times_finishes_with_each_contact_anonymized_once() {
     }
 
     let l = s.ledger();
-    let entries = s.rt.block_on(l.entries(&ledger::Filter { operation: Some("contact.anonymize".into()), ..Default::default() })).unwrap();
+    let entries =
+        s.rt.block_on(l.entries(&ledger::Filter {
+            operation: Some("contact.anonymize".into()),
+            ..Default::default()
+        }))
+        .unwrap();
     let targets: HashSet<_> = entries.iter().map(|e| e.target.clone()).collect();
     assert_eq!(targets.len(), 5000);
-    assert_eq!(entries.len(), 5000, "one audit entry per contact across all runs");
+    assert_eq!(
+        entries.len(),
+        5000,
+        "one audit entry per contact across all runs"
+    );
     let o = s.run(&["outbox", "deliver", "--until-empty", "--max-wait", "30"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let status = s.rt.block_on(l.outbox_status()).unwrap();
-    assert_eq!(status.delivered, changed, "one consent event per anonymized contact");
-    assert_eq!(s.hooks.lock().unwrap().len() as u64, changed, "the receiver got each one");
+    assert_eq!(
+        status.delivered, changed,
+        "one consent event per anonymized contact"
+    );
+    assert_eq!(
+        s.hooks.lock().unwrap().len() as u64,
+        changed,
+        "the receiver got each one"
+    );
     let o = s.run(&["audit", "verify"]);
     assert!(o.status.success(), "{}", stdout(&o));
     let o = s.run(&["jobs", "list", "--output", "json"]);
     let jobs: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(jobs.as_array().unwrap().len(), 1, "one job, resumed each time");
+    assert_eq!(
+        jobs.as_array().unwrap().len(),
+        1,
+        "one job, resumed each time"
+    );
     assert_eq!(jobs[0]["status"], "done");
 }
