@@ -555,10 +555,8 @@ impl Run<'_> {
                     Settled::Unchanged { id }
                 }),
                 Ok(p) => {
-                    if !p.ciphertexts.is_empty() {
-                        let mut all = encrypted.clone();
-                        all.extend(p.ciphertexts.clone());
-                        intents.push((id.clone(), json!({"ciphertexts": all})));
+                    if let Some(intent) = intent(&encrypted, &p) {
+                        intents.push((id.clone(), intent));
                     }
                     ready.push((id, contact, p, encrypted));
                 }
@@ -631,20 +629,17 @@ impl Run<'_> {
                         };
                     }
                 };
-                if !plan.ciphertexts.is_empty() {
-                    let mut all = encrypted.clone();
-                    all.extend(plan.ciphertexts.clone());
-                    if let Err(e) = self
+                if let Some(intent) = intent(&encrypted, &plan)
+                    && let Err(e) = self
                         .ledger
-                        .record_results(&self.job, &[(id.clone(), json!({"ciphertexts": all}))])
+                        .record_results(&self.job, &[(id.clone(), intent)])
                         .await
-                    {
-                        return Settled::Failed {
-                            id,
-                            status: None,
-                            error: format!("cannot write the journal: {e}"),
-                        };
-                    }
+                {
+                    return Settled::Failed {
+                        id,
+                        status: None,
+                        error: format!("cannot write the journal: {e}"),
+                    };
                 }
             }
             let etag = contact.etag.clone().unwrap_or_else(|| "*".into());
@@ -725,9 +720,9 @@ impl Run<'_> {
                             .count("unnormalized", unnormalized),
                     )?;
                     let event = consent_event(id, &fields, &algos)?;
-                    let result = (!plan.ciphertexts.is_empty())
-                        .then(|| json!({"ciphertexts": plan.ciphertexts}));
-                    (ItemOutcome::Done { result }, entry, Some(event))
+                    // The ciphertexts were recorded (merged with earlier ones) as the
+                    // intent before the PATCH; settling keeps that record.
+                    (ItemOutcome::Done { result: None }, entry, Some(event))
                 }
                 Settled::Landed { .. } => {
                     let (fields, algos) = self.covered();
@@ -845,6 +840,17 @@ impl Run<'_> {
         }
         Ok(())
     }
+}
+
+/// What to record before a PATCH that writes ciphertexts: every field's ciphertext hash,
+/// earlier ones included, so any later run recognises all of them.
+fn intent(earlier: &BTreeMap<String, String>, plan: &ContactPlan) -> Option<serde_json::Value> {
+    if plan.ciphertexts.is_empty() {
+        return None;
+    }
+    let mut all = earlier.clone();
+    all.extend(plan.ciphertexts.clone());
+    Some(json!({"ciphertexts": all}))
 }
 
 /// The tutorial's `contact.anonymized` event: contact id, status, fields and algorithm,
