@@ -77,6 +77,16 @@ impl Reply {
         }
     }
 
+    /// A problem listing every field at fault, its detail joining them.
+    pub(crate) fn invalid(status: StatusCode, title: &str, errors: Vec<FieldError>) -> Self {
+        let detail = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Reply::problem_with(status, title, detail, errors)
+    }
+
     /// 400 naming one field.
     pub(crate) fn bad_field(field: impl Into<String>, message: impl Into<String>) -> Self {
         let field = field.into();

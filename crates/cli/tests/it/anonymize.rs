@@ -279,7 +279,7 @@ fn a_job_killed_five_times_finishes_with_each_contact_anonymized_once() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(rng.u64(150..900)));
+        std::thread::sleep(Duration::from_millis(rng.u64(100..500)));
         child.kill().unwrap(); // SIGKILL
         let _ = child.wait();
     }

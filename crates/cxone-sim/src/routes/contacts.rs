@@ -199,15 +199,9 @@ fn apply_patch(c: &ContactRecord, patch: &Value, path_id: &str) -> Result<Contac
     if errors.is_empty() {
         Ok(next)
     } else {
-        let detail = errors
-            .iter()
-            .map(|e| format!("{}: {}", e.field, e.message))
-            .collect::<Vec<_>>()
-            .join("; ");
-        Err(Reply::problem_with(
+        Err(Reply::invalid(
             StatusCode::BAD_REQUEST,
             "Invalid contact patch",
-            detail,
             errors,
         ))
     }

@@ -372,15 +372,9 @@ pub(crate) async fn encrypt_columns(s: &SimState, ds: &str, t: &str, ctx: &Ctx<'
     let (targets, kms) = match validate(&body, &table, t) {
         Ok(v) => v,
         Err(errors) => {
-            let detail = errors
-                .iter()
-                .map(|e| format!("{}: {}", e.field, e.message))
-                .collect::<Vec<_>>()
-                .join("; ");
-            return Reply::problem_with(
+            return Reply::invalid(
                 StatusCode::BAD_REQUEST,
                 "Invalid encryption request",
-                detail,
                 errors,
             );
         }

@@ -112,15 +112,9 @@ pub(crate) fn patch_attributes(s: &SimState, guest: &str, ctx: &Ctx<'_>) -> Repl
     let ops = match validate(&body) {
         Ok(ops) => ops,
         Err(errors) => {
-            let detail = errors
-                .iter()
-                .map(|e| format!("{}: {}", e.field, e.message))
-                .collect::<Vec<_>>()
-                .join("; ");
-            return Reply::problem_with(
+            return Reply::invalid(
                 StatusCode::BAD_REQUEST,
                 "Invalid attribute operations",
-                detail,
                 errors,
             );
         }

@@ -164,17 +164,7 @@ pub(crate) fn rotate_secret(s: &SimState, id: &str, ctx: &Ctx<'_>) -> Reply {
         )),
     }
     if !errors.is_empty() {
-        let detail = errors
-            .iter()
-            .map(|e| format!("{}: {}", e.field, e.message))
-            .collect::<Vec<_>>()
-            .join("; ");
-        return Reply::problem_with(
-            StatusCode::BAD_REQUEST,
-            "Invalid secret rotation",
-            detail,
-            errors,
-        );
+        return Reply::invalid(StatusCode::BAD_REQUEST, "Invalid secret rotation", errors);
     }
     let (value, format, prev) = (
         value.unwrap_or_default(),

@@ -301,17 +301,7 @@ pub(crate) fn put(s: &SimState, id: &str, ctx: &Ctx<'_>) -> Reply {
     };
     let errors = validate(id, &body);
     if !errors.is_empty() {
-        let detail = errors
-            .iter()
-            .map(|e| format!("{}: {}", e.field, e.message))
-            .collect::<Vec<_>>()
-            .join("; ");
-        return Reply::problem_with(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Invalid widget",
-            detail,
-            errors,
-        );
+        return Reply::invalid(StatusCode::UNPROCESSABLE_ENTITY, "Invalid widget", errors);
     }
     let mut w = lock(&s.widgets);
     let Some(stored) = w.get_mut(id) else {

@@ -38,7 +38,7 @@ async fn a_token_expiring_mid_run_is_refreshed_exactly_once_and_never_refused() 
     let client = client(&sim);
     let start = Instant::now();
     let mut calls = 0;
-    while start.elapsed() < Duration::from_millis(3000) {
+    while start.elapsed() < Duration::from_millis(2600) {
         let mut batch = Vec::new();
         for _ in 0..8 {
             let c = client.clone();

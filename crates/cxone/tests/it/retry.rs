@@ -60,7 +60,7 @@ async fn a_503_with_retry_after_waits_exactly_that() {
     client.secrets().list().await.unwrap();
     let waited = start.elapsed();
     assert!(
-        waited >= Duration::from_secs(1) && waited < Duration::from_millis(1500),
+        waited >= Duration::from_secs(1) && waited < Duration::from_millis(3000),
         "{waited:?}"
     );
 }
