@@ -25,6 +25,7 @@ pub(crate) fn router() -> Router<Arc<SimState>> {
         .route("/reject-secret", post(reject_secret))
         .route("/revoke-tokens", post(revoke_tokens))
         .route("/contacts/{id}", get(contact).patch(edit_contact))
+        .route("/contacts/{id}/race-edit", post(race_edit))
         .route("/guests/{id}", get(guest))
         .route("/kms-callbacks", get(kms_callbacks))
 }
@@ -277,6 +278,25 @@ async fn edit_contact(
         Ok(etag) => Json(json!({"etag": etag})).into_response(),
         Err(e) => error(StatusCode::BAD_REQUEST, e),
     }
+}
+
+/// Another user's edit applied just before the next PATCH of this contact is checked.
+async fn race_edit(
+    State(s): State<Arc<SimState>>,
+    Path(id): Path<String>,
+    Json(patch): Json<Value>,
+) -> Response {
+    if crate::routes::contacts::raw_contact(&s, &id).is_none() {
+        return error(StatusCode::NOT_FOUND, format!("no contact {id}"));
+    }
+    if !patch.is_object() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the body is a merge patch (a JSON object)",
+        );
+    }
+    lock(&s.race_edits).insert(id.clone(), patch);
+    Json(json!({"armed": id})).into_response()
 }
 
 async fn guest(State(s): State<Arc<SimState>>, Path(id): Path<String>) -> Response {

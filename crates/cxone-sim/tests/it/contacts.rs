@@ -317,3 +317,44 @@ async fn a_concurrent_edit_makes_the_old_etag_fail() {
         412
     );
 }
+
+#[tokio::test]
+async fn a_race_edit_lands_just_before_the_next_patch() {
+    let env = Env::new().await;
+    let etag = env
+        .get("/api/v1/contacts/c-0000011")
+        .await
+        .header("etag")
+        .unwrap()
+        .to_string();
+    let r = crate::read(
+        env.http
+            .post(env.url("/_control/contacts/c-0000011/race-edit"))
+            .json(&json!({"customFields": {"loyaltyTier": "gold"}}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        patch(&env, "c-0000011", Some(&etag), &json!({"email": null}))
+            .await
+            .status,
+        412
+    );
+    assert_eq!(
+        env.sim.control().contact("c-0000011").unwrap()["customFields"]["loyaltyTier"],
+        "gold"
+    );
+    let missing = crate::read(
+        env.http
+            .post(env.url("/_control/contacts/c-9999999/race-edit"))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(missing.status, 404);
+}

@@ -278,3 +278,30 @@ async fn a_refused_connection_is_retried_even_for_a_post() {
     assert!(matches!(err, Error::GaveUp { attempts: 2, .. }), "{err:?}");
     assert!(err.to_string().contains("127.0.0.1:9"), "{err}");
 }
+
+/// Regression: one webchat call (its own 10/s bucket) used to pace every later request
+/// of the client at 10/s, contacts included.
+#[tokio::test]
+async fn webchat_pacing_does_not_slow_other_surfaces() {
+    let sim = sim(SimConfig {
+        rate_limit: Some(1000),
+        webchat_rate_limit: Some(2),
+        ..small()
+    })
+    .await;
+    let client = client(&sim);
+    client.webchat().list().await.unwrap();
+    client.webchat().list().await.unwrap();
+    let start = Instant::now();
+    for _ in 0..40 {
+        client.contacts().get("c-0000001").await.unwrap();
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "contacts ran at the tenant's rate: {:?}",
+        start.elapsed()
+    );
+    // Webchat itself is still paced at its own 2/s instead of meeting 429s.
+    client.webchat().list().await.unwrap();
+    assert_eq!(sim.control().state()["counters"]["rateLimited"], 0);
+}
