@@ -10,6 +10,8 @@ pub enum Exit {
     Ok = 0,
     /// The command ran but something failed (an API error, failed items).
     Failed = 1,
+    /// A check found what it looks for (secrets due for rotation).
+    Findings = 2,
     /// Bad command line: unknown flag, bad value, contradictory options.
     Usage = 64,
     /// Bad input data: a policy, an ids file or a value that does not validate.

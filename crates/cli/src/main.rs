@@ -56,6 +56,8 @@ enum Command {
     Inventory(commands::inventory::InventoryArgs),
     /// Anonymize contacts with a masking policy; reveal an encrypted field.
     Contacts(commands::contacts::ContactsArgs),
+    /// Integration secrets: list them, find those due for rotation.
+    Secrets(commands::secrets::SecretsArgs),
     /// New key material for a policy's [keys].
     Keys(commands::keys::KeysArgs),
     /// The tamper-evident audit log: verify, show, export.
@@ -153,6 +155,7 @@ async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Sim(args) => commands::sim::run(&ctx, args).await,
         Command::Inventory(args) => commands::inventory::run(&ctx, args, &env).await,
         Command::Contacts(args) => commands::contacts::run(&ctx, args, &env).await,
+        Command::Secrets(args) => commands::secrets::run(&ctx, args, &env).await,
         Command::Keys(args) => commands::keys::run(&ctx, args),
         Command::Audit(args) => commands::audit::run(&ctx, args, &env).await,
         Command::Jobs(args) => commands::jobs::run(&ctx, args, &env).await,

@@ -2,6 +2,8 @@
 //! (plain data) → apply (the only place that writes to the tenant, journal first).
 //!
 //! - [`anonymize`]: pseudonymize, mask, encrypt or erase personal data in contacts.
+//! - [`secrets`]: the pure checks of secret rotation (value formats, age policy); the
+//!   rotation itself is not built yet.
 //!
 //! Shared pieces: [`keys`] (key material named by id, never logged) and [`pseudonym`]
 //! (normalization and the keyed hash, one person → one pseudonym everywhere).
@@ -9,6 +11,7 @@
 pub mod anonymize;
 pub mod keys;
 pub mod pseudonym;
+pub mod secrets;
 
 /// An error of a protection, kept apart from how a caller shows it.
 #[derive(Debug, thiserror::Error)]

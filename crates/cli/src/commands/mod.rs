@@ -7,4 +7,5 @@ pub mod inventory;
 pub mod jobs;
 pub mod keys;
 pub mod outbox;
+pub mod secrets;
 pub mod sim;

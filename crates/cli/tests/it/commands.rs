@@ -274,3 +274,67 @@ fn the_tutorial_peer_anonymizer_runs_against_the_emulator() {
     assert_eq!(v["succeeded"], 2000, "{v}");
     assert_eq!(v["failed"], 0, "{v}");
 }
+
+#[test]
+fn secrets_list_and_due_for_cron() {
+    let dir = tmp();
+    let o = cxguard(
+        &["-q", "secrets", "list", "--output", "json"],
+        &[],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let crm = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "sec-crm-api-key")
+        .unwrap();
+    assert_eq!(crm["dependents"].as_array().unwrap().len(), 3);
+    assert!(crm["ageDays"].as_i64().unwrap() >= 119);
+
+    let o = cxguard(
+        &[
+            "-q",
+            "secrets",
+            "due",
+            "--max-age",
+            "90d",
+            "--output",
+            "json",
+        ],
+        &[],
+        dir.path(),
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "secrets are due: exit 2 for cron and CI"
+    );
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ids: Vec<&str> = v["due"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec!["sec-unused-token", "sec-erp-basic", "sec-crm-api-key"],
+        "oldest first"
+    );
+    let o = cxguard(
+        &["-q", "secrets", "due", "--max-age", "500d"],
+        &[],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(0));
+    let o = cxguard(
+        &["-q", "secrets", "due", "--max-age", "soon"],
+        &[],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(64));
+    assert!(stderr(&o).contains("--max-age"), "{}", stderr(&o));
+}
