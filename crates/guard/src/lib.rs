@@ -11,6 +11,7 @@
 pub mod anonymize;
 pub mod keys;
 pub mod pseudonym;
+pub mod rotate;
 pub mod secrets;
 
 /// An error of a protection, kept apart from how a caller shows it.

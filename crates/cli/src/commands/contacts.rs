@@ -300,7 +300,7 @@ async fn reveal(
     Ok(Exit::Ok)
 }
 
-fn guard_error(e: guard::Error) -> CliError {
+pub(crate) fn guard_error(e: guard::Error) -> CliError {
     match e {
         guard::Error::Invalid(m) => CliError::new(Exit::Input, m),
         guard::Error::Api(e) => e.into(),
@@ -310,7 +310,7 @@ fn guard_error(e: guard::Error) -> CliError {
 }
 
 /// Who runs the job, for the audit trail: `cxguard@<host>` or `$CXGUARD_ACTOR`.
-fn actor() -> String {
+pub(crate) fn actor() -> String {
     let raw = std::env::var("CXGUARD_ACTOR")
         .ok()
         .filter(|a| !a.is_empty())

@@ -39,10 +39,10 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
     let settings = cxone::Settings::new(&sim.base_url(), grant)?;
     let client = cxone::Client::new(settings)?;
 
-    ctx.note("step 1/4: authenticate with OAuth client credentials");
+    ctx.note("step 1/6: authenticate with OAuth client credentials");
     client.authenticate().await?;
 
-    ctx.note("step 2/4: take an inventory of the tenant");
+    ctx.note("step 2/6: take an inventory of the tenant");
     let tables = vec![(
         "ds-customer".to_string(),
         "tbl-customer-profiles".to_string(),
@@ -71,10 +71,17 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
     )
     .await?;
 
-    ctx.note("step 3/4: anonymize contacts last updated before 2024-01-01 (retention), with a demo policy");
+    ctx.note("step 3/6: anonymize contacts last updated before 2024-01-01 (retention), with a demo policy");
     let anonymized = anonymize_step(&client, &ledger).await?;
 
-    ctx.note("step 4/4: record the run in the tamper-evident audit log and verify the chain");
+    ctx.note("step 4/6: rotate the CRM API key; its three dependent data actions are recompiled and tested");
+    let seed = args.seed;
+    let rotated = rotate_step(&client, &ledger, seed, None).await?;
+    ctx.note("step 5/6: rotate it again to a value one data action rejects: the rotation rolls back by itself");
+    let previous = rotated.1;
+    let rolled_back = rotate_step(&client, &ledger, seed, Some((&sim, previous))).await?;
+
+    ctx.note("step 6/6: record the run in the tamper-evident audit log and verify the chain");
     let verdict = record(&ledger, &inv).await?;
 
     match ctx.output {
@@ -83,6 +90,7 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
             "inventory": inv,
             "client": client.stats(),
             "anonymize": anonymized,
+            "rotate": [rotated.0, rolled_back.0],
             "audit": verdict,
         })),
         Output::Text => {
@@ -108,6 +116,23 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
                 anonymized.failed,
                 anonymized.contacts_per_s
             );
+            for r in [&rotated.0, &rolled_back.0] {
+                match &r.ended {
+                    guard::rotate::Ended::Rotated { version } => println!(
+                        "rotate {}: version {version}, every dependent compiled and passed (job {})",
+                        r.secret_id, r.job_id
+                    ),
+                    guard::rotate::Ended::RolledBack { rejected, version } => println!(
+                        "rotate {}: rejected by {}, rolled back to the previous value (version {version}), dependents pass again (job {})",
+                        r.secret_id,
+                        rejected.keys().cloned().collect::<Vec<_>>().join(", "),
+                        r.job_id
+                    ),
+                    guard::rotate::Ended::Broken { .. } => {
+                        println!("rotate {}: broken", r.secret_id)
+                    }
+                }
+            }
             println!(
                 "audit: {} entries, {} signed checkpoint(s), chain {} (key {})",
                 verdict.entries,
@@ -123,6 +148,53 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
     }
     sim.stop().await;
     Ok(Exit::Ok)
+}
+
+/// Rotates the demo's CRM key. With `reject`, the emulator is told to make one data
+/// action refuse the new value first. Returns the report and the value now current.
+async fn rotate_step(
+    client: &cxone::Client,
+    ledger: &ledger::Ledger,
+    seed: u64,
+    reject: Option<(&cxone_sim::SimHandle, secrecy::SecretString)>,
+) -> Result<(guard::rotate::Report, secrecy::SecretString), CliError> {
+    use guard::rotate::{self, Request};
+    use secrecy::ExposeSecret;
+    let id = "sec-crm-api-key";
+    let fail = |e: guard::Error| CliError::new(Exit::Failed, e.to_string());
+    let previous = match &reject {
+        Some((_, current)) => current.clone(),
+        None => secrecy::SecretString::from(
+            cxone_sim::seeded_secret_value(seed, id)
+                .ok_or_else(|| CliError::new(Exit::Failed, "no demo secret"))?,
+        ),
+    };
+    let value = rotate::generate(cxone::models::SecretFormat::Raw, 40).map_err(fail)?;
+    if let Some((sim, _)) = &reject {
+        use sha2::Digest;
+        let hash: String = sha2::Sha256::digest(value.expose_secret().as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        sim.control().reject_secret(Some("da-crm-case"), &hash);
+    }
+    let req = Request {
+        secret_id: id.into(),
+        value: value.clone(),
+        format: None,
+        previous: Some(previous.clone()),
+        no_rollback: false,
+        actor: "cxguard-demo".into(),
+    };
+    let plan = rotate::plan(client, &req).await.map_err(fail)?;
+    let report = rotate::apply(client, ledger, &plan, &req)
+        .await
+        .map_err(fail)?;
+    let current = match report.ended {
+        guard::rotate::Ended::Rotated { .. } => value,
+        _ => previous,
+    };
+    Ok((report, current))
 }
 
 /// The demo's masking policy; its key is made fresh for each run.

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::exit::{CliError, Exit};
 use crate::output::{Output, print_json, table};
+use crate::store::{self, Access};
 use crate::{Context, tenant};
 
 #[derive(Debug, Args)]
@@ -19,6 +20,9 @@ pub struct SecretsArgs {
 pub enum SecretsCommand {
     /// Every secret: id, name, format, version, last update, age and dependent Data Actions.
     List,
+    /// Rotate a secret: set the new value, recompile and test every dependent Data Action,
+    /// and roll back automatically if one rejects it.
+    Rotate(RotateArgs),
     /// Secrets older than the policy, for cron and CI: exit code 2 when there are any.
     Due {
         /// The oldest a secret may be: 90d, 12h, 2w, 3600s.
@@ -27,12 +31,267 @@ pub enum SecretsCommand {
     },
 }
 
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("new_value").required(true).args(["value_file", "value_env", "generate"])))]
+pub struct RotateArgs {
+    /// The secret's id.
+    pub id: String,
+    /// Read the new value from FILE (it should be mode 0600).
+    #[arg(long, value_name = "FILE")]
+    pub value_file: Option<std::path::PathBuf>,
+    /// Read the new value from the environment variable VAR.
+    #[arg(long, value_name = "VAR")]
+    pub value_env: Option<String>,
+    /// Generate the new value from the OS CSPRNG (needs --write-value-to).
+    #[arg(long, requires = "write_value_to")]
+    pub generate: bool,
+    /// Length of a generated value.
+    #[arg(long, default_value_t = 48)]
+    pub length: usize,
+    /// Where to write a generated value (mode 0600), before it is sent.
+    #[arg(long, value_name = "FILE")]
+    pub write_value_to: Option<std::path::PathBuf>,
+    /// The new value's format (default: the secret's current format).
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+    /// The current value, for the rollback.
+    #[arg(long, value_name = "FILE", conflicts_with = "previous_value_env")]
+    pub previous_value_file: Option<std::path::PathBuf>,
+    /// The current value, for the rollback, from the environment variable VAR.
+    #[arg(long, value_name = "VAR")]
+    pub previous_value_env: Option<String>,
+    /// Rotate without a way back.
+    #[arg(long, conflicts_with_all = ["previous_value_file", "previous_value_env"])]
+    pub no_rollback: bool,
+    /// Show the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Finish or roll back an interrupted rotation (give the same values again).
+    #[arg(long, value_name = "JOB", conflicts_with = "generate")]
+    pub resume: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum FormatArg {
+    Raw,
+    Jwt,
+    Base64,
+}
+
+fn read_value(
+    what: &str,
+    file: Option<&std::path::Path>,
+    var: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<secrecy::SecretString>, CliError> {
+    if let Some(path) = file {
+        crate::config::warn_if_broad(path);
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            CliError::new(
+                Exit::Input,
+                format!("{what}: cannot read {}: {e}", path.display()),
+            )
+        })?;
+        return Ok(Some(secrecy::SecretString::from(
+            text.trim_end_matches(['\n', '\r']).to_string(),
+        )));
+    }
+    if let Some(v) = var {
+        let text = env(v).ok_or_else(|| {
+            CliError::new(
+                Exit::Input,
+                format!("{what}: the environment variable {v} is not set"),
+            )
+        })?;
+        return Ok(Some(secrecy::SecretString::from(text)));
+    }
+    Ok(None)
+}
+
+fn write_new_value(path: &std::path::Path, value: &secrecy::SecretString) -> Result<(), CliError> {
+    use secrecy::ExposeSecret;
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(|e| {
+        CliError::new(
+            Exit::Input,
+            format!(
+                "--write-value-to: cannot create {} (it must not exist): {e}",
+                path.display()
+            ),
+        )
+    })?;
+    f.write_all(value.expose_secret().as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| {
+            CliError::new(
+                Exit::Failed,
+                format!("--write-value-to: cannot write {}: {e}", path.display()),
+            )
+        })
+}
+
+async fn rotate_cmd(
+    ctx: &Context,
+    a: RotateArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Exit, CliError> {
+    use guard::rotate::{self, Ended, Request};
+    let format = a.format.map(|f| match f {
+        FormatArg::Raw => cxone::models::SecretFormat::Raw,
+        FormatArg::Jwt => cxone::models::SecretFormat::Jwt,
+        FormatArg::Base64 => cxone::models::SecretFormat::Base64,
+    });
+    let previous = read_value(
+        "--previous-value",
+        a.previous_value_file.as_deref(),
+        a.previous_value_env.as_deref(),
+        env,
+    )?;
+    let target = tenant::connect(ctx, env, None).await?;
+    let value = if a.generate {
+        let fmt = match format {
+            Some(f) => f,
+            None => target.client.secrets().get(&a.id).await?.format,
+        };
+        rotate::generate(fmt, a.length).map_err(guard_error)?
+    } else {
+        read_value(
+            "--value",
+            a.value_file.as_deref(),
+            a.value_env.as_deref(),
+            env,
+        )?
+        .ok_or_else(|| CliError::usage("give --value-file, --value-env or --generate"))?
+    };
+    let req = Request {
+        secret_id: a.id.clone(),
+        value,
+        format,
+        previous,
+        no_rollback: a.no_rollback,
+        actor: crate::commands::contacts::actor(),
+    };
+    let report = if let Some(job) = &a.resume {
+        let l = store::open(ctx, env, Access::Write).await?;
+        rotate::resume(&target.client, &l, job, &req)
+            .await
+            .map_err(guard_error)?
+    } else {
+        let plan = rotate::plan(&target.client, &req)
+            .await
+            .map_err(guard_error)?;
+        if a.dry_run {
+            match ctx.output {
+                Output::Json => print_json(&json!({"plan": plan})),
+                Output::Text => {
+                    println!(
+                        "plan: rotate {} ({}), version {} → {}",
+                        plan.secret_id,
+                        plan.name,
+                        plan.version,
+                        plan.version + 1
+                    );
+                    println!(
+                        "  format {}, new value SHA-256 {}…",
+                        plan.format,
+                        &plan.proposed_sha256[..12]
+                    );
+                    let deps: Vec<&str> = plan
+                        .dependents
+                        .iter()
+                        .map(|d| d.data_action_id.as_str())
+                        .collect();
+                    println!(
+                        "  recompile and test: {}",
+                        if deps.is_empty() {
+                            "(no dependents)".to_string()
+                        } else {
+                            deps.join(", ")
+                        }
+                    );
+                    println!(
+                        "  on rejection: {}",
+                        if plan.rollback {
+                            "roll back to the current value"
+                        } else {
+                            "NO ROLLBACK (--no-rollback)"
+                        }
+                    );
+                }
+            }
+            return Ok(Exit::Ok);
+        }
+        let l = store::open(ctx, env, Access::Write).await?;
+        if let Some(path) = &a.write_value_to {
+            write_new_value(path, &req.value)?;
+            ctx.note(format!(
+                "the new value is in {} (mode 0600)",
+                path.display()
+            ));
+        }
+        let deliverer =
+            ledger::deliver::Deliverer::new(l.clone(), crate::config::delivery(&ctx.config, env)?)?
+                .spawn(std::time::Duration::from_secs(2));
+        let r = rotate::apply(&target.client, &l, &plan, &req).await;
+        deliverer.stop().await;
+        r.map_err(guard_error)?
+    };
+    match ctx.output {
+        Output::Json => print_json(&report),
+        Output::Text => match &report.ended {
+            Ended::Rotated { version } => println!(
+                "rotated {} to version {version}; every dependent compiled and passed (job {})",
+                report.secret_id, report.job_id
+            ),
+            Ended::RolledBack { version, .. } => {
+                println!(
+                    "rolled back {} (now version {version}) (job {})",
+                    report.secret_id, report.job_id
+                )
+            }
+            Ended::Broken { .. } => println!(
+                "{} was rotated, dependents reject it, and there is no rollback (job {})",
+                report.secret_id, report.job_id
+            ),
+        },
+    }
+    match &report.ended {
+        Ended::Rotated { .. } => Ok(Exit::Ok),
+        Ended::RolledBack { rejected, .. } | Ended::Broken { rejected } => {
+            let list: Vec<String> = rejected
+                .iter()
+                .map(|(a, why)| format!("{a}: {why}"))
+                .collect();
+            Err(CliError::new(
+                Exit::Failed,
+                format!(
+                    "data action(s) rejected the new value of {}:\n  {}",
+                    report.secret_id,
+                    list.join("\n  ")
+                ),
+            ))
+        }
+    }
+}
+
+fn guard_error(e: guard::Error) -> CliError {
+    crate::commands::contacts::guard_error(e)
+}
+
 pub async fn run(
     ctx: &Context,
     args: SecretsArgs,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Exit, CliError> {
     match args.command {
+        SecretsCommand::Rotate(a) => rotate_cmd(ctx, a, env).await,
         SecretsCommand::List => {
             let target = tenant::connect(ctx, env, None).await?;
             let client = &target.client;

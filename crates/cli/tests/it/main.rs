@@ -4,6 +4,7 @@ mod anonymize;
 mod commands;
 mod errors;
 mod ledger_commands;
+mod rotate;
 
 use std::process::{Command, Output};
 

@@ -1,0 +1,322 @@
+//! `cxguard secrets rotate` as a user runs it: a SIGKILL between set and finish, no value
+//! anywhere it should not be, and bad input.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::{stderr, stdout, tmp};
+
+const SECRET: &str = "sec-crm-api-key";
+
+struct Setup {
+    rt: tokio::runtime::Runtime,
+    sim: cxone_sim::SimHandle,
+    home: tempfile::TempDir,
+    dir: tempfile::TempDir,
+}
+
+fn setup() -> Setup {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let sim = rt
+        .block_on(cxone_sim::Sim::start(cxone_sim::SimConfig {
+            contacts: 10,
+            ..Default::default()
+        }))
+        .unwrap();
+    let s = Setup {
+        rt,
+        sim,
+        home: tmp(),
+        dir: tmp(),
+    };
+    let seed = s.sim.control().state()["seed"].as_u64().unwrap();
+    s.write(
+        "previous.txt",
+        &cxone_sim::seeded_secret_value(seed, SECRET).unwrap(),
+    );
+    s
+}
+
+impl Setup {
+    fn write(&self, name: &str, text: &str) {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let c = self.sim.credentials();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cxguard"));
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env("CXGUARD_BASE_URL", self.sim.base_url())
+            .env("CXGUARD_CLIENT_ID", &c.client_id)
+            .env("CXGUARD_CLIENT_SECRET", &c.client_secret)
+            .env("CXGUARD_HOME", self.home.path())
+            .env_remove("CXGUARD_STORE")
+            .env_remove("CXGUARD_CONFIG");
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn version(&self) -> u64 {
+        self.sim.control().secret(SECRET).unwrap()["version"]
+            .as_u64()
+            .unwrap()
+    }
+}
+
+#[test]
+fn a_rotation_killed_between_set_and_finish_is_resumed() {
+    let s = setup();
+    s.write("new.txt", "key_new_value_after_crash");
+    // Slow responses so the kill lands while the dependents are being tested.
+    s.sim
+        .control()
+        .configure(serde_json::json!({"latencyMs": 300}))
+        .unwrap();
+    let args = [
+        "secrets",
+        "rotate",
+        SECRET,
+        "--value-file",
+        "new.txt",
+        "--previous-value-file",
+        "previous.txt",
+    ];
+    let mut child = s
+        .command(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..400 {
+        if s.version() == 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(s.version(), 2, "the set phase landed");
+    child.kill().unwrap(); // SIGKILL, before the dependents were all tested
+    let _ = child.wait();
+    s.sim
+        .control()
+        .configure(serde_json::json!({"latencyMs": 0}))
+        .unwrap();
+    let o = s.run(&["jobs", "list", "--output", "json"]);
+    let jobs: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(jobs[0]["status"], "running", "interrupted: {jobs}");
+    let job = jobs[0]["id"].as_str().unwrap().to_string();
+
+    // A new rotation is refused while this one is unfinished.
+    s.write("other.txt", "key_another_value");
+    let o = s.run(&[
+        "secrets",
+        "rotate",
+        SECRET,
+        "--value-file",
+        "other.txt",
+        "--previous-value-file",
+        "new.txt",
+    ]);
+    assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("--resume {job}")),
+        "{}",
+        stderr(&o)
+    );
+    // Resuming with a different value is refused by hash.
+    let o = s.run(&[
+        "secrets",
+        "rotate",
+        SECRET,
+        "--value-file",
+        "other.txt",
+        "--previous-value-file",
+        "previous.txt",
+        "--resume",
+        &job,
+    ]);
+    assert_eq!(o.status.code(), Some(65));
+    assert!(stderr(&o).contains("does not hash"), "{}", stderr(&o));
+
+    let mut resume = args.to_vec();
+    resume.extend(["--resume", &job]);
+    let o = s.run(&resume);
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    assert_eq!(s.version(), 2, "no second set");
+    for a in ["da-crm-lookup", "da-crm-case", "da-crm-loyalty"] {
+        let d = s.sim.control().data_action(a).unwrap();
+        assert_eq!(
+            (
+                d["status"].as_str(),
+                d["compiledSecretVersions"][SECRET].as_u64()
+            ),
+            (Some("compiled"), Some(2)),
+            "{a}"
+        );
+    }
+    let o = s.run(&["audit", "verify"]);
+    assert!(o.status.success(), "{}", stdout(&o));
+}
+
+#[test]
+fn a_rejected_value_rolls_back_names_the_action_and_no_value_leaks() {
+    let s = setup();
+    let new_value = "key_Leak-Canary-7f3a9c";
+    s.write("new.txt", new_value);
+    use sha2::Digest;
+    let hash: String = sha2::Sha256::digest(new_value.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    s.sim.control().reject_secret(Some("da-crm-loyalty"), &hash);
+    let o = s.run(&[
+        "-vvv",
+        "secrets",
+        "rotate",
+        SECRET,
+        "--value-file",
+        "new.txt",
+        "--previous-value-file",
+        "previous.txt",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("da-crm-loyalty"),
+        "the message names the action: {}",
+        stderr(&o)
+    );
+    assert!(stdout(&o).contains("rolled back"), "{}", stdout(&o));
+    let seed = s.sim.control().state()["seed"].as_u64().unwrap();
+    let old = cxone_sim::seeded_secret_value(seed, SECRET).unwrap();
+    let old_hash: String = sha2::Sha256::digest(old.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        s.sim.control().secret(SECRET).unwrap()["valueSha256"],
+        old_hash.as_str()
+    );
+
+    // The values appear in no output, log line, audit entry, event, journal row or file
+    // cxguard wrote.
+    let export = s.run(&["audit", "export", "--format", "jsonl"]);
+    let jobs = s.run(&["jobs", "list", "--output", "json"]);
+    let ledger_bytes = std::fs::read(s.home.path().join("ledger.sqlite")).unwrap();
+    let wal = std::fs::read(s.home.path().join("ledger.sqlite-wal")).unwrap_or_default();
+    for v in [new_value, old.as_str()] {
+        for (name, text) in [
+            ("stdout", stdout(&o)),
+            ("stderr (-vvv)", stderr(&o)),
+            ("audit export", stdout(&export)),
+            ("jobs", stdout(&jobs)),
+            (
+                "ledger",
+                String::from_utf8_lossy(&ledger_bytes).into_owned(),
+            ),
+            ("ledger wal", String::from_utf8_lossy(&wal).into_owned()),
+        ] {
+            assert!(!text.contains(v), "a secret value appears in {name}");
+        }
+    }
+    assert!(stdout(&export).contains("secret.rotate.rollback"));
+}
+
+#[test]
+fn bad_values_get_clear_errors_and_change_nothing() {
+    let s = setup();
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "sec-payments-jwt",
+            "bad.jwt",
+            "not.a-jwt",
+            "three non-empty base64url segments",
+        ),
+        ("sec-erp-basic", "bad.b64", "abc", "multiple of 4"),
+        (SECRET, "long.txt", &"x".repeat(4097), "4097 characters"),
+        (SECRET, "empty.txt", "", "empty"),
+        ("sec-nope", "ok.txt", "key_fine", "unknown secret id"),
+    ];
+    for (id, file, value, want) in cases {
+        s.write(file, value);
+        let o = s.run(&[
+            "secrets",
+            "rotate",
+            id,
+            "--value-file",
+            file,
+            "--no-rollback",
+        ]);
+        assert_eq!(o.status.code(), Some(65), "{id}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(want),
+            "{id}: want {want:?} in {}",
+            stderr(&o)
+        );
+    }
+    let o = s.run(&[
+        "secrets",
+        "rotate",
+        SECRET,
+        "--value-file",
+        "previous.txt",
+        "--previous-value-file",
+        "previous.txt",
+    ]);
+    assert_eq!(o.status.code(), Some(65));
+    assert!(stderr(&o).contains("identical"), "{}", stderr(&o));
+    s.write("new.txt", "key_new");
+    let o = s.run(&["secrets", "rotate", SECRET, "--value-file", "new.txt"]);
+    assert_eq!(o.status.code(), Some(65));
+    assert!(stderr(&o).contains("--no-rollback"), "{}", stderr(&o));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            s.dir.path().join("new.txt"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+    }
+    let o = s.run(&[
+        "secrets",
+        "rotate",
+        SECRET,
+        "--value-file",
+        "new.txt",
+        "--previous-value-file",
+        "previous.txt",
+        "--dry-run",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("mode 0644"),
+        "a broad value file is warned about: {}",
+        stderr(&o)
+    );
+    assert!(
+        stdout(&o).contains("da-crm-case"),
+        "the plan lists the dependents: {}",
+        stdout(&o)
+    );
+    assert!(s.sim.control().mutations("").is_empty(), "nothing changed");
+    assert!(
+        !s.home.path().join("ledger.sqlite").exists(),
+        "nothing was written"
+    );
+    let _ = &s.rt;
+}

@@ -1,0 +1,658 @@
+//! rotate: two-phase rotation of an Integration secret with its dependent Data Actions
+//! verified, and an automatic rollback when one rejects the new value.
+//!
+//! Phases, each journaled (items of a `rotate` job) and audited:
+//! 1. *create* — the pending rotation, holding hashes only;
+//! 2. *set* — PUT with the verification matrix (compare-and-swap on the current hash; a
+//!    409 means someone else rotated: stop, change nothing, never retry with a stale hash);
+//! 3. *test* — recompile and test every dependent, a few at a time;
+//! 4. *finish* — or, when a dependent rejected the value, *rollback*: PUT the previous
+//!    value back (compare-and-swap on the new hash) and recompile and test again.
+//!
+//! A vault event (`secret_rotation`: id, status, hash — never the value) goes out on
+//! finish and on rollback. `resume` finishes or rolls back a rotation interrupted in any
+//! phase; the operator supplies the values again and their hashes are checked against
+//! the journal.
+
+use std::collections::BTreeMap;
+
+use cxone::Client;
+use cxone::models::{
+    Recompiled, ReferenceUpdate, Secret, SecretFormat, SecretReference, VerificationMatrix,
+};
+use cxone::secrets::Rotation;
+use futures_util::StreamExt;
+use ledger::{
+    Details, EventKind, ItemOutcome, JobStatus, Ledger, NewEntry, NewEvent, NewJob, Outcome,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+
+use crate::secrets::check_value;
+use crate::{Error, Result};
+
+pub const JOB_KIND: &str = "rotate";
+
+fn sha256_hex(s: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// What the operator asks for. Values are secrets: never printed, logged or journaled.
+pub struct Request {
+    pub secret_id: String,
+    pub value: SecretString,
+    /// The format of the new value; the secret's current format when `None`.
+    pub format: Option<SecretFormat>,
+    /// The current value, for a rollback.
+    pub previous: Option<SecretString>,
+    /// Rotate without a way back (the operator said so explicitly).
+    pub no_rollback: bool,
+    pub actor: String,
+}
+
+/// The validated plan: what will change and which actions will be tested.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub secret_id: String,
+    pub name: String,
+    pub version: u64,
+    pub format: SecretFormat,
+    pub previous_sha256: String,
+    pub proposed_sha256: String,
+    pub dependents: Vec<SecretReference>,
+    pub rollback: bool,
+}
+
+/// How a rotation ended.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum Ended {
+    /// Every dependent compiled and passed against the new value.
+    Rotated { version: u64 },
+    /// A dependent rejected the new value; the previous one is back and every dependent
+    /// compiled and passed against it again.
+    RolledBack {
+        rejected: BTreeMap<String, String>,
+        version: u64,
+    },
+    /// A dependent rejected the new value and there was no way back.
+    Broken { rejected: BTreeMap<String, String> },
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub job_id: String,
+    pub secret_id: String,
+    pub resumed: bool,
+    #[serde(flatten)]
+    pub ended: Ended,
+}
+
+/// Validates the request against the tenant (reads only) and returns the plan.
+pub async fn plan(client: &Client, req: &Request) -> Result<Plan> {
+    ledger::details::check_identifier("secret id", &req.secret_id)?;
+    let secret: Secret = match client.secrets().get(&req.secret_id).await {
+        Ok(s) => s,
+        Err(e) if e.status() == Some(404) => {
+            return Err(Error::Invalid(format!(
+                "unknown secret id {:?}; `cxguard secrets list` shows them",
+                req.secret_id
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let format = req.format.unwrap_or(secret.format);
+    check_value(format, req.value.expose_secret())
+        .map_err(|e| Error::Invalid(format!("the new value: {e}")))?;
+    let proposed = sha256_hex(req.value.expose_secret());
+    if proposed.eq_ignore_ascii_case(&secret.value_sha256) {
+        return Err(Error::Invalid(
+            "the new value is identical to the current one (same SHA-256): nothing to rotate"
+                .into(),
+        ));
+    }
+    match &req.previous {
+        Some(p) if !sha256_hex(p.expose_secret()).eq_ignore_ascii_case(&secret.value_sha256) => {
+            return Err(Error::Invalid(
+                "the previous value does not match the secret's current SHA-256: it cannot serve as the rollback".into(),
+            ));
+        }
+        None if !req.no_rollback => {
+            return Err(Error::Invalid(
+                "no rollback path: give the current value (--previous-value-file or --previous-value-env), or pass --no-rollback to rotate without one".into(),
+            ));
+        }
+        _ => {}
+    }
+    let dependents = client.secrets().references(&req.secret_id).await?;
+    Ok(Plan {
+        secret_id: secret.id,
+        name: secret.name,
+        version: secret.version,
+        format,
+        previous_sha256: secret.value_sha256.to_ascii_lowercase(),
+        proposed_sha256: proposed,
+        dependents,
+        rollback: req.previous.is_some(),
+    })
+}
+
+struct Ctx<'a> {
+    client: &'a Client,
+    ledger: &'a Ledger,
+    plan: &'a Plan,
+    req: &'a Request,
+    job: String,
+}
+
+/// Runs a new rotation. Refused while another rotation of the same secret is unfinished.
+pub async fn apply(client: &Client, ledger: &Ledger, plan: &Plan, req: &Request) -> Result<Report> {
+    if let Some(job) = ledger.running_job(JOB_KIND, &plan.secret_id).await? {
+        return Err(Error::Invalid(format!(
+            "rotation {job} of {} is unfinished; finish or roll it back with --resume {job}",
+            plan.secret_id
+        )));
+    }
+    let ids: Vec<String> = plan
+        .dependents
+        .iter()
+        .map(|d| d.data_action_id.clone())
+        .collect();
+    let params = Details::new()
+        .id("secret_id", &plan.secret_id)?
+        .sha256("previous_sha256", &plan.previous_sha256)?
+        .sha256("proposed_sha256", &plan.proposed_sha256)?
+        .ids("dependents", &ids)?
+        .flag("rollback", plan.rollback);
+    let job = ledger
+        .create_job(NewJob {
+            id: Ledger::new_job_id(JOB_KIND),
+            kind: JOB_KIND,
+            actor: req.actor.clone(),
+            params: params.clone(),
+            items: ["create", "set", "test", "finish"]
+                .map(String::from)
+                .to_vec(),
+            fingerprint: Some(plan.secret_id.clone()),
+        })
+        .await?;
+    let cx = Ctx {
+        client,
+        ledger,
+        plan,
+        req,
+        job: job.clone(),
+    };
+    ledger.claim(&job, "create").await?;
+    cx.settle("create", true, None, "secret.rotate.create", params, None)
+        .await?;
+    cx.set_phase().await?;
+    let ended = cx.test_and_finish().await?;
+    Ok(Report {
+        job_id: job,
+        secret_id: plan.secret_id.clone(),
+        resumed: false,
+        ended,
+    })
+}
+
+/// Finishes, or rolls back, rotation `job`. `req` must carry the same values (checked by
+/// hash against the journal).
+pub async fn resume(client: &Client, ledger: &Ledger, job: &str, req: &Request) -> Result<Report> {
+    let summary = ledger.job(job).await?;
+    if summary.kind != JOB_KIND {
+        return Err(Error::Invalid(format!(
+            "job {job} is a {} job, not a rotation",
+            summary.kind
+        )));
+    }
+    if summary.status != "running" {
+        return Err(Error::Invalid(format!(
+            "rotation {job} already ended ({})",
+            summary.status
+        )));
+    }
+    let p = &summary.params;
+    let text = |k: &str| p[k].as_str().unwrap_or_default().to_string();
+    if text("secret_id") != req.secret_id {
+        return Err(Error::Invalid(format!(
+            "rotation {job} is of secret {}, not {}",
+            text("secret_id"),
+            req.secret_id
+        )));
+    }
+    let proposed = text("proposed_sha256");
+    let previous = text("previous_sha256");
+    if sha256_hex(req.value.expose_secret()) != proposed {
+        return Err(Error::Invalid(format!(
+            "the new value given does not hash to the one rotation {job} started with"
+        )));
+    }
+    if let Some(prev) = &req.previous
+        && sha256_hex(prev.expose_secret()) != previous
+    {
+        return Err(Error::Invalid(format!(
+            "the previous value given does not hash to the one rotation {job} recorded"
+        )));
+    }
+    let secret = client.secrets().get(&req.secret_id).await?;
+    let dependents = client.secrets().references(&req.secret_id).await?;
+    let plan = Plan {
+        secret_id: secret.id.clone(),
+        name: secret.name.clone(),
+        version: secret.version,
+        format: req.format.unwrap_or(secret.format),
+        previous_sha256: previous.clone(),
+        proposed_sha256: proposed.clone(),
+        dependents,
+        rollback: req.previous.is_some(),
+    };
+    let cx = Ctx {
+        client,
+        ledger,
+        plan: &plan,
+        req,
+        job: job.to_string(),
+    };
+    let items = ledger.job_items(job, None, 10).await?;
+    let state = |k: &str| {
+        items
+            .iter()
+            .find(|i| i.key == k)
+            .map(|i| i.state.clone())
+            .unwrap_or_default()
+    };
+    let current = secret.value_sha256.to_ascii_lowercase();
+    let ended = if current == proposed {
+        if state("set") != "done" {
+            cx.settle(
+                "set",
+                true,
+                None,
+                "secret.rotate.set",
+                Details::new()
+                    .count("version", secret.version)
+                    .flag("resumed", true),
+                None,
+            )
+            .await?;
+        }
+        cx.test_and_finish().await?
+    } else if current == previous {
+        if !state("rollback").is_empty() {
+            // The rollback's PUT landed: verify the dependents again and close.
+            cx.rollback(BTreeMap::new(), true).await?
+        } else {
+            if state("create") != "done" {
+                ledger.claim(job, "create").await?;
+                cx.settle(
+                    "create",
+                    true,
+                    None,
+                    "secret.rotate.create",
+                    Details::new().flag("resumed", true),
+                    None,
+                )
+                .await?;
+            }
+            cx.set_phase().await?;
+            cx.test_and_finish().await?
+        }
+    } else {
+        return Err(Error::Invalid(format!(
+            "secret {} holds neither the value rotation {job} set nor the one it replaced: someone else rotated it; resolve by hand",
+            req.secret_id
+        )));
+    };
+    Ok(Report {
+        job_id: job.to_string(),
+        secret_id: req.secret_id.clone(),
+        resumed: true,
+        ended,
+    })
+}
+
+impl Ctx<'_> {
+    fn entry(&self, operation: &'static str, ok: bool, details: Details) -> Result<NewEntry> {
+        Ok(NewEntry::new(
+            &self.req.actor,
+            operation,
+            &self.plan.secret_id,
+            if ok {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            },
+            details,
+        )?)
+    }
+
+    async fn settle(
+        &self,
+        item: &str,
+        ok: bool,
+        error: Option<String>,
+        operation: &'static str,
+        details: Details,
+        event: Option<NewEvent>,
+    ) -> Result<()> {
+        let outcome = match error {
+            None if ok => ItemOutcome::Done { result: None },
+            e => ItemOutcome::Failed {
+                error: e.unwrap_or_else(|| "failed".into()),
+            },
+        };
+        let entry = self.entry(operation, ok, details)?;
+        self.ledger
+            .settle(
+                &self.job,
+                item,
+                outcome,
+                vec![entry],
+                event.into_iter().collect(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    fn vault_event(&self, status: &'static str, hash: &str, version: u64) -> Result<NewEvent> {
+        Ok(NewEvent::new(
+            EventKind::Vault,
+            "secret_rotation",
+            Details::new()
+                .id("secret_id", &self.plan.secret_id)?
+                .label("status", status)
+                .sha256("hash_sha256", hash)?
+                .count("version", version),
+        ))
+    }
+
+    async fn put(
+        &self,
+        value: &SecretString,
+        previous: &str,
+        proposed: &str,
+    ) -> cxone::Result<Secret> {
+        self.client
+            .secrets()
+            .rotate(
+                &self.plan.secret_id,
+                &Rotation {
+                    value,
+                    format: self.plan.format,
+                    description: None,
+                    reference_update: ReferenceUpdate::Immediate,
+                    matrix: VerificationMatrix {
+                        previous_sha256: previous.into(),
+                        proposed_sha256: proposed.into(),
+                    },
+                },
+            )
+            .await
+    }
+
+    async fn set_phase(&self) -> Result<()> {
+        self.ledger.claim(&self.job, "set").await?;
+        match self
+            .put(
+                &self.req.value,
+                &self.plan.previous_sha256,
+                &self.plan.proposed_sha256,
+            )
+            .await
+        {
+            Ok(s) => {
+                self.settle(
+                    "set",
+                    true,
+                    None,
+                    "secret.rotate.set",
+                    Details::new().count("version", s.version),
+                    None,
+                )
+                .await
+            }
+            Err(e) if e.status() == Some(409) => {
+                let msg = format!(
+                    "secret {} was rotated by someone else since it was read (409): nothing was changed; read it again and retry",
+                    self.plan.secret_id
+                );
+                self.settle(
+                    "set",
+                    false,
+                    Some(msg.clone()),
+                    "secret.rotate.set",
+                    Details::new()
+                        .label("reason", "conflict")
+                        .number("status", 409),
+                    None,
+                )
+                .await?;
+                let stop = self.entry(
+                    "job.finish",
+                    false,
+                    Details::new().label("reason", "conflict"),
+                )?;
+                self.ledger
+                    .finish_job(&self.job, JobStatus::Failed, stop)
+                    .await?;
+                Err(Error::Invalid(msg))
+            }
+            Err(e) => {
+                let d = Details::new()
+                    .label("reason", "error")
+                    .number("status", i64::from(e.status().unwrap_or(0)));
+                self.settle(
+                    "set",
+                    false,
+                    Some(e.to_string()),
+                    "secret.rotate.set",
+                    d,
+                    None,
+                )
+                .await?;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Recompiles and tests every dependent; returns those that rejected the value.
+    async fn verify_dependents(&self) -> Result<BTreeMap<String, String>> {
+        let results: Vec<(String, cxone::Result<Option<String>>)> = futures_util::stream::iter(
+            self.plan
+                .dependents
+                .iter()
+                .map(|d| d.data_action_id.clone()),
+        )
+        .map(|id| async move {
+            let r = async {
+                match self.client.data_actions().recompile(&id).await? {
+                    Recompiled::Failed { detail, .. } => Ok(Some(detail)),
+                    Recompiled::Compiled(_) => {
+                        let t = self.client.data_actions().test(&id).await?;
+                        Ok(if t.ok {
+                            None
+                        } else {
+                            Some(t.detail.unwrap_or_else(|| "the test failed".into()))
+                        })
+                    }
+                }
+            }
+            .await;
+            (id, r)
+        })
+        .buffer_unordered(4)
+        .collect()
+        .await;
+        let mut rejected = BTreeMap::new();
+        for (id, r) in results {
+            if let Some(why) = r? {
+                rejected.insert(id, why);
+            }
+        }
+        Ok(rejected)
+    }
+
+    async fn test_and_finish(&self) -> Result<Ended> {
+        self.ledger.claim(&self.job, "test").await?;
+        let rejected = self.verify_dependents().await?;
+        let ids: Vec<String> = self
+            .plan
+            .dependents
+            .iter()
+            .map(|d| d.data_action_id.clone())
+            .collect();
+        let rejected_ids: Vec<&String> = rejected.keys().collect();
+        let details = Details::new()
+            .ids("tested", &ids)?
+            .ids("rejected", &rejected_ids)?;
+        self.settle(
+            "test",
+            rejected.is_empty(),
+            (!rejected.is_empty()).then(|| "a dependent rejected the new value".to_string()),
+            "secret.rotate.test",
+            details,
+            None,
+        )
+        .await?;
+        if rejected.is_empty() {
+            let version = self
+                .client
+                .secrets()
+                .get(&self.plan.secret_id)
+                .await?
+                .version;
+            self.ledger.claim(&self.job, "finish").await?;
+            let event = self.vault_event("rotated", &self.plan.proposed_sha256, version)?;
+            self.settle(
+                "finish",
+                true,
+                None,
+                "secret.rotate.finish",
+                Details::new().count("version", version),
+                Some(event),
+            )
+            .await?;
+            let done = self.entry(
+                "job.finish",
+                true,
+                Details::new().label("status", "rotated"),
+            )?;
+            self.ledger
+                .finish_job(&self.job, JobStatus::Done, done)
+                .await?;
+            return Ok(Ended::Rotated { version });
+        }
+        if self.req.previous.is_none() {
+            let stop = self.entry(
+                "job.finish",
+                false,
+                Details::new()
+                    .label("status", "broken_no_rollback")
+                    .ids("rejected", &rejected_ids)?,
+            )?;
+            self.ledger
+                .finish_job(&self.job, JobStatus::Failed, stop)
+                .await?;
+            return Ok(Ended::Broken { rejected });
+        }
+        self.rollback(rejected, false).await
+    }
+
+    /// Puts the previous value back (unless `landed`), verifies the dependents again and
+    /// closes the job as rolled back.
+    async fn rollback(&self, rejected: BTreeMap<String, String>, landed: bool) -> Result<Ended> {
+        let previous = self
+            .req
+            .previous
+            .as_ref()
+            .ok_or_else(|| Error::Invalid("the rollback needs the previous value".into()))?;
+        self.ledger
+            .add_items(&self.job, &["rollback".to_string()])
+            .await?;
+        self.ledger.claim(&self.job, "rollback").await?;
+        if !landed {
+            self.put(
+                previous,
+                &self.plan.proposed_sha256,
+                &self.plan.previous_sha256,
+            )
+            .await?;
+        }
+        let again = self.verify_dependents().await?;
+        let version = self
+            .client
+            .secrets()
+            .get(&self.plan.secret_id)
+            .await?
+            .version;
+        let rejected_ids: Vec<&String> = rejected.keys().collect();
+        let event = self.vault_event("rolled_back", &self.plan.previous_sha256, version)?;
+        let details = Details::new()
+            .ids("rejected_by", &rejected_ids)?
+            .count("version", version)
+            .flag("dependents_pass", again.is_empty());
+        self.settle(
+            "rollback",
+            again.is_empty(),
+            (!again.is_empty()).then(|| "dependents still fail after the rollback".to_string()),
+            "secret.rotate.rollback",
+            details,
+            Some(event),
+        )
+        .await?;
+        let status = if again.is_empty() {
+            JobStatus::RolledBack
+        } else {
+            JobStatus::Failed
+        };
+        let fin = self.entry(
+            "job.finish",
+            again.is_empty(),
+            Details::new().label("status", "rolled_back"),
+        )?;
+        self.ledger.finish_job(&self.job, status, fin).await?;
+        if !again.is_empty() {
+            return Err(Error::Invalid(format!(
+                "rolled back, but {} still fail against the previous value: {}",
+                again.keys().cloned().collect::<Vec<_>>().join(", "),
+                again.values().cloned().collect::<Vec<_>>().join("; ")
+            )));
+        }
+        Ok(Ended::RolledBack { rejected, version })
+    }
+}
+
+/// A new random value from the OS CSPRNG: `length` characters of base64url (raw) or a
+/// padded base64 of `length` bytes.
+pub fn generate(format: SecretFormat, length: usize) -> Result<SecretString> {
+    use base64::Engine as _;
+    if !(16..=3000).contains(&length) {
+        return Err(Error::Invalid(format!(
+            "--length: {length} is not from 16 to 3000"
+        )));
+    }
+    let mut bytes = vec![0u8; length];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| Error::Invalid(format!("the OS random generator failed: {e}")))?;
+    let value = match format {
+        SecretFormat::Raw => {
+            let mut s = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes);
+            s.truncate(length);
+            s
+        }
+        SecretFormat::Base64 => base64::engine::general_purpose::STANDARD.encode(&bytes),
+        SecretFormat::Jwt => {
+            return Err(Error::Invalid(
+                "--generate makes raw or base64 values; a jwt must come from its issuer".into(),
+            ));
+        }
+    };
+    Ok(SecretString::from(value))
+}
