@@ -2,8 +2,8 @@
 //! (plain data) → apply (the only place that writes to the tenant, journal first).
 //!
 //! - [`anonymize`]: pseudonymize, mask, encrypt or erase personal data in contacts.
-//! - [`secrets`]: the pure checks of secret rotation (value formats, age policy); the
-//!   rotation itself is not built yet.
+//! - [`rotate`]: two-phase rotation of an Integration secret, dependents verified,
+//!   automatic rollback; [`secrets`] holds its pure checks (value formats, age policy).
 //!
 //! Shared pieces: [`keys`] (key material named by id, never logged) and [`pseudonym`]
 //! (normalization and the keyed hash, one person → one pseudonym everywhere).

@@ -1,7 +1,6 @@
 //! Integration secrets: the checks a rotation makes before any call (a value well-formed
 //! for its format, spec §3), and the age policy behind `cxguard secrets due`.
-//!
-//! Not here yet: the two-phase rotation with rollback (issue 5).
+//! The rotation itself is [`crate::rotate`].
 
 use std::time::Duration;
 

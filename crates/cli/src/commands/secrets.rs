@@ -1,5 +1,5 @@
-//! `cxguard secrets list | due`: Integration secrets, their age and their dependents.
-//! (Rotation itself is not built yet.)
+//! `cxguard secrets list | rotate | due`: Integration secrets, their age and their
+//! dependents, and their rotation.
 
 use clap::{Args, Subcommand};
 use futures_util::{StreamExt, TryStreamExt};
