@@ -320,3 +320,69 @@ fn bad_values_get_clear_errors_and_change_nothing() {
     );
     let _ = &s.rt;
 }
+
+#[test]
+fn a_generated_value_is_written_0600_before_it_is_sent() {
+    let s = setup();
+    let o = s.run(&[
+        "secrets",
+        "rotate",
+        SECRET,
+        "--generate",
+        "--length",
+        "40",
+        "--write-value-to",
+        "generated.key",
+        "--previous-value-file",
+        "previous.txt",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let path = s.dir.path().join("generated.key");
+    let value = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(value.len(), 40);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    use sha2::Digest;
+    let hash: String = sha2::Sha256::digest(value.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        s.sim.control().secret(SECRET).unwrap()["valueSha256"],
+        hash.as_str(),
+        "the file holds the value now set"
+    );
+    assert!(!stdout(&o).contains(&value) && !stderr(&o).contains(&value));
+    // An existing file is never overwritten.
+    let o = s.run(&[
+        "secrets",
+        "rotate",
+        SECRET,
+        "--generate",
+        "--write-value-to",
+        "generated.key",
+        "--previous-value-file",
+        "generated.key",
+    ]);
+    assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), value);
+    let o = s.run(&[
+        "secrets",
+        "rotate",
+        SECRET,
+        "--generate",
+        "--previous-value-file",
+        "previous.txt",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(64),
+        "--generate needs --write-value-to"
+    );
+}
