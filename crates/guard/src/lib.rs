@@ -30,3 +30,13 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// SHA-256 of `s` as 64 lowercase hex characters: how values are identified without
+/// being kept (secret hashes, ciphertext records, policy and job fingerprints).
+pub fn sha256_hex(s: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

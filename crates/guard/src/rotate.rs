@@ -29,17 +29,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
 use crate::secrets::check_value;
-use crate::{Error, Result};
+use crate::{Error, Result, sha256_hex};
 
 pub const JOB_KIND: &str = "rotate";
-
-fn sha256_hex(s: &str) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 /// What the operator asks for. Values are secrets: never printed, logged or journaled.
 pub struct Request {

@@ -171,12 +171,10 @@ async fn rotate_step(
     };
     let value = rotate::generate(cxone::models::SecretFormat::Raw, 40).map_err(fail)?;
     if let Some((sim, _)) = &reject {
-        use sha2::Digest;
-        let hash: String = sha2::Sha256::digest(value.expose_secret().as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        sim.control().reject_secret(Some("da-crm-case"), &hash);
+        sim.control().reject_secret(
+            Some("da-crm-case"),
+            &guard::sha256_hex(value.expose_secret()),
+        );
     }
     let req = Request {
         secret_id: id.into(),

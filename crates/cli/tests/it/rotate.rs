@@ -178,11 +178,7 @@ fn a_rejected_value_rolls_back_names_the_action_and_no_value_leaks() {
     let s = setup();
     let new_value = "key_Leak-Canary-7f3a9c";
     s.write("new.txt", new_value);
-    use sha2::Digest;
-    let hash: String = sha2::Sha256::digest(new_value.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hash: String = guard::sha256_hex(new_value);
     s.sim.control().reject_secret(Some("da-crm-loyalty"), &hash);
     let o = s.run(&[
         "-vvv",
@@ -203,10 +199,7 @@ fn a_rejected_value_rolls_back_names_the_action_and_no_value_leaks() {
     assert!(stdout(&o).contains("rolled back"), "{}", stdout(&o));
     let seed = s.sim.control().state()["seed"].as_u64().unwrap();
     let old = cxone_sim::seeded_secret_value(seed, SECRET).unwrap();
-    let old_hash: String = sha2::Sha256::digest(old.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let old_hash: String = guard::sha256_hex(&old);
     assert_eq!(
         s.sim.control().secret(SECRET).unwrap()["valueSha256"],
         old_hash.as_str()
@@ -348,11 +341,7 @@ fn a_generated_value_is_written_0600_before_it_is_sent() {
             0o600
         );
     }
-    use sha2::Digest;
-    let hash: String = sha2::Sha256::digest(value.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hash: String = guard::sha256_hex(&value);
     assert_eq!(
         s.sim.control().secret(SECRET).unwrap()["valueSha256"],
         hash.as_str(),

@@ -90,14 +90,8 @@ impl Selection {
     fn describe(&self) -> String {
         match self {
             Selection::Ids(ids) => {
-                use sha2::Digest;
-                let mut h = sha2::Sha256::new();
-                for id in ids {
-                    h.update(id.as_bytes());
-                    h.update(b"\n");
-                }
-                let digest: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
-                format!("ids:{}:{digest}", ids.len())
+                let lines: String = ids.iter().map(|id| format!("{id}\n")).collect();
+                format!("ids:{}:{}", ids.len(), crate::sha256_hex(&lines))
             }
             Selection::UpdatedBefore(t) => format!("updated-before:{}", t.unix_timestamp()),
             Selection::All => "all".into(),
@@ -304,12 +298,7 @@ pub async fn run(
             opts.page_size
         )));
     }
-    let fingerprint = {
-        use sha2::Digest;
-        let d =
-            sha2::Sha256::digest(format!("{}\n{}", policy.digest, selection.describe()).as_bytes());
-        d.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    };
+    let fingerprint = crate::sha256_hex(&format!("{}\n{}", policy.digest, selection.describe()));
     let (job, resumed) = match &opts.resume {
         Some(id) => {
             let fp = ledger.job_fingerprint(id).await?;

@@ -252,11 +252,7 @@ impl Policy {
         if !errors.is_empty() {
             return Err(errors);
         }
-        use sha2::Digest;
-        let digest = sha2::Sha256::digest(text.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let digest = crate::sha256_hex(text);
         Ok(Policy {
             rules,
             normalizer: Normalizer {

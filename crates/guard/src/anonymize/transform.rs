@@ -14,7 +14,7 @@ use cxone::models::{Contact, ContactPatch};
 use fpe::ff1::{FF1, FlexibleNumeralString};
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use super::policy::{Field, Keep, Operator, Policy};
 use crate::keys::Key;
@@ -103,12 +103,7 @@ pub fn decrypt_digits(key: &Key, tweak: &str, value: &str) -> Result<String, Str
     })
 }
 
-pub fn sha256_hex(s: &str) -> String {
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub use crate::sha256_hex;
 
 /// A field's current value as text (`None` when absent or null).
 pub fn current(contact: &Contact, field: &Field) -> Option<String> {
