@@ -2,6 +2,7 @@
 //! (plain data) → apply (the only place that writes to the tenant, journal first).
 //!
 //! - [`anonymize`]: pseudonymize, mask, encrypt or erase personal data in contacts.
+//! - [`identity`]: link web-messaging guests to a keyed pseudonym of their email/phone.
 //! - [`rotate`]: two-phase rotation of an Integration secret, dependents verified,
 //!   automatic rollback; [`secrets`] holds its pure checks (value formats, age policy).
 //!
@@ -9,6 +10,7 @@
 //! (normalization and the keyed hash, one person → one pseudonym everywhere).
 
 pub mod anonymize;
+pub mod identity;
 pub mod keys;
 pub mod pseudonym;
 pub mod rotate;

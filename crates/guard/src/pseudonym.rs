@@ -1,7 +1,8 @@
 //! Normalization and the keyed pseudonym. One person must map to one pseudonym in every
 //! place cxguard writes one (contact records, guest attributes), so both use this module.
 //!
-//! - Email: trim, lowercase; with gmail folding, also drop dots and `+tags` in the local
+//! - Email: trim (and drop zero-width characters), Unicode NFC, lowercase, the domain
+//!   in its ASCII (punycode) form; with gmail folding, also drop dots and `+tags` in the local
 //!   part of gmail.com / googlemail.com addresses (and fold googlemail.com to gmail.com).
 //! - Phone: parsed with libphonenumber into E.164, with a default region for national
 //!   numbers.
@@ -47,18 +48,44 @@ pub fn parse_region(code: &str) -> Result<phonenumber::country::Id, String> {
 
 impl Normalizer {
     pub fn email(&self, raw: &str) -> Result<String, NormalizeError> {
-        let s = raw.trim();
+        // Invisible characters that copy-and-paste carries in (zero-width space, joiner,
+        // byte-order mark, word joiner) are not part of anyone's address.
+        let visible: String;
+        let s = if raw.chars().any(is_invisible) {
+            visible = raw.chars().filter(|c| !is_invisible(*c)).collect();
+            visible.trim()
+        } else {
+            raw.trim()
+        };
         if s.is_empty() {
             return Err(NormalizeError::Empty);
         }
-        let lower = s.to_lowercase();
+        // One spelling per address: Unicode NFC (a composed and a decomposed "é" are the
+        // same letter), then lowercase.
+        let lower = if s.is_ascii() {
+            s.to_ascii_lowercase()
+        } else {
+            use unicode_normalization::UnicodeNormalization as _;
+            s.nfc().collect::<String>().to_lowercase()
+        };
         let (local, domain) = lower
             .rsplit_once('@')
             .ok_or(NormalizeError::Email("no @"))?;
         if local.is_empty() {
             return Err(NormalizeError::Email("nothing before the @"));
         }
-        if !email_address::EmailAddress::is_valid(&lower) {
+        if domain.is_empty() {
+            return Err(NormalizeError::Email("nothing after the @"));
+        }
+        // An internationalized domain and its punycode spelling are one domain.
+        let domain = if domain.is_ascii() {
+            domain.to_string()
+        } else {
+            idna::domain_to_ascii(domain)
+                .map_err(|_| NormalizeError::Email("the domain is not a valid domain name"))?
+        };
+        let address = format!("{local}@{domain}");
+        if !email_address::EmailAddress::is_valid(&address) {
             return Err(NormalizeError::Email("not RFC 5322 syntax"));
         }
         if !domain.contains('.') {
@@ -71,20 +98,31 @@ impl Normalizer {
             }
             return Ok(format!("{base}@gmail.com"));
         }
-        Ok(lower)
+        Ok(address)
     }
 
     pub fn phone(&self, raw: &str) -> Result<String, NormalizeError> {
-        let s = raw.trim();
+        // Compatibility forms (full-width digits and plus sign, ideographic spaces) are
+        // the digits they look like.
+        let compat: String;
+        let s = if raw.is_ascii() {
+            raw.trim()
+        } else {
+            use unicode_normalization::UnicodeNormalization as _;
+            compat = raw.chars().filter(|c| !is_invisible(*c)).nfkc().collect();
+            compat.trim()
+        };
         if s.is_empty() {
             return Err(NormalizeError::Empty);
         }
         if !s.chars().any(|c| c.is_ascii_digit()) {
             return Err(NormalizeError::Phone("no digits".into()));
         }
-        let n = phonenumber::parse(self.region, s).map_err(|e| {
+        let international = s.starts_with('+');
+        let region = if international { None } else { self.region };
+        let mut n = phonenumber::parse(region, s).map_err(|e| {
             let why = e.to_string();
-            if self.region.is_none() && !s.starts_with('+') {
+            if region.is_none() && !international {
                 NormalizeError::Phone(format!(
                     "{why} (no default region is set for numbers without a +country code)"
                 ))
@@ -92,7 +130,20 @@ impl Normalizer {
                 NormalizeError::Phone(why)
             }
         })?;
-        if !phonenumber::is_viable(n.national().to_string()) && !n.is_valid() {
+        // phonenumber 0.3 strips the *default region's* national prefix even from a
+        // number dialled with an international prefix ("011 33 1 42…" lost its "1"), so
+        // such a number is read again as "+33 1 42…" without a region.
+        if let Some(r) = region {
+            let home = phonenumber::metadata::DATABASE
+                .by_id(r.as_ref())
+                .map(|m| m.country_code());
+            if home != Some(n.code().value())
+                && let Some(again) = reparse_after_idd(s, n.code().value())
+            {
+                n = again;
+            }
+        }
+        if !is_possible(&n) {
             return Err(NormalizeError::Phone(
                 "too short or too long for a phone number".into(),
             ));
@@ -108,6 +159,42 @@ impl Normalizer {
             self.phone(raw).map(|v| (Kind::Phone, v))
         }
     }
+}
+
+/// Valid, or at least of a possible length for its country (libphonenumber's
+/// `isPossibleNumber`): new number ranges and fictional 555 numbers still pass.
+fn is_possible(n: &phonenumber::PhoneNumber) -> bool {
+    if n.is_valid() {
+        return true;
+    }
+    let len = n.national().to_string().len();
+    phonenumber::metadata::DATABASE
+        .by_code(&n.code().value())
+        .into_iter()
+        .flatten()
+        .any(|m| {
+            m.descriptors()
+                .general()
+                .possible_length()
+                .iter()
+                .any(|l| usize::from(*l) == len)
+        })
+}
+
+/// `s` dialled with an international prefix (00, 011, 0011…) read as `+<country code>…`.
+fn reparse_after_idd(s: &str, code: u16) -> Option<phonenumber::PhoneNumber> {
+    let digits: String = s.chars().filter(char::is_ascii_digit).collect();
+    let code = code.to_string();
+    (1..=5)
+        .filter(|i| *i < digits.len() && digits[*i..].starts_with(&code))
+        .find_map(|i| phonenumber::parse(None, format!("+{}", &digits[i..])).ok())
+}
+
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}'
+    )
 }
 
 /// HMAC-SHA256(key, normalized) as 64 lowercase hex characters.
