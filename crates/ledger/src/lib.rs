@@ -14,6 +14,7 @@
 //!
 //! Not here: what the protections do, or HTTP status codes.
 
+pub mod appender;
 pub mod audit;
 pub mod deliver;
 pub mod details;

@@ -79,3 +79,32 @@ async fn four_processes_appending_to_sqlite_make_one_chain() {
         .await
         .expect("in time");
 }
+
+/// Many callers appending one entry each through the group-commit appender: every
+/// caller learns its own sequence number, and the chain holds each entry once.
+#[tokio::test]
+async fn the_appender_commits_concurrent_callers_in_one_chain() {
+    for store in crate::stores().await {
+        let key = crate::key();
+        let l = crate::open(&store, &key).await;
+        let (appender, closed) = ledger::appender::Appender::spawn(l.clone(), 64);
+        let tasks: Vec<_> = (0..500)
+            .map(|i| {
+                let a = appender.clone();
+                tokio::spawn(async move { a.append(entry(i)).await.unwrap() })
+            })
+            .collect();
+        let mut seqs = Vec::new();
+        for t in tasks {
+            seqs.push(t.await.unwrap());
+        }
+        drop(appender);
+        closed.wait().await;
+        seqs.sort();
+        seqs.dedup();
+        assert_eq!(seqs.len(), 500, "{}: one seq per caller", store.name);
+        let v = l.verify(&l.public_key().unwrap()).await.unwrap();
+        assert!(v.is_intact(), "{}: {v:?}", store.name);
+        assert_eq!(v.entries, 500, "{}", store.name);
+    }
+}

@@ -1,0 +1,168 @@
+//! server: cxguard's HTTP service. Today it serves the identity protection (link a
+//! web-messaging guest to a keyed pseudonym of their email or phone) with the operations
+//! endpoints around it: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
+//!
+//! Status codes are chosen here and only here; the protection itself lives in
+//! `guard::identity`, the audit trail in `ledger`. Not here: configuration files (the
+//! CLI reads them and builds a [`Config`]), logging setup (the CLI installs it).
+
+// A Problem is built once per refused request and answered at once: boxing it would
+// only add an allocation to every error path.
+#![allow(clippy::result_large_err)]
+
+mod auth;
+pub mod metrics;
+mod observe;
+pub mod openapi;
+pub mod problem;
+mod routes;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use guard::identity::Identity;
+use ledger::appender::Appender;
+use tower_http::limit::RequestBodyLimitLayer;
+
+pub use auth::{ApiKey, KEY_PREFIX, RateLimit, generate as generate_api_key};
+pub use observe::REQUEST_ID;
+
+/// Request bodies larger than this are refused with 413.
+pub const BODY_LIMIT: usize = 16 * 1024;
+
+/// Everything the service needs besides its listener.
+pub struct Config {
+    pub identity: Identity,
+    pub client: cxone::Client,
+    pub ledger: ledger::Ledger,
+    pub api_keys: Vec<ApiKey>,
+    pub rate: RateLimit,
+    /// The longest a caller waits for the tenant, retries included; then 502.
+    pub upstream_deadline: Duration,
+    /// How long in-flight requests may take to finish after a shutdown signal.
+    pub drain: Duration,
+}
+
+#[derive(Clone)]
+pub(crate) struct AppState {
+    identity: Arc<Identity>,
+    client: cxone::Client,
+    keys: Arc<auth::Keys>,
+    audit: Appender,
+    metrics: Arc<metrics::Metrics>,
+    upstream_deadline: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration does not validate; nothing was started.
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the server failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// A bound, not yet serving, service.
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    router: Router,
+    audit_closed: ledger::appender::Closed,
+    drain: Duration,
+}
+
+impl Server {
+    /// Validates `config` and binds `addr` (port 0 picks a free port).
+    pub async fn bind(addr: &str, config: Config) -> Result<Self, Error> {
+        let keys = auth::Keys::new(&config.api_keys, config.rate).map_err(Error::Config)?;
+        if config.upstream_deadline.is_zero() {
+            return Err(Error::Config(
+                "upstream_deadline_secs: must be more than 0".into(),
+            ));
+        }
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: addr.to_string(),
+                source,
+            })?;
+        config.identity.warm_up();
+        let (audit, audit_closed) = ledger::appender::Appender::spawn(config.ledger, 256);
+        let state = AppState {
+            identity: Arc::new(config.identity),
+            metrics: metrics::Metrics::new(config.client.clone()),
+            client: config.client,
+            keys: Arc::new(keys),
+            audit,
+            upstream_deadline: config.upstream_deadline,
+        };
+        Ok(Server {
+            listener,
+            router: router(state),
+            audit_closed,
+            drain: config.drain,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests
+    /// finish (up to the drain time), and commits the audit entries it holds.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let drain = self.drain;
+        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = tx.send(());
+        });
+        let serve = tokio::spawn(async move { serve.await });
+        let result = tokio::select! {
+            r = serve => r.map_err(|e| Error::Serve(std::io::Error::other(e)))?,
+            _ = async {
+                let _ = rx.await;
+                tokio::time::sleep(drain).await;
+            } => {
+                tracing::warn!(drain_secs = drain.as_secs(), "in-flight requests did not finish within the drain time");
+                Ok(())
+            }
+        };
+        // Every handler has returned (or been dropped): the appender's queue is final.
+        self.audit_closed.wait().await;
+        result.map_err(Error::Serve)
+    }
+}
+
+fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/guests/{guestId}/identity", post(routes::link_identity))
+        .route("/api/update-guest-attributes", post(routes::compat_link))
+        .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
+        .route("/metrics", get(routes::metrics))
+        .route("/openapi.json", get(routes::openapi))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
+        .with_state(state)
+}

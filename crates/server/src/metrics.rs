@@ -1,0 +1,131 @@
+//! `/metrics` in the Prometheus / OpenMetrics text format, from an explicit registry (no
+//! global state): requests by route, method and status, latency histograms by route,
+//! links and 502s, and the upstream client's own counters read at each scrape (requests,
+//! retries, 429s, token requests).
+
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: String,
+    pub method: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms … ~4 s: a link is a millisecond on loopback, seconds under upstream retries.
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.0005, 2.0, 14,
+    ))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    pub links: Family<OutcomeLabels, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+#[derive(Debug)]
+struct Upstream(cxone::Client);
+
+impl Collector for Upstream {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = self.0.stats();
+        for (name, help, value) in [
+            (
+                "cxguard_upstream_requests",
+                "Requests sent to the CXone API (every attempt)",
+                s.requests,
+            ),
+            (
+                "cxguard_upstream_retries",
+                "Attempts to the CXone API that were retries",
+                s.retries,
+            ),
+            (
+                "cxguard_upstream_rate_limited",
+                "429 responses from the CXone API",
+                s.rate_limited,
+            ),
+            (
+                "cxguard_upstream_token_requests",
+                "Requests to the token endpoint (token refreshes)",
+                s.token_requests,
+            ),
+        ] {
+            let c = ConstCounter::new(value);
+            let m = encoder.encode_descriptor(name, help, None, c.metric_type())?;
+            c.encode(m)?;
+        }
+        Ok(())
+    }
+}
+
+impl Metrics {
+    pub fn new(client: cxone::Client) -> Arc<Self> {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
+        let links = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "cxguard_http_requests",
+            "HTTP requests answered, by route, method and status",
+            requests.clone(),
+        );
+        registry.register(
+            "cxguard_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route",
+            latency.clone(),
+        );
+        registry.register(
+            "cxguard_identity_links",
+            "Identity links by outcome (linked, invalid, unknown_guest, upstream_failed, audit_failed)",
+            links.clone(),
+        );
+        registry.register_collector(Box::new(Upstream(client)));
+        Arc::new(Metrics {
+            registry,
+            requests,
+            latency,
+            links,
+        })
+    }
+
+    pub fn link(&self, outcome: &'static str) {
+        self.links.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,452 @@
+//! The endpoints. Each validates first (auth, rate limit, body, fields), then computes the
+//! pseudonym, then makes the one upstream call, then records the audit entry, and only
+//! then answers 200: a 200 means the guest holds the attribute and the ledger says so.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use guard::identity::{IdentifierKind, LinkError, check_guest_id};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::observe::CallerSlot;
+use crate::problem::{self, Problem};
+
+/// The caller, authenticated and within its rate limit.
+pub struct Caller(pub Arc<str>);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let id = state.keys.check(
+            parts
+                .headers
+                .get(header::AUTHORIZATION)
+                .map(|v| v.as_bytes()),
+        )?;
+        if let Some(slot) = parts.extensions.get::<CallerSlot>() {
+            slot.set(id.clone());
+        }
+        Ok(Caller(id))
+    }
+}
+
+/// Body of `POST /v1/guests/{guestId}/identity`.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // documents the body; it is read field by field for precise errors
+pub struct IdentityRequest {
+    /// The guest's email address or phone number, as they typed it. It is normalized
+    /// and hashed with the identity key; it is never stored, logged or returned.
+    #[schema(min_length = 1, max_length = 320, example = "ann.lee@example.com")]
+    identifier: String,
+    /// How to read `identifier`: `auto` is an email if it contains `@`, else a phone.
+    #[schema(default = "auto")]
+    kind: Option<Kind>,
+}
+
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum Kind {
+    Email,
+    Phone,
+    Auto,
+}
+
+/// Body of the tutorial-compatible `POST /api/update-guest-attributes`.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct CompatRequest {
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[A-Za-z0-9._-]{1,128}$",
+        example = "g-000001"
+    )]
+    guest_id: String,
+    #[schema(min_length = 1, max_length = 320, example = "ann.lee@example.com")]
+    user_identifier: String,
+}
+
+/// What a link did. Never the identifier, never the pseudonym.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkResponse {
+    #[schema(example = "g-000001")]
+    pub guest_id: String,
+    /// The guest attribute that holds the pseudonym.
+    #[schema(example = "hashed_user_id")]
+    pub attribute: String,
+    /// The id of the key the pseudonym was made with.
+    #[schema(example = "guest-id-2026")]
+    pub key_id: String,
+}
+
+/// What the tutorial's route answered, plus the fields of [`LinkResponse`].
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CompatResponse {
+    #[schema(example = "success")]
+    pub status: String,
+    pub guest_id: String,
+    pub attribute: String,
+    pub key_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Status {
+    #[schema(example = "ok")]
+    pub status: String,
+}
+
+fn json_object(headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Value>, Problem> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    if !(essence.eq_ignore_ascii_case("application/json")
+        || (essence.starts_with("application/") && essence.ends_with("+json")))
+    {
+        return Err(problem::unsupported_media_type());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(Problem::field("body", "must be a JSON object")),
+        // serde_json's syntax errors give a position, never the text.
+        Err(e) => Err(Problem::field("body", format!("is not valid JSON: {e}"))),
+    }
+}
+
+fn string_field<'a>(
+    m: &'a Map<String, Value>,
+    name: &str,
+    errors: &mut Vec<problem::FieldError>,
+) -> Option<&'a str> {
+    let err = |message: &str| problem::FieldError {
+        field: name.to_string(),
+        message: message.to_string(),
+    };
+    match m.get(name) {
+        None | Some(Value::Null) => {
+            errors.push(err("is required"));
+            None
+        }
+        Some(Value::String(s)) => Some(s),
+        Some(_) => {
+            errors.push(err("must be a string"));
+            None
+        }
+    }
+}
+
+fn invalid(e: guard::identity::Invalid) -> Problem {
+    Problem::field(e.field, e.message)
+}
+
+/// Link a guest to a returning person.
+///
+/// Normalizes the identifier (emails: trim, Unicode NFC, lowercase; phones: E.164 with
+/// the configured default region), computes HMAC-SHA256 with the identity key, and
+/// upserts it as the guest's attribute. Idempotent: the same person linked again to the
+/// same guest changes nothing.
+#[utoipa::path(
+    post,
+    path = "/v1/guests/{guestId}/identity",
+    tag = "identity",
+    params(("guestId" = String, Path, description = "The web-messaging guest", pattern = "^[A-Za-z0-9._-]{1,128}$", min_length = 1, max_length = 128)),
+    request_body(content = IdentityRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The guest holds the pseudonym", body = LinkResponse),
+        (status = 400, description = "A field is invalid; `field` names it", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or an unknown API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The tenant has no such guest", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 16 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "This API key is over its rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The tenant failed and retries ran out", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The link was made but could not be recorded; retry", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn link_identity(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(guest_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<LinkResponse>, Problem> {
+    let m = json_object(&headers, &body)?;
+    let mut errors = Vec::new();
+    if let Err(e) = check_guest_id(&guest_id) {
+        errors.push(problem::FieldError {
+            field: "guestId".into(),
+            message: e.message,
+        });
+    }
+    let identifier = string_field(&m, "identifier", &mut errors);
+    let kind = match m.get("kind") {
+        None | Some(Value::Null) => Some(IdentifierKind::Auto),
+        Some(Value::String(s)) => match IdentifierKind::parse(s) {
+            Ok(k) => Some(k),
+            Err(_) => {
+                errors.push(problem::FieldError {
+                    field: "kind".into(),
+                    message: "must be one of email, phone, auto".into(),
+                });
+                None
+            }
+        },
+        Some(_) => {
+            errors.push(problem::FieldError {
+                field: "kind".into(),
+                message: "must be a string: email, phone or auto".into(),
+            });
+            None
+        }
+    };
+    for k in m.keys() {
+        if k != "identifier" && k != "kind" {
+            errors.push(problem::FieldError {
+                field: k.chars().take(40).collect(),
+                message: "is not a field of this request (identifier, kind)".into(),
+            });
+        }
+    }
+    let (Some(identifier), Some(kind), true) = (identifier, kind, errors.is_empty()) else {
+        state.metrics.link("invalid");
+        return Err(Problem::invalid(errors));
+    };
+    let linked = link(&state, &caller, &guest_id, "identifier", identifier, kind).await?;
+    Ok(Json(linked))
+}
+
+/// Link a guest (the tutorial's route, for existing callers).
+///
+/// The same as `POST /v1/guests/{guestId}/identity` with `kind = auto`, taking the
+/// tutorial's body. Fields other than `guest_id` and `user_identifier` are ignored, as
+/// the tutorial did.
+#[utoipa::path(
+    post,
+    path = "/api/update-guest-attributes",
+    tag = "identity",
+    request_body(content = CompatRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The guest holds the pseudonym", body = CompatResponse),
+        (status = 400, description = "A field is invalid; `field` names it", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or an unknown API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The tenant has no such guest", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 16 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "This API key is over its rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The tenant failed and retries ran out", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The link was made but could not be recorded; retry", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn compat_link(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<CompatResponse>, Problem> {
+    let m = json_object(&headers, &body)?;
+    let mut errors = Vec::new();
+    let guest_id = string_field(&m, "guest_id", &mut errors);
+    if let Some(g) = guest_id
+        && let Err(e) = check_guest_id(g)
+    {
+        errors.push(problem::FieldError {
+            field: "guest_id".into(),
+            message: e.message,
+        });
+    }
+    let identifier = string_field(&m, "user_identifier", &mut errors);
+    let (Some(guest_id), Some(identifier), true) = (guest_id, identifier, errors.is_empty()) else {
+        state.metrics.link("invalid");
+        return Err(Problem::invalid(errors));
+    };
+    let l = link(
+        &state,
+        &caller,
+        guest_id,
+        "user_identifier",
+        identifier,
+        IdentifierKind::Auto,
+    )
+    .await?;
+    Ok(Json(CompatResponse {
+        status: "success".into(),
+        guest_id: l.guest_id,
+        attribute: l.attribute,
+        key_id: l.key_id,
+    }))
+}
+
+async fn link(
+    state: &AppState,
+    caller: &str,
+    guest_id: &str,
+    field: &'static str,
+    identifier: &str,
+    kind: IdentifierKind,
+) -> Result<LinkResponse, Problem> {
+    let (kind, value) = state
+        .identity
+        .pseudonym(field, identifier, kind)
+        .map_err(|e| {
+            state.metrics.link("invalid");
+            invalid(e)
+        })?;
+    let deadline = state.upstream_deadline;
+    let applied = tokio::time::timeout(
+        deadline,
+        state.identity.apply(&state.client, guest_id, kind, &value),
+    )
+    .await;
+    let linked = match applied {
+        Ok(Ok(l)) => l,
+        Ok(Err(LinkError::UnknownGuest(_))) => {
+            state.metrics.link("unknown_guest");
+            return Err(Problem::new(
+                StatusCode::NOT_FOUND,
+                "unknown-guest",
+                "No such guest",
+                format!("the tenant has no guest {guest_id}"),
+            ));
+        }
+        Ok(Err(LinkError::Invalid(e))) => {
+            state.metrics.link("invalid");
+            return Err(invalid(e));
+        }
+        Ok(Err(e)) => {
+            state.metrics.link("upstream_failed");
+            tracing::warn!(guest = guest_id, error = %e, "upstream failed");
+            return Err(upstream_failed(match &e {
+                LinkError::Api(api) if api.stage() == cxone::Stage::Auth => {
+                    "the tenant refused cxguard's credentials".to_string()
+                }
+                _ => "the tenant failed and retries ran out".to_string(),
+            }));
+        }
+        Err(_) => {
+            state.metrics.link("upstream_failed");
+            tracing::warn!(
+                guest = guest_id,
+                deadline_ms = deadline.as_millis() as u64,
+                "upstream deadline passed"
+            );
+            return Err(upstream_failed(format!(
+                "no answer from the tenant within {:.1?}",
+                deadline
+            )));
+        }
+    };
+    let entry = linked
+        .audit_entry(&format!("api:{caller}"))
+        .map_err(|e| Problem::field("guestId", e.to_string()))?;
+    if let Err(e) = state.audit.append(entry).await {
+        state.metrics.link("audit_failed");
+        tracing::error!(guest = guest_id, error = %e, "the link was made but not recorded");
+        let mut p = Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "audit-unavailable",
+            "The link could not be recorded",
+            "the guest was linked but the audit ledger is unavailable; retry (linking is idempotent)",
+        );
+        p.retry_after = Some(1);
+        return Err(p);
+    }
+    state.metrics.link("linked");
+    Ok(LinkResponse {
+        guest_id: linked.guest_id,
+        attribute: linked.attribute,
+        key_id: linked.key_id,
+    })
+}
+
+fn upstream_failed(detail: String) -> Problem {
+    Problem::new(
+        StatusCode::BAD_GATEWAY,
+        "upstream-failed",
+        "The CXone tenant failed",
+        detail,
+    )
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Alive", body = Status)))]
+pub async fn healthz() -> Json<Status> {
+    Json(Status {
+        status: "ok".into(),
+    })
+}
+
+/// Readiness: an upstream token can be obtained (cached tokens make this cheap).
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready to serve", body = Status),
+        (status = 503, description = "No upstream token can be obtained", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    match tokio::time::timeout(Duration::from_secs(5), state.client.authenticate()).await {
+        Ok(Ok(())) => Json(Status {
+            status: "ready".into(),
+        })
+        .into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "not ready");
+            let mut p = Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not-ready",
+                "Not ready",
+                "no upstream token can be obtained; see the service log",
+            );
+            p.retry_after = Some(5);
+            p.into_response()
+        }
+        Err(_) => {
+            let mut p = Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not-ready",
+                "Not ready",
+                "the token endpoint did not answer within 5 s",
+            );
+            p.retry_after = Some(5);
+            p.into_response()
+        }
+    }
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Metrics in the OpenMetrics text format", body = String, content_type = "application/openmetrics-text")))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this service", content_type = "application/json")))]
+pub async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::openapi::document(),
+    )
+        .into_response()
+}
