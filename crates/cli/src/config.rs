@@ -37,6 +37,49 @@ pub struct FileConfig {
     pub outbox: Option<OutboxFile>,
     #[serde(default)]
     pub webhooks: Option<WebhooksFile>,
+    #[serde(default)]
+    pub identity: Option<IdentityFile>,
+    #[serde(default)]
+    pub server: Option<ServerFile>,
+}
+
+/// `[identity]`: how guests are linked to a keyed pseudonym of their email or phone.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityFile {
+    /// `{ id, env | file }`: base64 of at least 32 bytes (`cxguard keys new`).
+    pub key: Option<guard::keys::KeySpec>,
+    /// The guest attribute holding the pseudonym (default `hashed_user_id`).
+    pub attribute: Option<String>,
+    /// ISO region for phone numbers written without +country code, e.g. "US".
+    pub default_region: Option<String>,
+    /// Fold dots and +tags of gmail.com addresses (default false).
+    #[serde(default)]
+    pub gmail_folding: bool,
+}
+
+/// `[server]`: `cxguard serve`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFile {
+    pub listen: Option<String>,
+    /// Requests per second per API key (default 100), with this burst (default 200).
+    pub rate_per_key: Option<u32>,
+    pub burst: Option<u32>,
+    /// The longest a caller waits for the tenant, retries included (default 10).
+    pub upstream_deadline_secs: Option<u64>,
+    /// How long in-flight requests may finish after SIGTERM (default 30).
+    pub drain_secs: Option<u64>,
+    #[serde(default)]
+    pub api_keys: Vec<ApiKeyFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyFile {
+    pub id: String,
+    /// SHA-256 of the key, as `cxguard keys api` prints it.
+    pub sha256: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -489,6 +532,92 @@ pub fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     move |k| map.get(k).cloned()
+}
+
+/// The identity protection as configured: `[identity]` with its key loaded.
+pub fn identity(
+    loaded: &Loaded,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<guard::identity::Identity, CliError> {
+    let empty = IdentityFile::default();
+    let f = loaded.file.identity.as_ref().unwrap_or(&empty);
+    let spec = f.key.as_ref().ok_or_else(|| {
+        CliError::config(
+            "identity.key: not configured; add to cxguard.toml:\n  [identity]\n  key = { id = \"guest-id-2026\", env = \"CXGUARD_IDENTITY_KEY\" }\nand set CXGUARD_IDENTITY_KEY to the output of `cxguard keys new`",
+        )
+    })?;
+    let base = loaded
+        .path
+        .as_deref()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("."));
+    let key = guard::keys::Key::load(spec, env, base)
+        .map_err(|e| CliError::config(format!("identity.key: {e}")))?;
+    let region = f
+        .default_region
+        .as_deref()
+        .map(guard::pseudonym::parse_region)
+        .transpose()
+        .map_err(|e| CliError::config(format!("identity.default_region: {e}")))?;
+    let normalizer = guard::pseudonym::Normalizer {
+        region,
+        gmail_folding: f.gmail_folding,
+    };
+    guard::identity::Identity::new(
+        std::sync::Arc::new(key),
+        normalizer,
+        f.attribute
+            .as_deref()
+            .unwrap_or(guard::identity::DEFAULT_ATTRIBUTE),
+    )
+    .map_err(|e| CliError::config(format!("identity.attribute: {e}")))
+}
+
+/// `[server]` with its defaults.
+pub struct ServerSettings {
+    pub listen: Option<String>,
+    pub rate: server::RateLimit,
+    pub upstream_deadline: Duration,
+    pub drain: Duration,
+    pub api_keys: Vec<server::ApiKey>,
+}
+
+pub fn server_settings(loaded: &Loaded) -> Result<ServerSettings, CliError> {
+    let empty = ServerFile::default();
+    let f = loaded.file.server.as_ref().unwrap_or(&empty);
+    let defaults = server::RateLimit::default();
+    let rate = server::RateLimit {
+        per_second: f.rate_per_key.unwrap_or(defaults.per_second),
+        burst: f.burst.unwrap_or(defaults.burst),
+    };
+    if rate.per_second == 0 {
+        return Err(CliError::config("server.rate_per_key: must be at least 1"));
+    }
+    let deadline = f.upstream_deadline_secs.unwrap_or(10);
+    if deadline == 0 {
+        return Err(CliError::config(
+            "server.upstream_deadline_secs: must be at least 1",
+        ));
+    }
+    if f.api_keys.is_empty() {
+        return Err(CliError::config(
+            "server.api_keys: no API keys are configured, so no caller could authenticate; create one with `cxguard keys api --id NAME` and add the line it prints under [server]",
+        ));
+    }
+    Ok(ServerSettings {
+        listen: f.listen.clone(),
+        rate,
+        upstream_deadline: Duration::from_secs(deadline),
+        drain: Duration::from_secs(f.drain_secs.unwrap_or(30)),
+        api_keys: f
+            .api_keys
+            .iter()
+            .map(|k| server::ApiKey {
+                id: k.id.clone(),
+                sha256: k.sha256.clone(),
+            })
+            .collect(),
+    })
 }
 
 #[cfg(test)]

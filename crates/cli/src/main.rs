@@ -66,6 +66,10 @@ enum Command {
     Jobs(commands::jobs::JobsArgs),
     /// The webhook outbox: status, deliver, retry, purge.
     Outbox(commands::outbox::OutboxArgs),
+    /// Web-messaging guests: link one to a person's keyed pseudonym, or many from a file.
+    Guests(commands::guests::GuestsArgs),
+    /// Serve the guest-identity HTTP API (with /healthz, /readyz, /metrics, /openapi.json).
+    Serve(commands::serve::ServeArgs),
 }
 
 /// What every command gets besides its own arguments.
@@ -84,9 +88,14 @@ impl Context {
     }
 }
 
-fn init_logging(verbose: u8, quiet: bool) {
+/// Logs go to stderr: text for people, JSON lines for a service (`serve`, or
+/// `CXGUARD_LOG_FORMAT=json`), which logs requests at info.
+fn init_logging(verbose: u8, quiet: bool, service: bool) {
+    let json = service
+        || std::env::var("CXGUARD_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let level = match (quiet, verbose) {
         (true, _) => "error",
+        (false, 0) if service => "info",
         (false, 0) => "warn",
         (false, 1) => "info",
         (false, 2) => "debug",
@@ -95,11 +104,18 @@ fn init_logging(verbose: u8, quiet: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CXGUARD_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!("{level},hyper=warn,reqwest=warn"))
     });
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init()
+    } else {
+        builder.with_target(false).try_init()
+    };
 }
 
 fn main() -> ExitCode {
@@ -116,7 +132,8 @@ fn main() -> ExitCode {
             return ExitCode::from(code as u8);
         }
     };
-    init_logging(cli.verbose, cli.quiet);
+    let service = matches!(cli.command, Command::Serve(_));
+    init_logging(cli.verbose, cli.quiet, service);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -128,6 +145,10 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
+        if service {
+            // The service handles its own signals: they drain, not cut.
+            return run(cli).await;
+        }
         tokio::select! {
             r = run(cli) => r,
             _ = tokio::signal::ctrl_c() => Err(CliError::new(Exit::Interrupted, "interrupted")),
@@ -160,5 +181,7 @@ async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Audit(args) => commands::audit::run(&ctx, args, &env).await,
         Command::Jobs(args) => commands::jobs::run(&ctx, args, &env).await,
         Command::Outbox(args) => commands::outbox::run(&ctx, args, &env).await,
+        Command::Guests(args) => commands::guests::run(&ctx, args, &env).await,
+        Command::Serve(args) => commands::serve::run(&ctx, args, &env).await,
     }
 }

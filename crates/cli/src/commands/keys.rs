@@ -16,6 +16,13 @@ pub enum KeysCommand {
     /// Print 32 random bytes (OS CSPRNG) as base64: store it in a file of mode 0600 or a
     /// secret manager, and name it in [keys] with env = or file =.
     New,
+    /// A new API key for `cxguard serve`: the key goes to stdout once (give it to the
+    /// caller); the line for [server] api_keys, holding only its SHA-256, to stderr.
+    Api {
+        /// The key's name in logs and the audit trail, e.g. web-backend.
+        #[arg(long)]
+        id: String,
+    },
 }
 
 pub fn run(_ctx: &Context, args: KeysArgs) -> Result<Exit, CliError> {
@@ -23,6 +30,17 @@ pub fn run(_ctx: &Context, args: KeysArgs) -> Result<Exit, CliError> {
         KeysCommand::New => {
             let k = guard::keys::generate_base64().map_err(|e| CliError::new(Exit::Failed, e))?;
             println!("{k}");
+            Ok(Exit::Ok)
+        }
+        KeysCommand::Api { id } => {
+            ledger::details::check_identifier("--id", &id)
+                .map_err(|e| CliError::new(Exit::Usage, e.to_string()))?;
+            let (key, sha256) =
+                server::generate_api_key().map_err(|e| CliError::new(Exit::Failed, e))?;
+            println!("{key}");
+            eprintln!(
+                "add to [server] in cxguard.toml (it holds only the key's SHA-256):\n  api_keys = [{{ id = \"{id}\", sha256 = \"{sha256}\" }}]"
+            );
             Ok(Exit::Ok)
         }
     }

@@ -3,9 +3,11 @@
 pub mod audit;
 pub mod contacts;
 pub mod demo;
+pub mod guests;
 pub mod inventory;
 pub mod jobs;
 pub mod keys;
 pub mod outbox;
 pub mod secrets;
+pub mod serve;
 pub mod sim;

@@ -48,6 +48,12 @@ fn demo_json_is_one_document_with_the_inventory() {
         .find(|s| s["id"] == "sec-crm-api-key")
         .unwrap();
     assert_eq!(crm["dependents"].as_array().unwrap().len(), 3);
+    let id = &v["identity"];
+    assert_eq!(id["linked"].as_array().unwrap().len(), 3, "{id}");
+    assert_eq!(id["samePseudonym"], true, "{id}");
+    assert_eq!(id["invalidStatus"], 400);
+    assert_eq!(id["invalidField"], "identifier");
+    assert_eq!(id["unauthenticatedStatus"], 401);
 }
 
 #[test]

@@ -3,6 +3,7 @@
 mod anonymize;
 mod commands;
 mod errors;
+mod guests;
 mod ledger_commands;
 mod rotate;
 

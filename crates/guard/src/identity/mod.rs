@@ -10,6 +10,8 @@
 //! not in what is returned. The HTTP service (`server`) and the CLI (`guests link`,
 //! `guests backfill`) both call [`Identity::link`].
 
+pub mod backfill;
+
 use std::sync::Arc;
 
 use cxone::models::AttributeOp;

@@ -1,0 +1,250 @@
+//! `cxguard guests link | backfill`: link web-messaging guests to a keyed pseudonym of
+//! their email or phone, once or from a CSV file as a resumable job.
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+use guard::identity::backfill::{self, Progress};
+use guard::identity::{IdentifierKind, LinkError};
+
+use crate::Context;
+use crate::commands::contacts::{actor, guard_error};
+use crate::config;
+use crate::exit::{CliError, Exit};
+use crate::output::{Output, print_json, table};
+use crate::store::{self, Access};
+use crate::tenant;
+
+#[derive(Debug, Args)]
+pub struct GuestsArgs {
+    #[command(subcommand)]
+    pub command: GuestsCommand,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KindArg {
+    Auto,
+    Email,
+    Phone,
+}
+
+impl From<KindArg> for IdentifierKind {
+    fn from(k: KindArg) -> Self {
+        match k {
+            KindArg::Auto => IdentifierKind::Auto,
+            KindArg::Email => IdentifierKind::Email,
+            KindArg::Phone => IdentifierKind::Phone,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GuestsCommand {
+    /// Link one guest to a person: the keyed pseudonym of their email or phone becomes
+    /// the guest's attribute ([identity] in cxguard.toml).
+    Link {
+        #[arg(long, value_name = "GUEST_ID")]
+        guest: String,
+        /// The email or phone number; `-` reads it from stdin (keeps it out of shell
+        /// history and the process list).
+        #[arg(long, value_name = "EMAIL_OR_PHONE")]
+        identifier: String,
+        #[arg(long, value_enum, default_value_t = KindArg::Auto)]
+        kind: KindArg,
+    },
+    /// Link many guests from a CSV file of guest_id,identifier lines, as a job that a
+    /// rerun with the same file resumes.
+    Backfill {
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = KindArg::Auto)]
+        kind: KindArg,
+        /// Links in flight at once.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+        concurrency: u16,
+        /// Validate the file and show what would be linked; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+pub async fn run(
+    ctx: &Context,
+    args: GuestsArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Exit, CliError> {
+    let identity = config::identity(&ctx.config, env)?;
+    match args.command {
+        GuestsCommand::Link {
+            guest,
+            identifier,
+            kind,
+        } => {
+            let identifier = if identifier == "-" {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .map_err(|e| CliError::new(Exit::Input, format!("cannot read stdin: {e}")))?;
+                line
+            } else {
+                identifier
+            };
+            // Validate before connecting to anything.
+            guard::identity::check_guest_id(&guest)
+                .map_err(|e| CliError::new(Exit::Input, format!("--guest: {}", e.message)))?;
+            let (k, value) = identity
+                .pseudonym("--identifier", &identifier, kind.into())
+                .map_err(|e| CliError::new(Exit::Input, e.to_string()))?;
+            let target = tenant::connect(ctx, env, None).await?;
+            let ledger = store::open(ctx, env, Access::Write).await?;
+            let linked = match identity.apply(&target.client, &guest, k, &value).await {
+                Ok(l) => l,
+                Err(LinkError::UnknownGuest(g)) => {
+                    return Err(CliError::new(
+                        Exit::Input,
+                        format!("--guest: the tenant has no guest {g}"),
+                    ));
+                }
+                Err(LinkError::Api(e)) => return Err(e.into()),
+                Err(e) => return Err(CliError::new(Exit::Input, e.to_string())),
+            };
+            ledger
+                .append(linked.audit_entry(&actor()).map_err(CliError::from)?)
+                .await?;
+            match ctx.output {
+                Output::Json => print_json(&linked),
+                Output::Text => println!(
+                    "linked {}: attribute {} holds the pseudonym made with key {}",
+                    linked.guest_id, linked.attribute, linked.key_id
+                ),
+            }
+            Ok(Exit::Ok)
+        }
+        GuestsCommand::Backfill {
+            file,
+            kind,
+            concurrency,
+            dry_run,
+        } => {
+            let text = std::fs::read_to_string(&file).map_err(|e| {
+                CliError::new(
+                    Exit::Input,
+                    format!("--file: cannot read {}: {e}", file.display()),
+                )
+            })?;
+            let shown = file.display().to_string();
+            let plan = backfill::plan(&identity, &text, kind.into(), &shown).map_err(|errs| {
+                CliError::new(
+                    Exit::Input,
+                    format!(
+                        "{} problem(s) in {shown}; nothing was linked:\n  {}",
+                        errs.len(),
+                        errs.join("\n  ")
+                    ),
+                )
+            })?;
+            if dry_run {
+                match ctx.output {
+                    Output::Json => print_json(&serde_json::json!({
+                        "guests": plan.links.len(),
+                        "duplicates": plan.duplicates,
+                        "keyId": identity.key_id(),
+                        "attribute": identity.attribute(),
+                    })),
+                    Output::Text => println!(
+                        "dry run: {} guests would be linked (attribute {}, key {}); {} duplicate lines; nothing changed",
+                        plan.links.len(),
+                        identity.attribute(),
+                        identity.key_id(),
+                        plan.duplicates
+                    ),
+                }
+                return Ok(Exit::Ok);
+            }
+            let target = tenant::connect(ctx, env, None).await?;
+            let ledger = store::open(ctx, env, Access::Write).await?;
+            let progress = Arc::new(Progress::default());
+            let bar = bar(ctx, progress.clone());
+            let report = backfill::apply(
+                &target.client,
+                &ledger,
+                &identity,
+                &plan,
+                &backfill::Options {
+                    actor: actor(),
+                    concurrency: concurrency.into(),
+                },
+                progress,
+            )
+            .await;
+            if let Some((stop, task)) = bar {
+                let _ = stop.send(true);
+                let _ = task.await;
+            }
+            let report = report.map_err(guard_error)?;
+            match ctx.output {
+                Output::Json => print_json(&report),
+                Output::Text => {
+                    println!(
+                        "{} {}: {} linked, {} already linked by an earlier run, {} failed in {:.1}s",
+                        if report.resumed { "resumed job" } else { "job" },
+                        report.job_id,
+                        report.linked,
+                        report.already_done,
+                        report.failed.len(),
+                        report.seconds
+                    );
+                    if !report.failed.is_empty() {
+                        let mut t = table(&["guest", "error"]);
+                        for f in report.failed.iter().take(50) {
+                            t.add_row(vec![f.guest_id.clone(), f.error.clone()]);
+                        }
+                        println!("{t}");
+                    }
+                }
+            }
+            Ok(if report.failed.is_empty() {
+                Exit::Ok
+            } else {
+                Exit::Failed
+            })
+        }
+    }
+}
+
+type Bar = (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+);
+
+/// A progress bar on stderr when it is a terminal (and not --quiet).
+fn bar(ctx: &Context, p: Arc<Progress>) -> Option<Bar> {
+    if ctx.quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let (stop, mut rx) = tokio::sync::watch::channel(false);
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} guests  {per_sec}  ETA {eta}  {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let task = tokio::spawn(async move {
+        loop {
+            bar.set_length(p.total.load(Ordering::Relaxed));
+            bar.set_position(p.done.load(Ordering::Relaxed) + p.failed.load(Ordering::Relaxed));
+            bar.set_message(format!("{} failed", p.failed.load(Ordering::Relaxed)));
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = rx.changed() => break,
+            }
+        }
+        bar.finish_and_clear();
+    });
+    Some((stop, task))
+}

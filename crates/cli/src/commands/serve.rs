@@ -1,0 +1,90 @@
+//! `cxguard serve`: the guest-identity HTTP service (see the `server` crate), until
+//! SIGTERM or Ctrl-C, which stop accepting and let in-flight requests finish.
+
+use clap::Args;
+
+use crate::Context;
+use crate::config;
+use crate::exit::{CliError, Exit};
+use crate::store::{self, Access};
+use crate::tenant;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (default: [server] listen, else 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+}
+
+pub async fn run(
+    ctx: &Context,
+    args: ServeArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Exit, CliError> {
+    // Everything is validated before anything starts.
+    let settings = config::server_settings(&ctx.config)?;
+    let identity = config::identity(&ctx.config, env)?;
+    let listen = args
+        .listen
+        .or(settings.listen.clone())
+        .unwrap_or_else(|| "127.0.0.1:8080".into());
+    listen.parse::<std::net::SocketAddr>().map_err(|_| {
+        CliError::usage(format!(
+            "--listen: {listen:?} is not an address such as 127.0.0.1:8080 or 0.0.0.0:8080"
+        ))
+    })?;
+    let target = tenant::connect(ctx, env, None).await?;
+    let ledger = store::open(ctx, env, Access::Write).await?;
+    let server = server::Server::bind(
+        &listen,
+        server::Config {
+            identity,
+            client: target.client.clone(),
+            ledger,
+            api_keys: settings.api_keys,
+            rate: settings.rate,
+            upstream_deadline: settings.upstream_deadline,
+            drain: settings.drain,
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        server::Error::Config(m) => CliError::config(format!("server: {m}")),
+        other => CliError::new(Exit::Unavailable, other.to_string()),
+    })?;
+    let addr = server.local_addr();
+    tracing::info!(listen = %addr, "serving");
+    ctx.note(format!(
+        "cxguard serve: listening on http://{addr} (SIGTERM or Ctrl-C drains and stops)"
+    ));
+    server
+        .run(shutdown_signal())
+        .await
+        .map_err(|e| CliError::new(Exit::Failed, e.to_string()))?;
+    tracing::info!("stopped");
+    drop(target);
+    Ok(Exit::Ok)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutdown signal: draining in-flight requests");
+}

@@ -1,0 +1,357 @@
+//! Backfill: link many `guest_id,identifier` pairs from a CSV file as one resumable job.
+//!
+//! [`plan`] is pure: it reads every line, normalizes and hashes every identifier, and
+//! reports every bad line at once (by line number, never quoting the identifier); a
+//! guest named twice with two different people is an error, twice with the same person
+//! is one link. [`apply`] journals the guests as job items, links them with bounded
+//! concurrency, and settles each chunk with its audit entries in one transaction, so a
+//! rerun with the same file resumes where a crash stopped it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use futures_util::StreamExt as _;
+use ledger::journal::{ItemOutcome, JobStatus};
+use ledger::{Batch, Details, ItemSettle, Ledger, NewEntry, NewJob, Outcome};
+use serde::Serialize;
+
+use super::{IdentifierKind, Identity, LinkError, check_guest_id};
+use crate::pseudonym::Kind;
+use crate::{Error, Result};
+
+pub const JOB_KIND: &str = "guests.backfill";
+const CHUNK: i64 = 500;
+
+/// One guest to link: where it came from and the pseudonym it will hold.
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub line: usize,
+    pub guest_id: String,
+    pub kind: Kind,
+    pseudonym: String,
+}
+
+/// The validated file: what will be linked, and a fingerprint naming this exact job.
+#[derive(Debug)]
+pub struct Plan {
+    pub links: Vec<Link>,
+    /// Lines that named a guest already linked to the same person earlier in the file.
+    pub duplicates: usize,
+    pub fingerprint: String,
+}
+
+fn unquote(s: &str) -> &str {
+    let t = s.trim();
+    t.strip_prefix('"')
+        .and_then(|x| x.strip_suffix('"'))
+        .unwrap_or(t)
+}
+
+/// Reads `text` (CSV: `guest_id,identifier` per line; an optional header line; blank
+/// lines and `#` comments skipped). Every problem is reported, each naming its line.
+pub fn plan(
+    identity: &Identity,
+    text: &str,
+    kind: IdentifierKind,
+    shown: &str,
+) -> Result<Plan, Vec<String>> {
+    let mut errors = Vec::new();
+    let mut links: Vec<Link> = Vec::new();
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut duplicates = 0;
+    for (i, raw_line) in text.lines().enumerate() {
+        let line = i + 1;
+        let l = raw_line.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let Some((g, ident)) = l.split_once(',') else {
+            errors.push(format!(
+                "{shown}:{line}: expected two columns, guest_id,identifier"
+            ));
+            continue;
+        };
+        let (g, ident) = (unquote(g), unquote(ident));
+        if line == 1 && g.eq_ignore_ascii_case("guest_id") {
+            continue;
+        }
+        if let Err(e) = check_guest_id(g) {
+            errors.push(format!("{shown}:{line}: guest_id {}", e.message));
+            continue;
+        }
+        match identity.pseudonym("identifier", ident, kind) {
+            Err(e) => errors.push(format!("{shown}:{line}: {e}")),
+            Ok((k, p)) => match seen.get(g) {
+                Some(&at) if links[at].pseudonym == p => duplicates += 1,
+                Some(&at) => errors.push(format!(
+                    "{shown}:{line}: guest {g} is already linked to another person on line {}",
+                    links[at].line
+                )),
+                None => {
+                    seen.insert(g.to_string(), links.len());
+                    links.push(Link {
+                        line,
+                        guest_id: g.to_string(),
+                        kind: k,
+                        pseudonym: p,
+                    });
+                }
+            },
+        }
+    }
+    if links.is_empty() && errors.is_empty() {
+        errors.push(format!("{shown}: no guest_id,identifier pairs in the file"));
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    // The pseudonyms are keyed hashes: the fingerprint reveals nobody.
+    let mut material = format!("{}\n{}\n", identity.key_id(), identity.attribute());
+    for l in &links {
+        material.push_str(&l.guest_id);
+        material.push(',');
+        material.push_str(&l.pseudonym);
+        material.push('\n');
+    }
+    Ok(Plan {
+        links,
+        duplicates,
+        fingerprint: crate::sha256_hex(&material),
+    })
+}
+
+/// Live counters for a progress bar.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub total: AtomicU64,
+    pub done: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Failure {
+    pub guest_id: String,
+    pub error: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub job_id: String,
+    pub resumed: bool,
+    /// Links made in this run.
+    pub linked: u64,
+    /// Links an earlier, interrupted run had already made.
+    pub already_done: u64,
+    pub failed: Vec<Failure>,
+    pub seconds: f64,
+}
+
+pub struct Options {
+    pub actor: String,
+    pub concurrency: usize,
+}
+
+/// Runs the plan as a journaled job (or resumes the unfinished job of the same plan).
+pub async fn apply(
+    client: &cxone::Client,
+    ledger: &Ledger,
+    identity: &Identity,
+    plan: &Plan,
+    opts: &Options,
+    progress: Arc<Progress>,
+) -> Result<Report> {
+    let started = Instant::now();
+    let (job, resumed) = match ledger.running_job(JOB_KIND, &plan.fingerprint).await? {
+        Some(id) => (id, true),
+        None => {
+            let id = ledger
+                .create_job(NewJob {
+                    id: Ledger::new_job_id(JOB_KIND),
+                    kind: JOB_KIND,
+                    actor: opts.actor.clone(),
+                    params: Details::new()
+                        .id("key", identity.key_id())?
+                        .id("attribute", identity.attribute())?,
+                    items: plan.links.iter().map(|l| l.guest_id.clone()).collect(),
+                    fingerprint: Some(plan.fingerprint.clone()),
+                })
+                .await?;
+            (id, false)
+        }
+    };
+    let by_guest: BTreeMap<&str, &Link> = plan
+        .links
+        .iter()
+        .map(|l| (l.guest_id.as_str(), l))
+        .collect();
+    progress
+        .total
+        .store(plan.links.len() as u64, Ordering::Relaxed);
+    let mut pending = 0u64;
+    let mut linked = 0u64;
+    let mut failed = Vec::new();
+    let mut after = -1i64;
+    loop {
+        let chunk = ledger.unfinished_items(&job, after, CHUNK).await?;
+        let Some(last) = chunk.last() else { break };
+        after = last.0;
+        let keys: Vec<String> = chunk.into_iter().map(|(_, k)| k).collect();
+        pending += keys.len() as u64;
+        let claimed = ledger.claim_many(&job, &keys).await?;
+        let results: Vec<(String, std::result::Result<Kind, String>)> =
+            futures_util::stream::iter(claimed)
+                .map(|(guest, _attempt)| {
+                    let link = by_guest.get(guest.as_str()).copied();
+                    async move {
+                        let r = match link {
+                            None => Err(format!(
+                                "guest {guest} is in the job but not in the file; start a new job"
+                            )),
+                            Some(l) => identity
+                                .apply(client, &l.guest_id, l.kind, &l.pseudonym)
+                                .await
+                                .map(|x| x.kind)
+                                .map_err(|e| match e {
+                                    LinkError::UnknownGuest(_) => {
+                                        "the tenant has no such guest".to_string()
+                                    }
+                                    other => other.to_string(),
+                                }),
+                        };
+                        (guest, r)
+                    }
+                })
+                .buffer_unordered(opts.concurrency.max(1))
+                .collect()
+                .await;
+        let mut batch = Batch::default();
+        for (guest, r) in results {
+            match r {
+                Ok(kind) => {
+                    let l = super::Linked {
+                        guest_id: guest.clone(),
+                        attribute: identity.attribute().to_string(),
+                        key_id: identity.key_id().to_string(),
+                        kind,
+                    };
+                    batch.audit.push(l.audit_entry(&opts.actor)?);
+                    batch.items.push(ItemSettle {
+                        job_id: job.clone(),
+                        key: guest,
+                        outcome: ItemOutcome::Done { result: None },
+                    });
+                    linked += 1;
+                    progress.done.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(error) => {
+                    batch.items.push(ItemSettle {
+                        job_id: job.clone(),
+                        key: guest.clone(),
+                        outcome: ItemOutcome::Failed {
+                            error: error.clone(),
+                        },
+                    });
+                    failed.push(Failure {
+                        guest_id: guest,
+                        error,
+                    });
+                    progress.failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        ledger.commit(batch).await?;
+    }
+    let already_done = (plan.links.len() as u64).saturating_sub(pending);
+    progress.done.fetch_add(already_done, Ordering::Relaxed);
+    let status = if failed.is_empty() {
+        JobStatus::Done
+    } else {
+        JobStatus::Failed
+    };
+    let finish = NewEntry::new(
+        &opts.actor,
+        "job.finish",
+        &job,
+        if failed.is_empty() {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        },
+        Details::new()
+            .count("linked", linked)
+            .count("already_done", already_done)
+            .count("failed", failed.len() as u64),
+    )?;
+    ledger.finish_job(&job, status, finish).await?;
+    Ok(Report {
+        job_id: job,
+        resumed,
+        linked,
+        already_done,
+        failed,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+impl From<Vec<String>> for Error {
+    fn from(errors: Vec<String>) -> Self {
+        Error::Invalid(errors.join("\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::Key;
+    use crate::pseudonym::Normalizer;
+
+    fn identity() -> Identity {
+        let key = Arc::new(Key::from_bytes("k1", vec![3; 32]).unwrap());
+        Identity::new(key, Normalizer::default(), "hashed_user_id").unwrap()
+    }
+
+    #[test]
+    fn every_bad_line_is_reported_by_number_without_its_identifier() {
+        let text = "guest_id,identifier\n\
+                    g-1,ann@example.com\n\
+                    # a comment\n\
+                    \n\
+                    g-2,not-an-email@\n\
+                    g 3,bob@example.com\n\
+                    only-one-column\n\
+                    g-1,ANN@example.com\n\
+                    g-1,carol@example.com\n";
+        let errs = plan(&identity(), text, IdentifierKind::Auto, "pairs.csv").unwrap_err();
+        assert_eq!(errs.len(), 4, "{errs:#?}");
+        assert!(
+            errs[0].starts_with("pairs.csv:5: identifier:"),
+            "{}",
+            errs[0]
+        );
+        assert!(errs[1].starts_with("pairs.csv:6: guest_id"), "{}", errs[1]);
+        assert!(errs[2].starts_with("pairs.csv:7: expected two columns"));
+        assert!(errs[3].contains("line 2"), "{}", errs[3]);
+        assert!(
+            errs.iter()
+                .all(|e| !e.contains("carol") && !e.contains("not-an-email"))
+        );
+    }
+
+    #[test]
+    fn the_same_person_twice_is_one_link_and_the_fingerprint_is_stable() {
+        let text = "g-1,ann@example.com\ng-2,\"+1 212 555 0123\"\ng-1, ANN@example.com\n";
+        let id = identity();
+        let p = plan(&id, text, IdentifierKind::Auto, "f").unwrap();
+        assert_eq!(p.links.len(), 2);
+        assert_eq!(p.duplicates, 1);
+        let again = plan(&id, text, IdentifierKind::Auto, "f").unwrap();
+        assert_eq!(p.fingerprint, again.fingerprint);
+        let other = plan(&id, "g-1,bob@example.com\n", IdentifierKind::Auto, "f").unwrap();
+        assert_ne!(p.fingerprint, other.fingerprint);
+        assert!(plan(&id, "# nothing\n", IdentifierKind::Auto, "f").is_err());
+    }
+}
