@@ -21,10 +21,12 @@ use crate::error::{Error, Result};
 const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_init.sql"),
     include_str!("../migrations/sqlite/0002_resume.sql"),
+    include_str!("../migrations/sqlite/0003_audit_target.sql"),
 ];
 const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0001_init.sql"),
     include_str!("../migrations/postgres/0002_resume.sql"),
+    include_str!("../migrations/postgres/0003_audit_target.sql"),
 ];
 
 /// What `cxguard_meta.ledger` holds in every cxguard ledger.
