@@ -407,3 +407,32 @@ fn serve_answers_logs_json_without_identifiers_and_drains_on_sigterm() {
     );
     assert_eq!(s.ledger_entries("guest.link").len(), 1);
 }
+
+/// schemathesis against `cxguard serve`'s own /openapi.json (.ci/schemathesis): no 5xx,
+/// every answer as documented, auth enforced, invalid input refused.
+#[test]
+fn schemathesis_finds_no_server_error_or_schema_violation() {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.ci/schemathesis");
+    let available = Command::new("schemathesis")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !available {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must run schemathesis: pip install schemathesis"
+        );
+        eprintln!("skipped: needs schemathesis (pip install schemathesis)");
+        return;
+    }
+    let o = Command::new("bash")
+        .arg(&script)
+        .arg(env!("CARGO_BIN_EXE_cxguard"))
+        .env_remove("CXGUARD_CONFIG")
+        .output()
+        .unwrap();
+    let out = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains(" passed"), "{out}");
+    assert!(!out.contains("failed"), "{out}");
+}

@@ -3,6 +3,7 @@
 
 mod errors;
 mod faults;
+mod replicas;
 mod service;
 
 use std::sync::Arc;
