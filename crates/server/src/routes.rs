@@ -150,6 +150,36 @@ fn string_field<'a>(
     }
 }
 
+/// The errors both link endpoints answer with (for the OpenAPI document).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum LinkErrors {
+    /// A field is invalid; `field` names it
+    #[response(status = 400, content_type = "application/problem+json")]
+    Invalid(Problem),
+    /// No or an unknown API key
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// The tenant has no such guest
+    #[response(status = 404, content_type = "application/problem+json")]
+    UnknownGuest(Problem),
+    /// The body is over 16 KiB
+    #[response(status = 413, content_type = "application/problem+json")]
+    TooLarge(Problem),
+    /// The body is not JSON
+    #[response(status = 415, content_type = "application/problem+json")]
+    NotJson(Problem),
+    /// This API key is over its rate limit; see Retry-After
+    #[response(status = 429, content_type = "application/problem+json")]
+    RateLimited(Problem),
+    /// The tenant failed and retries ran out
+    #[response(status = 502, content_type = "application/problem+json")]
+    UpstreamFailed(Problem),
+    /// The link was made but could not be recorded; retry
+    #[response(status = 503, content_type = "application/problem+json")]
+    AuditUnavailable(Problem),
+}
+
 fn invalid(e: guard::identity::Invalid) -> Problem {
     Problem::field(e.field, e.message)
 }
@@ -168,14 +198,7 @@ fn invalid(e: guard::identity::Invalid) -> Problem {
     request_body(content = IdentityRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "The guest holds the pseudonym", body = LinkResponse),
-        (status = 400, description = "A field is invalid; `field` names it", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or an unknown API key", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "The tenant has no such guest", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is over 16 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "This API key is over its rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "The tenant failed and retries ran out", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The link was made but could not be recorded; retry", body = Problem, content_type = "application/problem+json"),
+        LinkErrors,
     ),
     security(("apiKey" = []))
 )]
@@ -243,14 +266,7 @@ pub async fn link_identity(
     request_body(content = CompatRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "The guest holds the pseudonym", body = CompatResponse),
-        (status = 400, description = "A field is invalid; `field` names it", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or an unknown API key", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "The tenant has no such guest", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is over 16 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "This API key is over its rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "The tenant failed and retries ran out", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The link was made but could not be recorded; retry", body = Problem, content_type = "application/problem+json"),
+        LinkErrors,
     ),
     security(("apiKey" = []))
 )]

@@ -242,15 +242,7 @@ async fn exhausted_upstream_retries_are_a_prompt_502() {
         "retried first"
     );
     assert_eq!(h.links_audited().await, 0);
-    let metrics = h
-        .http
-        .get(format!("{}/metrics", h.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = h.get_text("/metrics").await;
     assert!(
         metrics.contains("cxguard_identity_links_total{outcome=\"upstream_failed\"} 1"),
         "{metrics}"

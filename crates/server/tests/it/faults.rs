@@ -67,15 +67,7 @@ async fn ten_thousand_links_through_faults_and_resets_all_land() {
         "faults: {REQUESTS} requests → {by_status:?}; {} were 502 (retries exhausted)",
         bad_gateway.len()
     );
-    let metrics = h
-        .http
-        .get(format!("{}/metrics", h.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = h.get_text("/metrics").await;
     let retries: u64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("cxguard_upstream_retries_total "))

@@ -137,6 +137,18 @@ impl Harness {
         .unwrap()
     }
 
+    /// The body of a GET.
+    pub async fn get_text(&self, path: &str) -> String {
+        self.http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// The attribute the emulator holds for a guest.
     pub fn attribute(&self, guest: &str) -> Option<String> {
         let attrs = self.sim.control().guest_attributes(guest)?;

@@ -140,15 +140,7 @@ async fn not_ready_while_no_upstream_token_can_be_had() {
 #[tokio::test]
 async fn the_openapi_document_matches_its_snapshot() {
     let h = Harness::start(Options::default()).await;
-    let doc = h
-        .http
-        .get(format!("{}/openapi.json", h.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let doc = h.get_text("/openapi.json").await;
     let parsed: Value = serde_json::from_str(&doc).unwrap();
     assert!(parsed["openapi"].as_str().unwrap().starts_with("3.1"));
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/openapi.json");
