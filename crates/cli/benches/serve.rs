@@ -10,7 +10,8 @@
 //!
 //! Run: `cargo bench -p cxguard --bench serve` (needs python3 with flask, requests and
 //! gunicorn for the peer: `pip install flask requests gunicorn`). `--seconds N` sets the
-//! measured time per side (default 10); `--only-ours` skips the peer (for profiling).
+//! measured time per side (default 10); `--only-ours` skips the peer (for profiling); `--with-logs` keeps
+//! cxguard's JSON access log on (written to /dev/null), as `serve` runs by default.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -325,8 +326,14 @@ fn main() {
     .unwrap();
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
+    // The peer logs no access lines (gunicorn's default); `--with-logs` keeps ours on.
+    let quiet = if args.iter().any(|a| a == "--with-logs") {
+        "-v"
+    } else {
+        "-q"
+    };
     let mut serve = Command::new(env!("CARGO_BIN_EXE_cxguard"))
-        .args(["-q", "serve", "--listen", &addr])
+        .args([quiet, "serve", "--listen", &addr])
         .current_dir(dir.path())
         .env("CXGUARD_BASE_URL", sim.base_url())
         .env("CXGUARD_CLIENT_ID", &creds.client_id)

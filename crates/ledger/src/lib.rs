@@ -454,6 +454,14 @@ impl Ledger {
         })
     }
 
+    /// Whether the store answers (a readiness probe): one trivial query.
+    pub async fn ping(&self) -> Result<()> {
+        on_backend!(&self.pool, p => {
+            sqlx::query("SELECT 1").execute(p).await?;
+            Ok(())
+        })
+    }
+
     pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
         on_backend!(&self.pool, p => {
             let rows = sqlx::query("SELECT seq, hash, at, key_id, signature FROM audit_checkpoints ORDER BY seq").fetch_all(p).await?;

@@ -54,6 +54,7 @@ pub(crate) struct AppState {
     client: cxone::Client,
     keys: Arc<auth::Keys>,
     audit: Appender,
+    ledger: ledger::Ledger,
     metrics: Arc<metrics::Metrics>,
     upstream_deadline: Duration,
 }
@@ -98,13 +99,14 @@ impl Server {
                 source,
             })?;
         config.identity.warm_up();
-        let (audit, audit_closed) = ledger::appender::Appender::spawn(config.ledger, 256);
+        let (audit, audit_closed) = ledger::appender::Appender::spawn(config.ledger.clone(), 256);
         let state = AppState {
             identity: Arc::new(config.identity),
             metrics: metrics::Metrics::new(config.client.clone()),
             client: config.client,
             keys: Arc::new(keys),
             audit,
+            ledger: config.ledger,
             upstream_deadline: config.upstream_deadline,
         };
         Ok(Server {

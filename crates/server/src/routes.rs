@@ -409,13 +409,26 @@ pub async fn healthz() -> Json<Status> {
     })
 }
 
-/// Readiness: an upstream token can be obtained (cached tokens make this cheap).
+/// Readiness: an upstream token can be obtained (cached tokens make this cheap) and the
+/// audit ledger answers, so a load balancer stops sending links that could not be
+/// recorded.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready to serve", body = Status),
-        (status = 503, description = "No upstream token can be obtained", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No upstream token can be obtained, or the ledger does not answer", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
+    if let Err(e) = state.ledger.ping().await {
+        tracing::warn!(error = %e, "not ready: the ledger does not answer");
+        let mut p = Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not-ready",
+            "Not ready",
+            "the audit ledger does not answer; see the service log",
+        );
+        p.retry_after = Some(5);
+        return p.into_response();
+    }
     match tokio::time::timeout(Duration::from_secs(5), state.client.authenticate()).await {
         Ok(Ok(())) => Json(Status {
             status: "ready".into(),

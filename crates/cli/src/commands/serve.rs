@@ -34,12 +34,17 @@ pub async fn run(
         ))
     })?;
     let target = tenant::connect(ctx, env, None).await?;
+    // The client's retries end within the caller's deadline, so a caller gets the 502
+    // of exhausted retries rather than a request cut off in flight.
+    let mut upstream = target.client.settings().clone();
+    upstream.retry.deadline = upstream.retry.deadline.min(settings.upstream_deadline);
+    let client = cxone::Client::new(upstream)?;
     let ledger = store::open(ctx, env, Access::Write).await?;
     let server = server::Server::bind(
         &listen,
         server::Config {
             identity,
-            client: target.client.clone(),
+            client,
             ledger,
             api_keys: settings.api_keys,
             rate: settings.rate,
