@@ -58,7 +58,7 @@ enum Command {
     Contacts(commands::contacts::ContactsArgs),
     /// Integration secrets: list them, find those due for rotation.
     Secrets(commands::secrets::SecretsArgs),
-    /// New key material for a policy's [keys].
+    /// New key material: for a policy's [keys] or [identity], or an API key for serve.
     Keys(commands::keys::KeysArgs),
     /// The tamper-evident audit log: verify, show, export.
     Audit(commands::audit::AuditArgs),

@@ -47,20 +47,24 @@ pub enum GuestsCommand {
     /// Link one guest to a person: the keyed pseudonym of their email or phone becomes
     /// the guest's attribute ([identity] in cxguard.toml).
     Link {
+        /// The web-messaging guest's id.
         #[arg(long, value_name = "GUEST_ID")]
         guest: String,
         /// The email or phone number; `-` reads it from stdin (keeps it out of shell
         /// history and the process list).
         #[arg(long, value_name = "EMAIL_OR_PHONE")]
         identifier: String,
+        /// How to read the identifier: auto is an email if it has an @, else a phone.
         #[arg(long, value_enum, default_value_t = KindArg::Auto)]
         kind: KindArg,
     },
     /// Link many guests from a CSV file of guest_id,identifier lines, as a job that a
     /// rerun with the same file resumes.
     Backfill {
+        /// CSV of guest_id,identifier lines; an optional header line and `#` comments.
         #[arg(long, value_name = "FILE")]
         file: PathBuf,
+        /// How to read the identifiers: auto is an email if it has an @, else a phone.
         #[arg(long, value_enum, default_value_t = KindArg::Auto)]
         kind: KindArg,
         /// Links in flight at once.
