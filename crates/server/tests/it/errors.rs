@@ -262,4 +262,16 @@ async fn unknown_routes_and_methods_are_problems_too() {
         .unwrap();
     assert!(r.headers().contains_key("allow"));
     assert_eq!(problem(r).await.0, 405);
+    // Made-up methods are refused and counted as OTHER: no caller grows the metrics.
+    let brew = reqwest::Method::from_bytes(b"BREW").unwrap();
+    let r = h
+        .http
+        .request(brew, format!("{}/healthz", h.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(r).await.0, 405);
+    let metrics = h.get_text("/metrics").await;
+    assert!(metrics.contains("method=\"OTHER\""), "{metrics}");
+    assert!(!metrics.contains("BREW"), "{metrics}");
 }
