@@ -241,7 +241,13 @@ pub async fn link_identity(
     for k in m.keys() {
         if k != "identifier" && k != "kind" {
             errors.push(problem::FieldError {
-                field: k.chars().take(40).collect(),
+                // Named back only if it is a plain word: a key can carry an address too.
+                field: if k.len() <= 40 && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
+                    k.clone()
+                } else {
+                    "(unknown)".to_string()
+                },
                 message: "is not a field of this request (identifier, kind)".into(),
             });
         }

@@ -72,6 +72,11 @@ async fn bad_input_is_400_naming_the_field_and_never_echoing_it() {
             "identifer",
         ),
         (
+            "/v1/guests/g-000001/identity",
+            json!({ "identifier": "ann@example.com", "bob@example.com": 1 }),
+            "(unknown)",
+        ),
+        (
             "/v1/guests/g%20001/identity",
             json!({ "identifier": "ann@example.com" }),
             "guestId",
@@ -99,6 +104,7 @@ async fn bad_input_is_400_naming_the_field_and_never_echoing_it() {
         assert_eq!(s, 400, "{path} {text_body}: {p}");
         assert_eq!(p["field"], field, "{path} {text_body}: {p}");
         assert!(!p["detail"].as_str().unwrap().is_empty(), "{p}");
+        assert!(!p.to_string().contains("bob@"), "{p}");
         for k in ["identifier", "user_identifier"] {
             if let Some(v) = body[k].as_str().filter(|v| v.len() > 3) {
                 assert!(!p.to_string().contains(v), "echoes {v:?}: {p}");
