@@ -14,7 +14,7 @@ use crate::{Batch, Ledger};
 type Request = (NewEntry, oneshot::Sender<Result<i64>>);
 
 /// A handle to the writer task. Cheap to clone; the task ends when every handle is
-/// dropped or [`Appender::close`] is called, after committing what it holds.
+/// dropped, after committing what it holds ([`Closed::wait`] waits for that).
 #[derive(Clone)]
 pub struct Appender {
     tx: mpsc::Sender<Request>,

@@ -322,8 +322,8 @@ impl Ledger {
                     None => (0, GENESIS.to_string()),
                 };
                 let mut crossed = false;
-                // Many rows per INSERT: one round trip per 100 entries, not per entry.
-                let mut rows: Vec<[String; 3]> = Vec::with_capacity(audit.len());
+                // The details as stored text, beside `out.entries` (which keeps them as JSON).
+                let mut details_texts: Vec<String> = Vec::with_capacity(audit.len());
                 for e in audit {
                     seq += 1;
                     let details = e.details.to_value();
@@ -333,17 +333,17 @@ impl Ledger {
                         outcome: e.outcome.as_str(), details: &details_text, prev_hash: &prev,
                     });
                     crossed |= seq % every == 0;
-                    rows.push([details_text, prev.clone(), hash.clone()]);
+                    details_texts.push(details_text);
                     out.entries.push(AuditEntry {
                         seq, at: at.clone(), actor: e.actor, operation: e.operation.to_string(), target: e.target,
                         outcome: e.outcome.as_str().to_string(), details, prev_hash: prev.clone(), hash: hash.clone(),
                     });
                     prev = hash;
                 }
-                let first = out.entries.len() - rows.len();
-                for (c, chunk) in rows.chunks(ROWS_PER_INSERT).enumerate() {
+                // Many rows per INSERT: one round trip per ROWS_PER_INSERT entries.
+                for (entries, texts) in out.entries.chunks(ROWS_PER_INSERT).zip(details_texts.chunks(ROWS_PER_INSERT)) {
                     let mut sql = String::from("INSERT INTO audit_entries (seq, at, actor, operation, target, outcome, details, prev_hash, hash) VALUES ");
-                    for i in 0..chunk.len() {
+                    for i in 0..entries.len() {
                         let b = i * 9;
                         if i > 0 {
                             sql.push_str(", ");
@@ -351,10 +351,9 @@ impl Ledger {
                         sql.push_str(&format!("(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9));
                     }
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for (i, [details_text, prev_hash, hash]) in chunk.iter().enumerate() {
-                        let e = &out.entries[first + c * ROWS_PER_INSERT + i];
-                        q = q.bind(e.seq).bind(&at).bind(&e.actor).bind(&e.operation).bind(&e.target).bind(&e.outcome)
-                            .bind(details_text).bind(prev_hash).bind(hash);
+                    for (e, text) in entries.iter().zip(texts) {
+                        q = q.bind(e.seq).bind(&e.at).bind(&e.actor).bind(&e.operation).bind(&e.target).bind(&e.outcome)
+                            .bind(text).bind(&e.prev_hash).bind(&e.hash);
                     }
                     q.execute(&mut *tx).await?;
                 }
