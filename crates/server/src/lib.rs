@@ -135,19 +135,36 @@ impl Server {
             shutdown.await;
             let _ = tx.send(());
         });
-        let serve = tokio::spawn(async move { serve.await });
-        let result = tokio::select! {
-            r = serve => r.map_err(|e| Error::Serve(std::io::Error::other(e)))?,
+        let mut serve = tokio::spawn(async move { serve.await });
+        let drained = tokio::select! {
+            r = &mut serve => Some(r),
             _ = async {
                 let _ = rx.await;
                 tokio::time::sleep(drain).await;
-            } => {
-                tracing::warn!(drain_secs = drain.as_secs(), "in-flight requests did not finish within the drain time");
+            } => None,
+        };
+        let result = match drained {
+            Some(r) => r.map_err(|e| Error::Serve(std::io::Error::other(e)))?,
+            None => {
+                tracing::warn!(
+                    drain_secs = drain.as_secs(),
+                    "in-flight requests did not finish within the drain time"
+                );
+                serve.abort();
                 Ok(())
             }
         };
-        // Every handler has returned (or been dropped): the appender's queue is final.
-        self.audit_closed.wait().await;
+        // The writer ends when every handler holding it has returned: at once after a
+        // clean drain. After a drain timeout, handlers still running may hold it, so it
+        // gets one more drain period, not forever.
+        if tokio::time::timeout(drain, self.audit_closed.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "stopped with requests still running; their audit entries may be missing"
+            );
+        }
         result.map_err(Error::Serve)
     }
 }

@@ -32,6 +32,7 @@ pub struct Options {
     pub sim: SimConfig,
     pub rate: RateLimit,
     pub deadline: Duration,
+    pub drain: Duration,
     pub client_secret: Option<String>,
 }
 
@@ -44,6 +45,7 @@ impl Default for Options {
                 burst: 10_000,
             },
             deadline: Duration::from_secs(10),
+            drain: Duration::from_secs(10),
             client_secret: None,
         }
     }
@@ -99,7 +101,7 @@ impl Harness {
             }],
             rate: opts.rate,
             upstream_deadline: opts.deadline,
-            drain: Duration::from_secs(10),
+            drain: opts.drain,
         };
         let server = Server::bind("127.0.0.1:0", config).await.unwrap();
         let url = format!("http://{}", server.local_addr());

@@ -193,6 +193,34 @@ async fn shutdown_lets_in_flight_requests_finish_and_records_them() {
     assert!(h.link_fails_to_connect().await);
 }
 
+/// A request slower than the drain time does not keep the service from stopping.
+#[tokio::test]
+async fn shutdown_stops_after_the_drain_time_even_with_a_request_still_running() {
+    let mut h = Harness::start(Options {
+        sim: SimConfig {
+            latency: Duration::from_secs(8),
+            ..Default::default()
+        },
+        deadline: Duration::from_secs(30),
+        drain: Duration::from_millis(500),
+        ..Default::default()
+    })
+    .await;
+    let req = h.post(
+        "/v1/guests/g-000001/identity",
+        &json!({ "identifier": "ann@example.com" }),
+    );
+    let _slow = tokio::spawn(async move { req.send().await.map(|r| r.status().as_u16()) });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    h.stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "stopped after {:?}",
+        started.elapsed()
+    );
+}
+
 impl Harness {
     async fn link_fails_to_connect(&self) -> bool {
         self.http
