@@ -323,17 +323,12 @@ async fn link(
     identifier: &str,
     kind: IdentifierKind,
 ) -> Result<LinkResponse, Problem> {
-    let (kind, value) = state
-        .identity
-        .pseudonym(field, identifier, kind)
-        .map_err(|e| {
-            state.metrics.link("invalid");
-            invalid(e)
-        })?;
     let deadline = state.upstream_deadline;
     let applied = tokio::time::timeout(
         deadline,
-        state.identity.apply(&state.client, guest_id, kind, &value),
+        state
+            .identity
+            .link(&state.client, guest_id, field, identifier, kind),
     )
     .await;
     let linked = match applied {
@@ -374,10 +369,11 @@ async fn link(
             )));
         }
     };
-    let entry = linked
-        .audit_entry(&format!("api:{caller}"))
-        .map_err(|e| Problem::field("guestId", e.to_string()))?;
-    if let Err(e) = state.audit.append(entry).await {
+    let recorded = match linked.audit_entry(&format!("api:{caller}")) {
+        Ok(entry) => state.audit.append(entry).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = recorded {
         state.metrics.link("audit_failed");
         tracing::error!(guest = guest_id, error = %e, "the link was made but not recorded");
         let mut p = Problem::new(

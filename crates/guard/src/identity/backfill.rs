@@ -18,8 +18,8 @@ use ledger::{Batch, Details, ItemSettle, Ledger, NewEntry, NewJob, Outcome};
 use serde::Serialize;
 
 use super::{IdentifierKind, Identity, LinkError, check_guest_id};
+use crate::Result;
 use crate::pseudonym::Kind;
-use crate::{Error, Result};
 
 pub const JOB_KIND: &str = "guests.backfill";
 const CHUNK: i64 = 500;
@@ -295,12 +295,6 @@ pub async fn apply(
         failed,
         seconds: started.elapsed().as_secs_f64(),
     })
-}
-
-impl From<Vec<String>> for Error {
-    fn from(errors: Vec<String>) -> Self {
-        Error::Invalid(errors.join("\n"))
-    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use cxone::models::AttributeOp;
 use ledger::audit::{NewEntry, Outcome};
 use ledger::details::Details;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::keys::Key;
 use crate::pseudonym::{self, Kind, NormalizeError, Normalizer};
@@ -31,13 +31,11 @@ const MAX_GUEST_ID: usize = 128;
 pub const MAX_IDENTIFIER_CHARS: usize = 320;
 
 /// What the caller says the identifier is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdentifierKind {
     Email,
     Phone,
     /// An email if it contains `@`, else a phone number.
-    #[default]
     Auto,
 }
 
@@ -166,10 +164,6 @@ impl Identity {
 
     pub fn attribute(&self) -> &str {
         &self.attribute
-    }
-
-    pub fn normalizer(&self) -> Normalizer {
-        self.normalizer
     }
 
     /// Loads the phone metadata and compiles its patterns, so the first caller does not
