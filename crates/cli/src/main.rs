@@ -4,6 +4,7 @@ mod commands;
 mod config;
 mod exit;
 mod output;
+mod progress;
 mod store;
 mod tenant;
 

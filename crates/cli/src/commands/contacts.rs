@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::exit::{CliError, Exit};
 use crate::output::{Output, print_json, table};
+use crate::progress::Bar;
 use crate::store::{self, Access};
 use crate::{Context, config, tenant};
 
@@ -196,7 +197,24 @@ async fn anonymize_cmd(
         ledger::deliver::Deliverer::new(ledger.clone(), config::delivery(&ctx.config, env)?)?
             .spawn(Duration::from_secs(2));
     let progress = Arc::new(Progress::default());
-    let bar = ProgressBar::start(ctx, progress.clone(), target.client.clone());
+    let bar = {
+        // contacts/s, ETA, 429s and failures
+        let (p, client) = (progress.clone(), target.client.clone());
+        let start = client.stats();
+        Bar::start(
+            ctx,
+            "{bar:30} {pos}/{len} contacts  {per_sec}  ETA {eta}  {msg}",
+            move |bar| {
+                bar.set_length(p.total.load(Ordering::Relaxed));
+                bar.set_position(p.done.load(Ordering::Relaxed));
+                bar.set_message(format!(
+                    "{} failed, {} rate-limited",
+                    p.failed.load(Ordering::Relaxed),
+                    client.stats().rate_limited - start.rate_limited
+                ));
+            },
+        )
+    };
     let result = anonymize::run(&target.client, &ledger, &policy, &sel, &opts, progress).await;
     bar.finish().await;
     let delivered = deliverer.stop().await;
@@ -333,58 +351,5 @@ pub(crate) fn actor() -> String {
         "cxguard".into()
     } else {
         clean
-    }
-}
-
-/// A progress bar on stderr when it is a terminal (and not --quiet): contacts/s, ETA,
-/// 429s and failures.
-struct ProgressBar {
-    stop: tokio::sync::watch::Sender<bool>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl ProgressBar {
-    fn start(ctx: &Context, p: Arc<Progress>, client: cxone::Client) -> Self {
-        let (stop, mut rx) = tokio::sync::watch::channel(false);
-        use std::io::IsTerminal;
-        if ctx.quiet || !std::io::stderr().is_terminal() {
-            return ProgressBar { stop, task: None };
-        }
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} contacts  {per_sec}  ETA {eta}  {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        let start = client.stats();
-        let task = tokio::spawn(async move {
-            loop {
-                bar.set_length(p.total.load(Ordering::Relaxed));
-                bar.set_position(p.done.load(Ordering::Relaxed));
-                let s = client.stats();
-                bar.set_message(format!(
-                    "{} failed, {} rate-limited",
-                    p.failed.load(Ordering::Relaxed),
-                    s.rate_limited - start.rate_limited
-                ));
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-                    _ = rx.changed() => break,
-                }
-            }
-            bar.finish_and_clear();
-        });
-        ProgressBar {
-            stop,
-            task: Some(task),
-        }
-    }
-
-    async fn finish(mut self) {
-        let _ = self.stop.send(true);
-        if let Some(t) = self.task.take() {
-            let _ = t.await;
-        }
     }
 }

@@ -1,11 +1,9 @@
 //! `cxguard guests link | backfill`: link web-messaging guests to a keyed pseudonym of
 //! their email or phone, once or from a CSV file as a resumable job.
 
-use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use guard::identity::backfill::{self, Progress};
@@ -16,6 +14,7 @@ use crate::commands::contacts::{actor, guard_error};
 use crate::config;
 use crate::exit::{CliError, Exit};
 use crate::output::{Output, print_json, table};
+use crate::progress::Bar;
 use crate::store::{self, Access};
 use crate::tenant;
 
@@ -172,7 +171,17 @@ pub async fn run(
             let target = tenant::connect(ctx, env, None).await?;
             let ledger = store::open(ctx, env, Access::Write).await?;
             let progress = Arc::new(Progress::default());
-            let bar = bar(ctx, progress.clone());
+            let p = progress.clone();
+            let bar = Bar::start(
+                ctx,
+                "{bar:30} {pos}/{len} guests  {per_sec}  ETA {eta}  {msg}",
+                move |bar| {
+                    let failed = p.failed.load(Ordering::Relaxed);
+                    bar.set_length(p.total.load(Ordering::Relaxed));
+                    bar.set_position(p.done.load(Ordering::Relaxed) + failed);
+                    bar.set_message(format!("{failed} failed"));
+                },
+            );
             let report = backfill::apply(
                 &target.client,
                 &ledger,
@@ -185,10 +194,7 @@ pub async fn run(
                 progress,
             )
             .await;
-            if let Some((stop, task)) = bar {
-                let _ = stop.send(true);
-                let _ = task.await;
-            }
+            bar.finish().await;
             let report = report.map_err(guard_error)?;
             match ctx.output {
                 Output::Json => print_json(&report),
@@ -218,37 +224,4 @@ pub async fn run(
             })
         }
     }
-}
-
-type Bar = (
-    tokio::sync::watch::Sender<bool>,
-    tokio::task::JoinHandle<()>,
-);
-
-/// A progress bar on stderr when it is a terminal (and not --quiet).
-fn bar(ctx: &Context, p: Arc<Progress>) -> Option<Bar> {
-    if ctx.quiet || !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let (stop, mut rx) = tokio::sync::watch::channel(false);
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} guests  {per_sec}  ETA {eta}  {msg}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    let task = tokio::spawn(async move {
-        loop {
-            bar.set_length(p.total.load(Ordering::Relaxed));
-            bar.set_position(p.done.load(Ordering::Relaxed) + p.failed.load(Ordering::Relaxed));
-            bar.set_message(format!("{} failed", p.failed.load(Ordering::Relaxed)));
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-                _ = rx.changed() => break,
-            }
-        }
-        bar.finish_and_clear();
-    });
-    Some((stop, task))
 }
