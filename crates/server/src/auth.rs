@@ -50,15 +50,8 @@ pub fn generate() -> Result<(String, String), String> {
         "{KEY_PREFIX}{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
     );
-    let digest = digest_hex(&key);
+    let digest = guard::sha256_hex(&key);
     Ok((key, digest))
-}
-
-fn digest_hex(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 type Limiter = RateLimiter<
