@@ -37,18 +37,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// being kept (secret hashes, ciphertext records, policy and job fingerprints).
 pub fn sha256_hex(s: &str) -> String {
     use sha2::Digest;
-    hex(&sha2::Sha256::digest(s.as_bytes()))
-}
-
-/// Lowercase hex of `bytes`, in one allocation (digests on every request's path).
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
+    ledger::hex(&sha2::Sha256::digest(s.as_bytes()))
 }
 
 #[cfg(test)]
@@ -59,6 +48,5 @@ mod tests {
             super::sha256_hex("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
-        assert_eq!(super::hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
     }
 }

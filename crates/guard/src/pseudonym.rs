@@ -201,7 +201,7 @@ fn is_invisible(c: char) -> bool {
 pub fn pseudonym(key: &Key, normalized: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(key.bytes()).expect("HMAC takes any key length");
     mac.update(normalized.as_bytes());
-    crate::hex(&mac.finalize().into_bytes())
+    ledger::hex(&mac.finalize().into_bytes())
 }
 
 /// Whether `value` looks like a pseudonym this module made (64 lowercase hex): such a

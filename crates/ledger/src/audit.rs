@@ -122,7 +122,7 @@ pub(crate) fn entry_hash(e: &HashInput<'_>) -> String {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part.as_bytes());
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex(&h.finalize())
 }
 
 /// The hash `entry` should have, recomputed from its fields (`details_text` as stored).

@@ -85,7 +85,19 @@ fn random_hex(bytes: usize) -> String {
             *x = (n >> ((i % 8) * 8)) as u8 ^ i as u8;
         }
     }
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    hex(&b)
+}
+
+/// Lowercase hex of `bytes`, in one allocation: audit hashes, key ids and random ids
+/// here, digests and pseudonyms in `guard`.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 /// Where the signing key comes from.
@@ -1081,5 +1093,14 @@ impl Ledger {
     /// Closes the pool (waits for connections to finish).
     pub async fn close(&self) {
         on_backend!(&self.pool, p => p.close().await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hex_is_lowercase_two_digits_a_byte() {
+        assert_eq!(super::hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
+        assert_eq!(super::hex(&[]), "");
     }
 }

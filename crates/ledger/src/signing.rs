@@ -19,11 +19,7 @@ const SECRET_PREFIX: &str = "cxguard-ed25519-secret:";
 const PUBLIC_PREFIX: &str = "cxguard-ed25519-public:";
 
 fn key_id(public: &VerifyingKey) -> String {
-    Sha256::digest(public.as_bytes())
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::hex(&Sha256::digest(public.as_bytes())[..8])
 }
 
 /// The secret half. Its bytes are zeroed when dropped.
