@@ -96,6 +96,10 @@ pub struct AuditFile {
     pub key_file: Option<PathBuf>,
     /// Sign a checkpoint every this many entries (and at the end of every job).
     pub checkpoint_every: Option<i64>,
+    /// Where each signed checkpoint is also written, outside the database (default:
+    /// audit-anchor.json beside the signing key). `audit verify` checks the ledger
+    /// still reaches it.
+    pub anchor_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -115,6 +119,8 @@ pub struct WebhooksFile {
     pub consent: Option<WebhookFile>,
     pub kms: Option<WebhookFile>,
     pub waf: Option<WebhookFile>,
+    /// A witness of the audit chain: receives `audit.head` at every signed checkpoint.
+    pub witness: Option<WebhookFile>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -127,6 +133,9 @@ pub struct WebhookFile {
     /// While rotating: the previous secret, so receivers still on it keep verifying.
     pub previous_secret_env: Option<String>,
     pub previous_secret_file: Option<PathBuf>,
+    /// Allow an `http://` URL to a host that is not loopback (test receivers only).
+    #[serde(default)]
+    pub allow_insecure_http: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -148,6 +157,14 @@ pub struct TenantFile {
     /// Client-side cap, requests per second.
     pub max_rate: Option<u32>,
     pub retry: Option<RetryFile>,
+    /// An OpenID issuer: the token endpoint is read from its discovery document.
+    pub issuer: Option<String>,
+    /// Allow `http://` to a host that is not loopback (test tenants only).
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+    /// Response body caps, in bytes (defaults 1 MiB, and 16 MiB for a contact page).
+    pub max_body_bytes: Option<usize>,
+    pub max_page_bytes: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -355,6 +372,23 @@ pub fn target(loaded: &Loaded, env: &dyn Fn(&str) -> Option<String>) -> Result<T
             .token_url(&tu)
             .map_err(|e| CliError::config(e.to_string().replacen("token_url", field, 1)))?;
     }
+    if let Some(issuer) = &t.issuer {
+        if t.token_url.is_some() || get(ENV_TOKEN_URL).is_some() {
+            return Err(CliError::config(
+                "tenant.issuer: set issuer or token_url, not both (the issuer's discovery document names the token endpoint)",
+            ));
+        }
+        settings = settings
+            .issuer(issuer)
+            .map_err(|e| CliError::config(format!("tenant.{e}")))?;
+    }
+    settings.allow_insecure_http = t.allow_insecure_http;
+    if let Some(n) = t.max_body_bytes {
+        settings.max_body = n;
+    }
+    if let Some(n) = t.max_page_bytes {
+        settings.max_page_body = n;
+    }
     settings.scopes = t.scopes.clone();
     if let Some(s) = t.timeout_secs {
         settings.request_timeout = Duration::from_secs(s);
@@ -410,6 +444,21 @@ pub fn audit_key_path(loaded: &Loaded, env: &dyn Fn(&str) -> Option<String>) -> 
         .as_ref()
         .and_then(|a| a.key_file.clone())
         .unwrap_or_else(|| home(env).join("audit-signing.key"))
+}
+
+/// The audit anchor: `[audit] anchor_file`, else audit-anchor.json beside the signing key.
+pub fn anchor_path(loaded: &Loaded, env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    loaded
+        .file
+        .audit
+        .as_ref()
+        .and_then(|a| a.anchor_file.clone())
+        .unwrap_or_else(|| {
+            let key = audit_key_path(loaded, env);
+            key.parent()
+                .unwrap_or(Path::new("."))
+                .join("audit-anchor.json")
+        })
 }
 
 pub fn checkpoint_every(loaded: &Loaded) -> Result<i64, CliError> {
@@ -488,10 +537,15 @@ pub fn delivery(
         (EventKind::Consent, &w.consent),
         (EventKind::Kms, &w.kms),
         (EventKind::Waf, &w.waf),
+        (EventKind::Witness, &w.witness),
     ] {
         let Some(s) = section else { continue };
         let name = kind.as_str();
-        let url = cxone::parse_http_url(&format!("webhooks.{name}.url"), &s.url)
+        let field = format!("webhooks.{name}.url");
+        let url = cxone::parse_http_url(&field, &s.url)
+            .and_then(|u| {
+                cxone::check_transport_security(&field, &u, s.allow_insecure_http).map(|()| u)
+            })
             .map_err(|e| CliError::config(e.to_string()))?;
         let mut secrets = Vec::new();
         match webhook_secret(name, "secret", &s.secret_env, &s.secret_file, env)? {
@@ -510,12 +564,6 @@ pub fn delivery(
             env,
         )? {
             secrets.push(prev);
-        }
-        let mut url = url;
-        // parse_http_url adds a trailing slash for joining; an endpoint is used as given.
-        if !s.url.trim().ends_with('/') {
-            let p = url.path().trim_end_matches('/').to_string();
-            url.set_path(&p);
         }
         cfg.endpoints
             .insert(kind, ledger::deliver::Endpoint { url, secrets });

@@ -10,6 +10,8 @@ use crate::exit::CliError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     Read,
+    /// Read a ledger that must exist: verifying creates nothing.
+    Verify,
     Write,
 }
 
@@ -19,13 +21,27 @@ pub async fn open(
     access: Access,
 ) -> Result<Ledger, CliError> {
     let url = config::store_url(&ctx.config, env);
-    let key = match access {
-        Access::Read => KeySource::None,
-        Access::Write => KeySource::File(config::audit_key_path(&ctx.config, env)),
+    let ledger = match access {
+        Access::Read => Ledger::open(&url, KeySource::None).await?,
+        Access::Verify => Ledger::open_existing(&url, KeySource::None).await?,
+        Access::Write => {
+            let key = KeySource::File(config::audit_key_path(&ctx.config, env));
+            let witness = ctx
+                .config
+                .file
+                .webhooks
+                .as_ref()
+                .is_some_and(|w| w.witness.is_some());
+            Ledger::open(&url, key)
+                .await?
+                .with_anchor(ledger::anchor::AnchorFile::new(config::anchor_path(
+                    &ctx.config,
+                    env,
+                )))
+                .with_witness(witness)
+        }
     };
-    let ledger = Ledger::open(&url, key)
-        .await?
-        .with_checkpoint_every(config::checkpoint_every(&ctx.config)?);
+    let ledger = ledger.with_checkpoint_every(config::checkpoint_every(&ctx.config)?);
     tracing::debug!(store = ledger.location(), "opened the ledger");
     Ok(ledger)
 }

@@ -13,7 +13,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 
 use crate::problem::Reply;
 use crate::ratelimit::Take;
@@ -23,11 +23,24 @@ use crate::{control, data};
 
 pub(crate) const IDEMPOTENCY_KEY: &str = "x-idempotency-key";
 
-pub(crate) fn router(state: Arc<SimState>) -> Router {
-    Router::new()
-        .route("/oauth/token", post(routes::oauth::token))
-        .route("/api/v2/oauth/token", post(routes::oauth::token))
-        .route("/as/token.oauth2", post(routes::oauth::token))
+/// The spec's three token paths, or only `token_path` when one is configured.
+pub(crate) fn router(state: Arc<SimState>, token_path: Option<&str>) -> Router {
+    let paths: Vec<&str> = match token_path {
+        Some(p) => vec![p],
+        None => vec!["/oauth/token", "/api/v2/oauth/token", "/as/token.oauth2"],
+    };
+    let token_path = paths[0].to_string();
+    let mut router = Router::new().route(
+        "/.well-known/openid-configuration",
+        get(move |State(s): State<Arc<SimState>>, headers: HeaderMap| {
+            let token_path = token_path.clone();
+            async move { routes::oauth::discovery(&s, &headers, &token_path) }
+        }),
+    );
+    for p in paths {
+        router = router.route(p, post(routes::oauth::token));
+    }
+    router
         .nest("/_control", control::router())
         .fallback(api)
         .layer(middleware::from_fn_with_state(state.clone(), common))

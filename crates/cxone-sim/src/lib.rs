@@ -53,6 +53,9 @@ pub struct SimConfig {
     pub token_ttl: Duration,
     /// Address to bind; port 0 picks a free port.
     pub bind: SocketAddr,
+    /// Serve the token endpoint at this path only (e.g. `/auth/token`), instead of the
+    /// spec's three paths, as a tenant with its own token URL does. Discovery names it.
+    pub token_path: Option<String>,
 }
 
 impl Default for SimConfig {
@@ -69,6 +72,7 @@ impl Default for SimConfig {
             latency: Duration::ZERO,
             token_ttl: Duration::from_secs(3600),
             bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            token_path: None,
         }
     }
 }
@@ -145,6 +149,17 @@ impl SimConfig {
         if self.token_ttl < Duration::from_secs(1) {
             return bad("token-ttl", "tokens must live at least 1 second".into());
         }
+        if let Some(p) = &self.token_path
+            && (!p.starts_with('/')
+                || p.len() < 2
+                || p.starts_with("/_control")
+                || p.contains(['?', '#']))
+        {
+            return bad(
+                "token-path",
+                format!("{p:?} must be an absolute path such as /auth/token, outside /_control"),
+            );
+        }
         if self.latency > Duration::from_secs(60) {
             return bad(
                 "latency-ms",
@@ -173,7 +188,7 @@ impl Sim {
             source,
         })?;
         let state = Arc::new(state::SimState::new(&config));
-        let app = http::router(state.clone());
+        let app = http::router(state.clone(), config.token_path.as_deref());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app)
@@ -184,6 +199,10 @@ impl Sim {
         });
         Ok(SimHandle {
             addr,
+            token_path: config
+                .token_path
+                .clone()
+                .unwrap_or_else(|| "/oauth/token".into()),
             state,
             shutdown: Some(tx),
             task: Some(task),
@@ -194,6 +213,7 @@ impl Sim {
 /// A running emulator. Dropping it stops the server.
 pub struct SimHandle {
     addr: SocketAddr,
+    token_path: String,
     state: Arc<state::SimState>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -204,9 +224,9 @@ impl SimHandle {
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
     }
-    /// The token endpoint (`/oauth/token`).
+    /// The token endpoint (`/oauth/token`, or the configured `token_path`).
     pub fn token_url(&self) -> String {
-        format!("{}/oauth/token", self.base_url())
+        format!("{}{}", self.base_url(), self.token_path)
     }
     pub fn addr(&self) -> SocketAddr {
         self.addr

@@ -102,7 +102,9 @@ impl ContactList {
                 self.page_size
             )));
         }
-        let mut c = Call::new(Method::GET, BASE).query("pageSize", self.page_size.to_string());
+        let mut c = Call::new(Method::GET, BASE)
+            .large_response()
+            .query("pageSize", self.page_size.to_string());
         if let Some(t) = token {
             c = c.query("pageToken", t);
         }

@@ -157,6 +157,69 @@ pub enum Error {
         request_id: String,
     },
 
+    /// The server answered with a redirect. cxguard follows none: a redirect would carry
+    /// a token, a credential form or a secret to wherever `Location` points.
+    #[error(
+        "{method} {url}: the server answered {status} redirecting to {location:?}; cxguard follows no redirect: configure the final URL itself"
+    )]
+    Redirect {
+        method: String,
+        url: String,
+        status: u16,
+        location: String,
+    },
+
+    /// A response body larger than the configured cap.
+    #[error(
+        "{method} {url}: the response is larger than the {limit}-byte cap; raise it in [tenant] if this tenant legitimately sends more"
+    )]
+    TooLarge {
+        method: String,
+        url: String,
+        limit: usize,
+    },
+
+    /// The server asked to wait longer (`Retry-After`) than the request's deadline allows.
+    #[error(
+        "{method} {path}: the server answered {status} with Retry-After {retry_after}, longer than the {remaining:.1?} left before the deadline; giving up now instead of waiting (request {request_id})"
+    )]
+    RetryAfterBeyondDeadline {
+        method: String,
+        path: String,
+        status: u16,
+        /// The header's text, as the server sent it.
+        retry_after: String,
+        remaining: Duration,
+        request_id: String,
+    },
+
+    /// The token lacks scopes a command needs, found before the command sent anything.
+    #[error(
+        "the token lacks the scope{} {}; grant {} to the API client (granted: {})",
+        if missing.len() == 1 { "" } else { "s" },
+        missing.join(", "),
+        if missing.len() == 1 { "it" } else { "them" },
+        if granted.is_empty() { "none".to_string() } else { granted.join(" ") }
+    )]
+    ScopesMissing {
+        missing: Vec<String>,
+        granted: Vec<String>,
+    },
+
+    /// The token endpoint failed moments ago; it is not asked again until the back-off ends.
+    #[error("the token endpoint failed {ago:.1?} ago; not asking again for {retry_in:.1?}: {last}")]
+    TokenBackoff {
+        ago: Duration,
+        retry_in: Duration,
+        last: String,
+        /// The earlier failure was a refusal of the credentials (not an outage).
+        refused: bool,
+    },
+
+    /// The OpenID discovery document is missing, malformed or names an unusable endpoint.
+    #[error("OpenID discovery at {url}: {message}")]
+    Discovery { url: String, message: String },
+
     /// Retries ran out (attempts or the total deadline); `last` is the final failure.
     #[error("gave up after {attempts} attempts in {elapsed:.1?}: {last}")]
     GaveUp {
@@ -180,13 +243,23 @@ impl Error {
             | Error::Decode { .. }
             | Error::Auth { .. }
             | Error::MissingScope { .. }
+            | Error::ScopesMissing { .. }
+            | Error::Redirect { .. }
+            | Error::TooLarge { .. }
+            | Error::RetryAfterBeyondDeadline { .. }
+            | Error::TokenBackoff { .. }
+            | Error::Discovery { .. }
             | Error::TokenRejected { .. } => false,
         }
     }
 
     pub fn stage(&self) -> Stage {
         match self {
-            Error::Build(_) => Stage::Build,
+            Error::Build(_) | Error::Discovery { .. } => Stage::Build,
+            Error::Redirect { .. } | Error::TooLarge { .. } => Stage::Decode,
+            Error::RetryAfterBeyondDeadline { .. } => Stage::RateLimited,
+            Error::TokenBackoff { refused: true, .. } | Error::ScopesMissing { .. } => Stage::Auth,
+            Error::TokenBackoff { refused: false, .. } => Stage::Transport,
             Error::Transport { .. } => Stage::Transport,
             Error::Timeout { .. } => Stage::Timeout,
             Error::Decode { .. } => Stage::Decode,
@@ -206,6 +279,7 @@ impl Error {
             | Error::Api { request_id, .. }
             | Error::RateLimited { request_id, .. }
             | Error::MissingScope { request_id, .. }
+            | Error::RetryAfterBeyondDeadline { request_id, .. }
             | Error::TokenRejected { request_id, .. } => Some(request_id),
             Error::GaveUp { last, .. } => last.request_id(),
             _ => None,
@@ -217,6 +291,9 @@ impl Error {
         match self {
             Error::Api { status, .. } => Some(*status),
             Error::RateLimited { .. } => Some(429),
+            Error::RetryAfterBeyondDeadline { status, .. } | Error::Redirect { status, .. } => {
+                Some(*status)
+            }
             Error::MissingScope { .. } => Some(403),
             Error::TokenRejected { .. } => Some(401),
             Error::GaveUp { last, .. } => last.status(),
@@ -236,6 +313,16 @@ impl Error {
     /// True when the failure is about credentials or permissions.
     pub fn is_auth(&self) -> bool {
         self.stage() == Stage::Auth
+    }
+
+    /// True when a scope is missing: no other request of the same job can succeed either,
+    /// so a job stops as a whole instead of failing item after item.
+    pub fn is_missing_scope(&self) -> bool {
+        match self {
+            Error::MissingScope { .. } | Error::ScopesMissing { .. } => true,
+            Error::GaveUp { last, .. } => last.is_missing_scope(),
+            _ => false,
+        }
     }
 }
 

@@ -27,7 +27,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use error::{Error, FieldError, OAuthRefusal, Problem, Result, Stage};
-pub use settings::{Grant, RetryPolicy, Settings, parse_http_url};
+pub use settings::{
+    DEFAULT_MAX_BODY, DEFAULT_MAX_PAGE_BODY, Grant, MAX_TOKEN_LIFETIME, RetryPolicy, Settings,
+    check_transport_security, is_loopback, parse_base_url, parse_http_url,
+};
 
 /// Counters of what the client did, for reports and metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -76,18 +79,14 @@ impl Client {
     pub fn new(settings: Settings) -> Result<Self> {
         settings.validate()?;
         let http = reqwest::Client::builder()
+            // A redirect would carry a token or a credential form to another host.
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(settings.connect_timeout)
             .pool_max_idle_per_host(settings.max_idle_per_host)
             .user_agent(concat!("cxguard-cxone/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Build(format!("cannot build the HTTP client: {e}")))?;
-        let auth = auth::TokenSource::new(
-            http.clone(),
-            settings.token_url.clone(),
-            settings.grant.clone(),
-            settings.scopes.clone(),
-            settings.retry.clone(),
-        );
+        let auth = auth::TokenSource::new(http.clone(), settings.clone());
         let pacer = pacing::Pacer::new(settings.max_rate);
         Ok(Client {
             inner: Arc::new(Inner {
@@ -107,6 +106,32 @@ impl Client {
     /// Obtains a token now (or reuses the cached one): a cheap way to check credentials.
     pub async fn authenticate(&self) -> Result<()> {
         self.inner.auth.token().await.map(|_| ())
+    }
+
+    /// Obtains a token and checks that it was granted every scope in `needed`, before
+    /// a command sends anything else. When the token endpoint does not list what it
+    /// granted, the scopes asked for are taken as granted (RFC 6749 §5.1); when nothing
+    /// was asked for and nothing is listed, nothing can be checked and each request's
+    /// 403 speaks instead.
+    pub async fn require_scopes(&self, needed: &[&str]) -> Result<()> {
+        self.authenticate().await?;
+        let granted = match self.inner.auth.granted() {
+            Some(g) => g,
+            None => match &self.inner.settings.scopes {
+                Some(asked) => asked.clone(),
+                None => return Ok(()),
+            },
+        };
+        let missing: Vec<String> = needed
+            .iter()
+            .filter(|n| !granted.iter().any(|g| g == *n))
+            .map(|n| n.to_string())
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::ScopesMissing { missing, granted })
+        }
     }
 
     pub fn stats(&self) -> Stats {

@@ -44,12 +44,20 @@ pub(crate) struct Budget {
     pub reset: u64,
 }
 
+/// The most the pacer believes of a tenant's headers: larger numbers are clamped, so a
+/// hostile or broken header can neither stall the client for ages nor overflow a sum.
+const MAX_LIMIT: u64 = 1_000_000;
+const MAX_RESET_SECS: u64 = 3600;
+/// The longest one pacing wait.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+
 pub(crate) fn budget(headers: &HeaderMap) -> Option<Budget> {
     let num = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<u64>().ok();
+    let limit = num("ratelimit-limit")?.min(MAX_LIMIT);
     Some(Budget {
-        limit: num("ratelimit-limit")?,
-        remaining: num("ratelimit-remaining")?,
-        reset: num("ratelimit-reset")?,
+        limit,
+        remaining: num("ratelimit-remaining")?.min(limit),
+        reset: num("ratelimit-reset")?.min(MAX_RESET_SECS),
     })
 }
 
@@ -84,7 +92,9 @@ impl Pacer {
                     if m.level >= 0.0 {
                         Duration::ZERO
                     } else {
-                        Duration::from_secs_f64(-m.level / m.rate)
+                        Duration::try_from_secs_f64(-m.level / m.rate)
+                            .unwrap_or(MAX_WAIT)
+                            .min(MAX_WAIT)
                     }
                 }
             }
@@ -149,6 +159,19 @@ mod tests {
         h.insert("ratelimit-remaining", HeaderValue::from(remaining));
         h.insert("ratelimit-reset", HeaderValue::from(reset));
         h
+    }
+
+    #[test]
+    fn huge_budget_headers_are_clamped() {
+        let b = budget(&headers(u64::MAX, u64::MAX, u64::MAX)).unwrap();
+        assert_eq!(
+            b,
+            Budget {
+                limit: MAX_LIMIT,
+                remaining: MAX_LIMIT,
+                reset: MAX_RESET_SECS
+            }
+        );
     }
 
     #[test]

@@ -72,12 +72,29 @@ impl Default for RetryPolicy {
     }
 }
 
+/// The longest token lifetime the client believes: a larger `expires_in` is capped to it.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// Default cap of one response body (1 MiB).
+pub const DEFAULT_MAX_BODY: usize = 1 << 20;
+/// Default cap of one contact page's body (16 MiB).
+pub const DEFAULT_MAX_PAGE_BODY: usize = 16 << 20;
+
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// The API's base URL, e.g. `https://api-na1.niceincontact.com`.
+    /// The API's base URL, e.g. `https://api-na1.niceincontact.com`, with a trailing slash
+    /// so paths join below it.
     pub base_url: Url,
-    /// The token endpoint.
+    /// The token endpoint, used exactly as written.
     pub token_url: Url,
+    /// An OpenID issuer: when set, the token endpoint is read from
+    /// `{issuer}/.well-known/openid-configuration` (RFC 8414) and `token_url` is not used.
+    pub issuer: Option<Url>,
+    /// Allow `http://` to hosts other than loopback (never for production tenants).
+    pub allow_insecure_http: bool,
+    /// The largest response body accepted, in bytes (contact pages excepted).
+    pub max_body: usize,
+    /// The largest contact page accepted, in bytes.
+    pub max_page_body: usize,
     pub grant: Grant,
     /// Scopes to request; `None` asks for every scope the client is allowed.
     pub scopes: Option<Vec<String>>,
@@ -95,13 +112,17 @@ impl Settings {
     /// Settings with the defaults for everything but where and who. `token_url` defaults
     /// to `{base_url}/oauth/token`.
     pub fn new(base_url: &str, grant: Grant) -> Result<Self> {
-        let base_url = parse_http_url("base_url", base_url)?;
+        let base_url = parse_base_url("base_url", base_url)?;
         let token_url = base_url
             .join("oauth/token")
             .map_err(|e| Error::Build(format!("base_url: cannot derive the token URL: {e}")))?;
         Ok(Settings {
             base_url,
             token_url,
+            issuer: None,
+            allow_insecure_http: false,
+            max_body: DEFAULT_MAX_BODY,
+            max_page_body: DEFAULT_MAX_PAGE_BODY,
             grant,
             scopes: None,
             request_timeout: Duration::from_secs(30),
@@ -112,8 +133,19 @@ impl Settings {
         })
     }
 
+    /// The token endpoint, used exactly as written (no slash added).
     pub fn token_url(mut self, url: &str) -> Result<Self> {
         self.token_url = parse_http_url("token_url", url)?;
+        Ok(self)
+    }
+
+    /// An OpenID issuer whose discovery document names the token endpoint.
+    pub fn issuer(mut self, url: &str) -> Result<Self> {
+        let mut u = parse_http_url("issuer", url)?;
+        // RFC 8414 §3: the well-known path is appended to the issuer without its slash.
+        let p = u.path().trim_end_matches('/').to_string();
+        u.set_path(&p);
+        self.issuer = Some(u);
         Ok(self)
     }
 
@@ -148,14 +180,56 @@ impl Settings {
         if self.request_timeout.is_zero() {
             return Err(Error::Build("request_timeout must be more than 0".into()));
         }
+        if self.max_body == 0 || self.max_page_body == 0 {
+            return Err(Error::Build(
+                "response body caps must be more than 0".into(),
+            ));
+        }
+        check_transport_security("base_url", &self.base_url, self.allow_insecure_http)?;
+        check_transport_security("token_url", &self.token_url, self.allow_insecure_http)?;
+        if let Some(i) = &self.issuer {
+            check_transport_security("issuer", i, self.allow_insecure_http)?;
+        }
         Ok(())
     }
 }
 
-/// An absolute http(s) URL with a host, with a trailing slash added so `join` keeps the
-/// path; anything else is an error naming `field`.
+/// Whether `url`'s host is this machine: `localhost`, 127.0.0.0/8 or `::1`.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        None => false,
+    }
+}
+
+/// Refuses `http://` to anything but loopback unless `allow_insecure` says otherwise:
+/// tokens and secrets would cross the network in clear.
+pub fn check_transport_security(field: &str, url: &Url, allow_insecure: bool) -> Result<()> {
+    if url.scheme() == "http" && !allow_insecure && !is_loopback(url) {
+        return Err(Error::Build(format!(
+            "{field}: {} uses http:// to a host that is not loopback; credentials would cross the network in clear. Use https://, or set allow_insecure_http = true for a test tenant",
+            url.as_str()
+        )));
+    }
+    Ok(())
+}
+
+/// A base URL: [`parse_http_url`] with a trailing slash added so paths join below it.
+pub fn parse_base_url(field: &str, raw: &str) -> Result<Url> {
+    let mut url = parse_http_url(field, raw)?;
+    if !url.path().ends_with('/') {
+        let p = format!("{}/", url.path());
+        url.set_path(&p);
+    }
+    Ok(url)
+}
+
+/// An absolute http(s) URL with a host, kept exactly as written (an endpoint such as a
+/// token or webhook URL is used verbatim); anything else is an error naming `field`.
 pub fn parse_http_url(field: &str, raw: &str) -> Result<Url> {
-    let mut url = Url::parse(raw.trim())
+    let url = Url::parse(raw.trim())
         .map_err(|e| Error::Build(format!("{field}: {raw:?} is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(Error::Build(format!(
@@ -175,10 +249,6 @@ pub fn parse_http_url(field: &str, raw: &str) -> Result<Url> {
         return Err(Error::Build(format!(
             "{field}: {raw:?} must not have a query or fragment"
         )));
-    }
-    if !url.path().ends_with('/') {
-        let p = format!("{}/", url.path());
-        url.set_path(&p);
     }
     Ok(url)
 }
@@ -211,6 +281,52 @@ mod tests {
             let e = Settings::new(bad, grant()).unwrap_err().to_string();
             assert!(e.starts_with("base_url:"), "{e}");
         }
+    }
+
+    #[test]
+    fn endpoints_are_used_as_written_and_only_base_urls_get_a_slash() {
+        let s = Settings::new("https://api.example.com", grant())
+            .unwrap()
+            .token_url("https://cxone.niceincontact.com/auth/token")
+            .unwrap();
+        assert_eq!(s.base_url.as_str(), "https://api.example.com/");
+        assert_eq!(
+            s.token_url.as_str(),
+            "https://cxone.niceincontact.com/auth/token"
+        );
+        let s = s.token_url("https://x.example/t/").unwrap();
+        assert_eq!(s.token_url.as_str(), "https://x.example/t/");
+        let s = s.issuer("https://idp.example/tenant/").unwrap();
+        assert_eq!(s.issuer.unwrap().as_str(), "https://idp.example/tenant");
+    }
+
+    #[test]
+    fn plain_http_only_on_loopback_unless_allowed() {
+        for ok in [
+            "http://127.0.0.1:8080",
+            "http://localhost",
+            "http://[::1]:9",
+        ] {
+            Settings::new(ok, grant()).unwrap().validate().unwrap();
+        }
+        let mut s = Settings::new("http://api.example.com", grant()).unwrap();
+        let e = s.validate().unwrap_err().to_string();
+        assert!(
+            e.starts_with("base_url:") && e.contains("allow_insecure_http"),
+            "{e}"
+        );
+        s.allow_insecure_http = true;
+        s.validate().unwrap();
+        let s = Settings::new("https://api.example.com", grant())
+            .unwrap()
+            .token_url("http://10.0.0.1/token")
+            .unwrap();
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("token_url:")
+        );
     }
 
     #[test]

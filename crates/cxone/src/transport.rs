@@ -35,6 +35,8 @@ pub(crate) struct Call {
     pub body: Option<Vec<u8>>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub idempotent: bool,
+    /// The response may be as large as a contact page (`Settings::max_page_body`).
+    pub large: bool,
 }
 
 impl Call {
@@ -50,7 +52,14 @@ impl Call {
             body: None,
             headers: Vec::new(),
             idempotent,
+            large: false,
         }
+    }
+
+    /// Allows the larger body cap of a contact page.
+    pub(crate) fn large_response(mut self) -> Self {
+        self.large = true;
+        self
     }
 
     pub(crate) fn query(mut self, k: &str, v: impl Into<String>) -> Self {
@@ -148,19 +157,93 @@ pub(crate) fn classify_send_error(method: &str, url: &str, e: reqwest::Error) ->
     }
 }
 
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers
+/// `Retry-After` as a wait and the header's text. Seconds too many for any clock read as
+/// `Duration::MAX` (so they exceed every deadline); a date in the past is no wait.
+fn retry_after(headers: &HeaderMap) -> Option<(Duration, String)> {
+    let raw = headers
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()
         .ok()?
         .trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    let text: String = raw.chars().take(40).collect();
+    if !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) {
+        let wait = raw
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .unwrap_or(Duration::MAX);
+        return Some((wait, text));
     }
     let when =
-        time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()?;
+        time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc2822).ok()?;
     let delta = when - time::OffsetDateTime::now_utc();
-    Some(Duration::try_from(delta).unwrap_or(Duration::ZERO))
+    Some((Duration::try_from(delta).unwrap_or(Duration::ZERO), text))
+}
+
+/// Reads a response body, refusing it as soon as it is known to exceed `limit` bytes: by
+/// its `Content-Length`, or while it streams in.
+pub(crate) async fn read_capped(
+    mut resp: reqwest::Response,
+    limit: usize,
+    method: &str,
+    url: &str,
+) -> Result<Bytes> {
+    let too_large = || Error::TooLarge {
+        method: method.into(),
+        url: url.into(),
+        limit,
+    };
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| classify_send_error(method, url, e))?
+    {
+        if buf.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// A 3xx is an error naming its `Location`: no redirect is ever followed.
+pub(crate) fn redirect_error(
+    method: &str,
+    url: &str,
+    status: StatusCode,
+    headers: &HeaderMap,
+) -> Error {
+    let location = headers
+        .get(reqwest::header::LOCATION)
+        .map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .chars()
+                .take(200)
+                .collect()
+        })
+        .unwrap_or_else(|| "(no Location header)".to_string());
+    Error::Redirect {
+        method: method.into(),
+        url: url.into(),
+        status: status.as_u16(),
+        location,
+    }
+}
+
+/// Refuses path segments a URL would silently drop or resolve (`.`, `..`, empty): an id
+/// like that would address another resource than the one named.
+pub(crate) fn check_segments(segments: &[String]) -> Result<()> {
+    for s in segments {
+        if s.is_empty() || s == "." || s == ".." {
+            return Err(Error::Build(format!(
+                "an id cannot be {s:?}: it would address another resource once placed in the URL path"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The `scope="…"` of a `WWW-Authenticate: Bearer error="insufficient_scope"`.
@@ -178,14 +261,16 @@ fn needed_scope(headers: &HeaderMap) -> Option<String> {
 enum Next {
     Done(Reply),
     Fail(Error),
-    /// Retry after this wait (`None`: back off).
-    Retry(Error, Option<Duration>),
+    /// Retry after this wait (`None`: back off); the wait comes with the `Retry-After`
+    /// text it was read from.
+    Retry(Error, Option<(Duration, String)>),
     /// Replay at once with a fresh token.
     Reauth(Error),
 }
 
 impl Inner {
     pub(crate) async fn execute(&self, call: Call) -> Result<Reply> {
+        check_segments(&call.segments)?;
         let mut url = self.settings.base_url.clone();
         url.path_segments_mut()
             .map_err(|_| Error::Build("base_url cannot have path segments".into()))?
@@ -231,7 +316,12 @@ impl Inner {
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
                     .body(body.clone());
             }
-            let outcome = self.attempt(req, &method, url.as_str()).await;
+            let cap = if call.large {
+                self.settings.max_page_body
+            } else {
+                self.settings.max_body
+            };
+            let outcome = self.attempt(req, &method, url.as_str(), cap).await;
             let next = match outcome {
                 Ok((status, headers, body)) => {
                     self.pacer.done(&surface, Some(&headers));
@@ -278,8 +368,23 @@ impl Inner {
                 }
                 Next::Retry(e, wait) => (e, wait),
             };
-            let delay = wait.unwrap_or_else(|| crate::retry::backoff(policy, attempt));
-            if attempt >= policy.max_attempts || start.elapsed() + delay > policy.deadline {
+            let remaining = policy.deadline.saturating_sub(start.elapsed());
+            if let Some((wait, text)) = &wait
+                && *wait > remaining
+            {
+                return Err(Error::RetryAfterBeyondDeadline {
+                    method: method.clone(),
+                    path: path.clone(),
+                    status: err.status().unwrap_or(429),
+                    retry_after: text.clone(),
+                    remaining,
+                    request_id: err.request_id().unwrap_or("none").to_string(),
+                });
+            }
+            let delay = wait
+                .map(|(w, _)| w)
+                .unwrap_or_else(|| crate::retry::backoff(policy, attempt));
+            if attempt >= policy.max_attempts || delay > remaining {
                 return Err(if attempt == 1 {
                     err
                 } else {
@@ -301,6 +406,7 @@ impl Inner {
         req: reqwest::RequestBuilder,
         method: &str,
         url: &str,
+        cap: usize,
     ) -> Result<(StatusCode, HeaderMap, Bytes)> {
         let timeout = self.settings.request_timeout;
         let fix_timeout = |e: Error| match e {
@@ -317,10 +423,12 @@ impl Inner {
             .map_err(|e| fix_timeout(classify_send_error(method, url, e)))?;
         let status = resp.status();
         let headers = resp.headers().clone();
-        let body = resp
-            .bytes()
+        if status.is_redirection() {
+            return Err(redirect_error(method, url, status, &headers));
+        }
+        let body = read_capped(resp, cap, method, url)
             .await
-            .map_err(|e| fix_timeout(classify_send_error(method, url, e)))?;
+            .map_err(fix_timeout)?;
         Ok((status, headers, body))
     }
 
@@ -369,7 +477,8 @@ impl Inner {
             429 => {
                 self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
                 self.pacer.refused(surface);
-                let wait = retry_after(&headers).unwrap_or(Duration::from_secs(1));
+                let (wait, text) =
+                    retry_after(&headers).unwrap_or((Duration::from_secs(1), "1".into()));
                 Next::Retry(
                     Error::RateLimited {
                         method: method.to_string(),
@@ -377,7 +486,7 @@ impl Inner {
                         retry_after: wait,
                         request_id,
                     },
-                    Some(wait),
+                    Some((wait, text)),
                 )
             }
             500 | 502 | 503 | 504 if call.idempotent => {
@@ -401,7 +510,12 @@ mod tests {
     fn reads_retry_after_and_scope() {
         let mut h = HeaderMap::new();
         h.insert("retry-after", HeaderValue::from_static("3"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        assert_eq!(retry_after(&h), Some((Duration::from_secs(3), "3".into())));
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("99999999999999999999999999"),
+        );
+        assert_eq!(retry_after(&h).unwrap().0, Duration::MAX);
         h.insert(
             "www-authenticate",
             HeaderValue::from_static(
@@ -409,6 +523,15 @@ mod tests {
             ),
         );
         assert_eq!(needed_scope(&h).as_deref(), Some("contact:write"));
+    }
+
+    #[test]
+    fn dot_segments_are_refused() {
+        for bad in [".", "..", ""] {
+            let e = check_segments(&["api".into(), bad.into()]).unwrap_err();
+            assert!(e.to_string().contains("cannot be"), "{e}");
+        }
+        check_segments(&["api".into(), "c-1".into(), "...".into()]).unwrap();
     }
 
     #[test]

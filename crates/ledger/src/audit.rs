@@ -177,6 +177,10 @@ pub struct Verdict {
     pub entries: u64,
     pub checkpoints: u64,
     pub last_seq: i64,
+    /// The hash of entry `last_seq`: with it, `SEQ:HASH` is a head an auditor can keep
+    /// and give back to `audit verify --expect-head`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_hash: Option<String>,
     pub key_id: String,
     /// `None` when intact; otherwise the first entry at fault and why.
     pub broken: Option<Broken>,

@@ -125,6 +125,21 @@ impl Details {
         Ok(self)
     }
 
+    /// An Ed25519 signature in base64 (64 bytes): public by nature, it proves, never hides.
+    pub fn signature(mut self, key: &'static str, b64: &str) -> Result<Self> {
+        use base64::Engine as _;
+        let ok = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .is_ok_and(|b| b.len() == 64);
+        if !ok {
+            return Err(Error::Invalid(format!(
+                "{key}: a signature is 64 bytes in base64"
+            )));
+        }
+        self.map.insert(key, json!(b64));
+        Ok(self)
+    }
+
     /// An HTTP status, a duration, or another small number.
     pub fn number(mut self, key: &'static str, n: i64) -> Self {
         self.map.insert(key, json!(n));

@@ -14,6 +14,7 @@
 //!
 //! Not here: what the protections do, or HTTP status codes.
 
+pub mod anchor;
 pub mod appender;
 pub mod audit;
 pub mod deliver;
@@ -157,6 +158,10 @@ pub struct Ledger {
     key: Option<Arc<AuditKey>>,
     checkpoint_every: i64,
     shown: String,
+    /// Where each signed checkpoint is also written, outside the database.
+    anchor: Option<Arc<anchor::AnchorFile>>,
+    /// Announce each signed checkpoint as an `audit.head` event for a witness system.
+    witness: bool,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -170,12 +175,24 @@ impl std::fmt::Debug for Ledger {
 impl Ledger {
     /// Opens (creating if needed) the store at `url` and loads the signing key.
     pub async fn open(url: &str, key: KeySource) -> Result<Self> {
-        let pool = store::open(url).await?;
+        Self::open_in(url, key, store::OpenMode::Create).await
+    }
+
+    /// Opens a ledger that must already exist; creates nothing. For reading and
+    /// verifying, where a missing ledger is a finding, not a fresh start.
+    pub async fn open_existing(url: &str, key: KeySource) -> Result<Self> {
+        Self::open_in(url, key, store::OpenMode::Existing).await
+    }
+
+    async fn open_in(url: &str, key: KeySource, mode: store::OpenMode) -> Result<Self> {
+        let pool = store::open(url, mode).await?;
         let mut ledger = Ledger {
             pool,
             key: None,
             checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
             shown: redact(url),
+            anchor: None,
+            witness: false,
         };
         let signed_by = ledger.signed_by().await?;
         ledger.key = match key {
@@ -210,6 +227,24 @@ impl Ledger {
     pub fn with_checkpoint_every(mut self, n: i64) -> Self {
         self.checkpoint_every = n.max(1);
         self
+    }
+
+    /// Writes every signed checkpoint to `file` too (see [`anchor`]).
+    pub fn with_anchor(mut self, file: anchor::AnchorFile) -> Self {
+        self.anchor = Some(Arc::new(file));
+        self
+    }
+
+    /// Enqueues an `audit.head` event (kind [`EventKind::Witness`]) with each signed
+    /// checkpoint, in the checkpoint's own transaction.
+    pub fn with_witness(mut self, on: bool) -> Self {
+        self.witness = on;
+        self
+    }
+
+    /// The anchor file, if one is configured.
+    pub fn anchor(&self) -> Option<&anchor::AnchorFile> {
+        self.anchor.as_deref()
     }
 
     /// The store's URL with any password hidden.
@@ -290,6 +325,7 @@ impl Ledger {
             let mut out = Committed::default();
             let at = now();
             let mut audit = batch.audit;
+            let mut batch_events_extra: Vec<NewEvent> = Vec::new();
             if let Some(job) = &batch.new_job {
                 sqlx::query("INSERT INTO jobs (id, kind, actor, params, status, created_at, updated_at, fingerprint) VALUES ($1, $2, $3, $4, 'running', $5, $6, $7)")
                     .bind(&job.id).bind(job.kind).bind(&job.actor).bind(job.params.to_value().to_string()).bind(&at).bind(&at).bind(&job.fingerprint)
@@ -327,6 +363,18 @@ impl Ledger {
             if let Some(key) = key {
                 if pg {
                     sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(AUDIT_LOCK).execute(&mut *tx).await?;
+                }
+                // Checked again here, under the lock, not only at open: another process
+                // with another key may have signed the head since.
+                let signer = sqlx::query("SELECT key_id FROM audit_head WHERE id = 1").fetch_optional(&mut *tx).await?;
+                if let Some(r) = signer {
+                    let id: String = r.try_get("key_id")?;
+                    if id != key.key_id() {
+                        return Err(Error::Key(format!(
+                            "this ledger's head is signed with key {id}, but this process signs with {}; refusing to append (two processes with different keys on one ledger)",
+                            key.key_id()
+                        )));
+                    }
                 }
                 let head = sqlx::query("SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *tx).await?;
                 let (mut seq, mut prev) = match head {
@@ -381,10 +429,16 @@ impl Ledger {
                     sqlx::query("INSERT INTO audit_checkpoints (seq, hash, at, key_id, signature) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seq) DO NOTHING")
                         .bind(seq).bind(&prev).bind(&cp_at).bind(key.key_id()).bind(&signature)
                         .execute(&mut *tx).await?;
-                    out.checkpoint = Some(Checkpoint { seq, hash: prev.clone(), at: cp_at, key_id: key.key_id().to_string(), signature });
+                    let cp = Checkpoint { seq, hash: prev.clone(), at: cp_at, key_id: key.key_id().to_string(), signature };
+                    if self.witness {
+                        let data = Details::new().number("seq", cp.seq).sha256("hash", &cp.hash)?
+                            .id("at", &cp.at)?.id("keyId", &cp.key_id)?.signature("signature", &cp.signature)?;
+                        batch_events_extra.push(NewEvent::new(EventKind::Witness, "audit.head", data));
+                    }
+                    out.checkpoint = Some(cp);
                 }
             }
-            for ev in batch.events {
+            for ev in batch.events.into_iter().chain(batch_events_extra) {
                 let id = format!("msg_{}", random_hex(12));
                 sqlx::query("INSERT INTO outbox (id, kind, event_type, payload, status, attempts, next_attempt_ms, created_at) VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6)")
                     .bind(&id).bind(ev.kind.as_str()).bind(ev.event_type).bind(ev.payload(&at)).bind(now_ms()).bind(&at)
@@ -392,8 +446,49 @@ impl Ledger {
                 out.event_ids.push(id);
             }
             tx.commit().await?;
+            if let (Some(a), Some(cp)) = (&self.anchor, &out.checkpoint)
+                && let Err(e) = a.advance(cp)
+            {
+                // The entries are committed; an anchor that lags is caught at the next
+                // checkpoint, an error here would only hide that they were.
+                tracing::error!(anchor = %a.path().display(), error = %e, "could not advance the audit anchor");
+            }
             Ok(out)
         })
+    }
+
+    /// Checks that this ledger reaches `head` and holds the same hash there: a database
+    /// restored from an older copy, or with entries removed, ends before it. `source`
+    /// names where the head came from, for the message.
+    pub async fn check_head(&self, seq: i64, hash: &str, source: &str) -> Result<Option<Broken>> {
+        let last: i64 = on_backend!(&self.pool, p => {
+            sqlx::query("SELECT COALESCE(MAX(seq), 0) AS n FROM audit_entries").fetch_one(p).await?.try_get::<i64, _>("n")?
+        });
+        if last < seq {
+            return Ok(Some(Broken {
+                seq,
+                reason: format!(
+                    "the ledger ends at entry {last}, but {source} records entry {seq}: entries were removed or an older copy of the ledger was restored"
+                ),
+            }));
+        }
+        let stored: Option<String> = on_backend!(&self.pool, p => {
+            sqlx::query("SELECT hash FROM audit_entries WHERE seq = $1").bind(seq).fetch_optional(p).await?
+                .map(|r| r.try_get::<String, _>("hash")).transpose()?
+        });
+        match stored {
+            Some(h) if h == hash => Ok(None),
+            Some(_) => Ok(Some(Broken {
+                seq,
+                reason: format!(
+                    "entry {seq} holds another hash than {source} records: the chain was rewritten after it"
+                ),
+            })),
+            None => Ok(Some(Broken {
+                seq,
+                reason: format!("entry {seq}, which {source} records, is missing"),
+            })),
+        }
     }
 
     // ------------------------------------------------------------------ audit: reading
@@ -502,6 +597,7 @@ impl Ledger {
             entries: 0,
             checkpoints: checkpoints.len() as u64,
             last_seq: 0,
+            last_hash: None,
             key_id: key.key_id().to_string(),
             broken: None,
         };
@@ -607,6 +703,7 @@ impl Ledger {
                 prev_hash = e.hash.clone();
                 verdict.entries += 1;
                 verdict.last_seq = e.seq;
+                verdict.last_hash = Some(e.hash.clone());
                 expected += 1;
             }
         }

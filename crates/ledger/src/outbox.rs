@@ -23,14 +23,17 @@ pub enum EventKind {
     Kms,
     /// The WAF (webchat policy deployed).
     Waf,
+    /// A witness of the audit chain (`audit.head`: each signed checkpoint).
+    Witness,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 4] = [
+    pub const ALL: [EventKind; 5] = [
         EventKind::Vault,
         EventKind::Consent,
         EventKind::Kms,
         EventKind::Waf,
+        EventKind::Witness,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -39,6 +42,7 @@ impl EventKind {
             EventKind::Consent => "consent",
             EventKind::Kms => "kms",
             EventKind::Waf => "waf",
+            EventKind::Witness => "witness",
         }
     }
 
@@ -48,7 +52,7 @@ impl EventKind {
             .find(|k| k.as_str() == s)
             .ok_or_else(|| {
                 Error::Invalid(format!(
-                    "unknown event kind {s:?}: vault, consent, kms or waf"
+                    "unknown event kind {s:?}: vault, consent, kms, waf or witness"
                 ))
             })
     }

@@ -80,19 +80,43 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-pub(crate) async fn open(url: &str) -> Result<Pool> {
+/// Whether opening may create the ledger, or must find one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpenMode {
+    Create,
+    Existing,
+}
+
+/// Creates `dir` and any missing parent with mode 0700: the ledger, keys and anchor
+/// live there. Directories that exist are left as they are.
+pub(crate) fn create_private_dir(dir: &std::path::Path) -> Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
+        .map_err(|e| Error::Config(format!("cannot create directory {}: {e}", dir.display())))
+}
+
+pub(crate) async fn open(url: &str, mode: OpenMode) -> Result<Pool> {
     let shown = redact(url);
     let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or("");
     match scheme {
-        "sqlite" => open_sqlite(url, &shown).await,
-        "postgres" | "postgresql" => open_postgres(url, &shown).await,
+        "sqlite" => open_sqlite(url, &shown, mode).await,
+        "postgres" | "postgresql" => open_postgres(url, &shown, mode).await,
         _ => Err(Error::Config(format!(
             "store URL {shown:?}: unknown scheme {scheme:?}; use sqlite://PATH or postgres://USER@HOST/DB"
         ))),
     }
 }
 
-async fn open_sqlite(url: &str, shown: &str) -> Result<Pool> {
+async fn open_sqlite(url: &str, shown: &str, mode: OpenMode) -> Result<Pool> {
     let opts = SqliteConnectOptions::from_str(url)
         .map_err(|e| Error::Config(format!("store URL {shown:?}: {e}")))?
         .create_if_missing(true)
@@ -101,15 +125,36 @@ async fn open_sqlite(url: &str, shown: &str) -> Result<Pool> {
         .busy_timeout(Duration::from_secs(30))
         .foreign_keys(true);
     let path = opts.get_filename().to_path_buf();
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
-        && !parent.exists()
-    {
-        std::fs::create_dir_all(parent).map_err(|e| {
-            Error::Config(format!(
-                "store {shown:?}: cannot create directory {}: {e}",
-                parent.display()
-            ))
-        })?;
+    let empty = std::fs::metadata(&path)
+        .map(|m| m.len() == 0)
+        .unwrap_or(true);
+    if mode == OpenMode::Existing && empty {
+        return Err(Error::NotFound(format!(
+            "store {shown}: there is no ledger at {} (deleted, moved, or never written); nothing was created",
+            path.display()
+        )));
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_private_dir(parent).map_err(|e| Error::Config(format!("store {shown:?}: {e}")))?;
+    }
+    if !path.exists() {
+        // Created here, mode 0600, so SQLite (and its -wal and -shm files, which take the
+        // database's mode) never exist readable by others.
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            o.mode(0o600);
+        }
+        if let Err(e) = o.open(&path)
+            && e.kind() != std::io::ErrorKind::AlreadyExists
+        {
+            return Err(Error::Config(format!(
+                "store {shown:?}: cannot create {}: {e}",
+                path.display()
+            )));
+        }
     }
     // Look before we leap: a file that is not SQLite, or a SQLite database of someone
     // else's, is refused before anything writes to it (WAL mode itself is a write).
@@ -122,7 +167,7 @@ async fn open_sqlite(url: &str, shown: &str) -> Result<Pool> {
         .await
         .map_err(|e| Error::Unavailable(format!("store {shown}: {e}")))?;
     let pool = Pool::Sqlite(pool);
-    migrate(&pool, shown).await?;
+    migrate(&pool, shown, mode).await?;
     Ok(pool)
 }
 
@@ -169,9 +214,35 @@ async fn check_sqlite_file(path: &std::path::Path, shown: &str) -> Result<()> {
     Ok(())
 }
 
-async fn open_postgres(url: &str, shown: &str) -> Result<Pool> {
+/// Whether a PostgreSQL URL sends the ledger in clear over a network: a host that is not
+/// loopback (nor a Unix socket) without `sslmode=require`, `verify-ca` or `verify-full`.
+pub(crate) fn postgres_in_clear(url: &str) -> bool {
+    let Ok(u) = url::Url::parse(url) else {
+        return false;
+    };
+    let host = u.host_str().unwrap_or("");
+    let local = host.is_empty()
+        || host.eq_ignore_ascii_case("localhost")
+        || host.starts_with('/')
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let tls = u.query_pairs().any(|(k, v)| {
+        k == "sslmode" && matches!(v.as_ref(), "require" | "verify-ca" | "verify-full")
+    });
+    !local && !tls
+}
+
+async fn open_postgres(url: &str, shown: &str, mode: OpenMode) -> Result<Pool> {
     let opts = PgConnectOptions::from_str(url)
         .map_err(|e| Error::Config(format!("store URL {shown:?}: {e}")))?;
+    if postgres_in_clear(url) {
+        tracing::warn!(
+            store = shown,
+            "the ledger's PostgreSQL URL has no sslmode=verify-full (or require) and the host is not loopback: audit entries and the job journal may cross the network in clear"
+        );
+    }
     let pool = PgPoolOptions::new()
         .max_connections(8)
         .acquire_timeout(Duration::from_secs(10))
@@ -179,13 +250,14 @@ async fn open_postgres(url: &str, shown: &str) -> Result<Pool> {
         .await
         .map_err(|e| Error::Unavailable(format!("store {shown}: cannot connect: {e}")))?;
     let pool = Pool::Postgres(pool);
-    migrate(&pool, shown).await?;
+    migrate(&pool, shown, mode).await?;
     Ok(pool)
 }
 
 /// Applies pending migrations. A database with tables but no `cxguard_meta` is someone
-/// else's, and is refused.
-async fn migrate(pool: &Pool, shown: &str) -> Result<()> {
+/// else's, and is refused. With [`OpenMode::Existing`], an empty database is an error and
+/// nothing is created in it.
+async fn migrate(pool: &Pool, shown: &str, mode: OpenMode) -> Result<()> {
     let migrations = if pool.is_postgres() {
         POSTGRES_MIGRATIONS
     } else {
@@ -228,6 +300,10 @@ async fn migrate(pool: &Pool, shown: &str) -> Result<()> {
                 "store {shown}: the database holds other tables ({}); use an empty database for the ledger",
                 tables.join(", ")
             )));
+        } else if mode == OpenMode::Existing {
+            return Err(Error::NotFound(format!(
+                "store {shown}: there is no cxguard ledger in this database; nothing was created"
+            )));
         } else {
             0
         };
@@ -252,4 +328,19 @@ async fn migrate(pool: &Pool, shown: &str) -> Result<()> {
         tx.commit().await?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn postgres_in_clear_only_off_loopback_without_tls() {
+        use super::postgres_in_clear as clear;
+        assert!(!clear("postgres://postgres@127.0.0.1:5432/test"));
+        assert!(!clear("postgres://u@localhost/db"));
+        assert!(!clear("postgres://u@[::1]/db"));
+        assert!(clear("postgres://u@db.example.com/x"));
+        assert!(clear("postgres://u@db.example.com/x?sslmode=prefer"));
+        assert!(!clear("postgres://u@db.example.com/x?sslmode=verify-full"));
+        assert!(!clear("postgres://u@db.example.com/x?sslmode=require"));
+    }
 }

@@ -18,10 +18,19 @@ pub struct AuditArgs {
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Check the hash chain, every signed checkpoint and the signed head; name the first bad entry.
+    ///
+    /// Also checks that the ledger still reaches the anchor (the last signed checkpoint,
+    /// kept outside the database) and, with --expect-head, a head an auditor saved: a
+    /// ledger restored from an older copy, or with entries removed, fails. A missing
+    /// ledger is an error; verify never creates one.
     Verify {
         /// Verify with this public key (from `cxguard audit public-key`) instead of the configured key.
         #[arg(long, value_name = "FILE")]
         public_key: Option<PathBuf>,
+        /// A head saved earlier, as `audit verify` prints it: the ledger must still hold
+        /// this entry with this hash.
+        #[arg(long, value_name = "SEQ:HASH")]
+        expect_head: Option<ledger::anchor::ExpectedHead>,
     },
     /// Show entries as a table (or JSON with --output json).
     Show(FilterArgs),
@@ -79,22 +88,76 @@ impl FilterArgs {
     }
 }
 
+/// The ledger against what is kept outside it: the anchor file, and a head the auditor
+/// gave. The first that the ledger no longer reaches is the finding.
+async fn check_heads(
+    ctx: &Context,
+    env: &dyn Fn(&str) -> Option<String>,
+    ledger: &ledger::Ledger,
+    key: &ledger::PublicKey,
+    expected: Option<&ledger::anchor::ExpectedHead>,
+) -> Result<Option<ledger::audit::Broken>, CliError> {
+    let path = crate::config::anchor_path(&ctx.config, env);
+    let anchor = ledger::anchor::AnchorFile::new(&path);
+    match anchor.read()? {
+        Some(head) => {
+            if !head.verifies(key) {
+                return Ok(Some(ledger::audit::Broken {
+                    seq: head.seq,
+                    reason: format!(
+                        "the anchor {} is not signed by key {}: it was forged or belongs to another ledger",
+                        path.display(),
+                        key.key_id()
+                    ),
+                }));
+            }
+            let source = format!("the anchor {}", path.display());
+            if let Some(b) = ledger.check_head(head.seq, &head.hash, &source).await? {
+                return Ok(Some(b));
+            }
+        }
+        None => ctx.note(format!(
+            "note: no audit anchor at {}; a ledger restored from an older copy cannot be told from this one (the anchor is written at each signed checkpoint)",
+            path.display()
+        )),
+    }
+    if let Some(e) = expected
+        && let Some(b) = ledger
+            .check_head(e.seq, &e.hash, "the head given with --expect-head")
+            .await?
+    {
+        return Ok(Some(b));
+    }
+    Ok(None)
+}
+
 pub async fn run(
     ctx: &Context,
     args: AuditArgs,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Exit, CliError> {
     match args.command {
-        AuditCommand::Verify { public_key } => {
+        AuditCommand::Verify {
+            public_key,
+            expect_head,
+        } => {
             let key = store::verifying_key(ctx, env, public_key.as_deref())?;
-            let ledger = store::open(ctx, env, Access::Read).await?;
-            let v = ledger.verify(&key).await?;
+            let ledger = store::open(ctx, env, Access::Verify).await?;
+            let mut v = ledger.verify(&key).await?;
+            if v.broken.is_none() {
+                v.broken = check_heads(ctx, env, &ledger, &key, expect_head.as_ref()).await?;
+            }
             match ctx.output {
                 Output::Json => print_json(&v),
                 Output::Text => match &v.broken {
                     None => println!(
-                        "audit log intact: {} entries, {} signed checkpoints, head at entry {}, verified with key {}",
-                        v.entries, v.checkpoints, v.last_seq, v.key_id
+                        "audit log intact: {} entries, {} signed checkpoints, head at entry {}, verified with key {}\nhead: {}:{}",
+                        v.entries,
+                        v.checkpoints,
+                        v.last_seq,
+                        v.key_id,
+                        v.last_seq,
+                        v.last_hash.as_deref().unwrap_or("-")
                     ),
                     Some(b) => println!("audit log BROKEN at entry {}: {}", b.seq, b.reason),
                 },

@@ -49,6 +49,10 @@ pub struct SimArgs {
     /// Lifetime of access tokens, in seconds.
     #[arg(long, default_value_t = 3600)]
     pub token_ttl: u64,
+    /// Serve the token endpoint at this path only (e.g. /auth/token), as a tenant with
+    /// its own token URL does; discovery names it.
+    #[arg(long, value_name = "PATH")]
+    pub token_path: Option<String>,
 }
 
 impl SimArgs {
@@ -70,6 +74,7 @@ impl SimArgs {
             latency: Duration::from_millis(self.latency_ms),
             token_ttl: Duration::from_secs(self.token_ttl),
             bind: SocketAddr::new(self.bind, self.port),
+            token_path: self.token_path.clone(),
         }
     }
 }

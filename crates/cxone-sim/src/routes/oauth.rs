@@ -24,6 +24,24 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     resp
 }
 
+/// `GET /.well-known/openid-configuration` (RFC 8414): the issuer is the base URL the
+/// caller reached (from `Host`), and the token endpoint is the one this emulator serves.
+pub(crate) fn discovery(_s: &SimState, headers: &HeaderMap, token_path: &str) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    let issuer = format!("http://{host}");
+    let body = json!({
+        "issuer": issuer,
+        "token_endpoint": format!("{issuer}{token_path}"),
+        "grant_types_supported": ["client_credentials", "password", "refresh_token"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "scopes_supported": ALL_SCOPES,
+    });
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
 /// The scopes a client may hold, or `None` for an unknown client or a wrong secret.
 fn client_scopes(s: &SimState, id: &str, secret: &str) -> Option<&'static [&'static str]> {
     let c = &s.credentials;
