@@ -210,7 +210,9 @@ impl TokenSource {
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| crate::transport::classify_send_error("GET", &url, e))?;
+            .map_err(|e| {
+                crate::transport::classify_send_error("GET", &url, self.settings.request_timeout, e)
+            })?;
         let status = resp.status();
         if status.is_redirection() {
             return Err(crate::transport::redirect_error(
@@ -220,7 +222,14 @@ impl TokenSource {
                 resp.headers(),
             ));
         }
-        let body = crate::transport::read_capped(resp, self.settings.max_body, "GET", &url).await?;
+        let body = crate::transport::read_capped(
+            resp,
+            self.settings.max_body,
+            "GET",
+            &url,
+            self.settings.request_timeout,
+        )
+        .await?;
         if !status.is_success() {
             return Err(bad(format!("answered {status}")));
         }
@@ -366,7 +375,9 @@ impl TokenSource {
             .form(&body)
             .send()
             .await
-            .map_err(|e| crate::transport::classify_send_error("POST", url, e))?;
+            .map_err(|e| {
+                crate::transport::classify_send_error("POST", url, self.settings.request_timeout, e)
+            })?;
         drop(body);
         let status = resp.status();
         if status.is_redirection() {
@@ -379,9 +390,15 @@ impl TokenSource {
         }
         let request_id = crate::transport::request_id(resp.headers());
         let body = Zeroizing::new(
-            crate::transport::read_capped(resp, self.settings.max_body, "POST", url)
-                .await?
-                .to_vec(),
+            crate::transport::read_capped(
+                resp,
+                self.settings.max_body,
+                "POST",
+                url,
+                self.settings.request_timeout,
+            )
+            .await?
+            .to_vec(),
         );
         if status.is_success() {
             let t: TokenResponse = serde_json::from_slice(&body).map_err(|e| Error::Decode {

@@ -141,12 +141,17 @@ pub(crate) fn request_id(headers: &HeaderMap) -> String {
         .to_string()
 }
 
-pub(crate) fn classify_send_error(method: &str, url: &str, e: reqwest::Error) -> Error {
+pub(crate) fn classify_send_error(
+    method: &str,
+    url: &str,
+    timeout: Duration,
+    e: reqwest::Error,
+) -> Error {
     if e.is_timeout() {
         Error::Timeout {
             method: method.into(),
             url: url.into(),
-            timeout: Duration::ZERO,
+            timeout,
         }
     } else {
         Error::Transport {
@@ -186,6 +191,7 @@ pub(crate) async fn read_capped(
     limit: usize,
     method: &str,
     url: &str,
+    timeout: Duration,
 ) -> Result<Bytes> {
     let too_large = || Error::TooLarge {
         method: method.into(),
@@ -199,7 +205,7 @@ pub(crate) async fn read_capped(
     while let Some(chunk) = resp
         .chunk()
         .await
-        .map_err(|e| classify_send_error(method, url, e))?
+        .map_err(|e| classify_send_error(method, url, timeout, e))?
     {
         if buf.len() + chunk.len() > limit {
             return Err(too_large());
@@ -333,7 +339,7 @@ impl Inner {
                     self.pacer.done(&surface, None);
                     let connect =
                         matches!(&e, Error::Transport { source, .. } if source.is_connect());
-                    if call.idempotent || connect {
+                    if e.is_retryable() && (call.idempotent || connect) {
                         Next::Retry(e, None)
                     } else {
                         Next::Fail(e)
@@ -409,26 +415,16 @@ impl Inner {
         cap: usize,
     ) -> Result<(StatusCode, HeaderMap, Bytes)> {
         let timeout = self.settings.request_timeout;
-        let fix_timeout = |e: Error| match e {
-            Error::Timeout { method, url, .. } => Error::Timeout {
-                method,
-                url,
-                timeout,
-            },
-            other => other,
-        };
         let resp = req
             .send()
             .await
-            .map_err(|e| fix_timeout(classify_send_error(method, url, e)))?;
+            .map_err(|e| classify_send_error(method, url, timeout, e))?;
         let status = resp.status();
         let headers = resp.headers().clone();
         if status.is_redirection() {
             return Err(redirect_error(method, url, status, &headers));
         }
-        let body = read_capped(resp, cap, method, url)
-            .await
-            .map_err(fix_timeout)?;
+        let body = read_capped(resp, cap, method, url, timeout).await?;
         Ok((status, headers, body))
     }
 

@@ -2,6 +2,7 @@
 //! control API), not only on what the client returned.
 
 mod auth;
+mod hostile;
 mod paging;
 mod retry;
 
