@@ -18,7 +18,8 @@ use crate::output::Output;
 
 /// Data-protection automation for NICE CXone tenants.
 ///
-/// With no tenant configured, commands run against the embedded CXone emulator.
+/// Commands that change a tenant need one configured (or --sim for the embedded CXone
+/// emulator); read-only commands fall back to the emulator with a notice.
 #[derive(Debug, Parser)]
 #[command(
     name = "cxguard",
@@ -42,6 +43,11 @@ struct Cli {
     /// Only errors on stderr: no notes, no progress.
     #[arg(short, long, global = true)]
     quiet: bool,
+
+    /// Run against the embedded CXone emulator, even when a tenant is configured.
+    /// Commands that change things refuse to run without a tenant unless this is given.
+    #[arg(long, global = true)]
+    sim: bool,
 
     #[command(subcommand)]
     command: Command,
@@ -77,6 +83,8 @@ enum Command {
 pub struct Context {
     pub output: Output,
     pub quiet: bool,
+    /// `--sim`: the embedded emulator was asked for explicitly.
+    pub sim: bool,
     pub config: config::Loaded,
 }
 
@@ -170,6 +178,7 @@ async fn run(cli: Cli) -> Result<Exit, CliError> {
     let ctx = Context {
         output: cli.output,
         quiet: cli.quiet,
+        sim: cli.sim,
         config: loaded,
     };
     match cli.command {

@@ -1,5 +1,10 @@
-//! Connecting to the target: the configured tenant, or — when none is configured — the
-//! embedded emulator, which the CLI says out loud.
+//! Connecting to the target: the configured tenant, or the embedded emulator.
+//!
+//! A command that changes things needs a configured tenant, or `--sim` to ask for the
+//! embedded emulator explicitly: a forgotten environment variable must never turn a
+//! production job into a rehearsal that reports success. Read-only commands fall back to
+//! the emulator with a notice that `--quiet` does not hide. Each command names the
+//! scopes it needs; they are checked against the token before anything else is sent.
 
 use crate::Context;
 use crate::config::{self, Target};
@@ -11,26 +16,51 @@ pub struct Connected {
     pub sim: Option<cxone_sim::SimHandle>,
 }
 
+/// What a command needs of its target.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Needs<'a> {
+    /// A client-side cap in requests per second.
+    pub max_rate: Option<u32>,
+    /// The command changes the tenant (or serves callers who do).
+    pub writes: bool,
+    /// OAuth scopes the command uses; missing ones exit 77 before any other request.
+    pub scopes: &'a [&'a str],
+}
+
 pub async fn connect(
     ctx: &Context,
     env: &dyn Fn(&str) -> Option<String>,
-    max_rate: Option<u32>,
+    needs: Needs<'_>,
 ) -> Result<Connected, CliError> {
-    match config::target(&ctx.config, env)? {
+    let target = if ctx.sim {
+        Target::Embedded
+    } else {
+        config::target(&ctx.config, env)?
+    };
+    let connected = match target {
         Target::Tenant(mut settings) => {
-            if max_rate.is_some() {
-                settings.max_rate = max_rate;
+            if needs.max_rate.is_some() {
+                settings.max_rate = needs.max_rate;
             }
-            Ok(Connected {
+            Connected {
                 client: cxone::Client::new(*settings)?,
                 sim: None,
-            })
+            }
         }
         Target::Embedded => {
-            ctx.note(format!(
-                "note: no tenant configured (set {} or [tenant] base_url in cxguard.toml); using the embedded emulator",
-                config::ENV_BASE_URL
-            ));
+            if needs.writes && !ctx.sim {
+                return Err(CliError::config(format!(
+                    "tenant.base_url: no tenant is configured, and this command changes the tenant; set {} (or [tenant] base_url in cxguard.toml), or pass --sim to run it against the embedded emulator",
+                    config::ENV_BASE_URL
+                )));
+            }
+            if !ctx.sim {
+                // Not behind --quiet: a script must not mistake the emulator for its tenant.
+                eprintln!(
+                    "notice: no tenant configured (set {} or [tenant] base_url in cxguard.toml); reading the embedded emulator",
+                    config::ENV_BASE_URL
+                );
+            }
             let sim = cxone_sim::Sim::start(cxone_sim::SimConfig::default()).await?;
             let creds = sim.credentials();
             let grant = cxone::Grant::ClientCredentials {
@@ -38,11 +68,15 @@ pub async fn connect(
                 client_secret: creds.client_secret.clone().into(),
             };
             let mut settings = cxone::Settings::new(&sim.base_url(), grant)?;
-            settings.max_rate = max_rate;
-            Ok(Connected {
+            settings.max_rate = needs.max_rate;
+            Connected {
                 client: cxone::Client::new(settings)?,
                 sim: Some(sim),
-            })
+            }
         }
+    };
+    if !needs.scopes.is_empty() {
+        connected.client.require_scopes(needs.scopes).await?;
     }
+    Ok(connected)
 }

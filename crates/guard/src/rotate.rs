@@ -31,6 +31,15 @@ use serde::Serialize;
 use crate::secrets::check_value;
 use crate::{Error, Result, sha256_hex};
 
+/// The OAuth scopes a rotation uses: the secret, its dependents, and their recompile
+/// and test.
+pub const SCOPES: &[&str] = &[
+    "integration:secret:read",
+    "integration:secret:write",
+    "integration:dataaction:read",
+    "integration:dataaction:write",
+];
+
 pub const JOB_KIND: &str = "rotate";
 
 /// What the operator asks for. Values are secrets: never printed, logged or journaled.

@@ -323,17 +323,40 @@ async fn link(
     identifier: &str,
     kind: IdentifierKind,
 ) -> Result<LinkResponse, Problem> {
+    check_guest_id(guest_id).map_err(|e| invalid(e.into()))?;
+    let (kind, pseudonym) = match state.identity.pseudonym(field, identifier, kind) {
+        Ok(p) => p,
+        Err(e) => {
+            state.metrics.link("invalid");
+            return Err(invalid(e));
+        }
+    };
+    // The PATCH and its audit entry run as a task of their own: if the caller hangs up
+    // or the deadline below fires, a PATCH that lands is still recorded.
+    let task = {
+        let state = state.clone();
+        let guest = guest_id.to_string();
+        let actor = format!("api:{caller}");
+        tokio::spawn(async move {
+            let linked = state
+                .identity
+                .apply(&state.client, &guest, kind, &pseudonym)
+                .await?;
+            let recorded = match linked.audit_entry(&actor) {
+                Ok(entry) => state.audit.append(entry).await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = &recorded {
+                tracing::error!(guest = %guest, error = %e, "the link was made but not recorded");
+            }
+            Ok::<_, LinkError>((linked, recorded))
+        })
+    };
     let deadline = state.upstream_deadline;
-    let applied = tokio::time::timeout(
-        deadline,
-        state
-            .identity
-            .link(&state.client, guest_id, field, identifier, kind),
-    )
-    .await;
-    let linked = match applied {
-        Ok(Ok(l)) => l,
-        Ok(Err(LinkError::UnknownGuest(_))) => {
+    let applied = tokio::time::timeout(deadline, task).await;
+    let (linked, recorded) = match applied {
+        Ok(Ok(Ok(done))) => done,
+        Ok(Ok(Err(LinkError::UnknownGuest(_)))) => {
             state.metrics.link("unknown_guest");
             return Err(Problem::new(
                 StatusCode::NOT_FOUND,
@@ -342,11 +365,11 @@ async fn link(
                 format!("the tenant has no guest {guest_id}"),
             ));
         }
-        Ok(Err(LinkError::Invalid(e))) => {
+        Ok(Ok(Err(LinkError::Invalid(e)))) => {
             state.metrics.link("invalid");
             return Err(invalid(e));
         }
-        Ok(Err(e)) => {
+        Ok(Ok(Err(e))) => {
             state.metrics.link("upstream_failed");
             tracing::warn!(guest = guest_id, error = %e, "upstream failed");
             return Err(upstream_failed(match &e {
@@ -356,12 +379,19 @@ async fn link(
                 _ => "the tenant failed and retries ran out".to_string(),
             }));
         }
+        Ok(Err(join)) => {
+            state.metrics.link("upstream_failed");
+            tracing::error!(guest = guest_id, error = %join, "the link task failed");
+            return Err(upstream_failed(
+                "the link task failed; see the service log".into(),
+            ));
+        }
         Err(_) => {
             state.metrics.link("upstream_failed");
             tracing::warn!(
                 guest = guest_id,
                 deadline_ms = deadline.as_millis() as u64,
-                "upstream deadline passed"
+                "upstream deadline passed; the link goes on and is recorded if it lands"
             );
             return Err(upstream_failed(format!(
                 "no answer from the tenant within {:.1?}",
@@ -369,13 +399,8 @@ async fn link(
             )));
         }
     };
-    let recorded = match linked.audit_entry(&format!("api:{caller}")) {
-        Ok(entry) => state.audit.append(entry).await,
-        Err(e) => Err(e),
-    };
-    if let Err(e) = recorded {
+    if recorded.is_err() {
         state.metrics.link("audit_failed");
-        tracing::error!(guest = guest_id, error = %e, "the link was made but not recorded");
         let mut p = Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "audit-unavailable",

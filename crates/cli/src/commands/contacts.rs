@@ -153,7 +153,21 @@ async fn anonymize_cmd(
             "--dry-run and --resume contradict each other",
         ));
     }
-    let target = tenant::connect(ctx, env, a.max_rate).await?;
+    let scopes: &[&str] = if a.dry_run {
+        &["contact:read"]
+    } else {
+        &["contact:read", "contact:write"]
+    };
+    let target = tenant::connect(
+        ctx,
+        env,
+        tenant::Needs {
+            max_rate: a.max_rate,
+            writes: !a.dry_run,
+            scopes,
+        },
+    )
+    .await?;
     let opts = Options {
         concurrency: a.concurrency,
         page_size: a.page_size,
@@ -300,7 +314,15 @@ async fn reveal(
             rule.op.label()
         )));
     };
-    let target = tenant::connect(ctx, env, None).await?;
+    let target = tenant::connect(
+        ctx,
+        env,
+        tenant::Needs {
+            scopes: &["contact:read"],
+            ..Default::default()
+        },
+    )
+    .await?;
     let contact = target.client.contacts().get(id).await?;
     let value = guard::anonymize::transform::current(&contact, &parsed)
         .ok_or_else(|| CliError::new(Exit::Failed, format!("contact {id} has no {field}")))?;

@@ -102,7 +102,16 @@ pub async fn run(
             let (k, value) = identity
                 .pseudonym("--identifier", &identifier, kind.into())
                 .map_err(|e| CliError::new(Exit::Input, e.to_string()))?;
-            let target = tenant::connect(ctx, env, None).await?;
+            let target = tenant::connect(
+                ctx,
+                env,
+                tenant::Needs {
+                    writes: true,
+                    scopes: guard::identity::SCOPES,
+                    ..Default::default()
+                },
+            )
+            .await?;
             let ledger = store::open(ctx, env, Access::Write).await?;
             let linked = match identity.apply(&target.client, &guest, k, &value).await {
                 Ok(l) => l,
@@ -168,7 +177,16 @@ pub async fn run(
                 }
                 return Ok(Exit::Ok);
             }
-            let target = tenant::connect(ctx, env, None).await?;
+            let target = tenant::connect(
+                ctx,
+                env,
+                tenant::Needs {
+                    writes: true,
+                    scopes: guard::identity::SCOPES,
+                    ..Default::default()
+                },
+            )
+            .await?;
             let ledger = store::open(ctx, env, Access::Write).await?;
             let progress = Arc::new(Progress::default());
             let p = progress.clone();

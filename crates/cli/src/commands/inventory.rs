@@ -367,7 +367,8 @@ pub async fn run(
     args: InventoryArgs,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Exit, CliError> {
-    let crate::tenant::Connected { client, sim } = crate::tenant::connect(ctx, env, None).await?;
+    let crate::tenant::Connected { client, sim } =
+        crate::tenant::connect(ctx, env, Default::default()).await?;
     let mut tables = args.tables.clone();
     if tables.is_empty() && sim.is_some() {
         tables.push(("ds-customer".into(), "tbl-customer-profiles".into()));

@@ -154,7 +154,16 @@ async fn rotate_cmd(
         a.previous_value_env.as_deref(),
         env,
     )?;
-    let target = tenant::connect(ctx, env, None).await?;
+    let target = tenant::connect(
+        ctx,
+        env,
+        tenant::Needs {
+            writes: true,
+            scopes: guard::rotate::SCOPES,
+            ..Default::default()
+        },
+    )
+    .await?;
     let value = if a.generate {
         let fmt = match format {
             Some(f) => f,
@@ -293,7 +302,15 @@ pub async fn run(
     match args.command {
         SecretsCommand::Rotate(a) => rotate_cmd(ctx, a, env).await,
         SecretsCommand::List => {
-            let target = tenant::connect(ctx, env, None).await?;
+            let target = tenant::connect(
+                ctx,
+                env,
+                tenant::Needs {
+                    scopes: &["integration:secret:read", "integration:dataaction:read"],
+                    ..Default::default()
+                },
+            )
+            .await?;
             let client = &target.client;
             let secrets = client.secrets().list().await?;
             let refs = futures_util::stream::iter(
@@ -358,7 +375,15 @@ pub async fn run(
         SecretsCommand::Due { max_age } => {
             let age = guard::secrets::parse_age(&max_age)
                 .map_err(|e| CliError::usage(format!("--max-age: {e}")))?;
-            let target = tenant::connect(ctx, env, None).await?;
+            let target = tenant::connect(
+                ctx,
+                env,
+                tenant::Needs {
+                    scopes: &["integration:secret:read"],
+                    ..Default::default()
+                },
+            )
+            .await?;
             let secrets = target.client.secrets().list().await?;
             let due = guard::secrets::due(&secrets, age, time::OffsetDateTime::now_utc());
             match ctx.output {

@@ -244,6 +244,11 @@ enum Settled {
         error: String,
         status: Option<u16>,
     },
+    /// Not attempted, or refused for a missing scope: the job stops as a whole and this
+    /// contact stays unfinished, so a rerun once the scope is granted picks it up.
+    Stopped {
+        id: String,
+    },
 }
 
 impl Settled {
@@ -253,6 +258,7 @@ impl Settled {
             | Settled::Landed { id }
             | Settled::Unchanged { id }
             | Settled::NotFound { id }
+            | Settled::Stopped { id }
             | Settled::Failed { id, .. } => id,
         }
     }
@@ -268,6 +274,8 @@ struct Run<'a> {
     has_encrypt: bool,
     progress: Arc<Progress>,
     stats: std::sync::Mutex<Stats>,
+    /// The first missing-scope refusal: once set, no further request is sent.
+    stopped: std::sync::Mutex<Option<cxone::Error>>,
 }
 
 #[derive(Default)]
@@ -362,6 +370,7 @@ pub async fn run(
             latency: Some(Histogram::new()),
             ..Default::default()
         }),
+        stopped: std::sync::Mutex::new(None),
     };
 
     // Contacts journaled but not done: those of an ids selection, and any a crash left.
@@ -482,6 +491,30 @@ pub async fn run(
 const SETTLE_BATCH: usize = 100;
 
 impl Run<'_> {
+    /// What an API error means for one contact. A missing scope is not the contact's
+    /// fault and no other contact can do better: it stops the job instead.
+    fn api_failed(&self, id: String, e: cxone::Error) -> Settled {
+        if e.is_missing_scope() {
+            let mut s = self.stopped.lock().unwrap_or_else(|e| e.into_inner());
+            if s.is_none() {
+                *s = Some(e);
+            }
+            return Settled::Stopped { id };
+        }
+        Settled::Failed {
+            id,
+            status: e.status(),
+            error: e.to_string(),
+        }
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
     /// Processes claimed contacts: reads those not listed, plans every one (pure),
     /// records what FF1 will write before writing it, PATCHes `concurrency` at a time, and
     /// settles the results in batches. Producer and settler run side by side, so a
@@ -491,16 +524,15 @@ impl Run<'_> {
         let fetched: Vec<Result<(String, i64, Contact), Settled>> =
             futures_util::stream::iter(work)
                 .map(|(id, attempt, listed)| async move {
+                    if self.is_stopped() {
+                        return Err(Settled::Stopped { id });
+                    }
                     match listed {
                         Some(c) => Ok((id, attempt, c)),
                         None => match self.client.contacts().get(&id).await {
                             Ok(c) => Ok((id, attempt, c)),
                             Err(e) if e.status() == Some(404) => Err(Settled::NotFound { id }),
-                            Err(e) => Err(Settled::Failed {
-                                id,
-                                status: e.status(),
-                                error: e.to_string(),
-                            }),
+                            Err(e) => Err(self.api_failed(id, e)),
                         },
                     }
                 })
@@ -583,7 +615,16 @@ impl Run<'_> {
             Ok::<_, Error>(())
         };
         let ((), settled) = tokio::join!(producer, settler);
-        settled
+        settled?;
+        match self
+            .stopped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            Some(e) => Err(Error::Api(e)),
+            None => Ok(()),
+        }
     }
 
     async fn patch_one(
@@ -594,18 +635,15 @@ impl Run<'_> {
         encrypted: BTreeMap<String, String>,
     ) -> Settled {
         for round in 0..=self.opts.conflict_retries {
+            if self.is_stopped() {
+                return Settled::Stopped { id };
+            }
             if round > 0 {
                 // Someone else changed the contact: re-read and re-plan.
                 contact = match self.client.contacts().get(&id).await {
                     Ok(c) => c,
                     Err(e) if e.status() == Some(404) => return Settled::NotFound { id },
-                    Err(e) => {
-                        return Settled::Failed {
-                            id,
-                            status: e.status(),
-                            error: e.to_string(),
-                        };
-                    }
+                    Err(e) => return self.api_failed(id, e),
                 };
                 plan = match transform::plan(self.policy, &contact, &encrypted) {
                     Ok(p) if p.is_noop() => return Settled::Landed { id },
@@ -646,13 +684,7 @@ impl Run<'_> {
                 Ok(_) => return Settled::Changed { id, plan },
                 Err(e) if e.status() == Some(412) => continue,
                 Err(e) if e.status() == Some(404) => return Settled::NotFound { id },
-                Err(e) => {
-                    return Settled::Failed {
-                        id,
-                        status: e.status(),
-                        error: e.to_string(),
-                    };
-                }
+                Err(e) => return self.api_failed(id, e),
             }
         }
         Settled::Failed {
@@ -680,9 +712,14 @@ impl Run<'_> {
         let mut events = Vec::new();
         let mut items = Vec::with_capacity(batch.len());
         let key_ids = self.policy.key_ids();
+        let batch: Vec<Settled> = batch
+            .into_iter()
+            .filter(|s| !matches!(s, Settled::Stopped { .. }))
+            .collect();
         for s in &batch {
             let id = s.id();
             let (outcome, entry, event) = match s {
+                Settled::Stopped { .. } => continue,
                 Settled::Changed { plan, .. } => {
                     let fields: Vec<String> =
                         plan.changes.iter().map(|c| c.field.clone()).collect();
@@ -818,6 +855,7 @@ impl Run<'_> {
                         });
                     }
                 }
+                Settled::Stopped { .. } => {}
                 Settled::Failed { id, error, .. } => {
                     st.failed += 1;
                     self.progress.failed.fetch_add(1, Ordering::Relaxed);

@@ -195,6 +195,7 @@ pub async fn apply(
     let mut linked = 0u64;
     let mut failed = Vec::new();
     let mut after = -1i64;
+    let stopped: std::sync::Mutex<Option<cxone::Error>> = std::sync::Mutex::new(None);
     loop {
         let chunk = ledger.unfinished_items(&job, after, CHUNK).await?;
         let Some(last) = chunk.last() else { break };
@@ -202,11 +203,15 @@ pub async fn apply(
         let keys: Vec<String> = chunk.into_iter().map(|(_, k)| k).collect();
         pending += keys.len() as u64;
         let claimed = ledger.claim_many(&job, &keys).await?;
+        let stopped = &stopped;
         let results: Vec<(String, std::result::Result<Kind, String>)> =
             futures_util::stream::iter(claimed)
                 .map(|(guest, _attempt)| {
                     let link = by_guest.get(guest.as_str()).copied();
                     async move {
+                        if stopped.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+                            return (guest, Err(STOPPED.to_string()));
+                        }
                         let r = match link {
                             None => Err(format!(
                                 "guest {guest} is in the job but not in the file; start a new job"
@@ -218,6 +223,16 @@ pub async fn apply(
                                 .map_err(|e| match e {
                                     LinkError::UnknownGuest(_) => {
                                         "the tenant has no such guest".to_string()
+                                    }
+                                    // No other guest can do better without the scope:
+                                    // the job stops, and this guest stays unfinished.
+                                    LinkError::Api(e) if e.is_missing_scope() => {
+                                        let mut s =
+                                            stopped.lock().unwrap_or_else(|e| e.into_inner());
+                                        if s.is_none() {
+                                            *s = Some(e);
+                                        }
+                                        STOPPED.to_string()
                                     }
                                     other => other.to_string(),
                                 }),
@@ -231,6 +246,7 @@ pub async fn apply(
         let mut batch = Batch::default();
         for (guest, r) in results {
             match r {
+                Err(e) if e == STOPPED => {}
                 Ok(kind) => {
                     let l = super::Linked {
                         guest_id: guest.clone(),
@@ -264,6 +280,9 @@ pub async fn apply(
             }
         }
         ledger.commit(batch).await?;
+        if let Some(e) = stopped.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            return Err(crate::Error::Api(e));
+        }
     }
     let already_done = (plan.links.len() as u64).saturating_sub(pending);
     progress.done.fetch_add(already_done, Ordering::Relaxed);
@@ -296,6 +315,9 @@ pub async fn apply(
         seconds: started.elapsed().as_secs_f64(),
     })
 }
+
+/// Marks a guest left unfinished because the job stopped (never shown to a user).
+const STOPPED: &str = "\u{0}stopped";
 
 #[cfg(test)]
 mod tests {

@@ -61,6 +61,9 @@ pub struct Invalid {
     pub message: String,
 }
 
+/// The OAuth scopes linking uses (the attribute upsert).
+pub const SCOPES: &[&str] = &["interaction:guest:write"];
+
 /// Why a link did not happen.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
