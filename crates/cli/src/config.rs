@@ -70,6 +70,19 @@ pub struct ServerFile {
     pub upstream_deadline_secs: Option<u64>,
     /// How long in-flight requests may finish after SIGTERM (default 30).
     pub drain_secs: Option<u64>,
+    /// A request's line and headers must arrive within this (default 10); idle
+    /// keep-alive connections are closed after it too.
+    pub header_read_timeout_secs: Option<u64>,
+    /// A whole request must finish within this (default: the upstream deadline + 20).
+    pub request_timeout_secs: Option<u64>,
+    /// Connections served at once (default 1024).
+    pub max_connections: Option<usize>,
+    /// Keep connections open between requests (default true).
+    pub keep_alive: Option<bool>,
+    /// Close a connection once this old, after its request in flight (default 300).
+    pub max_connection_age_secs: Option<u64>,
+    /// /metrics and /readyz requests per second per client address (default 10).
+    pub ops_rate_per_ip: Option<u32>,
     #[serde(default)]
     pub api_keys: Vec<ApiKeyFile>,
 }
@@ -628,6 +641,7 @@ pub struct ServerSettings {
     pub upstream_deadline: Duration,
     pub drain: Duration,
     pub api_keys: Vec<server::ApiKey>,
+    pub limits: server::Limits,
 }
 
 pub fn server_settings(loaded: &Loaded) -> Result<ServerSettings, CliError> {
@@ -652,8 +666,27 @@ pub fn server_settings(loaded: &Loaded) -> Result<ServerSettings, CliError> {
             "server.api_keys: no API keys are configured, so no caller could authenticate; create one with `cxguard keys api --id NAME` and add the line it prints under [server]",
         ));
     }
+    let d = server::Limits::default();
+    let limits = server::Limits {
+        header_read_timeout: f
+            .header_read_timeout_secs
+            .map(Duration::from_secs)
+            .unwrap_or(d.header_read_timeout),
+        request_timeout: Duration::from_secs(f.request_timeout_secs.unwrap_or(deadline + 20)),
+        max_connections: f.max_connections.unwrap_or(d.max_connections),
+        keep_alive: f.keep_alive.unwrap_or(d.keep_alive),
+        max_connection_age: f
+            .max_connection_age_secs
+            .map(Duration::from_secs)
+            .unwrap_or(d.max_connection_age),
+        ops_rate_per_ip: f.ops_rate_per_ip.unwrap_or(d.ops_rate_per_ip),
+    };
+    limits
+        .validate()
+        .map_err(|e| CliError::config(format!("server.{e}")))?;
     Ok(ServerSettings {
         listen: f.listen.clone(),
+        limits,
         rate,
         upstream_deadline: Duration::from_secs(deadline),
         drain: Duration::from_secs(f.drain_secs.unwrap_or(30)),

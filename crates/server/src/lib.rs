@@ -11,6 +11,8 @@
 #![allow(clippy::result_large_err)]
 
 mod auth;
+mod guards;
+mod listen;
 pub mod metrics;
 mod observe;
 pub mod openapi;
@@ -30,6 +32,7 @@ use ledger::appender::Appender;
 use tower_http::limit::RequestBodyLimitLayer;
 
 pub use auth::{ApiKey, KEY_PREFIX, RateLimit, generate as generate_api_key};
+pub use listen::Limits;
 pub use observe::REQUEST_ID;
 
 /// Request bodies larger than this are refused with 413.
@@ -46,6 +49,8 @@ pub struct Config {
     pub upstream_deadline: Duration,
     /// How long in-flight requests may take to finish after a shutdown signal.
     pub drain: Duration,
+    /// Connection and request limits against slow or greedy clients.
+    pub limits: Limits,
 }
 
 #[derive(Clone)]
@@ -81,12 +86,14 @@ pub struct Server {
     router: Router,
     audit_closed: ledger::appender::Closed,
     drain: Duration,
+    limits: Limits,
 }
 
 impl Server {
     /// Validates `config` and binds `addr` (port 0 picks a free port).
     pub async fn bind(addr: &str, config: Config) -> Result<Self, Error> {
         let keys = auth::Keys::new(&config.api_keys, config.rate).map_err(Error::Config)?;
+        config.limits.validate().map_err(Error::Config)?;
         if config.upstream_deadline.is_zero() {
             return Err(Error::Config(
                 "upstream_deadline_secs: must be more than 0".into(),
@@ -111,9 +118,10 @@ impl Server {
         };
         Ok(Server {
             listener,
-            router: router(state),
+            router: router(state, &config.limits),
             audit_closed,
             drain: config.drain,
+            limits: config.limits,
         })
     }
 
@@ -131,11 +139,14 @@ impl Server {
     ) -> Result<(), Error> {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let drain = self.drain;
-        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+        let serve = listen::serve(self.listener, self.router, self.limits, async move {
             shutdown.await;
             let _ = tx.send(());
         });
-        let mut serve = tokio::spawn(async move { serve.await });
+        let mut serve = tokio::spawn(async move {
+            serve.await;
+            Ok::<(), std::io::Error>(())
+        });
         let drained = tokio::select! {
             r = &mut serve => Some(r),
             _ = async {
@@ -169,16 +180,24 @@ impl Server {
     }
 }
 
-fn router(state: AppState) -> Router {
+fn router(state: AppState, limits: &Limits) -> Router {
+    let per_address = axum::middleware::from_fn_with_state(
+        guards::PerAddress::new(limits.ops_rate_per_ip),
+        guards::per_address,
+    );
     Router::new()
         .route("/v1/guests/{guestId}/identity", post(routes::link_identity))
         .route("/api/update-guest-attributes", post(routes::compat_link))
         .route("/healthz", get(routes::healthz))
-        .route("/readyz", get(routes::readyz))
-        .route("/metrics", get(routes::metrics))
+        .route("/readyz", get(routes::readyz).layer(per_address.clone()))
+        .route("/metrics", get(routes::metrics).layer(per_address))
         .route("/openapi.json", get(routes::openapi))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            limits.request_timeout,
+            guards::deadline,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             observe::observe,

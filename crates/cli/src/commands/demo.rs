@@ -361,6 +361,7 @@ async fn identity_step(
             rate: server::RateLimit::default(),
             upstream_deadline: std::time::Duration::from_secs(10),
             drain: std::time::Duration::from_secs(5),
+            limits: server::Limits::default(),
         },
     )
     .await

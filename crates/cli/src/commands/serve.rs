@@ -59,6 +59,7 @@ pub async fn run(
             rate: settings.rate,
             upstream_deadline: settings.upstream_deadline,
             drain: settings.drain,
+            limits: settings.limits,
         },
     )
     .await

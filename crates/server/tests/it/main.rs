@@ -5,6 +5,7 @@ mod errors;
 mod faults;
 mod replicas;
 mod service;
+mod slow;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +35,7 @@ pub struct Options {
     pub deadline: Duration,
     pub drain: Duration,
     pub client_secret: Option<String>,
+    pub limits: server::Limits,
 }
 
 impl Default for Options {
@@ -47,6 +49,7 @@ impl Default for Options {
             deadline: Duration::from_secs(10),
             drain: Duration::from_secs(10),
             client_secret: None,
+            limits: server::Limits::default(),
         }
     }
 }
@@ -102,6 +105,7 @@ impl Harness {
             rate: opts.rate,
             upstream_deadline: opts.deadline,
             drain: opts.drain,
+            limits: opts.limits.clone(),
         };
         let server = Server::bind("127.0.0.1:0", config).await.unwrap();
         let url = format!("http://{}", server.local_addr());
