@@ -42,6 +42,17 @@ impl Key {
         self.bytes.expose_secret()
     }
 
+    /// A 32-byte subkey for one purpose: HKDF-SHA256 with this key as the input keying
+    /// material and `info` naming the purpose (RFC 5869). No input of the keyed hash
+    /// ([`crate::pseudonym`], HMAC under the key itself) can produce it.
+    pub fn subkey(&self, info: &str) -> zeroize::Zeroizing<[u8; 32]> {
+        let hk = hkdf::Hkdf::<sha2::Sha256>::new(None, self.bytes());
+        let mut out = zeroize::Zeroizing::new([0u8; 32]);
+        hk.expand(info.as_bytes(), out.as_mut_slice())
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        out
+    }
+
     /// A key from raw bytes (tests, the demo).
     pub fn from_bytes(id: &str, bytes: Vec<u8>) -> Result<Self, String> {
         if bytes.len() < MIN_KEY_BYTES {

@@ -37,6 +37,10 @@ pub enum ContactsCommand {
         /// The policy whose key encrypted it.
         #[arg(long)]
         policy: PathBuf,
+        /// The FF1 derivation it was written with (v1 before cxguard 0.2, v2 since);
+        /// by default, what the ledger recorded when it was encrypted.
+        #[arg(long, value_name = "v1|v2")]
+        derivation: Option<String>,
     },
 }
 
@@ -117,9 +121,12 @@ pub async fn run(
 ) -> Result<Exit, CliError> {
     match args.command {
         ContactsCommand::Anonymize(a) => anonymize_cmd(ctx, a, env).await,
-        ContactsCommand::Reveal { id, field, policy } => {
-            reveal(ctx, &id, &field, &policy, env).await
-        }
+        ContactsCommand::Reveal {
+            id,
+            field,
+            policy,
+            derivation,
+        } => reveal(ctx, &id, &field, &policy, derivation.as_deref(), env).await,
     }
 }
 
@@ -298,22 +305,27 @@ async fn reveal(
     id: &str,
     field: &str,
     policy: &std::path::Path,
+    derivation: Option<&str>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Exit, CliError> {
     let policy = read_policy(policy, env)?;
     let parsed = guard::anonymize::policy::Field::parse(field)
         .map_err(|e| CliError::usage(format!("--field: {e}")))?;
+    let derivation = derivation
+        .map(guard::anonymize::transform::FpeVersion::parse)
+        .transpose()
+        .map_err(|e| CliError::usage(format!("--derivation: {e}")))?;
     let rule = policy
         .rules
         .iter()
         .find(|r| r.field == parsed)
         .ok_or_else(|| CliError::usage(format!("--field: the policy has no rule for {field}")))?;
-    let guard::anonymize::policy::Operator::Encrypt { key } = &rule.op else {
+    if !matches!(rule.op, guard::anonymize::policy::Operator::Encrypt { .. }) {
         return Err(CliError::usage(format!(
             "--field: the policy {}s {field}; only encrypted fields can be revealed",
             rule.op.label()
         )));
-    };
+    }
     let target = tenant::connect(
         ctx,
         env,
@@ -323,19 +335,29 @@ async fn reveal(
         },
     )
     .await?;
-    let contact = target.client.contacts().get(id).await?;
-    let value = guard::anonymize::transform::current(&contact, &parsed)
-        .ok_or_else(|| CliError::new(Exit::Failed, format!("contact {id} has no {field}")))?;
-    let clear =
-        guard::anonymize::transform::decrypt_digits(policy.key(key), &parsed.name(), &value)
-            .map_err(|e| CliError::new(Exit::Failed, format!("{field}: {e}")))?;
+    let ledger = store::open(ctx, env, Access::Write).await?;
+    let revealed = guard::anonymize::reveal::reveal(
+        &target.client,
+        &ledger,
+        &policy,
+        id,
+        &parsed,
+        &actor(),
+        derivation,
+    )
+    .await
+    .map_err(guard_error)?;
     ctx.note(format!(
-        "revealed {field} of {id} with key {}; handle it as personal data",
-        policy.key(key).id()
+        "revealed {field} of {id} with key {} ({}); recorded in the audit log; handle it as personal data",
+        revealed.key_id,
+        revealed.derivation.label()
     ));
+    use secrecy::ExposeSecret;
     match ctx.output {
-        Output::Json => print_json(&json!({"id": id, "field": field, "value": clear})),
-        Output::Text => println!("{clear}"),
+        Output::Json => {
+            print_json(&json!({"id": id, "field": field, "value": revealed.value.expose_secret()}))
+        }
+        Output::Text => println!("{}", revealed.value.expose_secret()),
     }
     Ok(Exit::Ok)
 }

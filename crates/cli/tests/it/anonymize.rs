@@ -320,7 +320,14 @@ fn a_job_killed_five_times_finishes_with_each_contact_anonymized_once() {
         assert_eq!(now.first_name, None);
         if let (Some(before), Some(after)) = (&o.phone, &now.phone) {
             assert_eq!(
-                &transform::decrypt_digits(policy.key("k"), "phone", after).unwrap(),
+                &transform::decrypt_digits(
+                    policy.key("k"),
+                    transform::FpeVersion::V2,
+                    &o.id,
+                    "phone",
+                    after
+                )
+                .unwrap(),
                 before,
                 "{}: encrypted once",
                 o.id

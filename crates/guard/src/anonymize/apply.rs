@@ -559,11 +559,8 @@ impl Run<'_> {
                     continue;
                 }
             };
-            let encrypted: BTreeMap<String, String> = known
-                .get(&id)
-                .and_then(|v| serde_json::from_value(v["ciphertexts"].clone()).ok())
-                .unwrap_or_default();
-            match transform::plan(self.policy, &contact, &encrypted) {
+            let encrypted = Earlier::from_record(known.get(&id));
+            match transform::plan(self.policy, &contact, &encrypted.ciphertexts) {
                 Err(e) => now.push(Settled::Failed {
                     id,
                     status: None,
@@ -632,7 +629,7 @@ impl Run<'_> {
         id: String,
         mut contact: Contact,
         mut plan: ContactPlan,
-        encrypted: BTreeMap<String, String>,
+        encrypted: Earlier,
     ) -> Settled {
         for round in 0..=self.opts.conflict_retries {
             if self.is_stopped() {
@@ -645,7 +642,7 @@ impl Run<'_> {
                     Err(e) if e.status() == Some(404) => return Settled::NotFound { id },
                     Err(e) => return self.api_failed(id, e),
                 };
-                plan = match transform::plan(self.policy, &contact, &encrypted) {
+                plan = match transform::plan(self.policy, &contact, &encrypted.ciphertexts) {
                     Ok(p) if p.is_noop() => return Settled::Landed { id },
                     Ok(p) => p,
                     Err(e) => {
@@ -734,17 +731,17 @@ impl Run<'_> {
                         .map(|c| (c.field.clone(), c.algorithm))
                         .collect();
                     let unnormalized = plan.changes.iter().filter(|c| !c.normalized).count() as u64;
-                    let entry = NewEntry::new(
-                        actor,
-                        "contact.anonymize",
-                        id,
-                        Outcome::Success,
-                        Details::new()
-                            .ids("fields", &fields)?
-                            .label_map("operators", &ops)?
-                            .ids("key_ids", &key_ids)?
-                            .count("unnormalized", unnormalized),
-                    )?;
+                    let mut details = Details::new()
+                        .ids("fields", &fields)?
+                        .label_map("operators", &ops)?
+                        .ids("key_ids", &key_ids)?
+                        .count("unnormalized", unnormalized);
+                    if !plan.ciphertexts.is_empty() {
+                        details =
+                            details.label("fpe_derivation", transform::FpeVersion::CURRENT.label());
+                    }
+                    let entry =
+                        NewEntry::new(actor, "contact.anonymize", id, Outcome::Success, details)?;
                     let event = consent_event(id, &fields, &algos)?;
                     // The ciphertexts were recorded (merged with earlier ones) as the
                     // intent before the PATCH; settling keeps that record.
@@ -869,15 +866,54 @@ impl Run<'_> {
     }
 }
 
-/// What to record before a PATCH that writes ciphertexts: every field's ciphertext hash,
-/// earlier ones included, so any later run recognises all of them.
-fn intent(earlier: &BTreeMap<String, String>, plan: &ContactPlan) -> Option<serde_json::Value> {
+/// What the journal recorded of a contact's encrypted fields: each ciphertext's hash,
+/// and the FF1 derivation each was written with (absent before v2: v1).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Earlier {
+    pub ciphertexts: BTreeMap<String, String>,
+    pub fpe: BTreeMap<String, String>,
+}
+
+impl Earlier {
+    pub(crate) fn from_record(record: Option<&serde_json::Value>) -> Self {
+        let Some(v) = record else {
+            return Earlier::default();
+        };
+        let ciphertexts: BTreeMap<String, String> =
+            serde_json::from_value(v["ciphertexts"].clone()).unwrap_or_default();
+        let recorded: BTreeMap<String, String> =
+            serde_json::from_value(v["fpe"].clone()).unwrap_or_default();
+        let fpe = ciphertexts
+            .keys()
+            .map(|f| {
+                let version = recorded
+                    .get(f)
+                    .cloned()
+                    .unwrap_or_else(|| transform::FpeVersion::V1.as_str().to_string());
+                (f.clone(), version)
+            })
+            .collect();
+        Earlier { ciphertexts, fpe }
+    }
+}
+
+/// What to record before a PATCH that writes ciphertexts: every field's ciphertext hash
+/// and FF1 derivation, earlier ones included, so any later run recognises all of them
+/// and `reveal` decrypts each with the derivation it was written with.
+fn intent(earlier: &Earlier, plan: &ContactPlan) -> Option<serde_json::Value> {
     if plan.ciphertexts.is_empty() {
         return None;
     }
-    let mut all = earlier.clone();
+    let mut all = earlier.ciphertexts.clone();
     all.extend(plan.ciphertexts.clone());
-    Some(json!({"ciphertexts": all}))
+    let mut fpe = earlier.fpe.clone();
+    for f in plan.ciphertexts.keys() {
+        fpe.insert(
+            f.clone(),
+            transform::FpeVersion::CURRENT.as_str().to_string(),
+        );
+    }
+    Some(json!({"ciphertexts": all, "fpe": fpe}))
 }
 
 /// The tutorial's `contact.anonymized` event: contact id, status, fields and algorithm,

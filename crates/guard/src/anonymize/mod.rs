@@ -6,11 +6,13 @@
 //! - [`apply`]: streams the selection page by page, journals every contact before it is
 //!   touched, PATCHes with the listed ETag in `If-Match` (re-reading on 412), and
 //!   settles each contact with its audit entry and consent event in one transaction.
+//! - [`reveal`]: decrypts one encrypted field for a subject-access request, audited.
 //!
 //! Not here: how the progress bar or the report look (the CLI).
 
 pub mod apply;
 pub mod policy;
+pub mod reveal;
 pub mod transform;
 
 pub use apply::{DryRun, Options, Progress, Report, Selection, dry_run, run};

@@ -376,7 +376,17 @@ fn compile(
                 kind,
             }
         }
-        "encrypt" => Operator::Encrypt { key: key_ref(r)? },
+        "encrypt" => {
+            // FF1 here keeps the format of digit strings; text would stay in clear.
+            if matches!(field, Field::FirstName | Field::LastName | Field::Email) {
+                return Err(format!(
+                    "encrypt works on digit strings of at least {} digits (phone numbers, account numbers); {} holds text: use pseudonymize, mask or erase",
+                    super::transform::MIN_FPE_DIGITS,
+                    field.name()
+                ));
+            }
+            Operator::Encrypt { key: key_ref(r)? }
+        }
         "replace" => {
             let v = r
                 .value
@@ -466,6 +476,10 @@ phone = { op = "encrypt", key = "pseudo" }
             (
                 "[fields]\nemail = { op = \"pseudonymize\", key = \"missing\" }\n",
                 "p.toml:2: fields.email: key \"missing\" is not defined in [keys]",
+            ),
+            (
+                "[keys]\nk = { id = \"k\", env = \"K32\" }\n[fields]\nemail = { op = \"encrypt\", key = \"k\" }\n",
+                "p.toml:4: fields.email: encrypt works on digit strings",
             ),
             (
                 "[fields]\nlastName = { op = \"mask\", keep_first = 1, keep_last = 2 }\n",

@@ -45,18 +45,89 @@ pub fn mask(value: &str, keep: Keep, ch: char, ignore: &str) -> String {
         .collect()
 }
 
-fn ff1(key: &Key) -> FF1<Aes256> {
-    // A subkey for FF1, so the same key material can also serve the keyed hash.
-    let mut mac = Hmac::<Sha256>::new_from_slice(key.bytes()).expect("HMAC takes any key length");
-    mac.update(b"cxguard-ff1-aes256-v1");
-    let sub = mac.finalize().into_bytes();
-    FF1::<Aes256>::new(&sub, 10).expect("radix 10 is valid")
+/// How the FF1 key and tweak come from a policy key. Recorded with every encryption (in
+/// the journal and the audit entry), so data written under an older derivation stays
+/// revealable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FpeVersion {
+    /// Before November 2026: key = HMAC-SHA256(key, "cxguard-ff1-aes256-v1"), tweak = the
+    /// field name. Its key is a pseudonym of that label under the same key, so it is
+    /// kept for revealing old data only.
+    V1,
+    /// Key = HKDF-SHA256(key, info "cxguard/ff1-aes256/v2"); tweak = contact id and field
+    /// name, so equal values in different contacts encrypt differently.
+    V2,
 }
+
+/// The HKDF `info` of the FF1 subkey.
+pub const FF1_INFO: &str = "cxguard/ff1-aes256/v2";
+
+impl FpeVersion {
+    /// What new encryptions use.
+    pub const CURRENT: FpeVersion = FpeVersion::V2;
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FpeVersion::V1 => "v1",
+            FpeVersion::V2 => "v2",
+        }
+    }
+
+    /// The label audit entries carry.
+    pub fn label(self) -> &'static str {
+        match self {
+            FpeVersion::V1 => "ff1-hmac-v1",
+            FpeVersion::V2 => "ff1-hkdf-v2",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "v1" => Ok(FpeVersion::V1),
+            "v2" => Ok(FpeVersion::V2),
+            other => Err(format!("unknown FF1 derivation {other:?}: v1 or v2")),
+        }
+    }
+
+    fn tweak(self, contact_id: &str, field: &str) -> Vec<u8> {
+        match self {
+            FpeVersion::V1 => field.as_bytes().to_vec(),
+            // The unit separator appears in no id or field name: the pair is unambiguous.
+            FpeVersion::V2 => format!("{contact_id}\u{1f}{field}").into_bytes(),
+        }
+    }
+}
+
+fn ff1(key: &Key, version: FpeVersion) -> FF1<Aes256> {
+    let sub = match version {
+        FpeVersion::V1 => {
+            let mut mac =
+                Hmac::<Sha256>::new_from_slice(key.bytes()).expect("HMAC takes any key length");
+            mac.update(b"cxguard-ff1-aes256-v1");
+            zeroize::Zeroizing::new(<[u8; 32]>::from(mac.finalize().into_bytes()))
+        }
+        FpeVersion::V2 => key.subkey(FF1_INFO),
+    };
+    FF1::<Aes256>::new(sub.as_slice(), 10).expect("radix 10 is valid")
+}
+
+/// Characters a digit string may carry besides digits (phone punctuation); they keep
+/// their place. Anything else (a letter) would stay in clear, so it is refused.
+pub const DIGIT_PUNCTUATION: &str = "+-(). /";
 
 fn map_digits(
     value: &str,
     f: impl FnOnce(Vec<u16>) -> Result<Vec<u16>, String>,
 ) -> Result<String, String> {
+    if let Some(i) = value
+        .chars()
+        .position(|c| !c.is_ascii_digit() && !DIGIT_PUNCTUATION.contains(c))
+    {
+        return Err(format!(
+            "is not a digit string (character {} is neither a digit nor phone punctuation); only digits can be encrypted, and nothing is left in clear",
+            i + 1
+        ));
+    }
     let digits: Vec<u16> = value
         .chars()
         .filter_map(|c| c.to_digit(10))
@@ -81,23 +152,39 @@ fn map_digits(
         .collect())
 }
 
-/// FF1-encrypts the digits of `value` in place; everything else keeps its position.
-pub fn encrypt_digits(key: &Key, tweak: &str, value: &str) -> Result<String, String> {
-    let cipher = ff1(key);
+/// FF1-encrypts the digits of `value` in place with the [`FpeVersion::CURRENT`]
+/// derivation; punctuation keeps its position.
+pub fn encrypt_digits(
+    key: &Key,
+    contact_id: &str,
+    field: &str,
+    value: &str,
+) -> Result<String, String> {
+    let version = FpeVersion::CURRENT;
+    let cipher = ff1(key, version);
+    let tweak = version.tweak(contact_id, field);
     map_digits(value, |d| {
         cipher
-            .encrypt(tweak.as_bytes(), &FlexibleNumeralString::from(d))
+            .encrypt(&tweak, &FlexibleNumeralString::from(d))
             .map(Vec::from)
             .map_err(|e| format!("FF1 failed: {e}"))
     })
 }
 
-/// The inverse of [`encrypt_digits`], for subject-access requests.
-pub fn decrypt_digits(key: &Key, tweak: &str, value: &str) -> Result<String, String> {
-    let cipher = ff1(key);
+/// The inverse of [`encrypt_digits`] under the derivation `version` the value was
+/// written with, for subject-access requests.
+pub fn decrypt_digits(
+    key: &Key,
+    version: FpeVersion,
+    contact_id: &str,
+    field: &str,
+    value: &str,
+) -> Result<String, String> {
+    let cipher = ff1(key, version);
+    let tweak = version.tweak(contact_id, field);
     map_digits(value, |d| {
         cipher
-            .decrypt(tweak.as_bytes(), &FlexibleNumeralString::from(d))
+            .decrypt(&tweak, &FlexibleNumeralString::from(d))
             .map(Vec::from)
             .map_err(|e| format!("FF1 failed: {e}"))
     })
@@ -184,8 +271,8 @@ pub fn plan(
                 if encrypted.get(&name).is_some_and(|h| *h == sha256_hex(v)) {
                     continue;
                 }
-                let c =
-                    encrypt_digits(policy.key(key), &name, v).map_err(|e| format!("{name} {e}"))?;
+                let c = encrypt_digits(policy.key(key), &contact.id, &name, v)
+                    .map_err(|e| format!("{name} {e}"))?;
                 out.ciphertexts.insert(name.clone(), sha256_hex(&c));
                 Some(c)
             }
@@ -260,7 +347,7 @@ mod tests {
     fn ff1_keeps_the_shape_and_reverses() {
         let k = Key::from_bytes("fpe", vec![3; 32]).unwrap();
         let phone = "+1 (212) 555-0123";
-        let c = encrypt_digits(&k, "phone", phone).unwrap();
+        let c = encrypt_digits(&k, "c-1", "phone", phone).unwrap();
         assert_ne!(c, phone);
         assert_eq!(c.len(), phone.len());
         assert!(
@@ -268,16 +355,70 @@ mod tests {
                 .zip(phone.chars())
                 .all(|(a, b)| a.is_ascii_digit() == b.is_ascii_digit())
         );
-        assert_eq!(decrypt_digits(&k, "phone", &c).unwrap(), phone);
+        assert_eq!(
+            decrypt_digits(&k, FpeVersion::V2, "c-1", "phone", &c).unwrap(),
+            phone
+        );
         assert_ne!(
-            encrypt_digits(&k, "customFields.x", phone).unwrap(),
+            encrypt_digits(&k, "c-1", "customFields.x", phone).unwrap(),
             c,
-            "the field is the tweak"
+            "the field is in the tweak"
+        );
+        assert_ne!(
+            encrypt_digits(&k, "c-2", "phone", phone).unwrap(),
+            c,
+            "so is the contact: equal phones no longer encrypt equally"
         );
         assert!(
-            encrypt_digits(&k, "phone", "12-34")
+            encrypt_digits(&k, "c-1", "phone", "12-34")
                 .unwrap_err()
                 .contains("at least 6")
+        );
+        let e = encrypt_digits(&k, "c-1", "phone", "call 5551234567").unwrap_err();
+        assert!(e.contains("not a digit string"), "{e}");
+        assert!(!e.contains("555"), "the value is never quoted: {e}");
+    }
+
+    /// Regression: with one key both pseudonymizing and encrypting, the old FF1 subkey
+    /// was the pseudonym of its own label, so a field holding that label got the FF1 key
+    /// written into it, in hex.
+    #[test]
+    fn no_pseudonym_is_the_ff1_key() {
+        let k = Key::from_bytes("shared", vec![9; 32]).unwrap();
+        let hex_of = |b: &[u8]| ledger::hex(b);
+        let v1 = {
+            let mut mac = Hmac::<Sha256>::new_from_slice(k.bytes()).unwrap();
+            mac.update(b"cxguard-ff1-aes256-v1");
+            mac.finalize().into_bytes()
+        };
+        // The defect, shown: v1's key is a pseudonym anyone could ask cxguard to write.
+        assert_eq!(
+            pseudonym::pseudonym(&k, "cxguard-ff1-aes256-v1"),
+            hex_of(&v1)
+        );
+        let v2 = k.subkey(FF1_INFO);
+        for label in [FF1_INFO, "cxguard-ff1-aes256-v1", "", "v2"] {
+            assert_ne!(pseudonym::pseudonym(&k, label), hex_of(v2.as_slice()));
+        }
+        assert_ne!(v2.as_slice(), v1.as_slice());
+    }
+
+    #[test]
+    fn data_written_with_v1_stays_revealable() {
+        let k = Key::from_bytes("fpe", vec![3; 32]).unwrap();
+        let old = {
+            let cipher = ff1(&k, FpeVersion::V1);
+            map_digits("2125550123", |d| {
+                cipher
+                    .encrypt(b"phone", &FlexibleNumeralString::from(d))
+                    .map(Vec::from)
+                    .map_err(|e| e.to_string())
+            })
+            .unwrap()
+        };
+        assert_eq!(
+            decrypt_digits(&k, FpeVersion::V1, "ignored", "phone", &old).unwrap(),
+            "2125550123"
         );
     }
 

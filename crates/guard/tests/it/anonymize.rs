@@ -130,7 +130,14 @@ async fn five_thousand_contacts_with_faults_end_exactly_as_the_policy_says() {
         }
         if let (Some(before), Some(after)) = (&o.phone, &now.phone) {
             assert_eq!(
-                &transform::decrypt_digits(p.key("k"), "phone", after).unwrap(),
+                &transform::decrypt_digits(
+                    p.key("k"),
+                    transform::FpeVersion::V2,
+                    &o.id,
+                    "phone",
+                    after
+                )
+                .unwrap(),
                 before,
                 "reversible"
             );
@@ -383,4 +390,131 @@ async fn an_interrupted_job_is_resumed_by_a_rerun() {
     let targets: std::collections::HashSet<_> = entries.iter().map(|e| e.target.clone()).collect();
     assert_eq!(targets.len(), 400);
     assert_eq!(entries.len(), 400, "one entry per contact, none twice");
+}
+
+fn readonly_client(sim: &cxone_sim::SimHandle) -> cxone::Client {
+    let c = sim.credentials();
+    let grant = cxone::Grant::ClientCredentials {
+        client_id: c.readonly_client_id.clone(),
+        client_secret: c.readonly_client_secret.clone().into(),
+    };
+    cxone::Client::new(cxone::Settings::new(&sim.base_url(), grant).unwrap()).unwrap()
+}
+
+/// Regression: a client without contact:write used to send a PATCH for every contact,
+/// fail each, and end the job "failed" item by item.
+#[tokio::test]
+async fn a_missing_scope_stops_the_job_once_and_a_rerun_finishes_it() {
+    let sim = sim(SimConfig {
+        contacts: 400,
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = ledger(&dir).await;
+    let p = policy();
+    let e = anonymize::run(
+        &readonly_client(&sim),
+        &ledger,
+        &p,
+        &Selection::All,
+        &opts(),
+        Arc::new(Progress::default()),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&e, guard::Error::Api(api) if api.is_missing_scope()),
+        "{e}"
+    );
+    let patches = sim.control().route_hits("PATCH /api/v1/contacts/{id}");
+    assert!(
+        patches <= opts().concurrency as u64,
+        "{patches} PATCHes were sent after the first refusal"
+    );
+    let failed = ledger
+        .entries(&Filter {
+            operation: Some("contact.anonymize".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(failed.is_empty(), "no contact is settled as failed");
+    // The scope is granted: the same command resumes the job and finishes it.
+    let report = anonymize::run(
+        &client(&sim),
+        &ledger,
+        &p,
+        &Selection::All,
+        &opts(),
+        Arc::new(Progress::default()),
+    )
+    .await
+    .unwrap();
+    assert!(report.resumed);
+    assert_eq!(report.failed, 0);
+    assert_eq!(report.processed, 400);
+}
+
+#[tokio::test]
+async fn reveal_uses_the_recorded_derivation_and_is_audited() {
+    let sim = sim(SimConfig {
+        contacts: 30,
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = ledger(&dir).await;
+    let p = policy();
+    let c = client(&sim);
+    let o = (1..=30)
+        .map(|i| contact(&sim.control().contact(&format!("c-{i:07}")).unwrap()))
+        .find(|c| c.phone.is_some())
+        .unwrap();
+    let o = &o;
+    anonymize::run(
+        &c,
+        &ledger,
+        &p,
+        &Selection::Ids(vec![o.id.clone()]),
+        &opts(),
+        Arc::new(Progress::default()),
+    )
+    .await
+    .unwrap();
+    let phone = guard::anonymize::policy::Field::Phone;
+    assert_eq!(
+        guard::anonymize::reveal::recorded_derivation(&ledger, &o.id, "phone")
+            .await
+            .unwrap(),
+        Some(transform::FpeVersion::V2)
+    );
+    let r = guard::anonymize::reveal::reveal(&c, &ledger, &p, &o.id, &phone, "auditor", None)
+        .await
+        .unwrap();
+    use secrecy::ExposeSecret;
+    assert_eq!(Some(r.value.expose_secret().to_string()), o.phone);
+    let entries = ledger
+        .entries(&Filter {
+            operation: Some("contact.reveal".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].target, o.id);
+    assert_eq!(entries[0].actor, "auditor");
+    let text = entries[0].details.to_string();
+    assert!(
+        text.contains("test-key-1") && text.contains("phone"),
+        "{text}"
+    );
+    let digits: String = o
+        .phone
+        .clone()
+        .unwrap()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    assert!(!text.contains(&digits), "the value is never audited");
 }
