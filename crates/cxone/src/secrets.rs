@@ -1,7 +1,6 @@
 //! Integration secrets and the Data Actions that use them (spec §3).
 
 use reqwest::Method;
-use serde_json::json;
 
 use crate::models::{
     DataAction, Items, Recompiled, ReferenceUpdate, Secret, SecretFormat, SecretReference,
@@ -67,15 +66,25 @@ impl Secrets<'_> {
     /// reported as done.
     pub async fn rotate(self, id: &str, rotation: &Rotation<'_>) -> Result<Secret> {
         use secrecy::ExposeSecret;
-        let mut body = json!({
-            "value": rotation.value.expose_secret(),
-            "format": rotation.format,
-            "referenceUpdateDirective": rotation.reference_update,
-            "verificationMatrix": rotation.matrix,
-        });
-        if let Some(d) = &rotation.description {
-            body["description"] = json!(d);
+        // Serialized straight from the borrowed value into a buffer wiped on drop: no
+        // intermediate JSON tree keeps a copy of the secret.
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Body<'a, F, R, M> {
+            value: &'a str,
+            format: F,
+            reference_update_directive: R,
+            verification_matrix: M,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            description: Option<&'a str>,
         }
+        let body = Body {
+            value: rotation.value.expose_secret(),
+            format: rotation.format,
+            reference_update_directive: rotation.reference_update,
+            verification_matrix: &rotation.matrix,
+            description: rotation.description.as_deref(),
+        };
         let c = call(Method::PUT, path(SECRET, &[id])).json(&body)?;
         match self.client.execute(c).await {
             Ok(r) => r.decode("rotated secret"),

@@ -32,7 +32,8 @@ pub(crate) struct Call {
     pub method: Method,
     pub segments: Vec<String>,
     pub query: Vec<(String, String)>,
-    pub body: Option<Vec<u8>>,
+    /// Wiped when the call is dropped: a body may carry a secret (a rotation).
+    pub body: Option<zeroize::Zeroizing<Vec<u8>>>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub idempotent: bool,
     /// The response may be as large as a contact page (`Settings::max_page_body`).
@@ -68,10 +69,9 @@ impl Call {
     }
 
     pub(crate) fn json<T: serde::Serialize>(mut self, body: &T) -> Result<Self> {
-        self.body = Some(
-            serde_json::to_vec(body)
-                .map_err(|e| Error::Build(format!("cannot encode the request body: {e}")))?,
-        );
+        self.body = Some(zeroize::Zeroizing::new(serde_json::to_vec(body).map_err(
+            |e| Error::Build(format!("cannot encode the request body: {e}")),
+        )?));
         Ok(self)
     }
 
@@ -320,7 +320,7 @@ impl Inner {
             if let Some(body) = &call.body {
                 req = req
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(body.clone());
+                    .body(body.to_vec());
             }
             let cap = if call.large {
                 self.settings.max_page_body

@@ -75,7 +75,8 @@ impl Key {
         lookup: &dyn Fn(&str) -> Option<String>,
         base_dir: &Path,
     ) -> Result<Self, String> {
-        let text = match (&spec.env, &spec.file) {
+        // Every copy of the key's text and bytes is wiped when dropped.
+        let text = zeroize::Zeroizing::new(match (&spec.env, &spec.file) {
             (Some(_), Some(_)) => return Err("give env or file, not both".into()),
             (None, None) => return Err("give env = \"VAR\" or file = \"PATH\"".into()),
             (Some(var), None) => lookup(var)
@@ -93,21 +94,25 @@ impl Key {
                     if let Ok(m) = std::fs::metadata(&path) {
                         let mode = m.permissions().mode() & 0o777;
                         if mode & 0o077 != 0 {
-                            eprintln!(
-                                "warning: key file {} has mode {mode:04o}; restrict it with chmod 600",
+                            return Err(format!(
+                                "key file {} has mode {mode:04o}, so others can read it; run chmod 600 {}",
+                                path.display(),
                                 path.display()
-                            );
+                            ));
                         }
                     }
                 }
                 std::fs::read_to_string(&path)
                     .map_err(|e| format!("cannot read {}: {e}", path.display()))?
             }
-        };
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(text.trim())
-            .map_err(|_| "the key is not valid base64".to_string())?;
-        Key::from_bytes(&spec.id, bytes)
+        });
+        let mut bytes = zeroize::Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .map_err(|_| "the key is not valid base64".to_string())?,
+        );
+        // The SecretBox takes the bytes and wipes them when dropped.
+        Key::from_bytes(&spec.id, std::mem::take(&mut *bytes))
     }
 }
 
@@ -153,5 +158,28 @@ mod tests {
                 .unwrap_err()
                 .contains("MISSING")
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn key_files_others_can_read_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.b64");
+        std::fs::write(
+            &path,
+            base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
+        )
+        .unwrap();
+        let spec = KeySpec {
+            id: "k1".into(),
+            env: None,
+            file: Some(path.clone()),
+        };
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = Key::load(&spec, &|_| None, dir.path()).unwrap_err();
+        assert!(e.contains("0644") && e.contains("chmod 600"), "{e}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        Key::load(&spec, &|_| None, dir.path()).unwrap();
     }
 }

@@ -65,14 +65,20 @@ pub fn parse_age(text: &str) -> Result<Duration, String> {
     let n: u64 = num
         .parse()
         .map_err(|_| format!("{text:?} is not an age such as 90d, 12h, 2w or 3600s"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" | "" => n * 86_400,
-        "w" => n * 7 * 86_400,
+    let unit_secs: u64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" | "" => 86_400,
+        "w" => 7 * 86_400,
         _ => return Err(format!("{text:?}: the unit must be s, m, h, d or w")),
     };
+    // Ages past a century mean nothing for a secret, and would overflow date arithmetic.
+    const MAX_AGE_SECS: u64 = 100 * 366 * 86_400;
+    let secs = n
+        .checked_mul(unit_secs)
+        .filter(|s| *s <= MAX_AGE_SECS)
+        .ok_or_else(|| format!("{text:?}: more than 100 years"))?;
     if secs == 0 {
         return Err(format!("{text:?}: the age must be more than 0"));
     }
@@ -158,7 +164,17 @@ mod tests {
         assert_eq!(parse_age("90d").unwrap(), Duration::from_secs(90 * 86_400));
         assert_eq!(parse_age("2w").unwrap(), Duration::from_secs(14 * 86_400));
         assert_eq!(parse_age("12h").unwrap(), Duration::from_secs(12 * 3600));
-        for bad in ["", "d", "90 days", "0d", "-5d", "1y"] {
+        // Regression: the last two overflowed `n * 86_400` and panicked.
+        for bad in [
+            "",
+            "d",
+            "90 days",
+            "0d",
+            "-5d",
+            "1y",
+            "18446744073709551615w",
+            "999999999999999d",
+        ] {
             assert!(parse_age(bad).is_err(), "{bad:?}");
         }
     }

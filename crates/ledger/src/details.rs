@@ -23,15 +23,27 @@ pub fn check_identifier(what: &str, s: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::Invalid(format!(
-            "{what}: {:?} is not an identifier (1–{MAX_ID} of A–Z a–z 0–9 . _ - : / #); raw values never enter the ledger",
-            truncate(s)
+            "{what}: not an identifier ({}); an identifier is 1–{MAX_ID} of A–Z a–z 0–9 . _ - : / #, and raw values never enter the ledger",
+            where_wrong(s)
         )))
     }
 }
 
-fn truncate(s: &str) -> String {
-    // Shown in an error only to locate the mistake; cut so a long value is not repeated.
-    s.chars().take(12).collect::<String>() + if s.chars().count() > 12 { "…" } else { "" }
+/// Where an identifier goes wrong, without quoting any of it: the value may be an
+/// email, a phone number or a secret put in the wrong place.
+fn where_wrong(s: &str) -> String {
+    if s.is_empty() {
+        return "it is empty".into();
+    }
+    if s.len() > MAX_ID {
+        return format!("it has {} bytes", s.len());
+    }
+    match s.chars().position(|c| {
+        !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '/' | '#'))
+    }) {
+        Some(i) => format!("character {} is not allowed", i + 1),
+        None => "it is malformed".into(),
+    }
 }
 
 /// Structured, non-sensitive details.

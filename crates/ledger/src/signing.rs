@@ -54,12 +54,13 @@ impl AuditKey {
 
     /// Reads a key file, refusing one others can read.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        // Every copy of the key's text and bytes is wiped when dropped.
+        let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
             Error::Key(format!(
                 "audit signing key {}: cannot read: {e}",
                 path.display()
             ))
-        })?;
+        })?);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -80,19 +81,23 @@ impl AuditKey {
                 path.display()
             ))
         })?;
-        let bytes = B64.decode(b64).map_err(|_| {
+        let bytes = zeroize::Zeroizing::new(B64.decode(b64).map_err(|_| {
             Error::Key(format!(
                 "audit signing key {}: not valid base64",
                 path.display()
             ))
-        })?;
-        let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
-            Error::Key(format!(
-                "audit signing key {}: {} bytes, expected 32",
-                path.display(),
-                bytes.len()
-            ))
-        })?;
+        })?);
+        let seed: zeroize::Zeroizing<[u8; 32]> = bytes
+            .as_slice()
+            .try_into()
+            .map(zeroize::Zeroizing::new)
+            .map_err(|_| {
+                Error::Key(format!(
+                    "audit signing key {}: {} bytes, expected 32",
+                    path.display(),
+                    bytes.len()
+                ))
+            })?;
         Ok(Self::from_signing(SigningKey::from_bytes(&seed)))
     }
 
@@ -101,12 +106,8 @@ impl AuditKey {
     pub fn create(path: &Path) -> Result<Self> {
         let key = Self::generate()?;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                Error::Key(format!(
-                    "audit signing key: cannot create {}: {e}",
-                    parent.display()
-                ))
-            })?;
+            crate::store::create_private_dir(parent)
+                .map_err(|e| Error::Key(format!("audit signing key: {e}")))?;
         }
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create_new(true);
@@ -122,7 +123,10 @@ impl AuditKey {
             ))
         })?;
         use std::io::Write;
-        let line = format!("{SECRET_PREFIX}{}\n", B64.encode(key.signing.to_bytes()));
+        let line = zeroize::Zeroizing::new(format!(
+            "{SECRET_PREFIX}{}\n",
+            B64.encode(key.signing.to_bytes())
+        ));
         file.write_all(line.as_bytes())
             .and_then(|_| file.sync_all())
             .map_err(|e| {

@@ -118,8 +118,10 @@ pub fn verify(
         .trim()
         .parse()
         .map_err(|_| VerifyError::BadTimestamp)?;
-    if (now - ts).abs() > tolerance_secs {
-        return Err(VerifyError::StaleTimestamp(now - ts));
+    // Saturating: a timestamp of i64::MIN must be refused as stale, not overflow.
+    let skew = now.saturating_sub(ts);
+    if skew.saturating_abs() > tolerance_secs {
+        return Err(VerifyError::StaleTimestamp(skew));
     }
     for entry in signature.split(' ') {
         let Some(b64) = entry.strip_prefix("v1,") else {
@@ -201,6 +203,19 @@ mod tests {
             Err(VerifyError::StaleTimestamp(-301)),
             "from the future"
         );
+        // Regression: extreme timestamps overflowed `now - ts` and panicked.
+        for (ts, now) in [(i64::MIN, 1000), (i64::MAX, -1000), (i64::MIN, i64::MAX)] {
+            let r = verify(
+                std::slice::from_ref(&s),
+                Some("msg_1"),
+                Some(&ts.to_string()),
+                Some(&good),
+                body,
+                now,
+                300,
+            );
+            assert!(matches!(r, Err(VerifyError::StaleTimestamp(_))), "{r:?}");
+        }
         assert_eq!(
             verify(
                 &[secret()],

@@ -45,10 +45,7 @@ impl IdentifierKind {
             "email" => Ok(IdentifierKind::Email),
             "phone" => Ok(IdentifierKind::Phone),
             "auto" => Ok(IdentifierKind::Auto),
-            other => Err(format!(
-                "{:?} is not a kind: email, phone or auto",
-                other.chars().take(12).collect::<String>()
-            )),
+            _ => Err("not a kind: email, phone or auto".to_string()),
         }
     }
 }
