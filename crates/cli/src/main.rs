@@ -156,12 +156,16 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         if service {
             // The service handles its own signals: they drain, not cut.
-            return run(cli).await;
+            let r = run(cli).await;
+            store::close_all().await;
+            return r;
         }
-        tokio::select! {
+        let r = tokio::select! {
             r = run(cli) => r,
             _ = tokio::signal::ctrl_c() => Err(CliError::new(Exit::Interrupted, "interrupted")),
-        }
+        };
+        store::close_all().await;
+        r
     });
     match result {
         Ok(code) => ExitCode::from(code as u8),

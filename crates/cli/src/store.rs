@@ -42,8 +42,25 @@ pub async fn open(
         }
     };
     let ledger = ledger.with_checkpoint_every(config::checkpoint_every(&ctx.config)?);
+    OPENED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(ledger.clone());
     tracing::debug!(store = ledger.location(), "opened the ledger");
     Ok(ledger)
+}
+
+/// Every ledger a command opened, closed by [`close_all`] when the command ends.
+static OPENED: std::sync::Mutex<Vec<Ledger>> = std::sync::Mutex::new(Vec::new());
+
+/// Closes the ledgers the command opened: on SQLite this folds the write-ahead log into
+/// `ledger.sqlite`, so the file alone holds the whole ledger once cxguard has exited.
+pub async fn close_all() {
+    let opened: Vec<Ledger> =
+        std::mem::take(&mut *OPENED.lock().unwrap_or_else(|e| e.into_inner()));
+    for l in opened {
+        l.close().await;
+    }
 }
 
 /// The public key to verify with: `--public-key FILE`, else the configured signing key's.

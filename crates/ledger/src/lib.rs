@@ -1188,7 +1188,17 @@ impl Ledger {
     }
 
     /// Closes the pool (waits for connections to finish).
+    /// Closes the store. On SQLite the write-ahead log is folded into the database file
+    /// first, so `ledger.sqlite` alone is the whole ledger (a backup that copies only it
+    /// misses nothing).
     pub async fn close(&self) {
+        if let Pool::Sqlite(p) = &self.pool
+            && let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(p)
+                .await
+        {
+            tracing::debug!(error = %e, "could not fold the write-ahead log into the ledger");
+        }
         on_backend!(&self.pool, p => p.close().await)
     }
 }

@@ -4,6 +4,7 @@ mod anonymize;
 mod commands;
 mod errors;
 mod guests;
+mod hardening;
 mod ledger_commands;
 mod rotate;
 

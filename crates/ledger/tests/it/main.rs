@@ -3,6 +3,7 @@
 //! a reachable PostgreSQL the PostgreSQL half is skipped with a note — except under CI
 //! (`CI=true`), where it fails.
 
+mod anchor;
 mod audit;
 mod bad_input;
 mod concurrency;

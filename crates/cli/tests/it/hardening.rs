@@ -1,0 +1,266 @@
+//! The hardening a user relies on from the command line: no silent switch to the
+//! emulator, scopes checked before any call, endpoints used exactly as configured, and an
+//! audit log whose rollback or deletion `audit verify` catches.
+
+use std::path::Path;
+
+use base64::Engine as _;
+
+use crate::{cxguard, stderr, stdout, tmp};
+
+const POLICY: &str = r#"[keys]
+k = { id = "hardening-key", env = "HARDENING_KEY" }
+[fields]
+firstName = { op = "erase" }
+email = { op = "pseudonymize", key = "k" }
+"#;
+
+fn key() -> String {
+    base64::engine::general_purpose::STANDARD.encode([5u8; 32])
+}
+
+/// A policy and an ids file in `dir`.
+fn inputs(dir: &Path, ids: &[&str]) {
+    std::fs::write(dir.join("policy.toml"), POLICY).unwrap();
+    std::fs::write(dir.join("ids.txt"), ids.join("\n") + "\n").unwrap();
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_write_command_without_a_tenant_exits_78_unless_sim_is_asked_for() {
+    let dir = tmp();
+    let home = tmp();
+    inputs(dir.path(), &["c-0000001"]);
+    let home_s = home.path().to_str().unwrap();
+    let env = [("CXGUARD_HOME", home_s), ("HARDENING_KEY", &key())];
+    let args = [
+        "contacts",
+        "anonymize",
+        "--policy",
+        "policy.toml",
+        "--ids",
+        "ids.txt",
+    ];
+    let o = cxguard(&args, &env, dir.path());
+    assert_eq!(o.status.code(), Some(78), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("tenant.base_url") && e.contains("--sim"), "{e}");
+    assert!(
+        !home.path().join("ledger.sqlite").exists(),
+        "nothing was written"
+    );
+
+    let mut with_sim = args.to_vec();
+    with_sim.push("--sim");
+    let o = cxguard(&with_sim, &env, dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    // A read-only command falls back, and says so even with -q.
+    let o = cxguard(
+        &["-q", "secrets", "due", "--max-age", "90d"],
+        &env,
+        dir.path(),
+    );
+    assert!(
+        stderr(&o).contains("notice: no tenant configured"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn missing_scopes_exit_77_before_any_request() {
+    let rt = runtime();
+    let sim = rt
+        .block_on(cxone_sim::Sim::start(cxone_sim::SimConfig {
+            contacts: 20,
+            ..Default::default()
+        }))
+        .unwrap();
+    let dir = tmp();
+    let home = tmp();
+    inputs(dir.path(), &["c-0000001"]);
+    let c = sim.credentials();
+    let base = sim.base_url();
+    let o = cxguard(
+        &["contacts", "anonymize", "--policy", "policy.toml", "--all"],
+        &[
+            ("CXGUARD_HOME", home.path().to_str().unwrap()),
+            ("HARDENING_KEY", &key()),
+            ("CXGUARD_BASE_URL", &base),
+            ("CXGUARD_CLIENT_ID", &c.readonly_client_id),
+            ("CXGUARD_CLIENT_SECRET", &c.readonly_client_secret),
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(77), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("contact:write"), "{e}");
+    assert_eq!(e.lines().count(), 1, "one line, not one per contact: {e}");
+    let control = sim.control();
+    assert_eq!(control.route_hits("GET /api/v1/contacts"), 0);
+    assert_eq!(control.route_hits("PATCH /api/v1/contacts/{id}"), 0);
+}
+
+#[test]
+fn a_token_url_is_requested_exactly_as_configured() {
+    let rt = runtime();
+    let sim = rt
+        .block_on(cxone_sim::Sim::start(cxone_sim::SimConfig {
+            contacts: 5,
+            token_path: Some("/auth/token".into()),
+            ..Default::default()
+        }))
+        .unwrap();
+    let dir = tmp();
+    let c = sim.credentials();
+    let base = sim.base_url();
+    let token_url = sim.token_url();
+    let env = |t: &str| {
+        vec![
+            ("CXGUARD_BASE_URL".to_string(), base.clone()),
+            ("CXGUARD_CLIENT_ID".to_string(), c.client_id.clone()),
+            ("CXGUARD_CLIENT_SECRET".to_string(), c.client_secret.clone()),
+            ("CXGUARD_TOKEN_URL".to_string(), t.to_string()),
+        ]
+    };
+    let run = |t: &str| {
+        let e = env(t);
+        let pairs: Vec<(&str, &str)> = e.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        cxguard(&["secrets", "list"], &pairs, dir.path())
+    };
+    let o = run(&token_url);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(sim.control().token_requests_total(), 1);
+    // The issuer's discovery document names the same endpoint.
+    std::fs::write(
+        dir.path().join("cxguard.toml"),
+        format!("[tenant]\nissuer = \"{base}\"\n"),
+    )
+    .unwrap();
+    let pairs = [
+        ("CXGUARD_BASE_URL", base.as_str()),
+        ("CXGUARD_CLIENT_ID", c.client_id.as_str()),
+        ("CXGUARD_CLIENT_SECRET", c.client_secret.as_str()),
+    ];
+    let o = cxguard(&["secrets", "list"], &pairs, dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(sim.control().token_requests_total(), 2);
+}
+
+/// Runs an anonymize job on the embedded emulator, with the ledger in `home`.
+fn job(dir: &Path, home: &Path, ids: &[&str]) {
+    inputs(dir, ids);
+    let o = cxguard(
+        &[
+            "--sim",
+            "contacts",
+            "anonymize",
+            "--policy",
+            "policy.toml",
+            "--ids",
+            "ids.txt",
+        ],
+        &[
+            ("CXGUARD_HOME", home.to_str().unwrap()),
+            ("HARDENING_KEY", &key()),
+        ],
+        dir,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+fn verify(dir: &Path, home: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["audit", "verify"];
+    args.extend_from_slice(extra);
+    cxguard(&args, &[("CXGUARD_HOME", home.to_str().unwrap())], dir)
+}
+
+#[test]
+fn a_ledger_put_back_from_an_older_copy_fails_verification() {
+    let dir = tmp();
+    let home = tmp();
+    job(dir.path(), home.path(), &["c-0000001", "c-0000002"]);
+    let ledger = home.path().join("ledger.sqlite");
+    let anchor = home.path().join("audit-anchor.json");
+    assert!(anchor.exists(), "the job's checkpoint wrote the anchor");
+    let o = verify(dir.path(), home.path(), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let head = stdout(&o)
+        .lines()
+        .find_map(|l| l.strip_prefix("head: ").map(str::to_string))
+        .expect("verify prints the head");
+    let old_seq: i64 = head.split(':').next().unwrap().parse().unwrap();
+
+    let copy = dir.path().join("ledger.copy");
+    std::fs::copy(&ledger, &copy).unwrap();
+    job(dir.path(), home.path(), &["c-0000003"]);
+    // The saved head is still in the longer ledger.
+    let o = verify(dir.path(), home.path(), &["--expect-head", &head]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    std::fs::copy(&copy, &ledger).unwrap();
+    for ext in ["sqlite-wal", "sqlite-shm"] {
+        let _ = std::fs::remove_file(home.path().join(format!("ledger.{ext}")));
+    }
+    let o = verify(dir.path(), home.path(), &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let out = stdout(&o);
+    let new_seq: i64 = {
+        let a: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&anchor).unwrap()).unwrap();
+        a["seq"].as_i64().unwrap()
+    };
+    assert!(new_seq > old_seq);
+    assert!(
+        out.contains("audit-anchor.json")
+            && out.contains(&format!("ends at entry {old_seq}"))
+            && out.contains(&format!("records entry {new_seq}")),
+        "{out}"
+    );
+
+    // Without the anchor, an auditor's saved head still catches it.
+    let later = format!("{new_seq}:{}", "0".repeat(64));
+    std::fs::remove_file(&anchor).unwrap();
+    let o = verify(dir.path(), home.path(), &["--expect-head", &later]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("--expect-head"), "{}", stdout(&o));
+}
+
+#[test]
+fn a_deleted_ledger_fails_verification_and_is_not_recreated() {
+    let dir = tmp();
+    let home = tmp();
+    job(dir.path(), home.path(), &["c-0000001"]);
+    let ledger = home.path().join("ledger.sqlite");
+    std::fs::remove_file(&ledger).unwrap();
+    for ext in ["sqlite-wal", "sqlite-shm"] {
+        let _ = std::fs::remove_file(home.path().join(format!("ledger.{ext}")));
+    }
+    let o = verify(dir.path(), home.path(), &[]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("no ledger"), "{}", stderr(&o));
+    assert!(!ledger.exists(), "verify created a ledger");
+}
+
+#[cfg(unix)]
+#[test]
+fn the_ledger_and_its_directory_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tmp();
+    let parent = tmp();
+    let home = parent.path().join("new-home");
+    job(dir.path(), &home, &["c-0000001"]);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&home), 0o700);
+    assert_eq!(mode(&home.join("ledger.sqlite")), 0o600);
+    assert_eq!(mode(&home.join("audit-anchor.json")), 0o600);
+    assert_eq!(mode(&home.join("audit-signing.key")), 0o600);
+}
