@@ -785,4 +785,52 @@ mod tests {
         assert_eq!(s.base_url.as_str(), "https://env.example.com/");
         assert!(!format!("{s:?}").contains("hunter2"));
     }
+
+    mod props {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn config() -> ProptestConfig {
+            ProptestConfig {
+                cases: 10_000,
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            }
+        }
+
+        /// Everything the commands derive from a config: none of it may panic.
+        fn derive_all(text: &str) {
+            let Ok(file) = toml::from_str::<FileConfig>(text) else {
+                return;
+            };
+            let loaded = Loaded { path: None, file };
+            let env = env_of(&[(ENV_CLIENT_ID, "id"), (ENV_CLIENT_SECRET, "s")]);
+            let _ = target(&loaded, &env);
+            let _ = server_settings(&loaded);
+            let _ = delivery(&loaded, &env);
+            let _ = checkpoint_every(&loaded);
+            let _ = anchor_path(&loaded, &env);
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn any_text_as_config_never_panics(s in any::<String>()) {
+                derive_all(&s);
+            }
+
+            #[test]
+            fn structured_configs_never_panic(
+                url in prop_oneof![any::<String>(), "https?://[a-z0-9.:-]{0,20}(/[a-z/]{0,10})?"],
+                n in prop_oneof![0i64..100, 0i64..=i64::MAX],
+                b in any::<bool>(),
+            ) {
+                let text = format!(
+                    "[tenant]\nbase_url = {url:?}\ntoken_url = {url:?}\nallow_insecure_http = {b}\ntimeout_secs = {n}\nmax_body_bytes = {n}\n[server]\nheader_read_timeout_secs = {n}\nmax_connections = {n}\nrate_per_key = {n}\n[audit]\ncheckpoint_every = {n}\n[webhooks.vault]\nurl = {url:?}\nsecret_env = \"X\"\n"
+                );
+                derive_all(&text);
+            }
+        }
+    }
 }

@@ -4,6 +4,7 @@
 mod auth;
 mod hostile;
 mod paging;
+mod props;
 mod retry;
 
 use std::time::Duration;

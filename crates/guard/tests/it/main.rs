@@ -2,6 +2,7 @@
 
 mod anonymize;
 mod identity;
+mod props;
 mod rotate;
 
 use std::collections::BTreeMap;
