@@ -82,6 +82,8 @@ pub struct Deliverer {
 impl Deliverer {
     pub fn new(ledger: Ledger, config: DeliveryConfig) -> Result<Self> {
         let http = reqwest::Client::builder()
+            // A redirect would re-post a signed event to wherever Location points.
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(config.timeout)
             .user_agent(concat!("cxguard-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -149,6 +151,18 @@ impl Deliverer {
             .await;
         let error = match result {
             Ok(r) if r.status().is_success() => None,
+            Ok(r) if r.status().is_redirection() => Some(format!(
+                "HTTP {} from {} redirecting to {:?}; webhooks follow no redirect: configure the final URL",
+                r.status().as_u16(),
+                endpoint.url,
+                r.headers()
+                    .get(reqwest::header::LOCATION)
+                    .map(|v| String::from_utf8_lossy(v.as_bytes())
+                        .chars()
+                        .take(200)
+                        .collect::<String>())
+                    .unwrap_or_default()
+            )),
             Ok(r) => Some(format!(
                 "HTTP {} from {}",
                 r.status().as_u16(),

@@ -380,3 +380,53 @@ print("ok")
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
 }
+
+#[tokio::test]
+async fn a_redirecting_receiver_gets_no_event_sent_onward() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let s = crate::sqlite_store().await;
+    let l = ledger_for(&s).await;
+    let elsewhere = Arc::new(AtomicU64::new(0));
+    let e2 = elsewhere.clone();
+    let other = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other_addr = other.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((_s, _)) = other.accept().await {
+            e2.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let location = format!("http://{other_addr}/hook");
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let location = location.clone();
+            async move {
+                (
+                    axum::http::StatusCode::PERMANENT_REDIRECT,
+                    [(axum::http::header::LOCATION, location)],
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    enqueue_n(&l, 1).await;
+    let d = Deliverer::new(l.clone(), config(&url, &[0])).unwrap();
+    let (total, _) = d.until_empty(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(total.dead, 1, "{total:?}");
+    let dead = l.outbox_events(Some("dead"), 10).await.unwrap();
+    let err = dead[0].last_error.as_deref().unwrap();
+    assert!(
+        err.contains("308") && err.contains(&other_addr.to_string()),
+        "{err}"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        elsewhere.load(Ordering::SeqCst),
+        0,
+        "nothing reached the other port"
+    );
+}
