@@ -264,3 +264,50 @@ fn the_ledger_and_its_directory_are_private() {
     assert_eq!(mode(&home.join("audit-anchor.json")), 0o600);
     assert_eq!(mode(&home.join("audit-signing.key")), 0o600);
 }
+
+/// A tenant answering a token that never expires and a 429 asking to wait for ever.
+#[test]
+fn absurd_numbers_from_a_tenant_end_the_command_quickly_naming_them() {
+    use axum::http::{StatusCode, header};
+    let rt = runtime();
+    let base = rt.block_on(async {
+        let app = axum::Router::new()
+            .route(
+                "/oauth/token",
+                axum::routing::post(|| async {
+                    (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        r#"{"access_token":"t","token_type":"Bearer","expires_in":18446744073709551615}"#,
+                    )
+                }),
+            )
+            .fallback(|| async {
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(header::RETRY_AFTER, "18446744073709551615")],
+                    "{}",
+                )
+            });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        format!("http://{addr}")
+    });
+    let dir = tmp();
+    let start = std::time::Instant::now();
+    let o = cxguard(
+        &["secrets", "list"],
+        &[
+            ("CXGUARD_BASE_URL", &base),
+            ("CXGUARD_CLIENT_ID", "id"),
+            ("CXGUARD_CLIENT_SECRET", "s"),
+        ],
+        dir.path(),
+    );
+    assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    assert_ne!(o.status.code(), Some(101), "a panic: {}", stderr(&o));
+    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    assert!(stderr(&o).contains("Retry-After"), "{}", stderr(&o));
+}

@@ -122,7 +122,13 @@ pub fn check_guest_id(id: &str) -> Result<(), Invalid> {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok {
+    if id == "." || id == ".." {
+        // A URL drops or resolves these segments: the request would address another resource.
+        Err(Invalid {
+            field: "guestId",
+            message: "cannot be \".\" or \"..\"".into(),
+        })
+    } else if ok {
         Ok(())
     } else if id.is_empty() {
         Err(Invalid {
@@ -253,6 +259,14 @@ impl Identity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dot_guest_ids_are_refused() {
+        for bad in [".", ".."] {
+            assert!(check_guest_id(bad).is_err(), "{bad}");
+        }
+        check_guest_id("g.1").unwrap();
+    }
 
     fn identity() -> Identity {
         let key = Arc::new(Key::from_bytes("id-2026", vec![9; 32]).unwrap());
