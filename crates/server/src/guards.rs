@@ -81,14 +81,12 @@ pub(crate) async fn per_address(
     if let Some(ip) = ip
         && let Err(wait) = limits.check(ip)
     {
-        let mut p = Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate-limited",
+        return Problem::too_many(
+            wait,
             "Too many requests from this address",
             "this address is over the rate limit of the operations endpoints; retry after the time in Retry-After",
-        );
-        p.retry_after = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
-        return p.into_response();
+        )
+        .into_response();
     }
     next.run(req).await
 }

@@ -89,12 +89,16 @@ impl Problem {
     }
 
     pub fn rate_limited(wait: Duration) -> Self {
-        let mut p = Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate-limited",
+        Problem::too_many(
+            wait,
             "Too many requests for this API key",
             "this API key is over its rate limit; retry after the time in Retry-After",
-        );
+        )
+    }
+
+    /// 429 with `Retry-After` rounded up to whole seconds (at least 1).
+    pub fn too_many(wait: Duration, title: &str, detail: &str) -> Self {
+        let mut p = Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", title, detail);
         p.retry_after = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
         p
     }

@@ -18,6 +18,13 @@ use crate::progress::Bar;
 use crate::store::{self, Access};
 use crate::tenant;
 
+/// What linking needs of its target: a tenant (or --sim) and the attribute-upsert scope.
+const LINKING: tenant::Needs<'static> = tenant::Needs {
+    max_rate: None,
+    writes: true,
+    scopes: guard::identity::SCOPES,
+};
+
 #[derive(Debug, Args)]
 pub struct GuestsArgs {
     #[command(subcommand)]
@@ -102,16 +109,7 @@ pub async fn run(
             let (k, value) = identity
                 .pseudonym("--identifier", &identifier, kind.into())
                 .map_err(|e| CliError::new(Exit::Input, e.to_string()))?;
-            let target = tenant::connect(
-                ctx,
-                env,
-                tenant::Needs {
-                    writes: true,
-                    scopes: guard::identity::SCOPES,
-                    ..Default::default()
-                },
-            )
-            .await?;
+            let target = tenant::connect(ctx, env, LINKING).await?;
             let ledger = store::open(ctx, env, Access::Write).await?;
             let linked = match identity.apply(&target.client, &guest, k, &value).await {
                 Ok(l) => l,
@@ -177,16 +175,7 @@ pub async fn run(
                 }
                 return Ok(Exit::Ok);
             }
-            let target = tenant::connect(
-                ctx,
-                env,
-                tenant::Needs {
-                    writes: true,
-                    scopes: guard::identity::SCOPES,
-                    ..Default::default()
-                },
-            )
-            .await?;
+            let target = tenant::connect(ctx, env, LINKING).await?;
             let ledger = store::open(ctx, env, Access::Write).await?;
             let progress = Arc::new(Progress::default());
             let p = progress.clone();
