@@ -446,12 +446,15 @@ impl Ledger {
                 out.event_ids.push(id);
             }
             tx.commit().await?;
-            if let (Some(a), Some(cp)) = (&self.anchor, &out.checkpoint)
-                && let Err(e) = a.advance(cp)
-            {
-                // The entries are committed; an anchor that lags is caught at the next
-                // checkpoint, an error here would only hide that they were.
-                tracing::error!(anchor = %a.path().display(), error = %e, "could not advance the audit anchor");
+            if let (Some(a), Some(cp)) = (&self.anchor, &out.checkpoint) {
+                // File I/O off the async threads. The entries are committed: an anchor
+                // that lags is advanced at the next checkpoint, and an error here would
+                // only hide that they were.
+                let (a, cp) = (a.clone(), cp.clone());
+                let advanced = tokio::task::spawn_blocking(move || a.advance(&cp).map_err(|e| (a, e))).await;
+                if let Ok(Err((a, e))) = advanced {
+                    tracing::error!(anchor = %a.path().display(), error = %e, "could not advance the audit anchor");
+                }
             }
             Ok(out)
         })
