@@ -97,17 +97,31 @@ pub struct Report {
 
 /// Validates the request against the tenant (reads only) and returns the plan.
 pub async fn plan(client: &Client, req: &Request) -> Result<Plan> {
-    ledger::details::check_identifier("secret id", &req.secret_id)?;
-    let secret: Secret = match client.secrets().get(&req.secret_id).await {
-        Ok(s) => s,
-        Err(e) if e.status() == Some(404) => {
-            return Err(Error::Invalid(format!(
-                "unknown secret id {:?}; `cxguard secrets list` shows them",
-                req.secret_id
-            )));
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let secret = fetch(client, &req.secret_id).await?;
+    plan_for(client, &secret, req).await
+}
+
+/// The secret a rotation starts from; an unknown id is bad input.
+pub async fn fetch(client: &Client, secret_id: &str) -> Result<Secret> {
+    ledger::details::check_identifier("secret id", secret_id)?;
+    match client.secrets().get(secret_id).await {
+        Ok(s) => Ok(s),
+        Err(e) if e.status() == Some(404) => Err(Error::Invalid(format!(
+            "unknown secret id {secret_id:?}; `cxguard secrets list` shows them"
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// [`plan`] for a secret already read (with `--generate`, the read that chose the format),
+/// so it is read once.
+pub async fn plan_for(client: &Client, secret: &Secret, req: &Request) -> Result<Plan> {
+    if secret.id != req.secret_id {
+        return Err(Error::Invalid(format!(
+            "the secret read is {:?}, not {:?}",
+            secret.id, req.secret_id
+        )));
+    }
     let format = req.format.unwrap_or(secret.format);
     check_value(format, req.value.expose_secret())
         .map_err(|e| Error::Invalid(format!("the new value: {e}")))?;
@@ -133,8 +147,8 @@ pub async fn plan(client: &Client, req: &Request) -> Result<Plan> {
     }
     let dependents = client.secrets().references(&req.secret_id).await?;
     Ok(Plan {
-        secret_id: secret.id,
-        name: secret.name,
+        secret_id: secret.id.clone(),
+        name: secret.name.clone(),
         version: secret.version,
         format,
         previous_sha256: secret.value_sha256.to_ascii_lowercase(),

@@ -154,6 +154,24 @@ async fn rotate_cmd(
         a.previous_value_env.as_deref(),
         env,
     )?;
+    // Everything local is read and checked before any request.
+    let given = if a.generate {
+        None
+    } else {
+        let v = read_value(
+            "--value",
+            a.value_file.as_deref(),
+            a.value_env.as_deref(),
+            env,
+        )?
+        .ok_or_else(|| CliError::usage("give --value-file, --value-env or --generate"))?;
+        if let Some(f) = format {
+            use secrecy::ExposeSecret;
+            guard::secrets::check_value(f, v.expose_secret())
+                .map_err(|e| CliError::new(Exit::Input, format!("--value: {e}")))?;
+        }
+        Some(v)
+    };
     let target = tenant::connect(
         ctx,
         env,
@@ -164,20 +182,19 @@ async fn rotate_cmd(
         },
     )
     .await?;
-    let value = if a.generate {
-        let fmt = match format {
-            Some(f) => f,
-            None => target.client.secrets().get(&a.id).await?.format,
-        };
-        rotate::generate(fmt, a.length).map_err(guard_error)?
-    } else {
-        read_value(
-            "--value",
-            a.value_file.as_deref(),
-            a.value_env.as_deref(),
-            env,
-        )?
-        .ok_or_else(|| CliError::usage("give --value-file, --value-env or --generate"))?
+    // With --generate the secret is read once: for its format, and as the plan's start.
+    let (value, fetched) = match given {
+        Some(v) => (v, None),
+        None => {
+            let secret = rotate::fetch(&target.client, &a.id)
+                .await
+                .map_err(guard_error)?;
+            let fmt = format.unwrap_or(secret.format);
+            (
+                rotate::generate(fmt, a.length).map_err(guard_error)?,
+                Some(secret),
+            )
+        }
     };
     let req = Request {
         secret_id: a.id.clone(),
@@ -193,9 +210,11 @@ async fn rotate_cmd(
             .await
             .map_err(guard_error)?
     } else {
-        let plan = rotate::plan(&target.client, &req)
-            .await
-            .map_err(guard_error)?;
+        let plan = match &fetched {
+            Some(secret) => rotate::plan_for(&target.client, secret, &req).await,
+            None => rotate::plan(&target.client, &req).await,
+        }
+        .map_err(guard_error)?;
         if a.dry_run {
             match ctx.output {
                 Output::Json => print_json(&json!({"plan": plan})),

@@ -375,3 +375,45 @@ fn a_generated_value_is_written_0600_before_it_is_sent() {
         "--generate needs --write-value-to"
     );
 }
+
+/// Regression: rotate used to connect (and fetch a token) before reading its value file.
+#[test]
+fn an_unreadable_value_file_sends_no_request_at_all() {
+    let s = setup();
+    let o = s.run(&[
+        "secrets",
+        "rotate",
+        SECRET,
+        "--value-file",
+        "missing.txt",
+        "--previous-value-file",
+        "previous.txt",
+    ]);
+    assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
+    assert!(stderr(&o).contains("missing.txt"), "{}", stderr(&o));
+    assert_eq!(s.sim.control().token_requests_total(), 0);
+    assert_eq!(s.sim.control().state()["counters"]["requests"], 0);
+}
+
+#[test]
+fn generate_reads_the_secret_once() {
+    let s = setup();
+    let o = s.run(&[
+        "secrets",
+        "rotate",
+        SECRET,
+        "--generate",
+        "--write-value-to",
+        "once.key",
+        "--previous-value-file",
+        "previous.txt",
+        "--dry-run",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        s.sim
+            .control()
+            .route_hits("GET /api/v2/integration/secret/{id}"),
+        1
+    );
+}
