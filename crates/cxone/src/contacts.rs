@@ -45,12 +45,13 @@ impl Contacts<'_> {
         Ok(c)
     }
 
-    /// Applies `patch` if the contact still has `etag`, and returns the contact with its
-    /// new `etag`. Safe to retry: a replay after the change landed is refused with 412
-    /// rather than applied twice. On 412 the contact is read again: if it already holds
-    /// every value the patch sets (our own earlier attempt landed and its answer was
-    /// lost), that is success; otherwise the 412 is returned for the caller to re-plan.
-    pub async fn patch(self, id: &str, etag: &str, patch: &ContactPatch) -> Result<Contact> {
+    /// Applies `patch` if the contact still has `etag`. Safe to retry: a replay after the
+    /// change landed is refused with 412 rather than applied twice. On 412 the contact is
+    /// read again, once: if it already holds every value the patch sets (our own earlier
+    /// attempt landed and its answer was lost), that is [`Patched::Applied`]; otherwise
+    /// [`Patched::Conflict`] hands the caller the current contact to re-plan from, so a
+    /// conflict costs one GET.
+    pub async fn patch(self, id: &str, etag: &str, patch: &ContactPatch) -> Result<Patched> {
         let c = Call::new(Method::PATCH, &[BASE[0], BASE[1], BASE[2], id])
             .if_match(etag)?
             .json(&patch.to_json())?;
@@ -58,19 +59,28 @@ impl Contacts<'_> {
             Ok(r) => {
                 let mut out: Contact = r.decode("patched contact")?;
                 out.etag = r.etag();
-                Ok(out)
+                Ok(Patched::Applied(out))
             }
             Err(e) if e.status() == Some(412) => {
                 let current = self.get(id).await?;
                 if patch.is_satisfied_by(&current) {
-                    Ok(current)
+                    Ok(Patched::Applied(current))
                 } else {
-                    Err(e)
+                    Ok(Patched::Conflict(current))
                 }
             }
             Err(e) => Err(e),
         }
     }
+}
+
+/// What a guarded PATCH came to.
+#[derive(Debug, Clone)]
+pub enum Patched {
+    /// The contact holds the patch's values (as changed now, or by an earlier attempt).
+    Applied(Contact),
+    /// Someone else changed the contact first: here it is as it is now, with its ETag.
+    Conflict(Contact),
 }
 
 impl ContactList {

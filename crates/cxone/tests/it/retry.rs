@@ -89,6 +89,9 @@ async fn a_reset_after_a_patch_landed_is_retried_and_applied_once() {
         .patch("c-0000002", c.etag.as_deref().unwrap(), &patch)
         .await
         .unwrap();
+    let cxone::contacts::Patched::Applied(out) = out else {
+        panic!("the replay's 412 is our own landed PATCH, not a conflict")
+    };
     assert_eq!(out.email, None);
     assert_eq!(out.custom_fields["loyaltyTier"], "gone");
     assert_eq!(
@@ -115,13 +118,19 @@ async fn a_412_for_someone_elses_change_is_returned() {
         .edit_contact("c-0000003", json!({"lastName": "Edited"}))
         .unwrap();
     let patch = ContactPatch::new().set("email", None);
-    let err = client
+    let out = client
         .contacts()
         .patch("c-0000003", c.etag.as_deref().unwrap(), &patch)
         .await
-        .unwrap_err();
-    assert_eq!(err.status(), Some(412), "{err}");
+        .unwrap();
+    // The 412 comes back as a conflict carrying the contact as it is now, to re-plan from.
+    let cxone::contacts::Patched::Conflict(now) = out else {
+        panic!("someone else's change is a conflict")
+    };
+    assert_eq!(now.last_name.as_deref(), Some("Edited"));
+    assert_ne!(now.etag, c.etag);
     assert!(sim.control().mutations("contact/").is_empty());
+    assert_eq!(sim.control().route_hits("GET /api/v1/contacts/{id}"), 2);
 }
 
 #[tokio::test]

@@ -631,16 +631,22 @@ impl Run<'_> {
         mut plan: ContactPlan,
         encrypted: Earlier,
     ) -> Settled {
+        // The contact as the last 412 showed it: re-planned from without another GET.
+        let mut current: Option<Contact> = None;
         for round in 0..=self.opts.conflict_retries {
             if self.is_stopped() {
                 return Settled::Stopped { id };
             }
-            if round > 0 {
-                // Someone else changed the contact: re-read and re-plan.
-                contact = match self.client.contacts().get(&id).await {
-                    Ok(c) => c,
-                    Err(e) if e.status() == Some(404) => return Settled::NotFound { id },
-                    Err(e) => return self.api_failed(id, e),
+            // A contact listed without an ETag is read first: a PATCH is never sent
+            // unguarded (`If-Match: *` would overwrite a concurrent edit).
+            if round > 0 || contact.etag.is_none() {
+                contact = match current.take() {
+                    Some(c) => c,
+                    None => match self.client.contacts().get(&id).await {
+                        Ok(c) => c,
+                        Err(e) if e.status() == Some(404) => return Settled::NotFound { id },
+                        Err(e) => return self.api_failed(id, e),
+                    },
                 };
                 plan = match transform::plan(self.policy, &contact, &encrypted.ciphertexts) {
                     Ok(p) if p.is_noop() => return Settled::Landed { id },
@@ -666,7 +672,13 @@ impl Run<'_> {
                     };
                 }
             }
-            let etag = contact.etag.clone().unwrap_or_else(|| "*".into());
+            let Some(etag) = contact.etag.clone() else {
+                return Settled::Failed {
+                    id,
+                    status: None,
+                    error: "the tenant sent the contact without an ETag, so it cannot be changed safely".into(),
+                };
+            };
             let t0 = Instant::now();
             let result = self.client.contacts().patch(&id, &etag, &plan.patch).await;
             let took = t0.elapsed();
@@ -678,8 +690,8 @@ impl Run<'_> {
                 }
             }
             match result {
-                Ok(_) => return Settled::Changed { id, plan },
-                Err(e) if e.status() == Some(412) => continue,
+                Ok(cxone::contacts::Patched::Applied(_)) => return Settled::Changed { id, plan },
+                Ok(cxone::contacts::Patched::Conflict(now)) => current = Some(now),
                 Err(e) if e.status() == Some(404) => return Settled::NotFound { id },
                 Err(e) => return self.api_failed(id, e),
             }

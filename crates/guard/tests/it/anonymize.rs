@@ -272,6 +272,8 @@ async fn a_concurrent_edit_is_re_read_and_survives() {
         now["email"].is_null() || guard::pseudonym::is_pseudonym(now["email"].as_str().unwrap())
     );
     assert_eq!(sim.control().mutations("edit/").len(), 1);
+    // The 412 cost one GET: the client's re-read is the one the job re-plans from.
+    assert_eq!(sim.control().route_hits("GET /api/v1/contacts/{id}"), 1);
 }
 
 #[tokio::test]
