@@ -204,50 +204,48 @@ pub async fn apply(
         pending += keys.len() as u64;
         let claimed = ledger.claim_many(&job, &keys).await?;
         let stopped = &stopped;
-        let results: Vec<(String, std::result::Result<Kind, String>)> =
-            futures_util::stream::iter(claimed)
-                .map(|(guest, _attempt)| {
-                    let link = by_guest.get(guest.as_str()).copied();
-                    async move {
-                        if stopped.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
-                            return (guest, Err(STOPPED.to_string()));
-                        }
-                        let r = match link {
-                            None => Err(format!(
-                                "guest {guest} is in the job but not in the file; start a new job"
-                            )),
-                            Some(l) => identity
-                                .apply(client, &l.guest_id, l.kind, &l.pseudonym)
-                                .await
-                                .map(|x| x.kind)
-                                .map_err(|e| match e {
-                                    LinkError::UnknownGuest(_) => {
-                                        "the tenant has no such guest".to_string()
-                                    }
-                                    // No other guest can do better without the scope:
-                                    // the job stops, and this guest stays unfinished.
-                                    LinkError::Api(e) if e.is_missing_scope() => {
-                                        let mut s =
-                                            stopped.lock().unwrap_or_else(|e| e.into_inner());
-                                        if s.is_none() {
-                                            *s = Some(e);
-                                        }
-                                        STOPPED.to_string()
-                                    }
-                                    other => other.to_string(),
-                                }),
-                        };
-                        (guest, r)
+        let results: Vec<(String, Attempt)> = futures_util::stream::iter(claimed)
+            .map(|(guest, _attempt)| {
+                let link = by_guest.get(guest.as_str()).copied();
+                async move {
+                    if stopped.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+                        return (guest, Attempt::Stopped);
                     }
-                })
-                .buffer_unordered(opts.concurrency.max(1))
-                .collect()
-                .await;
+                    let r = match link {
+                        None => Attempt::Failed(format!(
+                            "guest {guest} is in the job but not in the file; start a new job"
+                        )),
+                        Some(l) => match identity
+                            .apply(client, &l.guest_id, l.kind, &l.pseudonym)
+                            .await
+                        {
+                            Ok(x) => Attempt::Linked(x.kind),
+                            Err(LinkError::UnknownGuest(_)) => {
+                                Attempt::Failed("the tenant has no such guest".into())
+                            }
+                            // No other guest can do better without the scope: the job
+                            // stops, and this guest stays unfinished.
+                            Err(LinkError::Api(e)) if e.is_missing_scope() => {
+                                let mut s = stopped.lock().unwrap_or_else(|e| e.into_inner());
+                                if s.is_none() {
+                                    *s = Some(e);
+                                }
+                                Attempt::Stopped
+                            }
+                            Err(other) => Attempt::Failed(other.to_string()),
+                        },
+                    };
+                    (guest, r)
+                }
+            })
+            .buffer_unordered(opts.concurrency.max(1))
+            .collect()
+            .await;
         let mut batch = Batch::default();
         for (guest, r) in results {
             match r {
-                Err(e) if e == STOPPED => {}
-                Ok(kind) => {
+                Attempt::Stopped => {}
+                Attempt::Linked(kind) => {
                     let l = super::Linked {
                         guest_id: guest.clone(),
                         attribute: identity.attribute().to_string(),
@@ -263,7 +261,7 @@ pub async fn apply(
                     linked += 1;
                     progress.done.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(error) => {
+                Attempt::Failed(error) => {
                     batch.items.push(ItemSettle {
                         job_id: job.clone(),
                         key: guest.clone(),
@@ -316,8 +314,13 @@ pub async fn apply(
     })
 }
 
-/// Marks a guest left unfinished because the job stopped (never shown to a user).
-const STOPPED: &str = "\u{0}stopped";
+/// What one guest's link came to.
+enum Attempt {
+    Linked(Kind),
+    Failed(String),
+    /// Not attempted, or refused for a missing scope: left unfinished for a rerun.
+    Stopped,
+}
 
 #[cfg(test)]
 mod tests {

@@ -283,3 +283,53 @@ async fn link_upserts_the_attribute_and_refuses_unknown_guests() {
         before
     );
 }
+
+/// Regression: a client without interaction:guest:write failed guest after guest; now the
+/// job stops once, and the same plan run again with the scope finishes it.
+#[tokio::test]
+async fn a_backfill_without_the_scope_stops_once_and_resumes() {
+    use guard::identity::backfill;
+    let sim = sim(SimConfig::default()).await;
+    let c = sim.credentials();
+    let grant = cxone::Grant::ClientCredentials {
+        client_id: c.readonly_client_id.clone(),
+        client_secret: c.readonly_client_secret.clone().into(),
+    };
+    let readonly =
+        cxone::Client::new(cxone::Settings::new(&sim.base_url(), grant).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = crate::ledger(&dir).await;
+    let id = identity(Some("US"), false);
+    let text: String = (1..=30)
+        .map(|i| format!("g-{i:06},person{i}@example.com\n"))
+        .collect();
+    let plan = backfill::plan(&id, &text, Auto, "pairs.csv").unwrap();
+    let opts = backfill::Options {
+        actor: "test".into(),
+        concurrency: 4,
+    };
+    let e = backfill::apply(&readonly, &ledger, &id, &plan, &opts, Default::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, guard::Error::Api(api) if api.is_missing_scope()),
+        "{e}"
+    );
+    let patches = sim
+        .control()
+        .route_hits("PATCH /api/v2/interactions/guests/{id}/attributes");
+    assert!(patches <= 4, "{patches} PATCHes after the first refusal");
+    let report = backfill::apply(
+        &client(&sim),
+        &ledger,
+        &id,
+        &plan,
+        &opts,
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    assert!(report.resumed);
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(report.linked, 30);
+}
