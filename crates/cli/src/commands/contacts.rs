@@ -315,17 +315,9 @@ async fn reveal(
         .map(guard::anonymize::transform::FpeVersion::parse)
         .transpose()
         .map_err(|e| CliError::usage(format!("--derivation: {e}")))?;
-    let rule = policy
-        .rules
-        .iter()
-        .find(|r| r.field == parsed)
-        .ok_or_else(|| CliError::usage(format!("--field: the policy has no rule for {field}")))?;
-    if !matches!(rule.op, guard::anonymize::policy::Operator::Encrypt { .. }) {
-        return Err(CliError::usage(format!(
-            "--field: the policy {}s {field}; only encrypted fields can be revealed",
-            rule.op.label()
-        )));
-    }
+    // Checked before any call; reveal checks it again, from the same function.
+    guard::anonymize::reveal::encryption_key(&policy, &parsed)
+        .map_err(|e| CliError::usage(format!("--field: {e}")))?;
     let target = tenant::connect(
         ctx,
         env,

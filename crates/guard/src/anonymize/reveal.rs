@@ -39,6 +39,24 @@ pub async fn recorded_derivation(
         .transpose()
 }
 
+/// The key that encrypts `field` under `policy` (pure: checked before any call). Only a
+/// field the policy encrypts can be revealed.
+pub fn encryption_key<'p>(policy: &'p Policy, field: &Field) -> Result<&'p crate::keys::Key> {
+    let name = field.name();
+    let rule = policy
+        .rules
+        .iter()
+        .find(|r| r.field == *field)
+        .ok_or_else(|| Error::Invalid(format!("the policy has no rule for {name}")))?;
+    match &rule.op {
+        Operator::Encrypt { key } => Ok(policy.key(key)),
+        other => Err(Error::Invalid(format!(
+            "the policy {}s {name}; only encrypted fields can be revealed",
+            other.label()
+        ))),
+    }
+}
+
 /// Reads contact `id`, decrypts `field` and appends the audit entry before returning the
 /// value. `derivation` overrides what the journal recorded (for data encrypted by
 /// another ledger); with neither, the current derivation is assumed.
@@ -54,18 +72,7 @@ pub async fn reveal(
     ledger::details::check_identifier("actor", actor)?;
     ledger::details::check_identifier("contact id", id)?;
     let name = field.name();
-    let rule = policy
-        .rules
-        .iter()
-        .find(|r| r.field == *field)
-        .ok_or_else(|| Error::Invalid(format!("the policy has no rule for {name}")))?;
-    let Operator::Encrypt { key } = &rule.op else {
-        return Err(Error::Invalid(format!(
-            "the policy {}s {name}; only encrypted fields can be revealed",
-            rule.op.label()
-        )));
-    };
-    let key = policy.key(key);
+    let key = encryption_key(policy, field)?;
     let derivation = match derivation {
         Some(d) => d,
         None => recorded_derivation(ledger, id, &name)
