@@ -672,7 +672,10 @@ pub fn server_settings(loaded: &Loaded) -> Result<ServerSettings, CliError> {
             .header_read_timeout_secs
             .map(Duration::from_secs)
             .unwrap_or(d.header_read_timeout),
-        request_timeout: Duration::from_secs(f.request_timeout_secs.unwrap_or(deadline + 20)),
+        request_timeout: Duration::from_secs(
+            f.request_timeout_secs
+                .unwrap_or(deadline.saturating_add(20)),
+        ),
         max_connections: f.max_connections.unwrap_or(d.max_connections),
         keep_alive: f.keep_alive.unwrap_or(d.keep_alive),
         max_connection_age: f
@@ -827,7 +830,7 @@ mod tests {
                 b in any::<bool>(),
             ) {
                 let text = format!(
-                    "[tenant]\nbase_url = {url:?}\ntoken_url = {url:?}\nallow_insecure_http = {b}\ntimeout_secs = {n}\nmax_body_bytes = {n}\n[server]\nheader_read_timeout_secs = {n}\nmax_connections = {n}\nrate_per_key = {n}\n[audit]\ncheckpoint_every = {n}\n[webhooks.vault]\nurl = {url:?}\nsecret_env = \"X\"\n"
+                    "[tenant]\nbase_url = {url:?}\ntoken_url = {url:?}\nallow_insecure_http = {b}\ntimeout_secs = {n}\nmax_body_bytes = {n}\n[server]\nheader_read_timeout_secs = {n}\nupstream_deadline_secs = {n}\nmax_connections = {n}\nrate_per_key = {n}\n[audit]\ncheckpoint_every = {n}\n[webhooks.vault]\nurl = {url:?}\nsecret_env = \"X\"\n"
                 );
                 derive_all(&text);
             }

@@ -27,6 +27,26 @@ pub struct Needs<'a> {
     pub scopes: &'a [&'a str],
 }
 
+impl<'a> Needs<'a> {
+    /// A command that only reads the tenant, with these scopes.
+    pub const fn reading(scopes: &'a [&'a str]) -> Self {
+        Needs {
+            max_rate: None,
+            writes: false,
+            scopes,
+        }
+    }
+
+    /// A command that changes the tenant, with these scopes.
+    pub const fn writing(scopes: &'a [&'a str]) -> Self {
+        Needs {
+            max_rate: None,
+            writes: true,
+            scopes,
+        }
+    }
+}
+
 pub async fn connect(
     ctx: &Context,
     env: &dyn Fn(&str) -> Option<String>,

@@ -323,7 +323,7 @@ async fn link(
     identifier: &str,
     kind: IdentifierKind,
 ) -> Result<LinkResponse, Problem> {
-    check_guest_id(guest_id).map_err(invalid)?;
+    // Both handlers checked the guest id already; `apply` checks it again before the URL.
     let (kind, pseudonym) = match state.identity.pseudonym(field, identifier, kind) {
         Ok(p) => p,
         Err(e) => {

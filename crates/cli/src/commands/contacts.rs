@@ -318,15 +318,7 @@ async fn reveal(
     // Checked before any call; reveal checks it again, from the same function.
     guard::anonymize::reveal::encryption_key(&policy, &parsed)
         .map_err(|e| CliError::usage(format!("--field: {e}")))?;
-    let target = tenant::connect(
-        ctx,
-        env,
-        tenant::Needs {
-            scopes: &["contact:read"],
-            ..Default::default()
-        },
-    )
-    .await?;
+    let target = tenant::connect(ctx, env, tenant::Needs::reading(&["contact:read"])).await?;
     let ledger = store::open(ctx, env, Access::Write).await?;
     let revealed = guard::anonymize::reveal::reveal(
         &target.client,

@@ -19,11 +19,7 @@ use crate::store::{self, Access};
 use crate::tenant;
 
 /// What linking needs of its target: a tenant (or --sim) and the attribute-upsert scope.
-const LINKING: tenant::Needs<'static> = tenant::Needs {
-    max_rate: None,
-    writes: true,
-    scopes: guard::identity::SCOPES,
-};
+const LINKING: tenant::Needs<'static> = tenant::Needs::writing(guard::identity::SCOPES);
 
 #[derive(Debug, Args)]
 pub struct GuestsArgs {

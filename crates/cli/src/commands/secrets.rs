@@ -172,16 +172,7 @@ async fn rotate_cmd(
         }
         Some(v)
     };
-    let target = tenant::connect(
-        ctx,
-        env,
-        tenant::Needs {
-            writes: true,
-            scopes: guard::rotate::SCOPES,
-            ..Default::default()
-        },
-    )
-    .await?;
+    let target = tenant::connect(ctx, env, tenant::Needs::writing(guard::rotate::SCOPES)).await?;
     // With --generate the secret is read once: for its format, and as the plan's start.
     let (value, fetched) = match given {
         Some(v) => (v, None),
@@ -324,10 +315,7 @@ pub async fn run(
             let target = tenant::connect(
                 ctx,
                 env,
-                tenant::Needs {
-                    scopes: &["integration:secret:read", "integration:dataaction:read"],
-                    ..Default::default()
-                },
+                tenant::Needs::reading(&["integration:secret:read", "integration:dataaction:read"]),
             )
             .await?;
             let client = &target.client;
@@ -397,10 +385,7 @@ pub async fn run(
             let target = tenant::connect(
                 ctx,
                 env,
-                tenant::Needs {
-                    scopes: &["integration:secret:read"],
-                    ..Default::default()
-                },
+                tenant::Needs::reading(&["integration:secret:read"]),
             )
             .await?;
             let secrets = target.client.secrets().list().await?;

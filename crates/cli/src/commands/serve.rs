@@ -33,16 +33,7 @@ pub async fn run(
             "--listen: {listen:?} is not an address such as 127.0.0.1:8080 or 0.0.0.0:8080"
         ))
     })?;
-    let target = tenant::connect(
-        ctx,
-        env,
-        tenant::Needs {
-            writes: true,
-            scopes: &["interaction:guest:write"],
-            ..Default::default()
-        },
-    )
-    .await?;
+    let target = tenant::connect(ctx, env, tenant::Needs::writing(guard::identity::SCOPES)).await?;
     // The client's retries end within the caller's deadline, so a caller gets the 502
     // of exhausted retries rather than a request cut off in flight.
     let mut upstream = target.client.settings().clone();
