@@ -41,7 +41,8 @@ async fn counting_listener() -> (String, Arc<AtomicU64>) {
     (format!("http://{addr}"), hits)
 }
 
-fn mock_settings(base: &str) -> Settings {
+/// Settings for a mock tenant at `base`: quick retries, a 2 s request timeout.
+pub(crate) fn mock_settings(base: &str) -> Settings {
     let grant = Grant::ClientCredentials {
         client_id: "id".into(),
         client_secret: SecretString::from("mock-secret"),

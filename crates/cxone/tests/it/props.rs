@@ -145,14 +145,13 @@ async fn the_client_survives_a_tenant_answering_random_bytes() {
     let start = Instant::now();
     for round in 0..150 {
         // A fresh client each round, so the token endpoint is fuzzed too.
-        let mut s = Settings::new(&base, grant()).unwrap();
+        let mut s = crate::hostile::mock_settings(&base);
         s.retry = RetryPolicy {
             max_attempts: 3,
             base_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(5),
             deadline: Duration::from_millis(300),
         };
-        s.request_timeout = Duration::from_secs(2);
         let client = Client::new(s).unwrap();
         for _ in 0..4 {
             let t = Instant::now();
