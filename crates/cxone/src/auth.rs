@@ -203,31 +203,17 @@ impl TokenSource {
             url: url.clone(),
             message,
         };
-        let resp = self
+        let req = self
             .http
             .get(&url)
             .timeout(self.settings.request_timeout)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| {
-                crate::transport::classify_send_error("GET", &url, self.settings.request_timeout, e)
-            })?;
-        let status = resp.status();
-        if status.is_redirection() {
-            return Err(crate::transport::redirect_error(
-                "GET",
-                &url,
-                status,
-                resp.headers(),
-            ));
-        }
-        let body = crate::transport::read_capped(
-            resp,
-            self.settings.max_body,
+            .header(reqwest::header::ACCEPT, "application/json");
+        let (status, _, body) = crate::transport::receive(
+            req,
             "GET",
             &url,
             self.settings.request_timeout,
+            self.settings.max_body,
         )
         .await?;
         if !status.is_success() {
@@ -367,39 +353,25 @@ impl TokenSource {
             .iter()
             .map(|(k, v)| (*k, v.as_str()))
             .collect::<Vec<_>>();
-        let resp = self
+        let req = self
             .http
             .post(endpoint.clone())
             .timeout(self.settings.request_timeout)
             .basic_auth(client_id, Some(client_secret.expose_secret()))
-            .form(&body)
-            .send()
-            .await
-            .map_err(|e| {
-                crate::transport::classify_send_error("POST", url, self.settings.request_timeout, e)
-            })?;
+            .form(&body);
+        let received = crate::transport::receive(
+            req,
+            "POST",
+            url,
+            self.settings.request_timeout,
+            self.settings.max_body,
+        )
+        .await;
         drop(body);
-        let status = resp.status();
-        if status.is_redirection() {
-            return Err(crate::transport::redirect_error(
-                "POST",
-                url,
-                status,
-                resp.headers(),
-            ));
-        }
-        let request_id = crate::transport::request_id(resp.headers());
-        let body = Zeroizing::new(
-            crate::transport::read_capped(
-                resp,
-                self.settings.max_body,
-                "POST",
-                url,
-                self.settings.request_timeout,
-            )
-            .await?
-            .to_vec(),
-        );
+        let (status, headers, body) = received?;
+        let request_id = crate::transport::request_id(&headers);
+        // The body holds the token: its buffer is wiped when dropped.
+        let body = Zeroizing::new(body);
         if status.is_success() {
             let t: TokenResponse = serde_json::from_slice(&body).map_err(|e| Error::Decode {
                 what: "token response".into(),

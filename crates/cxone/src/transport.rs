@@ -184,15 +184,39 @@ fn retry_after(headers: &HeaderMap) -> Option<(Duration, String)> {
     Some((Duration::try_from(delta).unwrap_or(Duration::ZERO), text))
 }
 
+/// Sends `req` and reads the answer: a transport failure classified, a 3xx refused
+/// (naming its `Location`: no redirect is followed), the body capped at `cap` bytes. The
+/// one way every request of this crate (API, token, discovery) is received.
+pub(crate) async fn receive(
+    req: reqwest::RequestBuilder,
+    method: &str,
+    url: &str,
+    timeout: Duration,
+    cap: usize,
+) -> Result<(StatusCode, HeaderMap, Vec<u8>)> {
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| classify_send_error(method, url, timeout, e))?;
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    if status.is_redirection() {
+        return Err(redirect_error(method, url, status, &headers));
+    }
+    let body = read_capped(resp, cap, method, url, timeout).await?;
+    Ok((status, headers, body))
+}
+
 /// Reads a response body, refusing it as soon as it is known to exceed `limit` bytes: by
-/// its `Content-Length`, or while it streams in.
-pub(crate) async fn read_capped(
+/// its `Content-Length`, or while it streams in. One buffer, handed over whole, so a
+/// caller can wipe it (the token response).
+async fn read_capped(
     mut resp: reqwest::Response,
     limit: usize,
     method: &str,
     url: &str,
     timeout: Duration,
-) -> Result<Bytes> {
+) -> Result<Vec<u8>> {
     let too_large = || Error::TooLarge {
         method: method.into(),
         url: url.into(),
@@ -201,7 +225,7 @@ pub(crate) async fn read_capped(
     if resp.content_length().is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    let mut buf = bytes::BytesMut::new();
+    let mut buf = Vec::new();
     while let Some(chunk) = resp
         .chunk()
         .await
@@ -212,16 +236,11 @@ pub(crate) async fn read_capped(
         }
         buf.extend_from_slice(&chunk);
     }
-    Ok(buf.freeze())
+    Ok(buf)
 }
 
 /// A 3xx is an error naming its `Location`: no redirect is ever followed.
-pub(crate) fn redirect_error(
-    method: &str,
-    url: &str,
-    status: StatusCode,
-    headers: &HeaderMap,
-) -> Error {
+fn redirect_error(method: &str, url: &str, status: StatusCode, headers: &HeaderMap) -> Error {
     let location = headers
         .get(reqwest::header::LOCATION)
         .map(|v| {
@@ -327,7 +346,15 @@ impl Inner {
             } else {
                 self.settings.max_body
             };
-            let outcome = self.attempt(req, &method, url.as_str(), cap).await;
+            let outcome = receive(
+                req,
+                &method,
+                url.as_str(),
+                self.settings.request_timeout,
+                cap,
+            )
+            .await
+            .map(|(status, headers, body)| (status, headers, Bytes::from(body)));
             let next = match outcome {
                 Ok((status, headers, body)) => {
                     self.pacer.done(&surface, Some(&headers));
@@ -405,27 +432,6 @@ impl Inner {
             tracing::debug!(%method, %path, attempt, ?delay, request_id = err.request_id().unwrap_or("-"), error = %err, "retrying");
             tokio::time::sleep(delay).await;
         }
-    }
-
-    async fn attempt(
-        &self,
-        req: reqwest::RequestBuilder,
-        method: &str,
-        url: &str,
-        cap: usize,
-    ) -> Result<(StatusCode, HeaderMap, Bytes)> {
-        let timeout = self.settings.request_timeout;
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| classify_send_error(method, url, timeout, e))?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        if status.is_redirection() {
-            return Err(redirect_error(method, url, status, &headers));
-        }
-        let body = read_capped(resp, cap, method, url, timeout).await?;
-        Ok((status, headers, body))
     }
 
     #[allow(clippy::too_many_arguments)]
