@@ -5,6 +5,11 @@
 //! (moved at every append) make a rewritten chain or a truncated tail detectable too:
 //! forging them needs the signing key, which never enters the database.
 
+use sqlx::Row;
+
+use crate::Ledger;
+use crate::store::on_backend;
+
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -196,6 +201,97 @@ pub struct Broken {
 impl Verdict {
     pub fn is_intact(&self) -> bool {
         self.broken.is_none()
+    }
+}
+
+// ---------------------------------------------------------------------- reading
+
+impl Ledger {
+    /// Entries matching `filter`, in order.
+    pub async fn entries(&self, filter: &Filter) -> Result<Vec<AuditEntry>> {
+        self.read_entries(filter, false).await
+    }
+
+    /// With `raw`, `details` is the stored text as a JSON string, exactly as hashed.
+    pub(crate) async fn read_entries(&self, filter: &Filter, raw: bool) -> Result<Vec<AuditEntry>> {
+        let mut sql = String::from(
+            "SELECT seq, at, actor, operation, target, outcome, details, prev_hash, hash FROM audit_entries WHERE seq > $1",
+        );
+        let mut binds: Vec<String> = Vec::new();
+        let mut n = 2;
+        if let Some(op) = &filter.operation {
+            match op.strip_suffix('*') {
+                Some(prefix) => {
+                    sql.push_str(&format!(
+                        " AND substr(operation, 1, {}) = ${n}",
+                        prefix.len()
+                    ));
+                    binds.push(prefix.to_string());
+                }
+                None => {
+                    sql.push_str(&format!(" AND operation = ${n}"));
+                    binds.push(op.clone());
+                }
+            }
+            n += 1;
+        }
+        for (col, op, v) in [
+            ("target", "=", &filter.target),
+            ("at", ">=", &filter.since),
+            ("at", "<", &filter.until),
+        ] {
+            if let Some(v) = v {
+                sql.push_str(&format!(" AND {col} {op} ${n}"));
+                binds.push(v.clone());
+                n += 1;
+            }
+        }
+        sql.push_str(&format!(
+            " ORDER BY seq LIMIT {}",
+            filter.limit.unwrap_or(i64::MAX / 2)
+        ));
+        on_backend!(&self.pool, p => {
+            // Only fixed column names, operators and numbers are formatted in; values are bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(filter.after_seq.unwrap_or(0));
+            for b in &binds {
+                q = q.bind(b);
+            }
+            let rows = q.fetch_all(p).await?;
+            rows.iter().map(|r| {
+                let details: String = r.try_get("details")?;
+                Ok(AuditEntry {
+                    seq: r.try_get("seq")?,
+                    at: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    operation: r.try_get("operation")?,
+                    target: r.try_get("target")?,
+                    outcome: r.try_get("outcome")?,
+                    details: if raw { Value::String(details) } else { serde_json::from_str(&details).unwrap_or(Value::String(details)) },
+                    prev_hash: r.try_get("prev_hash")?,
+                    hash: r.try_get("hash")?,
+                })
+            }).collect()
+        })
+    }
+
+    pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
+        on_backend!(&self.pool, p => {
+            let rows = sqlx::query("SELECT seq, hash, at, key_id, signature FROM audit_checkpoints ORDER BY seq").fetch_all(p).await?;
+            rows.iter().map(|r| Ok(Checkpoint {
+                seq: r.try_get("seq")?, hash: r.try_get("hash")?, at: r.try_get("at")?,
+                key_id: r.try_get("key_id")?, signature: r.try_get("signature")?,
+            })).collect()
+        })
+    }
+
+    pub(crate) async fn head(&self) -> Result<Option<Checkpoint>> {
+        on_backend!(&self.pool, p => {
+            let row = sqlx::query("SELECT seq, hash, at, key_id, signature FROM audit_head WHERE id = 1").fetch_optional(p).await?;
+            row.map(|r| Ok(Checkpoint {
+                seq: r.try_get("seq")?, hash: r.try_get("hash")?, at: r.try_get("at")?,
+                key_id: r.try_get("key_id")?, signature: r.try_get("signature")?,
+            })).transpose()
+        })
     }
 }
 

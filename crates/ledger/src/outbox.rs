@@ -3,6 +3,11 @@
 //! `{"type","timestamp","data"}` with `data` built from typed [`Details`] — never a secret
 //! or raw personal data.
 
+use sqlx::Row;
+
+use crate::store::{begin_write, on_backend};
+use crate::{Ledger, now, now_ms, random_hex};
+
 use std::time::Duration;
 
 use serde::Serialize;
@@ -142,4 +147,145 @@ pub fn default_schedule() -> Vec<Duration> {
         .into_iter()
         .map(Duration::from_secs)
         .collect()
+}
+
+impl Ledger {
+    /// Leases up to `n` due events for `lease_ms`. Two deliverers never hold the same
+    /// event: PostgreSQL skips rows another transaction has locked, SQLite serialises
+    /// writers, and a lease that expires (a deliverer died) makes the event due again.
+    pub async fn lease_due(&self, n: i64, lease_ms: i64) -> Result<Vec<Leased>> {
+        let now = now_ms();
+        let pg = self.pool.is_postgres();
+        on_backend!(&self.pool, p => {
+            let mut tx = begin_write!(self.pool, p);
+            let select = if pg {
+                "SELECT id, kind, payload, attempts FROM outbox WHERE status = 'pending' AND next_attempt_ms <= $1 AND (lease_until_ms IS NULL OR lease_until_ms < $2) ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED"
+            } else {
+                "SELECT id, kind, payload, attempts FROM outbox WHERE status = 'pending' AND next_attempt_ms <= $1 AND (lease_until_ms IS NULL OR lease_until_ms < $2) ORDER BY rowid LIMIT $3"
+            };
+            let rows = sqlx::query(select).bind(now).bind(now).bind(n).fetch_all(&mut *tx).await?;
+            let mut out = Vec::new();
+            for r in rows {
+                let token = random_hex(8);
+                let id: String = r.try_get("id")?;
+                sqlx::query("UPDATE outbox SET lease_until_ms = $1, lease_token = $2 WHERE id = $3")
+                    .bind(now + lease_ms).bind(&token).bind(&id).execute(&mut *tx).await?;
+                out.push(Leased { id, kind: r.try_get("kind")?, payload: r.try_get("payload")?, attempts: r.try_get("attempts")?, token });
+            }
+            tx.commit().await?;
+            Ok(out)
+        })
+    }
+
+    /// Records an attempt's result, if `token` still holds the lease (a deliverer whose
+    /// lease expired does not overwrite a newer attempt). Returns whether it did.
+    pub async fn settle_event(
+        &self,
+        id: &str,
+        token: &str,
+        settlement: Settlement,
+    ) -> Result<bool> {
+        let (status, error, next, delivered, counts) = match &settlement {
+            Settlement::Delivered => ("delivered", None, None, Some(now()), true),
+            Settlement::Failed {
+                error,
+                retry_at_ms: Some(t),
+            } => ("pending", Some(error.clone()), Some(*t), None, true),
+            Settlement::Failed {
+                error,
+                retry_at_ms: None,
+            } => ("dead", Some(error.clone()), None, None, true),
+            Settlement::Skipped { reason } => ("skipped", Some(reason.clone()), None, None, false),
+        };
+        on_backend!(&self.pool, p => {
+            let n = sqlx::query("UPDATE outbox SET status = $1, last_error = $2, next_attempt_ms = COALESCE($3, next_attempt_ms), delivered_at = $4, attempts = attempts + $5, lease_until_ms = NULL, lease_token = NULL WHERE id = $6 AND lease_token = $7")
+                .bind(status).bind(error).bind(next).bind(delivered).bind(if counts { 1i64 } else { 0 }).bind(id).bind(token)
+                .execute(p).await?.rows_affected();
+            Ok(n == 1)
+        })
+    }
+
+    pub async fn outbox_status(&self) -> Result<OutboxStatus> {
+        on_backend!(&self.pool, p => {
+            let rows = sqlx::query("SELECT status, kind, COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox GROUP BY status, kind").fetch_all(p).await?;
+            let mut s = OutboxStatus::default();
+            for r in rows {
+                let n = r.try_get::<i64, _>("n")? as u64;
+                let status: String = r.try_get("status")?;
+                match status.as_str() {
+                    "pending" => {
+                        s.pending += n;
+                        *s.pending_by_kind.entry(r.try_get("kind")?).or_insert(0) += n;
+                        let oldest: Option<String> = r.try_get("oldest")?;
+                        if oldest.is_some() && (s.oldest_pending.is_none() || oldest < s.oldest_pending) {
+                            s.oldest_pending = oldest;
+                        }
+                    }
+                    "delivered" => s.delivered += n,
+                    "dead" => s.dead += n,
+                    "skipped" => s.skipped += n,
+                    _ => {}
+                }
+            }
+            Ok(s)
+        })
+    }
+
+    /// Events in a status (all when `None`), oldest first.
+    pub async fn outbox_events(
+        &self,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<OutboxEvent>> {
+        let order = if self.pool.is_postgres() {
+            "seq"
+        } else {
+            "rowid"
+        };
+        let sql = format!(
+            "SELECT id, kind, event_type, status, attempts, next_attempt_ms, last_error, created_at, delivered_at FROM outbox WHERE ($1 = '' OR status = $2) ORDER BY {order} LIMIT $3"
+        );
+        on_backend!(&self.pool, p => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(status.unwrap_or("")).bind(status.unwrap_or("")).bind(limit).fetch_all(p).await?;
+            rows.iter().map(|r| Ok(OutboxEvent {
+                id: r.try_get("id")?, kind: r.try_get("kind")?, event_type: r.try_get("event_type")?,
+                status: r.try_get("status")?, attempts: r.try_get("attempts")?, next_attempt_ms: r.try_get("next_attempt_ms")?,
+                last_error: r.try_get("last_error")?, created_at: r.try_get("created_at")?, delivered_at: r.try_get("delivered_at")?,
+            })).collect()
+        })
+    }
+
+    /// The body of one event, as it is (or was) sent.
+    pub async fn event_payload(&self, id: &str) -> Result<String> {
+        on_backend!(&self.pool, p => {
+            sqlx::query("SELECT payload FROM outbox WHERE id = $1").bind(id).fetch_optional(p).await?
+                .ok_or_else(|| Error::NotFound(format!("no outbox event {id}")))?
+                .try_get::<String, _>("payload").map_err(Error::from)
+        })
+    }
+
+    /// Makes a dead, skipped or pending event due now with a fresh schedule.
+    pub async fn retry_event(&self, id: &str) -> Result<()> {
+        on_backend!(&self.pool, p => {
+            let n = sqlx::query("UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_ms = $1, lease_until_ms = NULL, lease_token = NULL WHERE id = $2 AND status <> 'delivered'")
+                .bind(now_ms()).bind(id).execute(p).await?.rows_affected();
+            if n == 1 { Ok(()) } else { Err(Error::NotFound(format!("no undelivered outbox event {id}"))) }
+        })
+    }
+
+    /// Deletes delivered events; returns how many.
+    pub async fn purge_delivered(&self) -> Result<u64> {
+        on_backend!(&self.pool, p => {
+            Ok(sqlx::query("DELETE FROM outbox WHERE status = 'delivered'").execute(p).await?.rows_affected())
+        })
+    }
+
+    /// The earliest time a pending event becomes due, in Unix milliseconds.
+    pub async fn next_due_ms(&self) -> Result<Option<i64>> {
+        on_backend!(&self.pool, p => {
+            let r = sqlx::query("SELECT MIN(CASE WHEN lease_until_ms IS NOT NULL AND lease_until_ms > next_attempt_ms THEN lease_until_ms ELSE next_attempt_ms END) AS m FROM outbox WHERE status = 'pending'")
+                .fetch_one(p).await?;
+            Ok(r.try_get::<Option<i64>, _>("m")?)
+        })
+    }
 }

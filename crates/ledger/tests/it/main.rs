@@ -36,14 +36,17 @@ async fn postgres_available() -> bool {
         .get_or_init(|| async {
             match sqlx::PgConnection::connect(&pg_admin_url()).await {
                 Ok(mut c) => {
-                    // Drop databases that earlier (crashed) runs left behind.
+                    // Drop databases that earlier (crashed) runs left behind: only those
+                    // made over an hour ago, since nextest runs each test in its own
+                    // process and another one may have just created its database.
                     let old: Vec<(String,)> = sqlx::query_as(
                         "SELECT datname FROM pg_database WHERE datname LIKE 'cxg_it_%' AND datname NOT IN (SELECT datname FROM pg_stat_activity WHERE datname IS NOT NULL)",
                     )
                     .fetch_all(&mut c)
                     .await
                     .unwrap_or_default();
-                    for (db,) in old {
+                    let cutoff = unix_now().saturating_sub(3600);
+                    for (db,) in old.into_iter().filter(|(db,)| made_at(db).is_none_or(|t| t < cutoff)) {
                         let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{db}\""))).execute(&mut c).await;
                     }
                     true
@@ -81,12 +84,23 @@ pub async fn sqlite_store() -> TestStore {
     }
 }
 
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// When a test database named `cxg_it_<unix seconds>_<random>` was made.
+fn made_at(db: &str) -> Option<u64> {
+    db.strip_prefix("cxg_it_")?.split('_').next()?.parse().ok()
+}
+
 pub async fn postgres_store() -> Option<TestStore> {
     if !postgres_available().await {
         return None;
     }
     let admin = pg_admin_url();
-    let db = unique("cxg_it_");
+    let db = unique(&format!("cxg_it_{}_", unix_now()));
     let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{db}\"")))
         .execute(&mut c)

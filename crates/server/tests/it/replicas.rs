@@ -30,8 +30,13 @@ async fn fresh_database() -> Option<String> {
     };
     let mut b = [0u8; 6];
     getrandom::fill(&mut b).unwrap();
+    // Named `cxg_it_<unix seconds>_…` like the ledger's test databases, whose cleanup
+    // drops only those over an hour old.
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let db = format!(
-        "cxg_it_srv_{}",
+        "cxg_it_{secs}_srv{}",
         b.iter().map(|x| format!("{x:02x}")).collect::<String>()
     );
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{db}\"")))

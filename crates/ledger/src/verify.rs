@@ -1,0 +1,231 @@
+//! Checking the audit chain: [`Ledger::verify`] walks every entry, checkpoint and the
+//! signed head against a public key; [`Ledger::check_head`] compares the chain with a head
+//! recorded outside the database (an anchor file or a head the operator wrote down).
+
+use crate::Ledger;
+use crate::audit::{Broken, Filter, GENESIS, HashInput, Verdict, entry_hash};
+use crate::error::Result;
+use crate::signing::{self, PublicKey};
+use crate::store::on_backend;
+use sqlx::Row;
+
+impl Ledger {
+    /// Checks that this ledger reaches `head` and holds the same hash there: a database
+    /// restored from an older copy, or with entries removed, ends before it. `source`
+    /// names where the head came from, for the message.
+    pub async fn check_head(&self, seq: i64, hash: &str, source: &str) -> Result<Option<Broken>> {
+        let last: i64 = on_backend!(&self.pool, p => {
+            sqlx::query("SELECT COALESCE(MAX(seq), 0) AS n FROM audit_entries").fetch_one(p).await?.try_get::<i64, _>("n")?
+        });
+        if last < seq {
+            return Ok(Some(Broken {
+                seq,
+                reason: format!(
+                    "the ledger ends at entry {last}, but {source} records entry {seq}: entries were removed or an older copy of the ledger was restored"
+                ),
+            }));
+        }
+        let stored: Option<String> = on_backend!(&self.pool, p => {
+            sqlx::query("SELECT hash FROM audit_entries WHERE seq = $1").bind(seq).fetch_optional(p).await?
+                .map(|r| r.try_get::<String, _>("hash")).transpose()?
+        });
+        match stored {
+            Some(h) if h == hash => Ok(None),
+            Some(_) => Ok(Some(Broken {
+                seq,
+                reason: format!(
+                    "entry {seq} holds another hash than {source} records: the chain was rewritten after it"
+                ),
+            })),
+            None => Ok(Some(Broken {
+                seq,
+                reason: format!("entry {seq}, which {source} records, is missing"),
+            })),
+        }
+    }
+
+    /// Checks the whole chain, every checkpoint and the signed head against `key`, and
+    /// names the first entry at fault. Reads in pages, so memory stays flat.
+    pub async fn verify(&self, key: &PublicKey) -> Result<Verdict> {
+        let checkpoints = self.checkpoints().await?;
+        let head = self.head().await?;
+        let mut verdict = Verdict {
+            entries: 0,
+            checkpoints: checkpoints.len() as u64,
+            last_seq: 0,
+            last_hash: None,
+            key_id: key.key_id().to_string(),
+            broken: None,
+        };
+        let fail = |mut v: Verdict, seq: i64, reason: String| {
+            v.broken = Some(Broken { seq, reason });
+            Ok(v)
+        };
+        let mut cps = checkpoints.iter().peekable();
+        let mut prev_hash = GENESIS.to_string();
+        let mut expected = 1i64;
+        loop {
+            let page = self
+                .read_entries(
+                    &Filter {
+                        after_seq: Some(expected - 1),
+                        limit: Some(5000),
+                        ..Default::default()
+                    },
+                    true,
+                )
+                .await?;
+            if page.is_empty() {
+                break;
+            }
+            for e in &page {
+                if e.seq != expected {
+                    return fail(
+                        verdict,
+                        expected,
+                        format!("entry {expected} is missing (the next entry is {})", e.seq),
+                    );
+                }
+                if e.prev_hash != prev_hash {
+                    return fail(
+                        verdict,
+                        e.seq,
+                        format!(
+                            "entry {}: prev_hash does not match the hash of entry {} (inserted or reordered)",
+                            e.seq,
+                            e.seq - 1
+                        ),
+                    );
+                }
+                let details = e.details.as_str().unwrap_or_default();
+                let recomputed = entry_hash(&HashInput {
+                    seq: e.seq,
+                    at: &e.at,
+                    actor: &e.actor,
+                    operation: &e.operation,
+                    target: &e.target,
+                    outcome: &e.outcome,
+                    details,
+                    prev_hash: &e.prev_hash,
+                });
+                if recomputed != e.hash {
+                    return fail(
+                        verdict,
+                        e.seq,
+                        format!(
+                            "entry {}: its contents do not match its hash (edited)",
+                            e.seq
+                        ),
+                    );
+                }
+                while let Some(cp) = cps.peek() {
+                    if cp.seq > e.seq {
+                        break;
+                    }
+                    let cp = cps.next().expect("peeked");
+                    if cp.seq < e.seq {
+                        return fail(
+                            verdict,
+                            cp.seq,
+                            format!("checkpoint at entry {} has no entry", cp.seq),
+                        );
+                    }
+                    if cp.hash != e.hash || cp.at != e.at {
+                        return fail(
+                            verdict,
+                            e.seq,
+                            format!(
+                                "entry {}: differs from what checkpoint {} signed",
+                                e.seq, cp.seq
+                            ),
+                        );
+                    }
+                    if !key.verify(
+                        &signing::checkpoint_message(cp.seq, &cp.hash, &cp.at),
+                        &cp.signature,
+                    ) {
+                        return fail(
+                            verdict,
+                            e.seq,
+                            format!(
+                                "checkpoint at entry {}: the signature does not verify with public key {} (it claims key {})",
+                                cp.seq,
+                                key.key_id(),
+                                cp.key_id
+                            ),
+                        );
+                    }
+                }
+                prev_hash = e.hash.clone();
+                verdict.entries += 1;
+                verdict.last_seq = e.seq;
+                verdict.last_hash = Some(e.hash.clone());
+                expected += 1;
+            }
+        }
+        if let Some(cp) = cps.next() {
+            return fail(
+                verdict.clone(),
+                verdict.last_seq + 1,
+                format!(
+                    "checkpoint at entry {} names an entry that is missing: the log was truncated after entry {}",
+                    cp.seq, verdict.last_seq
+                ),
+            );
+        }
+        match head {
+            None if verdict.entries > 0 => fail(
+                verdict.clone(),
+                verdict.last_seq,
+                "the signed head is missing: the log's end cannot be vouched for".into(),
+            ),
+            None => Ok(verdict),
+            Some(h) => {
+                if !key.verify(&signing::head_message(h.seq, &h.hash, &h.at), &h.signature) {
+                    let seq = h.seq.min(verdict.last_seq.max(1));
+                    return fail(
+                        verdict,
+                        seq,
+                        format!(
+                            "the signed head does not verify with public key {} (it claims key {})",
+                            key.key_id(),
+                            h.key_id
+                        ),
+                    );
+                }
+                if h.seq > verdict.last_seq {
+                    return fail(
+                        verdict.clone(),
+                        verdict.last_seq + 1,
+                        format!(
+                            "the log was truncated after entry {}: the signed head names entry {}",
+                            verdict.last_seq, h.seq
+                        ),
+                    );
+                }
+                if h.seq < verdict.last_seq {
+                    return fail(
+                        verdict,
+                        h.seq + 1,
+                        format!(
+                            "entry {} and later are not covered by the signed head (which names entry {}): appended outside cxguard",
+                            h.seq + 1,
+                            h.seq
+                        ),
+                    );
+                }
+                if h.hash != prev_hash {
+                    return fail(
+                        verdict.clone(),
+                        verdict.last_seq,
+                        format!(
+                            "entry {}: differs from what the signed head vouches for",
+                            verdict.last_seq
+                        ),
+                    );
+                }
+                Ok(verdict)
+            }
+        }
+    }
+}
