@@ -82,6 +82,21 @@ impl From<ledger::Error> for CliError {
     }
 }
 
+/// The one place a protection's error becomes an exit code.
+impl From<guard::Error> for CliError {
+    fn from(e: guard::Error) -> Self {
+        match e {
+            guard::Error::Invalid(m) => CliError::new(Exit::Input, m),
+            guard::Error::Api(e) => e.into(),
+            guard::Error::Ledger(e) => e.into(),
+            guard::Error::Conflict(m) | guard::Error::Failed(m) | guard::Error::Internal(m) => {
+                CliError::new(Exit::Failed, m)
+            }
+            other => CliError::new(Exit::Failed, other.to_string()),
+        }
+    }
+}
+
 impl From<cxone_sim::ConfigError> for CliError {
     fn from(e: cxone_sim::ConfigError) -> Self {
         match e {

@@ -15,11 +15,39 @@ pub struct Contacts<'a> {
     pub(crate) client: &'a Client,
 }
 
+/// Contacts per listing page, 1 to 1000 (spec §4): checked once, where the number comes
+/// in, so nothing past that point checks it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageSize(u32);
+
+impl PageSize {
+    /// The tenant's default page.
+    pub const DEFAULT: PageSize = PageSize(100);
+    /// What bulk jobs use unless told otherwise.
+    pub const DEFAULT_BULK: PageSize = PageSize(500);
+    /// The largest page the tenant serves.
+    pub const MAX: u32 = 1000;
+
+    /// `n` if it is from 1 to 1000; otherwise why not.
+    pub fn new(n: u32) -> std::result::Result<Self, String> {
+        if (1..=Self::MAX).contains(&n) {
+            Ok(PageSize(n))
+        } else {
+            Err(format!("{n} is not from 1 to {}", Self::MAX))
+        }
+    }
+
+    /// The number.
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
 /// A listing being set up; nothing is sent until it is streamed.
 #[derive(Clone)]
 pub struct ContactList {
     client: Client,
-    page_size: u32,
+    page_size: PageSize,
     updated_before: Option<String>,
     start: Option<String>,
 }
@@ -28,7 +56,7 @@ impl Contacts<'_> {
     pub fn list(self) -> ContactList {
         ContactList {
             client: self.client.clone(),
-            page_size: 100,
+            page_size: PageSize::DEFAULT,
             updated_before: None,
             start: None,
         }
@@ -74,6 +102,30 @@ impl Contacts<'_> {
     }
 }
 
+/// A page being fetched in its own task; aborted if dropped unawaited.
+struct Ahead(tokio::task::JoinHandle<Result<ContactPage>>);
+
+impl Ahead {
+    fn fetch(list: &ContactList, token: Option<String>) -> Self {
+        let list = list.clone();
+        Ahead(tokio::spawn(
+            async move { list.page(token.as_deref()).await },
+        ))
+    }
+
+    async fn wait(mut self) -> Result<ContactPage> {
+        (&mut self.0)
+            .await
+            .map_err(|e| Error::Build(format!("the page fetch stopped: {e}")))?
+    }
+}
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// What a guarded PATCH came to.
 #[derive(Debug, Clone)]
 pub enum Patched {
@@ -84,8 +136,8 @@ pub enum Patched {
 }
 
 impl ContactList {
-    /// Contacts per page, 1 to 1000.
-    pub fn page_size(mut self, n: u32) -> Self {
+    /// Contacts per page.
+    pub fn page_size(mut self, n: PageSize) -> Self {
         self.page_size = n;
         self
     }
@@ -106,15 +158,9 @@ impl ContactList {
 
     /// One page, from `token` (`None`: the first).
     pub async fn page(&self, token: Option<&str>) -> Result<ContactPage> {
-        if !(1..=1000).contains(&self.page_size) {
-            return Err(Error::Build(format!(
-                "page_size {} is not from 1 to 1000",
-                self.page_size
-            )));
-        }
         let mut c = Call::new(Method::GET, BASE)
             .large_response()
-            .query("pageSize", self.page_size.to_string());
+            .query("pageSize", self.page_size.get().to_string());
         if let Some(t) = token {
             c = c.query("pageToken", t);
         }
@@ -124,16 +170,20 @@ impl ContactList {
         self.client.execute(c).await?.decode("contact page")
     }
 
-    /// The pages, fetched one at a time as the stream is polled: memory stays bounded
-    /// by one page however large the tenant. Each item is the page and the token of the
-    /// page after it (`None` after the last).
+    /// The pages, in order. While the caller works on one page the next is already
+    /// being fetched (one request ahead, no more), so memory stays bounded by two pages
+    /// however large the tenant. Each page carries the token of the page after it
+    /// (`None` after the last). Dropping the stream cancels the fetch ahead.
     pub fn pages(self) -> impl Stream<Item = Result<ContactPage>> + Send + 'static {
-        let start = self.start.clone();
-        stream::try_unfold((self, Some(start)), |(list, next)| async move {
-            let Some(token) = next else { return Ok(None) };
-            let page = list.page(token.as_deref()).await?;
-            let following = page.page_token.clone().map(Some);
-            Ok(Some((page, (list, following))))
+        let first = Ahead::fetch(&self, self.start.clone());
+        stream::try_unfold((self, Some(first)), |(list, ahead)| async move {
+            let Some(ahead) = ahead else { return Ok(None) };
+            let page = ahead.wait().await?;
+            let next = page
+                .page_token
+                .clone()
+                .map(|t| Ahead::fetch(&list, Some(t)));
+            Ok(Some((page, (list, next))))
         })
     }
 

@@ -2,7 +2,7 @@
 //!
 //! One [`Client`] holds the connection pool, the token cache and the pacer; it is cheap
 //! to clone and safe to share. Each API surface has its own module and accessor:
-//! `client.contacts().list().page_size(500).stream()`. Every request is paced by the
+//! `client.contacts().list().page_size(PageSize::DEFAULT_BULK).stream()`. Every request is paced by the
 //! server's `RateLimit-*` headers, authenticated with a cached token, and retried when
 //! (and only when) the spec says it is safe — see [`transport`](crate::transport).
 //!
@@ -26,6 +26,7 @@ pub mod webchat;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use contacts::PageSize;
 pub use error::{Error, FieldError, OAuthRefusal, Problem, Result, Stage};
 pub use settings::{
     DEFAULT_MAX_BODY, DEFAULT_MAX_PAGE_BODY, Grant, MAX_TOKEN_LIFETIME, RetryPolicy, Settings,

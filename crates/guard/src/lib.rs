@@ -6,23 +6,38 @@
 //! - [`rotate`]: two-phase rotation of an Integration secret, dependents verified,
 //!   automatic rollback; [`secrets`] holds its pure checks (value formats, age policy).
 //!
-//! Shared pieces: [`keys`] (key material named by id, never logged) and [`pseudonym`]
+//! Shared pieces: [`job`] (the runner every protection's apply is written on: journal →
+//! call → settle → audit → event, and the common report), [`keys`] (key material named by id, never logged) and [`pseudonym`]
 //! (normalization and the keyed hash, one person → one pseudonym everywhere).
 
 pub mod anonymize;
 pub mod identity;
+pub mod job;
 pub mod keys;
 pub mod pseudonym;
 pub mod rotate;
 pub mod secrets;
 
-/// An error of a protection, kept apart from how a caller shows it.
+/// An error of a protection, by cause, kept apart from how a caller shows it (the CLI
+/// maps each variant to an exit code in one place).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The input does not validate (a policy, a selection, a value); nothing was done.
+    /// The input does not validate (a policy, a selection, a value), or asks for what
+    /// the journal's state forbids; nothing was done.
     #[error("{0}")]
     Invalid(String),
+    /// Someone else changed the resource first (a 409 on a compare-and-swap); nothing of
+    /// ours was applied, and retrying with the same view would be wrong.
+    #[error("{0}")]
+    Conflict(String),
+    /// The work ran and did not succeed (a rollback that left dependents failing).
+    #[error("{0}")]
+    Failed(String),
+    /// A fault inside cxguard or its runtime (a task that panicked, the OS random
+    /// generator failing): not the input's fault, and worth a bug report.
+    #[error("{0}")]
+    Internal(String),
     /// The tenant refused or failed.
     #[error(transparent)]
     Api(#[from] cxone::Error),

@@ -320,7 +320,7 @@ pub async fn resume(client: &Client, ledger: &Ledger, job: &str, req: &Request) 
             cx.test_and_finish().await?
         }
     } else {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Conflict(format!(
             "secret {} holds neither the value rotation {job} set nor the one it replaced: someone else rotated it; resolve by hand",
             req.secret_id
         )));
@@ -457,7 +457,7 @@ impl Ctx<'_> {
                 self.ledger
                     .finish_job(&self.job, JobStatus::Failed, stop)
                     .await?;
-                Err(Error::Invalid(msg))
+                Err(Error::Conflict(msg))
             }
             Err(e) => {
                 let d = Details::new()
@@ -634,7 +634,7 @@ impl Ctx<'_> {
         )?;
         self.ledger.finish_job(&self.job, status, fin).await?;
         if !again.is_empty() {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Failed(format!(
                 "rolled back, but {} still fail against the previous value: {}",
                 again.keys().cloned().collect::<Vec<_>>().join(", "),
                 again.values().cloned().collect::<Vec<_>>().join("; ")
@@ -655,7 +655,7 @@ pub fn generate(format: SecretFormat, length: usize) -> Result<SecretString> {
     }
     let mut bytes = vec![0u8; length];
     getrandom::fill(&mut bytes)
-        .map_err(|e| Error::Invalid(format!("the OS random generator failed: {e}")))?;
+        .map_err(|e| Error::Internal(format!("the OS random generator failed: {e}")))?;
     let value = match format {
         SecretFormat::Raw => {
             let mut s = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes);

@@ -98,7 +98,6 @@ fn read_policy(
 }
 
 fn selection(args: &AnonymizeArgs) -> Result<Selection, CliError> {
-    let invalid = |e: guard::Error| CliError::new(Exit::Input, e.to_string());
     if let Some(path) = &args.ids {
         let text = std::fs::read_to_string(path).map_err(|e| {
             CliError::new(
@@ -106,10 +105,10 @@ fn selection(args: &AnonymizeArgs) -> Result<Selection, CliError> {
                 format!("--ids: cannot read {}: {e}", path.display()),
             )
         })?;
-        return Selection::from_ids_text(&text, &path.display().to_string()).map_err(invalid);
+        return Selection::from_ids_text(&text, &path.display().to_string()).map_err(CliError::from);
     }
     if let Some(d) = &args.updated_before {
-        return Selection::updated_before(d, time::OffsetDateTime::now_utc()).map_err(invalid);
+        return Selection::updated_before(d, time::OffsetDateTime::now_utc()).map_err(CliError::from);
     }
     Ok(Selection::All)
 }
@@ -144,12 +143,8 @@ async fn anonymize_cmd(
             a.concurrency
         )));
     }
-    if !(1..=1000).contains(&a.page_size) {
-        return Err(CliError::usage(format!(
-            "--page-size: {} is not from 1 to 1000",
-            a.page_size
-        )));
-    }
+    let page_size = cxone::PageSize::new(a.page_size)
+        .map_err(|e| CliError::usage(format!("--page-size: {e}")))?;
     if a.max_rate == Some(0) {
         return Err(CliError::usage(
             "--max-rate: 0 would send nothing; omit it for no cap",
@@ -177,7 +172,7 @@ async fn anonymize_cmd(
     .await?;
     let opts = Options {
         concurrency: a.concurrency,
-        page_size: a.page_size,
+        page_size,
         actor: actor(),
         resume: a.resume.clone(),
         ..Default::default()
@@ -186,7 +181,7 @@ async fn anonymize_cmd(
     if a.dry_run {
         let plan = anonymize::dry_run(&target.client, &policy, &sel, &opts, 3)
             .await
-            .map_err(guard_error)?;
+            .map_err(CliError::from)?;
         match ctx.output {
             Output::Json => print_json(&json!({"dryRun": plan})),
             Output::Text => {
@@ -239,7 +234,7 @@ async fn anonymize_cmd(
     let result = anonymize::run(&target.client, &ledger, &policy, &sel, &opts, progress).await;
     bar.finish().await;
     let delivered = deliverer.stop().await;
-    let report = result.map_err(guard_error)?;
+    let report = result.map_err(CliError::from)?;
 
     match ctx.output {
         Output::Json => print_json(&json!({"report": report, "webhooks": delivered})),
@@ -330,7 +325,7 @@ async fn reveal(
         derivation,
     )
     .await
-    .map_err(guard_error)?;
+    .map_err(CliError::from)?;
     ctx.note(format!(
         "revealed {field} of {id} with key {} ({}); recorded in the audit log; handle it as personal data",
         revealed.key_id,
@@ -344,15 +339,6 @@ async fn reveal(
         Output::Text => println!("{}", revealed.value.expose_secret()),
     }
     Ok(Exit::Ok)
-}
-
-pub(crate) fn guard_error(e: guard::Error) -> CliError {
-    match e {
-        guard::Error::Invalid(m) => CliError::new(Exit::Input, m),
-        guard::Error::Api(e) => e.into(),
-        guard::Error::Ledger(e) => e.into(),
-        other => CliError::new(Exit::Failed, other.to_string()),
-    }
 }
 
 /// Who runs the job, for the audit trail: `cxguard@<host>` or `$CXGUARD_ACTOR`.

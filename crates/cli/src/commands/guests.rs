@@ -10,7 +10,7 @@ use guard::identity::backfill::{self, Progress};
 use guard::identity::{IdentifierKind, LinkError};
 
 use crate::Context;
-use crate::commands::contacts::{actor, guard_error};
+use crate::commands::contacts::actor;
 use crate::config;
 use crate::exit::{CliError, Exit};
 use crate::output::{Output, print_json, table};
@@ -198,7 +198,7 @@ pub async fn run(
             )
             .await;
             bar.finish().await;
-            let report = report.map_err(guard_error)?;
+            let report = report.map_err(CliError::from)?;
             match ctx.output {
                 Output::Json => print_json(&report),
                 Output::Text => {

@@ -124,7 +124,8 @@ pub async fn gather(
 ) -> Result<Inventory, CliError> {
     let contacts = async {
         let mut summary = ContactSummary::default();
-        let page_size = max_contacts.clamp(1, 1000) as u32;
+        let page_size = cxone::PageSize::new(max_contacts.clamp(1, 1000) as u32)
+            .unwrap_or(cxone::PageSize::DEFAULT);
         let mut stream = Box::pin(client.contacts().list().page_size(page_size).stream());
         while let Some(c) = stream.try_next().await? {
             if summary.counted == max_contacts {

@@ -179,10 +179,10 @@ async fn rotate_cmd(
         None => {
             let secret = rotate::fetch(&target.client, &a.id)
                 .await
-                .map_err(guard_error)?;
+                .map_err(CliError::from)?;
             let fmt = format.unwrap_or(secret.format);
             (
-                rotate::generate(fmt, a.length).map_err(guard_error)?,
+                rotate::generate(fmt, a.length).map_err(CliError::from)?,
                 Some(secret),
             )
         }
@@ -199,13 +199,13 @@ async fn rotate_cmd(
         let l = store::open(ctx, env, Access::Write).await?;
         rotate::resume(&target.client, &l, job, &req)
             .await
-            .map_err(guard_error)?
+            .map_err(CliError::from)?
     } else {
         let plan = match &fetched {
             Some(secret) => rotate::plan_for(&target.client, secret, &req).await,
             None => rotate::plan(&target.client, &req).await,
         }
-        .map_err(guard_error)?;
+        .map_err(CliError::from)?;
         if a.dry_run {
             match ctx.output {
                 Output::Json => print_json(&json!({"plan": plan})),
@@ -260,7 +260,7 @@ async fn rotate_cmd(
                 .spawn(std::time::Duration::from_secs(2));
         let r = rotate::apply(&target.client, &l, &plan, &req).await;
         deliverer.stop().await;
-        r.map_err(guard_error)?
+        r.map_err(CliError::from)?
     };
     match ctx.output {
         Output::Json => print_json(&report),
@@ -298,10 +298,6 @@ async fn rotate_cmd(
             ))
         }
     }
-}
-
-fn guard_error(e: guard::Error) -> CliError {
-    crate::commands::contacts::guard_error(e)
 }
 
 pub async fn run(

@@ -29,7 +29,7 @@ async fn ten_thousand_and_one_contacts_are_each_streamed_exactly_once() {
     let ids: Vec<String> = client
         .contacts()
         .list()
-        .page_size(100)
+        .page_size(cxone::PageSize::new(100).unwrap())
         .stream()
         .map_ok(|c| c.id)
         .try_collect()
@@ -54,7 +54,7 @@ async fn paging_survives_faults_and_resets() {
     let n = client
         .contacts()
         .list()
-        .page_size(50)
+        .page_size(cxone::PageSize::new(50).unwrap())
         .stream()
         .try_fold(0u32, |n, _| async move { Ok(n + 1) })
         .await
@@ -70,7 +70,7 @@ async fn listed_contacts_carry_etags_usable_for_patch() {
     let first = client
         .contacts()
         .list()
-        .page_size(1)
+        .page_size(cxone::PageSize::new(1).unwrap())
         .page(None)
         .await
         .unwrap()

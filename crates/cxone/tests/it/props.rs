@@ -162,7 +162,7 @@ async fn the_client_survives_a_tenant_answering_random_bytes() {
                 2 => client
                     .contacts()
                     .list()
-                    .page_size(10)
+                    .page_size(cxone::PageSize::new(10).unwrap())
                     .page(None)
                     .await
                     .map(|_| ()),

@@ -7,8 +7,8 @@ use ledger::{Details, Ledger, NewEntry, Outcome};
 use secrecy::SecretString;
 
 use super::JOB_KIND;
-use super::apply::Earlier;
 use super::policy::{Field, Operator, Policy};
+use super::settle::Earlier;
 use super::transform::{self, FpeVersion};
 use crate::{Error, Result};
 

@@ -34,7 +34,7 @@ fn policy() -> Policy {
 fn opts() -> Options {
     Options {
         concurrency: 16,
-        page_size: 250,
+        page_size: cxone::PageSize::new(250).unwrap(),
         actor: "test".into(),
         ..Default::default()
     }
@@ -345,7 +345,7 @@ async fn an_interrupted_job_is_resumed_by_a_rerun() {
                 &Selection::All,
                 &Options {
                     concurrency: 2,
-                    page_size: 50,
+                    page_size: cxone::PageSize::new(50).unwrap(),
                     ..opts()
                 },
                 Arc::new(Progress::default()),
