@@ -374,8 +374,14 @@ impl<'a> Job<'a> {
     /// Ends the job with `status` and its `job.finish` entry, signs a checkpoint, and
     /// reports this run.
     pub async fn finish(self, status: JobStatus, entry: NewEntry) -> Result<Report> {
-        self.ledger.finish_job(&self.id, status, entry).await?;
+        self.end(status, entry).await?;
         Ok(self.report_so_far())
+    }
+
+    /// [`Job::finish`] for a protection that reports in its own terms.
+    pub async fn end(&self, status: JobStatus, entry: NewEntry) -> Result<()> {
+        self.ledger.finish_job(&self.id, status, entry).await?;
+        Ok(())
     }
 
     /// This run's report so far, without ending the job.

@@ -105,10 +105,12 @@ fn selection(args: &AnonymizeArgs) -> Result<Selection, CliError> {
                 format!("--ids: cannot read {}: {e}", path.display()),
             )
         })?;
-        return Selection::from_ids_text(&text, &path.display().to_string()).map_err(CliError::from);
+        return Selection::from_ids_text(&text, &path.display().to_string())
+            .map_err(CliError::from);
     }
     if let Some(d) = &args.updated_before {
-        return Selection::updated_before(d, time::OffsetDateTime::now_utc()).map_err(CliError::from);
+        return Selection::updated_before(d, time::OffsetDateTime::now_utc())
+            .map_err(CliError::from);
     }
     Ok(Selection::All)
 }

@@ -1,169 +1,28 @@
-//! rotate: two-phase rotation of an Integration secret with its dependent Data Actions
-//! verified, and an automatic rollback when one rejects the new value.
-//!
-//! Phases, each journaled (items of a `rotate` job) and audited:
-//! 1. *create* — the pending rotation, holding hashes only;
-//! 2. *set* — PUT with the verification matrix (compare-and-swap on the current hash; a
-//!    409 means someone else rotated: stop, change nothing, never retry with a stale hash);
-//! 3. *test* — recompile and test every dependent, a few at a time;
-//! 4. *finish* — or, when a dependent rejected the value, *rollback*: PUT the previous
-//!    value back (compare-and-swap on the new hash) and recompile and test again.
-//!
-//! A vault event (`secret_rotation`: id, status, hash — never the value) goes out on
-//! finish and on rollback. `resume` finishes or rolls back a rotation interrupted in any
-//! phase; the operator supplies the values again and their hashes are checked against
-//! the journal.
+//! Running a rotation on the job runner: the phases (`create`, `set`, `test`, `finish`
+//! or `rollback`) are the job's items, each claimed before its call and settled with its
+//! audit entry (and, at the end, the vault event) in one transaction.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use cxone::Client;
-use cxone::models::{
-    Recompiled, ReferenceUpdate, Secret, SecretFormat, SecretReference, VerificationMatrix,
-};
+use cxone::models::{Recompiled, ReferenceUpdate, Secret, VerificationMatrix};
 use cxone::secrets::Rotation;
 use futures_util::StreamExt;
 use ledger::{
     Details, EventKind, ItemOutcome, JobStatus, Ledger, NewEntry, NewEvent, NewJob, Outcome,
 };
 use secrecy::{ExposeSecret, SecretString};
-use serde::Serialize;
 
-use crate::secrets::check_value;
+use super::{Ended, JOB_KIND, Plan, Report, Request};
+use crate::job::{Job, Step, Tally};
 use crate::{Error, Result, sha256_hex};
-
-/// The OAuth scopes a rotation uses: the secret, its dependents, and their recompile
-/// and test.
-pub const SCOPES: &[&str] = &[
-    "integration:secret:read",
-    "integration:secret:write",
-    "integration:dataaction:read",
-    "integration:dataaction:write",
-];
-
-pub const JOB_KIND: &str = "rotate";
-
-/// What the operator asks for. Values are secrets: never printed, logged or journaled.
-pub struct Request {
-    pub secret_id: String,
-    pub value: SecretString,
-    /// The format of the new value; the secret's current format when `None`.
-    pub format: Option<SecretFormat>,
-    /// The current value, for a rollback.
-    pub previous: Option<SecretString>,
-    /// Rotate without a way back (the operator said so explicitly).
-    pub no_rollback: bool,
-    pub actor: String,
-}
-
-/// The validated plan: what will change and which actions will be tested.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Plan {
-    pub secret_id: String,
-    pub name: String,
-    pub version: u64,
-    pub format: SecretFormat,
-    pub previous_sha256: String,
-    pub proposed_sha256: String,
-    pub dependents: Vec<SecretReference>,
-    pub rollback: bool,
-}
-
-/// How a rotation ended.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[serde(rename_all = "snake_case", tag = "status")]
-pub enum Ended {
-    /// Every dependent compiled and passed against the new value.
-    Rotated { version: u64 },
-    /// A dependent rejected the new value; the previous one is back and every dependent
-    /// compiled and passed against it again.
-    RolledBack {
-        rejected: BTreeMap<String, String>,
-        version: u64,
-    },
-    /// A dependent rejected the new value and there was no way back.
-    Broken { rejected: BTreeMap<String, String> },
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Report {
-    pub job_id: String,
-    pub secret_id: String,
-    pub resumed: bool,
-    #[serde(flatten)]
-    pub ended: Ended,
-}
-
-/// Validates the request against the tenant (reads only) and returns the plan.
-pub async fn plan(client: &Client, req: &Request) -> Result<Plan> {
-    let secret = fetch(client, &req.secret_id).await?;
-    plan_for(client, &secret, req).await
-}
-
-/// The secret a rotation starts from; an unknown id is bad input.
-pub async fn fetch(client: &Client, secret_id: &str) -> Result<Secret> {
-    ledger::details::check_identifier("secret id", secret_id)?;
-    match client.secrets().get(secret_id).await {
-        Ok(s) => Ok(s),
-        Err(e) if e.status() == Some(404) => Err(Error::Invalid(format!(
-            "unknown secret id {secret_id:?}; `cxguard secrets list` shows them"
-        ))),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// [`plan`] for a secret already read (with `--generate`, the read that chose the format),
-/// so it is read once.
-pub async fn plan_for(client: &Client, secret: &Secret, req: &Request) -> Result<Plan> {
-    if secret.id != req.secret_id {
-        return Err(Error::Invalid(format!(
-            "the secret read is {:?}, not {:?}",
-            secret.id, req.secret_id
-        )));
-    }
-    let format = req.format.unwrap_or(secret.format);
-    check_value(format, req.value.expose_secret())
-        .map_err(|e| Error::Invalid(format!("the new value: {e}")))?;
-    let proposed = sha256_hex(req.value.expose_secret());
-    if proposed.eq_ignore_ascii_case(&secret.value_sha256) {
-        return Err(Error::Invalid(
-            "the new value is identical to the current one (same SHA-256): nothing to rotate"
-                .into(),
-        ));
-    }
-    match &req.previous {
-        Some(p) if !sha256_hex(p.expose_secret()).eq_ignore_ascii_case(&secret.value_sha256) => {
-            return Err(Error::Invalid(
-                "the previous value does not match the secret's current SHA-256: it cannot serve as the rollback".into(),
-            ));
-        }
-        None if !req.no_rollback => {
-            return Err(Error::Invalid(
-                "no rollback path: give the current value (--previous-value-file or --previous-value-env), or pass --no-rollback to rotate without one".into(),
-            ));
-        }
-        _ => {}
-    }
-    let dependents = client.secrets().references(&req.secret_id).await?;
-    Ok(Plan {
-        secret_id: secret.id.clone(),
-        name: secret.name.clone(),
-        version: secret.version,
-        format,
-        previous_sha256: secret.value_sha256.to_ascii_lowercase(),
-        proposed_sha256: proposed,
-        dependents,
-        rollback: req.previous.is_some(),
-    })
-}
 
 struct Ctx<'a> {
     client: &'a Client,
-    ledger: &'a Ledger,
     plan: &'a Plan,
     req: &'a Request,
-    job: String,
+    job: Job<'a>,
 }
 
 /// Runs a new rotation. Refused while another rotation of the same secret is unfinished.
@@ -185,26 +44,24 @@ pub async fn apply(client: &Client, ledger: &Ledger, plan: &Plan, req: &Request)
         .sha256("proposed_sha256", &plan.proposed_sha256)?
         .ids("dependents", &ids)?
         .flag("rollback", plan.rollback);
-    let job = ledger
-        .create_job(NewJob {
-            id: Ledger::new_job_id(JOB_KIND),
-            kind: JOB_KIND,
-            actor: req.actor.clone(),
-            params: params.clone(),
-            items: ["create", "set", "test", "finish"]
-                .map(String::from)
-                .to_vec(),
-            fingerprint: Some(plan.secret_id.clone()),
-        })
-        .await?;
+    let new = NewJob {
+        id: Ledger::new_job_id(JOB_KIND),
+        kind: JOB_KIND,
+        actor: req.actor.clone(),
+        params: params.clone(),
+        items: ["create", "set", "test", "finish"]
+            .map(String::from)
+            .to_vec(),
+        fingerprint: Some(plan.secret_id.clone()),
+    };
     let cx = Ctx {
         client,
-        ledger,
         plan,
         req,
-        job: job.clone(),
+        job: Job::begin(client, ledger, new, Arc::default()).await?,
     };
-    ledger.claim(&job, "create").await?;
+    let job = cx.job.id().to_string();
+    cx.job.claim("create").await?;
     cx.settle("create", true, None, "secret.rotate.create", params, None)
         .await?;
     cx.set_phase().await?;
@@ -220,19 +77,8 @@ pub async fn apply(client: &Client, ledger: &Ledger, plan: &Plan, req: &Request)
 /// Finishes, or rolls back, rotation `job`. `req` must carry the same values (checked by
 /// hash against the journal).
 pub async fn resume(client: &Client, ledger: &Ledger, job: &str, req: &Request) -> Result<Report> {
+    let attached = Job::attach(client, ledger, job, JOB_KIND, &req.actor, Arc::default()).await?;
     let summary = ledger.job(job).await?;
-    if summary.kind != JOB_KIND {
-        return Err(Error::Invalid(format!(
-            "job {job} is a {} job, not a rotation",
-            summary.kind
-        )));
-    }
-    if summary.status != "running" {
-        return Err(Error::Invalid(format!(
-            "rotation {job} already ended ({})",
-            summary.status
-        )));
-    }
     let p = &summary.params;
     let text = |k: &str| p[k].as_str().unwrap_or_default().to_string();
     if text("secret_id") != req.secret_id {
@@ -270,10 +116,9 @@ pub async fn resume(client: &Client, ledger: &Ledger, job: &str, req: &Request) 
     };
     let cx = Ctx {
         client,
-        ledger,
         plan: &plan,
         req,
-        job: job.to_string(),
+        job: attached,
     };
     let items = ledger.job_items(job, None, 10).await?;
     let state = |k: &str| {
@@ -305,7 +150,7 @@ pub async fn resume(client: &Client, ledger: &Ledger, job: &str, req: &Request) 
             cx.rollback(BTreeMap::new(), true).await?
         } else {
             if state("create") != "done" {
-                ledger.claim(job, "create").await?;
+                cx.job.claim("create").await?;
                 cx.settle(
                     "create",
                     true,
@@ -364,16 +209,15 @@ impl Ctx<'_> {
             },
         };
         let entry = self.entry(operation, ok, details)?;
-        self.ledger
-            .settle(
-                &self.job,
-                item,
+        self.job
+            .settle(vec![Step {
+                key: item.to_string(),
                 outcome,
-                vec![entry],
-                event.into_iter().collect(),
-            )
-            .await?;
-        Ok(())
+                audit: vec![entry],
+                events: event.into_iter().collect(),
+                tally: Tally::Step,
+            }])
+            .await
     }
 
     fn vault_event(&self, status: &'static str, hash: &str, version: u64) -> Result<NewEvent> {
@@ -394,9 +238,8 @@ impl Ctx<'_> {
         previous: &str,
         proposed: &str,
     ) -> cxone::Result<Secret> {
-        self.client
-            .secrets()
-            .rotate(
+        self.job
+            .timed(self.client.secrets().rotate(
                 &self.plan.secret_id,
                 &Rotation {
                     value,
@@ -408,12 +251,12 @@ impl Ctx<'_> {
                         proposed_sha256: proposed.into(),
                     },
                 },
-            )
+            ))
             .await
     }
 
     async fn set_phase(&self) -> Result<()> {
-        self.ledger.claim(&self.job, "set").await?;
+        self.job.claim("set").await?;
         match self
             .put(
                 &self.req.value,
@@ -454,9 +297,7 @@ impl Ctx<'_> {
                     false,
                     Details::new().label("reason", "conflict"),
                 )?;
-                self.ledger
-                    .finish_job(&self.job, JobStatus::Failed, stop)
-                    .await?;
+                self.job.end(JobStatus::Failed, stop).await?;
                 Err(Error::Conflict(msg))
             }
             Err(e) => {
@@ -515,7 +356,7 @@ impl Ctx<'_> {
     }
 
     async fn test_and_finish(&self) -> Result<Ended> {
-        self.ledger.claim(&self.job, "test").await?;
+        self.job.claim("test").await?;
         let rejected = self.verify_dependents().await?;
         let ids: Vec<String> = self
             .plan
@@ -543,7 +384,7 @@ impl Ctx<'_> {
                 .get(&self.plan.secret_id)
                 .await?
                 .version;
-            self.ledger.claim(&self.job, "finish").await?;
+            self.job.claim("finish").await?;
             let event = self.vault_event("rotated", &self.plan.proposed_sha256, version)?;
             self.settle(
                 "finish",
@@ -559,9 +400,7 @@ impl Ctx<'_> {
                 true,
                 Details::new().label("status", "rotated"),
             )?;
-            self.ledger
-                .finish_job(&self.job, JobStatus::Done, done)
-                .await?;
+            self.job.end(JobStatus::Done, done).await?;
             return Ok(Ended::Rotated { version });
         }
         if self.req.previous.is_none() {
@@ -572,9 +411,7 @@ impl Ctx<'_> {
                     .label("status", "broken_no_rollback")
                     .ids("rejected", &rejected_ids)?,
             )?;
-            self.ledger
-                .finish_job(&self.job, JobStatus::Failed, stop)
-                .await?;
+            self.job.end(JobStatus::Failed, stop).await?;
             return Ok(Ended::Broken { rejected });
         }
         self.rollback(rejected, false).await
@@ -588,10 +425,8 @@ impl Ctx<'_> {
             .previous
             .as_ref()
             .ok_or_else(|| Error::Invalid("the rollback needs the previous value".into()))?;
-        self.ledger
-            .add_items(&self.job, &["rollback".to_string()])
-            .await?;
-        self.ledger.claim(&self.job, "rollback").await?;
+        self.job.add_items(&["rollback".to_string()]).await?;
+        self.job.claim("rollback").await?;
         if !landed {
             self.put(
                 previous,
@@ -632,7 +467,7 @@ impl Ctx<'_> {
             again.is_empty(),
             Details::new().label("status", "rolled_back"),
         )?;
-        self.ledger.finish_job(&self.job, status, fin).await?;
+        self.job.end(status, fin).await?;
         if !again.is_empty() {
             return Err(Error::Failed(format!(
                 "rolled back, but {} still fail against the previous value: {}",
@@ -642,32 +477,4 @@ impl Ctx<'_> {
         }
         Ok(Ended::RolledBack { rejected, version })
     }
-}
-
-/// A new random value from the OS CSPRNG: `length` characters of base64url (raw) or a
-/// padded base64 of `length` bytes.
-pub fn generate(format: SecretFormat, length: usize) -> Result<SecretString> {
-    use base64::Engine as _;
-    if !(16..=3000).contains(&length) {
-        return Err(Error::Invalid(format!(
-            "--length: {length} is not from 16 to 3000"
-        )));
-    }
-    let mut bytes = vec![0u8; length];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| Error::Internal(format!("the OS random generator failed: {e}")))?;
-    let value = match format {
-        SecretFormat::Raw => {
-            let mut s = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes);
-            s.truncate(length);
-            s
-        }
-        SecretFormat::Base64 => base64::engine::general_purpose::STANDARD.encode(&bytes),
-        SecretFormat::Jwt => {
-            return Err(Error::Invalid(
-                "--generate makes raw or base64 values; a jwt must come from its issuer".into(),
-            ));
-        }
-    };
-    Ok(SecretString::from(value))
 }
