@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use crate::ratelimit::Bucket;
-use crate::state::{SimState, lock};
+use crate::state::{DataAction, Secret, SimState, contacts, lock};
 
 pub(crate) fn router() -> Router<Arc<SimState>> {
     Router::new()
@@ -263,7 +263,7 @@ async fn revoke_tokens(State(s): State<Arc<SimState>>) -> Json<Value> {
 }
 
 async fn contact(State(s): State<Arc<SimState>>, Path(id): Path<String>) -> Response {
-    match crate::routes::contacts::raw_contact(&s, &id) {
+    match contacts::raw_contact(&s, &id) {
         Some(c) => Json(c).into_response(),
         None => error(StatusCode::NOT_FOUND, format!("no contact {id}")),
     }
@@ -274,7 +274,7 @@ async fn edit_contact(
     Path(id): Path<String>,
     Json(patch): Json<Value>,
 ) -> Response {
-    match crate::routes::contacts::edit_contact(&s, &id, &patch) {
+    match contacts::edit_contact(&s, &id, &patch) {
         Ok(etag) => Json(json!({"etag": etag})).into_response(),
         Err(e) => error(StatusCode::BAD_REQUEST, e),
     }
@@ -286,7 +286,7 @@ async fn race_edit(
     Path(id): Path<String>,
     Json(patch): Json<Value>,
 ) -> Response {
-    if crate::routes::contacts::raw_contact(&s, &id).is_none() {
+    if contacts::raw_contact(&s, &id).is_none() {
         return error(StatusCode::NOT_FOUND, format!("no contact {id}"));
     }
     if !patch.is_object() {
@@ -308,4 +308,111 @@ async fn guest(State(s): State<Arc<SimState>>, Path(id): Path<String>) -> Respon
 
 async fn kms_callbacks(State(s): State<Arc<SimState>>) -> Json<Value> {
     Json(json!(*lock(&s.kms_callbacks)))
+}
+
+/// In-process access to the control API: what `/_control/…` offers over HTTP, for tests
+/// that hold a [`crate::SimHandle`].
+#[derive(Clone)]
+pub struct ControlState {
+    state: Arc<SimState>,
+}
+
+impl ControlState {
+    pub(crate) fn new(state: Arc<SimState>) -> Self {
+        ControlState { state }
+    }
+
+    /// Everything `GET /_control/state` reports.
+    pub fn state(&self) -> Value {
+        snapshot(&self.state)
+    }
+
+    /// Real changes per resource (`contact/c-0000001`, `secret/…`, `guest/…`), for the
+    /// resources whose key starts with `prefix`.
+    pub fn mutations(&self, prefix: &str) -> BTreeMap<String, u64> {
+        lock(&self.state.mutations)
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    }
+
+    /// Requests that reached one route, named as `"PATCH /api/v1/contacts/{id}"`.
+    pub fn route_hits(&self, route: &str) -> u64 {
+        lock(&self.state.route_hits)
+            .get(route)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Token requests by grant type (`client_credentials`, `password`, `refresh_token`).
+    pub fn token_requests(&self, grant: &str) -> u64 {
+        lock(&self.state.grants).get(grant).copied().unwrap_or(0)
+    }
+
+    /// All token requests, whatever the grant or outcome.
+    pub fn token_requests_total(&self) -> u64 {
+        self.state.counters.token_requests.load(Ordering::Relaxed)
+    }
+
+    /// Applies a change to the run-time settings, as `PUT /_control/config` does.
+    pub fn configure(&self, change: Value) -> Result<Value, String> {
+        configure(&self.state, &change)
+    }
+
+    /// Makes data action `action` (or every action, with `None`) reject a secret value,
+    /// given by its SHA-256 hex.
+    pub fn reject_secret(&self, action: Option<&str>, sha256_hex: &str) {
+        lock(&self.state.integration).rejections.insert((
+            action.unwrap_or("*").to_string(),
+            sha256_hex.to_ascii_lowercase(),
+        ));
+    }
+
+    /// Revokes every issued access and refresh token.
+    pub fn revoke_tokens(&self) -> usize {
+        revoke(&self.state)
+    }
+
+    /// A contact as stored, with its current ETag, bypassing auth, limits and faults.
+    pub fn contact(&self, id: &str) -> Option<Value> {
+        contacts::raw_contact(&self.state, id)
+    }
+
+    /// Applies a merge patch to a contact as another user would, bypassing If-Match:
+    /// the way a test makes a concurrent edit. Returns the new ETag.
+    pub fn edit_contact(&self, id: &str, patch: Value) -> Result<String, String> {
+        contacts::edit_contact(&self.state, id, &patch)
+    }
+
+    /// Makes another user edit contact `id` with `patch` just before the next PATCH of
+    /// that contact is checked: that PATCH then meets a changed ETag (412).
+    pub fn race_edit(&self, id: &str, patch: Value) {
+        lock(&self.state.race_edits).insert(id.to_string(), patch);
+    }
+
+    /// A guest's attributes, or `None` for an unknown guest.
+    pub fn guest_attributes(&self, guest: &str) -> Option<Value> {
+        lock(&self.state.guests).guests.get(guest).map(|a| json!(a))
+    }
+
+    /// A secret as stored (with its hash and version) or a data action.
+    pub fn secret(&self, id: &str) -> Option<Value> {
+        lock(&self.state.integration)
+            .secrets
+            .get(id)
+            .map(Secret::to_json)
+    }
+
+    pub fn data_action(&self, id: &str) -> Option<Value> {
+        lock(&self.state.integration)
+            .actions
+            .get(id)
+            .map(DataAction::to_json)
+    }
+
+    /// The KMS callbacks the emulator made after column encryption.
+    pub fn kms_callbacks(&self) -> Vec<Value> {
+        lock(&self.state.kms_callbacks).clone()
+    }
 }

@@ -17,11 +17,9 @@ use axum::routing::{get, post};
 
 use crate::problem::Reply;
 use crate::ratelimit::Take;
-use crate::routes::{self, BucketKind, Ctx, RouteMiss};
+use crate::routes::{self, BucketKind, Ctx, IDEMPOTENCY_KEY, RouteMiss};
 use crate::state::{IdempotentRecord, SimState, lock};
 use crate::{control, data};
-
-pub(crate) const IDEMPOTENCY_KEY: &str = "x-idempotency-key";
 
 /// The spec's three token paths, or only `token_path` when one is configured.
 pub(crate) fn router(state: Arc<SimState>, token_path: Option<&str>) -> Router {

@@ -21,8 +21,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use control::ControlState;
 pub use data::{Credentials, seeded_secret_value};
-pub use state::ControlState;
 
 /// The largest tenant the emulator will seed.
 pub const MAX_CONTACTS: u32 = 1_000_000;

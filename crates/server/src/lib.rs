@@ -17,6 +17,7 @@ pub mod metrics;
 mod observe;
 pub mod openapi;
 pub mod problem;
+pub mod schema;
 mod routes;
 
 use std::future::Future;
@@ -191,7 +192,7 @@ fn router(state: AppState, limits: &Limits) -> Router {
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz).layer(per_address.clone()))
         .route("/metrics", get(routes::metrics).layer(per_address))
-        .route("/openapi.json", get(routes::openapi))
+        .route("/openapi.json", get(openapi::openapi))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(

@@ -3,11 +3,13 @@
 
 use std::sync::OnceLock;
 
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 
 use crate::problem::{FieldError, Problem};
-use crate::routes;
+use crate::{routes, schema};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,15 +24,15 @@ use crate::routes;
         routes::healthz,
         routes::readyz,
         routes::metrics,
-        routes::openapi
+        openapi
     ),
     components(schemas(
-        routes::IdentityRequest,
-        routes::Kind,
-        routes::CompatRequest,
-        routes::LinkResponse,
-        routes::CompatResponse,
-        routes::Status,
+        schema::IdentityRequest,
+        schema::Kind,
+        schema::CompatRequest,
+        schema::LinkResponse,
+        schema::CompatResponse,
+        schema::Status,
         Problem,
         FieldError
     )),
@@ -64,4 +66,15 @@ pub fn document() -> &'static str {
         doc.info.version = env!("CARGO_PKG_VERSION").to_string();
         doc.to_pretty_json().unwrap_or_else(|_| "{}".into())
     })
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this service", content_type = "application/json")))]
+pub async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        document(),
+    )
+        .into_response()
 }

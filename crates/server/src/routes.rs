@@ -12,13 +12,14 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use guard::identity::{IdentifierKind, LinkError, check_guest_id};
-use serde::Serialize;
 use serde_json::{Map, Value};
-use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::observe::CallerSlot;
 use crate::problem::{self, Problem};
+use crate::schema::{
+    CompatRequest, CompatResponse, IdentityRequest, Kind, LinkErrors, LinkResponse, Status,
+};
 
 /// The caller, authenticated and within its rate limit.
 pub struct Caller(pub Arc<str>);
@@ -38,75 +39,6 @@ impl FromRequestParts<AppState> for Caller {
         }
         Ok(Caller(id))
     }
-}
-
-/// Body of `POST /v1/guests/{guestId}/identity`.
-#[derive(Debug, serde::Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)] // documents the body; it is read field by field for precise errors
-pub struct IdentityRequest {
-    /// The guest's email address or phone number, as they typed it. It is normalized
-    /// and hashed with the identity key; it is never stored, logged or returned.
-    #[schema(min_length = 1, max_length = 320, example = "ann.lee@example.com")]
-    identifier: String,
-    /// How to read `identifier`: `auto` is an email if it contains `@`, else a phone.
-    #[schema(default = "auto")]
-    kind: Option<Kind>,
-}
-
-#[derive(Debug, serde::Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-#[allow(dead_code)]
-pub enum Kind {
-    Email,
-    Phone,
-    Auto,
-}
-
-/// Body of the tutorial-compatible `POST /api/update-guest-attributes`.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct CompatRequest {
-    #[schema(
-        min_length = 1,
-        max_length = 128,
-        pattern = "^[A-Za-z0-9._-]{1,128}$",
-        example = "g-000001"
-    )]
-    guest_id: String,
-    #[schema(min_length = 1, max_length = 320, example = "ann.lee@example.com")]
-    user_identifier: String,
-}
-
-/// What a link did. Never the identifier, never the pseudonym.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct LinkResponse {
-    #[schema(example = "g-000001")]
-    pub guest_id: String,
-    /// The guest attribute that holds the pseudonym.
-    #[schema(example = "hashed_user_id")]
-    pub attribute: String,
-    /// The id of the key the pseudonym was made with.
-    #[schema(example = "guest-id-2026")]
-    pub key_id: String,
-}
-
-/// What the tutorial's route answered, plus the fields of [`LinkResponse`].
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CompatResponse {
-    #[schema(example = "success")]
-    pub status: String,
-    pub guest_id: String,
-    pub attribute: String,
-    pub key_id: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Status {
-    #[schema(example = "ok")]
-    pub status: String,
 }
 
 fn json_object(headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Value>, Problem> {
@@ -150,36 +82,6 @@ fn string_field<'a>(
     }
 }
 
-/// The errors both link endpoints answer with (for the OpenAPI document).
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code)]
-enum LinkErrors {
-    /// A field is invalid; `field` names it
-    #[response(status = 400, content_type = "application/problem+json")]
-    Invalid(Problem),
-    /// No or an unknown API key
-    #[response(status = 401, content_type = "application/problem+json")]
-    Unauthorized(Problem),
-    /// The tenant has no such guest
-    #[response(status = 404, content_type = "application/problem+json")]
-    UnknownGuest(Problem),
-    /// The body is over 16 KiB
-    #[response(status = 413, content_type = "application/problem+json")]
-    TooLarge(Problem),
-    /// The body is not JSON
-    #[response(status = 415, content_type = "application/problem+json")]
-    NotJson(Problem),
-    /// This API key is over its rate limit; see Retry-After
-    #[response(status = 429, content_type = "application/problem+json")]
-    RateLimited(Problem),
-    /// The tenant failed and retries ran out
-    #[response(status = 502, content_type = "application/problem+json")]
-    UpstreamFailed(Problem),
-    /// The link was made but could not be recorded; retry
-    #[response(status = 503, content_type = "application/problem+json")]
-    AuditUnavailable(Problem),
-}
-
 fn invalid(e: guard::identity::Invalid) -> Problem {
     Problem::field(e.field, e.message)
 }
@@ -219,9 +121,9 @@ pub async fn link_identity(
     }
     let identifier = string_field(&m, "identifier", &mut errors);
     let kind = match m.get("kind") {
-        None | Some(Value::Null) => Some(IdentifierKind::Auto),
+        None | Some(Value::Null) => Some(Kind::Auto),
         Some(Value::String(s)) => match IdentifierKind::parse(s) {
-            Ok(k) => Some(k),
+            Ok(k) => Some(Kind::from(k)),
             Err(_) => {
                 errors.push(problem::FieldError {
                     field: "kind".into(),
@@ -256,7 +158,19 @@ pub async fn link_identity(
         state.metrics.link("invalid");
         return Err(Problem::invalid(errors));
     };
-    let linked = link(&state, &caller, &guest_id, "identifier", identifier, kind).await?;
+    let body = IdentityRequest {
+        identifier: identifier.to_string(),
+        kind: Some(kind),
+    };
+    let linked = link(
+        &state,
+        &caller,
+        &guest_id,
+        "identifier",
+        &body.identifier,
+        body.kind.unwrap_or(Kind::Auto).into(),
+    )
+    .await?;
     Ok(Json(linked))
 }
 
@@ -298,12 +212,16 @@ pub async fn compat_link(
         state.metrics.link("invalid");
         return Err(Problem::invalid(errors));
     };
+    let body = CompatRequest {
+        guest_id: guest_id.to_string(),
+        user_identifier: identifier.to_string(),
+    };
     let l = link(
         &state,
         &caller,
-        guest_id,
+        &body.guest_id,
         "user_identifier",
-        identifier,
+        &body.user_identifier,
         IdentifierKind::Auto,
     )
     .await?;
@@ -492,17 +410,6 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         state.metrics.render(),
-    )
-        .into_response()
-}
-
-/// This document.
-#[utoipa::path(get, path = "/openapi.json", tag = "operations",
-    responses((status = 200, description = "The OpenAPI 3.1 document of this service", content_type = "application/json")))]
-pub async fn openapi() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        crate::openapi::document(),
     )
         .into_response()
 }

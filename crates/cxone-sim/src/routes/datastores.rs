@@ -7,8 +7,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use super::{Ctx, json_body};
-use crate::http::IDEMPOTENCY_KEY;
+use super::{Ctx, IDEMPOTENCY_KEY, json_body};
 use crate::problem::{FieldError, Reply};
 use crate::state::{SimState, lock};
 

@@ -15,6 +15,10 @@ use serde_json::Value;
 use crate::problem::Reply;
 use crate::state::SimState;
 
+/// The header carrying an idempotency key (spec §5): read by the routes that honour it
+/// and by the HTTP layer that replays a stored answer.
+pub(crate) const IDEMPOTENCY_KEY: &str = "x-idempotency-key";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Route {
     SecretList,

@@ -2,17 +2,19 @@
 //! run-time settings, idempotency records and the counters the control API reports.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::SimConfig;
 use crate::data::{self, ContactRecord, Credentials};
 use crate::problem::Reply;
 use crate::ratelimit::Bucket;
-use crate::{SimConfig, routes};
+
+pub(crate) mod contacts;
 
 /// Locks a mutex, recovering the data if a panicking holder poisoned it: the emulator
 /// keeps serving rather than failing every later request.
@@ -330,112 +332,5 @@ impl SimState {
     pub(crate) fn random_token(&self) -> String {
         let mut rng = lock(&self.rng);
         (0..4).map(|_| format!("{:016x}", rng.u64(..))).collect()
-    }
-}
-
-/// In-process access to the control API: what `/_control/…` offers over HTTP, for tests
-/// that hold a [`crate::SimHandle`].
-#[derive(Clone)]
-pub struct ControlState {
-    state: Arc<SimState>,
-}
-
-impl ControlState {
-    pub(crate) fn new(state: Arc<SimState>) -> Self {
-        ControlState { state }
-    }
-
-    /// Everything `GET /_control/state` reports.
-    pub fn state(&self) -> Value {
-        crate::control::snapshot(&self.state)
-    }
-
-    /// Real changes per resource (`contact/c-0000001`, `secret/…`, `guest/…`), for the
-    /// resources whose key starts with `prefix`.
-    pub fn mutations(&self, prefix: &str) -> BTreeMap<String, u64> {
-        lock(&self.state.mutations)
-            .iter()
-            .filter(|(k, _)| k.starts_with(prefix))
-            .map(|(k, v)| (k.clone(), *v))
-            .collect()
-    }
-
-    /// Requests that reached one route, named as `"PATCH /api/v1/contacts/{id}"`.
-    pub fn route_hits(&self, route: &str) -> u64 {
-        lock(&self.state.route_hits)
-            .get(route)
-            .copied()
-            .unwrap_or(0)
-    }
-
-    /// Token requests by grant type (`client_credentials`, `password`, `refresh_token`).
-    pub fn token_requests(&self, grant: &str) -> u64 {
-        lock(&self.state.grants).get(grant).copied().unwrap_or(0)
-    }
-
-    /// All token requests, whatever the grant or outcome.
-    pub fn token_requests_total(&self) -> u64 {
-        self.state.counters.token_requests.load(Ordering::Relaxed)
-    }
-
-    /// Applies a change to the run-time settings, as `PUT /_control/config` does.
-    pub fn configure(&self, change: Value) -> Result<Value, String> {
-        crate::control::configure(&self.state, &change)
-    }
-
-    /// Makes data action `action` (or every action, with `None`) reject a secret value,
-    /// given by its SHA-256 hex.
-    pub fn reject_secret(&self, action: Option<&str>, sha256_hex: &str) {
-        lock(&self.state.integration).rejections.insert((
-            action.unwrap_or("*").to_string(),
-            sha256_hex.to_ascii_lowercase(),
-        ));
-    }
-
-    /// Revokes every issued access and refresh token.
-    pub fn revoke_tokens(&self) -> usize {
-        crate::control::revoke(&self.state)
-    }
-
-    /// A contact as stored, with its current ETag, bypassing auth, limits and faults.
-    pub fn contact(&self, id: &str) -> Option<Value> {
-        routes::contacts::raw_contact(&self.state, id)
-    }
-
-    /// Applies a merge patch to a contact as another user would, bypassing If-Match:
-    /// the way a test makes a concurrent edit. Returns the new ETag.
-    pub fn edit_contact(&self, id: &str, patch: Value) -> Result<String, String> {
-        routes::contacts::edit_contact(&self.state, id, &patch)
-    }
-
-    /// Makes another user edit contact `id` with `patch` just before the next PATCH of
-    /// that contact is checked: that PATCH then meets a changed ETag (412).
-    pub fn race_edit(&self, id: &str, patch: Value) {
-        lock(&self.state.race_edits).insert(id.to_string(), patch);
-    }
-
-    /// A guest's attributes, or `None` for an unknown guest.
-    pub fn guest_attributes(&self, guest: &str) -> Option<Value> {
-        lock(&self.state.guests).guests.get(guest).map(|a| json!(a))
-    }
-
-    /// A secret as stored (with its hash and version) or a data action.
-    pub fn secret(&self, id: &str) -> Option<Value> {
-        lock(&self.state.integration)
-            .secrets
-            .get(id)
-            .map(Secret::to_json)
-    }
-
-    pub fn data_action(&self, id: &str) -> Option<Value> {
-        lock(&self.state.integration)
-            .actions
-            .get(id)
-            .map(DataAction::to_json)
-    }
-
-    /// The KMS callbacks the emulator made after column encryption.
-    pub fn kms_callbacks(&self) -> Vec<Value> {
-        lock(&self.state.kms_callbacks).clone()
     }
 }

@@ -1,0 +1,124 @@
+//! The request and response bodies of the service, as its OpenAPI document shows them.
+//! Handlers read a body field by field (to name every bad field at once) and build these
+//! types from what they read; the document is generated from the same types.
+
+use guard::identity::IdentifierKind;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::problem::Problem;
+
+/// Body of `POST /v1/guests/{guestId}/identity`.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityRequest {
+    /// The guest's email address or phone number, as they typed it. It is normalized
+    /// and hashed with the identity key; it is never stored, logged or returned.
+    #[schema(min_length = 1, max_length = 320, example = "ann.lee@example.com")]
+    pub identifier: String,
+    /// How to read `identifier`: `auto` is an email if it contains `@`, else a phone.
+    #[schema(default = "auto")]
+    pub kind: Option<Kind>,
+}
+
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Email,
+    Phone,
+    Auto,
+}
+
+/// Body of the tutorial-compatible `POST /api/update-guest-attributes`.
+#[derive(Debug, ToSchema)]
+pub struct CompatRequest {
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[A-Za-z0-9._-]{1,128}$",
+        example = "g-000001"
+    )]
+    pub guest_id: String,
+    #[schema(min_length = 1, max_length = 320, example = "ann.lee@example.com")]
+    pub user_identifier: String,
+}
+
+/// What a link did. Never the identifier, never the pseudonym.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkResponse {
+    #[schema(example = "g-000001")]
+    pub guest_id: String,
+    /// The guest attribute that holds the pseudonym.
+    #[schema(example = "hashed_user_id")]
+    pub attribute: String,
+    /// The id of the key the pseudonym was made with.
+    #[schema(example = "guest-id-2026")]
+    pub key_id: String,
+}
+
+/// What the tutorial's route answered, plus the fields of [`LinkResponse`].
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CompatResponse {
+    #[schema(example = "success")]
+    pub status: String,
+    pub guest_id: String,
+    pub attribute: String,
+    pub key_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Status {
+    #[schema(example = "ok")]
+    pub status: String,
+}
+
+impl From<IdentifierKind> for Kind {
+    fn from(k: IdentifierKind) -> Self {
+        match k {
+            IdentifierKind::Email => Kind::Email,
+            IdentifierKind::Phone => Kind::Phone,
+            IdentifierKind::Auto => Kind::Auto,
+        }
+    }
+}
+
+impl From<Kind> for IdentifierKind {
+    fn from(k: Kind) -> Self {
+        match k {
+            Kind::Email => IdentifierKind::Email,
+            Kind::Phone => IdentifierKind::Phone,
+            Kind::Auto => IdentifierKind::Auto,
+        }
+    }
+}
+
+/// The errors both link endpoints answer with (for the OpenAPI document).
+#[derive(utoipa::IntoResponses)]
+pub enum LinkErrors {
+    /// A field is invalid; `field` names it
+    #[response(status = 400, content_type = "application/problem+json")]
+    Invalid(Problem),
+    /// No or an unknown API key
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// The tenant has no such guest
+    #[response(status = 404, content_type = "application/problem+json")]
+    UnknownGuest(Problem),
+    /// The body is over 16 KiB
+    #[response(status = 413, content_type = "application/problem+json")]
+    TooLarge(Problem),
+    /// The body is not JSON
+    #[response(status = 415, content_type = "application/problem+json")]
+    NotJson(Problem),
+    /// This API key is over its rate limit; see Retry-After
+    #[response(status = 429, content_type = "application/problem+json")]
+    RateLimited(Problem),
+    /// The tenant failed and retries ran out
+    #[response(status = 502, content_type = "application/problem+json")]
+    UpstreamFailed(Problem),
+    /// The link was made but could not be recorded; retry
+    #[response(status = 503, content_type = "application/problem+json")]
+    AuditUnavailable(Problem),
+}
