@@ -17,8 +17,8 @@ pub mod metrics;
 mod observe;
 pub mod openapi;
 pub mod problem;
-pub mod schema;
 mod routes;
+pub mod schema;
 
 use std::future::Future;
 use std::net::SocketAddr;

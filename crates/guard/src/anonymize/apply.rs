@@ -22,7 +22,7 @@ use super::JOB_KIND;
 use super::policy::{Operator, Policy};
 use super::report::Report;
 use super::selection::{Options, Selection};
-use super::settle::{Earlier, Settled, intent};
+use super::settle::{self, Earlier, Settled, intent};
 use super::transform::{self, ContactPlan};
 use crate::job::{Job, Progress};
 use crate::{Error, Result};
@@ -292,7 +292,7 @@ impl Run<'_> {
                         Err(_) => break,
                     }
                 }
-                self.settle(batch).await?;
+                settle::settle(&self.job, self.policy, batch).await?;
             }
             Ok::<_, Error>(())
         };

@@ -27,6 +27,9 @@ use toml::Spanned;
 use crate::keys::{Key, KeySpec};
 use crate::pseudonym::{Kind, Normalizer, parse_region};
 
+/// FF1 needs radix^len ≥ 1,000,000 (NIST SP 800-38G rev. 1): six decimal digits.
+pub const MIN_FPE_DIGITS: usize = 6;
+
 /// A contact field the policy can name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Field {
@@ -381,7 +384,7 @@ fn compile(
             if matches!(field, Field::FirstName | Field::LastName | Field::Email) {
                 return Err(format!(
                     "encrypt works on digit strings of at least {} digits (phone numbers, account numbers); {} holds text: use pseudonymize, mask or erase",
-                    super::transform::MIN_FPE_DIGITS,
+                    MIN_FPE_DIGITS,
                     field.name()
                 ));
             }

@@ -8,11 +8,10 @@ use std::collections::BTreeMap;
 use ledger::{Details, EventKind, ItemOutcome, NewEntry, NewEvent, Outcome};
 use serde_json::json;
 
-use super::apply::Run;
-use super::policy::Operator;
+use super::policy::{Operator, Policy};
 use super::transform::{self, ContactPlan};
 use crate::Result;
-use crate::job::{Step, Tally};
+use crate::job::{Job, Step, Tally};
 
 /// What settling one contact records.
 pub(super) enum Settled {
@@ -54,143 +53,138 @@ impl Settled {
     }
 }
 
-impl Run<'_> {
-    /// The fields the policy covers, for events about contacts whose exact changes an
-    /// earlier, interrupted attempt made.
-    fn covered(&self) -> (Vec<String>, Vec<(String, &'static str)>) {
-        let rules = self.policy.rules.iter().filter(|r| r.op != Operator::Keep);
-        let names: Vec<String> = rules.clone().map(|r| r.field.name()).collect();
-        let algos = rules.map(|r| (r.field.name(), r.op.algorithm())).collect();
-        (names, algos)
-    }
+/// The fields the policy covers, for events about contacts whose exact changes an
+/// earlier, interrupted attempt made.
+fn covered(policy: &Policy) -> (Vec<String>, Vec<(String, &'static str)>) {
+    let rules = policy.rules.iter().filter(|r| r.op != Operator::Keep);
+    let names: Vec<String> = rules.clone().map(|r| r.field.name()).collect();
+    let algos = rules.map(|r| (r.field.name(), r.op.algorithm())).collect();
+    (names, algos)
+}
 
-    /// Settles a batch in one transaction. Stopped contacts are left unfinished.
-    pub(super) async fn settle(&self, batch: Vec<Settled>) -> Result<()> {
-        let key_ids = self.policy.key_ids();
-        let mut steps = Vec::with_capacity(batch.len());
-        for s in batch {
-            if let Some(step) = self.step(s, &key_ids)? {
-                steps.push(step);
-            }
+/// Settles a batch in one transaction on `job`. Stopped contacts are left unfinished.
+pub(super) async fn settle(job: &Job<'_>, policy: &Policy, batch: Vec<Settled>) -> Result<()> {
+    let key_ids = policy.key_ids();
+    let mut steps = Vec::with_capacity(batch.len());
+    for s in batch {
+        if let Some(step) = step(job.actor(), policy, s, &key_ids)? {
+            steps.push(step);
         }
-        self.job.settle(steps).await
     }
+    job.settle(steps).await
+}
 
-    /// What settling `s` records; `None` for a contact left for a rerun.
-    fn step(&self, s: Settled, key_ids: &[String]) -> Result<Option<Step>> {
-        let actor = self.job.actor();
-        let id = s.id().to_string();
-        let id = id.as_str();
-        let (outcome, entry, event) = match &s {
-            Settled::Stopped { .. } => return Ok(None),
-            Settled::Changed { plan, .. } => {
-                let fields: Vec<String> = plan.changes.iter().map(|c| c.field.clone()).collect();
-                let ops: Vec<(String, &'static str)> = plan
-                    .changes
-                    .iter()
-                    .map(|c| (c.field.clone(), c.op))
-                    .collect();
-                let algos: Vec<(String, &'static str)> = plan
-                    .changes
-                    .iter()
-                    .map(|c| (c.field.clone(), c.algorithm))
-                    .collect();
-                let unnormalized = plan.changes.iter().filter(|c| !c.normalized).count() as u64;
-                let mut details = Details::new()
+/// What settling `s` records; `None` for a contact left for a rerun.
+fn step(actor: &str, policy: &Policy, s: Settled, key_ids: &[String]) -> Result<Option<Step>> {
+    let id = s.id().to_string();
+    let id = id.as_str();
+    let (outcome, entry, event) = match &s {
+        Settled::Stopped { .. } => return Ok(None),
+        Settled::Changed { plan, .. } => {
+            let fields: Vec<String> = plan.changes.iter().map(|c| c.field.clone()).collect();
+            let ops: Vec<(String, &'static str)> = plan
+                .changes
+                .iter()
+                .map(|c| (c.field.clone(), c.op))
+                .collect();
+            let algos: Vec<(String, &'static str)> = plan
+                .changes
+                .iter()
+                .map(|c| (c.field.clone(), c.algorithm))
+                .collect();
+            let unnormalized = plan.changes.iter().filter(|c| !c.normalized).count() as u64;
+            let mut details = Details::new()
+                .ids("fields", &fields)?
+                .label_map("operators", &ops)?
+                .ids("key_ids", key_ids)?
+                .count("unnormalized", unnormalized);
+            if !plan.ciphertexts.is_empty() {
+                details = details.label("fpe_derivation", transform::FpeVersion::CURRENT.label());
+            }
+            let entry = NewEntry::new(actor, "contact.anonymize", id, Outcome::Success, details)?;
+            let event = consent_event(id, &fields, &algos)?;
+            // The ciphertexts were recorded (merged with earlier ones) as the
+            // intent before the PATCH; settling keeps that record.
+            (ItemOutcome::Done { result: None }, entry, Some(event))
+        }
+        Settled::Landed { .. } => {
+            let (fields, algos) = covered(policy);
+            let entry = NewEntry::new(
+                actor,
+                "contact.anonymize",
+                id,
+                Outcome::Success,
+                Details::new()
                     .ids("fields", &fields)?
-                    .label_map("operators", &ops)?
                     .ids("key_ids", key_ids)?
-                    .count("unnormalized", unnormalized);
-                if !plan.ciphertexts.is_empty() {
-                    details =
-                        details.label("fpe_derivation", transform::FpeVersion::CURRENT.label());
-                }
-                let entry =
-                    NewEntry::new(actor, "contact.anonymize", id, Outcome::Success, details)?;
-                let event = consent_event(id, &fields, &algos)?;
-                // The ciphertexts were recorded (merged with earlier ones) as the
-                // intent before the PATCH; settling keeps that record.
-                (ItemOutcome::Done { result: None }, entry, Some(event))
+                    .flag("completed_by_earlier_attempt", true),
+            )?;
+            (
+                ItemOutcome::Done { result: None },
+                entry,
+                Some(consent_event(id, &fields, &algos)?),
+            )
+        }
+        Settled::Unchanged { .. } => {
+            let entry = NewEntry::new(
+                actor,
+                "contact.anonymize",
+                id,
+                Outcome::Skipped,
+                Details::new().label("reason", "already_in_target_state"),
+            )?;
+            (ItemOutcome::Done { result: None }, entry, None)
+        }
+        Settled::NotFound { .. } => {
+            let entry = NewEntry::new(
+                actor,
+                "contact.anonymize",
+                id,
+                Outcome::Failure,
+                Details::new()
+                    .label("reason", "not_found")
+                    .number("status", 404),
+            )?;
+            (
+                ItemOutcome::Failed {
+                    error: "no such contact (404)".into(),
+                },
+                entry,
+                None,
+            )
+        }
+        Settled::Failed { error, status, .. } => {
+            let mut d = Details::new().label("reason", "error");
+            if let Some(st) = status {
+                d = d.number("status", i64::from(*st));
             }
-            Settled::Landed { .. } => {
-                let (fields, algos) = self.covered();
-                let entry = NewEntry::new(
-                    actor,
-                    "contact.anonymize",
-                    id,
-                    Outcome::Success,
-                    Details::new()
-                        .ids("fields", &fields)?
-                        .ids("key_ids", key_ids)?
-                        .flag("completed_by_earlier_attempt", true),
-                )?;
-                (
-                    ItemOutcome::Done { result: None },
-                    entry,
-                    Some(consent_event(id, &fields, &algos)?),
-                )
-            }
-            Settled::Unchanged { .. } => {
-                let entry = NewEntry::new(
-                    actor,
-                    "contact.anonymize",
-                    id,
-                    Outcome::Skipped,
-                    Details::new().label("reason", "already_in_target_state"),
-                )?;
-                (ItemOutcome::Done { result: None }, entry, None)
-            }
-            Settled::NotFound { .. } => {
-                let entry = NewEntry::new(
-                    actor,
-                    "contact.anonymize",
-                    id,
-                    Outcome::Failure,
-                    Details::new()
-                        .label("reason", "not_found")
-                        .number("status", 404),
-                )?;
-                (
-                    ItemOutcome::Failed {
-                        error: "no such contact (404)".into(),
-                    },
-                    entry,
-                    None,
-                )
-            }
-            Settled::Failed { error, status, .. } => {
-                let mut d = Details::new().label("reason", "error");
-                if let Some(st) = status {
-                    d = d.number("status", i64::from(*st));
-                }
-                let entry = NewEntry::new(actor, "contact.anonymize", id, Outcome::Failure, d)?;
-                (
-                    ItemOutcome::Failed {
-                        error: error.clone(),
-                    },
-                    entry,
-                    None,
-                )
-            }
-        };
-        let tally = match s {
-            Settled::Changed { plan, .. } => Tally::Changed {
-                fields: plan.changes.into_iter().map(|c| c.field).collect(),
-            },
-            Settled::Landed { .. } => Tally::Changed { fields: Vec::new() },
-            Settled::Unchanged { .. } => Tally::Unchanged,
-            Settled::NotFound { .. } => Tally::NotFound { what: "contact" },
-            Settled::Failed { error, .. } => Tally::Failed { error },
-            Settled::Stopped { .. } => return Ok(None),
-        };
-        Ok(Some(Step {
-            key: id.to_string(),
-            outcome,
-            audit: vec![entry],
-            events: event.into_iter().collect(),
-            tally,
-        }))
-    }
+            let entry = NewEntry::new(actor, "contact.anonymize", id, Outcome::Failure, d)?;
+            (
+                ItemOutcome::Failed {
+                    error: error.clone(),
+                },
+                entry,
+                None,
+            )
+        }
+    };
+    let tally = match s {
+        Settled::Changed { plan, .. } => Tally::Changed {
+            fields: plan.changes.into_iter().map(|c| c.field).collect(),
+        },
+        Settled::Landed { .. } => Tally::Changed { fields: Vec::new() },
+        Settled::Unchanged { .. } => Tally::Unchanged,
+        Settled::NotFound { .. } => Tally::NotFound { what: "contact" },
+        Settled::Failed { error, .. } => Tally::Failed { error },
+        Settled::Stopped { .. } => return Ok(None),
+    };
+    Ok(Some(Step {
+        key: id.to_string(),
+        outcome,
+        audit: vec![entry],
+        events: event.into_iter().collect(),
+        tally,
+    }))
 }
 
 /// What the journal recorded of a contact's encrypted fields: each ciphertext's hash,

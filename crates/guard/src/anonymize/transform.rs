@@ -16,12 +16,9 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
-use super::policy::{Field, Keep, Operator, Policy};
+use super::policy::{Field, Keep, MIN_FPE_DIGITS, Operator, Policy};
 use crate::keys::Key;
 use crate::pseudonym::{self, Kind};
-
-/// FF1 needs radix^len ≥ 1,000,000 (NIST SP 800-38G rev. 1): six decimal digits.
-pub const MIN_FPE_DIGITS: usize = 6;
 
 /// Masks the characters not in `ignore`, leaving `keep` of them visible.
 pub fn mask(value: &str, keep: Keep, ch: char, ignore: &str) -> String {
