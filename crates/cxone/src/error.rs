@@ -253,6 +253,19 @@ impl Error {
         }
     }
 
+    /// Whether the retry loop sends the request again: the one place that decides.
+    /// A 429 was refused before it had any effect and a connection that never opened
+    /// sent nothing, so both are resent whatever the method; any other retryable
+    /// failure only for a request that is safe to repeat (`idempotent`).
+    pub(crate) fn worth_resending(&self, idempotent: bool) -> bool {
+        match self {
+            Error::RateLimited { .. } => true,
+            Error::Transport { source, .. } if source.is_connect() => true,
+            _ => idempotent && self.is_retryable(),
+        }
+    }
+
+    /// Which stage of a request failed, for exit codes and messages.
     pub fn stage(&self) -> Stage {
         match self {
             Error::Build(_) | Error::Discovery { .. } => Stage::Build,

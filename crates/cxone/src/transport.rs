@@ -364,9 +364,7 @@ impl Inner {
                 }
                 Err(e) => {
                     self.pacer.done(&surface, None);
-                    let connect =
-                        matches!(&e, Error::Transport { source, .. } if source.is_connect());
-                    if e.is_retryable() && (call.idempotent || connect) {
+                    if e.worth_resending(call.idempotent) {
                         Next::Retry(e, None)
                     } else {
                         Next::Fail(e)
@@ -491,15 +489,18 @@ impl Inner {
                     Some((wait, text)),
                 )
             }
-            500 | 502 | 503 | 504 if call.idempotent => {
+            _ => {
+                let err = api(problem);
+                if !err.worth_resending(call.idempotent) {
+                    return Next::Fail(err);
+                }
                 let wait = if status == StatusCode::SERVICE_UNAVAILABLE {
                     retry_after(&headers)
                 } else {
                     None
                 };
-                Next::Retry(api(problem), wait)
+                Next::Retry(err, wait)
             }
-            _ => Next::Fail(api(problem)),
         }
     }
 }
