@@ -53,6 +53,21 @@ pub async fn open(
 /// Every ledger a command opened, closed by [`close_all`] when the command ends.
 static OPENED: std::sync::Mutex<Vec<Ledger>> = std::sync::Mutex::new(Vec::new());
 
+/// Starts delivering webhook events in the background while a command works, so each
+/// event goes out soon after it is recorded. `stop()` on the handle delivers what is due
+/// and says what happened; what is not delivered stays in the outbox for the next run.
+pub fn start_delivery(
+    ctx: &Context,
+    env: &dyn Fn(&str) -> Option<String>,
+    ledger: &Ledger,
+) -> Result<ledger::deliver::DelivererHandle, CliError> {
+    let config = config::delivery(&ctx.config, env)?;
+    Ok(ledger::deliver::Deliverer::new(ledger.clone(), config)?.spawn(DELIVERY_POLL))
+}
+
+/// How often a command's background deliverer looks for due events.
+const DELIVERY_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Closes the ledgers the command opened: on SQLite this folds the write-ahead log into
 /// `ledger.sqlite`, so the file alone holds the whole ledger once cxguard has exited.
 pub async fn close_all() {

@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use clap::{ArgGroup, Args, Subcommand};
 use guard::anonymize::{self, Options, Policy, Progress, Selection};
@@ -15,7 +14,7 @@ use crate::exit::{CliError, Exit};
 use crate::output::{Output, print_json, table};
 use crate::progress::Bar;
 use crate::store::{self, Access};
-use crate::{Context, config, tenant};
+use crate::{Context, tenant};
 
 #[derive(Debug, Args)]
 pub struct ContactsArgs {
@@ -211,9 +210,7 @@ async fn anonymize_cmd(
     }
 
     let ledger = store::open(ctx, env, Access::Write).await?;
-    let deliverer =
-        ledger::deliver::Deliverer::new(ledger.clone(), config::delivery(&ctx.config, env)?)?
-            .spawn(Duration::from_secs(2));
+    let deliverer = store::start_delivery(ctx, env, &ledger)?;
     let progress = Arc::new(Progress::default());
     let bar = {
         // contacts/s, ETA, 429s and failures

@@ -255,9 +255,7 @@ async fn rotate_cmd(
                 path.display()
             ));
         }
-        let deliverer =
-            ledger::deliver::Deliverer::new(l.clone(), crate::config::delivery(&ctx.config, env)?)?
-                .spawn(std::time::Duration::from_secs(2));
+        let deliverer = store::start_delivery(ctx, env, &l)?;
         let r = rotate::apply(&target.client, &l, &plan, &req).await;
         deliverer.stop().await;
         r.map_err(CliError::from)?
