@@ -2,7 +2,6 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,7 +9,8 @@ use base64::Engine as _;
 use cxone::models::Contact;
 use guard::anonymize::{Policy, transform};
 
-use crate::{stderr, stdout, tmp};
+use crate::harness::Harness;
+use crate::{stderr, stdout};
 
 const POLICY: &str = r#"default_region = "US"
 [keys]
@@ -27,29 +27,32 @@ fn key() -> String {
     base64::engine::general_purpose::STANDARD.encode([11u8; 32])
 }
 
+/// The harness, plus the consent webhooks received (by `webhook-id`).
 struct Setup {
-    rt: tokio::runtime::Runtime,
-    sim: cxone_sim::SimHandle,
-    home: tempfile::TempDir,
-    dir: tempfile::TempDir,
+    h: Harness,
     hooks: Arc<Mutex<BTreeMap<String, u32>>>,
 }
 
+impl std::ops::Deref for Setup {
+    type Target = Harness;
+    fn deref(&self) -> &Harness {
+        &self.h
+    }
+}
+
 fn setup(contacts: u32) -> Setup {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let sim = rt
-        .block_on(cxone_sim::Sim::start(cxone_sim::SimConfig {
-            contacts,
-            ..Default::default()
-        }))
-        .unwrap();
+    let h = Harness::start(cxone_sim::SimConfig {
+        contacts,
+        ..Default::default()
+    })
+    .env("IT_ANON_KEY", &key())
+    .env(
+        "IT_WEBHOOK_SECRET",
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    );
     let hooks = Arc::new(Mutex::new(BTreeMap::new()));
     let h2 = hooks.clone();
-    let url = rt.block_on(async move {
+    let url = h.rt.block_on(async move {
         let app = axum::Router::new().route(
             "/consent",
             axum::routing::post(move |headers: axum::http::HeaderMap| {
@@ -70,55 +73,13 @@ fn setup(contacts: u32) -> Setup {
         tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
         format!("http://{addr}/consent")
     });
-    let (home, dir) = (tmp(), tmp());
-    std::fs::write(dir.path().join("policy.toml"), POLICY).unwrap();
+    std::fs::write(h.dir.path().join("policy.toml"), POLICY).unwrap();
     std::fs::write(
-        dir.path().join("cxguard.toml"),
+        h.dir.path().join("cxguard.toml"),
         format!("[webhooks.consent]\nurl = \"{url}\"\nsecret_env = \"IT_WEBHOOK_SECRET\"\n[outbox]\nschedule_secs = [0, 1, 1, 1]\n"),
     )
     .unwrap();
-    Setup {
-        rt,
-        sim,
-        home,
-        dir,
-        hooks,
-    }
-}
-
-impl Setup {
-    fn command(&self, args: &[&str]) -> Command {
-        let c = self.sim.credentials();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cxguard"));
-        cmd.args(args)
-            .current_dir(self.dir.path())
-            .env("CXGUARD_BASE_URL", self.sim.base_url())
-            .env("CXGUARD_CLIENT_ID", &c.client_id)
-            .env("CXGUARD_CLIENT_SECRET", &c.client_secret)
-            .env("CXGUARD_HOME", self.home.path())
-            .env("IT_ANON_KEY", key())
-            .env(
-                "IT_WEBHOOK_SECRET",
-                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-            )
-            .env_remove("CXGUARD_STORE")
-            .env_remove("CXGUARD_CONFIG");
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        self.command(args).output().unwrap()
-    }
-
-    fn ledger(&self) -> ledger::Ledger {
-        let url = format!(
-            "sqlite://{}",
-            self.home.path().join("ledger.sqlite").display()
-        );
-        self.rt
-            .block_on(ledger::Ledger::open(&url, ledger::KeySource::None))
-            .unwrap()
-    }
+    Setup { h, hooks }
 }
 
 #[test]

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
-use crate::{stderr, stdout, tmp};
+use crate::harness::Harness;
+use crate::{stderr, stdout};
 
 const IDENTITY_KEY_ENV: &str = "IT_IDENTITY_KEY";
 
@@ -14,58 +15,33 @@ fn identity_key() -> String {
     base64::engine::general_purpose::STANDARD.encode([5u8; 32])
 }
 
-struct Setup {
-    rt: tokio::runtime::Runtime,
-    sim: cxone_sim::SimHandle,
-    home: tempfile::TempDir,
-    dir: tempfile::TempDir,
+struct Setup(Harness);
+
+impl std::ops::Deref for Setup {
+    type Target = Harness;
+    fn deref(&self) -> &Harness {
+        &self.0
+    }
 }
 
 fn setup(guests: u32, latency: Duration, extra_config: &str) -> Setup {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let sim = rt
-        .block_on(cxone_sim::Sim::start(cxone_sim::SimConfig {
-            guests,
-            latency,
-            ..Default::default()
-        }))
-        .unwrap();
-    let (home, dir) = (tmp(), tmp());
+    let h = Harness::start(cxone_sim::SimConfig {
+        guests,
+        latency,
+        ..Default::default()
+    })
+    .env(IDENTITY_KEY_ENV, &identity_key());
     std::fs::write(
-        dir.path().join("cxguard.toml"),
+        h.dir.path().join("cxguard.toml"),
         format!(
             "[identity]\nkey = {{ id = \"guest-id-it\", env = \"{IDENTITY_KEY_ENV}\" }}\ndefault_region = \"US\"\n{extra_config}"
         ),
     )
     .unwrap();
-    Setup { rt, sim, home, dir }
+    Setup(h)
 }
 
 impl Setup {
-    fn command(&self, args: &[&str]) -> Command {
-        let c = self.sim.credentials();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cxguard"));
-        cmd.args(args)
-            .current_dir(self.dir.path())
-            .env("CXGUARD_BASE_URL", self.sim.base_url())
-            .env("CXGUARD_CLIENT_ID", &c.client_id)
-            .env("CXGUARD_CLIENT_SECRET", &c.client_secret)
-            .env("CXGUARD_HOME", self.home.path())
-            .env(IDENTITY_KEY_ENV, identity_key())
-            .env_remove("CXGUARD_STORE")
-            .env_remove("CXGUARD_CONFIG")
-            .env_remove("CXGUARD_LOG");
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        self.command(args).output().unwrap()
-    }
-
     fn expected(&self, raw: &str) -> String {
         let key = std::sync::Arc::new(
             guard::keys::Key::from_bytes("guest-id-it", vec![5u8; 32]).unwrap(),

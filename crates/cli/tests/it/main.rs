@@ -5,6 +5,7 @@ mod commands;
 mod errors;
 mod guests;
 mod hardening;
+mod harness;
 mod ledger_commands;
 mod rotate;
 

@@ -1,77 +1,39 @@
 //! `cxguard secrets rotate` as a user runs it: a SIGKILL between set and finish, no value
 //! anywhere it should not be, and bad input.
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::{stderr, stdout, tmp};
+use crate::harness::Harness;
+use crate::{stderr, stdout};
 
 const SECRET: &str = "sec-crm-api-key";
 
-struct Setup {
-    rt: tokio::runtime::Runtime,
-    sim: cxone_sim::SimHandle,
-    home: tempfile::TempDir,
-    dir: tempfile::TempDir,
+/// The harness, with the secret's current value in `previous.txt`.
+struct Setup(Harness);
+
+impl std::ops::Deref for Setup {
+    type Target = Harness;
+    fn deref(&self) -> &Harness {
+        &self.0
+    }
 }
 
 fn setup() -> Setup {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let sim = rt
-        .block_on(cxone_sim::Sim::start(cxone_sim::SimConfig {
-            contacts: 10,
-            ..Default::default()
-        }))
-        .unwrap();
-    let s = Setup {
-        rt,
-        sim,
-        home: tmp(),
-        dir: tmp(),
-    };
-    let seed = s.sim.control().state()["seed"].as_u64().unwrap();
-    s.write(
+    let h = Harness::start(cxone_sim::SimConfig {
+        contacts: 10,
+        ..Default::default()
+    });
+    let seed = h.sim.control().state()["seed"].as_u64().unwrap();
+    h.write(
         "previous.txt",
         &cxone_sim::seeded_secret_value(seed, SECRET).unwrap(),
     );
-    s
+    Setup(h)
 }
 
 impl Setup {
-    fn write(&self, name: &str, text: &str) {
-        let p = self.dir.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let c = self.sim.credentials();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cxguard"));
-        cmd.args(args)
-            .current_dir(self.dir.path())
-            .env("CXGUARD_BASE_URL", self.sim.base_url())
-            .env("CXGUARD_CLIENT_ID", &c.client_id)
-            .env("CXGUARD_CLIENT_SECRET", &c.client_secret)
-            .env("CXGUARD_HOME", self.home.path())
-            .env_remove("CXGUARD_STORE")
-            .env_remove("CXGUARD_CONFIG");
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        self.command(args).output().unwrap()
-    }
-
     fn version(&self) -> u64 {
         self.sim.control().secret(SECRET).unwrap()["version"]
             .as_u64()

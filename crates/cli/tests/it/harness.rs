@@ -1,0 +1,92 @@
+//! The one harness every CLI test that needs a tenant runs on: an emulator on its own
+//! runtime, a temporary data directory (`CXGUARD_HOME`) and working directory, and the
+//! `cxguard` binary run in them with the emulator's credentials and a clean `CXGUARD_*`
+//! environment. A test adds what its command needs (files, variables) and reads the
+//! outcome back (the emulator's control API, the ledger).
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+pub struct Harness {
+    pub rt: tokio::runtime::Runtime,
+    pub sim: cxone_sim::SimHandle,
+    /// `CXGUARD_HOME`: the ledger, keys and anchor live here.
+    pub home: tempfile::TempDir,
+    /// The working directory commands run in: config, policies, value files.
+    pub dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl Harness {
+    /// An emulator started with `config`, and fresh directories.
+    pub fn start(config: cxone_sim::SimConfig) -> Harness {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let sim = rt.block_on(cxone_sim::Sim::start(config)).unwrap();
+        Harness {
+            rt,
+            sim,
+            home: crate::tmp(),
+            dir: crate::tmp(),
+            env: Vec::new(),
+        }
+    }
+
+    /// Sets `name` for every command this harness runs.
+    pub fn env(mut self, name: &str, value: &str) -> Harness {
+        self.env.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Writes `name` in the working directory, readable by its owner only (as value and
+    /// key files must be), and returns its path.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        p
+    }
+
+    /// `cxguard args…` in the working directory, pointed at the emulator.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let c = self.sim.credentials();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cxguard"));
+        cmd.args(args).current_dir(self.dir.path());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("CXGUARD_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("CXGUARD_BASE_URL", self.sim.base_url())
+            .env("CXGUARD_CLIENT_ID", &c.client_id)
+            .env("CXGUARD_CLIENT_SECRET", &c.client_secret)
+            .env("CXGUARD_HOME", self.home.path());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Runs `cxguard args…` to the end.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// The ledger the commands wrote, opened read-only.
+    pub fn ledger(&self) -> ledger::Ledger {
+        let url = format!(
+            "sqlite://{}",
+            self.home.path().join("ledger.sqlite").display()
+        );
+        self.rt
+            .block_on(ledger::Ledger::open(&url, ledger::KeySource::None))
+            .unwrap()
+    }
+}
