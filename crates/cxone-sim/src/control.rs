@@ -404,6 +404,7 @@ impl ControlState {
             .map(Secret::to_json)
     }
 
+    /// A data action as stored (its secrets and compiled versions), or `None`.
     pub fn data_action(&self, id: &str) -> Option<Value> {
         lock(&self.state.integration)
             .actions

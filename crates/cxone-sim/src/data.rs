@@ -40,15 +40,19 @@ fn derived(seed: u64, label: &str) -> String {
 pub struct Credentials {
     /// A client allowed every scope (client-credentials grant).
     pub client_id: String,
+    /// Its client secret.
     pub client_secret: String,
     /// A client allowed only the read scopes.
     pub readonly_client_id: String,
+    /// The client secret of the read-only API client (read scopes only).
     pub readonly_client_secret: String,
     /// The registered app used with the access-key (password) grant.
     pub app_client_id: String,
+    /// The client secret of the registered app the access-key grant authenticates as.
     pub app_client_secret: String,
     /// A user's access key for the password grant.
     pub access_key_id: String,
+    /// The secret of the user access key.
     pub access_key_secret: String,
 }
 

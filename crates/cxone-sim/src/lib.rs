@@ -9,6 +9,8 @@
 //! It is not a security boundary: the control API has no authentication, so bind it to
 //! loopback (the default).
 
+#![warn(missing_docs)]
+
 mod control;
 mod data;
 mod http;
@@ -81,14 +83,20 @@ impl Default for SimConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
+    /// A setting is out of range or contradicts another.
     #[error("--{option}: {reason}")]
     Invalid {
+        /// The option at fault.
         option: &'static str,
+        /// Why it is refused.
         reason: String,
     },
+    /// The listening address could not be bound.
     #[error("could not bind {addr}: {source}")]
     Bind {
+        /// The address.
         addr: SocketAddr,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
@@ -228,6 +236,7 @@ impl SimHandle {
     pub fn token_url(&self) -> String {
         format!("{}{}", self.base_url(), self.token_path)
     }
+    /// The address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }

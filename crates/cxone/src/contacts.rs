@@ -10,6 +10,7 @@ use crate::{Client, Error, Result};
 
 const BASE: &[&str] = &["api", "v1", "contacts"];
 
+/// The contacts API (spec §4), from [`Client::contacts`].
 #[derive(Clone, Copy)]
 pub struct Contacts<'a> {
     pub(crate) client: &'a Client,
@@ -53,6 +54,7 @@ pub struct ContactList {
 }
 
 impl Contacts<'_> {
+    /// A listing of contacts, set up with the builder methods; nothing is sent until it is paged.
     pub fn list(self) -> ContactList {
         ContactList {
             client: self.client.clone(),

@@ -7,6 +7,7 @@ use crate::models::{EncryptionResult, Index, Table};
 use crate::transport::Call;
 use crate::{Client, Result};
 
+/// The Data Store API (spec §5), from [`Client::datastores`].
 #[derive(Clone, Copy)]
 pub struct Datastores<'a> {
     pub(crate) client: &'a Client,
@@ -21,6 +22,7 @@ fn call(method: Method, ds: &str, table: &str, rest: Option<&str>) -> Call {
 }
 
 impl Datastores<'_> {
+    /// One table with its columns, indexes and encryption metadata.
     pub async fn table(self, ds: &str, table: &str) -> Result<Table> {
         self.client
             .execute(call(Method::GET, ds, table, None))
@@ -28,6 +30,7 @@ impl Datastores<'_> {
             .decode("table")
     }
 
+    /// The table's indexes.
     pub async fn indexes(self, ds: &str, table: &str) -> Result<Vec<Index>> {
         self.client
             .execute(call(Method::GET, ds, table, Some("indexes")))

@@ -8,7 +8,9 @@ use serde::Deserialize;
 /// One `{"field","message"}` entry of a problem document.
 #[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
 pub struct FieldError {
+    /// The member at fault, as the API names it.
     pub field: String,
+    /// What is wrong with it.
     pub message: String,
 }
 
@@ -16,16 +18,22 @@ pub struct FieldError {
 /// `extra` (a recompile failure carries `dataActionStatus` and `dataAction`).
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 pub struct Problem {
+    /// The problem type URI (`type`).
     #[serde(rename = "type", default)]
     pub kind: Option<String>,
+    /// A short summary.
     #[serde(default)]
     pub title: Option<String>,
+    /// The HTTP status the API meant.
     #[serde(default)]
     pub status: Option<u16>,
+    /// What happened, for a person.
     #[serde(default)]
     pub detail: Option<String>,
+    /// One entry per bad field.
     #[serde(default)]
     pub errors: Vec<FieldError>,
+    /// Any other members, kept as sent.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
@@ -45,7 +53,9 @@ impl std::fmt::Display for Problem {
 /// Why the token endpoint refused us (RFC 6749 §5.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthRefusal {
+    /// The OAuth error code (`invalid_client`, `invalid_grant`, …).
     pub error: String,
+    /// The endpoint's explanation, if it gave one.
     pub description: Option<String>,
 }
 
@@ -68,15 +78,24 @@ impl std::fmt::Display for OAuthRefusal {
 /// The stage of a request that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
+    /// Building the request (settings, arguments).
     Build,
+    /// Connecting or exchanging bytes.
     Transport,
+    /// Waiting for the response.
     Timeout,
+    /// Reading the response (size, redirect, JSON).
     Decode,
+    /// The API answered with an error status.
     Api,
+    /// Rate limited, and waiting would pass the deadline.
     RateLimited,
+    /// Credentials or permissions.
     Auth,
 }
 
+/// What a request to the tenant came to, when it failed. Messages name the request and
+/// never carry a secret or a body's personal data.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -87,8 +106,11 @@ pub enum Error {
     /// The connection failed or was reset, before or after the server acted.
     #[error("{method} {url}: connection failed: {source}")]
     Transport {
+        /// The HTTP method.
         method: String,
+        /// The URL requested.
         url: String,
+        /// The underlying error.
         #[source]
         source: reqwest::Error,
     },
@@ -96,42 +118,59 @@ pub enum Error {
     /// No complete response within the timeout.
     #[error("{method} {url}: no response within {timeout:?}")]
     Timeout {
+        /// The HTTP method.
         method: String,
+        /// The URL requested.
         url: String,
+        /// The timeout that passed.
         timeout: Duration,
     },
 
     /// The response arrived but was not what the spec promises.
     #[error("{what}: could not decode the response (request {request_id}): {message}")]
     Decode {
+        /// What was being decoded.
         what: String,
+        /// The tenant's request id (`X-Request-Id`), for its support; `none` if absent.
         request_id: String,
+        /// What the decoder said (a position, never the text).
         message: String,
     },
 
     /// The API answered with an error status and a problem document.
     #[error("{method} {path}: {status} {problem} (request {request_id})")]
     Api {
+        /// The HTTP method.
         method: String,
+        /// The request path, below the base URL.
         path: String,
+        /// The HTTP status.
         status: u16,
+        /// The problem document the API sent (empty if none).
         problem: Box<Problem>,
+        /// The tenant's request id (`X-Request-Id`), for its support; `none` if absent.
         request_id: String,
     },
 
     /// 429, and retrying within the deadline was not possible.
     #[error("{method} {path}: rate limited, retry after {retry_after:?} (request {request_id})")]
     RateLimited {
+        /// The HTTP method.
         method: String,
+        /// The request path, below the base URL.
         path: String,
+        /// What `Retry-After` asked for.
         retry_after: Duration,
+        /// The tenant's request id (`X-Request-Id`), for its support; `none` if absent.
         request_id: String,
     },
 
     /// The token endpoint refused the credentials.
     #[error("authentication failed at {token_url}: {refusal}")]
     Auth {
+        /// The token endpoint.
         token_url: String,
+        /// What it said.
         refusal: OAuthRefusal,
     },
 
@@ -140,9 +179,13 @@ pub enum Error {
         "{method} {path}: the token lacks the scope {scope:?}; grant it to the API client (request {request_id})"
     )]
     MissingScope {
+        /// The HTTP method.
         method: String,
+        /// The request path, below the base URL.
         path: String,
+        /// The scope the API asked for (`WWW-Authenticate: … scope=`).
         scope: String,
+        /// The tenant's request id (`X-Request-Id`), for its support; `none` if absent.
         request_id: String,
     },
 
@@ -151,9 +194,13 @@ pub enum Error {
         "{method} {path}: the API refused a freshly issued token: {detail} (request {request_id})"
     )]
     TokenRejected {
+        /// The HTTP method.
         method: String,
+        /// The request path, below the base URL.
         path: String,
+        /// What the API said.
         detail: String,
+        /// The tenant's request id (`X-Request-Id`), for its support; `none` if absent.
         request_id: String,
     },
 
@@ -163,9 +210,13 @@ pub enum Error {
         "{method} {url}: the server answered {status} redirecting to {location:?}; cxguard follows no redirect: configure the final URL itself"
     )]
     Redirect {
+        /// The HTTP method.
         method: String,
+        /// The URL requested.
         url: String,
+        /// The 3xx status.
         status: u16,
+        /// Where it pointed (not followed).
         location: String,
     },
 
@@ -174,8 +225,11 @@ pub enum Error {
         "{method} {url}: the response is larger than the {limit}-byte cap; raise it in [tenant] if this tenant legitimately sends more"
     )]
     TooLarge {
+        /// The HTTP method.
         method: String,
+        /// The URL requested.
         url: String,
+        /// The cap in bytes.
         limit: usize,
     },
 
@@ -184,12 +238,17 @@ pub enum Error {
         "{method} {path}: the server answered {status} with Retry-After {retry_after}, longer than the {remaining:.1?} left before the deadline; giving up now instead of waiting (request {request_id})"
     )]
     RetryAfterBeyondDeadline {
+        /// The HTTP method.
         method: String,
+        /// The request path, below the base URL.
         path: String,
+        /// The status that came with `Retry-After`.
         status: u16,
         /// The header's text, as the server sent it.
         retry_after: String,
+        /// Time left before the retry deadline.
         remaining: Duration,
+        /// The tenant's request id (`X-Request-Id`), for its support; `none` if absent.
         request_id: String,
     },
 
@@ -202,15 +261,20 @@ pub enum Error {
         if granted.is_empty() { "none".to_string() } else { granted.join(" ") }
     )]
     ScopesMissing {
+        /// Scopes the command needs that the token does not carry.
         missing: Vec<String>,
+        /// Scopes the token does carry.
         granted: Vec<String>,
     },
 
     /// The token endpoint failed moments ago; it is not asked again until the back-off ends.
     #[error("the token endpoint failed {ago:.1?} ago; not asking again for {retry_in:.1?}: {last}")]
     TokenBackoff {
+        /// How long ago the endpoint failed.
         ago: Duration,
+        /// How long until it is asked again.
         retry_in: Duration,
+        /// The earlier failure.
         last: String,
         /// The earlier failure was a refusal of the credentials (not an outage).
         refused: bool,
@@ -218,17 +282,26 @@ pub enum Error {
 
     /// The OpenID discovery document is missing, malformed or names an unusable endpoint.
     #[error("OpenID discovery at {url}: {message}")]
-    Discovery { url: String, message: String },
+    Discovery {
+        /// The discovery document's URL.
+        url: String,
+        /// What is wrong.
+        message: String,
+    },
 
     /// Retries ran out (attempts or the total deadline); `last` is the final failure.
     #[error("gave up after {attempts} attempts in {elapsed:.1?}: {last}")]
     GaveUp {
+        /// Attempts made.
         attempts: u32,
+        /// Time spent.
         elapsed: Duration,
+        /// The last failure.
         last: Box<Error>,
     },
 }
 
+/// A result whose error is [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {

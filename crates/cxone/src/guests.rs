@@ -7,6 +7,7 @@ use crate::models::{Attribute, AttributeOp};
 use crate::transport::Call;
 use crate::{Client, Result};
 
+/// The web-messaging guests API (spec §6), from [`Client::guests`].
 #[derive(Clone, Copy)]
 pub struct Guests<'a> {
     pub(crate) client: &'a Client,
@@ -34,6 +35,7 @@ impl Guests<'_> {
             .id)
     }
 
+    /// A guest's attributes.
     pub async fn attributes(self, guest: &str) -> Result<Vec<Attribute>> {
         let c = Call::new(
             Method::GET,

@@ -9,6 +9,8 @@
 //! It never depends on the emulator (`cxone-sim`): the two are independent readings of
 //! one spec, so a test of one against the other can fail.
 
+#![warn(missing_docs)]
+
 mod auth;
 mod error;
 pub mod models;
@@ -62,6 +64,9 @@ struct Inner {
     stats: Counters,
 }
 
+/// A client of one CXone tenant: authenticated, paced to the tenant's rate limits, retrying
+/// what is safe to retry, and refusing redirects and oversized bodies. Cheap to clone (one
+/// shared connection pool, token cache and pacer).
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
@@ -100,6 +105,7 @@ impl Client {
         })
     }
 
+    /// The settings it was built with.
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
     }
@@ -135,6 +141,7 @@ impl Client {
         }
     }
 
+    /// Counters since the client was built: requests, retries, 429s, token requests.
     pub fn stats(&self) -> Stats {
         let c = &self.inner.stats;
         Stats {
@@ -145,21 +152,27 @@ impl Client {
         }
     }
 
+    /// Integration secrets (spec §3).
     pub fn secrets(&self) -> secrets::Secrets<'_> {
         secrets::Secrets { client: self }
     }
+    /// Data Actions: recompile and test (spec §3).
     pub fn data_actions(&self) -> secrets::DataActions<'_> {
         secrets::DataActions { client: self }
     }
+    /// Contacts (spec §4).
     pub fn contacts(&self) -> contacts::Contacts<'_> {
         contacts::Contacts { client: self }
     }
+    /// Data Store tables and column encryption (spec §5).
     pub fn datastores(&self) -> datastores::Datastores<'_> {
         datastores::Datastores { client: self }
     }
+    /// Web-messaging guests and their attributes (spec §6).
     pub fn guests(&self) -> guests::Guests<'_> {
         guests::Guests { client: self }
     }
+    /// Webchat widgets and their security policies (spec §7).
     pub fn webchat(&self) -> webchat::Webchat<'_> {
         webchat::Webchat { client: self }
     }

@@ -21,6 +21,7 @@ fn call(method: Method, segs: Vec<String>) -> Call {
     Call::new(method, &refs)
 }
 
+/// The Integration secrets API (spec §3), from [`Client::secrets`].
 #[derive(Clone, Copy)]
 pub struct Secrets<'a> {
     pub(crate) client: &'a Client,
@@ -28,14 +29,20 @@ pub struct Secrets<'a> {
 
 /// A rotation request. The value is borrowed only for the request and never logged.
 pub struct Rotation<'v> {
+    /// The new value; borrowed for the request only.
     pub value: &'v secrecy::SecretString,
+    /// Its encoding.
     pub format: SecretFormat,
+    /// A new description, if any.
     pub description: Option<String>,
+    /// When dependents pick the value up.
     pub reference_update: ReferenceUpdate,
+    /// The compare-and-swap: the hash it replaces and the one it sets.
     pub matrix: VerificationMatrix,
 }
 
 impl Secrets<'_> {
+    /// Every secret (metadata and hashes only).
     pub async fn list(self) -> Result<Vec<Secret>> {
         let r = self
             .client
@@ -44,6 +51,7 @@ impl Secrets<'_> {
         Ok(r.decode::<Items<Secret>>("secret list")?.items)
     }
 
+    /// One secret.
     pub async fn get(self, id: &str) -> Result<Secret> {
         self.client
             .execute(call(Method::GET, path(SECRET, &[id])))
@@ -51,6 +59,7 @@ impl Secrets<'_> {
             .decode("secret")
     }
 
+    /// The Data Actions that use secret `id`.
     pub async fn references(self, id: &str) -> Result<Vec<SecretReference>> {
         let r = self
             .client
@@ -104,12 +113,14 @@ impl Secrets<'_> {
     }
 }
 
+/// The Data Actions API (spec §3), from [`Client::data_actions`].
 #[derive(Clone, Copy)]
 pub struct DataActions<'a> {
     pub(crate) client: &'a Client,
 }
 
 impl DataActions<'_> {
+    /// One data action.
     pub async fn get(self, id: &str) -> Result<DataAction> {
         self.client
             .execute(call(Method::GET, path(ACTION, &[id])))

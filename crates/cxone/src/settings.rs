@@ -15,14 +15,20 @@ use crate::error::{Error, Result};
 pub enum Grant {
     /// OAuth 2.0 client credentials (RFC 6749 §4.4).
     ClientCredentials {
+        /// The API client's id.
         client_id: String,
+        /// The API client's secret.
         client_secret: SecretString,
     },
     /// The password grant with a user's access key, authenticated as a registered app.
     AccessKey {
+        /// The user access key's id.
         access_key_id: String,
+        /// The user access key's secret.
         access_key_secret: SecretString,
+        /// The API client's id.
         client_id: String,
+        /// The API client's secret.
         client_secret: SecretString,
     },
 }
@@ -56,6 +62,7 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     /// First backoff ceiling; each later one doubles, up to `max_delay`.
     pub base_delay: Duration,
+    /// The largest backoff between two attempts.
     pub max_delay: Duration,
     /// No retry starts after this much time has passed since the first attempt.
     pub deadline: Duration,
@@ -79,6 +86,8 @@ pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 /// Default cap of one contact page's body (16 MiB).
 pub const DEFAULT_MAX_PAGE_BODY: usize = 16 << 20;
 
+/// Everything a [`crate::Client`] needs: where the tenant is, how to authenticate, and the
+/// bounds it keeps (timeouts, body caps, rate, retries).
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// The API's base URL, e.g. `https://api-na1.niceincontact.com`, with a trailing slash
@@ -95,14 +104,17 @@ pub struct Settings {
     pub max_body: usize,
     /// The largest contact page accepted, in bytes.
     pub max_page_body: usize,
+    /// How to obtain tokens.
     pub grant: Grant,
     /// Scopes to request; `None` asks for every scope the client is allowed.
     pub scopes: Option<Vec<String>>,
     /// Limit of one attempt, from sending to the last byte of the response.
     pub request_timeout: Duration,
+    /// Limit of opening one connection.
     pub connect_timeout: Duration,
     /// Client-side cap in requests per second, on top of what the server's headers say.
     pub max_rate: Option<u32>,
+    /// When and how long to retry.
     pub retry: RetryPolicy,
     /// Requests in flight at most (a connection pool bound).
     pub max_idle_per_host: usize,

@@ -6,12 +6,14 @@ use crate::models::{Items, Widget};
 use crate::transport::Call;
 use crate::{Client, Result};
 
+/// The webchat widgets API (spec §7), from [`Client::webchat`].
 #[derive(Clone, Copy)]
 pub struct Webchat<'a> {
     pub(crate) client: &'a Client,
 }
 
 impl Webchat<'_> {
+    /// Every widget with its settings.
     pub async fn list(self) -> Result<Vec<Widget>> {
         let c = Call::new(Method::GET, &["api", "v2", "webchat", "widgets"]);
         Ok(self

@@ -10,6 +10,8 @@
 //! call → settle → audit → event, and the common report), [`keys`] (key material named by id, never logged) and [`pseudonym`]
 //! (normalization and the keyed hash, one person → one pseudonym everywhere).
 
+#![warn(missing_docs)]
+
 pub mod anonymize;
 pub mod identity;
 pub mod job;

@@ -19,6 +19,8 @@
 //!
 //! Not here: what the protections do, or HTTP status codes.
 
+#![warn(missing_docs)]
+
 pub mod anchor;
 pub mod appender;
 pub mod audit;

@@ -6,6 +6,7 @@
 //! `guard::identity`, the audit trail in `ledger`. Not here: configuration files (the
 //! CLI reads them and builds a [`Config`]), logging setup (the CLI installs it).
 
+#![warn(missing_docs)]
 // A Problem is built once per refused request and answered at once: boxing it would
 // only add an allocation to every error path.
 #![allow(clippy::result_large_err)]

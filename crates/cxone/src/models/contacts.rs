@@ -3,22 +3,31 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+/// A contact record (spec §4).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Contact {
+    /// The contact's id.
     pub id: String,
+    /// First name.
     #[serde(default)]
     pub first_name: Option<String>,
+    /// Last name.
     #[serde(default)]
     pub last_name: Option<String>,
+    /// Email address.
     #[serde(default)]
     pub email: Option<String>,
+    /// Phone number.
     #[serde(default)]
     pub phone: Option<String>,
+    /// Custom fields by name (a `null` value is kept as `None`).
     #[serde(default, deserialize_with = "null_as_empty")]
     pub custom_fields: Map<String, Value>,
+    /// When it was created (RFC 3339).
     #[serde(default)]
     pub created_at: Option<String>,
+    /// When it last changed (RFC 3339).
     #[serde(default)]
     pub updated_at: Option<String>,
     /// The ETag, as listed with each contact (spec §4) or read from a GET's header.
@@ -34,7 +43,9 @@ fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Map<String, V
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContactPage {
+    /// The contacts of this page.
     pub contacts: Vec<Contact>,
+    /// The token of the next page; `None` after the last.
     #[serde(default)]
     pub page_token: Option<String>,
 }
@@ -48,6 +59,7 @@ pub struct ContactPatch {
 }
 
 impl ContactPatch {
+    /// An empty patch.
     pub fn new() -> Self {
         ContactPatch::default()
     }
@@ -70,6 +82,7 @@ impl ContactPatch {
         self
     }
 
+    /// Whether the patch changes nothing.
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty() && self.custom.is_empty()
     }
@@ -105,6 +118,7 @@ impl ContactPatch {
         })
     }
 
+    /// The patch as the JSON merge-patch document sent.
     pub fn to_json(&self) -> Value {
         let mut m = self.fields.clone();
         if !self.custom.is_empty() {

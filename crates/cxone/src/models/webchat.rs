@@ -2,40 +2,58 @@
 
 use serde::{Deserialize, Serialize};
 
+/// A webchat widget (spec §7).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Widget {
+    /// Its id.
     pub id: String,
+    /// Its name.
     pub name: String,
+    /// Its settings.
     pub settings: WidgetSettings,
 }
 
+/// A widget's settings.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct WidgetSettings {
+    /// Its security policies.
     pub security_policies: SecurityPolicies,
+    /// The settings' version, for optimistic concurrency.
     #[serde(default)]
     pub version: Option<String>,
 }
 
+/// Who may embed the widget and what its messages may carry.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct SecurityPolicies {
+    /// Origins allowed to embed it.
     pub cors_origins: Vec<String>,
+    /// Whether a visitor token is required.
     pub authentication: WidgetAuthentication,
+    /// Content rules applied to messages.
     pub rules: Vec<WidgetRule>,
 }
 
+/// Visitor authentication settings.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct WidgetAuthentication {
+    /// Whether a signed visitor token is required.
     pub require_token: bool,
+    /// How long a visitor token lasts.
     pub token_expiry_minutes: u32,
 }
 
+/// One content rule.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct WidgetRule {
+    /// Its id.
     pub id: String,
+    /// What the rule does (`block`, `mask`, …).
     pub action: String,
+    /// The pattern it matches.
     pub pattern: String,
 }
