@@ -24,10 +24,15 @@ use crate::signing::{self, PublicKey};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Head {
+    /// The entry the checkpoint names.
     pub seq: i64,
+    /// That entry's hash.
     pub hash: String,
+    /// When the checkpoint was signed.
     pub at: String,
+    /// The id of the key that signed it.
     pub key_id: String,
+    /// The Ed25519 signature, base64.
     pub signature: String,
 }
 
@@ -56,7 +61,9 @@ impl Head {
 /// A head an auditor gives on the command line: `SEQ:HASH`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExpectedHead {
+    /// The entry.
     pub seq: i64,
+    /// Its hash, 64 hex characters.
     pub hash: String,
 }
 
@@ -94,6 +101,7 @@ pub struct AnchorFile {
 const MAX_ANCHOR_BYTES: u64 = 64 * 1024;
 
 impl AnchorFile {
+    /// The anchor file at `path` (written when the ledger signs a checkpoint).
     pub fn new(path: impl Into<PathBuf>) -> Self {
         AnchorFile {
             path: path.into(),
@@ -101,6 +109,7 @@ impl AnchorFile {
         }
     }
 
+    /// Where the file is.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -26,6 +26,7 @@ pub struct Closed {
 }
 
 impl Closed {
+    /// Waits until every entry sent so far is committed.
     pub async fn wait(self) {
         let _ = self.task.await;
     }

@@ -20,17 +20,24 @@ use crate::error::{Error, Result};
 /// The hash before the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// How an audited operation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
+    /// It began (a job's start).
     Started,
+    /// It did what it was asked.
     Success,
+    /// It failed.
     Failure,
+    /// There was nothing to do.
     Skipped,
+    /// It was undone.
     RolledBack,
 }
 
 impl Outcome {
+    /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Started => "started",
@@ -46,14 +53,20 @@ impl Outcome {
 /// identifiers; details are typed (see [`Details`]).
 #[derive(Debug, Clone)]
 pub struct NewEntry {
+    /// Who did it (an identifier, never a person's data).
     pub actor: String,
+    /// What was done, a name fixed in the program (`contact.anonymize`).
     pub operation: &'static str,
+    /// What it was done to (an id).
     pub target: String,
+    /// How it ended.
     pub outcome: Outcome,
+    /// Typed details, checked to hold no secret or raw personal data.
     pub details: Details,
 }
 
 impl NewEntry {
+    /// An entry, with `actor` and `target` checked to be identifiers.
     pub fn new(
         actor: &str,
         operation: &'static str,
@@ -76,14 +89,23 @@ impl NewEntry {
 /// A stored entry.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditEntry {
+    /// Its position in the chain, from 1.
     pub seq: i64,
+    /// When it was appended (UTC, microseconds).
     pub at: String,
+    /// Who did it.
     pub actor: String,
+    /// What was done.
     pub operation: String,
+    /// What it was done to.
     pub target: String,
+    /// How it ended.
     pub outcome: String,
+    /// Its details (JSON).
     pub details: Value,
+    /// The hash of the entry before it.
     pub prev_hash: String,
+    /// Its hash, over every field above.
     pub hash: String,
 }
 
@@ -91,10 +113,15 @@ pub struct AuditEntry {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Checkpoint {
+    /// The entry it covers.
     pub seq: i64,
+    /// That entry's hash.
     pub hash: String,
+    /// When it was signed.
     pub at: String,
+    /// The id of the signing key.
     pub key_id: String,
+    /// The Ed25519 signature, base64.
     pub signature: String,
 }
 
@@ -150,11 +177,15 @@ pub fn recompute_hash(entry: &AuditEntry, details_text: &str) -> String {
 pub struct Filter {
     /// An operation name, or a prefix ending in `*` (`secret.rotate.*`).
     pub operation: Option<String>,
+    /// Only this target.
     pub target: Option<String>,
     /// RFC 3339 bounds on `at`, inclusive since, exclusive until.
     pub since: Option<String>,
+    /// Only entries before this time.
     pub until: Option<String>,
+    /// Only entries after this sequence number.
     pub after_seq: Option<i64>,
+    /// At most this many.
     pub limit: Option<i64>,
 }
 
@@ -179,26 +210,34 @@ impl Filter {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Verdict {
+    /// Entries checked.
     pub entries: u64,
+    /// Checkpoints checked.
     pub checkpoints: u64,
+    /// The last entry's sequence number.
     pub last_seq: i64,
     /// The hash of entry `last_seq`: with it, `SEQ:HASH` is a head an auditor can keep
     /// and give back to `audit verify --expect-head`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_hash: Option<String>,
+    /// The id of the key verified against.
     pub key_id: String,
     /// `None` when intact; otherwise the first entry at fault and why.
     pub broken: Option<Broken>,
 }
 
+/// Where the chain breaks, and why.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Broken {
+    /// The first entry at fault.
     pub seq: i64,
+    /// What is wrong with it.
     pub reason: String,
 }
 
 impl Verdict {
+    /// Whether nothing was found wrong.
     pub fn is_intact(&self) -> bool {
         self.broken.is_none()
     }
@@ -274,6 +313,7 @@ impl Ledger {
         })
     }
 
+    /// Every signed checkpoint, in order.
     pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
         on_backend!(&self.pool, p => {
             let rows = sqlx::query("SELECT seq, hash, at, key_id, signature FROM audit_checkpoints ORDER BY seq").fetch_all(p).await?;

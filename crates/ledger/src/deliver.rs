@@ -21,16 +21,20 @@ use crate::{Ledger, now_ms};
 /// Where one kind of event goes.
 #[derive(Debug)]
 pub struct Endpoint {
+    /// Where events of this kind are POSTed (used exactly as written).
     pub url: url::Url,
     /// Signing secrets: the current one first; more while a secret is being rotated.
     pub secrets: Vec<WebhookSecret>,
 }
 
+/// What the deliverer needs: endpoints, retry schedule and timeout.
 #[derive(Debug)]
 pub struct DeliveryConfig {
+    /// An endpoint per event kind; events of other kinds are recorded as skipped.
     pub endpoints: BTreeMap<EventKind, Endpoint>,
     /// Waits before each attempt: the first entry is the wait before the first attempt.
     pub schedule: Vec<Duration>,
+    /// Limit of one delivery attempt.
     pub timeout: Duration,
     /// How long a leased event is reserved for its deliverer.
     pub lease: Duration,
@@ -57,9 +61,13 @@ impl Default for DeliveryConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Delivered {
+    /// Events delivered.
     pub delivered: u64,
+    /// Events that failed and will be tried again.
     pub retrying: u64,
+    /// Events given up on (dead letters).
     pub dead: u64,
+    /// Events with no endpoint configured.
     pub skipped: u64,
 }
 
@@ -72,6 +80,7 @@ impl std::ops::AddAssign for Delivered {
     }
 }
 
+/// Delivers due outbox events, signed, at least once; several may run against one store.
 #[derive(Clone)]
 pub struct Deliverer {
     ledger: Ledger,
@@ -80,6 +89,7 @@ pub struct Deliverer {
 }
 
 impl Deliverer {
+    /// A deliverer for `ledger` with `config` (every endpoint and secret checked).
     pub fn new(ledger: Ledger, config: DeliveryConfig) -> Result<Self> {
         let http = reqwest::Client::builder()
             // A redirect would re-post a signed event to wherever Location points.
@@ -263,6 +273,7 @@ pub struct DelivererHandle {
 }
 
 impl DelivererHandle {
+    /// Stops the background loop after one last pass, and says what it delivered.
     pub async fn stop(self) -> Delivered {
         let _ = self.stop.send(true);
         self.task.await.unwrap_or_default()

@@ -53,15 +53,18 @@ pub struct Details {
 }
 
 impl Details {
+    /// No details.
     pub fn new() -> Self {
         Details::default()
     }
 
+    /// A count.
     pub fn count(mut self, key: &'static str, n: u64) -> Self {
         self.map.insert(key, json!(n));
         self
     }
 
+    /// A yes/no.
     pub fn flag(mut self, key: &'static str, b: bool) -> Self {
         self.map.insert(key, json!(b));
         self
@@ -73,6 +76,7 @@ impl Details {
         self
     }
 
+    /// A list of labels fixed in the program.
     pub fn labels(mut self, key: &'static str, labels: &[&'static str]) -> Self {
         self.map.insert(key, json!(labels));
         self
@@ -85,6 +89,7 @@ impl Details {
         Ok(self)
     }
 
+    /// A list of identifiers (checked to be ids, not free text).
     pub fn ids<S: AsRef<str>>(mut self, key: &'static str, ids: &[S]) -> Result<Self> {
         for id in ids {
             check_identifier(key, id.as_ref())?;
@@ -158,6 +163,7 @@ impl Details {
         self
     }
 
+    /// Whether there are no details.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }

@@ -1,5 +1,6 @@
 //! The ledger's errors. Each says what was being done and where, never a secret.
 
+/// What went wrong in the ledger.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -22,8 +23,10 @@ pub enum Error {
     /// A job or item that does not exist, or is not in the state asked for.
     #[error("{0}")]
     NotFound(String),
+    /// The database failed.
     #[error("store error: {0}")]
     Database(#[from] sqlx::Error),
 }
 
+/// A result whose error is [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

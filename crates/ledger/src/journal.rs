@@ -16,16 +16,22 @@ use crate::{Batch, Committed, ItemSettle, Ledger, NewJob, now, random_hex};
 
 use serde::Serialize;
 
+/// Where an item of a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ItemState {
+    /// Not attempted yet.
     Pending,
+    /// Claimed: its effect may or may not have happened.
     InFlight,
+    /// Finished.
     Done,
+    /// Failed.
     Failed,
 }
 
 impl ItemState {
+    /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
             ItemState::Pending => "pending",
@@ -36,16 +42,22 @@ impl ItemState {
     }
 }
 
+/// Where a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
+    /// Started and not finished (resumable).
     Running,
+    /// Finished.
     Done,
+    /// Failed.
     Failed,
+    /// Its effects were undone.
     RolledBack,
 }
 
 impl JobStatus {
+    /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
             JobStatus::Running => "running",
@@ -59,43 +71,73 @@ impl JobStatus {
 /// How an item ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ItemOutcome {
-    Done { result: Option<serde_json::Value> },
-    Failed { error: String },
+    /// It succeeded.
+    Done {
+        /// What the journal keeps of it for later runs (never a secret).
+        result: Option<serde_json::Value>,
+    },
+    /// It failed.
+    Failed {
+        /// Why.
+        error: String,
+    },
 }
 
 /// What claiming an item found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
     /// Claimed; this is attempt number `attempt`.
-    Claimed { attempt: i64 },
+    Claimed {
+        /// 1 for the first attempt.
+        attempt: i64,
+    },
     /// Already done in an earlier run: nothing to do.
     AlreadyDone,
 }
 
+/// A job with its item counts.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobSummary {
+    /// Its id.
     pub id: String,
+    /// Its kind (`anonymize`, `rotate`, …).
     pub kind: String,
+    /// Who started it.
     pub actor: String,
+    /// Its status.
     pub status: String,
+    /// When it started.
     pub created_at: String,
+    /// When it last changed.
     pub updated_at: String,
+    /// Items not attempted yet.
     pub pending: u64,
+    /// Items claimed and not settled.
     pub in_flight: u64,
+    /// Items done.
     pub done: u64,
+    /// Items failed.
     pub failed: u64,
+    /// The parameters it was started with (typed details).
     pub params: serde_json::Value,
 }
 
+/// One item of a job.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobItem {
+    /// Its key (a contact id, a phase).
     pub key: String,
+    /// Its state.
     pub state: String,
+    /// Attempts so far.
     pub attempts: i64,
+    /// The last failure, if any.
     pub last_error: Option<String>,
+    /// What the journal keeps of its result.
     pub result: Option<serde_json::Value>,
+    /// When it last changed.
     pub updated_at: String,
 }
 
@@ -313,6 +355,7 @@ impl Ledger {
         })
     }
 
+    /// The latest `limit` jobs, newest first.
     pub async fn jobs(&self, limit: i64) -> Result<Vec<JobSummary>> {
         let ids: Vec<String> = on_backend!(&self.pool, p => {
             let rows = sqlx::query("SELECT id FROM jobs ORDER BY created_at DESC, id DESC LIMIT $1").bind(limit).fetch_all(p).await?;
@@ -325,6 +368,7 @@ impl Ledger {
         Ok(out)
     }
 
+    /// One job.
     pub async fn job(&self, id: &str) -> Result<JobSummary> {
         on_backend!(&self.pool, p => {
             let row = sqlx::query("SELECT id, kind, actor, params, status, created_at, updated_at FROM jobs WHERE id = $1")

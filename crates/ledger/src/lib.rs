@@ -79,43 +79,62 @@ pub enum KeySource {
 /// Everything one transaction writes.
 #[derive(Debug, Default)]
 pub struct Batch {
+    /// Audit entries to append, in order.
     pub audit: Vec<NewEntry>,
+    /// Webhook events to enqueue.
     pub events: Vec<NewEvent>,
+    /// A job to create, with its first items.
     pub new_job: Option<NewJob>,
     /// Items to settle, each with its outcome.
     pub items: Vec<ItemSettle>,
+    /// A job status to set.
     pub job_status: Option<(String, JobStatus)>,
     /// Sign a checkpoint at the end of this batch (the end of a job).
     pub checkpoint: bool,
 }
 
+/// A job to create.
 #[derive(Debug, Clone)]
 pub struct NewJob {
+    /// Its id (see [`Ledger::new_job_id`]).
     pub id: String,
+    /// Its kind.
     pub kind: &'static str,
+    /// Who starts it.
     pub actor: String,
+    /// Its parameters, as typed details.
     pub params: Details,
+    /// Its first items.
     pub items: Vec<String>,
     /// What identifies "the same job" for an automatic resume (e.g. a hash of the
     /// policy and the selection); `None` if jobs of this kind never resume by themselves.
     pub fingerprint: Option<String>,
 }
 
+/// One item's outcome, to settle in a batch.
 #[derive(Debug, Clone)]
 pub struct ItemSettle {
+    /// The job.
     pub job_id: String,
+    /// The item.
     pub key: String,
+    /// How it ended.
     pub outcome: ItemOutcome,
 }
 
 /// What a batch appended.
 #[derive(Debug, Default)]
 pub struct Committed {
+    /// The entries appended.
     pub entries: Vec<AuditEntry>,
+    /// The checkpoint signed, if any.
     pub checkpoint: Option<Checkpoint>,
+    /// The ids of the events enqueued.
     pub event_ids: Vec<String>,
 }
 
+/// cxguard's durable record: the audit chain, the job journal and the webhook outbox, in one
+/// SQLite or PostgreSQL store. Cheap to clone.
 #[derive(Clone)]
 pub struct Ledger {
     pool: Pool,
@@ -188,6 +207,7 @@ impl Ledger {
         Ok(ledger)
     }
 
+    /// Signs a checkpoint every `n` entries.
     pub fn with_checkpoint_every(mut self, n: i64) -> Self {
         self.checkpoint_every = n.max(1);
         self
@@ -216,10 +236,12 @@ impl Ledger {
         &self.shown
     }
 
+    /// Whether the store is PostgreSQL.
     pub fn is_postgres(&self) -> bool {
         self.pool.is_postgres()
     }
 
+    /// The public half of the signing key, when the ledger can write.
     pub fn public_key(&self) -> Option<PublicKey> {
         self.key.as_ref().map(|k| k.public())
     }

@@ -33,6 +33,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every kind.
     pub const ALL: [EventKind; 5] = [
         EventKind::Vault,
         EventKind::Consent,
@@ -41,6 +42,7 @@ impl EventKind {
         EventKind::Witness,
     ];
 
+    /// The name used in configuration and events.
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::Vault => "vault",
@@ -51,6 +53,7 @@ impl EventKind {
         }
     }
 
+    /// A kind from its name.
     pub fn parse(s: &str) -> Result<Self> {
         EventKind::ALL
             .into_iter()
@@ -66,13 +69,16 @@ impl EventKind {
 /// An event to enqueue.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
+    /// Which system it is for.
     pub kind: EventKind,
     /// The event type as the receiver sees it (`secret_rotation`, `contact.anonymized`).
     pub event_type: &'static str,
+    /// Its data, as typed details.
     pub data: Details,
 }
 
 impl NewEvent {
+    /// An event of `event_type` for `kind`.
     pub fn new(kind: EventKind, event_type: &'static str, data: Details) -> Self {
         NewEvent {
             kind,
@@ -92,38 +98,56 @@ impl NewEvent {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OutboxEvent {
+    /// Its id (`webhook-id`).
     pub id: String,
+    /// Which system it is for.
     pub kind: String,
+    /// Its type (`contact.anonymized`).
     pub event_type: String,
+    /// `pending`, `delivered`, `dead` or `skipped`.
     pub status: String,
+    /// Delivery attempts so far.
     pub attempts: i64,
+    /// When it is next due, in Unix milliseconds.
     pub next_attempt_ms: i64,
+    /// The last failure, if any.
     pub last_error: Option<String>,
+    /// When it was enqueued.
     pub created_at: String,
+    /// When it was delivered.
     pub delivered_at: Option<String>,
 }
 
 /// An event leased to one deliverer until `lease_until_ms`.
 #[derive(Debug, Clone)]
 pub struct Leased {
+    /// Its id.
     pub id: String,
+    /// Which system it is for.
     pub kind: String,
+    /// Its body, as it will be signed and sent.
     pub payload: String,
+    /// Attempts so far.
     pub attempts: i64,
+    /// The lease token; a settlement must present it.
     pub token: String,
 }
 
 /// What became of one delivery attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Settlement {
+    /// The endpoint answered 2xx.
     Delivered,
     /// Failed; try again at `retry_at_ms`, or give up (dead letter) when `None`.
     Failed {
+        /// Why.
         error: String,
+        /// When to try again.
         retry_at_ms: Option<i64>,
     },
     /// No endpoint is configured for this kind: recorded, not lost.
     Skipped {
+        /// Why.
         reason: String,
     },
 }
@@ -132,12 +156,17 @@ pub enum Settlement {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OutboxStatus {
+    /// Events waiting.
     pub pending: u64,
+    /// Events delivered.
     pub delivered: u64,
+    /// Events given up on.
     pub dead: u64,
+    /// Events with no endpoint.
     pub skipped: u64,
     /// Pending events per kind.
     pub pending_by_kind: std::collections::BTreeMap<String, u64>,
+    /// When the oldest waiting event was enqueued.
     pub oldest_pending: Option<String>,
 }
 
@@ -205,6 +234,7 @@ impl Ledger {
         })
     }
 
+    /// Counts by status.
     pub async fn outbox_status(&self) -> Result<OutboxStatus> {
         on_backend!(&self.pool, p => {
             let rows = sqlx::query("SELECT status, kind, COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox GROUP BY status, kind").fetch_all(p).await?;

@@ -138,10 +138,12 @@ impl AuditKey {
         Ok(key)
     }
 
+    /// Its key id (a hash of the public key).
     pub fn key_id(&self) -> &str {
         &self.key_id
     }
 
+    /// The public half.
     pub fn public(&self) -> PublicKey {
         PublicKey {
             key: self.signing.verifying_key(),
@@ -162,6 +164,7 @@ pub struct PublicKey {
 }
 
 impl PublicKey {
+    /// Its key id (a hash of the key).
     pub fn key_id(&self) -> &str {
         &self.key_id
     }
@@ -171,6 +174,7 @@ impl PublicKey {
         format!("{PUBLIC_PREFIX}{}", B64.encode(self.key.as_bytes()))
     }
 
+    /// A public key from its text form.
     pub fn parse(text: &str) -> Result<Self> {
         let b64 = text.trim().strip_prefix(PUBLIC_PREFIX).ok_or_else(|| {
             Error::Key(format!(
@@ -192,6 +196,7 @@ impl PublicKey {
         })
     }
 
+    /// A public key from a file.
     pub fn read_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::Key(format!("public key {}: cannot read: {e}", path.display())))?;

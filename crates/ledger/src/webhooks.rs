@@ -89,12 +89,16 @@ pub fn signature_header(
 /// Why a receiver refused a message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
+    /// A required header is absent.
     #[error("missing header {0}")]
     MissingHeader(&'static str),
+    /// `webhook-timestamp` is not a number of seconds.
     #[error("webhook-timestamp is not a Unix time in seconds")]
     BadTimestamp,
+    /// `webhook-timestamp` is too far from now (replay protection).
     #[error("webhook-timestamp is {0} s away from now, outside the tolerance")]
     StaleTimestamp(i64),
+    /// No signature matches the secret.
     #[error("no v1 signature matches")]
     NoMatch,
 }
