@@ -4,7 +4,7 @@
 //! to clone and safe to share. Each API surface has its own module and accessor:
 //! `client.contacts().list().page_size(PageSize::DEFAULT_BULK).stream()`. Every request is paced by the
 //! server's `RateLimit-*` headers, authenticated with a cached token, and retried when
-//! (and only when) the spec says it is safe — see [`transport`](crate::transport).
+//! (and only when) the spec says it is safe — see `transport.rs`.
 //!
 //! It never depends on the emulator (`cxone-sim`): the two are independent readings of
 //! one spec, so a test of one against the other can fail.

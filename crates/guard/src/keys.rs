@@ -8,17 +8,22 @@ use base64::Engine as _;
 use secrecy::{ExposeSecret, SecretBox};
 use serde::Deserialize;
 
+/// The shortest key accepted: 256 bits.
 pub const MIN_KEY_BYTES: usize = 32;
 
 /// How a key is given in configuration.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct KeySpec {
+    /// The key's id, recorded with every use.
     pub id: String,
+    /// An environment variable holding the key, base64.
     pub env: Option<String>,
+    /// A file holding the key, base64 (mode 0600).
     pub file: Option<PathBuf>,
 }
 
+/// Key material, named by its id. Never printed, logged or serialized.
 pub struct Key {
     id: String,
     bytes: SecretBox<Vec<u8>>,
@@ -34,6 +39,7 @@ impl std::fmt::Debug for Key {
 }
 
 impl Key {
+    /// Its id.
     pub fn id(&self) -> &str {
         &self.id
     }

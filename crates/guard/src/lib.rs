@@ -48,6 +48,7 @@ pub enum Error {
     Ledger(#[from] ledger::Error),
 }
 
+/// A result whose error is [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// SHA-256 of `s` as 64 lowercase hex characters: how values are identified without

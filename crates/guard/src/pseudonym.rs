@@ -17,17 +17,22 @@ use crate::keys::Key;
 /// How identifiers are normalized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Normalizer {
+    /// The region a phone number without a country code is read in.
     pub region: Option<phonenumber::country::Id>,
+    /// Fold Gmail addresses (dots, `+tags`, googlemail.com) into one.
     pub gmail_folding: bool,
 }
 
 /// Why an identifier could not be normalized (never quoting it).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NormalizeError {
+    /// The value is empty.
     #[error("empty")]
     Empty,
+    /// Not an email address; says why.
     #[error("not an email address: {0}")]
     Email(&'static str),
+    /// Not a phone number; says why.
     #[error("not a phone number: {0}")]
     Phone(String),
 }
@@ -35,10 +40,13 @@ pub enum NormalizeError {
 /// What kind of identifier a value is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// An email address.
     Email,
+    /// A phone number.
     Phone,
 }
 
+/// A region from its ISO 3166 code (`US`).
 pub fn parse_region(code: &str) -> Result<phonenumber::country::Id, String> {
     code.trim()
         .to_ascii_uppercase()
@@ -47,6 +55,7 @@ pub fn parse_region(code: &str) -> Result<phonenumber::country::Id, String> {
 }
 
 impl Normalizer {
+    /// An email address normalized: trimmed, Unicode NFC, lowercase (and Gmail folded if asked).
     pub fn email(&self, raw: &str) -> Result<String, NormalizeError> {
         // Invisible characters that copy-and-paste carries in (zero-width space, joiner,
         // byte-order mark, word joiner) are not part of anyone's address.
@@ -101,6 +110,7 @@ impl Normalizer {
         Ok(address)
     }
 
+    /// A phone number normalized to E.164.
     pub fn phone(&self, raw: &str) -> Result<String, NormalizeError> {
         // Compatibility forms (full-width digits and plus sign, ideographic spaces) are
         // the digits they look like.

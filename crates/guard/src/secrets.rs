@@ -89,10 +89,15 @@ pub fn parse_age(text: &str) -> Result<Duration, String> {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Due {
+    /// The secret.
     pub id: String,
+    /// Its name.
     pub name: String,
+    /// Its version.
     pub version: u64,
+    /// When it last changed.
     pub updated_at: String,
+    /// Days since then.
     pub age_days: i64,
 }
 

@@ -16,11 +16,13 @@ use subtle::ConstantTimeEq;
 
 use crate::problem::Problem;
 
+/// What every API key starts with, so a leaked one is recognisable.
 pub const KEY_PREFIX: &str = "cxg_";
 
 /// An API key as configured: its id (what logs and the audit record) and digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKey {
+    /// Its id, for logs and the audit trail (never the key).
     pub id: String,
     /// SHA-256 of the whole key, 64 lowercase hex characters.
     pub sha256: String,
@@ -29,7 +31,9 @@ pub struct ApiKey {
 /// Requests per second per key, with a burst.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
+    /// Sustained requests per second.
     pub per_second: u32,
+    /// Requests allowed at once above that.
     pub burst: u32,
 }
 

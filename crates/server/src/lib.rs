@@ -42,10 +42,15 @@ pub const BODY_LIMIT: usize = 16 * 1024;
 
 /// Everything the service needs besides its listener.
 pub struct Config {
+    /// The identity protection, with its key.
     pub identity: Identity,
+    /// The tenant client.
     pub client: cxone::Client,
+    /// The audit ledger.
     pub ledger: ledger::Ledger,
+    /// The API keys callers present.
     pub api_keys: Vec<ApiKey>,
+    /// Each key's rate limit.
     pub rate: RateLimit,
     /// The longest a caller waits for the tenant, retries included; then 502.
     pub upstream_deadline: Duration,
@@ -66,18 +71,23 @@ pub(crate) struct AppState {
     upstream_deadline: Duration,
 }
 
+/// Why the service could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The configuration does not validate; nothing was started.
     #[error("{0}")]
     Config(String),
+    /// The listening address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
+        /// The address.
         addr: String,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
+    /// Serving failed.
     #[error("the server failed: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -127,6 +137,7 @@ impl Server {
         })
     }
 
+    /// The address it listens on (the port, when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
             .local_addr()

@@ -12,22 +12,31 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+/// The OpenMetrics text format's content type.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// Labels of the request counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
+    /// The route template (`/v1/guests/{guestId}/identity`), never a raw path.
     pub route: String,
+    /// The HTTP method.
     pub method: String,
+    /// The response status.
     pub status: u16,
 }
 
+/// Labels of the latency histogram.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
+    /// The route template (`/v1/guests/{guestId}/identity`), never a raw path.
     pub route: String,
 }
 
+/// Labels of the link counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
+    /// `linked`, `invalid`, `unknown_guest`, `upstream_failed`, `audit_failed`.
     pub outcome: &'static str,
 }
 
@@ -38,10 +47,14 @@ fn latency_histogram() -> Histogram {
     ))
 }
 
+/// The service's Prometheus metrics, plus the tenant client's counters.
 pub struct Metrics {
     registry: Registry,
+    /// Requests by route, method and status.
     pub requests: Family<RequestLabels, Counter>,
+    /// Request latency by route.
     pub latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    /// Links by outcome.
     pub links: Family<OutcomeLabels, Counter>,
 }
 
@@ -88,6 +101,7 @@ impl Collector for Upstream {
 }
 
 impl Metrics {
+    /// Metrics reading the counters of `client` too.
     pub fn new(client: cxone::Client) -> Arc<Self> {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
@@ -119,10 +133,12 @@ impl Metrics {
         })
     }
 
+    /// Counts one link with `outcome`.
     pub fn link(&self, outcome: &'static str) {
         self.links.get_or_create(&OutcomeLabels { outcome }).inc();
     }
 
+    /// Everything, in the OpenMetrics text format.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(8 * 1024);
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

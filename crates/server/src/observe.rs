@@ -20,6 +20,7 @@ use crate::AppState;
 use crate::metrics::{RequestLabels, RouteLabels};
 use crate::problem;
 
+/// The header that carries a request's id, in both directions.
 pub const REQUEST_ID: &str = "x-request-id";
 
 /// Filled by the `Caller` extractor so the log line can name the key id.

@@ -42,6 +42,7 @@ use crate::{routes, schema};
         (name = "operations", description = "Health, readiness, metrics, this document")
     )
 )]
+/// The OpenAPI document, built from the handlers' annotations.
 pub struct ApiDoc;
 
 struct Security;

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+/// The media type of problem documents (RFC 9457).
 pub const CONTENT_TYPE: &str = "application/problem+json";
 
 /// One wrong field of a request.
@@ -27,8 +28,11 @@ pub struct Problem {
     /// A URN naming the kind of problem, e.g. `urn:cxguard:problem:invalid-field`.
     #[serde(rename = "type")]
     pub kind: String,
+    /// A short summary.
     pub title: String,
+    /// The HTTP status.
     pub status: u16,
+    /// What happened, for a person.
     pub detail: String,
     /// The first wrong field, for bad input.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -42,6 +46,7 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// A problem with `status`; `slug` names its type.
     pub fn new(status: StatusCode, slug: &str, title: &str, detail: impl Into<String>) -> Self {
         Problem {
             kind: format!("urn:cxguard:problem:{slug}"),
@@ -72,6 +77,7 @@ impl Problem {
         p
     }
 
+    /// A 400 naming one bad field.
     pub fn field(field: &str, message: impl Into<String>) -> Self {
         Problem::invalid(vec![FieldError {
             field: field.to_string(),
@@ -79,6 +85,7 @@ impl Problem {
         }])
     }
 
+    /// A 401 with `WWW-Authenticate: Bearer`.
     pub fn unauthorized(detail: &str) -> Self {
         Problem::new(
             StatusCode::UNAUTHORIZED,
@@ -88,6 +95,7 @@ impl Problem {
         )
     }
 
+    /// A 429 with `Retry-After`.
     pub fn rate_limited(wait: Duration) -> Self {
         Problem::too_many(
             wait,
@@ -103,6 +111,7 @@ impl Problem {
         p
     }
 
+    /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
@@ -151,6 +160,7 @@ pub fn for_status(status: StatusCode) -> Problem {
     }
 }
 
+/// A 413: the body is over the limit.
 pub fn too_large() -> Problem {
     Problem::new(
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -160,6 +170,7 @@ pub fn too_large() -> Problem {
     )
 }
 
+/// A 415: the body is not JSON.
 pub fn unsupported_media_type() -> Problem {
     Problem::new(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,

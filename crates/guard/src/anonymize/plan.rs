@@ -18,29 +18,45 @@ use crate::job::Failure;
 #[derive(Debug, Clone, Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct DryRun {
+    /// Contacts read.
     pub examined: u64,
+    /// Contacts the policy would change.
     pub would_change: u64,
+    /// Contacts already in their target state.
     pub unchanged: u64,
+    /// Ids the tenant does not have.
     pub not_found: u64,
+    /// Contacts that could not be read or planned.
     pub errors: u64,
+    /// Field → contacts where it would change.
     pub fields: BTreeMap<String, u64>,
+    /// A few contacts' changes, values redacted.
     pub examples: Vec<Example>,
+    /// The first errors.
     pub first_errors: Vec<Failure>,
 }
 
+/// One contact's planned changes.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Example {
+    /// The contact.
     pub id: String,
+    /// What would change.
     pub changes: Vec<ExampleChange>,
 }
 
+/// One field's planned change, values redacted.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExampleChange {
+    /// The field.
     pub field: String,
+    /// The operator (`erase`, `mask`, …).
     pub op: &'static str,
+    /// The value now, redacted.
     pub before: String,
+    /// The value it would get, redacted (a `replace` text shown as is).
     pub after: String,
 }
 

@@ -33,14 +33,20 @@ pub const MIN_FPE_DIGITS: usize = 6;
 /// A contact field the policy can name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Field {
+    /// `firstName`.
     FirstName,
+    /// `lastName`.
     LastName,
+    /// `email`.
     Email,
+    /// `phone`.
     Phone,
+    /// `customFields.<name>`.
     Custom(String),
 }
 
 impl Field {
+    /// A field from its name in the policy.
     pub fn parse(s: &str) -> Result<Self, String> {
         match s {
             "firstName" => Ok(Field::FirstName),
@@ -84,28 +90,44 @@ impl Field {
 /// Which characters `mask` leaves visible.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Keep {
+    /// The first n characters.
     First(usize),
+    /// The last n characters.
     Last(usize),
 }
 
+/// What a rule does to its field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Operator {
+    /// Delete the value.
     Erase,
+    /// Replace characters with `ch`, leaving `keep` of them visible.
     Mask {
+        /// Which characters stay visible.
         keep: Keep,
+        /// The mask character.
         ch: char,
+        /// Characters left as they are (separators).
         ignore: String,
     },
+    /// Replace the value with a keyed hash (HMAC-SHA256) of its normalized form.
     Pseudonymize {
+        /// The name of the key in `[keys]`.
         key: String,
+        /// How to normalize (email or phone); guessed from the field when `None`.
         kind: Option<Kind>,
     },
+    /// Format-preserving encryption (FF1) of the digits, reversible with the key.
     Encrypt {
+        /// The name of the key in `[keys]`.
         key: String,
     },
+    /// Replace the value with a fixed text.
     Replace {
+        /// The text.
         value: String,
     },
+    /// Leave the field alone.
     Keep,
 }
 
@@ -135,9 +157,12 @@ impl Operator {
     }
 }
 
+/// One field and what to do to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
+    /// The field.
     pub field: Field,
+    /// What to do.
     pub op: Operator,
     /// The line in the policy file, for messages.
     pub line: usize,
@@ -146,8 +171,11 @@ pub struct Rule {
 /// A validated policy, its keys loaded.
 #[derive(Debug)]
 pub struct Policy {
+    /// The rules, one per field.
     pub rules: Vec<Rule>,
+    /// How emails and phone numbers are normalized before hashing.
     pub normalizer: Normalizer,
+    /// The keys by name, loaded.
     pub keys: BTreeMap<String, Key>,
     /// SHA-256 of the policy text, so a resumed job can check it runs the same policy.
     pub digest: String,
@@ -267,6 +295,7 @@ impl Policy {
         })
     }
 
+    /// The key named `name` (checked to exist when the policy was validated).
     pub fn key(&self, name: &str) -> &Key {
         &self.keys[name]
     }

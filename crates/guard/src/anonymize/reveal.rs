@@ -18,8 +18,11 @@ pub const OPERATION: &str = "contact.reveal";
 /// What was revealed, and how.
 #[derive(Debug)]
 pub struct Revealed {
+    /// The cleartext. Never logged or audited.
     pub value: SecretString,
+    /// The id of the key that decrypted it.
     pub key_id: String,
+    /// The FF1 derivation it was encrypted with.
     pub derivation: FpeVersion,
 }
 

@@ -82,6 +82,7 @@ impl Selection {
     }
 }
 
+/// How a run runs: concurrency, page size, who runs it, what to resume.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// PATCHes in flight at once.

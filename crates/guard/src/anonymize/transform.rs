@@ -63,6 +63,7 @@ impl FpeVersion {
     /// What new encryptions use.
     pub const CURRENT: FpeVersion = FpeVersion::V2;
 
+    /// The name recorded in the journal (`v1`, `v2`).
     pub fn as_str(self) -> &'static str {
         match self {
             FpeVersion::V1 => "v1",
@@ -78,6 +79,7 @@ impl FpeVersion {
         }
     }
 
+    /// A derivation from its recorded name.
     pub fn parse(s: &str) -> Result<Self, String> {
         match s {
             "v1" => Ok(FpeVersion::V1),
@@ -207,10 +209,15 @@ pub fn current(contact: &Contact, field: &Field) -> Option<String> {
 /// One field the plan changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
+    /// The field.
     pub field: String,
+    /// The operator.
     pub op: &'static str,
+    /// The algorithm, for the consent event (`hmac-sha256`, `ff1-aes256`, …).
     pub algorithm: &'static str,
+    /// The value now (kept in memory only, for the dry run's redacted example).
     pub before: Option<String>,
+    /// The value it gets.
     pub after: Option<String>,
     /// For pseudonymize: whether the value normalized (else its trimmed text was hashed).
     pub normalized: bool,
@@ -219,13 +226,16 @@ pub struct Change {
 /// The patch for one contact and what it does.
 #[derive(Debug, Clone, Default)]
 pub struct ContactPlan {
+    /// The merge patch to send.
     pub patch: ContactPatch,
+    /// What changes, field by field.
     pub changes: Vec<Change>,
     /// For encrypted fields: field → SHA-256 of the ciphertext, to recognise it later.
     pub ciphertexts: BTreeMap<String, String>,
 }
 
 impl ContactPlan {
+    /// Whether nothing would change.
     pub fn is_noop(&self) -> bool {
         self.patch.is_empty()
     }

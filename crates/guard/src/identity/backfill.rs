@@ -21,14 +21,18 @@ use super::{IdentifierKind, Identity, LinkError, check_guest_id};
 use crate::Result;
 use crate::pseudonym::Kind;
 
+/// The job kind in the journal.
 pub const JOB_KIND: &str = "guests.backfill";
 const CHUNK: i64 = 500;
 
 /// One guest to link: where it came from and the pseudonym it will hold.
 #[derive(Debug, Clone)]
 pub struct Link {
+    /// Its line in the CSV, from 1.
     pub line: usize,
+    /// The guest.
     pub guest_id: String,
+    /// What the identifier is.
     pub kind: Kind,
     pseudonym: String,
 }
@@ -36,9 +40,11 @@ pub struct Link {
 /// The validated file: what will be linked, and a fingerprint naming this exact job.
 #[derive(Debug)]
 pub struct Plan {
+    /// One link per valid line.
     pub links: Vec<Link>,
     /// Lines that named a guest already linked to the same person earlier in the file.
     pub duplicates: usize,
+    /// A hash of the file's links, so a rerun of the same file resumes its job.
     pub fingerprint: String,
 }
 
@@ -125,33 +131,47 @@ pub fn plan(
 /// Live counters for a progress bar.
 #[derive(Debug, Default)]
 pub struct Progress {
+    /// Links in the file.
     pub total: AtomicU64,
+    /// Links settled.
     pub done: AtomicU64,
+    /// Links that failed.
     pub failed: AtomicU64,
 }
 
+/// One link that failed.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Failure {
+    /// The guest.
     pub guest_id: String,
+    /// Why.
     pub error: String,
 }
 
+/// What a backfill run did.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
+    /// The job's id.
     pub job_id: String,
+    /// Whether this run resumed an unfinished job.
     pub resumed: bool,
     /// Links made in this run.
     pub linked: u64,
     /// Links an earlier, interrupted run had already made.
     pub already_done: u64,
+    /// The links that failed.
     pub failed: Vec<Failure>,
+    /// Wall-clock time.
     pub seconds: f64,
 }
 
+/// How a backfill runs.
 pub struct Options {
+    /// Who runs it, for the audit trail.
     pub actor: String,
+    /// Links in flight at once.
     pub concurrency: usize,
 }
 

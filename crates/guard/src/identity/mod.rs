@@ -33,13 +33,16 @@ pub const MAX_IDENTIFIER_CHARS: usize = 320;
 /// What the caller says the identifier is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdentifierKind {
+    /// An email address.
     Email,
+    /// A phone number.
     Phone,
     /// An email if it contains `@`, else a phone number.
     Auto,
 }
 
 impl IdentifierKind {
+    /// A kind from `email`, `phone` or `auto`.
     pub fn parse(s: &str) -> Result<Self, String> {
         match s {
             "email" => Ok(IdentifierKind::Email),
@@ -54,7 +57,9 @@ impl IdentifierKind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct Invalid {
+    /// The field at fault.
     pub field: &'static str,
+    /// What is wrong.
     pub message: String,
 }
 
@@ -80,9 +85,13 @@ pub enum LinkError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Linked {
+    /// The guest.
     pub guest_id: String,
+    /// The attribute that holds the pseudonym.
     pub attribute: String,
+    /// The id of the key the pseudonym was made with.
     pub key_id: String,
+    /// What the identifier was.
     #[serde(skip)]
     pub kind: Kind,
 }
@@ -164,10 +173,12 @@ impl Identity {
         })
     }
 
+    /// The id of the identity key.
     pub fn key_id(&self) -> &str {
         self.key.id()
     }
 
+    /// The name of the guest attribute that holds the pseudonym.
     pub fn attribute(&self) -> &str {
         &self.attribute
     }

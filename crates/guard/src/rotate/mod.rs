@@ -37,11 +37,14 @@ pub const SCOPES: &[&str] = &[
     "integration:dataaction:write",
 ];
 
+/// The job kind in the journal.
 pub const JOB_KIND: &str = "rotate";
 
 /// What the operator asks for. Values are secrets: never printed, logged or journaled.
 pub struct Request {
+    /// The secret to rotate.
     pub secret_id: String,
+    /// The new value.
     pub value: SecretString,
     /// The format of the new value; the secret's current format when `None`.
     pub format: Option<SecretFormat>,
@@ -49,6 +52,7 @@ pub struct Request {
     pub previous: Option<SecretString>,
     /// Rotate without a way back (the operator said so explicitly).
     pub no_rollback: bool,
+    /// Who rotates it, for the audit trail.
     pub actor: String,
 }
 
@@ -56,13 +60,21 @@ pub struct Request {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Plan {
+    /// The secret.
     pub secret_id: String,
+    /// Its name.
     pub name: String,
+    /// Its version now.
     pub version: u64,
+    /// The format of the new value.
     pub format: SecretFormat,
+    /// SHA-256 of the value now.
     pub previous_sha256: String,
+    /// SHA-256 of the new value.
     pub proposed_sha256: String,
+    /// The Data Actions that use it; each is recompiled and tested.
     pub dependents: Vec<SecretReference>,
+    /// Whether a rollback path was given.
     pub rollback: bool,
 }
 
@@ -71,23 +83,36 @@ pub struct Plan {
 #[serde(rename_all = "snake_case", tag = "status")]
 pub enum Ended {
     /// Every dependent compiled and passed against the new value.
-    Rotated { version: u64 },
+    Rotated {
+        /// The secret's version now.
+        version: u64,
+    },
     /// A dependent rejected the new value; the previous one is back and every dependent
     /// compiled and passed against it again.
     RolledBack {
+        /// Data action id → why it rejected the new value.
         rejected: BTreeMap<String, String>,
+        /// The secret's version now (the rollback is a rotation too).
         version: u64,
     },
     /// A dependent rejected the new value and there was no way back.
-    Broken { rejected: BTreeMap<String, String> },
+    Broken {
+        /// Data action id → why it rejected the new value.
+        rejected: BTreeMap<String, String>,
+    },
 }
 
+/// What a rotation did.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
+    /// The job's id.
     pub job_id: String,
+    /// The secret.
     pub secret_id: String,
+    /// Whether this run resumed an interrupted rotation.
     pub resumed: bool,
+    /// How it ended.
     #[serde(flatten)]
     pub ended: Ended,
 }
