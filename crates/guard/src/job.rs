@@ -277,19 +277,22 @@ impl<'a> Job<'a> {
         Ok(self.ledger.claim(&self.id, key).await?)
     }
 
-    /// Adds items found while the job runs (a listing's page), then counts them.
+    /// Adds items found while the job runs (a listing's page) to the journal.
     pub async fn add_items(&self, keys: &[String]) -> Result<()> {
         self.ledger.add_items(&self.id, keys).await?;
         Ok(())
     }
 
-    /// Claims several items at once and counts them as known; items already done are
-    /// left out. Returns each claimed key with its attempt number.
+    /// Claims several items at once; items already done are left out. Returns each
+    /// claimed key with its attempt number.
     pub async fn claim_many(&self, keys: &[String]) -> Result<Vec<(String, i64)>> {
-        self.progress
-            .total
-            .fetch_add(keys.len() as u64, Ordering::Relaxed);
         Ok(self.ledger.claim_many(&self.id, keys).await?)
+    }
+
+    /// Counts `n` more items as known to the job, for the progress display (a listing
+    /// finds them page by page).
+    pub fn found(&self, n: usize) {
+        self.progress.total.fetch_add(n as u64, Ordering::Relaxed);
     }
 
     /// Runs one tenant call, counting it and recording its latency.

@@ -181,7 +181,7 @@ pub async fn run(
                 move |bar| {
                     let failed = p.failed.load(Ordering::Relaxed);
                     bar.set_length(p.total.load(Ordering::Relaxed));
-                    bar.set_position(p.done.load(Ordering::Relaxed) + failed);
+                    bar.set_position(p.done.load(Ordering::Relaxed));
                     bar.set_message(format!("{failed} failed"));
                 },
             );

@@ -106,6 +106,7 @@ pub async fn run(
         let Some(last) = chunk.last() else { break };
         after = last.0;
         let keys: Vec<String> = chunk.into_iter().map(|(_, k)| k).collect();
+        run.job.found(keys.len());
         let claimed = run.job.claim_many(&keys).await?;
         run.process_all(claimed.into_iter().map(|(k, a)| (k, a, None)).collect())
             .await?;
@@ -132,6 +133,7 @@ pub async fn run(
             ledger
                 .set_cursor(&id, Some(page.page_token.as_deref().unwrap_or("")))
                 .await?;
+            run.job.found(keys.len());
             let claimed: BTreeMap<String, i64> =
                 run.job.claim_many(&keys).await?.into_iter().collect();
             let work = page

@@ -9,16 +9,17 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use futures_util::StreamExt as _;
 use ledger::journal::{ItemOutcome, JobStatus};
-use ledger::{Batch, Details, ItemSettle, Ledger, NewEntry, NewJob, Outcome};
+use ledger::{Details, Ledger, NewEntry, NewJob, Outcome};
 use serde::Serialize;
 
 use super::{IdentifierKind, Identity, LinkError, check_guest_id};
 use crate::Result;
+use crate::job::{Job, Step, Tally};
 use crate::pseudonym::Kind;
 
 /// The job kind in the journal.
@@ -128,16 +129,7 @@ pub fn plan(
     })
 }
 
-/// Live counters for a progress bar.
-#[derive(Debug, Default)]
-pub struct Progress {
-    /// Links in the file.
-    pub total: AtomicU64,
-    /// Links settled.
-    pub done: AtomicU64,
-    /// Links that failed.
-    pub failed: AtomicU64,
-}
+pub use crate::job::Progress;
 
 /// One link that failed.
 #[derive(Debug, Clone, Serialize)]
@@ -175,7 +167,8 @@ pub struct Options {
     pub concurrency: usize,
 }
 
-/// Runs the plan as a journaled job (or resumes the unfinished job of the same plan).
+/// Runs the plan as a journaled job on the job runner (or resumes the unfinished job of
+/// the same plan).
 pub async fn apply(
     client: &cxone::Client,
     ledger: &Ledger,
@@ -185,22 +178,23 @@ pub async fn apply(
     progress: Arc<Progress>,
 ) -> Result<Report> {
     let started = Instant::now();
-    let (job, resumed) = match ledger.running_job(JOB_KIND, &plan.fingerprint).await? {
-        Some(id) => (id, true),
+    progress
+        .total
+        .store(plan.links.len() as u64, Ordering::Relaxed);
+    let job = match ledger.running_job(JOB_KIND, &plan.fingerprint).await? {
+        Some(id) => Job::attach(client, ledger, &id, JOB_KIND, &opts.actor, progress).await?,
         None => {
-            let id = ledger
-                .create_job(NewJob {
-                    id: Ledger::new_job_id(JOB_KIND),
-                    kind: JOB_KIND,
-                    actor: opts.actor.clone(),
-                    params: Details::new()
-                        .id("key", identity.key_id())?
-                        .id("attribute", identity.attribute())?,
-                    items: plan.links.iter().map(|l| l.guest_id.clone()).collect(),
-                    fingerprint: Some(plan.fingerprint.clone()),
-                })
-                .await?;
-            (id, false)
+            let new = NewJob {
+                id: Ledger::new_job_id(JOB_KIND),
+                kind: JOB_KIND,
+                actor: opts.actor.clone(),
+                params: Details::new()
+                    .id("key", identity.key_id())?
+                    .id("attribute", identity.attribute())?,
+                items: plan.links.iter().map(|l| l.guest_id.clone()).collect(),
+                fingerprint: Some(plan.fingerprint.clone()),
+            };
+            Job::begin(client, ledger, new, progress).await?
         }
     };
     let by_guest: BTreeMap<&str, &Link> = plan
@@ -208,22 +202,18 @@ pub async fn apply(
         .iter()
         .map(|l| (l.guest_id.as_str(), l))
         .collect();
-    progress
-        .total
-        .store(plan.links.len() as u64, Ordering::Relaxed);
     let mut pending = 0u64;
-    let mut linked = 0u64;
-    let mut failed = Vec::new();
     let mut after = -1i64;
     let stopped: std::sync::Mutex<Option<cxone::Error>> = std::sync::Mutex::new(None);
     loop {
-        let chunk = ledger.unfinished_items(&job, after, CHUNK).await?;
+        let chunk = ledger.unfinished_items(job.id(), after, CHUNK).await?;
         let Some(last) = chunk.last() else { break };
         after = last.0;
         let keys: Vec<String> = chunk.into_iter().map(|(_, k)| k).collect();
         pending += keys.len() as u64;
-        let claimed = ledger.claim_many(&job, &keys).await?;
+        let claimed = job.claim_many(&keys).await?;
         let stopped = &stopped;
+        let job = &job;
         let results: Vec<(String, Attempt)> = futures_util::stream::iter(claimed)
             .map(|(guest, _attempt)| {
                 let link = by_guest.get(guest.as_str()).copied();
@@ -235,8 +225,8 @@ pub async fn apply(
                         None => Attempt::Failed(format!(
                             "guest {guest} is in the job but not in the file; start a new job"
                         )),
-                        Some(l) => match identity
-                            .apply(client, &l.guest_id, l.kind, &l.pseudonym)
+                        Some(l) => match job
+                            .timed(identity.apply(client, &l.guest_id, l.kind, &l.pseudonym))
                             .await
                         {
                             Ok(x) => Attempt::Linked(x.kind),
@@ -261,7 +251,7 @@ pub async fn apply(
             .buffer_unordered(opts.concurrency.max(1))
             .collect()
             .await;
-        let mut batch = Batch::default();
+        let mut steps = Vec::with_capacity(results.len());
         for (guest, r) in results {
             match r {
                 Attempt::Stopped => {}
@@ -272,64 +262,70 @@ pub async fn apply(
                         key_id: identity.key_id().to_string(),
                         kind,
                     };
-                    batch.audit.push(l.audit_entry(&opts.actor)?);
-                    batch.items.push(ItemSettle {
-                        job_id: job.clone(),
-                        key: guest,
+                    steps.push(Step {
+                        audit: vec![l.audit_entry(&opts.actor)?],
+                        events: Vec::new(),
                         outcome: ItemOutcome::Done { result: None },
+                        tally: Tally::Changed { fields: Vec::new() },
+                        key: guest,
                     });
-                    linked += 1;
-                    progress.done.fetch_add(1, Ordering::Relaxed);
                 }
-                Attempt::Failed(error) => {
-                    batch.items.push(ItemSettle {
-                        job_id: job.clone(),
-                        key: guest.clone(),
-                        outcome: ItemOutcome::Failed {
-                            error: error.clone(),
-                        },
-                    });
-                    failed.push(Failure {
-                        guest_id: guest,
-                        error,
-                    });
-                    progress.failed.fetch_add(1, Ordering::Relaxed);
-                }
+                Attempt::Failed(error) => steps.push(Step {
+                    key: guest,
+                    outcome: ItemOutcome::Failed {
+                        error: error.clone(),
+                    },
+                    audit: Vec::new(),
+                    events: Vec::new(),
+                    tally: Tally::Failed { error },
+                }),
             }
         }
-        ledger.commit(batch).await?;
+        job.settle(steps).await?;
         if let Some(e) = stopped.lock().unwrap_or_else(|e| e.into_inner()).take() {
             return Err(crate::Error::Api(e));
         }
     }
     let already_done = (plan.links.len() as u64).saturating_sub(pending);
-    progress.done.fetch_add(already_done, Ordering::Relaxed);
-    let status = if failed.is_empty() {
-        JobStatus::Done
-    } else {
-        JobStatus::Failed
-    };
+    job.progress()
+        .done
+        .fetch_add(already_done, Ordering::Relaxed);
+    let so_far = job.report_so_far();
+    let ok = so_far.failed == 0;
     let finish = NewEntry::new(
         &opts.actor,
         "job.finish",
-        &job,
-        if failed.is_empty() {
+        job.id(),
+        if ok {
             Outcome::Success
         } else {
             Outcome::Failure
         },
         Details::new()
-            .count("linked", linked)
+            .count("linked", so_far.changed)
             .count("already_done", already_done)
-            .count("failed", failed.len() as u64),
+            .count("failed", so_far.failed),
     )?;
-    ledger.finish_job(&job, status, finish).await?;
+    let status = if ok {
+        JobStatus::Done
+    } else {
+        JobStatus::Failed
+    };
+    let resumed = job.resumed();
+    let r = job.finish(status, finish).await?;
     Ok(Report {
-        job_id: job,
+        job_id: r.job_id,
         resumed,
-        linked,
+        linked: r.changed,
         already_done,
-        failed,
+        failed: r
+            .failures
+            .into_iter()
+            .map(|f| Failure {
+                guest_id: f.id,
+                error: f.error,
+            })
+            .collect(),
         seconds: started.elapsed().as_secs_f64(),
     })
 }
