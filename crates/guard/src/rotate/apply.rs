@@ -220,6 +220,14 @@ impl Ctx<'_> {
             .await
     }
 
+    /// Ends the job with `status` and its `job.finish` entry (a success when the job is
+    /// done or cleanly rolled back).
+    async fn close(&self, status: JobStatus, details: Details) -> Result<()> {
+        let ok = matches!(status, JobStatus::Done | JobStatus::RolledBack);
+        let entry = self.entry("job.finish", ok, details)?;
+        self.job.end(status, entry).await
+    }
+
     fn vault_event(&self, status: &'static str, hash: &str, version: u64) -> Result<NewEvent> {
         Ok(NewEvent::new(
             EventKind::Vault,
@@ -292,12 +300,11 @@ impl Ctx<'_> {
                     None,
                 )
                 .await?;
-                let stop = self.entry(
-                    "job.finish",
-                    false,
+                self.close(
+                    JobStatus::Failed,
                     Details::new().label("reason", "conflict"),
-                )?;
-                self.job.end(JobStatus::Failed, stop).await?;
+                )
+                .await?;
                 Err(Error::Conflict(msg))
             }
             Err(e) => {
@@ -395,23 +402,18 @@ impl Ctx<'_> {
                 Some(event),
             )
             .await?;
-            let done = self.entry(
-                "job.finish",
-                true,
-                Details::new().label("status", "rotated"),
-            )?;
-            self.job.end(JobStatus::Done, done).await?;
+            self.close(JobStatus::Done, Details::new().label("status", "rotated"))
+                .await?;
             return Ok(Ended::Rotated { version });
         }
         if self.req.previous.is_none() {
-            let stop = self.entry(
-                "job.finish",
-                false,
+            self.close(
+                JobStatus::Failed,
                 Details::new()
                     .label("status", "broken_no_rollback")
                     .ids("rejected", &rejected_ids)?,
-            )?;
-            self.job.end(JobStatus::Failed, stop).await?;
+            )
+            .await?;
             return Ok(Ended::Broken { rejected });
         }
         self.rollback(rejected, false).await
@@ -462,12 +464,8 @@ impl Ctx<'_> {
         } else {
             JobStatus::Failed
         };
-        let fin = self.entry(
-            "job.finish",
-            again.is_empty(),
-            Details::new().label("status", "rolled_back"),
-        )?;
-        self.job.end(status, fin).await?;
+        self.close(status, Details::new().label("status", "rolled_back"))
+            .await?;
         if !again.is_empty() {
             return Err(Error::Failed(format!(
                 "rolled back, but {} still fail against the previous value: {}",
