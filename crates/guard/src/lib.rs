@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod anonymize;
+pub mod encrypt;
 pub mod identity;
 pub mod job;
 pub mod keys;
