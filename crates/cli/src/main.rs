@@ -65,6 +65,8 @@ enum Command {
     Contacts(commands::contacts::ContactsArgs),
     /// Integration secrets: list them, find those due for rotation.
     Secrets(commands::secrets::SecretsArgs),
+    /// Data Store tables: encrypt columns, report encryption coverage.
+    Datastore(commands::datastore::DatastoreArgs),
     /// New key material: for a policy's [keys] or [identity], or an API key for serve.
     Keys(commands::keys::KeysArgs),
     /// The tamper-evident audit log: verify, show, export.
@@ -191,6 +193,7 @@ async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Inventory(args) => commands::inventory::run(&ctx, args, &env).await,
         Command::Contacts(args) => commands::contacts::run(&ctx, args, &env).await,
         Command::Secrets(args) => commands::secrets::run(&ctx, args, &env).await,
+        Command::Datastore(args) => commands::datastore::run(&ctx, args, &env).await,
         Command::Keys(args) => commands::keys::run(&ctx, args),
         Command::Audit(args) => commands::audit::run(&ctx, args, &env).await,
         Command::Jobs(args) => commands::jobs::run(&ctx, args, &env).await,

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod contacts;
+pub mod datastore;
 pub mod demo;
 pub mod guests;
 pub mod inventory;
