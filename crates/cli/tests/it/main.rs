@@ -2,6 +2,7 @@
 
 mod anonymize;
 mod commands;
+mod datastore;
 mod errors;
 mod guests;
 mod hardening;

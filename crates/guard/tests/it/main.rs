@@ -1,6 +1,7 @@
 //! The protections against the emulator, with a real ledger and a webhook receiver.
 
 mod anonymize;
+mod encrypt;
 mod identity;
 mod props;
 mod rotate;

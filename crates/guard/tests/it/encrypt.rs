@@ -1,0 +1,187 @@
+//! Column encryption against the emulator: a connection dropped after the PATCH applied,
+//! a process that gave up and a rerun, and a refused change.
+
+use cxone_sim::SimConfig;
+use guard::encrypt::{self, Classifier, Compliance, Request, Rotation, TableRef};
+
+const DS: &str = "ds-customer";
+const TABLE: &str = "tbl-customer-profiles";
+
+fn request(columns: &[&str]) -> Request {
+    Request {
+        table: TableRef::parse(&format!("{DS}/{TABLE}")).unwrap(),
+        columns: columns.iter().map(|c| c.to_string()).collect(),
+        compliance: Compliance::Gdpr,
+        rotation: Rotation::automatic(30).unwrap(),
+        mask_indexes: false,
+        kms: None,
+    }
+}
+
+async fn plan_for(client: &cxone::Client, req: &Request) -> (cxone::models::Table, encrypt::Plan) {
+    let table = client.datastores().table(DS, TABLE).await.unwrap();
+    let indexes = client.datastores().indexes(DS, TABLE).await.unwrap();
+    let plan = encrypt::plan(&table, &indexes, req, &Classifier::default()).unwrap();
+    (table, plan)
+}
+
+async fn audit_count(ledger: &ledger::Ledger, outcome: &str) -> usize {
+    ledger
+        .entries(&ledger::Filter {
+            operation: Some("datastore.encrypt".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.outcome == outcome)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_dropped_after_the_patch_applied_still_ends_done_once() {
+    let sim = crate::sim(SimConfig::default()).await;
+    let client = crate::client(&sim);
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = crate::ledger(&dir).await;
+    let req = request(&["ssn", "iban"]);
+    let (table, plan) = plan_for(&client, &req).await;
+    assert_eq!(plan.columns, ["ssn", "iban"]);
+
+    // The next request, the PATCH, is applied and then its connection is reset: the
+    // client resends it with the same idempotency key and gets the first answer.
+    sim.control()
+        .configure(serde_json::json!({"resetNext": 1}))
+        .unwrap();
+    let report = encrypt::apply(
+        &client,
+        &ledger,
+        &req,
+        &plan,
+        &table,
+        &Classifier::default(),
+        "it",
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.key_version, 2);
+    let state = sim.control().state();
+    assert_eq!(state["keyVersion"], 2, "one key-version bump");
+    assert_eq!(state["counters"]["resets"], 1);
+    assert!(state["counters"]["idempotentReplays"].as_u64().unwrap() >= 1);
+    assert_eq!(sim.control().mutations("table/").values().sum::<u64>(), 1);
+    assert_eq!(audit_count(&ledger, "success").await, 1);
+
+    // A rerun has nothing to do.
+    let (_, again) = plan_for(&client, &req).await;
+    assert!(again.is_noop());
+    assert_eq!(again.skipped, ["ssn", "iban"]);
+    assert!(
+        encrypt::apply::unfinished(&ledger, &req)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_gave_up_after_the_patch_applied_is_finished_by_a_rerun() {
+    let sim = crate::sim(SimConfig::default()).await;
+    let client = crate::client(&sim);
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = crate::ledger(&dir).await;
+    let req = request(&["passport_number"]);
+    let (table, plan) = plan_for(&client, &req).await;
+
+    // Every attempt is reset after it applied: the client gives up, the job stays open.
+    sim.control()
+        .configure(serde_json::json!({"resetNext": 100}))
+        .unwrap();
+    let err = encrypt::apply(
+        &client,
+        &ledger,
+        &req,
+        &plan,
+        &table,
+        &Classifier::default(),
+        "it",
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, guard::Error::Api(_)), "{err}");
+    assert!(
+        encrypt::apply::unfinished(&ledger, &req)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(audit_count(&ledger, "success").await, 0);
+    sim.control()
+        .configure(serde_json::json!({"resetNext": 0}))
+        .unwrap();
+
+    // The rerun plans nothing (the column is encrypted) but finds the open job, sends the
+    // journaled key and body again, and closes it.
+    let (table, again) = plan_for(&client, &req).await;
+    assert!(again.is_noop());
+    let report = encrypt::apply(
+        &client,
+        &ledger,
+        &req,
+        &again,
+        &table,
+        &Classifier::default(),
+        "it",
+    )
+    .await
+    .unwrap();
+    assert!(report.resumed);
+    assert_eq!(report.columns, ["passport_number"]);
+    assert_eq!(sim.control().state()["keyVersion"], 2, "applied once");
+    assert_eq!(sim.control().mutations("table/").values().sum::<u64>(), 1);
+    assert_eq!(audit_count(&ledger, "success").await, 1);
+    assert!(
+        encrypt::apply::unfinished(&ledger, &req)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_change_lists_the_tenants_errors_and_records_nothing_done() {
+    let sim = crate::sim(SimConfig::default()).await;
+    let client = crate::client(&sim);
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = crate::ledger(&dir).await;
+    // Plan against the table as it was, then let someone else encrypt a column first
+    // with another configuration: the tenant refuses the stale plan.
+    let req = request(&["email"]);
+    let table = client.datastores().table(DS, TABLE).await.unwrap();
+    let mut indexes = client.datastores().indexes(DS, TABLE).await.unwrap();
+    indexes.retain(|i| i.name != "idx_email");
+    let plan = encrypt::plan(&table, &indexes, &req, &Classifier::default()).unwrap();
+    let err = encrypt::apply(
+        &client,
+        &ledger,
+        &req,
+        &plan,
+        &table,
+        &Classifier::default(),
+        "it",
+    )
+    .await
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, guard::Error::Conflict(_)), "{msg}");
+    assert!(msg.contains("idx_email"), "{msg}");
+    assert_eq!(sim.control().state()["keyVersion"], 1);
+    assert_eq!(audit_count(&ledger, "success").await, 0);
+    assert_eq!(audit_count(&ledger, "failure").await, 1);
+    assert!(
+        encrypt::apply::unfinished(&ledger, &req)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
