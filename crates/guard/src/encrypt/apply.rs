@@ -304,8 +304,13 @@ impl Intent {
 /// (502) ends the job failed, with nothing recorded as done; anything else (the tenant
 /// unreachable) leaves it to resume.
 async fn refused(job: &Job<'_>, req: &Request, e: cxone::Error) -> Error {
+    // The tenant may echo the callback URL, which holds a capability token: never repeat it.
+    let redact = |text: String| match &req.kms {
+        Some(k) => text.replace(k.url.as_str(), "<callback URL>"),
+        None => text,
+    };
     let listed = |e: &cxone::Error| -> String {
-        match e {
+        redact(match e {
             cxone::Error::Api { problem, .. } if !problem.errors.is_empty() => problem
                 .errors
                 .iter()
@@ -313,7 +318,7 @@ async fn refused(job: &Job<'_>, req: &Request, e: cxone::Error) -> Error {
                 .collect::<Vec<_>>()
                 .join("; "),
             other => other.to_string(),
-        }
+        })
     };
     let (reason, err) = match e.status() {
         Some(400 | 409 | 422) => {
@@ -331,8 +336,8 @@ async fn refused(job: &Job<'_>, req: &Request, e: cxone::Error) -> Error {
                 .and_then(|k| k.url.host_str().map(str::to_string))
                 .unwrap_or_default();
             let msg = format!(
-                "the KMS callback at {host} failed, so the tenant rolled the change back; no column was encrypted ({})",
-                listed(&e)
+                "the KMS callback at {host} failed, so the tenant rolled the change back; no column was encrypted (tenant request {})",
+                e.request_id().unwrap_or("none")
             );
             ("kms_callback_failed", Error::Failed(msg))
         }

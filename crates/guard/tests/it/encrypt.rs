@@ -185,3 +185,98 @@ async fn a_refused_change_lists_the_tenants_errors_and_records_nothing_done() {
             .is_none()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_sync_kms_callback_rolls_back_and_names_the_callback() {
+    let sim = crate::sim(SimConfig::default()).await;
+    let client = crate::client(&sim);
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = crate::ledger(&dir).await;
+    // Nothing listens there: every callback attempt fails, so the tenant rolls back (502).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let mut req = request(&["ssn"]);
+    req.kms = Some(encrypt::KmsCallback {
+        url: url::Url::parse(&format!(
+            "http://127.0.0.1:{port}/v1/kms/callback/secret-token"
+        ))
+        .unwrap(),
+        sync: encrypt::SyncMode::Sync,
+    });
+    let (table, plan) = plan_for(&client, &req).await;
+    let err = encrypt::apply(
+        &client,
+        &ledger,
+        &req,
+        &plan,
+        &table,
+        &Classifier::default(),
+        "it",
+    )
+    .await
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, guard::Error::Failed(_)), "{msg}");
+    assert!(
+        msg.contains("KMS callback at 127.0.0.1") && msg.contains("rolled the change back"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("secret-token"),
+        "the capability token is never shown: {msg}"
+    );
+    assert_eq!(sim.control().state()["keyVersion"], 1, "nothing encrypted");
+    let t = client.datastores().table(DS, TABLE).await.unwrap();
+    assert!(
+        !t.columns
+            .iter()
+            .find(|c| c.name == "ssn")
+            .unwrap()
+            .encrypted
+    );
+    assert_eq!(audit_count(&ledger, "failure").await, 1);
+    let journal = format!("{:?}", ledger.jobs(10).await.unwrap());
+    assert!(
+        !journal.contains("secret-token"),
+        "the callback URL is not journaled"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_kms_callback_that_answers_ends_verified() {
+    let sim = crate::sim(SimConfig::default()).await;
+    let client = crate::client(&sim);
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = crate::ledger(&dir).await;
+    let (hook, _seen) = crate::receiver().await;
+    let mut req = request(&["ssn"]);
+    req.kms = Some(encrypt::KmsCallback {
+        url: url::Url::parse(&hook).unwrap(),
+        sync: encrypt::SyncMode::Sync,
+    });
+    let (table, plan) = plan_for(&client, &req).await;
+    let report = encrypt::apply(
+        &client,
+        &ledger,
+        &req,
+        &plan,
+        &table,
+        &Classifier::default(),
+        "it",
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.columns, ["ssn"]);
+    let calls = sim.control().kms_callbacks();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(
+        calls[0]["payload"]["complianceCheck"]["algorithm"],
+        "AES-256-GCM"
+    );
+    let status = ledger.outbox_status().await.unwrap();
+    assert_eq!(
+        status.pending, 1,
+        "one column_encryption.verified event waits for [webhooks.kms]"
+    );
+}
