@@ -25,6 +25,38 @@ async fn plan_for(client: &cxone::Client, req: &Request) -> (cxone::models::Tabl
     (table, plan)
 }
 
+async fn setup() -> (
+    cxone_sim::SimHandle,
+    cxone::Client,
+    tempfile::TempDir,
+    ledger::Ledger,
+) {
+    let sim = crate::sim(SimConfig::default()).await;
+    let client = crate::client(&sim);
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = crate::ledger(&dir).await;
+    (sim, client, dir, ledger)
+}
+
+async fn run(
+    client: &cxone::Client,
+    ledger: &ledger::Ledger,
+    req: &Request,
+    plan: &encrypt::Plan,
+    table: &cxone::models::Table,
+) -> guard::Result<encrypt::Report> {
+    encrypt::apply(
+        client,
+        ledger,
+        req,
+        plan,
+        table,
+        &Classifier::default(),
+        "it",
+    )
+    .await
+}
+
 async fn audit_count(ledger: &ledger::Ledger, outcome: &str) -> usize {
     ledger
         .entries(&ledger::Filter {
@@ -40,10 +72,7 @@ async fn audit_count(ledger: &ledger::Ledger, outcome: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_dropped_after_the_patch_applied_still_ends_done_once() {
-    let sim = crate::sim(SimConfig::default()).await;
-    let client = crate::client(&sim);
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = crate::ledger(&dir).await;
+    let (sim, client, _dir, ledger) = setup().await;
     let req = request(&["ssn", "iban"]);
     let (table, plan) = plan_for(&client, &req).await;
     assert_eq!(plan.columns, ["ssn", "iban"]);
@@ -53,17 +82,7 @@ async fn a_connection_dropped_after_the_patch_applied_still_ends_done_once() {
     sim.control()
         .configure(serde_json::json!({"resetNext": 1}))
         .unwrap();
-    let report = encrypt::apply(
-        &client,
-        &ledger,
-        &req,
-        &plan,
-        &table,
-        &Classifier::default(),
-        "it",
-    )
-    .await
-    .unwrap();
+    let report = run(&client, &ledger, &req, &plan, &table).await.unwrap();
     assert_eq!(report.key_version, 2);
     let state = sim.control().state();
     assert_eq!(state["keyVersion"], 2, "one key-version bump");
@@ -86,10 +105,7 @@ async fn a_connection_dropped_after_the_patch_applied_still_ends_done_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_that_gave_up_after_the_patch_applied_is_finished_by_a_rerun() {
-    let sim = crate::sim(SimConfig::default()).await;
-    let client = crate::client(&sim);
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = crate::ledger(&dir).await;
+    let (sim, client, _dir, ledger) = setup().await;
     let req = request(&["passport_number"]);
     let (table, plan) = plan_for(&client, &req).await;
 
@@ -97,17 +113,9 @@ async fn a_run_that_gave_up_after_the_patch_applied_is_finished_by_a_rerun() {
     sim.control()
         .configure(serde_json::json!({"resetNext": 100}))
         .unwrap();
-    let err = encrypt::apply(
-        &client,
-        &ledger,
-        &req,
-        &plan,
-        &table,
-        &Classifier::default(),
-        "it",
-    )
-    .await
-    .unwrap_err();
+    let err = run(&client, &ledger, &req, &plan, &table)
+        .await
+        .unwrap_err();
     assert!(matches!(err, guard::Error::Api(_)), "{err}");
     assert!(
         encrypt::apply::unfinished(&ledger, &req)
@@ -124,17 +132,7 @@ async fn a_run_that_gave_up_after_the_patch_applied_is_finished_by_a_rerun() {
     // journaled key and body again, and closes it.
     let (table, again) = plan_for(&client, &req).await;
     assert!(again.is_noop());
-    let report = encrypt::apply(
-        &client,
-        &ledger,
-        &req,
-        &again,
-        &table,
-        &Classifier::default(),
-        "it",
-    )
-    .await
-    .unwrap();
+    let report = run(&client, &ledger, &req, &again, &table).await.unwrap();
     assert!(report.resumed);
     assert_eq!(report.columns, ["passport_number"]);
     assert_eq!(sim.control().state()["keyVersion"], 2, "applied once");
@@ -150,10 +148,7 @@ async fn a_run_that_gave_up_after_the_patch_applied_is_finished_by_a_rerun() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_change_lists_the_tenants_errors_and_records_nothing_done() {
-    let sim = crate::sim(SimConfig::default()).await;
-    let client = crate::client(&sim);
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = crate::ledger(&dir).await;
+    let (sim, client, _dir, ledger) = setup().await;
     // Plan against the table as it was, then let someone else encrypt a column first
     // with another configuration: the tenant refuses the stale plan.
     let req = request(&["email"]);
@@ -161,17 +156,9 @@ async fn a_refused_change_lists_the_tenants_errors_and_records_nothing_done() {
     let mut indexes = client.datastores().indexes(DS, TABLE).await.unwrap();
     indexes.retain(|i| i.name != "idx_email");
     let plan = encrypt::plan(&table, &indexes, &req, &Classifier::default()).unwrap();
-    let err = encrypt::apply(
-        &client,
-        &ledger,
-        &req,
-        &plan,
-        &table,
-        &Classifier::default(),
-        "it",
-    )
-    .await
-    .unwrap_err();
+    let err = run(&client, &ledger, &req, &plan, &table)
+        .await
+        .unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, guard::Error::Conflict(_)), "{msg}");
     assert!(msg.contains("idx_email"), "{msg}");
@@ -188,10 +175,7 @@ async fn a_refused_change_lists_the_tenants_errors_and_records_nothing_done() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_sync_kms_callback_rolls_back_and_names_the_callback() {
-    let sim = crate::sim(SimConfig::default()).await;
-    let client = crate::client(&sim);
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = crate::ledger(&dir).await;
+    let (sim, client, _dir, ledger) = setup().await;
     // Nothing listens there: every callback attempt fails, so the tenant rolls back (502).
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
@@ -205,17 +189,9 @@ async fn a_failed_sync_kms_callback_rolls_back_and_names_the_callback() {
         sync: encrypt::SyncMode::Sync,
     });
     let (table, plan) = plan_for(&client, &req).await;
-    let err = encrypt::apply(
-        &client,
-        &ledger,
-        &req,
-        &plan,
-        &table,
-        &Classifier::default(),
-        "it",
-    )
-    .await
-    .unwrap_err();
+    let err = run(&client, &ledger, &req, &plan, &table)
+        .await
+        .unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, guard::Error::Failed(_)), "{msg}");
     assert!(
@@ -245,10 +221,7 @@ async fn a_failed_sync_kms_callback_rolls_back_and_names_the_callback() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_kms_callback_that_answers_ends_verified() {
-    let sim = crate::sim(SimConfig::default()).await;
-    let client = crate::client(&sim);
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = crate::ledger(&dir).await;
+    let (sim, client, _dir, ledger) = setup().await;
     let (hook, _seen) = crate::receiver().await;
     let mut req = request(&["ssn"]);
     req.kms = Some(encrypt::KmsCallback {
@@ -256,17 +229,7 @@ async fn a_sync_kms_callback_that_answers_ends_verified() {
         sync: encrypt::SyncMode::Sync,
     });
     let (table, plan) = plan_for(&client, &req).await;
-    let report = encrypt::apply(
-        &client,
-        &ledger,
-        &req,
-        &plan,
-        &table,
-        &Classifier::default(),
-        "it",
-    )
-    .await
-    .unwrap();
+    let report = run(&client, &ledger, &req, &plan, &table).await.unwrap();
     assert_eq!(report.columns, ["ssn"]);
     let calls = sim.control().kms_callbacks();
     assert_eq!(calls.len(), 1, "{calls:?}");
