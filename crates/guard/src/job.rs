@@ -145,6 +145,26 @@ pub struct Report {
     pub failures: Vec<Failure>,
 }
 
+/// Item counts of a run so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    /// Items changed.
+    pub changed: u64,
+    /// Items already in their target state.
+    pub unchanged: u64,
+    /// Items that failed.
+    pub failed: u64,
+    /// Items the tenant does not have.
+    pub not_found: u64,
+}
+
+impl Totals {
+    /// Whether any item failed or was not found.
+    pub fn any_failed(self) -> bool {
+        self.failed + self.not_found > 0
+    }
+}
+
 /// One journaled job being run. Shared by the tasks of a run (`&Job` is enough).
 pub struct Job<'a> {
     ledger: &'a Ledger,
@@ -359,10 +379,16 @@ impl<'a> Job<'a> {
         Ok(())
     }
 
-    /// Whether any item failed or was not found so far.
-    pub fn any_failed(&self) -> bool {
+    /// The item counts so far, for a protection's `job.finish` entry (cheap: no report
+    /// is built).
+    pub fn totals(&self) -> Totals {
         let c = self.counts();
-        c.failed + c.not_found > 0
+        Totals {
+            changed: c.changed,
+            unchanged: c.unchanged,
+            failed: c.failed,
+            not_found: c.not_found,
+        }
     }
 
     /// Per-field counts so far (for the `job.finish` entry).
@@ -387,8 +413,8 @@ impl<'a> Job<'a> {
         Ok(())
     }
 
-    /// This run's report so far, without ending the job.
-    pub fn report_so_far(&self) -> Report {
+    /// This run's report so far.
+    fn report_so_far(&self) -> Report {
         let seconds = self.started.elapsed().as_secs_f64().max(1e-9);
         let after = self.client.stats();
         let c = self.counts();

@@ -80,15 +80,6 @@ pub async fn run(
     }
 }
 
-fn section(ctx: &Context) -> DatastoreFile {
-    let f = ctx.config.file.datastore.as_ref();
-    DatastoreFile {
-        sensitive: f.map(|d| d.sensitive.clone()).unwrap_or_default(),
-        not_sensitive: f.map(|d| d.not_sensitive.clone()).unwrap_or_default(),
-        tables: f.map(|d| d.tables.clone()).unwrap_or_default(),
-    }
-}
-
 fn classifier(d: &DatastoreFile) -> Classifier {
     Classifier {
         sensitive: d.sensitive.clone(),
@@ -167,9 +158,10 @@ async fn encrypt_cmd(
     a: EncryptArgs,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Exit, CliError> {
-    let d = section(ctx);
-    let req = request(&a, &d)?;
-    let classifier = classifier(&d);
+    let empty = DatastoreFile::default();
+    let d = ctx.config.file.datastore.as_ref().unwrap_or(&empty);
+    let req = request(&a, d)?;
+    let classifier = classifier(d);
     let needs = if a.dry_run {
         tenant::Needs::reading(READING)
     } else {
@@ -308,7 +300,8 @@ async fn coverage_cmd(
     a: CoverageArgs,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Exit, CliError> {
-    let d = section(ctx);
+    let empty = DatastoreFile::default();
+    let d = ctx.config.file.datastore.as_ref().unwrap_or(&empty);
     let names: Vec<String> = if a.tables.is_empty() {
         d.tables.iter().map(|t| t.table.clone()).collect()
     } else {
@@ -323,7 +316,7 @@ async fn coverage_cmd(
         .iter()
         .map(|n| TableRef::parse(n))
         .collect::<Result<Vec<_>, _>>()?;
-    let classifier = classifier(&d);
+    let classifier = classifier(d);
     let target = tenant::connect(ctx, env, tenant::Needs::reading(READING)).await?;
     let mut rows = Vec::new();
     let mut in_clear = 0usize;

@@ -146,8 +146,8 @@ pub async fn run(
     }
 
     let job = run.job;
-    let r = job.report_so_far();
-    let status = if job.any_failed() {
+    let r = job.totals();
+    let status = if r.any_failed() {
         JobStatus::Failed
     } else {
         JobStatus::Done

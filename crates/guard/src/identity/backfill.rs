@@ -290,7 +290,7 @@ pub async fn apply(
     job.progress()
         .done
         .fetch_add(already_done, Ordering::Relaxed);
-    let so_far = job.report_so_far();
+    let so_far = job.totals();
     let ok = so_far.failed == 0;
     let finish = NewEntry::new(
         &opts.actor,
