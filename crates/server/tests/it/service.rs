@@ -61,7 +61,15 @@ async fn both_endpoints_link_the_same_person_to_the_same_pseudonym() {
     assert_eq!(entries[0].actor, "api:web-test");
     assert_eq!(entries[0].details["key"], "guest-id-test");
     assert_eq!(entries[0].details["attribute"], "hashed_user_id");
-    let all = serde_json::to_string(&entries).unwrap().to_lowercase();
+    // Every field but the time and the two chain hashes: those are digits and random hex,
+    // and held "555" about one run in ten.
+    let mut shown = entries.clone();
+    for e in &mut shown {
+        e.at.clear();
+        e.hash.clear();
+        e.prev_hash.clear();
+    }
+    let all = serde_json::to_string(&shown).unwrap().to_lowercase();
     assert!(!all.contains("ann.lee") && !all.contains("555"), "{all}");
     assert!(
         !all.contains(&expected("ann.lee@example.com")),
