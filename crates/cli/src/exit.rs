@@ -18,6 +18,9 @@ pub enum Exit {
     Input = 65,
     /// The tenant (or store) could not be reached, or kept failing after retries.
     Unavailable = 69,
+    /// Not finished yet, through no fault of the input: run again later (events
+    /// still pending after `outbox deliver --until-empty --max-wait`).
+    TempFail = 75,
     /// Credentials refused, or a permission (scope) missing.
     Auth = 77,
     /// Bad configuration: config file, environment, missing credentials.

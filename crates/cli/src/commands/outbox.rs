@@ -21,7 +21,8 @@ pub struct OutboxArgs {
 pub enum OutboxCommand {
     /// Counts of pending, delivered, dead and skipped events, and the dead ones.
     Status,
-    /// Deliver due events once; with --until-empty, keep going until none is pending.
+    /// Deliver due events once; with --until-empty, keep going until none is pending
+    /// (exit 75 if some still are after --max-wait).
     Deliver {
         #[arg(long)]
         until_empty: bool,
@@ -93,6 +94,7 @@ pub async fn run(
         } => {
             let cfg = config::delivery(&ctx.config, env)?;
             let ledger = store::open(ctx, env, Access::Read).await?;
+            let lease_secs = cfg.lease.as_secs();
             let d = ledger::deliver::Deliverer::new(ledger.clone(), cfg)?;
             let (total, left) = if until_empty {
                 d.until_empty(Duration::from_secs(max_wait)).await?
@@ -113,6 +115,16 @@ pub async fn run(
                     format!(
                         "{} event(s) went to dead letter; see `cxguard outbox status`",
                         total.dead
+                    ),
+                ));
+            }
+            if until_empty && left > 0 {
+                // Exit 0 would tell a script the outbox is empty when it is not.
+                return Err(CliError::new(
+                    Exit::TempFail,
+                    format!(
+                        "{left} event(s) still pending after --max-wait {max_wait}: each waits for its next retry, or for the lease of a deliverer that stopped mid-round to expire ({} s); run again later, or see `cxguard outbox status`",
+                        lease_secs
                     ),
                 ));
             }

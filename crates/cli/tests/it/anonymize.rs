@@ -313,7 +313,8 @@ fn a_job_killed_five_times_finishes_with_each_contact_anonymized_once() {
         5000,
         "one audit entry per contact across all runs"
     );
-    let o = s.run(&["outbox", "deliver", "--until-empty", "--max-wait", "30"]);
+    // A killed run may have held events under its deliverer's lease (60 s).
+    let o = s.run(&["outbox", "deliver", "--until-empty", "--max-wait", "90"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let status = s.rt.block_on(l.outbox_status()).unwrap();
     assert_eq!(

@@ -226,6 +226,30 @@ fn outbox_status_deliver_with_no_endpoint_then_retry_and_purge() {
     );
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["status"]["pending"], 1);
+    // An endpoint that does not answer: the event waits for its next retry, and
+    // --until-empty says so with exit 75 rather than 0.
+    let secret = dir.path().join("consent.secret");
+    std::fs::write(&secret, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+    std::fs::write(
+        dir.path().join("cxguard.toml"),
+        format!(
+            "[webhooks.consent]\nurl = \"http://127.0.0.1:9/hook\"\nsecret_file = \"{}\"\n",
+            secret.display()
+        ),
+    )
+    .unwrap();
+    let o = run(
+        &["outbox", "deliver", "--until-empty", "--max-wait", "1"],
+        home.path(),
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("1 event(s) still pending"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_file(dir.path().join("cxguard.toml")).unwrap();
     // No [webhooks.consent] configured: recorded as skipped, not lost.
     let o = run(
         &["outbox", "deliver", "--until-empty"],
