@@ -368,6 +368,26 @@ impl Ledger {
         Ok(out)
     }
 
+    /// The latest `limit` jobs of `kind` in `status`, newest first (what a callback
+    /// receiver matches a tenant's callback against).
+    pub async fn jobs_of(
+        &self,
+        kind: &str,
+        status: JobStatus,
+        limit: i64,
+    ) -> Result<Vec<JobSummary>> {
+        let ids: Vec<String> = on_backend!(&self.pool, p => {
+            let rows = sqlx::query("SELECT id FROM jobs WHERE kind = $1 AND status = $2 ORDER BY created_at DESC, id DESC LIMIT $3")
+                .bind(kind).bind(status.as_str()).bind(limit).fetch_all(p).await?;
+            rows.iter().map(|r| r.try_get::<String, _>("id")).collect::<Result<Vec<_>, _>>()?
+        });
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(self.job(&id).await?);
+        }
+        Ok(out)
+    }
+
     /// One job.
     pub async fn job(&self, id: &str) -> Result<JobSummary> {
         on_backend!(&self.pool, p => {

@@ -48,14 +48,32 @@ impl Default for RateLimit {
 
 /// A new API key and the digest to put in the configuration.
 pub fn generate() -> Result<(String, String), String> {
+    generate_with_prefix(KEY_PREFIX)
+}
+
+/// 32 random bytes as `prefix` + base64url, and their SHA-256 as hex.
+pub(crate) fn generate_with_prefix(prefix: &str) -> Result<(String, String), String> {
     let mut b = [0u8; 32];
     getrandom::fill(&mut b).map_err(|e| format!("the OS random generator failed: {e}"))?;
     let key = format!(
-        "{KEY_PREFIX}{}",
+        "{prefix}{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
     );
     let digest = guard::sha256_hex(&key);
     Ok((key, digest))
+}
+
+/// A configured SHA-256: 64 hex characters, either case, surrounding space ignored.
+pub(crate) fn parse_digest(text: &str) -> Option<[u8; 32]> {
+    let hex = text.trim().to_ascii_lowercase();
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut digest = [0u8; 32];
+    for (j, d) in digest.iter_mut().enumerate() {
+        *d = u8::from_str_radix(&hex[2 * j..2 * j + 2], 16).ok()?;
+    }
+    Some(digest)
 }
 
 type Limiter = RateLimiter<
@@ -102,16 +120,11 @@ impl Keys {
             if seen.insert(k.id.clone(), i).is_some() {
                 return Err(format!("api_keys[{i}].id: {:?} is used twice", k.id));
             }
-            let hex = k.sha256.trim().to_ascii_lowercase();
-            let mut digest = [0u8; 32];
-            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(format!(
+            let digest = parse_digest(&k.sha256).ok_or_else(|| {
+                format!(
                     "api_keys[{i}].sha256: must be the 64 hex characters that `cxguard keys api` prints"
-                ));
-            }
-            for (j, d) in digest.iter_mut().enumerate() {
-                *d = u8::from_str_radix(&hex[2 * j..2 * j + 2], 16).unwrap_or(0);
-            }
+                )
+            })?;
             entries.push(Entry {
                 id: Arc::from(k.id.as_str()),
                 digest,

@@ -1,6 +1,7 @@
-//! server: cxguard's HTTP service. Today it serves the identity protection (link a
-//! web-messaging guest to a keyed pseudonym of their email or phone) with the operations
-//! endpoints around it: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
+//! server: cxguard's HTTP service. It serves the identity protection (link a
+//! web-messaging guest to a keyed pseudonym of their email or phone), the KMS callback
+//! receiver of column encryption (`/v1/kms/callback/{token}`), and the operations
+//! endpoints around them: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
 //!
 //! Status codes are chosen here and only here; the protection itself lives in
 //! `guard::identity`, the audit trail in `ledger`. Not here: configuration files (the
@@ -13,6 +14,7 @@
 
 mod auth;
 mod guards;
+mod kms;
 mod listen;
 pub mod metrics;
 mod observe;
@@ -34,6 +36,7 @@ use ledger::appender::Appender;
 use tower_http::limit::RequestBodyLimitLayer;
 
 pub use auth::{ApiKey, KEY_PREFIX, RateLimit, generate as generate_api_key};
+pub use kms::{TOKEN_PREFIX as KMS_TOKEN_PREFIX, generate as generate_kms_token};
 pub use listen::Limits;
 pub use observe::REQUEST_ID;
 
@@ -50,6 +53,8 @@ pub struct Config {
     pub ledger: ledger::Ledger,
     /// The API keys callers present.
     pub api_keys: Vec<ApiKey>,
+    /// The KMS callback tokens (`[kms] callback_tokens`): id and SHA-256 of each.
+    pub kms_tokens: Vec<ApiKey>,
     /// Each key's rate limit.
     pub rate: RateLimit,
     /// The longest a caller waits for the tenant, retries included; then 502.
@@ -65,6 +70,9 @@ pub(crate) struct AppState {
     identity: Arc<Identity>,
     client: cxone::Client,
     keys: Arc<auth::Keys>,
+    kms: Arc<kms::Tokens>,
+    /// One KMS callback checked and recorded at a time.
+    kms_lock: Arc<tokio::sync::Mutex<()>>,
     audit: Appender,
     ledger: ledger::Ledger,
     metrics: Arc<metrics::Metrics>,
@@ -105,6 +113,7 @@ impl Server {
     /// Validates `config` and binds `addr` (port 0 picks a free port).
     pub async fn bind(addr: &str, config: Config) -> Result<Self, Error> {
         let keys = auth::Keys::new(&config.api_keys, config.rate).map_err(Error::Config)?;
+        let kms = kms::Tokens::new(&config.kms_tokens).map_err(Error::Config)?;
         config.limits.validate().map_err(Error::Config)?;
         if config.upstream_deadline.is_zero() {
             return Err(Error::Config(
@@ -124,6 +133,8 @@ impl Server {
             metrics: metrics::Metrics::new(config.client.clone()),
             client: config.client,
             keys: Arc::new(keys),
+            kms: Arc::new(kms),
+            kms_lock: Arc::default(),
             audit,
             ledger: config.ledger,
             upstream_deadline: config.upstream_deadline,
@@ -201,6 +212,7 @@ fn router(state: AppState, limits: &Limits) -> Router {
     Router::new()
         .route("/v1/guests/{guestId}/identity", post(routes::link_identity))
         .route("/api/update-guest-attributes", post(routes::compat_link))
+        .route("/v1/kms/callback/{token}", post(kms::callback))
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz).layer(per_address.clone()))
         .route("/metrics", get(routes::metrics).layer(per_address))

@@ -36,7 +36,9 @@ pub struct RouteLabels {
 /// Labels of the link counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
-    /// `linked`, `invalid`, `unknown_guest`, `upstream_failed`, `audit_failed`.
+    /// `linked`, `invalid`, `unknown_guest`, `upstream_failed`, `audit_failed`; for KMS
+    /// callbacks `verified`, `repeat`, `not_ours`, `wrong_algorithm`, `invalid`,
+    /// `unknown_token`.
     pub outcome: &'static str,
 }
 
@@ -56,6 +58,8 @@ pub struct Metrics {
     pub latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
     /// Links by outcome.
     pub links: Family<OutcomeLabels, Counter>,
+    /// KMS callbacks by outcome.
+    pub kms_callbacks: Family<OutcomeLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -109,6 +113,7 @@ impl Metrics {
             latency_histogram,
         );
         let links = Family::<OutcomeLabels, Counter>::default();
+        let kms_callbacks = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "cxguard_http_requests",
             "HTTP requests answered, by route, method and status",
@@ -124,18 +129,31 @@ impl Metrics {
             "Identity links by outcome (linked, invalid, unknown_guest, upstream_failed, audit_failed)",
             links.clone(),
         );
+        registry.register(
+            "cxguard_kms_callbacks",
+            "KMS callbacks by outcome (verified, repeat, not_ours, wrong_algorithm, invalid, unknown_token)",
+            kms_callbacks.clone(),
+        );
         registry.register_collector(Box::new(Upstream(client)));
         Arc::new(Metrics {
             registry,
             requests,
             latency,
             links,
+            kms_callbacks,
         })
     }
 
     /// Counts one link with `outcome`.
     pub fn link(&self, outcome: &'static str) {
         self.links.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    /// Counts one KMS callback with `outcome`.
+    pub fn kms(&self, outcome: &'static str) {
+        self.kms_callbacks
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     /// Everything, in the OpenMetrics text format.

@@ -9,18 +9,19 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 
 use crate::problem::{FieldError, Problem};
-use crate::{routes, schema};
+use crate::{kms, routes, schema};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "cxguard",
-        description = "Links web-messaging guests to a keyed pseudonym of their email or phone (HMAC-SHA256), for NICE CXone tenants.",
+        description = "Links web-messaging guests to a keyed pseudonym of their email or phone (HMAC-SHA256), and verifies the KMS callbacks of Data Store column encryption, for NICE CXone tenants.",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     paths(
         routes::link_identity,
         routes::compat_link,
+        kms::callback,
         routes::healthz,
         routes::readyz,
         routes::metrics,
@@ -33,12 +34,16 @@ use crate::{routes, schema};
         schema::LinkResponse,
         schema::CompatResponse,
         schema::Status,
+        schema::KmsCallbackRequest,
+        schema::ComplianceCheck,
+        schema::KmsVerified,
         Problem,
         FieldError
     )),
     modifiers(&Security),
     tags(
         (name = "identity", description = "Link guests to returning people"),
+        (name = "kms", description = "Verify column-encryption changes the tenant reports"),
         (name = "operations", description = "Health, readiness, metrics, this document")
     )
 )]

@@ -127,3 +127,69 @@ pub enum LinkErrors {
     #[response(status = 503, content_type = "application/problem+json")]
     AuditUnavailable(Problem),
 }
+
+/// Body of `POST /v1/kms/callback/{token}`: what the tenant posts after a column
+/// encryption change (its `externalKmsPayload`, spec §5).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = KmsCallback)]
+pub struct KmsCallbackRequest {
+    /// The table the change was made to.
+    #[schema(example = "tbl-customer-profiles")]
+    pub table_id: String,
+    /// The columns the change encrypted.
+    #[schema(min_items = 1, max_items = 500, example = json!(["email", "phone"]))]
+    pub columns: Vec<String>,
+    /// The key version the change produced.
+    #[schema(minimum = 1, example = 2)]
+    pub key_version: u64,
+    pub compliance_check: ComplianceCheck,
+}
+
+/// The tenant's compliance check of the change.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ComplianceCheck {
+    /// Must be `AES-256-GCM`; anything else is refused with 422.
+    #[schema(example = "AES-256-GCM")]
+    pub algorithm: String,
+}
+
+/// The answer to a verified KMS callback.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KmsVerified {
+    /// Always `VERIFIED`.
+    #[schema(example = "VERIFIED")]
+    pub status: String,
+    /// SHA-256 of `{tableId}:{keyVersion}:{number of columns}`, as hex (the tutorial's
+    /// formula, for compatibility).
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    pub permission_hash: String,
+}
+
+/// The errors the KMS callback answers with (for the OpenAPI document).
+#[derive(utoipa::IntoResponses)]
+pub enum KmsErrors {
+    /// A field is invalid; `errors` names each
+    #[response(status = 400, content_type = "application/problem+json")]
+    Invalid(Problem),
+    /// No such callback token (the same answer as an unknown route)
+    #[response(status = 404, content_type = "application/problem+json")]
+    UnknownToken(Problem),
+    /// cxguard did not ask for this change: no encryption job for this table and these
+    /// columns, or a key version not newer than one already verified
+    #[response(status = 409, content_type = "application/problem+json")]
+    NotOurs(Problem),
+    /// The body is over 16 KiB
+    #[response(status = 413, content_type = "application/problem+json")]
+    TooLarge(Problem),
+    /// The body is not JSON
+    #[response(status = 415, content_type = "application/problem+json")]
+    NotJson(Problem),
+    /// The algorithm is not AES-256-GCM
+    #[response(status = 422, content_type = "application/problem+json")]
+    WrongAlgorithm(Problem),
+    /// The ledger is unavailable, so the callback cannot be checked or recorded; retry
+    #[response(status = 503, content_type = "application/problem+json")]
+    LedgerUnavailable(Problem),
+}

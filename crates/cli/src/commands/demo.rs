@@ -358,6 +358,7 @@ async fn identity_step(
                 id: "demo-backend".into(),
                 sha256,
             }],
+            kms_tokens: Vec::new(),
             rate: server::RateLimit::default(),
             upstream_deadline: std::time::Duration::from_secs(10),
             drain: std::time::Duration::from_secs(5),

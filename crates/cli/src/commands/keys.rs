@@ -18,10 +18,15 @@ pub enum KeysCommand {
     New,
     /// A new API key for `cxguard serve`: the key goes to stdout once (give it to the
     /// caller); the line for [server] api_keys, holding only its SHA-256, to stderr.
+    /// With --kms, a KMS callback token instead, for [kms] callback_tokens: put it at
+    /// the end of the callback URL (https://HOST/v1/kms/callback/TOKEN).
     Api {
         /// The key's name in logs and the audit trail, e.g. web-backend.
         #[arg(long)]
         id: String,
+        /// Make a KMS callback token (cxk_…) rather than an API key (cxg_…).
+        #[arg(long)]
+        kms: bool,
     },
 }
 
@@ -32,15 +37,25 @@ pub fn run(_ctx: &Context, args: KeysArgs) -> Result<Exit, CliError> {
             println!("{k}");
             Ok(Exit::Ok)
         }
-        KeysCommand::Api { id } => {
+        KeysCommand::Api { id, kms } => {
             ledger::details::check_identifier("--id", &id)
                 .map_err(|e| CliError::new(Exit::Usage, e.to_string()))?;
-            let (key, sha256) =
-                server::generate_api_key().map_err(|e| CliError::new(Exit::Failed, e))?;
+            let generated = if kms {
+                server::generate_kms_token()
+            } else {
+                server::generate_api_key()
+            };
+            let (key, sha256) = generated.map_err(|e| CliError::new(Exit::Failed, e))?;
             println!("{key}");
-            eprintln!(
-                "add to [server] in cxguard.toml (it holds only the key's SHA-256):\n  api_keys = [{{ id = \"{id}\", sha256 = \"{sha256}\" }}]"
-            );
+            if kms {
+                eprintln!(
+                    "add to [kms] in cxguard.toml (it holds only the token's SHA-256):\n  callback_tokens = [{{ id = \"{id}\", sha256 = \"{sha256}\" }}]\nand give the tenant the callback URL https://<your serve host>/v1/kms/callback/<the token above>, e.g. with `datastore encrypt --kms-callback`"
+                );
+            } else {
+                eprintln!(
+                    "add to [server] in cxguard.toml (it holds only the key's SHA-256):\n  api_keys = [{{ id = \"{id}\", sha256 = \"{sha256}\" }}]"
+                );
+            }
             Ok(Exit::Ok)
         }
     }

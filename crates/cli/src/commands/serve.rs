@@ -47,6 +47,7 @@ pub async fn run(
             client,
             ledger,
             api_keys: settings.api_keys,
+            kms_tokens: settings.kms_tokens,
             rate: settings.rate,
             upstream_deadline: settings.upstream_deadline,
             drain: settings.drain,

@@ -23,6 +23,17 @@ pub struct FileConfig {
     pub server: Option<ServerFile>,
     #[serde(default)]
     pub datastore: Option<DatastoreFile>,
+    #[serde(default)]
+    pub kms: Option<KmsFile>,
+}
+
+/// `[kms]`: the tokens the KMS callback receiver of `cxguard serve` accepts.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KmsFile {
+    /// Each token's id and SHA-256, as `cxguard keys api --kms` prints them.
+    #[serde(default)]
+    pub callback_tokens: Vec<ApiKeyFile>,
 }
 
 /// `[datastore]`: the sensitive-column classifier's overrides, and `[[datastore.tables]]`,

@@ -13,6 +13,7 @@ pub struct ServerSettings {
     pub upstream_deadline: Duration,
     pub drain: Duration,
     pub api_keys: Vec<server::ApiKey>,
+    pub kms_tokens: Vec<server::ApiKey>,
     pub limits: server::Limits,
 }
 
@@ -68,6 +69,16 @@ pub fn server_settings(loaded: &Loaded) -> Result<ServerSettings, CliError> {
         api_keys: f
             .api_keys
             .iter()
+            .map(|k| server::ApiKey {
+                id: k.id.clone(),
+                sha256: k.sha256.clone(),
+            })
+            .collect(),
+        kms_tokens: loaded
+            .file
+            .kms
+            .iter()
+            .flat_map(|k| &k.callback_tokens)
             .map(|k| server::ApiKey {
                 id: k.id.clone(),
                 sha256: k.sha256.clone(),

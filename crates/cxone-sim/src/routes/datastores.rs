@@ -332,8 +332,20 @@ async fn post_callback(
     kms: &KmsSync,
     payload: &Value,
 ) -> bool {
+    // One key per change, the same on every attempt, so a receiver can tell a retry
+    // from a new change.
+    let key = format!(
+        "kms-{}-{}",
+        payload["tableId"].as_str().unwrap_or_default(),
+        payload["keyVersion"]
+    );
     for attempt in 1..=kms.attempts {
-        let outcome = http.post(&kms.url).json(payload).send().await;
+        let outcome = http
+            .post(&kms.url)
+            .header(IDEMPOTENCY_KEY, &key)
+            .json(payload)
+            .send()
+            .await;
         let (ok, status) = match &outcome {
             Ok(r) => (r.status().is_success(), json!(r.status().as_u16())),
             Err(e) => (false, json!(e.to_string())),

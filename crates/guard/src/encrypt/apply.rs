@@ -25,7 +25,7 @@ use crate::job::{Job, Progress, Step, Tally};
 use crate::{Error, Result, sha256_hex};
 
 /// The job's one item.
-const ITEM: &str = "columns";
+pub(super) const ITEM: &str = "columns";
 
 /// What an encryption run did.
 #[derive(Debug, Clone, Serialize)]
@@ -204,7 +204,12 @@ pub async fn apply(
     job.settle(vec![Step {
         key: ITEM.to_string(),
         outcome: ItemOutcome::Done {
-            result: Some(intent.to_json()),
+            // With the key version, so a late ASYNC KMS callback can be matched.
+            result: Some({
+                let mut v = intent.to_json();
+                v["keyVersion"] = json!(key_version);
+                v
+            }),
         },
         audit: vec![entry],
         events: vec![event],

@@ -11,9 +11,13 @@
 //!   the tenant applies it once; the table is read back and every column checked before
 //!   the job counts as done; one audit entry and a `column_encryption.verified` event.
 //!
-//! Not here: how the plan is printed (the CLI), the KMS callback receiver (`server`).
+//! - [`callback`]: checks a tenant's KMS callback against the journaled jobs.
+//!
+//! Not here: how the plan is printed (the CLI), the HTTP side of the KMS callback
+//! receiver (`server`).
 
 pub mod apply;
+pub mod callback;
 pub mod classify;
 pub mod plan;
 

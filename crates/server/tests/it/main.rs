@@ -102,6 +102,7 @@ impl Harness {
                 id: "web-test".into(),
                 sha256,
             }],
+            kms_tokens: Vec::new(),
             rate: opts.rate,
             upstream_deadline: opts.deadline,
             drain: opts.drain,

@@ -86,6 +86,7 @@ async fn two_replicas_share_one_postgres_audit_chain() {
                     id: "web".into(),
                     sha256: sha256.clone(),
                 }],
+                kms_tokens: Vec::new(),
                 rate: server::RateLimit {
                     per_second: 10_000,
                     burst: 10_000,
