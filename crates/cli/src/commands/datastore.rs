@@ -80,7 +80,7 @@ pub async fn run(
     }
 }
 
-fn classifier(d: &DatastoreFile) -> Classifier {
+pub(crate) fn classifier(d: &DatastoreFile) -> Classifier {
     Classifier {
         sensitive: d.sensitive.clone(),
         not_sensitive: d.not_sensitive.clone(),
@@ -332,22 +332,7 @@ async fn coverage_cmd(
             })?;
         let c = encrypt::Coverage::of(&t.columns, &Default::default(), &classifier);
         in_clear += c.sensitive_in_clear.len();
-        let keys: Vec<serde_json::Value> = t
-            .columns
-            .iter()
-            .filter(|c| c.encrypted)
-            .filter_map(|c| c.encryption_configuration.as_ref())
-            .map(|cfg| {
-                json!({
-                    "strategy": cfg["keyRotationDirective"]["strategy"],
-                    "intervalDays": cfg["keyRotationDirective"]["intervalDays"],
-                    "nextRotation": cfg["keyRotationDirective"]["nextRotationEpoch"]
-                        .as_i64()
-                        .and_then(|e| time::OffsetDateTime::from_unix_timestamp(e).ok())
-                        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
-                })
-            })
-            .collect();
+        let keys = encrypt::KeyRotation::of(&t.columns);
         rows.push((r.to_string(), c, keys));
     }
     match ctx.output {
@@ -363,17 +348,8 @@ async fn coverage_cmd(
                 if !c.sensitive_in_clear.is_empty() {
                     println!("  sensitive in clear: {}", c.sensitive_in_clear.join(", "));
                 }
-                let mut seen = std::collections::BTreeSet::new();
                 for key in k {
-                    let line = format!(
-                        "  key rotation {} every {} days, next {}",
-                        key["strategy"].as_str().unwrap_or("?"),
-                        key["intervalDays"],
-                        key["nextRotation"].as_str().unwrap_or("not scheduled")
-                    );
-                    if seen.insert(line.clone()) {
-                        println!("{line}");
-                    }
+                    println!("  key rotation {}", key.describe());
                 }
             }
         }

@@ -83,6 +83,10 @@ pub struct TableRow {
     pub encrypted: Vec<String>,
     pub max_encrypted: Option<u32>,
     pub indexes: Vec<String>,
+    /// Encrypted and sensitive columns, and the sensitive ones still in clear by name.
+    pub coverage: guard::encrypt::Coverage,
+    /// The key rotation directives of the encrypted columns.
+    pub key_rotation: Vec<guard::encrypt::KeyRotation>,
 }
 
 #[derive(Debug, Serialize)]
@@ -120,6 +124,7 @@ fn age_days(updated_at: &str) -> Option<i64> {
 pub async fn gather(
     client: &cxone::Client,
     tables: &[(String, String)],
+    classifier: &guard::encrypt::Classifier,
     max_contacts: u64,
 ) -> Result<Inventory, CliError> {
     let contacts = async {
@@ -194,7 +199,12 @@ pub async fn gather(
                 client.datastores().table(ds, t),
                 client.datastores().indexes(ds, t)
             )?;
+            let coverage =
+                guard::encrypt::Coverage::of(&table.columns, &Default::default(), classifier);
+            let key_rotation = guard::encrypt::KeyRotation::of(&table.columns);
             rows.push(TableRow {
+                coverage,
+                key_rotation,
                 datastore: ds.clone(),
                 id: table.id,
                 name: table.name,
@@ -316,7 +326,14 @@ pub fn print_text(inv: &Inventory) {
     println!("{t}");
     println!();
     println!("Data Store tables: {}", inv.tables.len());
-    let mut t = table(&["table", "columns", "encrypted", "indexes"]);
+    let mut t = table(&[
+        "table",
+        "columns",
+        "encrypted",
+        "sensitive in clear",
+        "key rotation",
+        "indexes",
+    ]);
     for r in &inv.tables {
         t.add_row(vec![
             format!("{}/{} ({})", r.datastore, r.id, r.name),
@@ -327,6 +344,17 @@ pub fn print_text(inv: &Inventory) {
                 r.max_encrypted.map_or("?".into(), |m| m.to_string()),
                 r.encrypted.join(", ")
             ),
+            format!(
+                "{} of {} sensitive: {}",
+                r.coverage.sensitive_in_clear.len(),
+                r.coverage.sensitive_total,
+                r.coverage.sensitive_in_clear.join(", ")
+            ),
+            r.key_rotation
+                .iter()
+                .map(|k| k.describe())
+                .collect::<Vec<_>>()
+                .join("; "),
             r.indexes.join("; "),
         ]);
     }
@@ -374,7 +402,10 @@ pub async fn run(
     if tables.is_empty() && sim.is_some() {
         tables.push(("ds-customer".into(), "tbl-customer-profiles".into()));
     }
-    let mut inv = gather(&client, &tables, args.max_contacts).await?;
+    let empty = crate::config::DatastoreFile::default();
+    let classifier =
+        super::datastore::classifier(ctx.config.file.datastore.as_ref().unwrap_or(&empty));
+    let mut inv = gather(&client, &tables, &classifier, args.max_contacts).await?;
     if let Some(sim) = &sim {
         inv.target.kind = "embedded-emulator";
         inv.guests = sim.control().state()["counts"]["guests"].as_u64();

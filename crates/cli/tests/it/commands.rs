@@ -54,6 +54,22 @@ fn demo_json_is_one_document_with_the_inventory() {
     assert_eq!(id["invalidStatus"], 400);
     assert_eq!(id["invalidField"], "identifier");
     assert_eq!(id["unauthenticatedStatus"], 401);
+    let enc = &v["encrypt"];
+    assert_eq!(enc["callbackVerified"], true, "{enc}");
+    assert_eq!(enc["report"]["keyVersion"], 2, "{enc}");
+    assert_eq!(enc["coverage"]["sensitiveInClear"], serde_json::json!([]));
+    assert_eq!(
+        v["inventory"]["tables"][0]["coverage"]["sensitiveInClear"]
+            .as_array()
+            .unwrap()
+            .len(),
+        9,
+        "the inventory names the sensitive columns in clear before the demo encrypts them"
+    );
+    assert!(
+        !o.stdout.windows(4).any(|w| w == b"cxk_"),
+        "the callback token is never printed"
+    );
 }
 
 #[test]

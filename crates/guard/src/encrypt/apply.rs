@@ -19,7 +19,8 @@ use ledger::{
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::plan::{Coverage, Plan, body, next_rotation, same_configuration};
+use super::Coverage;
+use super::plan::{Plan, body, next_rotation, same_configuration};
 use super::{ALGORITHM, Classifier, JOB_KIND, Request};
 use crate::job::{Job, Progress, Step, Tally};
 use crate::{Error, Result, sha256_hex};

@@ -3,6 +3,7 @@
 //!
 //! - [`classify`]: which columns are sensitive (a built-in classifier of names and types,
 //!   adjustable by configuration), for coverage.
+//! - [`coverage`]: what a table's encryption is now (coverage, key rotation).
 //! - [`plan`]: pure — checks a [`Request`] against the table and its indexes, reports every
 //!   problem at once (each naming its column or index), and says what would change:
 //!   columns, masked indexes, coverage before → after, query-degradation risk.
@@ -19,11 +20,13 @@
 pub mod apply;
 pub mod callback;
 pub mod classify;
+pub mod coverage;
 pub mod plan;
 
 pub use apply::{Report, apply};
 pub use classify::Classifier;
-pub use plan::{Coverage, Plan, plan};
+pub use coverage::{Coverage, KeyRotation};
+pub use plan::{Plan, plan};
 
 use crate::{Error, Result};
 

@@ -8,50 +8,7 @@ use cxone::models::{Column, Index, Table};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{ALGORITHM, Classifier, Request, Rotation};
-
-/// Encryption coverage of a table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Coverage {
-    /// Encrypted columns.
-    pub encrypted: usize,
-    /// All columns.
-    pub total: usize,
-    /// Sensitive columns that are encrypted.
-    pub sensitive_encrypted: usize,
-    /// Sensitive columns.
-    pub sensitive_total: usize,
-    /// Sensitive columns still in clear, by name.
-    pub sensitive_in_clear: Vec<String>,
-}
-
-impl Coverage {
-    /// The coverage of `columns`, with `also` counted as encrypted.
-    pub fn of(columns: &[Column], also: &BTreeSet<&str>, classifier: &Classifier) -> Self {
-        let mut c = Coverage {
-            encrypted: 0,
-            total: columns.len(),
-            sensitive_encrypted: 0,
-            sensitive_total: 0,
-            sensitive_in_clear: Vec::new(),
-        };
-        for col in columns {
-            let enc = col.encrypted || also.contains(col.name.as_str());
-            let sensitive = classifier.is_sensitive(&col.name, &col.kind);
-            c.encrypted += usize::from(enc);
-            if sensitive {
-                c.sensitive_total += 1;
-                if enc {
-                    c.sensitive_encrypted += 1;
-                } else {
-                    c.sensitive_in_clear.push(col.name.clone());
-                }
-            }
-        }
-        c
-    }
-}
+use super::{ALGORITHM, Classifier, Coverage, Request, Rotation};
 
 /// What applying a request would do.
 #[derive(Debug, Clone, PartialEq, Serialize)]

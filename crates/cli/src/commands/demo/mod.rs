@@ -2,6 +2,9 @@
 //! in-process, authenticates as a real client would, and shows the tenant's inventory.
 //! Later protections add their steps here.
 
+mod encrypt;
+mod service;
+
 use clap::Args;
 use serde_json::json;
 
@@ -39,15 +42,21 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
     let settings = cxone::Settings::new(&sim.base_url(), grant)?;
     let client = cxone::Client::new(settings)?;
 
-    ctx.note("step 1/7: authenticate with OAuth client credentials");
+    ctx.note("step 1/8: authenticate with OAuth client credentials");
     client.authenticate().await?;
 
-    ctx.note("step 2/7: take an inventory of the tenant");
+    ctx.note("step 2/8: take an inventory of the tenant");
     let tables = vec![(
         "ds-customer".to_string(),
         "tbl-customer-profiles".to_string(),
     )];
-    let mut inv: Inventory = inventory::gather(&client, &tables, u64::from(args.contacts)).await?;
+    let mut inv: Inventory = inventory::gather(
+        &client,
+        &tables,
+        &guard::encrypt::Classifier::default(),
+        u64::from(args.contacts),
+    )
+    .await?;
     // The CXone API cannot list guests; the emulator's control API can.
     inv.guests = sim.control().state()["counts"]["guests"].as_u64();
     inv.target = inventory::TargetInfo {
@@ -71,22 +80,33 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
     )
     .await?;
 
-    ctx.note("step 3/7: anonymize contacts last updated before 2024-01-01 (retention), with a demo policy");
+    ctx.note("step 3/8: anonymize contacts last updated before 2024-01-01 (retention), with a demo policy");
     let anonymized = anonymize_step(&client, &ledger).await?;
 
-    ctx.note("step 4/7: rotate the CRM API key; its three dependent data actions are recompiled and tested");
+    ctx.note("step 4/8: rotate the CRM API key; its three dependent data actions are recompiled and tested");
     let seed = args.seed;
     let rotated = rotate_step(&client, &ledger, seed, None).await?;
-    ctx.note("step 5/7: rotate it again to a value one data action rejects: the rotation rolls back by itself");
+    ctx.note("step 5/8: rotate it again to a value one data action rejects: the rotation rolls back by itself");
     let previous = rotated.1;
     let rolled_back = rotate_step(&client, &ledger, seed, Some((&sim, previous))).await?;
 
-    ctx.note(
-        "step 6/7: start the guest-identity service in-process and link demo guests over HTTP",
-    );
-    let identity = identity_step(&client, &ledger, &sim).await?;
+    ctx.note("step 6/8: start `cxguard serve` in-process and link demo guests over HTTP");
+    let service = service::Service::start(&client, &ledger).await?;
+    // The service is stopped (drained) whatever the steps did.
+    let steps = async {
+        let identity = service::identity_step(&service, &sim).await?;
+        ctx.note(format!(
+            "step 7/8: encrypt the sensitive columns of {} (AES-256-GCM, indexes masked), the tenant calling the service back before it commits",
+            encrypt::TABLE
+        ));
+        let encrypted = encrypt::encrypt_step(&client, &ledger, &service).await?;
+        Ok::<_, CliError>((identity, encrypted))
+    }
+    .await;
+    service.stop().await?;
+    let (identity, encrypted) = steps?;
 
-    ctx.note("step 7/7: record the run in the tamper-evident audit log and verify the chain");
+    ctx.note("step 8/8: record the run in the tamper-evident audit log and verify the chain");
     let verdict = record(&ledger, &inv).await?;
 
     match ctx.output {
@@ -97,6 +117,7 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
             "anonymize": anonymized,
             "rotate": [rotated.0, rolled_back.0],
             "identity": identity,
+            "encrypt": encrypted,
             "audit": verdict,
         })),
         Output::Text => {
@@ -153,6 +174,32 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
                 identity.invalid_status,
                 identity.invalid_field,
                 identity.unauthenticated_status
+            );
+            let e = &encrypted;
+            println!(
+                "encrypt {}: {} columns with AES-256-GCM (key version {}, masked {}); KMS callback {}; coverage {}/{} → {}/{} columns, sensitive {}/{} → {}/{}{}",
+                e.plan.table,
+                e.report.columns.len(),
+                e.report.key_version,
+                e.report.masked_indexes.join(", "),
+                if e.callback_verified {
+                    "verified by the service before the tenant committed"
+                } else {
+                    "NOT verified (a bug)"
+                },
+                e.plan.before.encrypted,
+                e.plan.before.total,
+                e.coverage.encrypted,
+                e.coverage.total,
+                e.plan.before.sensitive_encrypted,
+                e.plan.before.sensitive_total,
+                e.coverage.sensitive_encrypted,
+                e.coverage.sensitive_total,
+                e.key_rotation
+                    .iter()
+                    .find(|k| k.columns.first() == e.report.columns.first())
+                    .map(|k| format!("; key rotation {}", k.describe()))
+                    .unwrap_or_default()
             );
             println!(
                 "audit: {} entries, {} signed checkpoint(s), chain {} (key {})",
@@ -313,123 +360,4 @@ async fn record(ledger: &ledger::Ledger, inv: &Inventory) -> Result<ledger::Verd
     let verdict = ledger.verify(&key).await?;
     ledger.close().await;
     Ok(verdict)
-}
-
-#[derive(Debug, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct IdentityDemo {
-    url: String,
-    linked: Vec<String>,
-    same_pseudonym: bool,
-    invalid_status: u16,
-    invalid_field: String,
-    unauthenticated_status: u16,
-}
-
-/// Starts `cxguard serve`'s service on a free loopback port with a throwaway identity
-/// key and API key (neither is shown), links three guests as a web-messaging backend
-/// would, shows two refusals, and drains it.
-async fn identity_step(
-    client: &cxone::Client,
-    ledger: &ledger::Ledger,
-    sim: &cxone_sim::SimHandle,
-) -> Result<IdentityDemo, CliError> {
-    let failed = |m: String| CliError::new(Exit::Failed, m);
-    let mut bytes = vec![0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| failed(format!("no randomness: {e}")))?;
-    let key = guard::keys::Key::from_bytes("demo-guest-id", bytes).map_err(failed)?;
-    let identity = guard::identity::Identity::new(
-        std::sync::Arc::new(key),
-        guard::pseudonym::Normalizer {
-            region: guard::pseudonym::parse_region("US").ok(),
-            gmail_folding: false,
-        },
-        guard::identity::DEFAULT_ATTRIBUTE,
-    )
-    .map_err(failed)?;
-    let (api_key, sha256) = server::generate_api_key().map_err(failed)?;
-    let service = server::Server::bind(
-        "127.0.0.1:0",
-        server::Config {
-            identity,
-            client: client.clone(),
-            ledger: ledger.clone(),
-            api_keys: vec![server::ApiKey {
-                id: "demo-backend".into(),
-                sha256,
-            }],
-            kms_tokens: Vec::new(),
-            rate: server::RateLimit::default(),
-            upstream_deadline: std::time::Duration::from_secs(10),
-            drain: std::time::Duration::from_secs(5),
-            limits: server::Limits::default(),
-        },
-    )
-    .await
-    .map_err(|e| failed(e.to_string()))?;
-    let url = format!("http://{}", service.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(service.run(async move {
-        let _ = stopped.await;
-    }));
-    let http = reqwest::Client::new();
-    let post = |guest: &str, body: serde_json::Value, key: Option<&str>| {
-        let mut r = http
-            .post(format!("{url}/v1/guests/{guest}/identity"))
-            .json(&body);
-        if let Some(k) = key {
-            r = r.bearer_auth(k);
-        }
-        r.send()
-    };
-    let http_err = |e: reqwest::Error| failed(format!("the demo request failed: {e}"));
-    let mut linked = Vec::new();
-    for (guest, identifier) in [
-        ("g-000001", "Ann.Lee@Example.com"),
-        ("g-000002", "  ann.lee@example.COM "),
-        ("g-000003", "(212) 555-0147"),
-    ] {
-        let r = post(guest, json!({ "identifier": identifier }), Some(&api_key))
-            .await
-            .map_err(http_err)?;
-        if r.status() != 200 {
-            return Err(failed(format!("linking {guest} answered {}", r.status())));
-        }
-        linked.push(guest.to_string());
-    }
-    let invalid = post(
-        "g-000004",
-        json!({ "identifier": "ann.lee@" }),
-        Some(&api_key),
-    )
-    .await
-    .map_err(http_err)?;
-    let invalid_status = invalid.status().as_u16();
-    let invalid_body: serde_json::Value = invalid.json().await.map_err(http_err)?;
-    let unauthenticated = post("g-000004", json!({ "identifier": "ann@example.com" }), None)
-        .await
-        .map_err(http_err)?
-        .status()
-        .as_u16();
-    let _ = stop.send(());
-    task.await
-        .map_err(|e| failed(e.to_string()))?
-        .map_err(|e| failed(e.to_string()))?;
-    let value = |g: &str| {
-        sim.control().guest_attributes(g).and_then(|a| {
-            a.as_array()?
-                .iter()
-                .find(|x| x["id"] == guard::identity::DEFAULT_ATTRIBUTE)
-                .map(|x| x["value"].clone())
-        })
-    };
-    let same_pseudonym = value("g-000001").is_some() && value("g-000001") == value("g-000002");
-    Ok(IdentityDemo {
-        url,
-        linked,
-        same_pseudonym,
-        invalid_status,
-        invalid_field: invalid_body["field"].as_str().unwrap_or("").to_string(),
-        unauthenticated_status: unauthenticated,
-    })
 }
