@@ -67,6 +67,8 @@ enum Command {
     Secrets(commands::secrets::SecretsArgs),
     /// Data Store tables: encrypt columns, report encryption coverage.
     Datastore(commands::datastore::DatastoreArgs),
+    /// Webchat security policies as a file: plan, apply, export, drift.
+    Webchat(commands::webchat::WebchatArgs),
     /// New key material: for a policy's [keys] or [identity], or an API key for serve.
     Keys(commands::keys::KeysArgs),
     /// The tamper-evident audit log: verify, show, export.
@@ -194,6 +196,7 @@ async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Contacts(args) => commands::contacts::run(&ctx, args, &env).await,
         Command::Secrets(args) => commands::secrets::run(&ctx, args, &env).await,
         Command::Datastore(args) => commands::datastore::run(&ctx, args, &env).await,
+        Command::Webchat(args) => commands::webchat::run(&ctx, args, &env).await,
         Command::Keys(args) => commands::keys::run(&ctx, args),
         Command::Audit(args) => commands::audit::run(&ctx, args, &env).await,
         Command::Jobs(args) => commands::jobs::run(&ctx, args, &env).await,

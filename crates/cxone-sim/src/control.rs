@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use crate::ratelimit::Bucket;
-use crate::state::{DataAction, Secret, SimState, contacts, lock};
+use crate::state::{DataAction, Secret, SimState, contacts, lock, widgets};
 
 pub(crate) fn router() -> Router<Arc<SimState>> {
     Router::new()
@@ -28,6 +28,8 @@ pub(crate) fn router() -> Router<Arc<SimState>> {
         .route("/contacts/{id}/race-edit", post(race_edit))
         .route("/guests/{id}", get(guest))
         .route("/kms-callbacks", get(kms_callbacks))
+        .route("/widgets/{id}", get(widget).patch(edit_widget))
+        .route("/widgets/{id}/race-edit", post(race_edit_widget))
 }
 
 fn error(status: StatusCode, detail: impl Into<String>) -> Response {
@@ -299,6 +301,38 @@ async fn race_edit(
     Json(json!({"armed": id})).into_response()
 }
 
+async fn widget(State(s): State<Arc<SimState>>, Path(id): Path<String>) -> Response {
+    match lock(&s.widgets).get(&id) {
+        Some(w) => Json(w.clone()).into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("no widget {id}")),
+    }
+}
+
+/// Another user's edit of a widget, now (a JSON merge patch).
+async fn edit_widget(
+    State(s): State<Arc<SimState>>,
+    Path(id): Path<String>,
+    Json(patch): Json<Value>,
+) -> Response {
+    match widgets::edit(&s, &id, &patch) {
+        Ok(w) => Json(w).into_response(),
+        Err(e) => error(StatusCode::NOT_FOUND, e),
+    }
+}
+
+/// Another user's edit of a widget applied just before its next PUT is checked.
+async fn race_edit_widget(
+    State(s): State<Arc<SimState>>,
+    Path(id): Path<String>,
+    Json(patch): Json<Value>,
+) -> Response {
+    if !lock(&s.widgets).contains_key(&id) {
+        return error(StatusCode::NOT_FOUND, format!("no widget {id}"));
+    }
+    lock(&s.race_edits).insert(format!("widget:{id}"), patch);
+    Json(json!({"armed": id})).into_response()
+}
+
 async fn guest(State(s): State<Arc<SimState>>, Path(id): Path<String>) -> Response {
     match lock(&s.guests).guests.get(&id) {
         Some(a) => Json(json!(a)).into_response(),
@@ -389,6 +423,22 @@ impl ControlState {
     /// that contact is checked: that PATCH then meets a changed ETag (412).
     pub fn race_edit(&self, id: &str, patch: Value) {
         lock(&self.state.race_edits).insert(id.to_string(), patch);
+    }
+
+    /// A widget as stored, or `None` for an unknown one.
+    pub fn widget(&self, id: &str) -> Option<Value> {
+        lock(&self.state.widgets).get(id).cloned()
+    }
+
+    /// Another user edits widget `id` now with a JSON merge patch (its version bumps).
+    pub fn edit_widget(&self, id: &str, patch: Value) -> Result<Value, String> {
+        widgets::edit(&self.state, id, &patch)
+    }
+
+    /// Makes another user edit widget `id` with `patch` just before its next PUT is
+    /// checked: that PUT then meets a changed ETag (412).
+    pub fn race_edit_widget(&self, id: &str, patch: Value) {
+        lock(&self.state.race_edits).insert(format!("widget:{id}"), patch);
     }
 
     /// A guest's attributes, or `None` for an unknown guest.

@@ -12,3 +12,4 @@ pub mod outbox;
 pub mod secrets;
 pub mod serve;
 pub mod sim;
+pub mod webchat;

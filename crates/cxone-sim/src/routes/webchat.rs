@@ -287,6 +287,14 @@ fn validate(id: &str, body: &Value) -> Vec<FieldError> {
 }
 
 pub(crate) fn put(s: &SimState, id: &str, ctx: &Ctx<'_>) -> Reply {
+    // A race armed by the control API: another user's edit lands just before this PUT is
+    // checked, so it meets a changed ETag.
+    let race = lock(&s.race_edits).remove(&format!("widget:{id}"));
+    if let Some(patch) = race
+        && let Err(e) = crate::state::widgets::edit(s, id, &patch)
+    {
+        tracing::warn!("race edit of widget {id} failed: {e}");
+    }
     let current = match lock(&s.widgets).get(id) {
         Some(w) => w.clone(),
         None => return Reply::not_found(format!("no widget {id}")),
@@ -314,9 +322,12 @@ pub(crate) fn put(s: &SimState, id: &str, ctx: &Ctx<'_>) -> Reply {
             "the widget changed meanwhile",
         );
     }
-    let same = stored["name"] == body["name"]
-        && stored["settings"]["securityPolicies"] == body["settings"]["securityPolicies"];
-    if same {
+    // Everything the caller sent is kept (settings this emulator does not know included);
+    // only the id and the version are the server's.
+    let mut next = body.clone();
+    next["id"] = json!(id);
+    next["settings"]["version"] = stored["settings"]["version"].clone();
+    if next == *stored {
         let out = stored.clone();
         return Reply::ok(out).with_header(header::ETAG, tag);
     }
@@ -325,11 +336,7 @@ pub(crate) fn put(s: &SimState, id: &str, ctx: &Ctx<'_>) -> Reply {
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0)
         + 1;
-    let next = json!({
-        "id": id,
-        "name": body["name"],
-        "settings": {"securityPolicies": body["settings"]["securityPolicies"], "version": version.to_string()},
-    });
+    next["settings"]["version"] = json!(version.to_string());
     *stored = next.clone();
     drop(w);
     s.mutated("widget", id);

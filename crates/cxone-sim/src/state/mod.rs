@@ -15,6 +15,7 @@ use crate::problem::Reply;
 use crate::ratelimit::Bucket;
 
 pub(crate) mod contacts;
+pub(crate) mod widgets;
 
 /// Locks a mutex, recovering the data if a panicking holder poisoned it: the emulator
 /// keeps serving rather than failing every later request.

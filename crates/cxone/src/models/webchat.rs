@@ -1,6 +1,10 @@
 //! Webchat widgets and their security policies (spec §7).
+//!
+//! Every struct keeps the fields it does not name in `other`, so a widget read and put
+//! back keeps every setting the tenant has, including ones this client does not know.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 /// A webchat widget (spec §7).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -12,6 +16,9 @@ pub struct Widget {
     pub name: String,
     /// Its settings.
     pub settings: WidgetSettings,
+    /// Fields not named above, kept as the tenant sent them.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
 }
 
 /// A widget's settings.
@@ -23,6 +30,9 @@ pub struct WidgetSettings {
     /// The settings' version, for optimistic concurrency.
     #[serde(default)]
     pub version: Option<String>,
+    /// Fields not named above, kept as the tenant sent them.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
 }
 
 /// Who may embed the widget and what its messages may carry.
@@ -35,6 +45,9 @@ pub struct SecurityPolicies {
     pub authentication: WidgetAuthentication,
     /// Content rules applied to messages.
     pub rules: Vec<WidgetRule>,
+    /// Fields not named above, kept as the tenant sent them.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
 }
 
 /// Visitor authentication settings.
@@ -45,6 +58,9 @@ pub struct WidgetAuthentication {
     pub require_token: bool,
     /// How long a visitor token lasts.
     pub token_expiry_minutes: u32,
+    /// Fields not named above, kept as the tenant sent them.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
 }
 
 /// One content rule.
@@ -56,4 +72,7 @@ pub struct WidgetRule {
     pub action: String,
     /// The pattern it matches.
     pub pattern: String,
+    /// Fields not named above, kept as the tenant sent them.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
 }

@@ -5,6 +5,7 @@ mod encrypt;
 mod identity;
 mod props;
 mod rotate;
+mod webchat;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
