@@ -66,6 +66,12 @@ fn demo_json_is_one_document_with_the_inventory() {
         9,
         "the inventory names the sensitive columns in clear before the demo encrypts them"
     );
+    let wc = &v["webchat"];
+    assert_eq!(wc["report"]["widgets"][1]["outcome"], "changed", "{wc}");
+    assert!(
+        wc["refusal"].as_str().unwrap().contains("<script>alert(1)"),
+        "{wc}"
+    );
     assert!(
         !o.stdout.windows(4).any(|w| w == b"cxk_"),
         "the callback token is never printed"

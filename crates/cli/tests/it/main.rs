@@ -9,6 +9,7 @@ mod hardening;
 mod harness;
 mod ledger_commands;
 mod rotate;
+mod webchat;
 
 use std::process::{Command, Output};
 

@@ -4,6 +4,7 @@
 
 mod encrypt;
 mod service;
+mod webchat;
 
 use clap::Args;
 use serde_json::json;
@@ -42,10 +43,10 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
     let settings = cxone::Settings::new(&sim.base_url(), grant)?;
     let client = cxone::Client::new(settings)?;
 
-    ctx.note("step 1/8: authenticate with OAuth client credentials");
+    ctx.note("step 1/9: authenticate with OAuth client credentials");
     client.authenticate().await?;
 
-    ctx.note("step 2/8: take an inventory of the tenant");
+    ctx.note("step 2/9: take an inventory of the tenant");
     let tables = vec![(
         "ds-customer".to_string(),
         "tbl-customer-profiles".to_string(),
@@ -80,23 +81,23 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
     )
     .await?;
 
-    ctx.note("step 3/8: anonymize contacts last updated before 2024-01-01 (retention), with a demo policy");
+    ctx.note("step 3/9: anonymize contacts last updated before 2024-01-01 (retention), with a demo policy");
     let anonymized = anonymize_step(&client, &ledger).await?;
 
-    ctx.note("step 4/8: rotate the CRM API key; its three dependent data actions are recompiled and tested");
+    ctx.note("step 4/9: rotate the CRM API key; its three dependent data actions are recompiled and tested");
     let seed = args.seed;
     let rotated = rotate_step(&client, &ledger, seed, None).await?;
-    ctx.note("step 5/8: rotate it again to a value one data action rejects: the rotation rolls back by itself");
+    ctx.note("step 5/9: rotate it again to a value one data action rejects: the rotation rolls back by itself");
     let previous = rotated.1;
     let rolled_back = rotate_step(&client, &ledger, seed, Some((&sim, previous))).await?;
 
-    ctx.note("step 6/8: start `cxguard serve` in-process and link demo guests over HTTP");
+    ctx.note("step 6/9: start `cxguard serve` in-process and link demo guests over HTTP");
     let service = service::Service::start(&client, &ledger).await?;
     // The service is stopped (drained) whatever the steps did.
     let steps = async {
         let identity = service::identity_step(&service, &sim).await?;
         ctx.note(format!(
-            "step 7/8: encrypt the sensitive columns of {} (AES-256-GCM, indexes masked), the tenant calling the service back before it commits",
+            "step 7/9: encrypt the sensitive columns of {} (AES-256-GCM, indexes masked), the tenant calling the service back before it commits",
             encrypt::TABLE
         ));
         let encrypted = encrypt::encrypt_step(&client, &ledger, &service).await?;
@@ -106,7 +107,10 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
     service.stop().await?;
     let (identity, encrypted) = steps?;
 
-    ctx.note("step 8/8: record the run in the tamper-evident audit log and verify the chain");
+    ctx.note("step 8/9: export the webchat security policies, edit one origin and add one rule, plan and apply them (with the widget's ETag); an encoded <ScRiPt pattern is refused");
+    let webchat = webchat::webchat_step(&client, &ledger).await?;
+
+    ctx.note("step 9/9: record the run in the tamper-evident audit log and verify the chain");
     let verdict = record(&ledger, &inv).await?;
 
     match ctx.output {
@@ -118,6 +122,7 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
             "rotate": [rotated.0, rolled_back.0],
             "identity": identity,
             "encrypt": encrypted,
+            "webchat": webchat,
             "audit": verdict,
         })),
         Output::Text => {
@@ -200,6 +205,24 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
                     .find(|k| k.columns.first() == e.report.columns.first())
                     .map(|k| format!("; key rotation {}", k.describe()))
                     .unwrap_or_default()
+            );
+            let changed: Vec<String> = webchat
+                .report
+                .widgets
+                .iter()
+                .filter(|w| w.outcome == "changed")
+                .map(|w| format!("{} ({})", w.widget, w.changes.summary()))
+                .collect();
+            println!(
+                "webchat: exported {} widget(s); applied {}; the pattern {:?} was refused: {}",
+                webchat.exported.len(),
+                if changed.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    changed.join(", ")
+                },
+                webchat.refused_pattern,
+                webchat.refusal
             );
             println!(
                 "audit: {} entries, {} signed checkpoint(s), chain {} (key {})",
