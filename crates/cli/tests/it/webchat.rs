@@ -125,7 +125,9 @@ fn every_bad_origin_and_pattern_exits_65_and_puts_nothing() {
     let o = h.run(&["webchat", "plan", "--policy", "ok.toml"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
-        h.sim.control().route_hits("GET /api/v2/webchat/widgets/{id}"),
+        h.sim
+            .control()
+            .route_hits("GET /api/v2/webchat/widgets/{id}"),
         1,
         "the counter above counts this route"
     );
@@ -324,4 +326,26 @@ fn export_plan_apply_with_a_concurrent_edit_then_drift() {
     assert_eq!(changed[0].target, "wgt-support");
     let o = h.run(&["audit", "verify"]);
     assert!(o.status.success(), "{}", stdout(&o));
+
+    // An unsafe rule someone put in the tenant by other means is a finding of export.
+    h.sim
+        .control()
+        .edit_widget(
+            "wgt-sales",
+            serde_json::json!({"settings": {"securityPolicies": {"rules": [
+                {"id": "legacy", "action": "allow", "pattern": "&#x3C;iframe src=x>"}
+            ]}}}),
+        )
+        .unwrap();
+    let o = h.run(&["webchat", "export", "--widget", "wgt-sales"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "finding: widgets.wgt-sales.rules[0].pattern: contains a script vector (<iframe)"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    let o = h.run(&["webchat", "export", "--widget", "no-such-widget"]);
+    assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
 }

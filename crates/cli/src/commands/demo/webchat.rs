@@ -27,22 +27,24 @@ pub(super) async fn webchat_step(
 ) -> Result<WebchatDemo, CliError> {
     let failed = |m: String| CliError::new(Exit::Failed, m);
     let exported = webchat::export::export(client, None).await?;
-    let edited = exported
-        .toml
-        .replace(
-            "\"https://support.example.com\"",
-            "\"https://help.example.com:8443\"",
-        )
-        + "[[widgets.wgt-support.rules]]\nid = \"block-admin\"\naction = \"block\"\npattern = \"/admin/*\"\n";
+    let edited = exported.toml.replace(
+        "\"https://support.example.com\"",
+        "\"https://help.example.com:8443\"",
+    ) + "[[widgets.wgt-support.rules]]\nid = \"block-admin\"\naction = \"block\"\npattern = \"/admin/*\"\n";
     let path = Path::new("demo-policy.toml");
-    let policy = Policy::parse(&edited, path).map_err(|e| failed(format!("the demo policy: {e}")))?;
+    let policy =
+        Policy::parse(&edited, path).map_err(|e| failed(format!("the demo policy: {e}")))?;
     let plan = webchat::plan(client, &policy).await?;
     let report = webchat::apply(client, ledger, &policy, "demo").await?;
     let sneaky = format!(
         "{edited}[[widgets.wgt-support.rules]]\nid = \"sneaky\"\naction = \"allow\"\npattern = \"{SNEAKY}\"\n"
     );
     let refusal = match Policy::parse(&sneaky, path) {
-        Ok(_) => return Err(failed("the encoded <ScRiPt pattern was accepted (a bug)".into())),
+        Ok(_) => {
+            return Err(failed(
+                "the encoded <ScRiPt pattern was accepted (a bug)".into(),
+            ));
+        }
         Err(e) => e
             .to_string()
             .lines()
