@@ -102,11 +102,10 @@ fn every_bad_origin_and_pattern_exits_65_and_puts_nothing() {
         let o = h.run(&["webchat", "apply", "--policy", "xss.toml"]);
         assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
         let e = stderr(&o);
-        for i in 0..chunk.len() {
+        for (i, p) in chunk.iter().enumerate() {
             assert!(
                 e.contains(&format!("rules[{i}].pattern")),
-                "chunk {n}: rule {i} ({:?}) not refused:\n{e}",
-                chunk[i]
+                "chunk {n}: rule {i} ({p:?}) not refused:\n{e}"
             );
         }
         assert!(!e.contains("rewritten") || e.contains("not rewritten"));
