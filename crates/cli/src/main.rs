@@ -67,6 +67,12 @@ enum Command {
     Secrets(commands::secrets::SecretsArgs),
     /// Data Store tables: encrypt columns, report encryption coverage.
     Datastore(commands::datastore::DatastoreArgs),
+    /// Posture as code: show what would change to make the tenant match posture.toml.
+    Plan(commands::posture::PlanArgs),
+    /// Posture as code: apply a saved plan exactly (or plan and apply).
+    Apply(commands::posture::ApplyArgs),
+    /// Posture as code: write the live tenant as a posture file.
+    Export(commands::posture::ExportArgs),
     /// Webchat security policies as a file: plan, apply, export, drift.
     Webchat(commands::webchat::WebchatArgs),
     /// New key material: for a policy's [keys] or [identity], or an API key for serve.
@@ -196,6 +202,9 @@ async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Contacts(args) => commands::contacts::run(&ctx, args, &env).await,
         Command::Secrets(args) => commands::secrets::run(&ctx, args, &env).await,
         Command::Datastore(args) => commands::datastore::run(&ctx, args, &env).await,
+        Command::Plan(args) => commands::posture::plan_cmd(&ctx, args, &env).await,
+        Command::Apply(args) => commands::posture::apply_cmd(&ctx, args, &env).await,
+        Command::Export(args) => commands::posture::export_cmd(&ctx, args, &env).await,
         Command::Webchat(args) => commands::webchat::run(&ctx, args, &env).await,
         Command::Keys(args) => commands::keys::run(&ctx, args),
         Command::Audit(args) => commands::audit::run(&ctx, args, &env).await,

@@ -87,6 +87,30 @@ pub(crate) fn classifier(d: &DatastoreFile) -> Classifier {
     }
 }
 
+/// The request a `[[datastore.tables]]` entry makes on its own (the posture's tables).
+pub(crate) fn request_for(
+    entry: &DatastoreTableFile,
+    d: &DatastoreFile,
+) -> Result<Request, CliError> {
+    let a = EncryptArgs {
+        table: entry.table.clone(),
+        columns: Vec::new(),
+        compliance: None,
+        rotation_days: None,
+        manual_rotation: false,
+        mask_indexes: false,
+        kms_callback: None,
+        sync_mode: None,
+        dry_run: false,
+    };
+    let d = DatastoreFile {
+        sensitive: d.sensitive.clone(),
+        not_sensitive: d.not_sensitive.clone(),
+        tables: vec![entry.clone()],
+    };
+    request(&a, &d)
+}
+
 /// The request from the flags, falling back to the table's `[[datastore.tables]]` entry.
 fn request(a: &EncryptArgs, d: &DatastoreFile) -> Result<Request, CliError> {
     let table = TableRef::parse(&a.table)?;

@@ -9,6 +9,7 @@ pub mod inventory;
 pub mod jobs;
 pub mod keys;
 pub mod outbox;
+pub mod posture;
 pub mod secrets;
 pub mod serve;
 pub mod sim;

@@ -108,7 +108,10 @@ fn read_value(
     Ok(None)
 }
 
-fn write_new_value(path: &std::path::Path, value: &secrecy::SecretString) -> Result<(), CliError> {
+pub(crate) fn write_new_value(
+    path: &std::path::Path,
+    value: &secrecy::SecretString,
+) -> Result<(), CliError> {
     use secrecy::ExposeSecret;
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();

@@ -8,6 +8,7 @@ mod guests;
 mod hardening;
 mod harness;
 mod ledger_commands;
+mod posture;
 mod rotate;
 mod webchat;
 

@@ -1,0 +1,109 @@
+//! The posture file: what the tenant should look like, across the protections. Unknown
+//! keys are errors; every section is checked and every problem reported at once.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::config::DatastoreTableFile;
+
+/// `posture.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostureFile {
+    #[serde(default)]
+    pub secrets: Option<SecretsPosture>,
+    #[serde(default)]
+    pub contacts: Option<ContactsPosture>,
+    #[serde(default)]
+    pub datastore: Option<DatastorePosture>,
+    #[serde(default)]
+    pub webchat: Option<WebchatPosture>,
+    #[serde(default)]
+    pub identity: Option<IdentityPosture>,
+}
+
+/// `[secrets]`: how old a secret may get, and where a due one's new value comes from.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsPosture {
+    /// The default maximum age.
+    pub max_age_days: Option<u32>,
+    /// Secrets cxguard leaves alone.
+    #[serde(default)]
+    pub unmanaged: Vec<String>,
+    /// The default value source: a generated value, written to `write_to` first.
+    pub generate: Option<Generate>,
+    /// Per secret: its own maximum age and value source.
+    #[serde(default)]
+    pub each: BTreeMap<String, SecretPosture>,
+}
+
+/// `generate = { length, charset, write_to }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Generate {
+    /// Characters (base64url) or bytes (base64), 16–3000.
+    pub length: Option<usize>,
+    /// `base64url` (default) or `base64`.
+    pub charset: Option<String>,
+    /// Where the new value is written (mode 0600) before it is sent; `{id}` is the
+    /// secret's id. The file is also where the previous value is found next time.
+    pub write_to: String,
+}
+
+/// `[secrets.each.ID]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretPosture {
+    pub max_age_days: Option<u32>,
+    pub value_file: Option<PathBuf>,
+    pub value_env: Option<String>,
+    pub generate: Option<Generate>,
+    pub previous_file: Option<PathBuf>,
+    pub previous_env: Option<String>,
+}
+
+/// `[contacts]`: retention.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactsPosture {
+    /// Contacts last updated longer ago than this are anonymized.
+    pub retention_days: u32,
+    /// The masking policy (as `contacts anonymize --policy` takes it).
+    pub policy: PathBuf,
+}
+
+/// `[datastore]`: `[[datastore.tables]]` as in `cxguard.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatastorePosture {
+    #[serde(default)]
+    pub tables: Vec<DatastoreTableFile>,
+}
+
+/// `[webchat]`: a policy file, or the widgets inline.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebchatPosture {
+    pub policy: Option<PathBuf>,
+    #[serde(default)]
+    pub widgets: Option<toml::Table>,
+}
+
+/// `[identity]`: the key id expected in use.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityPosture {
+    pub key_id: String,
+}
+
+/// A path in the posture file, relative to the file's directory.
+pub fn relative(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.parent().unwrap_or(Path::new(".")).join(p)
+    }
+}

@@ -1,0 +1,382 @@
+//! Loading a posture: the file parsed, each section checked by its protection's own
+//! validation, every problem collected (nothing is read from the tenant here).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use guard::encrypt;
+use secrecy::SecretString;
+
+use super::file::{Generate, PostureFile, SecretPosture, relative};
+use crate::config::DatastoreFile;
+use crate::exit::{CliError, Exit};
+
+/// A checked posture.
+pub struct Posture {
+    pub path: PathBuf,
+    /// SHA-256 of the file.
+    pub digest: String,
+    pub secrets: Option<Secrets>,
+    pub contacts: Option<Contacts>,
+    pub tables: Vec<encrypt::Request>,
+    pub webchat: Option<guard::webchat::Policy>,
+    pub identity_key_id: Option<String>,
+}
+
+pub struct Secrets {
+    pub max_age_days: Option<u32>,
+    pub unmanaged: BTreeSet<String>,
+    pub generate: Option<Generate>,
+    pub each: BTreeMap<String, SecretPosture>,
+}
+
+pub struct Contacts {
+    pub retention_days: u32,
+    pub policy: guard::anonymize::Policy,
+}
+
+/// Where a due secret's new value comes from.
+pub enum Source<'a> {
+    Generate(&'a Generate),
+    File(&'a Path),
+    Env(&'a str),
+}
+
+impl Secrets {
+    /// The maximum age of `id`, if one applies.
+    pub fn max_age(&self, id: &str) -> Option<u32> {
+        self.each
+            .get(id)
+            .and_then(|e| e.max_age_days)
+            .or(self.max_age_days)
+    }
+
+    /// The value source of `id`, if it has one.
+    pub fn source(&self, id: &str) -> Option<Source<'_>> {
+        let e = self.each.get(id);
+        if let Some(e) = e {
+            if let Some(g) = &e.generate {
+                return Some(Source::Generate(g));
+            }
+            if let Some(f) = &e.value_file {
+                return Some(Source::File(f));
+            }
+            if let Some(v) = &e.value_env {
+                return Some(Source::Env(v));
+            }
+        }
+        self.generate.as_ref().map(Source::Generate)
+    }
+
+    /// The current value of `id`, for a rollback: its `previous_*`, or the file the
+    /// last generated value was written to.
+    pub fn previous(&self, id: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<SecretString> {
+        let e = self.each.get(id);
+        if let Some(f) = e.and_then(|e| e.previous_file.as_ref()) {
+            return std::fs::read_to_string(f)
+                .ok()
+                .map(|s| SecretString::from(s.trim_end_matches(['\n', '\r']).to_string()));
+        }
+        if let Some(v) = e.and_then(|e| e.previous_env.as_ref()) {
+            return env(v).map(SecretString::from);
+        }
+        if let Some(Source::Generate(g)) = self.source(id) {
+            let p = g.write_to.replace("{id}", id);
+            return std::fs::read_to_string(p)
+                .ok()
+                .map(|s| SecretString::from(s.trim_end_matches(['\n', '\r']).to_string()));
+        }
+        None
+    }
+}
+
+fn check_generate(at: &str, g: &Generate, problems: &mut Vec<String>) {
+    if let Some(l) = g.length
+        && !(16..=3000).contains(&l)
+    {
+        problems.push(format!("{at}.generate.length: {l} is not from 16 to 3000"));
+    }
+    if let Some(c) = &g.charset
+        && !matches!(c.as_str(), "base64url" | "base64")
+    {
+        problems.push(format!(
+            "{at}.generate.charset: {c:?} is not base64url or base64"
+        ));
+    }
+    if !g.write_to.contains("{id}") && at == "secrets" {
+        problems.push(format!(
+            "{at}.generate.write_to: must contain {{id}} (one file per secret)"
+        ));
+    }
+    if g.write_to.trim().is_empty() {
+        problems.push(format!("{at}.generate.write_to: is empty"));
+    }
+}
+
+/// Reads and checks the posture at `path`. A file that cannot be read or parsed is an
+/// error at once; every other problem is returned with the posture, so the checks that
+/// need the tenant (tables) can add theirs and all are reported together (exit 65).
+pub fn load(
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Posture, Vec<String>), CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        CliError::new(
+            Exit::Input,
+            format!("cannot read the posture {}: {e}", path.display()),
+        )
+    })?;
+    let file: PostureFile = toml::from_str(&text)
+        .map_err(|e| CliError::new(Exit::Input, format!("{}: {}", path.display(), e.message())))?;
+    let mut problems = Vec::new();
+
+    let secrets = file.secrets.map(|mut s| {
+        // Paths are relative to the posture file, like its other paths.
+        for e in s.each.values_mut() {
+            for f in [&mut e.value_file, &mut e.previous_file].into_iter().flatten() {
+                *f = relative(path, f);
+            }
+        }
+        if s.max_age_days == Some(0) {
+            problems.push("secrets.max_age_days: must be at least 1".into());
+        }
+        if let Some(g) = &s.generate {
+            check_generate("secrets", g, &mut problems);
+        }
+        for (id, e) in &s.each {
+            let at = format!("secrets.each.{id}");
+            if ledger::details::check_identifier("secret id", id).is_err() {
+                problems.push(format!("{at}: not a secret id"));
+            }
+            if e.max_age_days == Some(0) {
+                problems.push(format!("{at}.max_age_days: must be at least 1"));
+            }
+            let sources = [e.value_file.is_some(), e.value_env.is_some(), e.generate.is_some()]
+                .iter()
+                .filter(|b| **b)
+                .count();
+            if sources > 1 {
+                problems.push(format!(
+                    "{at}: give one of value_file, value_env or generate, not {sources}"
+                ));
+            }
+            if sources == 0 && s.generate.is_none() {
+                problems.push(format!(
+                    "{at}: no value source: give value_file, value_env or generate (or a default [secrets] generate)"
+                ));
+            }
+            if let Some(g) = &e.generate {
+                check_generate(&at, g, &mut problems);
+            }
+            if let Some(v) = &e.value_env
+                && env(v).is_none_or(|x| x.is_empty())
+            {
+                problems.push(format!("{at}.value_env: the environment variable {v} is not set"));
+            }
+            if let Some(f) = &e.value_file
+                && !f.is_file()
+            {
+                problems.push(format!("{at}.value_file: {} is not a readable file", f.display()));
+            }
+        }
+        Secrets {
+            max_age_days: s.max_age_days,
+            unmanaged: s.unmanaged.into_iter().collect(),
+            generate: s.generate,
+            each: s.each,
+        }
+    });
+
+    let contacts = match file.contacts {
+        None => None,
+        Some(c) => {
+            if c.retention_days == 0 {
+                problems.push("contacts.retention_days: must be at least 1 (0 would anonymize every contact updated before now)".into());
+            }
+            let p = relative(path, &c.policy);
+            match std::fs::read_to_string(&p) {
+                Err(e) => {
+                    problems.push(format!("contacts.policy: cannot read {}: {e}", p.display()));
+                    None
+                }
+                Ok(t) => match guard::anonymize::Policy::parse(&t, &p, env) {
+                    Ok(policy) => Some(Contacts {
+                        retention_days: c.retention_days,
+                        policy,
+                    }),
+                    Err(errors) => {
+                        for e in errors {
+                            problems.push(format!("contacts.policy: {e}"));
+                        }
+                        None
+                    }
+                },
+            }
+        }
+    };
+
+    let mut tables = Vec::new();
+    for (i, t) in file
+        .datastore
+        .map(|d| d.tables)
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        match super::super::datastore::request_for(&t, &DatastoreFile::default()) {
+            Ok(r) => tables.push(r),
+            Err(e) => problems.push(format!(
+                "datastore.tables[{i}] ({}): {}",
+                t.table, e.message
+            )),
+        }
+    }
+
+    let webchat = match file.webchat {
+        None => None,
+        Some(w) => {
+            let (text, shown) = match (&w.policy, &w.widgets) {
+                (Some(_), Some(_)) => {
+                    problems.push(
+                        "webchat: give policy = \"FILE\" or [webchat.widgets.ID] tables, not both"
+                            .into(),
+                    );
+                    (None, PathBuf::new())
+                }
+                (Some(p), None) => {
+                    let p = relative(path, p);
+                    match std::fs::read_to_string(&p) {
+                        Ok(t) => (Some(t), p),
+                        Err(e) => {
+                            problems
+                                .push(format!("webchat.policy: cannot read {}: {e}", p.display()));
+                            (None, p)
+                        }
+                    }
+                }
+                (None, Some(widgets)) => {
+                    let mut doc = toml::Table::new();
+                    doc.insert("widgets".into(), toml::Value::Table(widgets.clone()));
+                    (
+                        Some(toml_text(&doc)),
+                        PathBuf::from(format!("{} [webchat]", path.display())),
+                    )
+                }
+                (None, None) => {
+                    problems.push(
+                        "webchat: give policy = \"FILE\" or [webchat.widgets.ID] tables".into(),
+                    );
+                    (None, PathBuf::new())
+                }
+            };
+            text.and_then(|t| match guard::webchat::Policy::parse(&t, &shown) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    problems.push(format!("webchat: {e}"));
+                    None
+                }
+            })
+        }
+    };
+
+    let identity_key_id = file.identity.map(|i| {
+        if ledger::details::check_identifier("identity.key_id", &i.key_id).is_err() {
+            problems.push("identity.key_id: not a key id".into());
+        }
+        i.key_id
+    });
+
+    Ok((
+        Posture {
+            path: path.to_path_buf(),
+            digest: guard::sha256_hex(&text),
+            secrets,
+            contacts,
+            tables,
+            webchat,
+            identity_key_id,
+        },
+        problems,
+    ))
+}
+
+/// A TOML table as text (the toml crate here parses only): strings, booleans, integers,
+/// arrays and tables, which is all a webchat section holds.
+fn toml_text(t: &toml::Table) -> String {
+    let mut out = String::new();
+    write_table(&mut out, "", t);
+    out
+}
+
+fn write_table(out: &mut String, prefix: &str, t: &toml::Table) {
+    let mut subtables = Vec::new();
+    let mut arrays_of_tables = Vec::new();
+    for (k, v) in t {
+        match v {
+            toml::Value::Table(sub) => subtables.push((k, sub)),
+            toml::Value::Array(a) if !a.is_empty() && a.iter().all(|x| x.is_table()) => {
+                arrays_of_tables.push((k, a))
+            }
+            other => out.push_str(&format!("{} = {}\n", key(k), value(other))),
+        }
+    }
+    for (k, a) in arrays_of_tables {
+        for x in a {
+            let name = format!("{prefix}{}", key(k));
+            out.push_str(&format!("[[{name}]]\n"));
+            if let Some(tb) = x.as_table() {
+                for (kk, vv) in tb {
+                    out.push_str(&format!("{} = {}\n", key(kk), value(vv)));
+                }
+            }
+        }
+    }
+    for (k, sub) in subtables {
+        let name = format!("{prefix}{}", key(k));
+        out.push_str(&format!("[{name}]\n"));
+        write_table(out, &format!("{name}."), sub);
+    }
+}
+
+fn key(k: &str) -> String {
+    if !k.is_empty()
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        k.to_string()
+    } else {
+        value(&toml::Value::String(k.to_string()))
+    }
+}
+
+fn value(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => {
+            let mut o = String::from("\"");
+            for c in s.chars() {
+                match c {
+                    '"' => o.push_str("\\\""),
+                    '\\' => o.push_str("\\\\"),
+                    c if c.is_control() => o.push_str(&format!("\\u{:04X}", c as u32)),
+                    c => o.push(c),
+                }
+            }
+            o.push('"');
+            o
+        }
+        toml::Value::Array(a) => {
+            format!("[{}]", a.iter().map(value).collect::<Vec<_>>().join(", "))
+        }
+        toml::Value::Table(t) => format!(
+            "{{ {} }}",
+            t.iter()
+                .map(|(k, v)| format!("{} = {}", key(k), value(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Float(f) => f.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        toml::Value::Datetime(d) => d.to_string(),
+    }
+}

@@ -1,0 +1,346 @@
+//! Posture as code: `cxguard plan | apply | export` over the protections. One declared
+//! posture for the tenant (`posture.toml`), a plan of everything that would change, an
+//! apply that does exactly a saved plan, and an export of the live tenant. It composes
+//! the protections' own plans and applies; it decides nothing they decide.
+
+mod apply;
+mod export;
+mod file;
+mod load;
+mod plan;
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+
+use clap::Args;
+use serde_json::json;
+
+use crate::exit::{CliError, Exit};
+use crate::output::{Output, print_json};
+use crate::store::{self, Access};
+use crate::{Context, tenant};
+
+pub use export::ExportArgs;
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The posture file.
+    #[arg(long, value_name = "FILE", default_value = "posture.toml")]
+    pub posture: PathBuf,
+    /// Save the plan (with the tenant versions it was made against) for `apply`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Exit 2 when there are changes (0 when none), for CI.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Contacts to examine at most for the retention count (beyond: an estimate).
+    #[arg(long, default_value_t = 10_000)]
+    pub max_contacts: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A plan saved by `cxguard plan --out`: apply exactly it, or refuse if the tenant
+    /// changed since. Without one, plan and apply.
+    pub plan: Option<PathBuf>,
+    /// The posture file.
+    #[arg(long, value_name = "FILE", default_value = "posture.toml")]
+    pub posture: PathBuf,
+    /// Apply without asking (required when stdin is not a terminal and no plan is given).
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Contacts to examine at most for the retention count.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_contacts: u64,
+}
+
+/// The scopes the posture's sections need: to read, and also to write.
+fn scopes(p: &load::Posture, write: bool) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if p.webchat.is_some() {
+        out.push("webchat:widgets:read");
+        if write {
+            out.push("webchat:widgets:write");
+        }
+    }
+    if !p.tables.is_empty() {
+        out.extend(if write {
+            guard::encrypt::SCOPES
+        } else {
+            &["data_management:read"][..]
+        });
+    }
+    if p.secrets.is_some() {
+        out.push("integration:secret:read");
+        if write {
+            out.extend(guard::rotate::SCOPES);
+        }
+    }
+    if p.contacts.is_some() {
+        out.push("contact:read");
+        if write {
+            out.push("contact:write");
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn identity_key_id(ctx: &Context) -> Option<String> {
+    ctx.config
+        .file
+        .identity
+        .as_ref()
+        .and_then(|i| i.key.as_ref())
+        .map(|k| k.id.clone())
+}
+
+fn show(p: &plan::PosturePlan) {
+    for w in &p.webchat {
+        println!("~ webchat {}: {}", w.widget, w.summary);
+    }
+    for t in &p.datastore {
+        println!(
+            "~ datastore {}: encrypt {}{}",
+            t.table,
+            t.columns.join(", "),
+            if t.masked_indexes.is_empty() {
+                String::new()
+            } else {
+                format!("; mask {}", t.masked_indexes.join(", "))
+            }
+        );
+    }
+    for s in &p.secrets {
+        println!(
+            "~ secret {}: rotate ({} days old, max {}); recompile and test {}",
+            s.secret,
+            s.age_days,
+            s.max_age_days,
+            if s.dependents.is_empty() {
+                "nothing".to_string()
+            } else {
+                s.dependents.join(", ")
+            }
+        );
+    }
+    if let Some(c) = &p.contacts
+        && c.pending > 0
+    {
+        println!(
+            "~ contacts: anonymize {}{} updated before {}",
+            if c.estimated { "at least " } else { "" },
+            c.pending,
+            c.cutoff
+        );
+    }
+    if !p.findings.is_empty() {
+        println!("findings (need a person; not changes):");
+        for f in &p.findings {
+            println!("  ! {f}");
+        }
+    }
+    println!(
+        "{} to change, {} unchanged, {} finding(s)",
+        p.changes(),
+        p.unchanged.len(),
+        p.findings.len()
+    );
+}
+
+pub async fn plan_cmd(
+    ctx: &Context,
+    a: PlanArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Exit, CliError> {
+    let (posture, problems) = load::load(&a.posture, env)?;
+    let reading = scopes(&posture, false);
+    let target = tenant::connect(ctx, env, tenant::Needs::reading(&reading)).await?;
+    let p = plan::plan(
+        &target.client,
+        &posture,
+        a.max_contacts,
+        env,
+        None,
+        identity_key_id(ctx).as_deref(),
+        problems,
+    )
+    .await?;
+    if let Some(out) = &a.out {
+        let text = serde_json::to_string_pretty(&p).unwrap_or_default();
+        std::fs::write(out, text + "\n").map_err(|e| {
+            CliError::new(Exit::Failed, format!("cannot write {}: {e}", out.display()))
+        })?;
+        ctx.note(format!(
+            "saved the plan to {} (digest {}); apply it with `cxguard apply {}`",
+            out.display(),
+            &p.digest[..16],
+            out.display()
+        ));
+    }
+    match ctx.output {
+        Output::Json => print_json(&p),
+        Output::Text => show(&p),
+    }
+    Ok(if a.detailed_exitcode && p.changes() > 0 {
+        Exit::Findings
+    } else {
+        Exit::Ok
+    })
+}
+
+pub async fn apply_cmd(
+    ctx: &Context,
+    a: ApplyArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Exit, CliError> {
+    let (posture, problems) = load::load(&a.posture, env)?;
+    let saved: Option<plan::PosturePlan> = match &a.plan {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                CliError::new(
+                    Exit::Input,
+                    format!("cannot read the plan {}: {e}", path.display()),
+                )
+            })?;
+            let p: plan::PosturePlan = serde_json::from_str(&text).map_err(|e| {
+                CliError::new(
+                    Exit::Input,
+                    format!("{}: not a cxguard plan: {e}", path.display()),
+                )
+            })?;
+            if p.format != plan::FORMAT || p.compute_digest() != p.digest {
+                return Err(CliError::new(
+                    Exit::Input,
+                    format!(
+                        "{}: the plan's digest does not match its content (edited?); make a new one with `cxguard plan --out`",
+                        path.display()
+                    ),
+                ));
+            }
+            if p.posture_sha256 != posture.digest {
+                return Err(CliError::new(
+                    Exit::Input,
+                    format!(
+                        "{}: the plan was made from another version of {}; make a new one",
+                        path.display(),
+                        a.posture.display()
+                    ),
+                ));
+            }
+            Some(p)
+        }
+    };
+    if saved.is_none() && !a.auto_approve && !std::io::stdin().is_terminal() {
+        return Err(CliError::usage(
+            "without a saved plan, apply asks first: pass --auto-approve when stdin is not a terminal, or apply a plan saved with `cxguard plan --out`",
+        ));
+    }
+    let writing = scopes(&posture, true);
+    let target = tenant::connect(ctx, env, tenant::Needs::writing(&writing)).await?;
+    let client = &target.client;
+    let plan = match saved {
+        Some(p) => {
+            if !problems.is_empty() {
+                return Err(CliError::new(
+                    Exit::Input,
+                    format!(
+                        "{} does not validate; nothing was changed:\n  {}",
+                        a.posture.display(),
+                        problems.join("\n  ")
+                    ),
+                ));
+            }
+            let changed = apply::stale(client, &p).await?;
+            if !changed.is_empty() {
+                return Err(CliError::new(
+                    Exit::Failed,
+                    format!(
+                        "the tenant changed since the plan was made; nothing was applied:\n  {}\nmake a new plan with `cxguard plan --out`",
+                        changed.join("\n  ")
+                    ),
+                ));
+            }
+            p
+        }
+        None => {
+            let p = plan::plan(
+                client,
+                &posture,
+                a.max_contacts,
+                env,
+                None,
+                identity_key_id(ctx).as_deref(),
+                problems,
+            )
+            .await?;
+            if ctx.output == Output::Text {
+                show(&p);
+            }
+            if p.changes() > 0 && !a.auto_approve {
+                eprint!(
+                    "apply these {} change(s)? only 'yes' is accepted: ",
+                    p.changes()
+                );
+                let mut answer = String::new();
+                let _ = std::io::stdin().read_line(&mut answer);
+                if answer.trim() != "yes" {
+                    return Err(CliError::new(
+                        Exit::Failed,
+                        "not applied: the answer was not 'yes'",
+                    ));
+                }
+            }
+            p
+        }
+    };
+    if plan.changes() == 0 {
+        match ctx.output {
+            Output::Json => print_json(&json!({"plan": plan.digest, "result": "no changes"})),
+            Output::Text => println!("no changes: the tenant matches {}", a.posture.display()),
+        }
+        return Ok(Exit::Ok);
+    }
+    let ledger = store::open(ctx, env, Access::Write).await?;
+    let deliverer = store::start_delivery(ctx, env, &ledger)?;
+    let actor = crate::commands::contacts::actor();
+    let r = apply::apply(client, &ledger, &posture, &plan, &actor, env).await;
+    deliverer.stop().await;
+    let results = r?;
+    match ctx.output {
+        Output::Json => print_json(&json!({"plan": plan.digest, "results": results})),
+        Output::Text => {
+            for r in &results {
+                println!(
+                    "{}: {}{}",
+                    r.protection,
+                    r.status,
+                    if r.detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" — {}", r.detail)
+                    }
+                );
+            }
+        }
+    }
+    let failed: Vec<&str> = results
+        .iter()
+        .filter(|r| r.status == "failed")
+        .map(|r| r.protection)
+        .collect();
+    if !failed.is_empty() {
+        return Err(CliError::new(
+            Exit::Failed,
+            format!(
+                "failed: {} (the others' results are above)",
+                failed.join(", ")
+            ),
+        ));
+    }
+    Ok(Exit::Ok)
+}
+
+pub use export::export_cmd;

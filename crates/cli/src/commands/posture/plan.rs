@@ -1,0 +1,322 @@
+//! The posture plan: the tenant read once, read-only, and each protection asked for its
+//! part. Changes are what `apply` will do; findings need a person and are not changes.
+//! A saved plan records the tenant versions it was made against, and a digest.
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use super::load::{Posture, Source};
+use crate::exit::{CliError, Exit};
+
+/// The saved plan's format.
+pub const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WidgetChange {
+    pub widget: String,
+    /// The ETag the plan was made against.
+    pub etag: String,
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TableChange {
+    pub table: String,
+    pub columns: Vec<String>,
+    pub masked_indexes: Vec<String>,
+    /// The columns encrypted when the plan was made (what a stale check compares).
+    pub encrypted_before: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretChange {
+    pub secret: String,
+    /// The version the plan was made against.
+    pub version: u64,
+    pub age_days: i64,
+    pub max_age_days: u32,
+    pub dependents: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactsChange {
+    /// Contacts last updated before this (RFC 3339) are in scope.
+    pub cutoff: String,
+    /// Contacts in scope not yet in their target state (at least this many when
+    /// `estimated`).
+    pub pending: u64,
+    pub examined: u64,
+    /// Whether the count stopped at `--max-contacts`.
+    pub estimated: bool,
+}
+
+/// A plan, as printed and as saved with `--out`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PosturePlan {
+    pub format: u32,
+    pub created_at: String,
+    pub posture_sha256: String,
+    pub webchat: Vec<WidgetChange>,
+    pub datastore: Vec<TableChange>,
+    pub secrets: Vec<SecretChange>,
+    pub contacts: Option<ContactsChange>,
+    /// Resources already as declared.
+    pub unchanged: Vec<String>,
+    /// What needs a person; not changes.
+    pub findings: Vec<String>,
+    /// SHA-256 of the canonical JSON of everything above.
+    #[serde(default)]
+    pub digest: String,
+}
+
+impl PosturePlan {
+    /// Changes `apply` would make.
+    pub fn changes(&self) -> usize {
+        self.webchat.len()
+            + self.datastore.len()
+            + self.secrets.len()
+            + usize::from(self.contacts.as_ref().is_some_and(|c| c.pending > 0))
+    }
+
+    /// The digest of the plan without its digest.
+    pub fn compute_digest(&self) -> String {
+        let mut p = self.clone();
+        p.digest = String::new();
+        let v = serde_json::to_value(&p).unwrap_or_default();
+        guard::sha256_hex(&guard::webchat::plan::canonical_json(&v))
+    }
+}
+
+/// The retention cut-off for `now`: midnight UTC, `days` before, so a plan and its
+/// apply on the same day agree, and a rerun resumes the same job.
+pub fn cutoff(now: time::OffsetDateTime, days: u32) -> time::OffsetDateTime {
+    let midnight = now.replace_time(time::Time::MIDNIGHT);
+    midnight - time::Duration::days(i64::from(days))
+}
+
+/// Reads the tenant and plans every section. `problems` are the posture's own; tables
+/// that cannot be encrypted as declared add theirs, and any problem at all is invalid
+/// posture (exit 65), every one named, before anything but the tables is read.
+pub async fn plan(
+    client: &cxone::Client,
+    posture: &Posture,
+    max_contacts: u64,
+    env: &dyn Fn(&str) -> Option<String>,
+    cutoff_at: Option<time::OffsetDateTime>,
+    identity_configured: Option<&str>,
+    mut problems: Vec<String>,
+) -> Result<PosturePlan, CliError> {
+    let now = time::OffsetDateTime::now_utc();
+    let mut p = PosturePlan {
+        format: FORMAT,
+        created_at: now
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        posture_sha256: posture.digest.clone(),
+        webchat: Vec::new(),
+        datastore: Vec::new(),
+        secrets: Vec::new(),
+        contacts: None,
+        unchanged: Vec::new(),
+        findings: Vec::new(),
+        digest: String::new(),
+    };
+
+    // Tables first: a table that cannot take its columns is invalid posture.
+    let classifier = guard::encrypt::Classifier::default();
+    for req in &posture.tables {
+        let (table, indexes) = match tokio::try_join!(
+            client
+                .datastores()
+                .table(&req.table.datastore, &req.table.table),
+            client
+                .datastores()
+                .indexes(&req.table.datastore, &req.table.table),
+        ) {
+            Ok(x) => x,
+            Err(e) if e.status() == Some(404) => {
+                problems.push(format!("datastore.tables ({}): {e}", req.table));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match guard::encrypt::plan(&table, &indexes, req, &classifier) {
+            Err(ps) => {
+                for x in ps {
+                    problems.push(format!("datastore.tables ({}): {x}", req.table));
+                }
+            }
+            Ok(tp) => {
+                let declared: std::collections::BTreeSet<&str> =
+                    req.columns.iter().map(String::as_str).collect();
+                for c in &tp.after.sensitive_in_clear {
+                    if !declared.contains(c.as_str()) {
+                        p.findings.push(format!(
+                            "datastore {}: sensitive column {c} is not declared for encryption",
+                            req.table
+                        ));
+                    }
+                }
+                if tp.is_noop() {
+                    p.unchanged.push(format!("datastore {}", req.table));
+                } else {
+                    p.datastore.push(TableChange {
+                        table: req.table.to_string(),
+                        columns: tp.columns.clone(),
+                        masked_indexes: tp.masked_indexes.clone(),
+                        encrypted_before: table
+                            .columns
+                            .iter()
+                            .filter(|c| c.encrypted)
+                            .map(|c| c.name.clone())
+                            .collect(),
+                    });
+                }
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(CliError::new(
+            Exit::Input,
+            format!(
+                "{} does not validate ({} problem{}); nothing was changed:\n  {}",
+                posture.path.display(),
+                problems.len(),
+                if problems.len() == 1 { "" } else { "s" },
+                problems.join("\n  ")
+            ),
+        ));
+    }
+
+    if let Some(policy) = &posture.webchat {
+        let plans = guard::webchat::plan(client, policy).await?;
+        for w in &plans {
+            for f in guard::webchat::policy::findings(&w.widget, &w.current) {
+                p.findings.push(format!("webchat (live): {f}"));
+            }
+            if w.changes.is_empty() {
+                p.unchanged.push(format!("webchat {}", w.widget));
+            } else {
+                p.webchat.push(WidgetChange {
+                    widget: w.widget.clone(),
+                    etag: w.etag.clone(),
+                    summary: w.changes.summary(),
+                });
+            }
+        }
+    }
+
+    if let Some(s) = &posture.secrets {
+        let list = client.secrets().list().await?;
+        if s.max_age_days.is_none() && s.each.values().all(|e| e.max_age_days.is_none()) {
+            p.findings.push(
+                "secrets: no max_age_days: secret ages are not checked (set [secrets] max_age_days)".into(),
+            );
+        }
+        for secret in &list {
+            if s.unmanaged.contains(&secret.id) {
+                continue;
+            }
+            let Some(max) = s.max_age(&secret.id) else {
+                continue;
+            };
+            let due = guard::secrets::due(
+                std::slice::from_ref(secret),
+                std::time::Duration::from_secs(u64::from(max) * 86_400),
+                now,
+            );
+            let Some(d) = due.first() else {
+                p.unchanged.push(format!("secret {}", secret.id));
+                continue;
+            };
+            if s.source(&secret.id).is_none() {
+                p.findings.push(format!(
+                    "secret {} is {} days old (max {max}) and has no value source: add [secrets.each.{}] value_file, value_env or generate",
+                    secret.id, d.age_days, secret.id
+                ));
+                continue;
+            }
+            let from_generate = matches!(s.source(&secret.id), Some(Source::Generate(_)));
+            if s.previous(&secret.id, env).is_none() {
+                p.findings.push(format!(
+                    "secret {} is {} days old (max {max}) but its current value is not at hand for a rollback: set previous_file or previous_env{}",
+                    secret.id,
+                    d.age_days,
+                    if from_generate { " (or keep the write_to file of the last rotation)" } else { "" }
+                ));
+                continue;
+            }
+            let dependents = client
+                .secrets()
+                .references(&secret.id)
+                .await?
+                .into_iter()
+                .map(|r| r.data_action_id)
+                .collect();
+            p.secrets.push(SecretChange {
+                secret: secret.id.clone(),
+                version: secret.version,
+                age_days: d.age_days,
+                max_age_days: max,
+                dependents,
+            });
+        }
+    }
+
+    if let Some(c) = &posture.contacts {
+        let cut = cutoff_at.unwrap_or_else(|| cutoff(now, c.retention_days));
+        let mut examined = 0u64;
+        let mut pending = 0u64;
+        let mut estimated = false;
+        let list = client
+            .contacts()
+            .list()
+            .page_size(cxone::PageSize::DEFAULT_BULK)
+            .updated_before(cut);
+        let mut stream = Box::pin(list.stream());
+        while let Some(contact) = stream.next().await {
+            if examined >= max_contacts {
+                estimated = true;
+                break;
+            }
+            let contact = contact?;
+            examined += 1;
+            match guard::anonymize::transform::plan(&c.policy, &contact, &Default::default()) {
+                Ok(x) if x.is_noop() => {}
+                _ => pending += 1,
+            }
+        }
+        let change = ContactsChange {
+            cutoff: cut
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            pending,
+            examined,
+            estimated,
+        };
+        if pending == 0 {
+            p.unchanged.push("contacts retention".into());
+        }
+        p.contacts = Some(change);
+    }
+
+    // The API cannot say which key made a pseudonym; cxguard's own configuration can.
+    if let Some(want) = &posture.identity_key_id {
+        match identity_configured {
+            Some(have) if have == want => p.unchanged.push(format!("identity key {want}")),
+            Some(have) => p.findings.push(format!(
+                "identity: [identity] key in cxguard.toml is {have}, the posture expects {want}"
+            )),
+            None => p.findings.push(format!(
+                "identity: no [identity] key in cxguard.toml; the posture expects {want}"
+            )),
+        }
+    }
+    p.digest = p.compute_digest();
+    Ok(p)
+}

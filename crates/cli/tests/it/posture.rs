@@ -1,0 +1,183 @@
+//! `cxguard plan | apply | export` — posture as code over the protections.
+
+use base64::Engine as _;
+
+use crate::harness::Harness;
+use crate::{stderr, stdout};
+
+const PUT: &str = "PUT /api/v2/webchat/widgets/{id}";
+
+const MASKING: &str = r#"default_region = "US"
+[keys]
+k = { id = "it-key-1", env = "IT_ANON_KEY" }
+[fields]
+firstName = { op = "erase" }
+email = { op = "pseudonymize", key = "k" }
+"#;
+
+fn harness() -> Harness {
+    let h = Harness::start(cxone_sim::SimConfig {
+        contacts: 300,
+        ..Default::default()
+    })
+    .env(
+        "IT_ANON_KEY",
+        &base64::engine::general_purpose::STANDARD.encode([11u8; 32]),
+    );
+    h.write("masking.toml", MASKING);
+    // The CRM key's current value, for the rollback a rotation keeps ready.
+    let seed = cxone_sim::SimConfig::default().seed;
+    h.write(
+        "crm.previous",
+        &cxone_sim::seeded_secret_value(seed, "sec-crm-api-key").unwrap(),
+    );
+    h.write("crm.next", "a-new-crm-api-key-0123456789abcdefghijkl");
+    h
+}
+
+/// A posture needing every kind of change on a fresh emulator.
+const POSTURE: &str = r#"
+[secrets]
+unmanaged = ["sec-unused-token"]
+[secrets.each.sec-crm-api-key]
+max_age_days = 30
+value_file = "crm.next"
+previous_file = "crm.previous"
+
+[contacts]
+retention_days = 365
+policy = "masking.toml"
+
+[[datastore.tables]]
+table = "ds-customer/tbl-customer-profiles"
+columns = ["card_number", "ssn", "passport_number"]
+compliance = "PCI"
+
+[webchat.widgets.wgt-support]
+cors_origins = ["https://www.example.com", "https://help.example.com"]
+"#;
+
+#[test]
+fn plan_apply_plan_covers_every_protection_and_a_stale_plan_is_refused() {
+    let h = harness();
+    h.write("posture.toml", POSTURE);
+
+    let o = h.run(&["plan", "--detailed-exitcode", "--out", "plan.json"]);
+    assert_eq!(o.status.code(), Some(2), "{}{}", stdout(&o), stderr(&o));
+    let plan = stdout(&o);
+    for want in [
+        "~ webchat wgt-support: origins +https://help.example.com; origins -https://support.example.com",
+        "~ datastore ds-customer/tbl-customer-profiles: encrypt ssn, passport_number",
+        "~ secret sec-crm-api-key: rotate (120 days old, max 30)",
+        "~ contacts: anonymize ",
+        "4 to change",
+    ] {
+        assert!(plan.contains(want), "{want:?} in\n{plan}");
+    }
+
+    // Stale: the widget changes in the tenant after the plan was saved.
+    h.sim
+        .control()
+        .edit_widget("wgt-support", serde_json::json!({"name": "Renamed"}))
+        .unwrap();
+    let o = h.run(&["apply", "plan.json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("webchat widget wgt-support: ETag"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(h.sim.control().route_hits(PUT), 0, "nothing applied");
+    assert_eq!(h.sim.control().mutations("table/").len(), 0);
+
+    // A fresh plan, applied as saved.
+    let o = h.run(&["plan", "--out", "plan.json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = h.run(&["apply", "plan.json"]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    for want in [
+        "webchat: applied",
+        "encryption: applied",
+        "secrets: applied",
+        "retention: applied",
+    ] {
+        assert!(out.contains(want), "{want:?} in\n{out}");
+    }
+    let w = h.sim.control().widget("wgt-support").unwrap();
+    assert_eq!(w["name"], "Renamed", "not managed, kept");
+
+    let o = h.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("0 to change"), "{}", stdout(&o));
+
+    let l = h.ledger();
+    let runs =
+        h.rt.block_on(l.entries(&ledger::Filter {
+            operation: Some("posture.apply.*".into()),
+            ..Default::default()
+        }))
+        .unwrap();
+    assert_eq!(runs.len(), 2, "one entry opens the run, one closes it");
+    let o = h.run(&["audit", "verify"]);
+    assert!(o.status.success(), "{}", stdout(&o));
+}
+
+#[test]
+fn an_invalid_posture_lists_every_problem_and_changes_nothing() {
+    let h = harness();
+    h.write(
+        "posture.toml",
+        r#"
+[secrets]
+max_age_days = 90
+[secrets.each.sec-crm-api-key]
+max_age_days = 30
+
+[contacts]
+retention_days = 0
+policy = "masking.toml"
+
+[[datastore.tables]]
+table = "ds-customer/tbl-customer-profiles"
+columns = ["ssn", "no_such_column"]
+
+[webchat.widgets.wgt-support]
+cors_origins = ["http://www.example.com/"]
+"#,
+    );
+    for args in [&["plan"][..], &["apply", "--auto-approve"][..]] {
+        let o = h.run(args);
+        assert_eq!(o.status.code(), Some(65), "{args:?}: {}", stderr(&o));
+        let e = stderr(&o);
+        for want in [
+            "(4 problems)",
+            "secrets.each.sec-crm-api-key: no value source",
+            "contacts.retention_days: must be at least 1",
+            "no_such_column",
+            "widgets.wgt-support.cors_origins[0]",
+        ] {
+            assert!(e.contains(want), "{args:?}: {want:?} in\n{e}");
+        }
+    }
+    assert_eq!(h.sim.control().route_hits(PUT), 0);
+    assert_eq!(
+        h.sim
+            .control()
+            .route_hits("GET /api/v2/webchat/widgets/{id}"),
+        0,
+        "only the reads validation needs"
+    );
+}
+
+#[test]
+fn export_then_plan_shows_no_changes() {
+    let h = harness();
+    let o = h.run(&["export", "--out", "posture.toml"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = h.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("0 to change"), "{out}");
+    assert!(out.contains("secrets: no max_age_days"), "{out}");
+}
