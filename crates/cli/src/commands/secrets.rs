@@ -109,6 +109,7 @@ fn read_value(
 }
 
 pub(crate) fn write_new_value(
+    what: &str,
     path: &std::path::Path,
     value: &secrecy::SecretString,
 ) -> Result<(), CliError> {
@@ -125,7 +126,7 @@ pub(crate) fn write_new_value(
         CliError::new(
             Exit::Input,
             format!(
-                "--write-value-to: cannot create {} (it must not exist): {e}",
+                "{what}: cannot create {} (it must not exist): {e}",
                 path.display()
             ),
         )
@@ -135,7 +136,7 @@ pub(crate) fn write_new_value(
         .map_err(|e| {
             CliError::new(
                 Exit::Failed,
-                format!("--write-value-to: cannot write {}: {e}", path.display()),
+                format!("{what}: cannot write {}: {e}", path.display()),
             )
         })
 }
@@ -252,7 +253,7 @@ async fn rotate_cmd(
         }
         let l = store::open(ctx, env, Access::Write).await?;
         if let Some(path) = &a.write_value_to {
-            write_new_value(path, &req.value)?;
+            write_new_value("--write-value-to", path, &req.value)?;
             ctx.note(format!(
                 "the new value is in {} (mode 0600)",
                 path.display()

@@ -66,6 +66,11 @@ fn demo_json_is_one_document_with_the_inventory() {
         9,
         "the inventory names the sensitive columns in clear before the demo encrypts them"
     );
+    assert_eq!(v["posture"]["planned"], 2, "{}", v["posture"]);
+    assert_eq!(
+        v["posture"]["after"], 0,
+        "plan → apply → plan shows no changes"
+    );
     let wc = &v["webchat"];
     assert_eq!(wc["report"]["widgets"][1]["outcome"], "changed", "{wc}");
     assert!(

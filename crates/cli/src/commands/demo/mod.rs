@@ -43,10 +43,10 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
     let settings = cxone::Settings::new(&sim.base_url(), grant)?;
     let client = cxone::Client::new(settings)?;
 
-    ctx.note("step 1/9: authenticate with OAuth client credentials");
+    ctx.note("step 1/10: authenticate with OAuth client credentials");
     client.authenticate().await?;
 
-    ctx.note("step 2/9: take an inventory of the tenant");
+    ctx.note("step 2/10: take an inventory of the tenant");
     let tables = vec![(
         "ds-customer".to_string(),
         "tbl-customer-profiles".to_string(),
@@ -81,23 +81,23 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
     )
     .await?;
 
-    ctx.note("step 3/9: anonymize contacts last updated before 2024-01-01 (retention), with a demo policy");
+    ctx.note("step 3/10: anonymize contacts last updated before 2024-01-01 (retention), with a demo policy");
     let anonymized = anonymize_step(&client, &ledger).await?;
 
-    ctx.note("step 4/9: rotate the CRM API key; its three dependent data actions are recompiled and tested");
+    ctx.note("step 4/10: rotate the CRM API key; its three dependent data actions are recompiled and tested");
     let seed = args.seed;
     let rotated = rotate_step(&client, &ledger, seed, None).await?;
-    ctx.note("step 5/9: rotate it again to a value one data action rejects: the rotation rolls back by itself");
+    ctx.note("step 5/10: rotate it again to a value one data action rejects: the rotation rolls back by itself");
     let previous = rotated.1;
     let rolled_back = rotate_step(&client, &ledger, seed, Some((&sim, previous))).await?;
 
-    ctx.note("step 6/9: start `cxguard serve` in-process and link demo guests over HTTP");
+    ctx.note("step 6/10: start `cxguard serve` in-process and link demo guests over HTTP");
     let service = service::Service::start(&client, &ledger).await?;
     // The service is stopped (drained) whatever the steps did.
     let steps = async {
         let identity = service::identity_step(&service, &sim).await?;
         ctx.note(format!(
-            "step 7/9: encrypt the sensitive columns of {} (AES-256-GCM, indexes masked), the tenant calling the service back before it commits",
+            "step 7/10: encrypt the sensitive columns of {} (AES-256-GCM, indexes masked), the tenant calling the service back before it commits",
             encrypt::TABLE
         ));
         let encrypted = encrypt::encrypt_step(&client, &ledger, &service).await?;
@@ -107,10 +107,13 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
     service.stop().await?;
     let (identity, encrypted) = steps?;
 
-    ctx.note("step 8/9: export the webchat security policies, edit one origin and add one rule, plan and apply them (with the widget's ETag); an encoded <ScRiPt pattern is refused");
+    ctx.note("step 8/10: export the webchat security policies, edit one origin and add one rule, plan and apply them (with the widget's ETag); an encoded <ScRiPt pattern is refused");
     let webchat = webchat::webchat_step(&client, &ledger).await?;
 
-    ctx.note("step 9/9: record the run in the tamper-evident audit log and verify the chain");
+    ctx.note("step 9/10: posture as code: plan the declared posture (a webchat setting, a secret past its age), apply it, plan again");
+    let posture = posture_step(&client, &ledger, args.seed, dir.path()).await?;
+
+    ctx.note("step 10/10: record the run in the tamper-evident audit log and verify the chain");
     let verdict = record(&ledger, &inv).await?;
 
     match ctx.output {
@@ -123,6 +126,7 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
             "identity": identity,
             "encrypt": encrypted,
             "webchat": webchat,
+            "posture": posture,
             "audit": verdict,
         })),
         Output::Text => {
@@ -225,6 +229,18 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
                 webchat.refusal
             );
             println!(
+                "posture: plan {} to change ({} finding(s)) → apply ({}) → plan {} to change",
+                posture.planned,
+                posture.findings,
+                posture
+                    .results
+                    .iter()
+                    .map(|r| format!("{} {}", r.protection, r.status))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                posture.after
+            );
+            println!(
                 "audit: {} entries, {} signed checkpoint(s), chain {} (key {})",
                 verdict.entries,
                 verdict.checkpoints,
@@ -284,6 +300,44 @@ async fn rotate_step(
         _ => previous,
     };
     Ok((report, current))
+}
+
+/// The demo's posture: the sales widget requires a visitor token, and the ERP secret
+/// (200 days old) may be 180 at most, its next value generated into `{dir}`.
+const DEMO_POSTURE: &str = r#"[secrets]
+max_age_days = 180
+unmanaged = ["sec-unused-token", "sec-payments-jwt", "sec-crm-api-key"]
+generate = { length = 32, charset = "base64", write_to = "{dir}/{id}.key" }
+
+[webchat.widgets.wgt-sales]
+require_token = true
+token_expiry_minutes = 30
+"#;
+
+/// plan → apply → plan over the demo posture. The ERP secret's current value is put
+/// where the posture keeps generated values, as the last rotation would have left it.
+async fn posture_step(
+    client: &cxone::Client,
+    ledger: &ledger::Ledger,
+    seed: u64,
+    dir: &std::path::Path,
+) -> Result<super::posture::Cycle, CliError> {
+    let failed = |m: String| CliError::new(Exit::Failed, m);
+    let current = cxone_sim::seeded_secret_value(seed, "sec-erp-basic")
+        .ok_or_else(|| failed("no demo ERP secret".into()))?;
+    let key_file = dir.join("sec-erp-basic.key");
+    super::secrets::write_new_value(
+        "the demo's ERP key file",
+        &key_file,
+        &secrecy::SecretString::from(current),
+    )?;
+    let path = dir.join("posture.toml");
+    std::fs::write(
+        &path,
+        DEMO_POSTURE.replace("{dir}", &dir.display().to_string()),
+    )
+    .map_err(|e| failed(format!("cannot write the demo posture: {e}")))?;
+    super::posture::cycle(client, ledger, &path, "cxguard-demo").await
 }
 
 /// The demo's masking policy; its key is made fresh for each run.

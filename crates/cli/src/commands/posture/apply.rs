@@ -279,17 +279,28 @@ async fn rotate_one(
             "its current value is not at hand for a rollback",
         )
     })?;
+    // A generated value is written to `{write_to}.next` before it is sent, and takes the
+    // place of `{write_to}` (the next rotation's previous value) once it is live.
+    let mut generated: Option<(std::path::PathBuf, std::path::PathBuf)> = None;
     let value: SecretString = match s.source(id) {
         Some(Source::Generate(g)) => {
             let secret = guard::rotate::fetch(client, id).await?;
             let format = match g.charset.as_deref() {
                 Some("base64") => cxone::models::SecretFormat::Base64,
-                _ => secret.format,
+                Some(_) => cxone::models::SecretFormat::Raw,
+                None => secret.format,
             };
             let v = guard::rotate::generate(format, g.length.unwrap_or(40))?;
             let path = std::path::PathBuf::from(g.write_to.replace("{id}", id));
-            // Kept before it is sent: the next rotation's previous value.
-            crate::commands::secrets::write_new_value(&path, &v)?;
+            let next = std::path::PathBuf::from(format!("{}.next", path.display()));
+            crate::commands::secrets::write_new_value(
+                &format!(
+                    "secrets generate.write_to of {id} (if it exists, an earlier rotation was interrupted and the value in it may be live)"
+                ),
+                &next,
+                &v,
+            )?;
+            generated = Some((next, path));
             v
         }
         Some(Source::File(f)) => SecretString::from(
@@ -320,12 +331,29 @@ async fn rotate_one(
     let r = guard::rotate::apply(client, ledger, &plan, &req).await?;
     match r.ended {
         guard::rotate::Ended::Rotated { version } => {
+            if let Some((next, path)) = &generated {
+                std::fs::rename(next, path).map_err(|e| {
+                    CliError::new(
+                        Exit::Failed,
+                        format!(
+                            "{id} rotated to version {version}, but {} could not replace {}: {e}; move it yourself, it holds the live value",
+                            next.display(),
+                            path.display()
+                        ),
+                    )
+                })?;
+            }
             Ok(format!("{id} rotated to version {version}"))
         }
-        guard::rotate::Ended::RolledBack { .. } => Err(CliError::new(
-            Exit::Failed,
-            "a dependent rejected the new value; rolled back",
-        )),
+        guard::rotate::Ended::RolledBack { .. } => {
+            if let Some((next, _)) = &generated {
+                let _ = std::fs::remove_file(next);
+            }
+            Err(CliError::new(
+                Exit::Failed,
+                "a dependent rejected the new value; rolled back",
+            ))
+        }
         guard::rotate::Ended::Broken { .. } => Err(CliError::new(
             Exit::Failed,
             "broken: see `cxguard jobs show`",

@@ -344,3 +344,34 @@ pub async fn apply_cmd(
 }
 
 pub use export::export_cmd;
+
+/// What the demo shows of posture as code: the changes planned, each protection's
+/// result, and the changes a second plan finds (none).
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cycle {
+    pub planned: usize,
+    pub findings: usize,
+    pub results: Vec<apply::PartResult>,
+    pub after: usize,
+}
+
+/// plan → apply → plan for the posture at `path`, in-process (the demo's last step).
+pub async fn cycle(
+    client: &cxone::Client,
+    ledger: &ledger::Ledger,
+    path: &std::path::Path,
+    actor: &str,
+) -> Result<Cycle, CliError> {
+    let env = |_: &str| None;
+    let (posture, problems) = load::load(path, &env)?;
+    let first = plan::plan(client, &posture, 10_000, &env, None, None, problems).await?;
+    let results = apply::apply(client, ledger, &posture, &first, actor, &env).await?;
+    let second = plan::plan(client, &posture, 10_000, &env, None, None, Vec::new()).await?;
+    Ok(Cycle {
+        planned: first.changes(),
+        findings: first.findings.len(),
+        results,
+        after: second.changes(),
+    })
+}
