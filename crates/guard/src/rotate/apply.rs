@@ -143,7 +143,19 @@ pub async fn resume(client: &Client, ledger: &Ledger, job: &str, req: &Request) 
             )
             .await?;
         }
-        cx.test_and_finish().await?
+        // Phases an interrupted run finished are not done twice: a rotation recorded as
+        // finished is only closed, one whose dependents passed only finishes.
+        if state("finish") == "done" {
+            cx.close(JobStatus::Done, Details::new().label("status", "rotated"))
+                .await?;
+            Ended::Rotated {
+                version: secret.version,
+            }
+        } else if state("test") == "done" {
+            cx.finish().await?
+        } else {
+            cx.test_and_finish().await?
+        }
     } else if current == previous {
         if !state("rollback").is_empty() {
             // The rollback's PUT landed: verify the dependents again and close.
@@ -385,26 +397,7 @@ impl Ctx<'_> {
         )
         .await?;
         if rejected.is_empty() {
-            let version = self
-                .client
-                .secrets()
-                .get(&self.plan.secret_id)
-                .await?
-                .version;
-            self.job.claim("finish").await?;
-            let event = self.vault_event("rotated", &self.plan.proposed_sha256, version)?;
-            self.settle(
-                "finish",
-                true,
-                None,
-                "secret.rotate.finish",
-                Details::new().count("version", version),
-                Some(event),
-            )
-            .await?;
-            self.close(JobStatus::Done, Details::new().label("status", "rotated"))
-                .await?;
-            return Ok(Ended::Rotated { version });
+            return self.finish().await;
         }
         if self.req.previous.is_none() {
             self.close(
@@ -417,6 +410,30 @@ impl Ctx<'_> {
             return Ok(Ended::Broken { rejected });
         }
         self.rollback(rejected, false).await
+    }
+
+    /// Records the rotation done (the dependents passed) and closes the job.
+    async fn finish(&self) -> Result<Ended> {
+        let version = self
+            .client
+            .secrets()
+            .get(&self.plan.secret_id)
+            .await?
+            .version;
+        self.job.claim("finish").await?;
+        let event = self.vault_event("rotated", &self.plan.proposed_sha256, version)?;
+        self.settle(
+            "finish",
+            true,
+            None,
+            "secret.rotate.finish",
+            Details::new().count("version", version),
+            Some(event),
+        )
+        .await?;
+        self.close(JobStatus::Done, Details::new().label("status", "rotated"))
+            .await?;
+        Ok(Ended::Rotated { version })
     }
 
     /// Puts the previous value back (unless `landed`), verifies the dependents again and
