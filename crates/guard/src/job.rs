@@ -309,6 +309,12 @@ impl<'a> Job<'a> {
         Ok(self.ledger.claim_many(&self.id, keys).await?)
     }
 
+    /// Of `keys`, those not done, with the attempts made at each so far; nothing is
+    /// claimed.
+    pub async fn attempts_of(&self, keys: &[String]) -> Result<Vec<(String, i64)>> {
+        Ok(self.ledger.attempts_of(&self.id, keys).await?)
+    }
+
     /// Counts `n` more items as known to the job, for the progress display (a listing
     /// finds them page by page).
     pub fn found(&self, n: usize) {

@@ -264,6 +264,24 @@ impl Ledger {
         })
     }
 
+    /// Of `keys`, those not done, each with the attempts made at it so far (nothing is
+    /// claimed): a job that claims an item only before its effect can tell an item an
+    /// interrupted run may have changed (attempts > 0) from one it never touched.
+    pub async fn attempts_of(&self, job_id: &str, keys: &[String]) -> Result<Vec<(String, i64)>> {
+        on_backend!(&self.pool, p => {
+            let mut conn = p.acquire().await?;
+            let mut out = Vec::with_capacity(keys.len());
+            for key in keys {
+                let row = sqlx::query("SELECT attempts FROM job_items WHERE job_id = $1 AND item_key = $2 AND state <> 'done'")
+                    .bind(job_id).bind(key).fetch_optional(&mut *conn).await?;
+                if let Some(r) = row {
+                    out.push((key.clone(), r.try_get::<i64, _>("attempts")?));
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// Records how far a job that discovers its items has got (e.g. a page token).
     pub async fn set_cursor(&self, job_id: &str, cursor: Option<&str>) -> Result<()> {
         on_backend!(&self.pool, p => {

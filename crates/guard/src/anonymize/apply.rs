@@ -1,7 +1,9 @@
 //! Applying a policy to a selection of contacts, on the job runner ([`crate::job`]).
 //!
 //! The journal is written before the tenant: a page's contacts become job items before
-//! any of them is patched, and each is marked in flight before its PATCH. A contact's
+//! any of them is patched, and each is claimed (marked in flight) just before its PATCH —
+//! only those with something to change, so a contact found in its target state later is
+//! known to have been patched by an interrupted run only if it was claimed. A contact's
 //! outcome, audit entry and consent event are settled together (in batches, one
 //! transaction each), so after a crash a rerun finds exactly the contacts still to do —
 //! and a contact whose PATCH landed just before the crash is found already in its target
@@ -107,8 +109,8 @@ pub async fn run(
         after = last.0;
         let keys: Vec<String> = chunk.into_iter().map(|(_, k)| k).collect();
         run.job.found(keys.len());
-        let claimed = run.job.claim_many(&keys).await?;
-        run.process_all(claimed.into_iter().map(|(k, a)| (k, a, None)).collect())
+        let open = run.job.attempts_of(&keys).await?;
+        run.process_all(open.into_iter().map(|(k, a)| (k, a, None)).collect())
             .await?;
     }
 
@@ -135,7 +137,7 @@ pub async fn run(
                 .await?;
             run.job.found(keys.len());
             let claimed: BTreeMap<String, i64> =
-                run.job.claim_many(&keys).await?.into_iter().collect();
+                run.job.attempts_of(&keys).await?.into_iter().collect();
             let work = page
                 .contacts
                 .into_iter()
@@ -250,8 +252,9 @@ impl Run<'_> {
                     status: None,
                     error: e,
                 }),
-                // A later attempt that finds nothing to do: the earlier one landed.
-                Ok(p) if p.is_noop() => now.push(if attempt > 1 {
+                // Nothing to do, though an interrupted run claimed it for a PATCH: that
+                // PATCH landed. Never claimed: it was in its target state already.
+                Ok(p) if p.is_noop() => now.push(if attempt > 0 {
                     Settled::Landed { id }
                 } else {
                     Settled::Unchanged { id }
@@ -268,6 +271,9 @@ impl Run<'_> {
             .ledger()
             .record_results(self.job.id(), &intents)
             .await?;
+        // Claimed only now, and only those to PATCH: a claim says a PATCH may follow.
+        let to_patch: Vec<String> = ready.iter().map(|(id, ..)| id.clone()).collect();
+        self.job.claim_many(&to_patch).await?;
 
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Settled>(SETTLE_BATCH * 2);
         let producer = async move {

@@ -115,10 +115,12 @@ pub async fn apply(
             });
             continue;
         }
-        let attempt = match job.claim(&id).await? {
-            ledger::Claim::Claimed { attempt } => attempt,
+        // Claimed only before a PUT: a widget an interrupted run claimed may have been
+        // changed by it; one it never claimed was not.
+        let attempt = match job.attempts_of(std::slice::from_ref(&id)).await?.first() {
+            Some((_, attempts)) => *attempts,
             // Settled by the interrupted run this one resumes.
-            ledger::Claim::AlreadyDone => {
+            None => {
                 let drifted = !first.changes.is_empty();
                 outcomes.push(WidgetOutcome {
                     widget: id,
@@ -190,13 +192,14 @@ async fn one(
         let before = config_digest(&plan.current);
         if plan.changes.is_empty() {
             // Nothing to do — or an earlier, interrupted attempt already did it.
-            let (o, st) = if attempt > 1 && round == 0 {
+            let (o, st) = if attempt > 0 && round == 0 {
                 changed(job, &id, &before, &before, &plan, true)?
             } else {
                 unchanged(job, &id, before)?
             };
             return Ok((o, st, false));
         }
+        job.claim(&id).await?;
         match job
             .timed(client.webchat().put(&plan.desired, &plan.etag))
             .await
