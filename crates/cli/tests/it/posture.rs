@@ -181,3 +181,111 @@ fn export_then_plan_shows_no_changes() {
     assert!(out.contains("0 to change"), "{out}");
     assert!(out.contains("secrets: no max_age_days"), "{out}");
 }
+
+/// What an apply leaves behind that a crash must not change: the tenant's state and the
+/// protections' audit entries, counted.
+fn outcome(h: &Harness) -> serde_json::Value {
+    let c = h.sim.control();
+    let l = h.ledger();
+    let mut ops = std::collections::BTreeMap::new();
+    for e in
+        h.rt.block_on(l.entries(&ledger::Filter::default()))
+            .unwrap()
+    {
+        if [
+            "contact.anonymize",
+            "webchat.policy_deploy",
+            "datastore.encrypt",
+            "secret.rotate",
+        ]
+        .iter()
+        .any(|p| e.operation.starts_with(p))
+            && e.outcome == "success"
+        {
+            *ops.entry(e.operation.clone()).or_insert(0u64) += 1;
+        }
+    }
+    let contacts = c.mutations("contact/");
+    serde_json::json!({
+        "widget": c.widget("wgt-support").unwrap()["settings"]["securityPolicies"],
+        "keyVersion": c.state()["keyVersion"],
+        "secretVersion": c.secret("sec-crm-api-key").unwrap()["version"],
+        "contactsChanged": contacts.len(),
+        "contactPatches": contacts.values().sum::<u64>(),
+        "audit": ops,
+    })
+}
+
+fn crash_harness() -> Harness {
+    let h = Harness::start(cxone_sim::SimConfig {
+        contacts: 3000,
+        latency: std::time::Duration::from_millis(3),
+        ..Default::default()
+    })
+    .env(
+        "IT_ANON_KEY",
+        &base64::engine::general_purpose::STANDARD.encode([11u8; 32]),
+    );
+    h.write("masking.toml", MASKING);
+    let seed = cxone_sim::SimConfig::default().seed;
+    h.write(
+        "crm.previous",
+        &cxone_sim::seeded_secret_value(seed, "sec-crm-api-key").unwrap(),
+    );
+    h.write("crm.next", "a-new-crm-api-key-0123456789abcdefghijkl");
+    h.write("posture.toml", POSTURE);
+    let o = h.run(&["plan", "--out", "plan.json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    h
+}
+
+#[test]
+fn an_apply_killed_at_three_points_resumes_to_the_same_end() {
+    let reference = crash_harness();
+    let o = reference.run(&["apply", "plan.json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let want = outcome(&reference);
+    assert!(want["contactsChanged"].as_u64().unwrap() > 0, "{want}");
+
+    for delay_ms in [150u64, 600, 1500] {
+        let h = crash_harness();
+        let mut child = h
+            .command(&["apply", "plan.json"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().unwrap(); // SIGKILL
+        let _ = child.wait();
+        let o = h.run(&["jobs", "list", "--output", "json"]);
+        let jobs: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let run = jobs
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["kind"] == "posture.apply")
+            .map(|j| j["id"].as_str().unwrap().to_string());
+        let at_kill = outcome(&h);
+        let o = match &run {
+            Some(run) => h.run(&["apply", "--resume", run]),
+            // Killed before the run began: nothing changed, the plan still holds.
+            None => h.run(&["apply", "plan.json"]),
+        };
+        assert!(
+            o.status.success(),
+            "after {delay_ms} ms ({run:?}): {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        assert_eq!(
+            outcome(&h),
+            want,
+            "killed after {delay_ms} ms ({run:?}), when the state was {at_kill}"
+        );
+        let o = h.run(&["audit", "verify"]);
+        assert!(o.status.success(), "{}", stdout(&o));
+        let o = h.run(&["plan", "--detailed-exitcode"]);
+        assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    }
+}

@@ -69,59 +69,218 @@ pub async fn stale(client: &cxone::Client, saved: &PosturePlan) -> Result<Vec<St
     Ok(out)
 }
 
-/// Applies `plan` (already checked) and returns each protection's result.
+/// What a run works with.
+#[derive(Clone, Copy)]
+pub struct With<'a> {
+    pub client: &'a cxone::Client,
+    pub ledger: &'a ledger::Ledger,
+    pub actor: &'a str,
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// The journal kind of a posture run.
+pub const RUN_KIND: &str = "posture.apply";
+
+/// The protections, in the order they are applied.
+const PARTS: [&str; 4] = ["webchat", "encryption", "secrets", "retention"];
+
+/// The plan a run recorded, to resume it.
+pub async fn recorded_plan(ledger: &ledger::Ledger, run: &str) -> Result<PosturePlan, CliError> {
+    let job = ledger
+        .job(run)
+        .await
+        .map_err(|e| CliError::new(Exit::Input, e.to_string()))?;
+    if job.kind != RUN_KIND {
+        return Err(CliError::new(
+            Exit::Input,
+            format!("{run} is a {} job, not a posture run", job.kind),
+        ));
+    }
+    if job.status != "running" {
+        return Err(CliError::new(
+            Exit::Input,
+            format!(
+                "run {run} is {}, not interrupted: nothing to resume",
+                job.status
+            ),
+        ));
+    }
+    let items = ledger.job_items(run, None, 10).await?;
+    let v = items
+        .iter()
+        .find(|i| i.key == "plan")
+        .and_then(|i| i.result.clone())
+        .ok_or_else(|| CliError::new(Exit::Failed, format!("run {run} recorded no plan")))?;
+    serde_json::from_value(v).map_err(|e| {
+        CliError::new(
+            Exit::Failed,
+            format!("run {run}: its recorded plan is unreadable: {e}"),
+        )
+    })
+}
+
+/// Applies `plan` (already checked) as a journaled run, or resumes run `resume`, and
+/// returns the run's id and each protection's result. `started` hears the run id before
+/// anything changes.
 pub async fn apply(
+    with: &With<'_>,
+    posture: &Posture,
+    plan: &PosturePlan,
+    resume: Option<&str>,
+    started: &dyn Fn(&str),
+) -> Result<(String, Vec<PartResult>), CliError> {
+    let With {
+        client,
+        ledger,
+        actor,
+        env,
+    } = *with;
+    let run = match resume {
+        Some(r) => r.to_string(),
+        None => {
+            let id = ledger::Ledger::new_job_id("posture");
+            let mut items = vec!["plan".to_string()];
+            items.extend(PARTS.map(String::from));
+            ledger
+                .create_job(ledger::NewJob {
+                    id: id.clone(),
+                    kind: RUN_KIND,
+                    actor: actor.to_string(),
+                    params: Details::new()
+                        .sha256("plan_sha256", &plan.digest)?
+                        .sha256("posture_sha256", &plan.posture_sha256)?,
+                    items,
+                    fingerprint: Some(plan.digest.clone()),
+                })
+                .await?;
+            // The plan holds ids, versions and counts, never a value.
+            let v = serde_json::to_value(plan).unwrap_or_default();
+            ledger
+                .record_results(&id, &[("plan".to_string(), v)])
+                .await?;
+            ledger
+                .append(NewEntry::new(
+                    actor,
+                    "posture.apply.start",
+                    &id,
+                    Outcome::Success,
+                    Details::new()
+                        .sha256("plan_sha256", &plan.digest)?
+                        .sha256("posture_sha256", &plan.posture_sha256)?
+                        .count("changes", plan.changes() as u64),
+                )?)
+                .await?;
+            id
+        }
+    };
+    started(&run);
+    let done: Vec<String> = ledger
+        .job_items(&run, Some(ledger::ItemState::Done), 10)
+        .await?
+        .into_iter()
+        .map(|i| i.key)
+        .collect();
+    let mut results = Vec::new();
+    for name in PARTS {
+        if done.iter().any(|d| d == name) {
+            results.push(part(name, "applied", "in the interrupted run".into()));
+            continue;
+        }
+        ledger.claim(&run, name).await?;
+        let r = match name {
+            "webchat" => webchat_part(client, ledger, posture, plan, actor).await,
+            "encryption" => encryption_part(client, ledger, posture, plan, actor).await,
+            "secrets" => secrets_part(client, ledger, posture, plan, actor, env).await,
+            _ => retention_part(client, ledger, posture, plan, actor).await?,
+        };
+        let outcome = if r.status == "failed" {
+            ledger::ItemOutcome::Failed {
+                error: r.detail.clone(),
+            }
+        } else {
+            ledger::ItemOutcome::Done { result: None }
+        };
+        ledger
+            .settle(&run, name, outcome, Vec::new(), Vec::new())
+            .await?;
+        results.push(r);
+    }
+    let any_failed = results.iter().any(|r| r.status == "failed");
+    let mut details = Details::new().sha256("plan_sha256", &plan.digest)?;
+    for r in &results {
+        details = details.label(r.protection, r.status);
+    }
+    ledger
+        .finish_job(
+            &run,
+            if any_failed {
+                ledger::JobStatus::Failed
+            } else {
+                ledger::JobStatus::Done
+            },
+            NewEntry::new(
+                actor,
+                "posture.apply.finish",
+                &run,
+                if any_failed {
+                    Outcome::Failure
+                } else {
+                    Outcome::Success
+                },
+                details,
+            )?,
+        )
+        .await?;
+    Ok((run, results))
+}
+
+/// Only the widgets the plan lists; the webchat job resumes by itself.
+async fn webchat_part(
     client: &cxone::Client,
     ledger: &ledger::Ledger,
     posture: &Posture,
     plan: &PosturePlan,
     actor: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Vec<PartResult>, CliError> {
-    let run = format!("plan-{}", &plan.digest[..16]);
-    ledger
-        .append(NewEntry::new(
-            actor,
-            "posture.apply.start",
-            &run,
-            Outcome::Success,
-            Details::new()
-                .sha256("plan_sha256", &plan.digest)?
-                .sha256("posture_sha256", &plan.posture_sha256)?
-                .count("changes", plan.changes() as u64),
-        )?)
-        .await?;
-    let mut results = Vec::new();
+) -> PartResult {
+    let Some(policy) = posture
+        .webchat
+        .as_ref()
+        .filter(|_| !plan.webchat.is_empty())
+    else {
+        return part("webchat", "nothing to do", String::new());
+    };
+    let mut sub = policy.clone();
+    sub.widgets
+        .retain(|id, _| plan.webchat.iter().any(|w| &w.widget == id));
+    sub.digest = guard::sha256_hex(&format!("{}\n{}", policy.digest, plan.digest));
+    match guard::webchat::apply(client, ledger, &sub, actor).await {
+        Ok(r) if r.failed() == 0 => part(
+            "webchat",
+            "applied",
+            format!("{} widget(s) changed (job {})", r.changed(), r.job_id),
+        ),
+        Ok(r) => part(
+            "webchat",
+            "failed",
+            r.widgets
+                .iter()
+                .filter_map(|w| w.error.as_ref().map(|e| format!("{}: {e}", w.widget)))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        Err(e) => part("webchat", "failed", e.to_string()),
+    }
+}
 
-    // 1. webchat: only the widgets the plan lists.
-    results.push(match &posture.webchat {
-        Some(policy) if !plan.webchat.is_empty() => {
-            let mut sub = policy.clone();
-            sub.widgets
-                .retain(|id, _| plan.webchat.iter().any(|w| &w.widget == id));
-            sub.digest = guard::sha256_hex(&format!("{}\n{}", policy.digest, plan.digest));
-            match guard::webchat::apply(client, ledger, &sub, actor).await {
-                Ok(r) if r.failed() == 0 => part(
-                    "webchat",
-                    "applied",
-                    format!("{} widget(s) changed (job {})", r.changed(), r.job_id),
-                ),
-                Ok(r) => part(
-                    "webchat",
-                    "failed",
-                    r.widgets
-                        .iter()
-                        .filter_map(|w| w.error.as_ref().map(|e| format!("{}: {e}", w.widget)))
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                ),
-                Err(e) => part("webchat", "failed", e.to_string()),
-            }
-        }
-        _ => part("webchat", "nothing to do", String::new()),
-    });
-
-    // 2. encryption.
+/// Each listed table; a table already as declared (done before an interruption) is
+/// left alone, an unfinished encryption job resumes.
+async fn encryption_part(
+    client: &cxone::Client,
+    ledger: &ledger::Ledger,
+    posture: &Posture,
+    plan: &PosturePlan,
+    actor: &str,
+) -> PartResult {
     let classifier = guard::encrypt::Classifier::default();
     let mut done = Vec::new();
     let mut failed = Vec::new();
@@ -145,98 +304,100 @@ pub async fn apply(
             )?;
             let p = guard::encrypt::plan(&table, &indexes, req, &classifier)
                 .map_err(|ps| guard::Error::Invalid(ps.join("; ")))?;
-            guard::encrypt::apply(client, ledger, req, &p, &table, &classifier, actor).await
+            if p.is_noop()
+                && guard::encrypt::apply::unfinished(ledger, req)
+                    .await?
+                    .is_none()
+            {
+                return Ok(None);
+            }
+            guard::encrypt::apply(client, ledger, req, &p, &table, &classifier, actor)
+                .await
+                .map(Some)
         }
         .await;
         match outcome {
-            Ok(r) => done.push(format!("{} (key version {})", t.table, r.key_version)),
+            Ok(Some(r)) => done.push(format!("{} (key version {})", t.table, r.key_version)),
+            Ok(None) => done.push(format!("{} (already as declared)", t.table)),
             Err(e) => failed.push(format!("{}: {e}", t.table)),
         }
     }
-    results.push(summarize("encryption", &done, &failed));
+    summarize("encryption", &done, &failed)
+}
 
-    // 3. secrets.
+async fn secrets_part(
+    client: &cxone::Client,
+    ledger: &ledger::Ledger,
+    posture: &Posture,
+    plan: &PosturePlan,
+    actor: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> PartResult {
     let mut done = Vec::new();
     let mut failed = Vec::new();
     if let Some(s) = &posture.secrets {
         for change in &plan.secrets {
-            match rotate_one(client, ledger, s, &change.secret, actor, env).await {
+            match rotate_one(client, ledger, s, change, &plan.created_at, actor, env).await {
                 Ok(d) => done.push(d),
-                Err(e) => failed.push(format!("{}: {e}", change.secret)),
+                Err(e) => failed.push(format!("{}: {}", change.secret, e.message)),
             }
         }
     }
-    results.push(summarize("secrets", &done, &failed));
+    summarize("secrets", &done, &failed)
+}
 
-    // 4. retention.
-    results.push(match (&posture.contacts, &plan.contacts) {
-        (Some(c), Some(planned)) if planned.pending > 0 => {
-            let cut = time::OffsetDateTime::parse(
-                &planned.cutoff,
-                &time::format_description::well_known::Rfc3339,
-            )
-            .map_err(|e| CliError::new(Exit::Input, format!("the plan's cutoff: {e}")))?;
-            let opts = guard::anonymize::Options {
-                actor: actor.to_string(),
-                ..Default::default()
-            };
-            let progress = Arc::new(guard::job::Progress::default());
-            match guard::anonymize::run(
-                client,
-                ledger,
-                &c.policy,
-                &guard::anonymize::Selection::UpdatedBefore(cut),
-                &opts,
-                progress,
-            )
-            .await
-            {
-                Ok(r) if r.failed == 0 => part(
-                    "retention",
-                    "applied",
-                    format!(
-                        "{} contact(s) anonymized, {} already were (job {})",
-                        r.changed, r.unchanged, r.job_id
-                    ),
-                ),
-                Ok(r) => part(
-                    "retention",
-                    "failed",
-                    format!("{} contact(s) failed (job {})", r.failed, r.job_id),
-                ),
-                Err(e) => part("retention", "failed", e.to_string()),
-            }
-        }
-        _ => part("retention", "nothing to do", String::new()),
-    });
-
-    let any_failed = results.iter().any(|r| r.status == "failed");
-    let mut details = Details::new().sha256("plan_sha256", &plan.digest)?;
-    for r in &results {
-        details = details.label(
-            match r.protection {
-                "webchat" => "webchat",
-                "encryption" => "encryption",
-                "secrets" => "secrets",
-                _ => "retention",
-            },
-            r.status,
-        );
+/// Contacts before the plan's cut-off; the anonymize job of that policy and cut-off
+/// resumes by itself.
+async fn retention_part(
+    client: &cxone::Client,
+    ledger: &ledger::Ledger,
+    posture: &Posture,
+    plan: &PosturePlan,
+    actor: &str,
+) -> Result<PartResult, CliError> {
+    let (Some(c), Some(planned)) = (&posture.contacts, &plan.contacts) else {
+        return Ok(part("retention", "nothing to do", String::new()));
+    };
+    if planned.pending == 0 {
+        return Ok(part("retention", "nothing to do", String::new()));
     }
-    ledger
-        .append(NewEntry::new(
-            actor,
-            "posture.apply.finish",
-            &run,
-            if any_failed {
-                Outcome::Failure
-            } else {
-                Outcome::Success
-            },
-            details,
-        )?)
-        .await?;
-    Ok(results)
+    let cut = time::OffsetDateTime::parse(
+        &planned.cutoff,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .map_err(|e| CliError::new(Exit::Input, format!("the plan's cutoff: {e}")))?;
+    let opts = guard::anonymize::Options {
+        actor: actor.to_string(),
+        ..Default::default()
+    };
+    let progress = Arc::new(guard::job::Progress::default());
+    Ok(
+        match guard::anonymize::run(
+            client,
+            ledger,
+            &c.policy,
+            &guard::anonymize::Selection::UpdatedBefore(cut),
+            &opts,
+            progress,
+        )
+        .await
+        {
+            Ok(r) if r.failed == 0 => part(
+                "retention",
+                "applied",
+                format!(
+                    "{} contact(s) anonymized, {} already were (job {})",
+                    r.changed, r.unchanged, r.job_id
+                ),
+            ),
+            Ok(r) => part(
+                "retention",
+                "failed",
+                format!("{} contact(s) failed (job {})", r.failed, r.job_id),
+            ),
+            Err(e) => part("retention", "failed", e.to_string()),
+        },
+    )
 }
 
 fn part(protection: &'static str, status: &'static str, detail: String) -> PartResult {
@@ -265,14 +426,70 @@ fn summarize(protection: &'static str, done: &[String], failed: &[String]) -> Pa
 }
 
 /// Rotates one due secret from its source, its previous value at hand for a rollback.
+/// After an interruption: an unfinished rotation is resumed with the same value, and a
+/// rotation that finished is not done twice.
 async fn rotate_one(
     client: &cxone::Client,
     ledger: &ledger::Ledger,
     s: &super::load::Secrets,
-    id: &str,
+    change: &super::plan::SecretChange,
+    planned_at: &str,
     actor: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, CliError> {
+    let id = change.secret.as_str();
+    let rfc3339 = |t: &str| {
+        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+    };
+    let unfinished = ledger.running_job(guard::rotate::JOB_KIND, id).await?;
+    let next_of = |g: &super::file::Generate| {
+        let path = std::path::PathBuf::from(g.write_to.replace("{id}", id));
+        (
+            std::path::PathBuf::from(format!("{}.next", path.display())),
+            path,
+        )
+    };
+    if unfinished.is_none() {
+        let now = guard::rotate::fetch(client, id).await?;
+        if now.version != change.version {
+            let rotated = ledger
+                .jobs_of(guard::rotate::JOB_KIND, ledger::JobStatus::Done, 50)
+                .await?
+                .into_iter()
+                .any(|j| {
+                    j.params["secret_id"] == id && rfc3339(&j.created_at) >= rfc3339(planned_at)
+                });
+            if !rotated {
+                return Err(CliError::new(
+                    Exit::Failed,
+                    format!(
+                        "changed since the plan (version {} now, {} planned)",
+                        now.version, change.version
+                    ),
+                ));
+            }
+            // Rotated by the interrupted run; its value may still wait in `.next`.
+            if let Some(Source::Generate(g)) = s.source(id) {
+                let (next, path) = next_of(g);
+                if next.exists() {
+                    std::fs::rename(&next, &path).map_err(|e| {
+                        CliError::new(
+                            Exit::Failed,
+                            format!(
+                                "{} could not replace {}: {e}",
+                                next.display(),
+                                path.display()
+                            ),
+                        )
+                    })?;
+                }
+            }
+            return Ok(format!(
+                "{id} rotated to version {} (in the interrupted run)",
+                now.version
+            ));
+        }
+    }
     let previous = s.previous(id, env).ok_or_else(|| {
         CliError::new(
             Exit::Input,
@@ -283,6 +500,20 @@ async fn rotate_one(
     // place of `{write_to}` (the next rotation's previous value) once it is live.
     let mut generated: Option<(std::path::PathBuf, std::path::PathBuf)> = None;
     let value: SecretString = match s.source(id) {
+        Some(Source::Generate(g)) if unfinished.is_some() => {
+            let (next, path) = next_of(g);
+            let v = std::fs::read_to_string(&next).map_err(|e| {
+                CliError::new(
+                    Exit::Failed,
+                    format!(
+                        "the interrupted rotation's value {} cannot be read: {e}",
+                        next.display()
+                    ),
+                )
+            })?;
+            generated = Some((next, path));
+            SecretString::from(v)
+        }
         Some(Source::Generate(g)) => {
             let secret = guard::rotate::fetch(client, id).await?;
             let format = match g.charset.as_deref() {
@@ -327,8 +558,13 @@ async fn rotate_one(
         no_rollback: false,
         actor: actor.to_string(),
     };
-    let plan = guard::rotate::plan(client, &req).await?;
-    let r = guard::rotate::apply(client, ledger, &plan, &req).await?;
+    let r = match &unfinished {
+        Some(job) => guard::rotate::resume(client, ledger, job, &req).await?,
+        None => {
+            let plan = guard::rotate::plan(client, &req).await?;
+            guard::rotate::apply(client, ledger, &plan, &req).await?
+        }
+    };
     match r.ended {
         guard::rotate::Ended::Rotated { version } => {
             if let Some((next, path)) = &generated {

@@ -49,6 +49,10 @@ pub struct ApplyArgs {
     /// Apply without asking (required when stdin is not a terminal and no plan is given).
     #[arg(long)]
     pub auto_approve: bool,
+    /// Finish the interrupted run RUN (its id was printed when it started; `cxguard
+    /// jobs list` shows it): the protections it had not finished, with its plan.
+    #[arg(long, value_name = "RUN", conflicts_with = "plan")]
+    pub resume: Option<String>,
     /// Contacts to examine at most for the retention count.
     #[arg(long, default_value_t = 10_000)]
     pub max_contacts: u64,
@@ -233,6 +237,34 @@ pub async fn apply_cmd(
             Some(p)
         }
     };
+    if let Some(run) = &a.resume {
+        let ledger = store::open(ctx, env, Access::Write).await?;
+        let plan = apply::recorded_plan(&ledger, run).await?;
+        if plan.posture_sha256 != posture.digest {
+            return Err(CliError::new(
+                Exit::Input,
+                format!(
+                    "run {run} was made from another version of {}; resume it with the same posture file",
+                    a.posture.display()
+                ),
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(CliError::new(Exit::Input, problems.join("\n  ")));
+        }
+        let writing = scopes(&posture, true);
+        let target = tenant::connect(ctx, env, tenant::Needs::writing(&writing)).await?;
+        return run_plan(
+            ctx,
+            &target.client,
+            &ledger,
+            &posture,
+            &plan,
+            env,
+            Some(run),
+        )
+        .await;
+    }
     if saved.is_none() && !a.auto_approve && !std::io::stdin().is_terminal() {
         return Err(CliError::usage(
             "without a saved plan, apply asks first: pass --auto-approve when stdin is not a terminal, or apply a plan saved with `cxguard plan --out`",
@@ -304,13 +336,37 @@ pub async fn apply_cmd(
         return Ok(Exit::Ok);
     }
     let ledger = store::open(ctx, env, Access::Write).await?;
-    let deliverer = store::start_delivery(ctx, env, &ledger)?;
+    run_plan(ctx, client, &ledger, &posture, &plan, env, None).await
+}
+
+/// Applies `plan` (or resumes `resume`) and reports each protection's result.
+async fn run_plan(
+    ctx: &Context,
+    client: &cxone::Client,
+    ledger: &ledger::Ledger,
+    posture: &load::Posture,
+    plan: &plan::PosturePlan,
+    env: &dyn Fn(&str) -> Option<String>,
+    resume: Option<&str>,
+) -> Result<Exit, CliError> {
+    let deliverer = store::start_delivery(ctx, env, ledger)?;
     let actor = crate::commands::contacts::actor();
-    let r = apply::apply(client, &ledger, &posture, &plan, &actor, env).await;
+    let started = |run: &str| {
+        ctx.note(format!(
+            "run {run}: if it is interrupted, finish it with `cxguard apply --resume {run}`"
+        ))
+    };
+    let with = apply::With {
+        client,
+        ledger,
+        actor: &actor,
+        env,
+    };
+    let r = apply::apply(&with, posture, plan, resume, &started).await;
     deliverer.stop().await;
-    let results = r?;
+    let (run, results) = r?;
     match ctx.output {
-        Output::Json => print_json(&json!({"plan": plan.digest, "results": results})),
+        Output::Json => print_json(&json!({"run": run, "plan": plan.digest, "results": results})),
         Output::Text => {
             for r in &results {
                 println!(
@@ -335,7 +391,7 @@ pub async fn apply_cmd(
         return Err(CliError::new(
             Exit::Failed,
             format!(
-                "failed: {} (the others' results are above)",
+                "failed: {} (the others' results are above; run {run})",
                 failed.join(", ")
             ),
         ));
@@ -366,7 +422,13 @@ pub async fn cycle(
     let env = |_: &str| None;
     let (posture, problems) = load::load(path, &env)?;
     let first = plan::plan(client, &posture, 10_000, &env, None, None, problems).await?;
-    let results = apply::apply(client, ledger, &posture, &first, actor, &env).await?;
+    let with = apply::With {
+        client,
+        ledger,
+        actor,
+        env: &env,
+    };
+    let (_, results) = apply::apply(&with, &posture, &first, None, &|_| {}).await?;
     let second = plan::plan(client, &posture, 10_000, &env, None, None, Vec::new()).await?;
     Ok(Cycle {
         planned: first.changes(),
