@@ -73,6 +73,8 @@ enum Command {
     Apply(commands::posture::ApplyArgs),
     /// Posture as code: write the live tenant as a posture file.
     Export(commands::posture::ExportArgs),
+    /// One screen for an operator: last applies, drift, findings, outbox and audit health.
+    Status(commands::posture::StatusArgs),
     /// Webchat security policies as a file: plan, apply, export, drift.
     Webchat(commands::webchat::WebchatArgs),
     /// New key material: for a policy's [keys] or [identity], or an API key for serve.
@@ -205,6 +207,7 @@ async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Plan(args) => commands::posture::plan_cmd(&ctx, args, &env).await,
         Command::Apply(args) => commands::posture::apply_cmd(&ctx, args, &env).await,
         Command::Export(args) => commands::posture::export_cmd(&ctx, args, &env).await,
+        Command::Status(args) => commands::posture::status_cmd(&ctx, args, &env).await,
         Command::Webchat(args) => commands::webchat::run(&ctx, args, &env).await,
         Command::Keys(args) => commands::keys::run(&ctx, args),
         Command::Audit(args) => commands::audit::run(&ctx, args, &env).await,

@@ -119,6 +119,28 @@ fn plan_apply_plan_covers_every_protection_and_a_stale_plan_is_refused() {
         }))
         .unwrap();
     assert_eq!(runs.len(), 2, "one entry opens the run, one closes it");
+
+    let o = h.run(&["status", "--output", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for p in st["protections"].as_array().unwrap() {
+        assert!(p["lastSuccess"].is_string(), "{p}");
+        assert_eq!(p["drift"], 0, "{p}");
+    }
+    assert_eq!(st["audit"]["intact"], true, "{st}");
+    h.sim
+        .control()
+        .edit_widget("wgt-support", serde_json::json!({"settings": {"securityPolicies": {"corsOrigins": ["https://www.example.com"]}}}))
+        .unwrap();
+    let o = h.run(&["status"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o)
+            .lines()
+            .any(|l| l.starts_with("webchat") && l.ends_with("yes (1 to change)")),
+        "{}",
+        stdout(&o)
+    );
     let o = h.run(&["audit", "verify"]);
     assert!(o.status.success(), "{}", stdout(&o));
 }

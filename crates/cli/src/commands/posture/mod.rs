@@ -8,6 +8,7 @@ mod export;
 mod file;
 mod load;
 mod plan;
+mod status;
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -21,6 +22,7 @@ use crate::store::{self, Access};
 use crate::{Context, tenant};
 
 pub use export::ExportArgs;
+pub use status::{StatusArgs, status_cmd};
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {

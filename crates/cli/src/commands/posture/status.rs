@@ -1,0 +1,159 @@
+//! `cxguard status`: one screen for an operator — per protection, the last successful
+//! apply and whether the tenant has drifted from the posture now, the findings, and the
+//! health of the outbox and the audit log.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use serde::Serialize;
+use serde_json::json;
+
+use super::{load, plan, scopes};
+use crate::exit::{CliError, Exit};
+use crate::output::{Output, print_json};
+use crate::store::{self, Access};
+use crate::{Context, tenant};
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The posture file to check drift against (skipped when it does not exist).
+    #[arg(long, value_name = "FILE", default_value = "posture.toml")]
+    pub posture: PathBuf,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Protection {
+    name: &'static str,
+    /// When its last job finished successfully.
+    last_success: Option<String>,
+    /// Changes the posture would make now; `None` when it declares nothing for it.
+    drift: Option<usize>,
+}
+
+pub async fn status_cmd(
+    ctx: &Context,
+    a: StatusArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Exit, CliError> {
+    let ledger = store::open(ctx, env, Access::Read).await?;
+    let kinds = [
+        ("webchat", guard::webchat::JOB_KIND),
+        ("encryption", guard::encrypt::JOB_KIND),
+        ("secrets", guard::rotate::JOB_KIND),
+        ("retention", guard::anonymize::JOB_KIND),
+    ];
+    let mut rows = Vec::new();
+    for (name, kind) in kinds {
+        let last = ledger
+            .jobs_of(kind, ledger::JobStatus::Done, 1)
+            .await?
+            .into_iter()
+            .next()
+            .map(|j| j.updated_at);
+        rows.push(Protection {
+            name,
+            last_success: last,
+            drift: None,
+        });
+    }
+    let mut findings = Vec::new();
+    let mut posture_note = None;
+    if a.posture.is_file() {
+        let (posture, problems) = load::load(&a.posture, env)?;
+        let reading = scopes(&posture, false);
+        let target = tenant::connect(ctx, env, tenant::Needs::reading(&reading)).await?;
+        let p = plan::plan(&target.client, &posture, 10_000, env, None, None, problems).await?;
+        let declared = [
+            posture.webchat.is_some(),
+            !posture.tables.is_empty(),
+            posture.secrets.is_some(),
+            posture.contacts.is_some(),
+        ];
+        let counts = [
+            p.webchat.len(),
+            p.datastore.len(),
+            p.secrets.len(),
+            p.contacts
+                .as_ref()
+                .map_or(0, |c| usize::from(c.pending > 0)),
+        ];
+        for (i, row) in rows.iter_mut().enumerate() {
+            row.drift = declared[i].then_some(counts[i]);
+        }
+        findings = p.findings;
+    } else {
+        posture_note = Some(format!(
+            "{} not found: drift not checked",
+            a.posture.display()
+        ));
+    }
+    let outbox = ledger.outbox_status().await?;
+    let audit = match store::verifying_key(ctx, env, None) {
+        Ok(key) => match ledger.verify(&key).await {
+            Ok(v) => {
+                json!({"entries": v.entries, "checkpoints": v.checkpoints, "intact": v.is_intact()})
+            }
+            Err(e) => json!({"intact": false, "error": e.to_string()}),
+        },
+        Err(e) => json!({"intact": null, "error": format!("not verified: {}", e.message)}),
+    };
+    let intact = audit["intact"] != false;
+    match ctx.output {
+        Output::Json => print_json(&json!({
+            "protections": rows,
+            "findings": findings,
+            "posture": posture_note,
+            "outbox": outbox,
+            "audit": audit,
+        })),
+        Output::Text => {
+            println!("{:<12} {:<32} drift", "protection", "last successful apply");
+            for r in &rows {
+                println!(
+                    "{:<12} {:<32} {}",
+                    r.name,
+                    r.last_success.as_deref().unwrap_or("never"),
+                    match r.drift {
+                        None => "not declared".to_string(),
+                        Some(0) => "no".to_string(),
+                        Some(n) => format!("yes ({n} to change)"),
+                    }
+                );
+            }
+            if let Some(n) = &posture_note {
+                println!("{n}");
+            }
+            println!("findings: {}", findings.len());
+            for f in &findings {
+                println!("  ! {f}");
+            }
+            println!(
+                "outbox: {} pending, {} dead, {} skipped{}",
+                outbox.pending,
+                outbox.dead,
+                outbox.skipped,
+                outbox
+                    .oldest_pending
+                    .as_deref()
+                    .map(|t| format!(" (oldest since {t})"))
+                    .unwrap_or_default()
+            );
+            println!(
+                "audit: {}",
+                if audit["intact"] == true {
+                    format!(
+                        "{} entries, {} checkpoint(s), chain intact",
+                        audit["entries"], audit["checkpoints"]
+                    )
+                } else {
+                    format!(
+                        "NOT VERIFIED: {}",
+                        audit["error"].as_str().unwrap_or("the chain is broken")
+                    )
+                }
+            );
+        }
+    }
+    Ok(if intact { Exit::Ok } else { Exit::Failed })
+}
