@@ -25,6 +25,10 @@ pub struct FileConfig {
     pub datastore: Option<DatastoreFile>,
     #[serde(default)]
     pub kms: Option<KmsFile>,
+    /// `[posture]`: the posture, when it is not in a posture.toml of its own (checked
+    /// when `plan`, `apply` or `status` read it).
+    #[serde(default)]
+    pub posture: Option<toml::Table>,
 }
 
 /// `[kms]`: the tokens the KMS callback receiver of `cxguard serve` accepts.

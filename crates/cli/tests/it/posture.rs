@@ -202,6 +202,26 @@ fn export_then_plan_shows_no_changes() {
     let out = stdout(&o);
     assert!(out.contains("0 to change"), "{out}");
     assert!(out.contains("secrets: no max_age_days"), "{out}");
+
+    // The same posture as a [posture] section of cxguard.toml.
+    let text = std::fs::read_to_string(h.dir.path().join("posture.toml")).unwrap();
+    let section: String = text
+        .lines()
+        .map(|l| {
+            if let Some(rest) = l.strip_prefix("[[") {
+                format!("[[posture.{rest}\n")
+            } else if let Some(rest) = l.strip_prefix('[') {
+                format!("[posture.{rest}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::remove_file(h.dir.path().join("posture.toml")).unwrap();
+    h.write("cxguard.toml", &section);
+    let o = h.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("0 to change"), "{}", stdout(&o));
 }
 
 /// What an apply leaves behind that a crash must not change: the tenant's state and the

@@ -126,6 +126,36 @@ pub fn load(
             format!("cannot read the posture {}: {e}", path.display()),
         )
     })?;
+    load_text(&text, path, env)
+}
+
+/// The posture at `path`, or, when that file does not exist and `path` is the default,
+/// the `[posture]` section of the configuration file.
+pub fn load_for(
+    ctx: &crate::Context,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Posture, Vec<String>), CliError> {
+    if !path.exists()
+        && path == Path::new("posture.toml")
+        && let (Some(section), Some(config)) = (&ctx.config.file.posture, &ctx.config.path)
+    {
+        let text = toml_text(section);
+        // Paths in it are relative to the configuration file.
+        let (mut p, problems) = load_text(&text, config, env)?;
+        p.path = PathBuf::from(format!("{} [posture]", config.display()));
+        return Ok((p, problems));
+    }
+    load(path, env)
+}
+
+/// Parses and checks posture `text`; paths in it are relative to `path`'s directory.
+pub fn load_text(
+    text: &str,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Posture, Vec<String>), CliError> {
+    let text = text.to_string();
     let file: PostureFile = toml::from_str(&text)
         .map_err(|e| CliError::new(Exit::Input, format!("{}: {}", path.display(), e.message())))?;
     let mut problems = Vec::new();

@@ -160,7 +160,7 @@ pub async fn plan_cmd(
     a: PlanArgs,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Exit, CliError> {
-    let (posture, problems) = load::load(&a.posture, env)?;
+    let (posture, problems) = load::load_for(ctx, &a.posture, env)?;
     let reading = scopes(&posture, false);
     let target = tenant::connect(ctx, env, tenant::Needs::reading(&reading)).await?;
     let p = plan::plan(
@@ -201,7 +201,7 @@ pub async fn apply_cmd(
     a: ApplyArgs,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Exit, CliError> {
-    let (posture, problems) = load::load(&a.posture, env)?;
+    let (posture, problems) = load::load_for(ctx, &a.posture, env)?;
     let saved: Option<plan::PosturePlan> = match &a.plan {
         None => None,
         Some(path) => {

@@ -59,8 +59,8 @@ pub async fn status_cmd(
     }
     let mut findings = Vec::new();
     let mut posture_note = None;
-    if a.posture.is_file() {
-        let (posture, problems) = load::load(&a.posture, env)?;
+    if a.posture.is_file() || ctx.config.file.posture.is_some() {
+        let (posture, problems) = load::load_for(ctx, &a.posture, env)?;
         let reading = scopes(&posture, false);
         let target = tenant::connect(ctx, env, tenant::Needs::reading(&reading)).await?;
         let p = plan::plan(&target.client, &posture, 10_000, env, None, None, problems).await?;
