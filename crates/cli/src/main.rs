@@ -73,6 +73,8 @@ enum Command {
     Apply(commands::posture::ApplyArgs),
     /// Posture as code: write the live tenant as a posture file.
     Export(commands::posture::ExportArgs),
+    /// A self-contained HTML (or JSON) compliance report for auditors.
+    Report(commands::report::ReportArgs),
     /// One screen for an operator: last applies, drift, findings, outbox and audit health.
     Status(commands::posture::StatusArgs),
     /// Webchat security policies as a file: plan, apply, export, drift.
@@ -207,6 +209,7 @@ async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Plan(args) => commands::posture::plan_cmd(&ctx, args, &env).await,
         Command::Apply(args) => commands::posture::apply_cmd(&ctx, args, &env).await,
         Command::Export(args) => commands::posture::export_cmd(&ctx, args, &env).await,
+        Command::Report(args) => commands::report::run(&ctx, args, &env).await,
         Command::Status(args) => commands::posture::status_cmd(&ctx, args, &env).await,
         Command::Webchat(args) => commands::webchat::run(&ctx, args, &env).await,
         Command::Keys(args) => commands::keys::run(&ctx, args),

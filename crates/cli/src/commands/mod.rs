@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod keys;
 pub mod outbox;
 pub mod posture;
+pub mod report;
 pub mod secrets;
 pub mod serve;
 pub mod sim;

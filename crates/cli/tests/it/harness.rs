@@ -58,7 +58,9 @@ impl Harness {
     pub fn command(&self, args: &[&str]) -> Command {
         let c = self.sim.credentials();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cxguard"));
-        cmd.args(args).current_dir(self.dir.path());
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env("TMPDIR", self.dir.path());
         for (k, _) in std::env::vars() {
             if k.starts_with("CXGUARD_") {
                 cmd.env_remove(k);

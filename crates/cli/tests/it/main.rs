@@ -9,6 +9,7 @@ mod hardening;
 mod harness;
 mod ledger_commands;
 mod posture;
+mod report;
 mod rotate;
 mod webchat;
 
@@ -17,7 +18,9 @@ use std::process::{Command, Output};
 /// Runs `cxguard` with `args` in `dir`, with a clean CXGUARD_* environment plus `env`.
 pub fn cxguard(args: &[&str], env: &[(&str, &str)], dir: &std::path::Path) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cxguard"));
-    cmd.args(args).current_dir(dir);
+    // What it keeps in the temporary directory (the demo's ledger and report) goes
+    // with the test's directory.
+    cmd.args(args).current_dir(dir).env("TMPDIR", dir);
     for (k, _) in std::env::vars() {
         if k.starts_with("CXGUARD_") {
             cmd.env_remove(k);

@@ -65,19 +65,24 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
         base_url: sim.base_url(),
     };
 
-    let dir = tempfile::tempdir().map_err(|e| {
-        CliError::new(
-            Exit::Failed,
-            format!("cannot make a temporary directory: {e}"),
-        )
-    })?;
+    // Kept after the demo: its ledger and report.html stay there to look at.
+    let dir = tempfile::Builder::new()
+        .prefix("cxguard-demo-")
+        .tempdir()
+        .map_err(|e| {
+            CliError::new(
+                Exit::Failed,
+                format!("cannot make a temporary directory: {e}"),
+            )
+        })?
+        .keep();
     let url = format!(
         "sqlite://{}",
-        dir.path().join("demo-ledger.sqlite").display()
+        dir.as_path().join("demo-ledger.sqlite").display()
     );
     let ledger = ledger::Ledger::open(
         &url,
-        ledger::KeySource::File(dir.path().join("demo-audit.key")),
+        ledger::KeySource::File(dir.as_path().join("demo-audit.key")),
     )
     .await?;
 
@@ -111,10 +116,16 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
     let webchat = webchat::webchat_step(&client, &ledger).await?;
 
     ctx.note("step 9/10: posture as code: plan the declared posture (a webchat setting, a secret past its age), apply it, plan again");
-    let posture = posture_step(&client, &ledger, args.seed, dir.path()).await?;
+    let posture = posture_step(&client, &ledger, args.seed, dir.as_path()).await?;
 
     ctx.note("step 10/10: record the run in the tamper-evident audit log and verify the chain");
     let verdict = record(&ledger, &inv).await?;
+    let report = super::report::demo(&client, &ledger, verdict.clone(), &dir).await?;
+    ledger.close().await;
+    ctx.note(format!(
+        "the compliance report for this run is {} (open it in a browser; the ledger is beside it)",
+        report.display()
+    ));
 
     match ctx.output {
         Output::Json => print_json(&json!({
@@ -128,6 +139,7 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
             "webchat": webchat,
             "posture": posture,
             "audit": verdict,
+            "report": report,
         })),
         Output::Text => {
             inventory::print_text(&inv);
@@ -435,6 +447,5 @@ async fn record(ledger: &ledger::Ledger, inv: &Inventory) -> Result<ledger::Verd
         .public_key()
         .ok_or_else(|| CliError::config("the demo ledger has no key"))?;
     let verdict = ledger.verify(&key).await?;
-    ledger.close().await;
     Ok(verdict)
 }

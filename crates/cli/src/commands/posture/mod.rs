@@ -22,6 +22,7 @@ use crate::store::{self, Access};
 use crate::{Context, tenant};
 
 pub use export::ExportArgs;
+pub use plan::PosturePlan;
 pub use status::{StatusArgs, status_cmd};
 
 #[derive(Debug, Args)]
@@ -58,6 +59,31 @@ pub struct ApplyArgs {
     /// Contacts to examine at most for the retention count.
     #[arg(long, default_value_t = 10_000)]
     pub max_contacts: u64,
+}
+
+/// The posture's plan, for a read-only report: `None` when there is no posture.
+pub async fn plan_if_declared(
+    ctx: &Context,
+    client: &cxone::Client,
+    path: &std::path::Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<PosturePlan>, CliError> {
+    if !path.is_file() && ctx.config.file.posture.is_none() {
+        return Ok(None);
+    }
+    let (posture, problems) = load::load_for(ctx, path, env)?;
+    Ok(Some(
+        plan::plan(
+            client,
+            &posture,
+            10_000,
+            env,
+            None,
+            identity_key_id(ctx).as_deref(),
+            problems,
+        )
+        .await?,
+    ))
 }
 
 /// The scopes the posture's sections need: to read, and also to write.
