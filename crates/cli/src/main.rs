@@ -11,7 +11,7 @@ mod tenant;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::exit::{CliError, Exit};
 use crate::output::Output;
@@ -63,7 +63,7 @@ enum Command {
     Inventory(commands::inventory::InventoryArgs),
     /// Anonymize contacts with a masking policy; reveal an encrypted field.
     Contacts(commands::contacts::ContactsArgs),
-    /// Integration secrets: list them, find those due for rotation.
+    /// Integration secrets: list, rotate (dependents tested, rolled back on rejection), due.
     Secrets(commands::secrets::SecretsArgs),
     /// Data Store tables: encrypt columns, report encryption coverage.
     Datastore(commands::datastore::DatastoreArgs),
@@ -79,18 +79,32 @@ enum Command {
     Status(commands::posture::StatusArgs),
     /// Webchat security policies as a file: plan, apply, export, drift.
     Webchat(commands::webchat::WebchatArgs),
-    /// New key material: for a policy's [keys] or [identity], or an API key for serve.
+    /// New key material: new (a policy's [keys], [identity]), api (serve's API keys, --kms tokens).
     Keys(commands::keys::KeysArgs),
-    /// The tamper-evident audit log: verify, show, export.
+    /// The tamper-evident audit log: verify, show, export, public-key.
     Audit(commands::audit::AuditArgs),
     /// The job journal: list jobs, show one.
     Jobs(commands::jobs::JobsArgs),
-    /// The webhook outbox: status, deliver, retry, purge.
+    /// The webhook outbox: status, deliver, retry, purge, new-secret.
     Outbox(commands::outbox::OutboxArgs),
     /// Web-messaging guests: link one to a person's keyed pseudonym, or many from a file.
     Guests(commands::guests::GuestsArgs),
     /// Serve the guest-identity HTTP API (with /healthz, /readyz, /metrics, /openapi.json).
     Serve(commands::serve::ServeArgs),
+    /// Check, read-only, that everything is in place: config, tenant, token, scopes,
+    /// ledger, audit key, webhooks, serve's keys (each ✗ with its fix).
+    Doctor(commands::doctor::DoctorArgs),
+    /// Print a shell completion script: bash, zsh, fish, powershell or elvish.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write a man page per command (cxguard.1, cxguard-contacts.1, …) into a directory.
+    Man {
+        /// Where to write them.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
+    },
 }
 
 /// What every command gets besides its own arguments.
@@ -218,5 +232,30 @@ async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Outbox(args) => commands::outbox::run(&ctx, args, &env).await,
         Command::Guests(args) => commands::guests::run(&ctx, args, &env).await,
         Command::Serve(args) => commands::serve::run(&ctx, args, &env).await,
+        Command::Doctor(args) => commands::doctor::run(&ctx, args, &env).await,
+        Command::Completions { shell } => {
+            // Into a buffer first: a closed pipe (`| head`) is not a panic.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "cxguard", &mut script);
+            use std::io::Write as _;
+            let _ = std::io::stdout().write_all(&script);
+            Ok(Exit::Ok)
+        }
+        Command::Man { out } => {
+            std::fs::create_dir_all(&out).map_err(|e| {
+                CliError::new(
+                    Exit::Failed,
+                    format!("cannot create {}: {e}", out.display()),
+                )
+            })?;
+            clap_mangen::generate_to(Cli::command(), &out).map_err(|e| {
+                CliError::new(
+                    Exit::Failed,
+                    format!("cannot write the man pages to {}: {e}", out.display()),
+                )
+            })?;
+            ctx.note(format!("wrote the man pages to {}", out.display()));
+            Ok(Exit::Ok)
+        }
     }
 }

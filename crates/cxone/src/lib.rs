@@ -115,6 +115,17 @@ impl Client {
         self.inner.auth.token().await.map(|_| ())
     }
 
+    /// The scopes the current token holds: as the token endpoint listed them, else those
+    /// asked for (RFC 6749 §5.1); `None` when neither says. Call after [`authenticate`].
+    ///
+    /// [`authenticate`]: Client::authenticate
+    pub fn granted_scopes(&self) -> Option<Vec<String>> {
+        self.inner
+            .auth
+            .granted()
+            .or_else(|| self.inner.settings.scopes.clone())
+    }
+
     /// Obtains a token and checks that it was granted every scope in `needed`, before
     /// a command sends anything else. When the token endpoint does not list what it
     /// granted, the scopes asked for are taken as granted (RFC 6749 §5.1); when nothing

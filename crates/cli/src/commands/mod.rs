@@ -4,6 +4,7 @@ pub mod audit;
 pub mod contacts;
 pub mod datastore;
 pub mod demo;
+pub mod doctor;
 pub mod guests;
 pub mod inventory;
 pub mod jobs;

@@ -3,6 +3,7 @@
 mod anonymize;
 mod commands;
 mod datastore;
+mod doctor;
 mod errors;
 mod guests;
 mod hardening;

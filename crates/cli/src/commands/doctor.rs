@@ -1,0 +1,344 @@
+//! `cxguard doctor`: read-only checks that everything is in place before a command
+//! touches a real tenant — configuration, where each setting came from (secrets shown as
+//! set or missing, never their values), the tenant (reachable, latency, clock skew), the
+//! token and its scopes per protection, the ledger and its audit chain, the audit key's
+//! mode, the webhook endpoints, and `serve`'s keys. Each ✗ comes with its fix.
+
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use serde::Serialize;
+
+use crate::config::{self, Target};
+use crate::exit::{CliError, Exit};
+use crate::output::{Output, print_json};
+use crate::store::{self, Access};
+use crate::{Context, tenant};
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {}
+
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+    /// What to do about a ✗.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+fn pass(name: impl Into<String>, detail: impl Into<String>) -> Check {
+    Check {
+        name: name.into(),
+        ok: true,
+        detail: detail.into(),
+        fix: None,
+    }
+}
+
+fn fail(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    Check {
+        name: name.into(),
+        ok: false,
+        detail: detail.into(),
+        fix: Some(fix.into()),
+    }
+}
+
+/// What each protection needs of the token.
+const NEEDS: &[(&str, &[&str])] = &[
+    ("contacts anonymize", &["contact:read", "contact:write"]),
+    ("secrets rotate", guard::rotate::SCOPES),
+    ("datastore encrypt", guard::encrypt::SCOPES),
+    ("webchat apply", guard::webchat::SCOPES),
+    ("guests link / serve", guard::identity::SCOPES),
+];
+
+/// Where a setting came from: the environment, the file, or nowhere.
+fn source(env_set: bool, in_file: bool) -> &'static str {
+    match (env_set, in_file) {
+        (true, _) => "environment",
+        (false, true) => "config file",
+        _ => "default",
+    }
+}
+
+pub async fn run(
+    ctx: &Context,
+    _a: DoctorArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Exit, CliError> {
+    let mut checks = Vec::new();
+    checks.push(pass(
+        "configuration",
+        match &ctx.config.path {
+            Some(p) => format!("{} parses", p.display()),
+            None => "no config file; defaults and the environment".into(),
+        },
+    ));
+    let file = ctx.config.file.tenant.as_ref();
+    let set = |k: &str| env(k).is_some_and(|v| !v.is_empty());
+    let secret_set = set(config::ENV_CLIENT_SECRET)
+        || set(config::ENV_ACCESS_KEY_SECRET)
+        || file.is_some_and(|t| {
+            t.client_secret_env.as_deref().is_some_and(&set) || t.client_secret_file.is_some()
+        });
+    checks.push(pass(
+        "settings",
+        format!(
+            "base_url from {}, client id from {}, client secret {}, store from {}",
+            source(
+                set(config::ENV_BASE_URL),
+                file.is_some_and(|t| t.base_url.is_some())
+            ),
+            source(
+                set(config::ENV_CLIENT_ID),
+                file.is_some_and(|t| t.client_id.is_some())
+            ),
+            if secret_set { "set" } else { "missing" },
+            source(set(config::ENV_STORE), ctx.config.file.store.is_some()),
+        ),
+    ));
+
+    // The tenant.
+    let target = if ctx.sim {
+        Ok(Target::Embedded)
+    } else {
+        config::target(&ctx.config, env)
+    };
+    match target {
+        Err(e) => checks.push(fail("tenant", e.message, "fix the setting named above")),
+        Ok(Target::Embedded) if !ctx.sim => checks.push(fail(
+            "tenant",
+            "no tenant configured",
+            format!("set {} (or [tenant] base_url in cxguard.toml), and the credentials; or pass --sim to check against the embedded emulator", config::ENV_BASE_URL),
+        )),
+        Ok(_) => tenant_checks(ctx, env, &mut checks).await,
+    }
+
+    // The ledger and its audit chain.
+    let url = config::store_url(&ctx.config, env);
+    let missing_sqlite = url
+        .strip_prefix("sqlite://")
+        .is_some_and(|p| !std::path::Path::new(p).exists());
+    if missing_sqlite {
+        checks.push(pass(
+            "ledger",
+            "none yet: the first command that records something creates it",
+        ));
+    } else {
+        match store::open(ctx, env, Access::Verify).await {
+        Err(e) => checks.push(fail(
+            "ledger",
+            e.message,
+            "nothing recorded yet is fine (the first command creates it); otherwise check [store] url",
+        )),
+        Ok(ledger) => match store::verifying_key(ctx, env, None) {
+            Err(e) => checks.push(fail("audit chain", e.message, "configure [audit] key_file, or pass the public key to `cxguard audit verify --public-key`")),
+            Ok(key) => match ledger.verify(&key).await {
+                Ok(v) if v.is_intact() => checks.push(pass(
+                    "audit chain",
+                    format!("{} entries verify up to the head {}", v.entries, v.last_seq),
+                )),
+                Ok(v) => checks.push(fail(
+                    "audit chain",
+                    v.broken.map(|b| format!("broken at entry {}: {}", b.seq, b.reason)).unwrap_or_default(),
+                    "the log was altered: keep this ledger as evidence and see `cxguard audit verify`",
+                )),
+                Err(e) => checks.push(fail("audit chain", e.to_string(), "see `cxguard audit verify`")),
+            },
+        },
+    }
+    }
+    let key = config::audit_key_path(&ctx.config, env);
+    #[cfg(unix)]
+    if let Ok(m) = std::fs::metadata(&key) {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = m.permissions().mode() & 0o777;
+        if mode & 0o077 == 0 {
+            checks.push(pass(
+                "audit key",
+                format!("{} is mode {mode:o}", key.display()),
+            ));
+        } else {
+            checks.push(fail(
+                "audit key",
+                format!(
+                    "{} is mode {mode:o}: others can read the signing key",
+                    key.display()
+                ),
+                format!("chmod 600 {}", key.display()),
+            ));
+        }
+    }
+
+    // Webhook endpoints: resolved and connected to, nothing sent.
+    match config::delivery(&ctx.config, env) {
+        Err(e) => checks.push(fail(
+            "webhooks",
+            e.message,
+            "fix the [webhooks.*] setting named",
+        )),
+        Ok(d) if d.endpoints.is_empty() => checks.push(pass(
+            "webhooks",
+            "no endpoint configured (events wait in the outbox)",
+        )),
+        Ok(d) => {
+            for (kind, ep) in &d.endpoints {
+                let name = format!("webhook {}", kind.as_str());
+                let host = ep.url.host_str().unwrap_or_default().to_string();
+                let port = ep.url.port_or_known_default().unwrap_or(443);
+                let t0 = Instant::now();
+                match tokio::time::timeout(
+                    Duration::from_secs(5),
+                    tokio::net::TcpStream::connect((host.as_str(), port)),
+                )
+                .await
+                {
+                    Ok(Ok(_)) => checks.push(pass(
+                        name,
+                        format!("{host}:{port} accepts connections ({} ms)", t0.elapsed().as_millis()),
+                    )),
+                    Ok(Err(e)) => checks.push(fail(
+                        name,
+                        format!("cannot connect to {host}:{port}: {e}"),
+                        format!("check [webhooks.{}] url, DNS and the firewall; events wait in the outbox meanwhile", kind.as_str()),
+                    )),
+                    Err(_) => checks.push(fail(
+                        name,
+                        format!("no connection to {host}:{port} within 5 s"),
+                        format!("check [webhooks.{}] url and the firewall", kind.as_str()),
+                    )),
+                }
+            }
+        }
+    }
+
+    // serve's keys.
+    if ctx.config.file.server.is_some() || ctx.config.file.kms.is_some() {
+        match config::server_settings(&ctx.config) {
+            Ok(s) => checks.push(pass(
+                "serve keys",
+                format!(
+                    "{} API key(s), {} KMS callback token(s)",
+                    s.api_keys.len(),
+                    s.kms_tokens.len()
+                ),
+            )),
+            Err(e) => checks.push(fail("serve keys", e.message, "see `cxguard keys api`")),
+        }
+    }
+
+    let all_ok = checks.iter().all(|c| c.ok);
+    match ctx.output {
+        Output::Json => print_json(&serde_json::json!({"ok": all_ok, "checks": checks})),
+        Output::Text => {
+            for c in &checks {
+                println!("{} {}: {}", if c.ok { "✓" } else { "✗" }, c.name, c.detail);
+                if let Some(f) = &c.fix {
+                    println!("    fix: {f}");
+                }
+            }
+        }
+    }
+    Ok(if all_ok { Exit::Ok } else { Exit::Failed })
+}
+
+/// Reachability, latency and clock skew, the token, and the scopes per protection.
+async fn tenant_checks(
+    ctx: &Context,
+    env: &dyn Fn(&str) -> Option<String>,
+    checks: &mut Vec<Check>,
+) {
+    let connected = match tenant::connect(ctx, env, tenant::Needs::reading(&[])).await {
+        Ok(c) => c,
+        Err(e) => {
+            checks.push(fail("tenant", e.message, "fix the setting named above"));
+            return;
+        }
+    };
+    let client = &connected.client;
+    let base = client.settings().base_url.clone();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build();
+    let t0 = Instant::now();
+    let answer = match http {
+        Ok(h) => h.get(base.clone()).send().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match answer {
+        Err(e) => {
+            checks.push(fail(
+                "tenant reachable",
+                format!("{base}: {e}"),
+                "check tenant.base_url, DNS, the proxy and the firewall",
+            ));
+            return;
+        }
+        Ok(r) => {
+            checks.push(pass(
+                "tenant reachable",
+                format!("{base} answered in {} ms", t0.elapsed().as_millis()),
+            ));
+            let date = r
+                .headers()
+                .get(reqwest::header::DATE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|d| {
+                    time::OffsetDateTime::parse(d, &time::format_description::well_known::Rfc2822)
+                        .ok()
+                });
+            if let Some(d) = date {
+                let skew = (time::OffsetDateTime::now_utc() - d).whole_seconds().abs();
+                if skew <= 60 {
+                    checks.push(pass("clock", format!("within {skew} s of the tenant's")));
+                } else {
+                    checks.push(fail(
+                        "clock",
+                        format!("{skew} s off the tenant's clock"),
+                        "synchronise this machine's clock (NTP): tokens and webhook timestamps depend on it",
+                    ));
+                }
+            }
+        }
+    }
+    match client.authenticate().await {
+        Err(e) => {
+            checks.push(fail(
+                "token",
+                e.to_string(),
+                "check the client id and secret (or access key) and the token URL",
+            ));
+        }
+        Ok(()) => {
+            checks.push(pass("token", "obtained with the configured grant"));
+            match client.granted_scopes() {
+                None => checks.push(pass(
+                    "scopes",
+                    "the token endpoint does not list scopes; each request's answer will tell",
+                )),
+                Some(granted) => {
+                    for (what, needs) in NEEDS {
+                        let missing: Vec<&str> = needs
+                            .iter()
+                            .copied()
+                            .filter(|n| !granted.iter().any(|g| g == n))
+                            .collect();
+                        if missing.is_empty() {
+                            checks.push(pass(format!("scopes for {what}"), needs.join(" ")));
+                        } else {
+                            checks.push(fail(
+                                format!("scopes for {what}"),
+                                format!("missing {}", missing.join(" ")),
+                                "grant them to the API client in CXone (or leave this protection unused)",
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
