@@ -9,6 +9,9 @@ use crate::signing::{self, PublicKey};
 use crate::store::on_backend;
 use sqlx::Row;
 
+/// Entries read per query while verifying.
+const VERIFY_PAGE: i64 = 10_000;
+
 impl Ledger {
     /// Checks that this ledger reaches `head` and holds the same hash there: a database
     /// restored from an older copy, or with entries removed, ends before it. `source`
@@ -64,20 +67,31 @@ impl Ledger {
         let mut cps = checkpoints.iter().peekable();
         let mut prev_hash = GENESIS.to_string();
         let mut expected = 1i64;
-        loop {
-            let page = self
-                .read_entries(
+        // The next page is read while this one is hashed: the database and the hashing
+        // run side by side.
+        let fetch = |after: i64| {
+            let l = self.clone();
+            tokio::spawn(async move {
+                l.read_entries(
                     &Filter {
-                        after_seq: Some(expected - 1),
-                        limit: Some(5000),
+                        after_seq: Some(after),
+                        limit: Some(VERIFY_PAGE),
                         ..Default::default()
                     },
                     true,
                 )
-                .await?;
-            if page.is_empty() {
+                .await
+            })
+        };
+        let mut next = fetch(0);
+        loop {
+            let page = next
+                .await
+                .map_err(|e| crate::Error::Unavailable(format!("reading the log failed: {e}")))??;
+            let Some(last) = page.last() else {
                 break;
-            }
+            };
+            next = fetch(last.seq);
             for e in &page {
                 if e.seq != expected {
                     return fail(
