@@ -224,7 +224,6 @@ fn new_key(h: &Harness, args: &[&str]) -> (String, String) {
 
 #[test]
 fn a_sync_callback_to_serve_is_verified_once_and_a_forged_one_is_refused() {
-    use std::sync::{Arc, Mutex};
     let h = harness()
         .env(
             "IT_IDENTITY_KEY",
@@ -234,27 +233,7 @@ fn a_sync_callback_to_serve_is_verified_once_and_a_forged_one_is_refused() {
             "IT_WEBHOOK_SECRET",
             "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         );
-    // The [webhooks.kms] receiver: every body it is sent.
-    let received: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let r2 = received.clone();
-    let hook = h.rt.block_on(async move {
-        let app = axum::Router::new().route(
-            "/kms",
-            axum::routing::post(move |body: axum::body::Bytes| {
-                let r = r2.clone();
-                async move {
-                    r.lock()
-                        .unwrap()
-                        .push(serde_json::from_slice(&body).unwrap());
-                    axum::http::StatusCode::OK
-                }
-            }),
-        );
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-        format!("http://{addr}/kms")
-    });
+    let (hook, received) = h.receiver("kms");
     let (_, api_line) = new_key(&h, &["keys", "api", "--id", "web-it"]);
     let (token, kms_line) = new_key(&h, &["keys", "api", "--id", "tenant-it", "--kms"]);
     assert!(token.starts_with("cxk_") && !kms_line.contains(&token));

@@ -81,6 +81,39 @@ impl Harness {
         self.command(args).output().unwrap()
     }
 
+    /// A webhook receiver on this harness's runtime: its URL (path `/{path}`) and every
+    /// JSON body it is sent, answered 200.
+    pub fn receiver(
+        &self,
+        path: &str,
+    ) -> (
+        String,
+        std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+    ) {
+        let got: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>> = Default::default();
+        let g = got.clone();
+        let route = format!("/{path}");
+        let url = self.rt.block_on(async move {
+            let app = axum::Router::new().route(
+                &route,
+                axum::routing::post(move |body: axum::body::Bytes| {
+                    let g = g.clone();
+                    async move {
+                        if let Ok(v) = serde_json::from_slice(&body) {
+                            g.lock().unwrap().push(v);
+                        }
+                        axum::http::StatusCode::OK
+                    }
+                }),
+            );
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = l.local_addr().unwrap();
+            tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+            format!("http://{addr}{route}")
+        });
+        (url, got)
+    }
+
     /// The ledger the commands wrote, opened read-only.
     pub fn ledger(&self) -> ledger::Ledger {
         let url = format!(

@@ -2,8 +2,6 @@
 //! and pattern refused before any call, a colleague's concurrent edit kept, idempotent
 //! applies, drift for CI, export round trips, and a WAF digest anyone can recompute.
 
-use std::sync::{Arc, Mutex};
-
 use serde_json::Value;
 
 use crate::harness::Harness;
@@ -21,27 +19,12 @@ fn corpus(which: &str) -> Vec<String> {
     serde_json::from_value(v[which].clone()).unwrap()
 }
 
-/// A TOML basic string.
-fn toml_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 fn rules_file(widget: &str, patterns: &[String]) -> String {
     let mut f = format!("[widgets.{widget}]\n");
     for (i, p) in patterns.iter().enumerate() {
         f.push_str(&format!(
             "[[widgets.{widget}.rules]]\nid = \"r{i}\"\naction = \"block\"\npattern = {}\n",
-            toml_str(p)
+            guard::webchat::export::toml_string(p)
         ));
     }
     f
@@ -62,7 +45,10 @@ fn every_bad_origin_and_pattern_exits_65_and_puts_nothing() {
         "ftp://www.example.com",
         "www.example.com",
     ];
-    let list: Vec<String> = bad_origins.iter().map(|o| toml_str(o)).collect();
+    let list: Vec<String> = bad_origins
+        .iter()
+        .map(|o| guard::webchat::export::toml_string(o))
+        .collect();
     h.write(
         "origins.toml",
         &format!(
@@ -132,31 +118,6 @@ fn every_bad_origin_and_pattern_exits_65_and_puts_nothing() {
     );
 }
 
-/// The [webhooks.waf] receiver: every body it is sent.
-fn waf_receiver(h: &Harness) -> (String, Arc<Mutex<Vec<Value>>>) {
-    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let g = got.clone();
-    let url = h.rt.block_on(async move {
-        let app = axum::Router::new().route(
-            "/waf",
-            axum::routing::post(move |body: axum::body::Bytes| {
-                let g = g.clone();
-                async move {
-                    g.lock()
-                        .unwrap()
-                        .push(serde_json::from_slice(&body).unwrap());
-                    axum::http::StatusCode::OK
-                }
-            }),
-        );
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-        format!("http://{addr}/waf")
-    });
-    (url, got)
-}
-
 /// SHA-256 of the canonical JSON of `v`, computed by Python, independently of cxguard.
 fn python_jcs_sha256(v: &Value) -> String {
     use std::io::Write as _;
@@ -187,7 +148,7 @@ fn export_plan_apply_with_a_concurrent_edit_then_drift() {
         "IT_WEBHOOK_SECRET",
         "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
     );
-    let (hook, received) = waf_receiver(&h);
+    let (hook, received) = h.receiver("waf");
     h.write(
         "cxguard.toml",
         &format!("[webhooks.waf]\nurl = \"{hook}\"\nsecret_env = \"IT_WEBHOOK_SECRET\"\n"),

@@ -38,13 +38,13 @@ pub async fn export(client: &Client, only: Option<&str>) -> Result<Exported> {
         out.push_str(&format!(
             "\n# {}\n[widgets.{}]\n",
             comment(&w.name),
-            key(&w.id)
+            toml_key(&w.id)
         ));
         out.push_str(&format!(
             "cors_origins = [{}]\n",
             sp.cors_origins
                 .iter()
-                .map(|o| string(o))
+                .map(|o| toml_string(o))
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
@@ -58,10 +58,10 @@ pub async fn export(client: &Client, only: Option<&str>) -> Result<Exported> {
         for r in &sp.rules {
             out.push_str(&format!(
                 "[[widgets.{}.rules]]\nid = {}\naction = {}\npattern = {}\n",
-                key(&w.id),
-                string(&r.id),
-                string(&r.action),
-                string(&r.pattern)
+                toml_key(&w.id),
+                toml_string(&r.id),
+                toml_string(&r.action),
+                toml_string(&r.pattern)
             ));
         }
     }
@@ -72,8 +72,8 @@ pub async fn export(client: &Client, only: Option<&str>) -> Result<Exported> {
     })
 }
 
-/// A TOML basic string.
-fn string(s: &str) -> String {
+/// `s` as a TOML basic string (quoted and escaped), for files cxguard writes.
+pub fn toml_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -91,15 +91,15 @@ fn string(s: &str) -> String {
     out
 }
 
-/// A TOML key: bare when it can be, quoted otherwise.
-fn key(s: &str) -> String {
+/// `s` as a TOML key: bare when it can be, quoted otherwise.
+pub fn toml_key(s: &str) -> String {
     if !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
         s.to_string()
     } else {
-        string(s)
+        toml_string(s)
     }
 }
 
@@ -124,7 +124,7 @@ mod tests {
             "tab\there",
             "é✓",
         ] {
-            let doc = format!("v = {}\n", string(s));
+            let doc = format!("v = {}\n", toml_string(s));
             let v: toml::Table = toml::from_str(&doc).unwrap();
             assert_eq!(v["v"].as_str(), Some(s), "{doc}");
         }

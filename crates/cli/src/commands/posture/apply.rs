@@ -129,12 +129,7 @@ pub async fn apply(
     resume: Option<&str>,
     started: &dyn Fn(&str),
 ) -> Result<(String, Vec<PartResult>), CliError> {
-    let With {
-        client,
-        ledger,
-        actor,
-        env,
-    } = *with;
+    let With { ledger, actor, .. } = *with;
     let run = match resume {
         Some(r) => r.to_string(),
         None => {
@@ -188,10 +183,10 @@ pub async fn apply(
         }
         ledger.claim(&run, name).await?;
         let r = match name {
-            "webchat" => webchat_part(client, ledger, posture, plan, actor).await,
-            "encryption" => encryption_part(client, ledger, posture, plan, actor).await,
-            "secrets" => secrets_part(client, ledger, posture, plan, actor, env).await,
-            _ => retention_part(client, ledger, posture, plan, actor).await?,
+            "webchat" => webchat_part(with, posture, plan).await,
+            "encryption" => encryption_part(with, posture, plan).await,
+            "secrets" => secrets_part(with, posture, plan).await,
+            _ => retention_part(with, posture, plan).await?,
         };
         let outcome = if r.status == "failed" {
             ledger::ItemOutcome::Failed {
@@ -235,13 +230,13 @@ pub async fn apply(
 }
 
 /// Only the widgets the plan lists; the webchat job resumes by itself.
-async fn webchat_part(
-    client: &cxone::Client,
-    ledger: &ledger::Ledger,
-    posture: &Posture,
-    plan: &PosturePlan,
-    actor: &str,
-) -> PartResult {
+async fn webchat_part(with: &With<'_>, posture: &Posture, plan: &PosturePlan) -> PartResult {
+    let With {
+        client,
+        ledger,
+        actor,
+        ..
+    } = *with;
     let Some(policy) = posture
         .webchat
         .as_ref()
@@ -274,13 +269,13 @@ async fn webchat_part(
 
 /// Each listed table; a table already as declared (done before an interruption) is
 /// left alone, an unfinished encryption job resumes.
-async fn encryption_part(
-    client: &cxone::Client,
-    ledger: &ledger::Ledger,
-    posture: &Posture,
-    plan: &PosturePlan,
-    actor: &str,
-) -> PartResult {
+async fn encryption_part(with: &With<'_>, posture: &Posture, plan: &PosturePlan) -> PartResult {
+    let With {
+        client,
+        ledger,
+        actor,
+        ..
+    } = *with;
     let classifier = guard::encrypt::Classifier::default();
     let mut done = Vec::new();
     let mut failed = Vec::new();
@@ -325,14 +320,14 @@ async fn encryption_part(
     summarize("encryption", &done, &failed)
 }
 
-async fn secrets_part(
-    client: &cxone::Client,
-    ledger: &ledger::Ledger,
-    posture: &Posture,
-    plan: &PosturePlan,
-    actor: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> PartResult {
+async fn secrets_part(with: &With<'_>, posture: &Posture, plan: &PosturePlan) -> PartResult {
+    let With {
+        client,
+        ledger,
+        actor,
+        env,
+        ..
+    } = *with;
     let mut done = Vec::new();
     let mut failed = Vec::new();
     if let Some(s) = &posture.secrets {
@@ -349,12 +344,16 @@ async fn secrets_part(
 /// Contacts before the plan's cut-off; the anonymize job of that policy and cut-off
 /// resumes by itself.
 async fn retention_part(
-    client: &cxone::Client,
-    ledger: &ledger::Ledger,
+    with: &With<'_>,
     posture: &Posture,
     plan: &PosturePlan,
-    actor: &str,
 ) -> Result<PartResult, CliError> {
+    let With {
+        client,
+        ledger,
+        actor,
+        ..
+    } = *with;
     let (Some(c), Some(planned)) = (&posture.contacts, &plan.contacts) else {
         return Ok(part("retention", "nothing to do", String::new()));
     };

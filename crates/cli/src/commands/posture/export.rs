@@ -21,20 +21,6 @@ pub struct ExportArgs {
     pub tables: Vec<String>,
 }
 
-fn quoted(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            c if c.is_control() => o.push_str(&format!("\\u{:04X}", c as u32)),
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
 pub async fn export_cmd(
     ctx: &Context,
     a: ExportArgs,
@@ -97,13 +83,13 @@ pub async fn export_cmd(
             t.columns.iter().filter(|c| c.encrypted).collect();
         out.push_str(&format!(
             "\n[[datastore.tables]]\ntable = {}\n",
-            quoted(&r.to_string())
+            guard::webchat::export::toml_string(&r.to_string())
         ));
         out.push_str(&format!(
             "columns = [{}]\n",
             encrypted
                 .iter()
-                .map(|c| quoted(&c.name))
+                .map(|c| guard::webchat::export::toml_string(&c.name))
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
@@ -114,7 +100,10 @@ pub async fn export_cmd(
             .and_then(|c| c.encryption_configuration.as_ref())
         {
             if let Some(m) = cfg["complianceMode"].as_str() {
-                out.push_str(&format!("compliance = {}\n", quoted(m)));
+                out.push_str(&format!(
+                    "compliance = {}\n",
+                    guard::webchat::export::toml_string(m)
+                ));
             }
             let d = &cfg["keyRotationDirective"];
             match (d["strategy"].as_str(), d["intervalDays"].as_u64()) {

@@ -347,60 +347,45 @@ fn write_table(out: &mut String, prefix: &str, t: &toml::Table) {
             toml::Value::Array(a) if !a.is_empty() && a.iter().all(|x| x.is_table()) => {
                 arrays_of_tables.push((k, a))
             }
-            other => out.push_str(&format!("{} = {}\n", key(k), value(other))),
+            other => out.push_str(&format!(
+                "{} = {}\n",
+                guard::webchat::export::toml_key(k),
+                value(other)
+            )),
         }
     }
     for (k, a) in arrays_of_tables {
         for x in a {
-            let name = format!("{prefix}{}", key(k));
+            let name = format!("{prefix}{}", guard::webchat::export::toml_key(k));
             out.push_str(&format!("[[{name}]]\n"));
             if let Some(tb) = x.as_table() {
                 for (kk, vv) in tb {
-                    out.push_str(&format!("{} = {}\n", key(kk), value(vv)));
+                    out.push_str(&format!(
+                        "{} = {}\n",
+                        guard::webchat::export::toml_key(kk),
+                        value(vv)
+                    ));
                 }
             }
         }
     }
     for (k, sub) in subtables {
-        let name = format!("{prefix}{}", key(k));
+        let name = format!("{prefix}{}", guard::webchat::export::toml_key(k));
         out.push_str(&format!("[{name}]\n"));
         write_table(out, &format!("{name}."), sub);
     }
 }
 
-fn key(k: &str) -> String {
-    if !k.is_empty()
-        && k.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        k.to_string()
-    } else {
-        value(&toml::Value::String(k.to_string()))
-    }
-}
-
 fn value(v: &toml::Value) -> String {
     match v {
-        toml::Value::String(s) => {
-            let mut o = String::from("\"");
-            for c in s.chars() {
-                match c {
-                    '"' => o.push_str("\\\""),
-                    '\\' => o.push_str("\\\\"),
-                    c if c.is_control() => o.push_str(&format!("\\u{:04X}", c as u32)),
-                    c => o.push(c),
-                }
-            }
-            o.push('"');
-            o
-        }
+        toml::Value::String(s) => guard::webchat::export::toml_string(s),
         toml::Value::Array(a) => {
             format!("[{}]", a.iter().map(value).collect::<Vec<_>>().join(", "))
         }
         toml::Value::Table(t) => format!(
             "{{ {} }}",
             t.iter()
-                .map(|(k, v)| format!("{} = {}", key(k), value(v)))
+                .map(|(k, v)| format!("{} = {}", guard::webchat::export::toml_key(k), value(v)))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
