@@ -193,15 +193,7 @@ async fn encrypt_cmd(
     };
     let target = tenant::connect(ctx, env, needs).await?;
     let client = &target.client;
-    let (table, indexes) = tokio::try_join!(
-        client
-            .datastores()
-            .table(&req.table.datastore, &req.table.table),
-        client
-            .datastores()
-            .indexes(&req.table.datastore, &req.table.table),
-    )
-    .map_err(|e| match e.status() {
+    let (table, indexes) = req.table.read(client).await.map_err(|e| match e.status() {
         Some(404) => CliError::new(Exit::Input, format!("{}: {e}", req.table)),
         _ => e.into(),
     })?;

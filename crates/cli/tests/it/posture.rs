@@ -16,11 +16,15 @@ email = { op = "pseudonymize", key = "k" }
 "#;
 
 fn harness() -> Harness {
-    let h = Harness::start(cxone_sim::SimConfig {
+    harness_with(cxone_sim::SimConfig {
         contacts: 300,
         ..Default::default()
     })
-    .env(
+}
+
+/// An emulator with `config`, the masking policy and the CRM key's values in place.
+fn harness_with(config: cxone_sim::SimConfig) -> Harness {
+    let h = Harness::start(config).env(
         "IT_ANON_KEY",
         &base64::engine::general_purpose::STANDARD.encode([11u8; 32]),
     );
@@ -259,22 +263,11 @@ fn outcome(h: &Harness) -> serde_json::Value {
 }
 
 fn crash_harness() -> Harness {
-    let h = Harness::start(cxone_sim::SimConfig {
+    let h = harness_with(cxone_sim::SimConfig {
         contacts: 3000,
         latency: std::time::Duration::from_millis(3),
         ..Default::default()
-    })
-    .env(
-        "IT_ANON_KEY",
-        &base64::engine::general_purpose::STANDARD.encode([11u8; 32]),
-    );
-    h.write("masking.toml", MASKING);
-    let seed = cxone_sim::SimConfig::default().seed;
-    h.write(
-        "crm.previous",
-        &cxone_sim::seeded_secret_value(seed, "sec-crm-api-key").unwrap(),
-    );
-    h.write("crm.next", "a-new-crm-api-key-0123456789abcdefghijkl");
+    });
     h.write("posture.toml", POSTURE);
     let o = h.run(&["plan", "--out", "plan.json"]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -72,6 +72,19 @@ impl TableRef {
     }
 }
 
+impl TableRef {
+    /// The table and its indexes, read together: what [`plan`] checks a request against.
+    pub async fn read(
+        &self,
+        client: &cxone::Client,
+    ) -> cxone::Result<(cxone::models::Table, Vec<cxone::models::Index>)> {
+        tokio::try_join!(
+            client.datastores().table(&self.datastore, &self.table),
+            client.datastores().indexes(&self.datastore, &self.table),
+        )
+    }
+}
+
 impl std::fmt::Display for TableRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.datastore, self.table)

@@ -32,10 +32,7 @@ pub(super) async fn encrypt_step(
     let failed = |m: String| CliError::new(Exit::Failed, m);
     let table = TableRef::parse(TABLE)?;
     let classifier = Classifier::default();
-    let (before, indexes) = tokio::try_join!(
-        client.datastores().table(&table.datastore, &table.table),
-        client.datastores().indexes(&table.datastore, &table.table),
-    )?;
+    let (before, indexes) = table.read(client).await?;
     // Every sensitive column in clear, as `datastore coverage` names them.
     let columns =
         Coverage::of(&before.columns, &Default::default(), &classifier).sensitive_in_clear;

@@ -289,14 +289,7 @@ async fn encryption_part(with: &With<'_>, posture: &Posture, plan: &PosturePlan)
             continue;
         };
         let outcome = async {
-            let (table, indexes) = tokio::try_join!(
-                client
-                    .datastores()
-                    .table(&req.table.datastore, &req.table.table),
-                client
-                    .datastores()
-                    .indexes(&req.table.datastore, &req.table.table),
-            )?;
+            let (table, indexes) = req.table.read(client).await?;
             let p = guard::encrypt::plan(&table, &indexes, req, &classifier)
                 .map_err(|ps| guard::Error::Invalid(ps.join("; ")))?;
             if p.is_noop()

@@ -130,14 +130,7 @@ pub async fn plan(
     // Tables first: a table that cannot take its columns is invalid posture.
     let classifier = guard::encrypt::Classifier::default();
     for req in &posture.tables {
-        let (table, indexes) = match tokio::try_join!(
-            client
-                .datastores()
-                .table(&req.table.datastore, &req.table.table),
-            client
-                .datastores()
-                .indexes(&req.table.datastore, &req.table.table),
-        ) {
+        let (table, indexes) = match req.table.read(client).await {
             Ok(x) => x,
             Err(e) if e.status() == Some(404) => {
                 problems.push(format!("datastore.tables ({}): {e}", req.table));
