@@ -139,6 +139,37 @@ fn the_demo_report_renders_in_chromium_and_agrees_with_its_json() {
         );
         assert!(html.contains(&needle), "{needle} not in the HTML");
     }
+    // And every number of the sections' data tables.
+    for s in facts["secrets"]["items"].as_array().unwrap() {
+        let row = format!(
+            "<td class=\"mono\">{}</td><td>{}</td><td>{}</td><td>{}</td>",
+            s["id"].as_str().unwrap(),
+            s["name"].as_str().unwrap(),
+            s["ageDays"],
+            s["maxAgeDays"]
+        );
+        assert!(html.contains(&row), "{row} not in the HTML");
+    }
+    for t in facts["datastores"].as_array().unwrap() {
+        let row = format!(
+            "<td class=\"mono\">{}</td><td>{}</td><td>{}</td><td>{}</td>",
+            t["table"].as_str().unwrap(),
+            t["sensitiveEncrypted"],
+            t["sensitiveInClear"],
+            t["other"]
+        );
+        assert!(html.contains(&row), "{row} not in the HTML");
+    }
+    for (day, n) in facts["contacts"]["perDay"].as_object().unwrap() {
+        let row = format!("<td>{day}</td><td>{n}</td>");
+        assert!(html.contains(&row), "{row} not in the HTML");
+    }
+    let d = &facts["delivery"];
+    let row = format!(
+        "<td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+        d["delivered"], d["pending"], d["dead"], d["skipped"]
+    );
+    assert!(html.contains(&row), "{row} not in the HTML");
     // The head is the one the ledger verifies to, as `audit verify` prints it.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
