@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use clap::{ArgGroup, Args, Subcommand};
 use guard::anonymize::{self, Options, Policy, Progress, Selection};
@@ -12,7 +11,7 @@ use serde_json::json;
 
 use crate::exit::{CliError, Exit};
 use crate::output::{Output, print_json, table};
-use crate::progress::Bar;
+use crate::progress::{Bar, Total};
 use crate::store::{self, Access};
 use crate::{Context, tenant};
 
@@ -213,22 +212,16 @@ async fn anonymize_cmd(
     let deliverer = store::start_delivery(ctx, env, &ledger)?;
     let progress = Arc::new(Progress::default());
     let bar = {
-        // contacts/s, ETA, 429s and failures
-        let (p, client) = (progress.clone(), target.client.clone());
-        let start = client.stats();
-        Bar::start(
-            ctx,
-            "{bar:30} {pos}/{len} contacts  {per_sec}  ETA {eta}  {msg}",
-            move |bar| {
-                bar.set_length(p.total.load(Ordering::Relaxed));
-                bar.set_position(p.done.load(Ordering::Relaxed));
-                bar.set_message(format!(
-                    "{} failed, {} rate-limited",
-                    p.failed.load(Ordering::Relaxed),
-                    client.stats().rate_limited - start.rate_limited
-                ));
-            },
-        )
+        let client = target.client.clone();
+        let start = client.stats().rate_limited;
+        let total = if matches!(sel, Selection::Ids(_)) {
+            Total::Known
+        } else {
+            Total::Unknown
+        };
+        Bar::start(ctx, "contacts", total, progress.clone(), move || {
+            client.stats().rate_limited - start
+        })
     };
     let result = anonymize::run(&target.client, &ledger, &policy, &sel, &opts, progress).await;
     bar.finish().await;

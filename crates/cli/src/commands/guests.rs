@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use clap::{Args, Subcommand, ValueEnum};
 use guard::identity::backfill::{self, Progress};
@@ -14,7 +13,7 @@ use crate::commands::contacts::actor;
 use crate::config;
 use crate::exit::{CliError, Exit};
 use crate::output::{Output, print_json, table};
-use crate::progress::Bar;
+use crate::progress::{Bar, Total};
 use crate::store::{self, Access};
 use crate::tenant;
 
@@ -174,17 +173,13 @@ pub async fn run(
             let target = tenant::connect(ctx, env, LINKING).await?;
             let ledger = store::open(ctx, env, Access::Write).await?;
             let progress = Arc::new(Progress::default());
-            let p = progress.clone();
-            let bar = Bar::start(
-                ctx,
-                "{bar:30} {pos}/{len} guests  {per_sec}  ETA {eta}  {msg}",
-                move |bar| {
-                    let failed = p.failed.load(Ordering::Relaxed);
-                    bar.set_length(p.total.load(Ordering::Relaxed));
-                    bar.set_position(p.done.load(Ordering::Relaxed));
-                    bar.set_message(format!("{failed} failed"));
-                },
-            );
+            let bar = {
+                let client = target.client.clone();
+                let start = client.stats().rate_limited;
+                Bar::start(ctx, "guests", Total::Known, progress.clone(), move || {
+                    client.stats().rate_limited - start
+                })
+            };
             let report = backfill::apply(
                 &target.client,
                 &ledger,

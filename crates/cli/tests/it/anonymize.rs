@@ -337,3 +337,95 @@ fn a_job_killed_five_times_finishes_with_each_contact_anonymized_once() {
     );
     assert_eq!(jobs[0]["status"], "done");
 }
+
+/// Runs `cxguard args…` under a pseudo-terminal (`script`), so its progress is drawn,
+/// and returns everything it wrote there.
+fn under_a_terminal(s: &Setup, args: &[&str]) -> String {
+    let mut line = String::from(env!("CARGO_BIN_EXE_cxguard"));
+    for a in args {
+        line.push(' ');
+        line.push_str(a);
+    }
+    let o = s
+        .command(&[])
+        .get_envs()
+        .fold(std::process::Command::new("script"), |mut c, (k, v)| {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+            c
+        })
+        .args(["-qefc", &line, "/dev/null"])
+        .current_dir(s.dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    stdout(&o)
+}
+
+#[test]
+fn progress_is_a_spinner_without_eta_for_a_listing_and_a_bar_with_eta_for_ids() {
+    let s = setup(1500);
+    s.sim
+        .control()
+        .configure(serde_json::json!({"latencyMs": 2}))
+        .unwrap();
+    let out = under_a_terminal(
+        &s,
+        &[
+            "contacts",
+            "anonymize",
+            "--policy",
+            "policy.toml",
+            "--all",
+            "--concurrency",
+            "2",
+        ],
+    );
+    assert!(out.contains(" contacts  "), "progress was drawn: {out:?}");
+    assert!(!out.contains("ETA"), "no ETA for an unknown total: {out:?}");
+    assert!(
+        out.contains(" changed, ") && out.contains(" rate-limited, "),
+        "{out:?}"
+    );
+    let rates: Vec<&str> = out
+        .split(|c: char| c.is_whitespace())
+        .filter(|w| w.ends_with("/s") && w.len() > 2)
+        .collect();
+    assert!(!rates.is_empty(), "{out:?}");
+    for r in &rates {
+        assert!(
+            r.trim_end_matches("/s")
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == ','),
+            "a whole-number rate: {r}"
+        );
+    }
+
+    // Known total: the ids of an erasure request.
+    let ids: String = (1..=1200).map(|i| format!("c-{i:07}\n")).collect();
+    s.write("ids.txt", &ids);
+    s.sim
+        .control()
+        .configure(serde_json::json!({"latencyMs": 3}))
+        .unwrap();
+    let out = under_a_terminal(
+        &s,
+        &[
+            "contacts",
+            "anonymize",
+            "--policy",
+            "policy.toml",
+            "--ids",
+            "ids.txt",
+            "--concurrency",
+            "2",
+        ],
+    );
+    assert!(
+        out.contains("ETA"),
+        "a bar with an ETA for a known total: {out:?}"
+    );
+    assert!(out.contains("/1,200 contacts"), "{out:?}");
+}
