@@ -231,40 +231,62 @@ async fn anonymize_cmd(
     match ctx.output {
         Output::Json => print_json(&json!({"report": report, "webhooks": delivered})),
         Output::Text => {
+            use crate::progress::thousands as n;
+            // Short lines (≤ 100 columns) whose counts add up.
             println!(
-                "job {}{}: {} contacts in {:.1} s ({:.0}/s): {} changed, {} already anonymized, {} failed, {} not found",
+                "job {}{}",
                 report.job_id,
-                if report.resumed { " (resumed)" } else { "" },
-                report.processed,
-                report.seconds,
-                report.contacts_per_s,
-                report.changed,
-                report.unchanged,
-                report.failed,
-                report.not_found
+                if report.resumed { " (resumed)" } else { "" }
             );
             println!(
-                "  {} PATCHes ({:.0}/s), latency p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms; {} rate-limited, {} retries",
-                report.patches,
-                report.patches_per_s,
+                "  {} contacts in {:.1} s ({}/s) = {} changed + {} unchanged + {} failed + {} not found",
+                n(report.processed),
+                report.seconds,
+                n(report.contacts_per_s.round() as u64),
+                n(report.changed),
+                n(report.unchanged),
+                n(report.failed),
+                n(report.not_found)
+            );
+            println!(
+                "  {} PATCHes ({}/s); latency p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms",
+                n(report.patches),
+                n(report.patches_per_s.round() as u64),
                 report.latency.p50_ms,
                 report.latency.p95_ms,
-                report.latency.p99_ms,
-                report.http_429,
-                report.retries
+                report.latency.p99_ms
             );
-            if !report.fields.is_empty() {
-                let fields: Vec<String> = report
-                    .fields
-                    .iter()
-                    .map(|(k, v)| format!("{k} {v}"))
-                    .collect();
-                println!("  fields changed: {}", fields.join(", "));
-            }
             println!(
-                "  consent events: {} delivered, {} skipped (no endpoint), {} to retry",
-                delivered.delivered, delivered.skipped, delivered.retrying
+                "  {} rate-limited, {} retries",
+                n(report.http_429),
+                n(report.retries)
             );
+            let mut line = String::from("  fields changed:");
+            for (k, v) in &report.fields {
+                let item = format!(" {k} {},", n(*v));
+                if line.len() + item.len() > 100 {
+                    println!("{}", line.trim_end_matches(','));
+                    line = String::from("   ");
+                }
+                line.push_str(&item);
+            }
+            if !report.fields.is_empty() {
+                println!("{}", line.trim_end_matches(','));
+            }
+            let pending = ledger.outbox_status().await.map(|o| o.pending).unwrap_or(0);
+            println!(
+                "  webhook events sent by this run: {} delivered + {} skipped + {} retrying + {} dead",
+                n(delivered.delivered),
+                n(delivered.skipped),
+                n(delivered.retrying),
+                n(delivered.dead)
+            );
+            if pending > 0 {
+                println!(
+                    "  {} event(s) pending in the outbox: cxguard outbox deliver --until-empty",
+                    n(pending)
+                );
+            }
         }
     }
     if report.failed + report.not_found > 0 {
