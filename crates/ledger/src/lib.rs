@@ -46,7 +46,7 @@ pub use encoding::{hex, timestamp};
 pub(crate) use encoding::{now, now_ms, random_hex};
 pub use error::{Error, Result};
 pub use journal::{Claim, ItemOutcome, ItemState, JobItem, JobStatus, JobSummary};
-pub use outbox::{EventKind, Leased, NewEvent, OutboxEvent, OutboxStatus, Settlement};
+pub use outbox::{EventKind, Leased, NewEvent, OutboxEvent, OutboxGroup, OutboxStatus, Settlement};
 pub use signing::{AuditKey, PublicKey};
 pub use store::redact;
 

@@ -94,6 +94,24 @@ impl NewEvent {
     }
 }
 
+/// Events sharing endpoint, type, status and last error.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxGroup {
+    /// The endpoint kind (`vault`, `consent`, `kms`, `waf`, `witness`).
+    pub kind: String,
+    /// The event type.
+    pub event_type: String,
+    /// `pending`, `delivered`, `dead` or `skipped`.
+    pub status: String,
+    /// The last error the group's events share.
+    pub last_error: Option<String>,
+    /// Events in the group.
+    pub count: u64,
+    /// When its oldest event was enqueued.
+    pub oldest: String,
+}
+
 /// A stored event.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -267,20 +285,44 @@ impl Ledger {
         status: Option<&str>,
         limit: i64,
     ) -> Result<Vec<OutboxEvent>> {
+        self.outbox_list(status, None, limit).await
+    }
+
+    /// Events in a status and of an event type (all when `None`), oldest first.
+    pub async fn outbox_list(
+        &self,
+        status: Option<&str>,
+        event_type: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<OutboxEvent>> {
         let order = if self.pool.is_postgres() {
             "seq"
         } else {
             "rowid"
         };
         let sql = format!(
-            "SELECT id, kind, event_type, status, attempts, next_attempt_ms, last_error, created_at, delivered_at FROM outbox WHERE ($1 = '' OR status = $2) ORDER BY {order} LIMIT $3"
+            "SELECT id, kind, event_type, status, attempts, next_attempt_ms, last_error, created_at, delivered_at FROM outbox WHERE ($1 = '' OR status = $2) AND ($3 = '' OR event_type = $4) ORDER BY {order} LIMIT $5"
         );
+        let (st, ty) = (status.unwrap_or(""), event_type.unwrap_or(""));
         on_backend!(&self.pool, p => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(status.unwrap_or("")).bind(status.unwrap_or("")).bind(limit).fetch_all(p).await?;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(st).bind(st).bind(ty).bind(ty).bind(limit).fetch_all(p).await?;
             rows.iter().map(|r| Ok(OutboxEvent {
                 id: r.try_get("id")?, kind: r.try_get("kind")?, event_type: r.try_get("event_type")?,
                 status: r.try_get("status")?, attempts: r.try_get("attempts")?, next_attempt_ms: r.try_get("next_attempt_ms")?,
                 last_error: r.try_get("last_error")?, created_at: r.try_get("created_at")?, delivered_at: r.try_get("delivered_at")?,
+            })).collect()
+        })
+    }
+
+    /// Events grouped by endpoint kind, event type, status and last error, with counts
+    /// and the oldest creation time of each group: what `outbox status` shows.
+    pub async fn outbox_groups(&self) -> Result<Vec<OutboxGroup>> {
+        on_backend!(&self.pool, p => {
+            let rows = sqlx::query("SELECT kind, event_type, status, last_error, COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox GROUP BY kind, event_type, status, last_error ORDER BY kind, event_type, status, last_error")
+                .fetch_all(p).await?;
+            rows.iter().map(|r| Ok(OutboxGroup {
+                kind: r.try_get("kind")?, event_type: r.try_get("event_type")?, status: r.try_get("status")?,
+                last_error: r.try_get("last_error")?, count: r.try_get::<i64, _>("n")? as u64, oldest: r.try_get("oldest")?,
             })).collect()
         })
     }

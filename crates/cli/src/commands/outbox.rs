@@ -30,6 +30,16 @@ pub enum OutboxCommand {
         #[arg(long, default_value_t = 60, value_name = "SECS")]
         max_wait: u64,
     },
+    /// Single events, oldest first: --status pending|delivered|dead|skipped, --type T.
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        /// An event type, e.g. contact.anonymized.
+        #[arg(long = "type", value_name = "TYPE")]
+        event_type: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
     /// Make a dead or skipped event due again, with a fresh retry schedule.
     Retry { id: String },
     /// Delete delivered events.
@@ -55,36 +65,97 @@ pub async fn run(
         OutboxCommand::Status => {
             let ledger = store::open(ctx, env, Access::Read).await?;
             let st = ledger.outbox_status().await?;
+            let groups = ledger.outbox_groups().await?;
             let dead = ledger.outbox_events(Some("dead"), 50).await?;
             let skipped = ledger.outbox_events(Some("skipped"), 50).await?;
             match ctx.output {
-                Output::Json => {
-                    print_json(&json!({"status": st, "dead": dead, "skipped": skipped}))
-                }
+                Output::Json => print_json(
+                    &json!({"status": st, "groups": groups, "dead": dead, "skipped": skipped}),
+                ),
                 Output::Text => {
+                    let total = st.pending + st.delivered + st.dead + st.skipped;
                     println!(
-                        "outbox: {} pending, {} delivered, {} dead, {} skipped",
+                        "outbox: {total} events = {} pending + {} delivered + {} dead + {} skipped",
                         st.pending, st.delivered, st.dead, st.skipped
                     );
-                    if let Some(o) = &st.oldest_pending {
-                        println!("  oldest pending since {o}");
-                    }
-                    if !dead.is_empty() || !skipped.is_empty() {
-                        let mut t =
-                            table(&["id", "kind", "type", "status", "attempts", "last error"]);
-                        for e in dead.iter().chain(&skipped) {
+                    if !groups.is_empty() {
+                        let mut t = table(&[
+                            "endpoint",
+                            "type",
+                            "status",
+                            "events",
+                            "oldest",
+                            "last error",
+                        ]);
+                        for g in &groups {
+                            let mut err = g.last_error.clone().unwrap_or_default();
+                            if err.chars().count() > 60 {
+                                err = err.chars().take(59).collect::<String>() + "…";
+                            }
                             t.add_row(vec![
-                                e.id.clone(),
-                                e.kind.clone(),
-                                e.event_type.clone(),
-                                e.status.clone(),
-                                e.attempts.to_string(),
-                                e.last_error.clone().unwrap_or_default(),
+                                g.kind.clone(),
+                                g.event_type.clone(),
+                                g.status.clone(),
+                                g.count.to_string(),
+                                g.oldest.clone(),
+                                err,
                             ]);
                         }
                         println!("{t}");
-                        println!("retry one with: cxguard outbox retry ID");
                     }
+                    if st.pending > 0 {
+                        println!(
+                            "deliver pending events with: cxguard outbox deliver --until-empty"
+                        );
+                    }
+                    if st.dead + st.skipped > 0 {
+                        println!(
+                            "see them one by one with: cxguard outbox list --status dead (or skipped); retry one with: cxguard outbox retry ID"
+                        );
+                    }
+                }
+            }
+        }
+        OutboxCommand::List {
+            status,
+            event_type,
+            limit,
+        } => {
+            if let Some(s) = &status
+                && !["pending", "delivered", "dead", "skipped"].contains(&s.as_str())
+            {
+                return Err(CliError::usage(format!(
+                    "--status: {s:?} is not pending, delivered, dead or skipped"
+                )));
+            }
+            let ledger = store::open(ctx, env, Access::Read).await?;
+            let events = ledger
+                .outbox_list(status.as_deref(), event_type.as_deref(), limit)
+                .await?;
+            match ctx.output {
+                Output::Json => print_json(&events),
+                Output::Text => {
+                    let mut t = table(&[
+                        "id",
+                        "endpoint",
+                        "type",
+                        "status",
+                        "attempts",
+                        "created",
+                        "last error",
+                    ]);
+                    for e in &events {
+                        t.add_row(vec![
+                            e.id.clone(),
+                            e.kind.clone(),
+                            e.event_type.clone(),
+                            e.status.clone(),
+                            e.attempts.to_string(),
+                            e.created_at.clone(),
+                            e.last_error.clone().unwrap_or_default(),
+                        ]);
+                    }
+                    println!("{t}");
                 }
             }
         }

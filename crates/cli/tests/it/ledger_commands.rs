@@ -249,6 +249,47 @@ fn outbox_status_deliver_with_no_endpoint_then_retry_and_purge() {
         "{}",
         stderr(&o)
     );
+    // Grouped by endpoint, type, status and error, with the command to run.
+    let o = run(&["outbox", "status"], home.path(), dir.path());
+    let out = stdout(&o);
+    assert!(
+        out.contains("outbox: 1 events = 1 pending + 0 delivered + 0 dead + 0 skipped"),
+        "{out}"
+    );
+    let row = out
+        .lines()
+        .find(|l| l.contains("contact.anonymized"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        row.contains("consent") && row.contains("pending") && row.contains("cannot reach"),
+        "{row}"
+    );
+    assert!(
+        out.contains("cxguard outbox deliver --until-empty"),
+        "{out}"
+    );
+    let o = run(
+        &[
+            "outbox",
+            "list",
+            "--status",
+            "pending",
+            "--type",
+            "contact.anonymized",
+            "--output",
+            "json",
+        ],
+        home.path(),
+        dir.path(),
+    );
+    let listed: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    let o = run(
+        &["outbox", "list", "--status", "lost"],
+        home.path(),
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(64), "{}", stderr(&o));
     std::fs::remove_file(dir.path().join("cxguard.toml")).unwrap();
     // No [webhooks.consent] configured: recorded as skipped, not lost.
     let o = run(
