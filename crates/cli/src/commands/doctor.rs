@@ -245,20 +245,21 @@ pub async fn run(
     Ok(if all_ok { Exit::Ok } else { Exit::Failed })
 }
 
-/// Reachability, latency and clock skew, the token, and the scopes per protection.
+/// The tenant's checks, after connecting to it.
 async fn tenant_checks(
     ctx: &Context,
     env: &dyn Fn(&str) -> Option<String>,
     checks: &mut Vec<Check>,
 ) {
-    let connected = match tenant::connect(ctx, env, tenant::Needs::reading(&[])).await {
-        Ok(c) => c,
-        Err(e) => {
-            checks.push(fail("tenant", e.message, "fix the setting named above"));
-            return;
-        }
-    };
-    let client = &connected.client;
+    match tenant::connect(ctx, env, tenant::Needs::reading(&[])).await {
+        Ok(c) => client_checks(&c.client, checks).await,
+        Err(e) => checks.push(fail("tenant", e.message, "fix the setting named above")),
+    }
+}
+
+/// Reachability, latency and clock skew, the token, and the scopes per protection, of
+/// the tenant `client` talks to (the demo runs these against the emulator first).
+pub async fn client_checks(client: &cxone::Client, checks: &mut Vec<Check>) {
     let base = client.settings().base_url.clone();
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

@@ -43,8 +43,26 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
     let settings = cxone::Settings::new(&sim.base_url(), grant)?;
     let client = cxone::Client::new(settings)?;
 
-    ctx.note("step 1/10: authenticate with OAuth client credentials");
-    client.authenticate().await?;
+    ctx.note("step 1/10: `cxguard doctor` against the emulator: reachable, token, scopes");
+    let mut checks = Vec::new();
+    super::doctor::client_checks(&client, &mut checks).await;
+    for c in &checks {
+        ctx.note(format!(
+            "  {} {}: {}",
+            if c.ok { "✓" } else { "✗" },
+            c.name,
+            c.detail
+        ));
+    }
+    if let Some(bad) = checks.iter().find(|c| !c.ok) {
+        return Err(CliError::new(
+            Exit::Failed,
+            format!(
+                "the demo's own tenant failed a check: {}: {}",
+                bad.name, bad.detail
+            ),
+        ));
+    }
 
     ctx.note("step 2/10: take an inventory of the tenant");
     let tables = vec![(
