@@ -416,3 +416,40 @@ pub async fn run(
     }
     Ok(Exit::Ok)
 }
+
+/// Connects to read the tenant's overview (widgets, tables, secrets) and resolves the
+/// tables to cover: those named, else `[[datastore.tables]]`, else the emulator's demo
+/// table (the API cannot list tables). For `export` and `report`.
+pub async fn overview(
+    ctx: &crate::Context,
+    env: &dyn Fn(&str) -> Option<String>,
+    named: &[String],
+) -> Result<(crate::tenant::Connected, Vec<guard::encrypt::TableRef>), CliError> {
+    let mut tables = named
+        .iter()
+        .map(|t| guard::encrypt::TableRef::parse(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let target = crate::tenant::connect(
+        ctx,
+        env,
+        crate::tenant::Needs::reading(&[
+            "webchat:widgets:read",
+            "data_management:read",
+            "integration:secret:read",
+        ]),
+    )
+    .await?;
+    if tables.is_empty() {
+        if let Some(d) = &ctx.config.file.datastore {
+            for t in &d.tables {
+                tables.push(guard::encrypt::TableRef::parse(&t.table)?);
+            }
+        }
+        if tables.is_empty() && target.sim.is_some() {
+            tables.push(guard::encrypt::TableRef::parse(
+                "ds-customer/tbl-customer-profiles",
+            )?);
+        }
+    }
+    Ok((target, tables))
+}

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::Context;
 use crate::exit::{CliError, Exit};
-use crate::{Context, tenant};
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
@@ -26,33 +26,8 @@ pub async fn export_cmd(
     a: ExportArgs,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Exit, CliError> {
-    let mut tables = a.tables.clone();
-    if tables.is_empty()
-        && let Some(d) = &ctx.config.file.datastore
-    {
-        tables = d.tables.iter().map(|t| t.table.clone()).collect();
-    }
-    let refs = tables
-        .iter()
-        .map(|t| guard::encrypt::TableRef::parse(t))
-        .collect::<Result<Vec<_>, _>>()?;
-    let target = tenant::connect(
-        ctx,
-        env,
-        tenant::Needs::reading(&[
-            "webchat:widgets:read",
-            "data_management:read",
-            "integration:secret:read",
-        ]),
-    )
-    .await?;
+    let (target, refs) = crate::commands::inventory::overview(ctx, env, &a.tables).await?;
     let client = &target.client;
-    let mut refs = refs;
-    if refs.is_empty() && target.sim.is_some() {
-        refs.push(guard::encrypt::TableRef::parse(
-            "ds-customer/tbl-customer-profiles",
-        )?);
-    }
     let mut out = String::from(
         "# The posture of a CXone tenant, exported by `cxguard export`.\n\
          # `cxguard plan` compares the tenant with it; `cxguard apply` makes it so.\n",

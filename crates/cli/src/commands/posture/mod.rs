@@ -73,17 +73,30 @@ pub async fn plan_if_declared(
     }
     let (posture, problems) = load::load_for(ctx, path, env)?;
     Ok(Some(
-        plan::plan(
-            client,
-            &posture,
-            10_000,
-            env,
-            None,
-            identity_key_id(ctx).as_deref(),
-            problems,
-        )
-        .await?,
+        plan_now(ctx, client, &posture, 10_000, env, problems).await?,
     ))
+}
+
+/// The plan now (the retention cut-off of today), with the configured identity key.
+pub(super) async fn plan_now(
+    ctx: &Context,
+    client: &cxone::Client,
+    posture: &load::Posture,
+    max_contacts: u64,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: Vec<String>,
+) -> Result<PosturePlan, CliError> {
+    let key = identity_key_id(ctx);
+    plan::plan(
+        client,
+        posture,
+        max_contacts,
+        env,
+        None,
+        key.as_deref(),
+        problems,
+    )
+    .await
 }
 
 /// The scopes the posture's sections need: to read, and also to write.
@@ -189,16 +202,7 @@ pub async fn plan_cmd(
     let (posture, problems) = load::load_for(ctx, &a.posture, env)?;
     let reading = scopes(&posture, false);
     let target = tenant::connect(ctx, env, tenant::Needs::reading(&reading)).await?;
-    let p = plan::plan(
-        &target.client,
-        &posture,
-        a.max_contacts,
-        env,
-        None,
-        identity_key_id(ctx).as_deref(),
-        problems,
-    )
-    .await?;
+    let p = plan_now(ctx, &target.client, &posture, a.max_contacts, env, problems).await?;
     if let Some(out) = &a.out {
         let text = serde_json::to_string_pretty(&p).unwrap_or_default();
         std::fs::write(out, text + "\n").map_err(|e| {
@@ -326,16 +330,7 @@ pub async fn apply_cmd(
             p
         }
         None => {
-            let p = plan::plan(
-                client,
-                &posture,
-                a.max_contacts,
-                env,
-                None,
-                identity_key_id(ctx).as_deref(),
-                problems,
-            )
-            .await?;
+            let p = plan_now(ctx, client, &posture, a.max_contacts, env, problems).await?;
             if ctx.output == Output::Text {
                 show(&p);
             }

@@ -63,7 +63,7 @@ pub async fn status_cmd(
         let (posture, problems) = load::load_for(ctx, &a.posture, env)?;
         let reading = scopes(&posture, false);
         let target = tenant::connect(ctx, env, tenant::Needs::reading(&reading)).await?;
-        let p = plan::plan(&target.client, &posture, 10_000, env, None, None, problems).await?;
+        let p = super::plan_now(ctx, &target.client, &posture, 10_000, env, problems).await?;
         let declared = [
             posture.webchat.is_some(),
             !posture.tables.is_empty(),

@@ -10,9 +10,9 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
+use crate::Context;
 use crate::exit::{CliError, Exit};
 use crate::store::{self, Access};
-use crate::{Context, tenant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -66,11 +66,6 @@ pub async fn run(
         Some(s) => parse_since(s)?,
         None => time::OffsetDateTime::now_utc() - time::Duration::days(30),
     };
-    let mut tables = a
-        .tables
-        .iter()
-        .map(|t| guard::encrypt::TableRef::parse(t))
-        .collect::<Result<Vec<_>, _>>()?;
     let out = a.out.clone().unwrap_or_else(|| {
         PathBuf::from(match a.format {
             Format::Html => "report.html",
@@ -78,28 +73,7 @@ pub async fn run(
         })
     });
     let ledger = store::open(ctx, env, Access::Read).await?;
-    let target = tenant::connect(
-        ctx,
-        env,
-        tenant::Needs::reading(&[
-            "webchat:widgets:read",
-            "data_management:read",
-            "integration:secret:read",
-        ]),
-    )
-    .await?;
-    if tables.is_empty() {
-        if let Some(d) = &ctx.config.file.datastore {
-            for t in &d.tables {
-                tables.push(guard::encrypt::TableRef::parse(&t.table)?);
-            }
-        }
-        if tables.is_empty() && target.sim.is_some() {
-            tables.push(guard::encrypt::TableRef::parse(
-                "ds-customer/tbl-customer-profiles",
-            )?);
-        }
-    }
+    let (target, tables) = crate::commands::inventory::overview(ctx, env, &a.tables).await?;
     let empty = ledger
         .entries(&ledger::Filter {
             limit: Some(1),
