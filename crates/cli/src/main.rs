@@ -85,11 +85,12 @@ enum Command {
     Audit(commands::audit::AuditArgs),
     /// The job journal: list jobs, show one.
     Jobs(commands::jobs::JobsArgs),
-    /// The webhook outbox: status, deliver, retry, purge, new-secret.
+    /// The webhook outbox: status, list, deliver, retry, purge, new-secret.
     Outbox(commands::outbox::OutboxArgs),
     /// Web-messaging guests: link one to a person's keyed pseudonym, or many from a file.
     Guests(commands::guests::GuestsArgs),
-    /// Serve the guest-identity HTTP API (with /healthz, /readyz, /metrics, /openapi.json).
+    /// Serve the guest-identity API and the KMS callback receiver (with /healthz, /readyz,
+    /// /metrics, /openapi.json).
     Serve(commands::serve::ServeArgs),
     /// Check, read-only, that everything is in place: config, tenant, token, scopes,
     /// ledger, audit key, webhooks, serve's keys (each ✗ with its fix).
