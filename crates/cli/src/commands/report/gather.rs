@@ -120,8 +120,12 @@ pub async fn gather(s: Sources<'_>) -> Result<Report, CliError> {
             *per_day.entry(day(&e.at)).or_insert(0) += 1;
         }
     }
+    // One listing of the journal serves the anonymize jobs and the "never run" cards.
+    let all_jobs = s.ledger.jobs(500).await?;
+    let kinds_run: std::collections::BTreeSet<String> =
+        all_jobs.iter().map(|j| j.kind.clone()).collect();
     let mut jobs = Vec::new();
-    for j in s.ledger.jobs(200).await? {
+    for j in all_jobs {
         if j.kind == guard::anonymize::JOB_KIND && j.created_at >= since {
             jobs.push(Job {
                 id: j.id,
@@ -217,13 +221,6 @@ pub async fn gather(s: Sources<'_>) -> Result<Report, CliError> {
         .filter(|w| w.drift == Some(true) || !w.findings.is_empty())
         .count() as u64;
     let links: u64 = links_per_day.values().sum();
-    let kinds_run: std::collections::BTreeSet<String> = s
-        .ledger
-        .jobs(500)
-        .await?
-        .into_iter()
-        .map(|j| j.kind)
-        .collect();
     let never = |kind: &str| !kinds_run.contains(kind);
     let card = |protection, metric, value: u64, bad: bool, drift: bool, never_run: bool| Card {
         protection,
