@@ -78,7 +78,7 @@ pub enum FormatArg {
     Base64,
 }
 
-fn read_value(
+pub(crate) fn read_value(
     what: &str,
     file: Option<&std::path::Path>,
     var: Option<&str>,

@@ -526,17 +526,14 @@ async fn rotate_one(
             generated = Some((next, path));
             v
         }
-        Some(Source::File(f)) => SecretString::from(
-            std::fs::read_to_string(f)
-                .map_err(|e| {
-                    CliError::new(Exit::Input, format!("cannot read {}: {e}", f.display()))
-                })?
-                .trim_end_matches(['\n', '\r'])
-                .to_string(),
-        ),
-        Some(Source::Env(v)) => SecretString::from(
-            env(v).ok_or_else(|| CliError::new(Exit::Input, format!("{v} is not set")))?,
-        ),
+        Some(Source::File(f)) => {
+            crate::commands::secrets::read_value("value_file", Some(f), None, env)?
+                .ok_or_else(|| CliError::new(Exit::Input, "no value source"))?
+        }
+        Some(Source::Env(v)) => {
+            crate::commands::secrets::read_value("value_env", None, Some(v), env)?
+                .ok_or_else(|| CliError::new(Exit::Input, "no value source"))?
+        }
         None => return Err(CliError::new(Exit::Input, "no value source")),
     };
     if value.expose_secret().is_empty() {

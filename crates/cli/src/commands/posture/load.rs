@@ -72,19 +72,21 @@ impl Secrets {
     /// last generated value was written to.
     pub fn previous(&self, id: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<SecretString> {
         let e = self.each.get(id);
-        if let Some(f) = e.and_then(|e| e.previous_file.as_ref()) {
-            return std::fs::read_to_string(f)
+        let read = |file: Option<&Path>, var: Option<&str>| {
+            crate::commands::secrets::read_value("previous value", file, var, env)
                 .ok()
-                .map(|s| SecretString::from(s.trim_end_matches(['\n', '\r']).to_string()));
-        }
-        if let Some(v) = e.and_then(|e| e.previous_env.as_ref()) {
-            return env(v).map(SecretString::from);
+                .flatten()
+        };
+        let (file, var) = (
+            e.and_then(|e| e.previous_file.as_deref()),
+            e.and_then(|e| e.previous_env.as_deref()),
+        );
+        if file.is_some() || var.is_some() {
+            return read(file, var);
         }
         if let Some(Source::Generate(g)) = self.source(id) {
-            let p = g.write_to.replace("{id}", id);
-            return std::fs::read_to_string(p)
-                .ok()
-                .map(|s| SecretString::from(s.trim_end_matches(['\n', '\r']).to_string()));
+            let p = PathBuf::from(g.write_to.replace("{id}", id));
+            return read(Some(&p), None);
         }
         None
     }
