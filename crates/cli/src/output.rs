@@ -23,3 +23,33 @@ pub fn print_json(value: &impl serde::Serialize) {
         Err(e) => eprintln!("error: cannot encode the result as JSON: {e}"),
     }
 }
+
+/// The report lines about the webhook events a run sent, whose counts add up, and, when
+/// events wait in the outbox, the command that delivers them.
+pub fn events_lines(sent: &ledger::deliver::Delivered, pending: u64) -> Vec<String> {
+    use crate::progress::thousands as n;
+    let mut lines = vec![format!(
+        "  webhook events sent by this run: {} delivered + {} skipped + {} retrying + {} dead",
+        n(sent.delivered),
+        n(sent.skipped),
+        n(sent.retrying),
+        n(sent.dead)
+    )];
+    if pending > 0 {
+        lines.push(format!(
+            "  {} event(s) pending in the outbox: cxguard outbox deliver --until-empty",
+            n(pending)
+        ));
+    }
+    lines
+}
+
+/// `line` cut to `width` columns, ending in `…` when it was cut.
+pub fn fit(line: &str, width: usize) -> String {
+    if line.chars().count() <= width {
+        return line.to_string();
+    }
+    let mut s: String = line.chars().take(width.saturating_sub(1)).collect();
+    s.push('…');
+    s
+}

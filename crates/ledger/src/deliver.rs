@@ -57,6 +57,55 @@ impl Default for DeliveryConfig {
     }
 }
 
+/// POSTs `body` to `endpoint` as Standard Webhooks message `id`, signed with each of its
+/// secrets, following no redirect (`http` must be built so), waiting at most `timeout`.
+/// `Err` says why it was not accepted.
+pub async fn post_signed(
+    http: &reqwest::Client,
+    endpoint: &Endpoint,
+    id: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> std::result::Result<reqwest::StatusCode, String> {
+    let ts = now_ms() / 1000;
+    let signature = signature_header(&endpoint.secrets, id, ts, body);
+    let result = http
+        .post(endpoint.url.clone())
+        .header("content-type", "application/json")
+        .header("webhook-id", id)
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", signature)
+        .body(body.to_vec())
+        .timeout(timeout)
+        .send()
+        .await;
+    match result {
+        Ok(r) if r.status().is_success() => Ok(r.status()),
+        Ok(r) if r.status().is_redirection() => Err(format!(
+            "HTTP {} from {} redirecting to {:?}; webhooks follow no redirect: configure the final URL",
+            r.status().as_u16(),
+            endpoint.url,
+            r.headers()
+                .get(reqwest::header::LOCATION)
+                .map(|v| String::from_utf8_lossy(v.as_bytes())
+                    .chars()
+                    .take(200)
+                    .collect::<String>())
+                .unwrap_or_default()
+        )),
+        Ok(r) => Err(format!(
+            "HTTP {} from {}",
+            r.status().as_u16(),
+            endpoint.url
+        )),
+        Err(e) if e.is_timeout() => Err(format!(
+            "no answer from {} within {timeout:?}",
+            endpoint.url
+        )),
+        Err(e) => Err(format!("cannot reach {}: {e}", endpoint.url)),
+    }
+}
+
 /// What one or more rounds did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -147,43 +196,15 @@ impl Deliverer {
             d.skipped = 1;
             return Ok(d);
         };
-        let ts = now_ms() / 1000;
-        let signature = signature_header(&endpoint.secrets, &ev.id, ts, ev.payload.as_bytes());
-        let result = self
-            .http
-            .post(endpoint.url.clone())
-            .header("content-type", "application/json")
-            .header("webhook-id", &ev.id)
-            .header("webhook-timestamp", ts.to_string())
-            .header("webhook-signature", signature)
-            .body(ev.payload.clone())
-            .send()
-            .await;
-        let error = match result {
-            Ok(r) if r.status().is_success() => None,
-            Ok(r) if r.status().is_redirection() => Some(format!(
-                "HTTP {} from {} redirecting to {:?}; webhooks follow no redirect: configure the final URL",
-                r.status().as_u16(),
-                endpoint.url,
-                r.headers()
-                    .get(reqwest::header::LOCATION)
-                    .map(|v| String::from_utf8_lossy(v.as_bytes())
-                        .chars()
-                        .take(200)
-                        .collect::<String>())
-                    .unwrap_or_default()
-            )),
-            Ok(r) => Some(format!(
-                "HTTP {} from {}",
-                r.status().as_u16(),
-                endpoint.url
-            )),
-            Err(e) if e.is_timeout() => Some(format!(
-                "no answer from {} within {:?}",
-                endpoint.url, self.config.timeout
-            )),
-            Err(e) => Some(format!("cannot reach {}: {e}", endpoint.url)),
-        };
+        let error = post_signed(
+            &self.http,
+            endpoint,
+            &ev.id,
+            ev.payload.as_bytes(),
+            self.config.timeout,
+        )
+        .await
+        .err();
         let settlement = match error {
             None => {
                 d.delivered = 1;

@@ -88,7 +88,7 @@ impl NewEvent {
     }
 
     /// The body as sent: `{"type","timestamp","data"}`.
-    pub(crate) fn payload(&self, timestamp: &str) -> String {
+    pub fn payload(&self, timestamp: &str) -> String {
         json!({"type": self.event_type, "timestamp": timestamp, "data": self.data.to_value()})
             .to_string()
     }

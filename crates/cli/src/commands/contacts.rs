@@ -274,18 +274,8 @@ async fn anonymize_cmd(
                 println!("{}", line.trim_end_matches(','));
             }
             let pending = ledger.outbox_status().await.map(|o| o.pending).unwrap_or(0);
-            println!(
-                "  webhook events sent by this run: {} delivered + {} skipped + {} retrying + {} dead",
-                n(delivered.delivered),
-                n(delivered.skipped),
-                n(delivered.retrying),
-                n(delivered.dead)
-            );
-            if pending > 0 {
-                println!(
-                    "  {} event(s) pending in the outbox: cxguard outbox deliver --until-empty",
-                    n(pending)
-                );
+            for line in crate::output::events_lines(&delivered, pending) {
+                println!("{line}");
             }
         }
     }

@@ -16,7 +16,12 @@ use crate::store::{self, Access};
 use crate::{Context, tenant};
 
 #[derive(Debug, Args)]
-pub struct DoctorArgs {}
+pub struct DoctorArgs {
+    /// Also POST a signed `cxguard.test` event to each configured webhook endpoint
+    /// (nothing is sent without it).
+    #[arg(long)]
+    pub send_test_event: bool,
+}
 
 #[derive(Debug, Serialize)]
 pub struct Check {
@@ -66,7 +71,7 @@ fn source(env_set: bool, in_file: bool) -> &'static str {
 
 pub async fn run(
     ctx: &Context,
-    _a: DoctorArgs,
+    a: DoctorArgs,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Exit, CliError> {
     let mut checks = Vec::new();
@@ -186,31 +191,7 @@ pub async fn run(
         )),
         Ok(d) => {
             for (kind, ep) in &d.endpoints {
-                let name = format!("webhook {}", kind.as_str());
-                let host = ep.url.host_str().unwrap_or_default().to_string();
-                let port = ep.url.port_or_known_default().unwrap_or(443);
-                let t0 = Instant::now();
-                match tokio::time::timeout(
-                    Duration::from_secs(5),
-                    tokio::net::TcpStream::connect((host.as_str(), port)),
-                )
-                .await
-                {
-                    Ok(Ok(_)) => checks.push(pass(
-                        name,
-                        format!("{host}:{port} accepts connections ({} ms)", t0.elapsed().as_millis()),
-                    )),
-                    Ok(Err(e)) => checks.push(fail(
-                        name,
-                        format!("cannot connect to {host}:{port}: {e}"),
-                        format!("check [webhooks.{}] url, DNS and the firewall; events wait in the outbox meanwhile", kind.as_str()),
-                    )),
-                    Err(_) => checks.push(fail(
-                        name,
-                        format!("no connection to {host}:{port} within 5 s"),
-                        format!("check [webhooks.{}] url and the firewall", kind.as_str()),
-                    )),
-                }
+                checks.push(webhook_check(*kind, ep, a.send_test_event).await);
             }
         }
     }
@@ -243,6 +224,136 @@ pub async fn run(
         }
     }
     Ok(if all_ok { Exit::Ok } else { Exit::Failed })
+}
+
+/// One webhook endpoint: its host resolves, accepts a connection and, for `https`, a TLS
+/// handshake with a certificate this machine trusts; with `send_test` a signed
+/// `cxguard.test` event is POSTed and must be accepted.
+async fn webhook_check(
+    kind: ledger::EventKind,
+    ep: &ledger::deliver::Endpoint,
+    send_test: bool,
+) -> Check {
+    let name = format!("webhook {}", kind.as_str());
+    let setting = format!("[webhooks.{}] url", kind.as_str());
+    let host = ep.url.host_str().unwrap_or_default().to_string();
+    let port = ep.url.port_or_known_default().unwrap_or(443);
+    let within = Duration::from_secs(5);
+    let t0 = Instant::now();
+    let addrs: Vec<std::net::SocketAddr> =
+        match tokio::time::timeout(within, tokio::net::lookup_host((host.as_str(), port))).await {
+            Ok(Ok(a)) => a.collect(),
+            Ok(Err(e)) => {
+                return fail(
+                    name,
+                    format!("{host} does not resolve: {e}"),
+                    format!("check {setting} and DNS"),
+                );
+            }
+            Err(_) => {
+                return fail(
+                    name,
+                    format!("{host} did not resolve within 5 s"),
+                    format!("check {setting} and DNS"),
+                );
+            }
+        };
+    let Some(addr) = addrs.first().copied() else {
+        return fail(
+            name,
+            format!("{host} resolves to no address"),
+            format!("check {setting} and DNS"),
+        );
+    };
+    let tcp = match tokio::time::timeout(within, tokio::net::TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            return fail(
+                name,
+                format!("cannot connect to {host}:{port} ({addr}): {e}"),
+                format!("check {setting} and the firewall; events wait in the outbox meanwhile"),
+            );
+        }
+        Err(_) => {
+            return fail(
+                name,
+                format!("no connection to {host}:{port} within 5 s"),
+                format!("check {setting} and the firewall"),
+            );
+        }
+    };
+    let mut detail = format!("{host}:{port} resolves and accepts connections");
+    if ep.url.scheme() == "https" {
+        match tls_handshake(tcp, &host, within).await {
+            Ok(()) => detail.push_str(", TLS verified"),
+            Err(e) => {
+                return fail(
+                    name,
+                    format!("TLS with {host}:{port} failed: {e}"),
+                    format!(
+                        "check that {setting} serves HTTPS with a certificate this machine trusts"
+                    ),
+                );
+            }
+        }
+    }
+    detail.push_str(&format!(" ({} ms)", t0.elapsed().as_millis()));
+    if send_test {
+        match send_test_event(kind, ep).await {
+            Ok(status) => {
+                detail.push_str(&format!("; test event accepted (HTTP {})", status.as_u16()))
+            }
+            Err(e) => {
+                return fail(
+                    name,
+                    format!("test event not accepted: {e}"),
+                    format!("check the receiver behind {setting} and its signing secret"),
+                );
+            }
+        }
+    }
+    pass(name, detail)
+}
+
+/// A TLS handshake over `tcp` for `host`, verified with this machine's trust store.
+async fn tls_handshake(
+    tcp: tokio::net::TcpStream,
+    host: &str,
+    within: Duration,
+) -> Result<(), String> {
+    use rustls_platform_verifier::ConfigVerifierExt as _;
+    use tokio_rustls::rustls;
+    let config = rustls::ClientConfig::with_platform_verifier().map_err(|e| e.to_string())?;
+    let server =
+        rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    match tokio::time::timeout(within, connector.connect(server, tcp)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no handshake within 5 s".into()),
+    }
+}
+
+/// POSTs a signed `cxguard.test` event to `ep`, as the deliverer would post any event.
+async fn send_test_event(
+    kind: ledger::EventKind,
+    ep: &ledger::deliver::Endpoint,
+) -> Result<reqwest::StatusCode, String> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("cxguard-webhooks/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut raw = [0u8; 12];
+    getrandom::fill(&mut raw).map_err(|e| e.to_string())?;
+    let id = format!("msg_test_{}", ledger::hex(&raw));
+    let event = ledger::NewEvent::new(
+        kind,
+        "cxguard.test",
+        ledger::Details::new().label("sent_by", "cxguard doctor --send-test-event"),
+    );
+    let body = event.payload(&ledger::timestamp(time::OffsetDateTime::now_utc()));
+    ledger::deliver::post_signed(&http, ep, &id, body.as_bytes(), Duration::from_secs(10)).await
 }
 
 /// The tenant's checks, after connecting to it.

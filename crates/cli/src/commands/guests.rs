@@ -12,7 +12,7 @@ use crate::Context;
 use crate::commands::contacts::actor;
 use crate::config;
 use crate::exit::{CliError, Exit};
-use crate::output::{Output, print_json, table};
+use crate::output::{Output, print_json};
 use crate::progress::{Bar, Total};
 use crate::store::{self, Access};
 use crate::tenant;
@@ -197,21 +197,34 @@ pub async fn run(
             match ctx.output {
                 Output::Json => print_json(&report),
                 Output::Text => {
+                    use crate::progress::thousands as n;
+                    // Short lines (≤ 100 columns) whose counts add up.
                     println!(
-                        "{} {}: {} linked, {} already linked by an earlier run, {} failed in {:.1}s",
-                        if report.resumed { "resumed job" } else { "job" },
+                        "job {}{}",
                         report.job_id,
-                        report.linked,
-                        report.already_done,
-                        report.failed.len(),
-                        report.seconds
+                        if report.resumed { " (resumed)" } else { "" }
                     );
+                    let total = report.linked + report.already_done + report.failed.len() as u64;
+                    println!(
+                        "  {} guests in {:.1} s ({}/s) = {} linked + {} linked earlier + {} failed",
+                        n(total),
+                        report.seconds,
+                        n((report.linked as f64 / report.seconds.max(0.001)).round() as u64),
+                        n(report.linked),
+                        n(report.already_done),
+                        n(report.failed.len() as u64)
+                    );
+                    for f in report.failed.iter().take(50) {
+                        println!(
+                            "{}",
+                            crate::output::fit(&format!("  {}: {}", f.guest_id, f.error), 100)
+                        );
+                    }
+                    if report.failed.len() > 50 {
+                        println!("  … and {} more", n(report.failed.len() as u64 - 50));
+                    }
                     if !report.failed.is_empty() {
-                        let mut t = table(&["guest", "error"]);
-                        for f in report.failed.iter().take(50) {
-                            t.add_row(vec![f.guest_id.clone(), f.error.clone()]);
-                        }
-                        println!("{t}");
+                        println!("  rerun the same command to retry the failed guests");
                     }
                 }
             }

@@ -199,11 +199,12 @@ async fn rotate_cmd(
         no_rollback: a.no_rollback,
         actor: crate::commands::contacts::actor(),
     };
-    let report = if let Some(job) = &a.resume {
+    let (report, sent, l) = if let Some(job) = &a.resume {
         let l = store::open(ctx, env, Access::Write).await?;
-        rotate::resume(&target.client, &l, job, &req)
-            .await
-            .map_err(CliError::from)?
+        let deliverer = store::start_delivery(ctx, env, &l)?;
+        let r = rotate::resume(&target.client, &l, job, &req).await;
+        let sent = deliverer.stop().await;
+        (r.map_err(CliError::from)?, sent, l)
     } else {
         let plan = match &fetched {
             Some(secret) => rotate::plan_for(&target.client, secret, &req).await,
@@ -261,27 +262,55 @@ async fn rotate_cmd(
         }
         let deliverer = store::start_delivery(ctx, env, &l)?;
         let r = rotate::apply(&target.client, &l, &plan, &req).await;
-        deliverer.stop().await;
-        r.map_err(CliError::from)?
+        let sent = deliverer.stop().await;
+        (r.map_err(CliError::from)?, sent, l)
     };
     match ctx.output {
-        Output::Json => print_json(&report),
-        Output::Text => match &report.ended {
-            Ended::Rotated { version } => println!(
-                "rotated {} to version {version}; every dependent compiled and passed (job {})",
-                report.secret_id, report.job_id
-            ),
-            Ended::RolledBack { version, .. } => {
-                println!(
-                    "rolled back {} (now version {version}) (job {})",
-                    report.secret_id, report.job_id
-                )
+        Output::Json => {
+            // The report's own fields, as before, and the events this run sent.
+            let mut v = serde_json::to_value(&report).unwrap_or_default();
+            v["webhooks"] = json!(sent);
+            print_json(&v)
+        }
+        Output::Text => {
+            use crate::progress::thousands as n;
+            // Short lines (≤ 100 columns) whose counts add up.
+            println!(
+                "job {}{}",
+                report.job_id,
+                if report.resumed { " (resumed)" } else { "" }
+            );
+            let rejected = match &report.ended {
+                Ended::Rotated { version } => {
+                    println!("  rotated {} to version {version}", report.secret_id);
+                    0
+                }
+                Ended::RolledBack { version, rejected } => {
+                    println!(
+                        "  rolled back {} to its previous value (now version {version})",
+                        report.secret_id
+                    );
+                    rejected.len() as u64
+                }
+                Ended::Broken { rejected } => {
+                    println!(
+                        "  {} holds the new value, which dependents reject; no rollback",
+                        report.secret_id
+                    );
+                    rejected.len() as u64
+                }
+            };
+            println!(
+                "  {} data action(s) tested = {} passed + {} rejected",
+                n(report.dependents),
+                n(report.dependents.saturating_sub(rejected)),
+                n(rejected)
+            );
+            let pending = l.outbox_status().await.map(|o| o.pending).unwrap_or(0);
+            for line in crate::output::events_lines(&sent, pending) {
+                println!("{line}");
             }
-            Ended::Broken { .. } => println!(
-                "{} was rotated, dependents reject it, and there is no rollback (job {})",
-                report.secret_id, report.job_id
-            ),
-        },
+        }
     }
     match &report.ended {
         Ended::Rotated { .. } => Ok(Exit::Ok),

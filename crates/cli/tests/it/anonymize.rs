@@ -436,19 +436,11 @@ fn the_report_fits_100_columns_and_its_counts_add_up() {
     let o = s.run(&["contacts", "anonymize", "--policy", "policy.toml", "--all"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    for line in out.lines() {
-        assert!(line.chars().count() <= 100, "over 100 columns: {line:?}");
-    }
-    let num = |w: &str| w.replace(',', "").parse::<u64>().unwrap();
+    assert_eq!(crate::assert_report_fits_and_adds_up(&out), 1, "{out}");
     let sum_line = out.lines().find(|l| l.contains(" contacts in ")).unwrap();
-    let words: Vec<&str> = sum_line.split_whitespace().collect();
-    let total = num(words[0]);
-    let eq = words.iter().position(|w| *w == "=").unwrap();
-    let parts: u64 = words[eq + 1..]
-        .iter()
-        .filter(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))
-        .map(|w| num(w))
-        .sum();
-    assert_eq!(total, 400, "{sum_line}");
-    assert_eq!(parts, total, "the counts add up: {sum_line}");
+    assert!(
+        sum_line.trim_start().starts_with("400 contacts"),
+        "{sum_line}"
+    );
+    assert!(out.contains("webhook events sent by this run: "), "{out}");
 }

@@ -108,6 +108,48 @@ fn doctor_passes_a_healthy_setup_and_names_the_fix_for_each_problem() {
         check_line(&out, "webhook consent").starts_with('✗'),
         "{out}"
     );
+
+    // A receiver that listens gets nothing from doctor, unless asked for a test event;
+    // an https endpoint that accepts connections but speaks no TLS is named as such.
+    let (hook, got) = h.receiver("consent");
+    let plain = h.sim.base_url().replace("http://", "https://");
+    h.write(
+        "cxguard.toml",
+        &format!(
+            "[webhooks.consent]\nurl = \"{hook}\"\nsecret_env = \"IT_HOOK\"\n\
+             [webhooks.vault]\nurl = \"{plain}/hook\"\nsecret_env = \"IT_HOOK\"\n"
+        ),
+    );
+    let doctor = |extra: &[&str]| {
+        let mut args = vec!["doctor"];
+        args.extend_from_slice(extra);
+        h.command(&args)
+            .env("IT_HOOK", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+            .output()
+            .unwrap()
+    };
+    let o = doctor(&[]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        check_line(&out, "webhook consent").starts_with('✓'),
+        "{out}"
+    );
+    assert!(
+        check_line(&out, "webhook vault").starts_with('✗')
+            && check_line(&out, "webhook vault").contains("TLS with"),
+        "{out}"
+    );
+    assert!(got.lock().unwrap().is_empty(), "nothing sent by default");
+    let o = doctor(&["--send-test-event"]);
+    let out = stdout(&o);
+    assert!(
+        check_line(&out, "webhook consent").contains("test event accepted"),
+        "{out}"
+    );
+    let sent = got.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["type"], "cxguard.test");
 }
 
 #[test]

@@ -284,7 +284,13 @@ fn backfill_validates_the_whole_file_first_and_resumes_after_a_kill() {
     let o = s.run(&["guests", "backfill", "--file", "more.csv"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stdout(&o).contains("g-999999"), "{}", stdout(&o));
-    assert!(stdout(&o).contains("1 linked"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("2 guests in ")
+            && stdout(&o).contains("= 1 linked + 0 linked earlier + 1 failed"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(crate::assert_report_fits_and_adds_up(&stdout(&o)), 1);
 }
 
 #[test]

@@ -44,3 +44,35 @@ pub fn stderr(o: &Output) -> String {
 pub fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp dir")
 }
+
+/// A text report as operators read it: every line fits 100 columns, and every line that
+/// states a total (`N things … = a x + b y + …`) adds up. Returns how many such lines
+/// there were, so a caller can insist on its own.
+pub fn assert_report_fits_and_adds_up(out: &str) -> usize {
+    let num = |w: &str| -> Option<u64> {
+        let w = w.trim_matches(|c: char| c == '(' || c == ')' || c == ',' || c == ':');
+        if w.is_empty() || !w.chars().all(|c| c.is_ascii_digit() || c == ',') {
+            return None;
+        }
+        w.replace(',', "").parse().ok()
+    };
+    let mut sums = 0;
+    for line in out.lines() {
+        assert!(
+            line.chars().count() <= 100,
+            "over 100 columns ({}): {line:?}",
+            line.chars().count()
+        );
+        let Some((left, right)) = line.split_once(" = ") else {
+            continue;
+        };
+        let total = left
+            .split_whitespace()
+            .find_map(num)
+            .unwrap_or_else(|| panic!("no total before '=': {line:?}"));
+        let parts: u64 = right.split_whitespace().filter_map(num).sum();
+        assert_eq!(parts, total, "the counts add up: {line:?}");
+        sums += 1;
+    }
+    sums
+}

@@ -159,6 +159,12 @@ fn a_rejected_value_rolls_back_names_the_action_and_no_value_leaks() {
         stderr(&o)
     );
     assert!(stdout(&o).contains("rolled back"), "{}", stdout(&o));
+    assert_eq!(crate::assert_report_fits_and_adds_up(&stdout(&o)), 1);
+    assert!(
+        stdout(&o).contains("3 data action(s) tested = 2 passed + 1 rejected"),
+        "{}",
+        stdout(&o)
+    );
     let seed = s.sim.control().state()["seed"].as_u64().unwrap();
     let old = cxone_sim::seeded_secret_value(seed, SECRET).unwrap();
     let old_hash: String = guard::sha256_hex(&old);

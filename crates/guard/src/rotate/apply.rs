@@ -70,6 +70,7 @@ pub async fn apply(client: &Client, ledger: &Ledger, plan: &Plan, req: &Request)
         job_id: job,
         secret_id: plan.secret_id.clone(),
         resumed: false,
+        dependents: plan.dependents.len() as u64,
         ended,
     })
 }
@@ -186,6 +187,7 @@ pub async fn resume(client: &Client, ledger: &Ledger, job: &str, req: &Request) 
         job_id: job.to_string(),
         secret_id: req.secret_id.clone(),
         resumed: true,
+        dependents: plan.dependents.len() as u64,
         ended,
     })
 }

@@ -112,6 +112,8 @@ pub struct Report {
     pub secret_id: String,
     /// Whether this run resumed an interrupted rotation.
     pub resumed: bool,
+    /// The data actions that use the secret: each was recompiled and tested.
+    pub dependents: u64,
     /// How it ended.
     #[serde(flatten)]
     pub ended: Ended,
