@@ -56,8 +56,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// SHA-256 of `s` as 64 lowercase hex characters: how values are identified without
 /// being kept (secret hashes, ciphertext records, policy and job fingerprints).
 pub fn sha256_hex(s: &str) -> String {
+    sha256_hex_bytes(s.as_bytes())
+}
+
+/// SHA-256 of `bytes` as 64 lowercase hex characters (files written, as in a manifest).
+pub fn sha256_hex_bytes(bytes: &[u8]) -> String {
     use sha2::Digest;
-    ledger::hex(&sha2::Sha256::digest(s.as_bytes()))
+    ledger::hex(&sha2::Sha256::digest(bytes))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use clap::{Args, Subcommand};
 
 use crate::Context;
 use crate::exit::{CliError, Exit};
+use crate::output::{Output, print_json};
 
 #[derive(Debug, Args)]
 pub struct KeysArgs {
@@ -30,11 +31,16 @@ pub enum KeysCommand {
     },
 }
 
-pub fn run(_ctx: &Context, args: KeysArgs) -> Result<Exit, CliError> {
+pub fn run(ctx: &Context, args: KeysArgs) -> Result<Exit, CliError> {
     match args.command {
         KeysCommand::New => {
             let k = guard::keys::generate_base64().map_err(|e| CliError::new(Exit::Failed, e))?;
-            println!("{k}");
+            match ctx.output {
+                Output::Json => {
+                    print_json(&serde_json::json!({"key": k, "encoding": "base64", "bytes": 32}))
+                }
+                Output::Text => println!("{k}"),
+            }
             Ok(Exit::Ok)
         }
         KeysCommand::Api { id, kms } => {
@@ -46,6 +52,17 @@ pub fn run(_ctx: &Context, args: KeysArgs) -> Result<Exit, CliError> {
                 server::generate_api_key()
             };
             let (key, sha256) = generated.map_err(|e| CliError::new(Exit::Failed, e))?;
+            if ctx.output == Output::Json {
+                // For a script: the key once, and the entry for the config file.
+                print_json(&serde_json::json!({
+                    "id": id,
+                    "kind": if kms { "kms_callback_token" } else { "api_key" },
+                    "key": key,
+                    "sha256": sha256,
+                    "section": if kms { "kms.callback_tokens" } else { "server.api_keys" },
+                }));
+                return Ok(Exit::Ok);
+            }
             println!("{key}");
             if kms {
                 eprintln!(

@@ -59,7 +59,10 @@ pub async fn run(
     match args.command {
         OutboxCommand::NewSecret => {
             let s = ledger::webhooks::WebhookSecret::generate_text()?;
-            println!("{s}");
+            match ctx.output {
+                Output::Json => print_json(&json!({"secret": s})),
+                Output::Text => println!("{s}"),
+            }
             return Ok(Exit::Ok);
         }
         OutboxCommand::Status => {
@@ -206,7 +209,10 @@ pub async fn run(
                 .retry_event(&id)
                 .await
                 .map_err(|e| CliError::usage(e.to_string()))?;
-            ctx.note(format!("{id} is due again"));
+            match ctx.output {
+                Output::Json => print_json(&json!({"id": id, "status": "pending"})),
+                Output::Text => ctx.note(format!("{id} is due again")),
+            }
         }
         OutboxCommand::Purge { delivered: _ } => {
             let ledger = store::open(ctx, env, Access::Read).await?;

@@ -12,6 +12,7 @@ mod ledger_commands;
 mod posture;
 mod report;
 mod rotate;
+mod schemas;
 mod webchat;
 
 use std::process::{Command, Output};

@@ -107,7 +107,24 @@ pub async fn run(
     })
     .await?;
     write(&out, &report, a.format)?;
-    ctx.note(format!("wrote {}", out.display()));
+    match ctx.output {
+        crate::output::Output::Json => {
+            // For a pipeline: where it is and its digest, to archive beside it.
+            let bytes = std::fs::read(&out).map_err(|e| {
+                CliError::new(
+                    Exit::Failed,
+                    format!("cannot read back {}: {e}", out.display()),
+                )
+            })?;
+            crate::output::print_json(&serde_json::json!({
+                "path": out.display().to_string(),
+                "format": match a.format { Format::Html => "html", Format::Json => "json" },
+                "bytes": bytes.len(),
+                "sha256": guard::sha256_hex_bytes(&bytes),
+            }));
+        }
+        crate::output::Output::Text => ctx.note(format!("wrote {}", out.display())),
+    }
     Ok(Exit::Ok)
 }
 
