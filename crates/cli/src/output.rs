@@ -53,3 +53,55 @@ pub fn fit(line: &str, width: usize) -> String {
     s.push('…');
     s
 }
+
+/// `line` broken between words into lines of at most `width` columns, the continuation
+/// lines indented four spaces deeper than the first (a word longer than a line is cut
+/// with [`fit`]).
+pub fn wrap(line: &str, width: usize) -> Vec<String> {
+    let lead = line.len() - line.trim_start().len();
+    let indent = " ".repeat(lead + 4);
+    let mut out = Vec::new();
+    let mut cur = line[..lead].to_string();
+    let mut empty = true;
+    for word in line.split_whitespace() {
+        let add = if empty { 0 } else { 1 } + word.chars().count();
+        if !empty && cur.chars().count() + add > width {
+            out.push(std::mem::replace(&mut cur, indent.clone()));
+            empty = true;
+        }
+        if !empty {
+            cur.push(' ');
+        }
+        cur.push_str(word);
+        empty = false;
+    }
+    out.push(cur);
+    out.into_iter().map(|l| fit(&l, width)).collect()
+}
+
+/// Prints `line` wrapped to 100 columns.
+pub fn say(line: impl AsRef<str>) {
+    for l in wrap(line.as_ref(), 100) {
+        println!("{l}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn wrap_keeps_short_lines_and_breaks_long_ones_between_words() {
+        assert_eq!(wrap("  short line", 100), vec!["  short line"]);
+        let long = format!(
+            "~ secret s: rotate; recompile and test {}",
+            "da-x, ".repeat(30)
+        );
+        let lines = wrap(long.trim_end(), 40);
+        assert!(lines.len() > 1);
+        assert!(lines.iter().all(|l| l.chars().count() <= 40), "{lines:?}");
+        assert!(lines[1].starts_with("    da-x"), "{lines:?}");
+        let words: Vec<&str> = lines.iter().flat_map(|l| l.split_whitespace()).collect();
+        assert_eq!(words.join(" "), long.trim_end());
+    }
+}

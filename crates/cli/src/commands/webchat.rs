@@ -161,14 +161,19 @@ async fn apply_cmd(
         Output::Text => {
             for w in &report.widgets {
                 match (w.outcome, &w.error) {
-                    ("changed", _) => println!(
-                        "{}: deployed ({}); configDigest {}",
-                        w.widget,
-                        w.changes.summary(),
-                        w.config_digest.as_deref().unwrap_or("-")
-                    ),
+                    ("changed", _) => {
+                        crate::output::say(format!(
+                            "{}: deployed ({})",
+                            w.widget,
+                            w.changes.summary()
+                        ));
+                        println!(
+                            "    configDigest {}",
+                            w.config_digest.as_deref().unwrap_or("-")
+                        );
+                    }
                     ("unchanged", _) => println!("{}: no changes", w.widget),
-                    (_, Some(e)) => println!("{}: FAILED: {e}", w.widget),
+                    (_, Some(e)) => crate::output::say(format!("{}: FAILED: {e}", w.widget)),
                     (o, None) => println!("{}: {o}", w.widget),
                 }
             }

@@ -69,6 +69,7 @@ fn plan_apply_plan_covers_every_protection_and_a_stale_plan_is_refused() {
     let o = h.run(&["plan", "--detailed-exitcode", "--out", "plan.json"]);
     assert_eq!(o.status.code(), Some(2), "{}{}", stdout(&o), stderr(&o));
     let plan = stdout(&o);
+    crate::assert_report_fits_and_adds_up(&plan);
     for want in [
         "~ webchat wgt-support: origins +https://help.example.com; origins -https://support.example.com",
         "~ datastore ds-customer/tbl-customer-profiles: encrypt ssn, passport_number",
@@ -100,6 +101,7 @@ fn plan_apply_plan_covers_every_protection_and_a_stale_plan_is_refused() {
     let o = h.run(&["apply", "plan.json"]);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     let out = stdout(&o);
+    crate::assert_report_fits_and_adds_up(&out);
     for want in [
         "webchat: applied",
         "encryption: applied",

@@ -189,6 +189,7 @@ fn export_plan_apply_with_a_concurrent_edit_then_drift() {
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let plan = stdout(&o);
+    crate::assert_report_fits_and_adds_up(&plan);
     for want in [
         "~ wgt-support (Support chat)",
         "+ origin https://help.example.com:8443",
@@ -207,6 +208,7 @@ fn export_plan_apply_with_a_concurrent_edit_then_drift() {
     );
     let o = h.run(&["webchat", "apply", "--policy", "policy.toml"]);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    crate::assert_report_fits_and_adds_up(&stdout(&o));
     assert_eq!(
         puts(&h),
         2,

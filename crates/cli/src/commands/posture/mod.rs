@@ -143,10 +143,10 @@ fn identity_key_id(ctx: &Context) -> Option<String> {
 
 fn show(p: &plan::PosturePlan) {
     for w in &p.webchat {
-        println!("~ webchat {}: {}", w.widget, w.summary);
+        crate::output::say(format!("~ webchat {}: {}", w.widget, w.summary));
     }
     for t in &p.datastore {
-        println!(
+        crate::output::say(format!(
             "~ datastore {}: encrypt {}{}",
             t.table,
             t.columns.join(", "),
@@ -155,10 +155,10 @@ fn show(p: &plan::PosturePlan) {
             } else {
                 format!("; mask {}", t.masked_indexes.join(", "))
             }
-        );
+        ));
     }
     for s in &p.secrets {
-        println!(
+        crate::output::say(format!(
             "~ secret {}: rotate ({} days old, max {}); recompile and test {}",
             s.secret,
             s.age_days,
@@ -168,30 +168,30 @@ fn show(p: &plan::PosturePlan) {
             } else {
                 s.dependents.join(", ")
             }
-        );
+        ));
     }
     if let Some(c) = &p.contacts
         && c.pending > 0
     {
-        println!(
+        crate::output::say(format!(
             "~ contacts: anonymize {}{} updated before {}",
             if c.estimated { "at least " } else { "" },
             c.pending,
             c.cutoff
-        );
+        ));
     }
     if !p.findings.is_empty() {
-        println!("findings (need a person; not changes):");
+        crate::output::say("findings (need a person; not changes):");
         for f in &p.findings {
-            println!("  ! {f}");
+            crate::output::say(format!("  ! {f}"));
         }
     }
-    println!(
+    crate::output::say(format!(
         "{} to change, {} unchanged, {} finding(s)",
         p.changes(),
         p.unchanged.len(),
         p.findings.len()
-    );
+    ));
 }
 
 pub async fn plan_cmd(
@@ -392,7 +392,7 @@ async fn run_plan(
         Output::Json => print_json(&json!({"run": run, "plan": plan.digest, "results": results})),
         Output::Text => {
             for r in &results {
-                println!(
+                crate::output::say(format!(
                     "{}: {}{}",
                     r.protection,
                     r.status,
@@ -401,7 +401,7 @@ async fn run_plan(
                     } else {
                         format!(" — {}", r.detail)
                     }
-                );
+                ));
             }
         }
     }
