@@ -9,7 +9,8 @@
 //! ratios. Targets: ≥ 10× the peer's throughput, p99 ≤ 1/5 of the peer's.
 //!
 //! Run: `cargo bench -p cxguard --bench serve` (needs python3 with flask, requests and
-//! gunicorn for the peer: `pip install flask requests gunicorn`). `--seconds N` sets the
+//! gunicorn for the peer: `pip install flask requests gunicorn`). `--json FILE` also writes
+//! the figures as JSON (for `bench/compare`). `--seconds N` sets the
 //! measured time per side (default 10); `--only-ours` skips the peer (for profiling); `--with-logs` keeps
 //! cxguard's JSON access log on (written to /dev/null), as `serve` runs by default.
 
@@ -414,6 +415,24 @@ fn main() {
             "CPU per request: {:.2}× the peer's",
             ours.cpu_ms_per_req / p.cpu_ms_per_req.max(1e-9)
         );
+    }
+    if let Some(path) = args
+        .iter()
+        .position(|a| a == "--json")
+        .and_then(|i| args.get(i + 1))
+    {
+        let fig = |f: &Figures| {
+            serde_json::json!({
+                "rps": f.rps, "p50Ms": f.p50_ms, "p99Ms": f.p99_ms,
+                "cpuMsPerReq": f.cpu_ms_per_req, "requests": f.requests, "non200": f.non_200,
+            })
+        };
+        let v = serde_json::json!({
+            "withLogs": args.iter().any(|a| a == "--with-logs"),
+            "ours": fig(&ours),
+            "peer": peer.as_ref().map(fig),
+        });
+        std::fs::write(path, v.to_string()).unwrap();
     }
     rt.block_on(sim.stop());
 }

@@ -4,7 +4,8 @@
 //!
 //! Run: `cargo bench -p ledger --bench ledger` (`-- --quick` for a short run). PostgreSQL
 //! is `CXGUARD_TEST_POSTGRES` (default postgres://postgres@127.0.0.1:5432/test); it is
-//! skipped with a note when unreachable.
+//! skipped with a note when unreachable. `--json FILE` also writes the figures as JSON
+//! (for `bench/compare`), with a second baseline: one plain SELECT of as many rows.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -53,7 +54,40 @@ async fn baseline(url: &str, n: u64) -> f64 {
     n as f64 / t.elapsed().as_secs_f64()
 }
 
-async fn measure(name: &str, url: &str, appends: u64, verify_n: u64) {
+/// A plain read of `n` rows of the same shape, in one SELECT: what reading the log back
+/// costs on the same store with no hashing or signature check.
+async fn baseline_select(url: &str, n: u64) -> f64 {
+    use futures_util::TryStreamExt as _;
+    macro_rules! run {
+        ($c:expr) => {{
+            let mut tx = $c.begin().await.unwrap();
+            sqlx::query("DELETE FROM plain_log").execute(&mut *tx).await.unwrap();
+            for i in 0..n {
+                sqlx::query("INSERT INTO plain_log (at, actor, operation, target, outcome, details) VALUES ($1, $2, $3, $4, $5, $6)")
+                    .bind("2026-01-01T00:00:00.000000Z").bind("bench").bind("bench.op").bind(format!("c-{i:07}")).bind("success").bind("{\"i\":1,\"fields\":[\"email\",\"phone\"]}")
+                    .execute(&mut *tx).await.unwrap();
+            }
+            tx.commit().await.unwrap();
+            let t = Instant::now();
+            let mut rows = sqlx::query("SELECT seq, at, actor, operation, target, outcome, details FROM plain_log ORDER BY seq").fetch(&mut $c);
+            let mut got = 0u64;
+            while let Some(_r) = rows.try_next().await.unwrap() {
+                got += 1;
+            }
+            assert_eq!(got, n);
+            n as f64 / t.elapsed().as_secs_f64()
+        }};
+    }
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        run!(c)
+    } else {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        run!(c)
+    }
+}
+
+async fn measure(name: &str, url: &str, appends: u64, verify_n: u64) -> serde_json::Value {
     let key = Arc::new(AuditKey::generate().unwrap());
     let l = Ledger::open(url, KeySource::Key(key.clone()))
         .await
@@ -83,14 +117,24 @@ async fn measure(name: &str, url: &str, appends: u64, verify_n: u64) {
     let v = l.verify(&key.public()).await.unwrap();
     assert!(v.is_intact());
     let verify = v.entries as f64 / t.elapsed().as_secs_f64();
+    let select = baseline_select(url, verify_n).await;
     println!(
-        "{name:<9} {:>14.0} {:>14.0} {:>8.2}x {:>16.0} {:>16.0}",
+        "{name:<9} {:>14.0} {:>14.0} {:>8.2}x {:>16.0} {:>16.0} {:>16.0}",
         base,
         single,
         single / base,
         batched,
-        verify
+        verify,
+        select
     );
+    serde_json::json!({
+        "baselineInsertPerS": base,
+        "appendsPerS": single,
+        "batchedAppendsPerS": batched,
+        "verifyPerS": verify,
+        "baselineSelectPerS": select,
+        "entries": v.entries,
+    })
 }
 
 fn main() {
@@ -106,9 +150,10 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         println!("{appends} single appends (one transaction each), then batches of 1000 up to {total} entries, then verify all");
-        println!("{:<9} {:>14} {:>14} {:>9} {:>16} {:>16}", "backend", "baseline ins/s", "appends/s", "ratio", "batched appends/s", "verify entries/s");
+        println!("{:<9} {:>14} {:>14} {:>9} {:>16} {:>16} {:>16}", "backend", "baseline ins/s", "appends/s", "ratio", "batched appends/s", "verify entries/s", "plain SELECT/s");
         let dir = tempfile::tempdir().unwrap();
-        measure("sqlite", &format!("sqlite://{}", dir.path().join("bench.sqlite").display()), appends, total).await;
+        let mut figures = serde_json::json!({});
+        figures["sqlite"] = measure("sqlite", &format!("sqlite://{}", dir.path().join("bench.sqlite").display()), appends, total).await;
         let admin = std::env::var("CXGUARD_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
         match sqlx::PgConnection::connect(&admin).await {
             Ok(mut c) => {
@@ -117,10 +162,14 @@ fn main() {
                 sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{db}\""))).execute(&mut c).await.unwrap();
                 let mut url = url::Url::parse(&admin).unwrap();
                 url.set_path(&format!("/{db}"));
-                measure("postgres", url.as_str(), appends, total).await;
+                figures["postgres"] = measure("postgres", url.as_str(), appends, total).await;
                 sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))).execute(&mut c).await.ok();
             }
             Err(e) => println!("postgres  skipped: {e}"),
+        }
+        let args: Vec<String> = std::env::args().collect();
+        if let Some(path) = args.iter().position(|a| a == "--json").and_then(|i| args.get(i + 1)) {
+            std::fs::write(path, figures.to_string()).unwrap();
         }
     });
 }

@@ -284,7 +284,17 @@ fn an_apply_killed_at_three_points_resumes_to_the_same_end() {
     let want = outcome(&reference);
     assert!(want["contactsChanged"].as_u64().unwrap() > 0, "{want}");
 
-    for delay_ms in [150u64, 600, 1500] {
+    // Killed at points reached by progress, not by time (a fast machine finished the
+    // whole apply before a 1.5 s timer): mid secret rotation, and after 500 and 1,500
+    // contact PATCHes of the retention job.
+    const SECRET_PUT: &str = "PUT /api/v2/integration/secret/{id}";
+    const CONTACT_PATCH: &str = "PATCH /api/v1/contacts/{id}";
+    for (route, hits) in [
+        (SECRET_PUT, 1u64),
+        (CONTACT_PATCH, 500),
+        (CONTACT_PATCH, 1500),
+    ] {
+        let delay_ms = format!("{hits} × {route}");
         let h = crash_harness();
         let mut child = h
             .command(&["apply", "plan.json"])
@@ -292,7 +302,17 @@ fn an_apply_killed_at_three_points_resumes_to_the_same_end() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let waiting = std::time::Instant::now();
+        while h.sim.control().route_hits(route) < hits
+            && waiting.elapsed() < std::time::Duration::from_secs(120)
+            && child.try_wait().unwrap().is_none()
+        {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the apply ended before {delay_ms}"
+        );
         child.kill().unwrap(); // SIGKILL
         let _ = child.wait();
         let o = h.run(&["jobs", "list", "--output", "json"]);
@@ -311,14 +331,14 @@ fn an_apply_killed_at_three_points_resumes_to_the_same_end() {
         };
         assert!(
             o.status.success(),
-            "after {delay_ms} ms ({run:?}): {}{}",
+            "after {delay_ms} ({run:?}): {}{}",
             stdout(&o),
             stderr(&o)
         );
         assert_eq!(
             outcome(&h),
             want,
-            "killed after {delay_ms} ms ({run:?}), when the state was {at_kill}"
+            "killed after {delay_ms} ({run:?}), when the state was {at_kill}"
         );
         let o = h.run(&["audit", "verify"]);
         assert!(o.status.success(), "{}", stdout(&o));
