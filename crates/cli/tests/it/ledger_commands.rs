@@ -371,3 +371,55 @@ fn bad_store_settings_are_clear_errors() {
         b"definitely not sqlite, but precious"
     );
 }
+
+#[test]
+fn an_old_ledger_opens_verifies_and_takes_new_appends() {
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ledger-0.1");
+    let home = crate::tmp();
+    let work = crate::tmp();
+    for f in ["ledger.sqlite", "audit-signing.key", "audit-anchor.json"] {
+        let to = home.path().join(f);
+        std::fs::copy(fixture.join(f), &to).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    for f in ["policy.toml", "ids.txt"] {
+        std::fs::copy(fixture.join(f), work.path().join(f)).unwrap();
+    }
+    let key = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+    let env = [
+        ("CXGUARD_HOME", home.path().to_str().unwrap()),
+        ("FX_KEY", key),
+    ];
+    let verify = || {
+        let o = crate::cxguard(&["--output", "json", "audit", "verify"], &env, work.path());
+        assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["entries"].as_u64().unwrap()
+    };
+    assert_eq!(verify(), 22, "the old ledger verifies as it was");
+    let o = crate::cxguard(
+        &[
+            "--sim",
+            "contacts",
+            "anonymize",
+            "--policy",
+            "policy.toml",
+            "--ids",
+            "ids.txt",
+        ],
+        &env,
+        work.path(),
+    );
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(verify() > 22, "new entries chain onto the old ones");
+}
