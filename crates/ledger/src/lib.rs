@@ -324,19 +324,55 @@ impl Ledger {
                 audit.insert(0, NewEntry::new(&job.actor, "job.start", &job.id, Outcome::Started,
                     job.params.clone().label("kind", job.kind).count("items", job.items.len() as u64))?);
             }
-            for s in &batch.items {
+            // Many items per UPDATE (one round trip per ROWS_PER_INSERT items, not two per
+            // item): the outcomes as a VALUES list joined on (job, key).
+            let settles: Vec<(&str, &str, &'static str, Option<String>, Option<String>)> = batch.items.iter().map(|s| {
                 let (state, err, result) = match &s.outcome {
                     ItemOutcome::Done { result } => ("done", None, result.as_ref().map(Value::to_string)),
                     ItemOutcome::Failed { error } => ("failed", Some(error.clone()), None),
                 };
-                // A result recorded before the effect (an intent) stays unless replaced.
-                let n = sqlx::query("UPDATE job_items SET state = $1, last_error = $2, result = COALESCE($3, result), updated_at = $4 WHERE job_id = $5 AND item_key = $6")
-                    .bind(state).bind(err).bind(result).bind(&at).bind(&s.job_id).bind(&s.key)
-                    .execute(&mut *tx).await?.rows_affected();
-                if n == 0 {
-                    return Err(Error::NotFound(format!("job {} has no item {}", s.job_id, s.key)));
+                (s.job_id.as_str(), s.key.as_str(), state, err, result)
+            }).collect();
+            for chunk in settles.chunks(ROWS_PER_INSERT) {
+                let mut values = String::new();
+                for i in 0..chunk.len() {
+                    let b = 1 + i * 5;
+                    if i > 0 {
+                        values.push_str(", ");
+                    }
+                    values.push_str(&format!("(${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5));
                 }
-                sqlx::query("UPDATE jobs SET updated_at = $1 WHERE id = $2").bind(&at).bind(&s.job_id).execute(&mut *tx).await?;
+                // SQLite names a VALUES list's columns column1…; PostgreSQL takes a list.
+                let (v, c) = if pg {
+                    (" AS v(job_id, item_key, state, err, result)", ["v.job_id", "v.item_key", "v.state", "v.err", "v.result"])
+                } else {
+                    (" AS v", ["v.column1", "v.column2", "v.column3", "v.column4", "v.column5"])
+                };
+                // A result recorded before the effect (an intent) stays unless replaced.
+                let sql = format!(
+                    "UPDATE job_items SET state = {}, last_error = {}, result = COALESCE({}, job_items.result), updated_at = $1 FROM (VALUES {values}){v} WHERE job_items.job_id = {} AND job_items.item_key = {}",
+                    c[2], c[3], c[4], c[0], c[1]
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&at);
+                for (job, key, state, err, result) in chunk {
+                    q = q.bind(*job).bind(*key).bind(*state).bind(err.as_deref()).bind(result.as_deref());
+                }
+                let n = q.execute(&mut *tx).await?.rows_affected();
+                if n < chunk.len() as u64 {
+                    for (job, key, ..) in chunk {
+                        let found = sqlx::query("SELECT 1 FROM job_items WHERE job_id = $1 AND item_key = $2")
+                            .bind(*job).bind(*key).fetch_optional(&mut *tx).await?;
+                        if found.is_none() {
+                            return Err(Error::NotFound(format!("job {job} has no item {key}")));
+                        }
+                    }
+                }
+            }
+            let mut jobs_touched: Vec<&str> = batch.items.iter().map(|s| s.job_id.as_str()).collect();
+            jobs_touched.sort_unstable();
+            jobs_touched.dedup();
+            for job in jobs_touched {
+                sqlx::query("UPDATE jobs SET updated_at = $1 WHERE id = $2").bind(&at).bind(job).execute(&mut *tx).await?;
             }
             if let Some((job, status)) = &batch.job_status {
                 let n = sqlx::query("UPDATE jobs SET status = $1, updated_at = $2 WHERE id = $3")
@@ -424,13 +460,26 @@ impl Ledger {
                     out.checkpoint = Some(cp);
                 }
             }
-            for ev in batch.events.into_iter().chain(batch_events_extra) {
-                let id = format!("msg_{}", random_hex(12));
-                sqlx::query("INSERT INTO outbox (id, kind, event_type, payload, status, attempts, next_attempt_ms, created_at) VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6)")
-                    .bind(&id).bind(ev.kind.as_str()).bind(ev.event_type).bind(ev.payload(&at)).bind(now_ms()).bind(&at)
-                    .execute(&mut *tx).await?;
-                out.event_ids.push(id);
+            // Many events per INSERT, as for audit entries.
+            let events: Vec<(String, NewEvent)> = batch.events.into_iter().chain(batch_events_extra)
+                .map(|ev| (format!("msg_{}", random_hex(12)), ev)).collect();
+            let due = now_ms();
+            for chunk in events.chunks(ROWS_PER_INSERT) {
+                let mut sql = String::from("INSERT INTO outbox (id, kind, event_type, payload, status, attempts, next_attempt_ms, created_at) VALUES ");
+                for i in 0..chunk.len() {
+                    let b = i * 6;
+                    if i > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str(&format!("(${}, ${}, ${}, ${}, 'pending', 0, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6));
+                }
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (id, ev) in chunk {
+                    q = q.bind(id).bind(ev.kind.as_str()).bind(ev.event_type).bind(ev.payload(&at)).bind(due).bind(&at);
+                }
+                q.execute(&mut *tx).await?;
             }
+            out.event_ids.extend(events.into_iter().map(|(id, _)| id));
             tx.commit().await?;
             if let (Some(a), Some(cp)) = (&self.anchor, &out.checkpoint) {
                 // File I/O off the async threads. The entries are committed: an anchor
