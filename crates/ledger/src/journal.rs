@@ -177,10 +177,21 @@ impl Ledger {
             let start: i64 = sqlx::query("SELECT COALESCE(MAX(position), -1) AS m FROM job_items WHERE job_id = $1")
                 .bind(job_id).fetch_one(&mut *tx).await?.try_get("m")?;
             let at = now();
-            for (i, k) in keys.iter().enumerate() {
-                sqlx::query("INSERT INTO job_items (job_id, item_key, position, state, updated_at) VALUES ($1, $2, $3, 'pending', $4) ON CONFLICT DO NOTHING")
-                    .bind(job_id).bind(k).bind(start + 1 + i as i64).bind(&at)
-                    .execute(&mut *tx).await?;
+            // Many rows per INSERT: one round trip per KEYS_PER_STATEMENT items.
+            for (c, chunk) in keys.chunks(KEYS_PER_STATEMENT).enumerate() {
+                let mut sql = String::from("INSERT INTO job_items (job_id, item_key, position, state, updated_at) VALUES ");
+                for i in 0..chunk.len() {
+                    if i > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str(&format!("($1, ${}, ${}, 'pending', $2)", 3 + 2 * i, 4 + 2 * i));
+                }
+                sql.push_str(" ON CONFLICT DO NOTHING");
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(job_id).bind(&at);
+                for (i, k) in chunk.iter().enumerate() {
+                    q = q.bind(k).bind(start + 1 + (c * KEYS_PER_STATEMENT + i) as i64);
+                }
+                q.execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(())
@@ -251,16 +262,22 @@ impl Ledger {
         on_backend!(&self.pool, p => {
             let mut tx = begin_write!(self.pool, p);
             let at = now();
-            let mut out = Vec::with_capacity(keys.len());
-            for key in keys {
-                let row = sqlx::query("UPDATE job_items SET state = 'in_flight', attempts = attempts + 1, updated_at = $1 WHERE job_id = $2 AND item_key = $3 AND state <> 'done' RETURNING attempts")
-                    .bind(&at).bind(job_id).bind(key).fetch_optional(&mut *tx).await?;
-                if let Some(r) = row {
-                    out.push((key.clone(), r.try_get::<i64, _>("attempts")?));
+            let mut claimed = std::collections::HashMap::with_capacity(keys.len());
+            for chunk in keys.chunks(KEYS_PER_STATEMENT) {
+                let sql = format!(
+                    "UPDATE job_items SET state = 'in_flight', attempts = attempts + 1, updated_at = $1 WHERE job_id = $2 AND state <> 'done' AND item_key IN ({}) RETURNING item_key, attempts",
+                    placeholders(3, chunk.len())
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&at).bind(job_id);
+                for k in chunk {
+                    q = q.bind(k);
+                }
+                for r in q.fetch_all(&mut *tx).await? {
+                    claimed.insert(r.try_get::<String, _>("item_key")?, r.try_get::<i64, _>("attempts")?);
                 }
             }
             tx.commit().await?;
-            Ok(out)
+            Ok(in_order(keys, claimed))
         })
     }
 
@@ -270,15 +287,21 @@ impl Ledger {
     pub async fn attempts_of(&self, job_id: &str, keys: &[String]) -> Result<Vec<(String, i64)>> {
         on_backend!(&self.pool, p => {
             let mut conn = p.acquire().await?;
-            let mut out = Vec::with_capacity(keys.len());
-            for key in keys {
-                let row = sqlx::query("SELECT attempts FROM job_items WHERE job_id = $1 AND item_key = $2 AND state <> 'done'")
-                    .bind(job_id).bind(key).fetch_optional(&mut *conn).await?;
-                if let Some(r) = row {
-                    out.push((key.clone(), r.try_get::<i64, _>("attempts")?));
+            let mut found = std::collections::HashMap::with_capacity(keys.len());
+            for chunk in keys.chunks(KEYS_PER_STATEMENT) {
+                let sql = format!(
+                    "SELECT item_key, attempts FROM job_items WHERE job_id = $1 AND state <> 'done' AND item_key IN ({})",
+                    placeholders(2, chunk.len())
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(job_id);
+                for k in chunk {
+                    q = q.bind(k);
+                }
+                for r in q.fetch_all(&mut *conn).await? {
+                    found.insert(r.try_get::<String, _>("item_key")?, r.try_get::<i64, _>("attempts")?);
                 }
             }
-            Ok(out)
+            Ok(in_order(keys, found))
         })
     }
 
@@ -452,4 +475,25 @@ impl Ledger {
             })).collect()
         })
     }
+}
+
+/// Keys bound in one statement (SQLite allows 32,766 parameters; PostgreSQL 65,535).
+const KEYS_PER_STATEMENT: usize = 200;
+
+/// `$first, $first+1, …` for `n` parameters.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The `keys` found in `values`, in the order of `keys`, each once.
+fn in_order(
+    keys: &[String],
+    mut values: std::collections::HashMap<String, i64>,
+) -> Vec<(String, i64)> {
+    keys.iter()
+        .filter_map(|k| values.remove(k).map(|v| (k.clone(), v)))
+        .collect()
 }
