@@ -28,6 +28,7 @@ pub(crate) fn router() -> Router<Arc<SimState>> {
         .route("/contacts/{id}/race-edit", post(race_edit))
         .route("/guests/{id}", get(guest))
         .route("/kms-callbacks", get(kms_callbacks))
+        .route("/erasures", get(erasures))
         .route("/widgets/{id}", get(widget).patch(edit_widget))
         .route("/widgets/{id}/race-edit", post(race_edit_widget))
 }
@@ -340,6 +341,10 @@ async fn guest(State(s): State<Arc<SimState>>, Path(id): Path<String>) -> Respon
     }
 }
 
+async fn erasures(State(s): State<Arc<SimState>>) -> Json<Value> {
+    Json(json!(*lock(&s.erasures)))
+}
+
 async fn kms_callbacks(State(s): State<Arc<SimState>>) -> Json<Value> {
     Json(json!(*lock(&s.kms_callbacks)))
 }
@@ -460,6 +465,11 @@ impl ControlState {
             .actions
             .get(id)
             .map(DataAction::to_json)
+    }
+
+    /// The GDPR erasure requests received (spec §9), in order.
+    pub fn erasures(&self) -> Vec<Value> {
+        lock(&self.state.erasures).clone()
     }
 
     /// The KMS callbacks the emulator made after column encryption.

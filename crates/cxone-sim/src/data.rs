@@ -85,6 +85,7 @@ pub(crate) const ALL_SCOPES: &[&str] = &[
     "interaction:guest:write",
     "webchat:widgets:read",
     "webchat:widgets:write",
+    "privacy:erasure:write",
     "platform:read",
 ];
 

@@ -30,17 +30,55 @@ pub struct Problem {
     /// What happened, for a person.
     #[serde(default)]
     pub detail: Option<String>,
-    /// One entry per bad field.
-    #[serde(default)]
+    /// One entry per bad field (entries that are plain strings, as some real tenants
+    /// send, are kept as messages with no field).
+    #[serde(default, deserialize_with = "lenient_errors")]
     pub errors: Vec<FieldError>,
     /// Any other members, kept as sent.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+/// `errors` as field errors, whatever mix of `{field, message}` objects and strings
+/// the API sent (anything else is dropped rather than losing the whole document).
+fn lenient_errors<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<FieldError>, D::Error> {
+    let v = Option::<serde_json::Value>::deserialize(d)?;
+    let items = match v {
+        Some(serde_json::Value::Array(items)) => items,
+        _ => return Ok(Vec::new()),
+    };
+    Ok(items
+        .into_iter()
+        .filter_map(|item| match item {
+            serde_json::Value::String(message) => Some(FieldError {
+                field: String::new(),
+                message,
+            }),
+            other => serde_json::from_value(other).ok(),
+        })
+        .collect())
+}
+
+impl Problem {
+    /// The summary: `title`, or the `code` of the `{"code","details","errors"}` shape
+    /// real CXone routes (spec §9) answer with.
+    pub fn summary(&self) -> Option<&str> {
+        self.title
+            .as_deref()
+            .or_else(|| self.extra.get("code").and_then(|v| v.as_str()))
+    }
+
+    /// What happened: `detail`, or `details` of the §9 shape.
+    pub fn explanation(&self) -> Option<&str> {
+        self.detail
+            .as_deref()
+            .or_else(|| self.extra.get("details").and_then(|v| v.as_str()))
+    }
+}
+
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (&self.title, &self.detail) {
+        match (self.summary(), self.explanation()) {
             (Some(t), Some(d)) => write!(f, "{t}: {d}")?,
             (Some(t), None) => write!(f, "{t}")?,
             (None, Some(d)) => write!(f, "{d}")?,

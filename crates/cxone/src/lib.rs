@@ -22,6 +22,7 @@ mod transport;
 pub mod contacts;
 pub mod datastores;
 pub mod guests;
+pub mod privacy;
 pub mod secrets;
 pub mod webchat;
 
@@ -182,6 +183,10 @@ impl Client {
     /// Web-messaging guests and their attributes (spec §6).
     pub fn guests(&self) -> guests::Guests<'_> {
         guests::Guests { client: self }
+    }
+    /// CXone's GDPR erasure requests (spec §9).
+    pub fn privacy(&self) -> privacy::Privacy<'_> {
+        privacy::Privacy { client: self }
     }
     /// Webchat widgets and their security policies (spec §7).
     pub fn webchat(&self) -> webchat::Webchat<'_> {

@@ -6,6 +6,7 @@ pub(crate) mod datastores;
 pub(crate) mod guests;
 pub(crate) mod integration;
 pub(crate) mod oauth;
+pub(crate) mod privacy;
 pub(crate) mod webchat;
 
 use axum::body::Bytes;
@@ -40,6 +41,7 @@ pub(crate) enum Route {
     WidgetList,
     WidgetGet(String),
     WidgetPut(String),
+    PrivacyErasure,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -310,6 +312,18 @@ pub(crate) fn match_route(method: &Method, path: &str) -> Result<Matched, RouteM
                 wrong("GET, PUT")
             }
         }
+        ["privacy", "v1", "erasure"] => {
+            if is(&Method::POST) {
+                m(
+                    Route::PrivacyErasure,
+                    "POST /privacy/v1/erasure",
+                    &["privacy:erasure:write"],
+                    Tenant,
+                )
+            } else {
+                wrong("POST")
+            }
+        }
         _ => Err(RouteMiss::NotFound),
     }
 }
@@ -335,6 +349,7 @@ pub(crate) async fn handle(s: &SimState, route: &Route, ctx: &Ctx<'_>) -> Reply 
         Route::WidgetList => webchat::list(s),
         Route::WidgetGet(id) => webchat::get(s, id),
         Route::WidgetPut(id) => webchat::put(s, id, ctx),
+        Route::PrivacyErasure => privacy::erasure(s, ctx),
     }
 }
 

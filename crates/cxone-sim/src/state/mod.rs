@@ -201,6 +201,8 @@ pub(crate) struct SimState {
     pub grants: Mutex<BTreeMap<String, u64>>,
     /// KMS callbacks the emulator made: (url, payload, outcome).
     pub kms_callbacks: Arc<Mutex<Vec<Value>>>,
+    /// GDPR erasure requests received (spec §9), in order.
+    pub erasures: Mutex<Vec<Value>>,
     pub http: reqwest::Client,
 }
 
@@ -306,6 +308,7 @@ impl SimState {
             route_hits: Mutex::new(BTreeMap::new()),
             grants: Mutex::new(BTreeMap::new()),
             kms_callbacks: Arc::new(Mutex::new(Vec::new())),
+            erasures: Mutex::new(Vec::new()),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()

@@ -4,6 +4,7 @@
 mod auth;
 mod hostile;
 mod paging;
+mod privacy;
 mod props;
 mod retry;
 
