@@ -89,6 +89,9 @@ enum Command {
     Outbox(commands::outbox::OutboxArgs),
     /// Web-messaging guests: link one to a person's keyed pseudonym, or many from a file.
     Guests(commands::guests::GuestsArgs),
+    /// One person's data (GDPR access and erasure requests): find their contacts and
+    /// guests by email or phone, or a file of requests.
+    Subject(commands::subject::SubjectArgs),
     /// Serve the guest-identity API and the KMS callback receiver (with /healthz, /readyz,
     /// /metrics, /openapi.json).
     Serve(commands::serve::ServeArgs),
@@ -232,6 +235,7 @@ async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Jobs(args) => commands::jobs::run(&ctx, args, &env).await,
         Command::Outbox(args) => commands::outbox::run(&ctx, args, &env).await,
         Command::Guests(args) => commands::guests::run(&ctx, args, &env).await,
+        Command::Subject(args) => commands::subject::run(&ctx, args, &env).await,
         Command::Serve(args) => commands::serve::run(&ctx, args, &env).await,
         Command::Doctor(args) => commands::doctor::run(&ctx, args, &env).await,
         Command::Completions { shell } => {

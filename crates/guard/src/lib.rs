@@ -20,6 +20,7 @@ pub mod keys;
 pub mod pseudonym;
 pub mod rotate;
 pub mod secrets;
+pub mod subject;
 pub mod webchat;
 
 /// An error of a protection, by cause, kept apart from how a caller shows it (the CLI

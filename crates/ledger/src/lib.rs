@@ -62,6 +62,9 @@ const AUDIT_LOCK: i64 = 7_243_002;
 /// 42.8k, 25 rows 49.3k, 60 rows 46.7k appends/s).
 const ROWS_PER_INSERT: usize = 32;
 
+/// One item outcome as bound: job, key, state, error, result.
+type SettleRow<'a> = (&'a str, &'a str, &'static str, Option<String>, Option<String>);
+
 /// Checkpoint every this many entries unless configured otherwise.
 pub const DEFAULT_CHECKPOINT_EVERY: i64 = 1000;
 
@@ -326,7 +329,7 @@ impl Ledger {
             }
             // Many items per UPDATE (one round trip per ROWS_PER_INSERT items, not two per
             // item): the outcomes as a VALUES list joined on (job, key).
-            let settles: Vec<(&str, &str, &'static str, Option<String>, Option<String>)> = batch.items.iter().map(|s| {
+            let settles: Vec<SettleRow<'_>> = batch.items.iter().map(|s| {
                 let (state, err, result) = match &s.outcome {
                     ItemOutcome::Done { result } => ("done", None, result.as_ref().map(Value::to_string)),
                     ItemOutcome::Failed { error } => ("failed", Some(error.clone()), None),

@@ -74,7 +74,7 @@ pub struct AnonymizeArgs {
     pub resume: Option<String>,
 }
 
-fn read_policy(
+pub(crate) fn read_policy(
     path: &std::path::Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Policy, CliError> {

@@ -15,4 +15,5 @@ pub mod report;
 pub mod secrets;
 pub mod serve;
 pub mod sim;
+pub mod subject;
 pub mod webchat;

@@ -68,32 +68,6 @@ impl Setup {
             .find(|a| a["id"] == "hashed_user_id")
             .and_then(|a| a["value"].as_str().map(str::to_string))
     }
-
-    fn ledger_entries(&self, op: &str) -> Vec<ledger::AuditEntry> {
-        let url = format!(
-            "sqlite://{}",
-            self.home.path().join("ledger.sqlite").display()
-        );
-        self.rt.block_on(async {
-            let l = ledger::Ledger::open(&url, ledger::KeySource::None)
-                .await
-                .unwrap();
-            l.entries(&ledger::Filter {
-                operation: Some(op.into()),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-        })
-    }
-
-    fn ledger_bytes(&self) -> String {
-        let mut all = Vec::new();
-        for f in ["ledger.sqlite", "ledger.sqlite-wal"] {
-            all.extend(std::fs::read(self.home.path().join(f)).unwrap_or_default());
-        }
-        String::from_utf8_lossy(&all).to_lowercase()
-    }
 }
 
 #[test]

@@ -124,4 +124,25 @@ impl Harness {
             .block_on(ledger::Ledger::open(&url, ledger::KeySource::None))
             .unwrap()
     }
+
+    /// The audit entries of `op` (an operation, or a prefix ending in `*`).
+    pub fn ledger_entries(&self, op: &str) -> Vec<ledger::AuditEntry> {
+        let l = self.ledger();
+        self.rt
+            .block_on(l.entries(&ledger::Filter {
+                operation: Some(op.into()),
+                ..Default::default()
+            }))
+            .unwrap()
+    }
+
+    /// Every byte of the ledger (database and write-ahead log), lowercased, to search
+    /// for what must never be in it.
+    pub fn ledger_bytes(&self) -> String {
+        let mut all = Vec::new();
+        for f in ["ledger.sqlite", "ledger.sqlite-wal"] {
+            all.extend(std::fs::read(self.home.path().join(f)).unwrap_or_default());
+        }
+        String::from_utf8_lossy(&all).to_lowercase()
+    }
 }

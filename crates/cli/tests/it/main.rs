@@ -13,6 +13,7 @@ mod posture;
 mod report;
 mod rotate;
 mod schemas;
+mod subject;
 mod webchat;
 
 use std::process::{Command, Output};

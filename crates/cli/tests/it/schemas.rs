@@ -263,6 +263,13 @@ fn every_commands_json_output_validates_against_its_schema() {
         &["guests", "backfill", "--file", "pairs.csv"],
         0,
     );
+    json(
+        &h,
+        d,
+        "subject-find",
+        &["subject", "find", "--email", "ann@example.com"],
+        0,
+    );
     json(&h, d, "plan", &["plan", "--out", "plan.json"], 0);
     json(&h, d, "apply", &["apply", "plan.json", "--auto-approve"], 0);
     json(&h, d, "status", &["status"], 0);

@@ -300,6 +300,20 @@ impl Policy {
         &self.keys[name]
     }
 
+    /// The keys the pseudonymize rules use: a value one of them made is a pseudonym of
+    /// this policy's.
+    pub fn pseudonymize_keys(&self) -> Vec<&Key> {
+        let mut out: Vec<&Key> = Vec::new();
+        for r in &self.rules {
+            if let Operator::Pseudonymize { key, .. } = &r.op
+                && !out.iter().any(|k| k.id() == self.keys[key].id())
+            {
+                out.push(&self.keys[key]);
+            }
+        }
+        out
+    }
+
     /// The key ids the rules use, for the audit trail.
     pub fn key_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = self

@@ -217,6 +217,16 @@ impl Identity {
         })
     }
 
+    /// How identifiers are normalized.
+    pub fn normalizer(&self) -> Normalizer {
+        self.normalizer
+    }
+
+    /// The pseudonym of an identifier already normalized (pure).
+    pub fn pseudonym_of(&self, normalized: &str) -> String {
+        pseudonym::pseudonym(&self.key, normalized)
+    }
+
     /// The pseudonym of `raw` (pure): the value the attribute will hold.
     pub fn pseudonym(
         &self,
