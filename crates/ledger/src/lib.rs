@@ -63,7 +63,13 @@ const AUDIT_LOCK: i64 = 7_243_002;
 const ROWS_PER_INSERT: usize = 32;
 
 /// One item outcome as bound: job, key, state, error, result.
-type SettleRow<'a> = (&'a str, &'a str, &'static str, Option<String>, Option<String>);
+type SettleRow<'a> = (
+    &'a str,
+    &'a str,
+    &'static str,
+    Option<String>,
+    Option<String>,
+);
 
 /// Checkpoint every this many entries unless configured otherwise.
 pub const DEFAULT_CHECKPOINT_EVERY: i64 = 1000;

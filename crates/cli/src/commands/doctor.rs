@@ -58,6 +58,7 @@ const NEEDS: &[(&str, &[&str])] = &[
     ("datastore encrypt", guard::encrypt::SCOPES),
     ("webchat apply", guard::webchat::SCOPES),
     ("guests link / serve", guard::identity::SCOPES),
+    ("subject erase", guard::subject::erase::SCOPES),
 ];
 
 /// Where a setting came from: the environment, the file, or nowhere.

@@ -49,6 +49,32 @@ pub struct Who {
 
 #[derive(Debug, Subcommand)]
 pub enum SubjectCommand {
+    /// Erase one person (or each listed person), in a fixed order, as one journaled job a
+    /// rerun resumes: find them; anonymize their contacts with --policy; delete their
+    /// guests' identity attribute; file CXone's platform erasure; print a receipt each.
+    Erase {
+        #[command(flatten)]
+        who: Who,
+        /// The masking policy the contacts are anonymized with (as for contacts anonymize).
+        #[arg(long, value_name = "POLICY")]
+        policy: PathBuf,
+        /// Do not file CXone's platform erasure (spec §9): the operator files it apart. The
+        /// receipt says so.
+        #[arg(long)]
+        skip_platform_erasure: bool,
+        /// Find and show what would be erased; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also write each receipt as DIR/<ref>.json (mode 0600, never overwriting).
+        #[arg(long, value_name = "DIR")]
+        receipts: Option<PathBuf>,
+        /// Contacts per listing page of the search.
+        #[arg(long, default_value_t = 1000)]
+        page_size: u32,
+        /// PATCHes in flight at once.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+        concurrency: u16,
+    },
     /// Find one person's (or each listed person's) contacts and guests, read-only, in one
     /// pass over the contacts. Audited as subject.find (pseudonym and counts).
     Find {
@@ -141,6 +167,101 @@ pub async fn run(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Exit, CliError> {
     match args.command {
+        SubjectCommand::Erase {
+            who,
+            policy,
+            skip_platform_erasure,
+            dry_run,
+            receipts,
+            page_size,
+            concurrency,
+        } => {
+            let page_size = cxone::PageSize::new(page_size)
+                .map_err(|e| CliError::usage(format!("--page-size: {e}")))?;
+            let (identity, subjects) = subjects(ctx, &who, env)?;
+            let policy = crate::commands::contacts::read_policy(&policy, env)?;
+            if let Some(dir) = &receipts {
+                check_receipts_dir(dir, &subjects)?;
+            }
+            let matcher = Matcher::new(
+                &subjects,
+                identity.normalizer(),
+                &policy.pseudonymize_keys(),
+            );
+            let needs = if dry_run {
+                SEARCHING
+            } else if skip_platform_erasure {
+                tenant::Needs::writing(&guard::subject::erase::SCOPES[..4])
+            } else {
+                tenant::Needs::writing(guard::subject::erase::SCOPES)
+            };
+            let target = tenant::connect(ctx, env, needs).await?;
+            let ledger = store::open(ctx, env, Access::Write).await?;
+            if dry_run {
+                let found = subject::find(
+                    &target.client,
+                    &ledger,
+                    &subjects,
+                    &matcher,
+                    identity.attribute(),
+                    page_size,
+                )
+                .await
+                .map_err(CliError::from)?;
+                match ctx.output {
+                    Output::Json => {
+                        print_json(&serde_json::json!({"dryRun": true, "found": found}))
+                    }
+                    Output::Text => {
+                        for s in &found.subjects {
+                            say(format!(
+                                "{}: would anonymize {} contact(s), clear {} guest(s), {}",
+                                s.reference,
+                                n(s.contacts.len() as u64),
+                                n(s.guests.len() as u64),
+                                if skip_platform_erasure {
+                                    "no platform erasure (--skip-platform-erasure)"
+                                } else {
+                                    "file the platform erasure"
+                                }
+                            ));
+                        }
+                        say("dry run: nothing was changed");
+                    }
+                }
+                return Ok(Exit::Ok);
+            }
+            let deliverer = store::start_delivery(ctx, env, &ledger)?;
+            let result = guard::subject::erase(
+                &target.client,
+                &ledger,
+                &policy,
+                &subjects,
+                &matcher,
+                &guard::subject::erase::Options {
+                    actor: actor(),
+                    platform: !skip_platform_erasure,
+                    page_size,
+                    concurrency: concurrency.into(),
+                    attribute: identity.attribute().to_string(),
+                },
+            )
+            .await;
+            deliverer.stop().await;
+            let receipts_out = result.map_err(CliError::from)?;
+            if let Some(dir) = &receipts {
+                write_receipts(dir, &receipts_out)?;
+            }
+            match ctx.output {
+                Output::Json => print_json(&serde_json::json!({"receipts": receipts_out})),
+                Output::Text => {
+                    for r in &receipts_out {
+                        print_receipt(r);
+                    }
+                }
+            }
+            Ok(Exit::Ok)
+        }
         SubjectCommand::Find {
             who,
             policy,
@@ -231,4 +352,116 @@ pub async fn run(
             Ok(Exit::Ok)
         }
     }
+}
+
+/// A receipt as text: what was found and changed, the platform request, the audit
+/// entries of each step and the head they verify to. No identifier.
+fn print_receipt(r: &guard::subject::Receipt) {
+    say(format!("receipt for {} (job {})", r.reference, r.job_id));
+    say(format!("  pseudonym {} (key {})", r.pseudonym, r.key_id));
+    if !r.records_found {
+        say("  no records found: no contact or linked guest held this person");
+    }
+    if !r.contacts.is_empty() {
+        let list: Vec<String> = r
+            .contacts
+            .iter()
+            .map(|c| {
+                let f: Vec<&str> = c.fields.keys().copied().collect();
+                format!("{} ({})", c.id, f.join(", "))
+            })
+            .collect();
+        say(format!(
+            "  contacts anonymized: {} by job {}: {}",
+            r.contacts.len(),
+            r.anonymize_job.as_deref().unwrap_or("-"),
+            list.join(", ")
+        ));
+    }
+    if !r.guests.is_empty() {
+        say(format!(
+            "  guests whose identity attribute was deleted: {}",
+            r.guests.join(", ")
+        ));
+    }
+    match r.platform.request_id.as_deref() {
+        Some(id) => say(format!("  platform erasure: submitted, request {id}")),
+        None => say("  platform erasure: skipped (--skip-platform-erasure: filed separately)"),
+    }
+    let steps: Vec<String> = r
+        .audit
+        .iter()
+        .map(|(step, seqs)| {
+            let s: Vec<String> = seqs.iter().map(i64::to_string).collect();
+            format!("{step} {}", s.join(" "))
+        })
+        .collect();
+    say(format!("  audit entries: {}", steps.join("; ")));
+    say(format!("  audit head at the end: {}", r.audit_head));
+}
+
+/// The file name of a reference's receipt: its characters that are safe in a file name.
+fn receipt_name(reference: &str) -> String {
+    let safe: String = reference
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{}.json", safe.trim_start_matches('.'))
+}
+
+/// Checked before anything is done: the directory exists and no receipt would be
+/// overwritten.
+fn check_receipts_dir(dir: &std::path::Path, subjects: &[Subject]) -> Result<(), CliError> {
+    if !dir.is_dir() {
+        return Err(CliError::new(
+            Exit::Input,
+            format!("--receipts: {} is not a directory", dir.display()),
+        ));
+    }
+    for s in subjects {
+        let f = dir.join(receipt_name(&s.reference));
+        if f.exists() {
+            return Err(CliError::new(
+                Exit::Input,
+                format!(
+                    "--receipts: {} exists; receipts are never overwritten (move it, or choose another directory); nothing was done",
+                    f.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn write_receipts(
+    dir: &std::path::Path,
+    receipts: &[guard::subject::Receipt],
+) -> Result<(), CliError> {
+    use std::io::Write as _;
+    for r in receipts {
+        let f = dir.join(receipt_name(&r.reference));
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            o.mode(0o600);
+        }
+        let text = serde_json::to_string_pretty(r).unwrap_or_default();
+        o.open(&f)
+            .and_then(|mut file| file.write_all(text.as_bytes()))
+            .map_err(|e| {
+                CliError::new(
+                    Exit::Failed,
+                    format!("cannot write the receipt {}: {e} (the erasure is done; `cxguard audit show --operation 'subject.erase.*'` has it)", f.display()),
+                )
+            })?;
+    }
+    Ok(())
 }

@@ -270,6 +270,35 @@ fn every_commands_json_output_validates_against_its_schema() {
         &["subject", "find", "--email", "ann@example.com"],
         0,
     );
+    json(
+        &h,
+        d,
+        "subject-erase",
+        &[
+            "subject",
+            "erase",
+            "--email",
+            "ann@example.com",
+            "--policy",
+            "policy.toml",
+            "--dry-run",
+        ],
+        0,
+    );
+    json(
+        &h,
+        d,
+        "subject-erase",
+        &[
+            "subject",
+            "erase",
+            "--email",
+            "ann@example.com",
+            "--policy",
+            "policy.toml",
+        ],
+        0,
+    );
     json(&h, d, "plan", &["plan", "--out", "plan.json"], 0);
     json(&h, d, "apply", &["apply", "plan.json", "--auto-approve"], 0);
     json(&h, d, "status", &["status"], 0);

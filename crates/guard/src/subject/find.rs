@@ -28,6 +28,28 @@ pub struct ContactHit {
     pub fields: BTreeMap<&'static str, How>,
 }
 
+impl ContactHit {
+    /// A hit as journaled (`{"id", "fields": {"email": "raw"}}`); `None` if unreadable.
+    pub fn from_journal(v: &serde_json::Value) -> Option<Self> {
+        let id = v["id"].as_str()?.to_string();
+        let mut fields = BTreeMap::new();
+        for (f, how) in v["fields"].as_object()? {
+            let f: &'static str = match f.as_str() {
+                "email" => "email",
+                "phone" => "phone",
+                _ => return None,
+            };
+            let how = match how.as_str()? {
+                "raw" => How::Raw,
+                "pseudonym" => How::Pseudonym,
+                _ => return None,
+            };
+            fields.insert(f, how);
+        }
+        Some(ContactHit { id, fields })
+    }
+}
+
 /// What was found of one subject.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -8,6 +8,7 @@
 //! ([`crate::pseudonym::Normalizer`]), so `Ann.Lee@Example.com ` and `ann.lee@example.com`
 //! are one person, as are `(415) 555-0100` and `+14155550100` in region US.
 
+pub mod erase;
 pub mod find;
 
 use std::collections::HashMap;
@@ -18,6 +19,7 @@ use crate::identity::{IdentifierKind, Identity};
 use crate::keys::Key;
 use crate::pseudonym::{self, Kind, Normalizer};
 
+pub use erase::{Receipt, erase};
 pub use find::{ContactHit, Found, SubjectFound, find};
 
 /// At most this many subjects in one file (a month of requests of a large center).

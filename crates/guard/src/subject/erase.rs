@@ -1,0 +1,458 @@
+//! Erasing subjects (GDPR Art. 17): one journaled job whose order is fixed —
+//!
+//! 1. **find** the subjects ([`super::find()`]); what was found (contact ids and fields,
+//!    guest ids — never an identifier) is journaled, so a resumed run erases what the
+//!    first run found even after the contacts no longer hold the identifier;
+//! 2. **contacts**: anonymize the matching contacts with the given masking policy through
+//!    anonymize's own job (ETags, audit entries, consent events; a rerun resumes it);
+//! 3. **guests**: delete the identity attribute of each matching guest (spec §6);
+//! 4. **platform**: file CXone's erasure (spec §9) per subject — recordings and
+//!    transcripts hold people no contact field does, so it is filed even when nothing
+//!    was found — unless the operator files it separately;
+//! 5. **receipt** per subject, from the journal and the audit trail.
+//!
+//! Each effect is claimed in the journal before it is made and settled with its audit
+//! entry after, so a crash at any point resumes without repeating one, with a single
+//! window: killed after a platform request was sent and before its answer was
+//! journaled, the rerun files that subject's request again (spec §9: a repeat is
+//! harmless; the receipt keeps the request id that was journaled).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use cxone::models::AttributeOp;
+use cxone::privacy::SubjectKind;
+use ledger::{Claim, Details, Filter, ItemOutcome, JobStatus, Ledger, NewEntry, NewJob, Outcome};
+use secrecy::ExposeSecret as _;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::find::{ContactHit, find};
+use super::{Matcher, Subject};
+use crate::anonymize::{self, Policy, Selection};
+use crate::job::{Job, Progress, Step, Tally};
+use crate::pseudonym::Kind;
+use crate::{Error, Result};
+
+/// The journal's kind of an erasure job.
+pub const JOB_KIND: &str = "subject.erase";
+/// What erasing needs of the token: reading and changing contacts and guests, and
+/// filing the platform erasure.
+pub const SCOPES: &[&str] = &[
+    "contact:read",
+    "contact:write",
+    "interaction:guest:read",
+    "interaction:guest:write",
+    "privacy:erasure:write",
+];
+
+/// How an erasure runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Who runs it, for the audit trail.
+    pub actor: String,
+    /// File the platform erasure (spec §9); `false` when the operator files it apart.
+    pub platform: bool,
+    /// Contacts per listing page of the search.
+    pub page_size: cxone::PageSize,
+    /// PATCHes in flight at once.
+    pub concurrency: usize,
+    /// The guests' identity attribute.
+    pub attribute: String,
+}
+
+/// The platform erasure of one subject, as the receipt states it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlatformErasure {
+    /// `submitted`, or `skipped` (filed by the operator apart).
+    pub status: &'static str,
+    /// The platform's `requestId`, when submitted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// The evidence behind the reply to one person: what was found and changed, the
+/// platform request, and the audit entries that record each step. No identifier.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Receipt {
+    /// The subject's reference.
+    pub reference: String,
+    /// The subject's keyed pseudonym, and its key.
+    pub pseudonym: String,
+    /// The pseudonym's key id.
+    pub key_id: String,
+    /// The erasure job.
+    pub job_id: String,
+    /// Whether any contact or guest held the subject.
+    pub records_found: bool,
+    /// The contacts anonymized, with the fields that held the subject.
+    pub contacts: Vec<ContactHit>,
+    /// The anonymize job that changed them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anonymize_job: Option<String>,
+    /// The guests whose identity attribute was deleted.
+    pub guests: Vec<String>,
+    /// The platform erasure.
+    pub platform: PlatformErasure,
+    /// Audit sequence numbers of each step (`find`, `contacts`, `guest`, `platform`).
+    pub audit: BTreeMap<String, Vec<i64>>,
+    /// The audit head when the job closed: `SEQ:HASH`, for `audit verify --expect-head`.
+    pub audit_head: String,
+}
+
+fn fingerprint(policy: &Policy, subjects: &[Subject], o: &Options) -> String {
+    let mut p: Vec<&str> = subjects.iter().map(|s| s.pseudonym.as_str()).collect();
+    p.sort_unstable();
+    crate::sha256_hex(&format!(
+        "{}\n{}\n{}",
+        policy.digest,
+        o.platform,
+        p.join(",")
+    ))
+}
+
+fn entry(actor: &str, op: &'static str, s: &Subject, job: &str, d: Details) -> Result<NewEntry> {
+    Ok(NewEntry::new(
+        actor,
+        op,
+        &s.pseudonym,
+        Outcome::Success,
+        d.id("job", job)?.id("key", &s.key_id)?,
+    )?)
+}
+
+/// Erases `subjects` (already validated and pseudonymized) in the fixed order; returns a
+/// receipt per subject. A rerun with the same subjects, policy and options resumes the
+/// unfinished job.
+pub async fn erase(
+    client: &cxone::Client,
+    ledger: &Ledger,
+    policy: &Policy,
+    subjects: &[Subject],
+    matcher: &Matcher,
+    o: &Options,
+) -> Result<Vec<Receipt>> {
+    let fp = fingerprint(policy, subjects, o);
+    let progress = Arc::new(Progress::default());
+    let job = match ledger.running_job(JOB_KIND, &fp).await? {
+        Some(id) => Job::attach(client, ledger, &id, JOB_KIND, &o.actor, progress).await?,
+        None => {
+            let mut items = vec!["find".to_string(), "contacts".to_string()];
+            items.extend((0..subjects.len()).map(|i| format!("platform:{i}")));
+            let new = NewJob {
+                id: Ledger::new_job_id(JOB_KIND),
+                kind: JOB_KIND,
+                actor: o.actor.clone(),
+                params: Details::new()
+                    .count("subjects", subjects.len() as u64)
+                    .sha256("policy", &policy.digest)?
+                    .flag("platform_erasure", o.platform),
+                items,
+                fingerprint: Some(fp),
+            };
+            Job::begin(client, ledger, new, progress).await?
+        }
+    };
+    let jid = job.id().to_string();
+    let state = |items: &[ledger::JobItem], k: &str| {
+        items
+            .iter()
+            .find(|i| i.key == k)
+            .map(|i| (i.state.clone(), i.result.clone()))
+    };
+    let items = ledger.job_items(&jid, None, 1_000_000).await?;
+
+    // 1. find (read-only; what it found is journaled).
+    let found: Vec<(Vec<ContactHit>, Vec<String>)> = match state(&items, "find") {
+        Some((s, Some(r))) if s == "done" => {
+            serde_json::from_value::<Vec<Value>>(r["subjects"].clone())
+                .map_err(|e| Error::Invalid(format!("job {jid}: unreadable find result: {e}")))?
+                .into_iter()
+                .map(|v| {
+                    let contacts = v["contacts"]
+                        .as_array()
+                        .map(|a| a.iter().filter_map(ContactHit::from_journal).collect())
+                        .unwrap_or_default();
+                    let guests = v["guests"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|g| g.as_str().map(str::to_string))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    (contacts, guests)
+                })
+                .collect()
+        }
+        _ => {
+            let f = find(client, ledger, subjects, matcher, &o.attribute, o.page_size).await?;
+            let result: Vec<Value> = f
+                .subjects
+                .iter()
+                .map(|s| json!({"contacts": s.contacts, "guests": s.guests}))
+                .collect();
+            let mut audit = Vec::new();
+            for (s, sf) in subjects.iter().zip(&f.subjects) {
+                audit.push(entry(
+                    &o.actor,
+                    "subject.erase.find",
+                    s,
+                    &jid,
+                    Details::new()
+                        .count("contacts", sf.contacts.len() as u64)
+                        .count("guests", sf.guests.len() as u64),
+                )?);
+            }
+            job.claim("find").await?;
+            job.settle(vec![Step {
+                key: "find".into(),
+                outcome: ItemOutcome::Done {
+                    result: Some(json!({"subjects": result})),
+                },
+                audit,
+                events: Vec::new(),
+                tally: Tally::Step,
+            }])
+            .await?;
+            f.subjects
+                .into_iter()
+                .map(|s| (s.contacts, s.guests))
+                .collect()
+        }
+    };
+    if found.len() != subjects.len() {
+        return Err(Error::Invalid(format!(
+            "job {jid} was started with other subjects; nothing more was done"
+        )));
+    }
+    let guests: BTreeSet<&String> = found.iter().flat_map(|(_, g)| g).collect();
+    let guest_keys: Vec<String> = guests.iter().map(|g| format!("guest:{g}")).collect();
+    job.add_items(&guest_keys).await?;
+
+    // 2. contacts, through anonymize's own job.
+    let anonymize_job = match state(&items, "contacts") {
+        Some((s, r)) if s == "done" => {
+            r.and_then(|r| r["anonymize_job"].as_str().map(str::to_string))
+        }
+        _ => contacts_step(client, ledger, policy, subjects, &found, &job, o).await?,
+    };
+
+    // 3. guests: the identity attribute deleted.
+    let items = ledger.job_items(&jid, None, 1_000_000).await?;
+    for (g, key) in guests.iter().zip(&guest_keys) {
+        if matches!(state(&items, key), Some((s, _)) if s == "done") {
+            continue;
+        }
+        if let Claim::AlreadyDone = job.claim(key).await? {
+            continue;
+        }
+        let op = [AttributeOp::delete(&o.attribute)];
+        match client.guests().patch_attributes(g, &op).await {
+            Ok(_) => {}
+            // Deleted since it was found: nothing of the person is left there.
+            Err(e) if e.status() == Some(404) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let mut audit = Vec::new();
+        for (s, (_, gs)) in subjects.iter().zip(&found) {
+            if gs.iter().any(|x| x == *g) {
+                audit.push(entry(
+                    &o.actor,
+                    "subject.erase.guest",
+                    s,
+                    &jid,
+                    Details::new()
+                        .id("guest", g)?
+                        .id("attribute", &o.attribute)?,
+                )?);
+            }
+        }
+        job.settle(vec![Step {
+            key: key.clone(),
+            outcome: ItemOutcome::Done { result: None },
+            audit,
+            events: Vec::new(),
+            tally: Tally::Step,
+        }])
+        .await?;
+    }
+
+    // 4. the platform erasure, journaled before it is sent.
+    let mut platform: Vec<PlatformErasure> = Vec::with_capacity(subjects.len());
+    for (i, s) in subjects.iter().enumerate() {
+        let key = format!("platform:{i}");
+        if let Some((st, r)) = state(&items, &key)
+            && st == "done"
+        {
+            let r = r.unwrap_or_default();
+            platform.push(PlatformErasure {
+                status: if r["skipped"] == true {
+                    "skipped"
+                } else {
+                    "submitted"
+                },
+                request_id: r["request_id"].as_str().map(str::to_string),
+            });
+            continue;
+        }
+        let (result, details, pe) = if o.platform {
+            job.claim(&key).await?;
+            let kind = match s.kind {
+                Kind::Email => SubjectKind::Email,
+                Kind::Phone => SubjectKind::Phone,
+            };
+            let id = client
+                .privacy()
+                .erasure(s.normalized.expose_secret(), kind)
+                .await?;
+            (
+                json!({"request_id": id}),
+                Details::new().id("request_id", &id)?,
+                PlatformErasure {
+                    status: "submitted",
+                    request_id: Some(id),
+                },
+            )
+        } else {
+            job.claim(&key).await?;
+            (
+                json!({"skipped": true}),
+                Details::new().flag("skipped", true),
+                PlatformErasure {
+                    status: "skipped",
+                    request_id: None,
+                },
+            )
+        };
+        job.settle(vec![Step {
+            key,
+            outcome: ItemOutcome::Done {
+                result: Some(result),
+            },
+            audit: vec![entry(&o.actor, "subject.erase.platform", s, &jid, details)?],
+            events: Vec::new(),
+            tally: Tally::Step,
+        }])
+        .await?;
+        platform.push(pe);
+    }
+
+    // 5. closed; the receipts from the journal and the audit trail.
+    let closed = ledger
+        .finish_job(
+            &jid,
+            JobStatus::Done,
+            NewEntry::new(
+                &o.actor,
+                "job.finish",
+                &jid,
+                Outcome::Success,
+                Details::new()
+                    .label("status", "erased")
+                    .count("subjects", subjects.len() as u64),
+            )?,
+        )
+        .await?;
+    let head = closed
+        .entries
+        .last()
+        .map(|e| format!("{}:{}", e.seq, e.hash))
+        .unwrap_or_default();
+    let mut receipts = Vec::with_capacity(subjects.len());
+    for ((s, (contacts, guests)), platform) in subjects.iter().zip(found).zip(platform) {
+        let entries = ledger
+            .entries(&Filter {
+                operation: Some("subject.erase.*".into()),
+                target: Some(s.pseudonym.clone()),
+                ..Default::default()
+            })
+            .await?;
+        let mut audit: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+        for e in entries.iter().filter(|e| e.details["job"] == jid.as_str()) {
+            let step = e.operation.trim_start_matches("subject.erase.").to_string();
+            audit.entry(step).or_default().push(e.seq);
+        }
+        receipts.push(Receipt {
+            reference: s.reference.clone(),
+            pseudonym: s.pseudonym.clone(),
+            key_id: s.key_id.clone(),
+            job_id: jid.clone(),
+            records_found: !contacts.is_empty() || !guests.is_empty(),
+            anonymize_job: (!contacts.is_empty())
+                .then(|| anonymize_job.clone())
+                .flatten(),
+            contacts,
+            guests,
+            platform,
+            audit,
+            audit_head: head.clone(),
+        });
+    }
+    Ok(receipts)
+}
+
+/// Step 2: every matching contact anonymized by anonymize's own job; its id journaled.
+async fn contacts_step(
+    client: &cxone::Client,
+    ledger: &Ledger,
+    policy: &Policy,
+    subjects: &[Subject],
+    found: &[(Vec<ContactHit>, Vec<String>)],
+    job: &Job<'_>,
+    o: &Options,
+) -> Result<Option<String>> {
+    let ids: BTreeSet<String> = found
+        .iter()
+        .flat_map(|(c, _)| c.iter().map(|h| h.id.clone()))
+        .collect();
+    let jid = job.id().to_string();
+    job.claim("contacts").await?;
+    let anonymize_job = if ids.is_empty() {
+        None
+    } else {
+        let report = anonymize::run(
+            client,
+            ledger,
+            policy,
+            &Selection::Ids(ids.into_iter().collect()),
+            &anonymize::Options {
+                concurrency: o.concurrency,
+                page_size: o.page_size,
+                actor: o.actor.clone(),
+                resume: None,
+                conflict_retries: 3,
+            },
+            Arc::new(Progress::default()),
+        )
+        .await?;
+        if report.failed + report.not_found > 0 {
+            return Err(Error::Invalid(format!(
+                "{} contact(s) could not be anonymized and {} were not found (anonymize job {}); run the same command again to finish the erasure",
+                report.failed, report.not_found, report.job_id
+            )));
+        }
+        Some(report.job_id.clone())
+    };
+    let mut audit = Vec::new();
+    for (s, (contacts, _)) in subjects.iter().zip(found) {
+        let mut d = Details::new().count("contacts", contacts.len() as u64);
+        if let Some(a) = &anonymize_job {
+            d = d.id("anonymize_job", a)?;
+        }
+        audit.push(entry(&o.actor, "subject.erase.contacts", s, &jid, d)?);
+    }
+    job.settle(vec![Step {
+        key: "contacts".into(),
+        outcome: ItemOutcome::Done {
+            result: Some(json!({"anonymize_job": anonymize_job})),
+        },
+        audit,
+        events: Vec::new(),
+        tally: Tally::Step,
+    }])
+    .await?;
+    Ok(anonymize_job)
+}
