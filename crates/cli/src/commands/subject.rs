@@ -49,6 +49,23 @@ pub struct Who {
 
 #[derive(Debug, Subcommand)]
 pub enum SubjectCommand {
+    /// The access request: write one person's (or each listed person's) contact records
+    /// and guest attributes, as they are now, to DIR/<ref>.json (mode 0600, never
+    /// overwriting) with DIR/<ref>.manifest.json holding its SHA-256. Audited as
+    /// subject.export (pseudonym, counts, digest; never the data).
+    Export {
+        #[command(flatten)]
+        who: Who,
+        /// The directory to write into (created, mode 0700, if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Also match pseudonyms a masking policy's own keys made (its [keys]).
+        #[arg(long, value_name = "POLICY")]
+        policy: Option<PathBuf>,
+        /// Contacts per listing page.
+        #[arg(long, default_value_t = 1000)]
+        page_size: u32,
+    },
     /// Erase one person (or each listed person), in a fixed order, as one journaled job a
     /// rerun resumes: find them; anonymize their contacts with --policy; delete their
     /// guests' identity attribute; file CXone's platform erasure; print a receipt each.
@@ -167,6 +184,12 @@ pub async fn run(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Exit, CliError> {
     match args.command {
+        SubjectCommand::Export {
+            who,
+            out,
+            policy,
+            page_size,
+        } => export(ctx, env, &who, &out, policy.as_ref(), page_size).await,
         SubjectCommand::Erase {
             who,
             policy,
@@ -388,12 +411,13 @@ fn print_receipt(r: &guard::subject::Receipt) {
         Some(id) => say(format!("  platform erasure: submitted, request {id}")),
         None => say("  platform erasure: skipped (--skip-platform-erasure: filed separately)"),
     }
-    let steps: Vec<String> = r
-        .audit
+    // In the order the steps ran.
+    let steps: Vec<String> = ["find", "contacts", "guest", "platform"]
         .iter()
-        .map(|(step, seqs)| {
+        .filter_map(|step| {
+            let seqs = r.audit.get(*step)?;
             let s: Vec<String> = seqs.iter().map(i64::to_string).collect();
-            format!("{step} {}", s.join(" "))
+            Some(format!("{step} {}", s.join(" ")))
         })
         .collect();
     say(format!("  audit entries: {}", steps.join("; ")));
@@ -443,25 +467,153 @@ fn write_receipts(
     dir: &std::path::Path,
     receipts: &[guard::subject::Receipt],
 ) -> Result<(), CliError> {
-    use std::io::Write as _;
     for r in receipts {
-        let f = dir.join(receipt_name(&r.reference));
-        let mut o = std::fs::OpenOptions::new();
-        o.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            o.mode(0o600);
-        }
-        let text = serde_json::to_string_pretty(r).unwrap_or_default();
-        o.open(&f)
-            .and_then(|mut file| file.write_all(text.as_bytes()))
-            .map_err(|e| {
-                CliError::new(
-                    Exit::Failed,
-                    format!("cannot write the receipt {}: {e} (the erasure is done; `cxguard audit show --operation 'subject.erase.*'` has it)", f.display()),
-                )
-            })?;
+        let text = serde_json::to_vec_pretty(r).unwrap_or_default();
+        write_new(&dir.join(receipt_name(&r.reference)), &text).map_err(|e| {
+            CliError::new(
+                Exit::Failed,
+                format!("{} (the erasure is done; `cxguard audit show --operation 'subject.erase.*'` has it)", e.message),
+            )
+        })?;
     }
     Ok(())
+}
+
+/// `subject export`: find, gather, write each file and its manifest, audit.
+async fn export(
+    ctx: &Context,
+    env: &dyn Fn(&str) -> Option<String>,
+    who: &Who,
+    out: &std::path::Path,
+    policy: Option<&PathBuf>,
+    page_size: u32,
+) -> Result<Exit, CliError> {
+    let page_size = cxone::PageSize::new(page_size)
+        .map_err(|e| CliError::usage(format!("--page-size: {e}")))?;
+    let (identity, subjects) = subjects(ctx, who, env)?;
+    let policy = read_policy(policy, env)?;
+    let extra = policy
+        .as_ref()
+        .map(|p| p.pseudonymize_keys())
+        .unwrap_or_default();
+    if !out.exists() {
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            b.mode(0o700);
+        }
+        b.create(out).map_err(|e| {
+            CliError::new(
+                Exit::Input,
+                format!("--out: cannot create {}: {e}", out.display()),
+            )
+        })?;
+    }
+    for s in &subjects {
+        for f in [receipt_name(&s.reference), manifest_name(&s.reference)] {
+            if out.join(&f).exists() {
+                return Err(CliError::new(
+                    Exit::Input,
+                    format!(
+                        "--out: {} exists; exports are never overwritten; nothing was read",
+                        out.join(f).display()
+                    ),
+                ));
+            }
+        }
+    }
+    let matcher = Matcher::new(&subjects, identity.normalizer(), &extra);
+    let target = tenant::connect(ctx, env, SEARCHING).await?;
+    let ledger = store::open(ctx, env, Access::Write).await?;
+    let found = subject::find(
+        &target.client,
+        &ledger,
+        &subjects,
+        &matcher,
+        identity.attribute(),
+        page_size,
+    )
+    .await
+    .map_err(CliError::from)?;
+    let mut audit = Vec::new();
+    let mut written = Vec::new();
+    for (s, f) in subjects.iter().zip(&found.subjects) {
+        let doc = guard::subject::export::gather(&target.client, f)
+            .await
+            .map_err(CliError::from)?;
+        let bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
+        let name = receipt_name(&s.reference);
+        write_new(&out.join(&name), &bytes)?;
+        let sha = guard::sha256_hex_bytes(&bytes);
+        let manifest = serde_json::json!({
+            "reference": s.reference,
+            "generatedAt": doc.generated_at,
+            "files": [{"name": name, "bytes": bytes.len(), "sha256": sha}],
+        });
+        write_new(
+            &out.join(manifest_name(&s.reference)),
+            &serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
+        )?;
+        audit.push(doc.audit_entry(&actor(), s, &sha).map_err(CliError::from)?);
+        written.push(serde_json::json!({
+            "reference": s.reference,
+            "file": out.join(&name).display().to_string(),
+            "manifest": out.join(manifest_name(&s.reference)).display().to_string(),
+            "sha256": sha,
+            "contacts": doc.contacts.len(),
+            "guests": doc.guests.len(),
+        }));
+    }
+    ledger
+        .commit(ledger::Batch {
+            audit,
+            ..Default::default()
+        })
+        .await?;
+    match ctx.output {
+        Output::Json => print_json(&serde_json::json!({"exports": written})),
+        Output::Text => {
+            for w in &written {
+                say(format!(
+                    "{}: wrote {} ({} contact(s), {} guest(s)), SHA-256 {}",
+                    w["reference"].as_str().unwrap_or_default(),
+                    w["file"].as_str().unwrap_or_default(),
+                    w["contacts"],
+                    w["guests"],
+                    w["sha256"].as_str().unwrap_or_default()
+                ));
+                say(format!(
+                    "  manifest {}",
+                    w["manifest"].as_str().unwrap_or_default()
+                ));
+            }
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+fn manifest_name(reference: &str) -> String {
+    receipt_name(reference).replace(".json", ".manifest.json")
+}
+
+/// Writes a new file, readable by its owner only; an existing one is never replaced.
+fn write_new(path: &std::path::Path, bytes: &[u8]) -> Result<(), CliError> {
+    use std::io::Write as _;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o.open(path)
+        .and_then(|mut f| f.write_all(bytes))
+        .map_err(|e| {
+            CliError::new(
+                Exit::Failed,
+                format!("cannot write {}: {e}", path.display()),
+            )
+        })
 }

@@ -299,6 +299,20 @@ fn every_commands_json_output_validates_against_its_schema() {
         ],
         0,
     );
+    json(
+        &h,
+        d,
+        "subject-export",
+        &[
+            "subject",
+            "export",
+            "--email",
+            "ann@example.com",
+            "--out",
+            "access",
+        ],
+        0,
+    );
     json(&h, d, "plan", &["plan", "--out", "plan.json"], 0);
     json(&h, d, "apply", &["apply", "plan.json", "--auto-approve"], 0);
     json(&h, d, "status", &["status"], 0);

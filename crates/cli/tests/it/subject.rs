@@ -518,3 +518,84 @@ fn erase_without_the_erasure_scope_is_refused_before_any_change() {
     assert!(h.sim.control().mutations("").is_empty());
     assert_eq!(h.sim.control().route_hits("GET /api/v1/contacts"), 0);
 }
+
+#[test]
+fn export_writes_the_persons_records_0600_with_a_manifest_and_audits_only_the_digest() {
+    let h = harness(200);
+    let o = h.run(&[
+        "guests",
+        "link",
+        "--guest",
+        "g-000002",
+        "--identifier",
+        "kim@example.com",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let c = h.sim.control();
+    for id in ["c-0000004", "c-0000009"] {
+        c.edit_contact(id, serde_json::json!({"email": "kim@example.com"}))
+            .unwrap();
+    }
+    let o = h.run(&[
+        "-vv",
+        "subject",
+        "export",
+        "--email",
+        "Kim@example.com",
+        "--out",
+        "access",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let dir = h.dir.path().join("access");
+    let file = dir.join("email.json");
+    let bytes = std::fs::read(&file).unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let ids: Vec<&str> = doc["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["c-0000004", "c-0000009"]);
+    assert_eq!(
+        doc["contacts"][0]["email"], "kim@example.com",
+        "the data is in the file"
+    );
+    assert_eq!(doc["guests"][0]["guestId"], "g-000002");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("email.manifest.json")).unwrap()).unwrap();
+    let sha = guard::sha256_hex_bytes(&bytes);
+    assert_eq!(manifest["files"][0]["sha256"], sha.as_str());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for f in ["email.json", "email.manifest.json"] {
+            let mode = std::fs::metadata(dir.join(f)).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{f}");
+        }
+    }
+    let entries = h.ledger_entries("subject.export");
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].details["file_sha256"], sha.as_str());
+    assert_eq!(entries[0].details["contacts"], 2);
+    for (name, text) in [
+        ("stdout", stdout(&o)),
+        ("stderr (-vv)", stderr(&o)),
+        ("ledger", h.ledger_bytes()),
+    ] {
+        assert!(
+            !text.to_lowercase().contains("kim@"),
+            "the identifier is in {name}"
+        );
+    }
+    let o = h.run(&[
+        "subject",
+        "export",
+        "--email",
+        "kim@example.com",
+        "--out",
+        "access",
+    ]);
+    assert_eq!(o.status.code(), Some(65), "never overwritten");
+    assert_eq!(std::fs::read(&file).unwrap(), bytes);
+}

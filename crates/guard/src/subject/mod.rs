@@ -9,6 +9,7 @@
 //! are one person, as are `(415) 555-0100` and `+14155550100` in region US.
 
 pub mod erase;
+pub mod export;
 pub mod find;
 
 use std::collections::HashMap;

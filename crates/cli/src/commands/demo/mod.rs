@@ -4,6 +4,7 @@
 
 mod encrypt;
 mod service;
+mod subject;
 mod webchat;
 
 use clap::Args;
@@ -43,7 +44,7 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
     let settings = cxone::Settings::new(&sim.base_url(), grant)?;
     let client = cxone::Client::new(settings)?;
 
-    ctx.note("step 1/10: `cxguard doctor` against the emulator: reachable, token, scopes");
+    ctx.note("step 1/11: `cxguard doctor` against the emulator: reachable, token, scopes");
     let mut checks = Vec::new();
     super::doctor::client_checks(&client, &mut checks).await;
     for c in &checks {
@@ -64,7 +65,7 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
         ));
     }
 
-    ctx.note("step 2/10: take an inventory of the tenant");
+    ctx.note("step 2/11: take an inventory of the tenant");
     let tables = vec![(
         "ds-customer".to_string(),
         "tbl-customer-profiles".to_string(),
@@ -104,23 +105,23 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
     )
     .await?;
 
-    ctx.note("step 3/10: anonymize contacts last updated before 2024-01-01 (retention), with a demo policy");
+    ctx.note("step 3/11: anonymize contacts last updated before 2024-01-01 (retention), with a demo policy");
     let anonymized = anonymize_step(&client, &ledger).await?;
 
-    ctx.note("step 4/10: rotate the CRM API key; its three dependent data actions are recompiled and tested");
+    ctx.note("step 4/11: rotate the CRM API key; its three dependent data actions are recompiled and tested");
     let seed = args.seed;
     let rotated = rotate_step(&client, &ledger, seed, None).await?;
-    ctx.note("step 5/10: rotate it again to a value one data action rejects: the rotation rolls back by itself");
+    ctx.note("step 5/11: rotate it again to a value one data action rejects: the rotation rolls back by itself");
     let previous = rotated.1;
     let rolled_back = rotate_step(&client, &ledger, seed, Some((&sim, previous))).await?;
 
-    ctx.note("step 6/10: start `cxguard serve` in-process and link demo guests over HTTP");
+    ctx.note("step 6/11: start `cxguard serve` in-process and link demo guests over HTTP");
     let service = service::Service::start(&client, &ledger).await?;
     // The service is stopped (drained) whatever the steps did.
     let steps = async {
         let identity = service::identity_step(&service, &sim).await?;
         ctx.note(format!(
-            "step 7/10: encrypt the sensitive columns of {} (AES-256-GCM, indexes masked), the tenant calling the service back before it commits",
+            "step 7/11: encrypt the sensitive columns of {} (AES-256-GCM, indexes masked), the tenant calling the service back before it commits",
             encrypt::TABLE
         ));
         let encrypted = encrypt::encrypt_step(&client, &ledger, &service).await?;
@@ -130,13 +131,16 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
     service.stop().await?;
     let (identity, encrypted) = steps?;
 
-    ctx.note("step 8/10: export the webchat security policies, edit one origin and add one rule, plan and apply them (with the widget's ETag); an encoded <ScRiPt pattern is refused");
+    ctx.note("step 8/11: export the webchat security policies, edit one origin and add one rule, plan and apply them (with the widget's ETag); an encoded <ScRiPt pattern is refused");
     let webchat = webchat::webchat_step(&client, &ledger).await?;
 
-    ctx.note("step 9/10: posture as code: plan the declared posture (a webchat setting, a secret past its age), apply it, plan again");
+    ctx.note("step 9/11: posture as code: plan the declared posture (a webchat setting, a secret past its age), apply it, plan again");
     let posture = posture_step(&client, &ledger, args.seed, dir.as_path()).await?;
 
-    ctx.note("step 10/10: record the run in the tamper-evident audit log and verify the chain");
+    ctx.note("step 10/11: a person asks to be erased: find them by email across contacts and guests, anonymize their contacts, delete their guest's identity attribute, file CXone's platform erasure, and print the receipt");
+    let erased = subject::subject_step(&client, &ledger, &sim, &demo_policy()?).await?;
+
+    ctx.note("step 11/11: record the run in the tamper-evident audit log and verify the chain");
     let verdict = record(&ledger, &inv).await?;
     let report = super::report::demo(&client, &ledger, verdict.clone(), &dir).await?;
     ledger.close().await;
@@ -156,6 +160,7 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
             "encrypt": encrypted,
             "webchat": webchat,
             "posture": posture,
+            "subject": erased,
             "audit": verdict,
             "report": report,
         })),
@@ -271,6 +276,14 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
                 posture.after
             );
             println!(
+                "subject request {}: {} contact(s) anonymized, {} guest attribute(s) deleted, platform erasure {}; receipt audit head {}",
+                erased.reference,
+                erased.contacts.len(),
+                erased.guests.len(),
+                erased.platform.request_id.as_deref().unwrap_or("skipped"),
+                erased.audit_head
+            );
+            println!(
                 "audit: {} entries, {} signed checkpoint(s), chain {} (key {})",
                 verdict.entries,
                 verdict.checkpoints,
@@ -383,19 +396,24 @@ phone = { op = "mask", keep_last = 4, ignore = "+-() " }
 "customFields.loyaltyTier" = { op = "keep" }
 "#;
 
-async fn anonymize_step(
-    client: &cxone::Client,
-    ledger: &ledger::Ledger,
-) -> Result<guard::anonymize::Report, CliError> {
-    use guard::anonymize::{self, Options, Policy, Progress, Selection};
+/// The demo's masking policy, with a fresh random key.
+fn demo_policy() -> Result<guard::anonymize::Policy, CliError> {
     let key = guard::keys::generate_base64().map_err(|e| CliError::new(Exit::Failed, e))?;
     let lookup = move |k: &str| (k == "CXGUARD_DEMO_KEY").then(|| key.clone());
-    let policy = Policy::parse(
+    guard::anonymize::Policy::parse(
         DEMO_POLICY,
         std::path::Path::new("demo-policy.toml"),
         &lookup,
     )
-    .map_err(|e| CliError::new(Exit::Failed, e.join("; ")))?;
+    .map_err(|e| CliError::new(Exit::Failed, e.join("; ")))
+}
+
+async fn anonymize_step(
+    client: &cxone::Client,
+    ledger: &ledger::Ledger,
+) -> Result<guard::anonymize::Report, CliError> {
+    use guard::anonymize::{self, Options, Progress, Selection};
+    let policy = demo_policy()?;
     let cutoff = time::macros::datetime!(2024-01-01 0:00 UTC);
     let opts = Options {
         actor: "cxguard-demo".into(),
