@@ -1,0 +1,129 @@
+//! `subject export`: the access request.
+
+use std::path::PathBuf;
+
+use guard::subject::{self, Matcher};
+
+use super::files::{manifest_name, receipt_name, write_new};
+use super::{SEARCHING, Who, read_policy, subjects};
+use crate::Context;
+use crate::commands::contacts::actor;
+use crate::exit::{CliError, Exit};
+use crate::output::{Output, print_json, say};
+use crate::store::{self, Access};
+use crate::tenant;
+
+/// `subject export`: find, gather, write each file and its manifest, audit.
+pub(super) async fn export(
+    ctx: &Context,
+    env: &dyn Fn(&str) -> Option<String>,
+    who: &Who,
+    out: &std::path::Path,
+    policy: Option<&PathBuf>,
+    page_size: u32,
+) -> Result<Exit, CliError> {
+    let page_size = cxone::PageSize::new(page_size)
+        .map_err(|e| CliError::usage(format!("--page-size: {e}")))?;
+    let (identity, subjects) = subjects(ctx, who, env)?;
+    let policy = read_policy(policy, env)?;
+    let extra = policy
+        .as_ref()
+        .map(|p| p.pseudonymize_keys())
+        .unwrap_or_default();
+    if !out.exists() {
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            b.mode(0o700);
+        }
+        b.create(out).map_err(|e| {
+            CliError::new(
+                Exit::Input,
+                format!("--out: cannot create {}: {e}", out.display()),
+            )
+        })?;
+    }
+    for s in &subjects {
+        for f in [receipt_name(&s.reference), manifest_name(&s.reference)] {
+            if out.join(&f).exists() {
+                return Err(CliError::new(
+                    Exit::Input,
+                    format!(
+                        "--out: {} exists; exports are never overwritten; nothing was read",
+                        out.join(f).display()
+                    ),
+                ));
+            }
+        }
+    }
+    let matcher = Matcher::new(&subjects, identity.normalizer(), &extra);
+    let target = tenant::connect(ctx, env, SEARCHING).await?;
+    let ledger = store::open(ctx, env, Access::Write).await?;
+    let found = subject::find(
+        &target.client,
+        &ledger,
+        &subjects,
+        &matcher,
+        identity.attribute(),
+        page_size,
+    )
+    .await
+    .map_err(CliError::from)?;
+    let mut audit = Vec::new();
+    let mut written = Vec::new();
+    for (s, f) in subjects.iter().zip(&found.subjects) {
+        let doc = guard::subject::export::gather(&target.client, f)
+            .await
+            .map_err(CliError::from)?;
+        let bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
+        let name = receipt_name(&s.reference);
+        write_new(&out.join(&name), &bytes)?;
+        let sha = guard::sha256_hex_bytes(&bytes);
+        let manifest = serde_json::json!({
+            "reference": s.reference,
+            "generatedAt": doc.generated_at,
+            "files": [{"name": name, "bytes": bytes.len(), "sha256": sha}],
+        });
+        write_new(
+            &out.join(manifest_name(&s.reference)),
+            &serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
+        )?;
+        audit.push(doc.audit_entry(&actor(), s, &sha).map_err(CliError::from)?);
+        written.push(serde_json::json!({
+            "reference": s.reference,
+            "file": out.join(&name).display().to_string(),
+            "manifest": out.join(manifest_name(&s.reference)).display().to_string(),
+            "sha256": sha,
+            "contacts": doc.contacts.len(),
+            "guests": doc.guests.len(),
+        }));
+    }
+    ledger
+        .commit(ledger::Batch {
+            audit,
+            ..Default::default()
+        })
+        .await?;
+    match ctx.output {
+        Output::Json => print_json(&serde_json::json!({"exports": written})),
+        Output::Text => {
+            for w in &written {
+                say(format!(
+                    "{}: wrote {} ({} contact(s), {} guest(s)), SHA-256 {}",
+                    w["reference"].as_str().unwrap_or_default(),
+                    w["file"].as_str().unwrap_or_default(),
+                    w["contacts"],
+                    w["guests"],
+                    w["sha256"].as_str().unwrap_or_default()
+                ));
+                say(format!(
+                    "  manifest {}",
+                    w["manifest"].as_str().unwrap_or_default()
+                ));
+            }
+        }
+    }
+    Ok(Exit::Ok)
+}
