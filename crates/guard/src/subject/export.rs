@@ -3,7 +3,7 @@
 //! the person receives. The data goes only into that document; the audit entry records
 //! who exported whom (pseudonym), how much, and the file's digest.
 
-use ledger::{Details, NewEntry, Outcome};
+use ledger::{NewEntry, Outcome};
 use serde::Serialize;
 
 use super::{Subject, SubjectFound};
@@ -78,9 +78,7 @@ impl Export {
             OPERATION,
             &s.pseudonym,
             Outcome::Success,
-            Details::new()
-                .sha256("pseudonym", &s.pseudonym)?
-                .id("key", &s.key_id)?
+            s.details()?
                 .count("contacts", self.contacts.len() as u64)
                 .count("guests", self.guests.len() as u64)
                 .sha256("file_sha256", file_sha256)?,

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use futures_util::StreamExt as _;
-use ledger::{Details, Filter, Ledger, NewEntry, Outcome};
+use ledger::{Filter, Ledger, NewEntry, Outcome};
 use serde::Serialize;
 
 use super::{How, Matcher, Subject};
@@ -169,9 +169,7 @@ impl Found {
                     OPERATION,
                     &s.pseudonym,
                     Outcome::Success,
-                    Details::new()
-                        .sha256("pseudonym", &s.pseudonym)?
-                        .id("key", &s.key_id)?
+                    s.details()?
                         .count("contacts", f.contacts.len() as u64)
                         .count("guests", f.guests.len() as u64)
                         .count("contacts_scanned", self.contacts_scanned),

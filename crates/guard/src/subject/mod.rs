@@ -55,6 +55,16 @@ pub struct Subject {
     pub key_id: String,
 }
 
+impl Subject {
+    /// The details every audit entry about this subject starts with: its pseudonym and
+    /// the key that made it (never the identifier).
+    pub fn details(&self) -> ledger::Result<ledger::Details> {
+        ledger::Details::new()
+            .sha256("pseudonym", &self.pseudonym)?
+            .id("key", &self.key_id)
+    }
+}
+
 /// Reads a requests file: a header naming `identifier` and optionally `kind`
 /// (`email`, `phone`, `auto`) and `ref`, then one request per line; blank lines and `#`
 /// comments are skipped. Every problem is listed by line, none quotes an identifier.

@@ -2,10 +2,8 @@
 
 use std::path::PathBuf;
 
-use guard::subject::{self, Matcher};
-
 use super::files::{manifest_name, receipt_name, write_new};
-use super::{SEARCHING, Who, read_policy, subjects};
+use super::{SEARCHING, Who, matcher, read_policy, search, subjects};
 use crate::Context;
 use crate::commands::contacts::actor;
 use crate::exit::{CliError, Exit};
@@ -26,10 +24,6 @@ pub(super) async fn export(
         .map_err(|e| CliError::usage(format!("--page-size: {e}")))?;
     let (identity, subjects) = subjects(ctx, who, env)?;
     let policy = read_policy(policy, env)?;
-    let extra = policy
-        .as_ref()
-        .map(|p| p.pseudonymize_keys())
-        .unwrap_or_default();
     if !out.exists() {
         let mut b = std::fs::DirBuilder::new();
         b.recursive(true);
@@ -58,19 +52,10 @@ pub(super) async fn export(
             }
         }
     }
-    let matcher = Matcher::new(&subjects, identity.normalizer(), &extra);
+    let matcher = matcher(&identity, &subjects, policy.as_ref());
     let target = tenant::connect(ctx, env, SEARCHING).await?;
     let ledger = store::open(ctx, env, Access::Write).await?;
-    let found = subject::find(
-        &target.client,
-        &ledger,
-        &subjects,
-        &matcher,
-        identity.attribute(),
-        page_size,
-    )
-    .await
-    .map_err(CliError::from)?;
+    let found = search(&target, &ledger, &identity, &subjects, &matcher, page_size).await?;
     let mut audit = Vec::new();
     let mut written = Vec::new();
     for (s, f) in subjects.iter().zip(&found.subjects) {

@@ -174,6 +174,38 @@ pub fn subjects(
     Ok((identity, subjects))
 }
 
+/// One pass over the tenant for `subjects`, matched by `matcher`.
+pub(super) async fn search(
+    target: &tenant::Connected,
+    ledger: &ledger::Ledger,
+    identity: &guard::identity::Identity,
+    subjects: &[Subject],
+    matcher: &Matcher,
+    page_size: cxone::PageSize,
+) -> Result<subject::Found, CliError> {
+    subject::find(
+        &target.client,
+        ledger,
+        subjects,
+        matcher,
+        identity.attribute(),
+        page_size,
+    )
+    .await
+    .map_err(CliError::from)
+}
+
+/// The matcher of `subjects`: the [identity] key's pseudonyms, and those of the masking
+/// policy's own pseudonymize keys when one is given.
+pub(super) fn matcher(
+    identity: &guard::identity::Identity,
+    subjects: &[Subject],
+    policy: Option<&guard::anonymize::Policy>,
+) -> Matcher {
+    let extra = policy.map(|p| p.pseudonymize_keys()).unwrap_or_default();
+    Matcher::new(subjects, identity.normalizer(), &extra)
+}
+
 /// A masking policy, read and validated, when one is given.
 pub fn read_policy(
     path: Option<&PathBuf>,
@@ -211,11 +243,7 @@ pub async fn run(
             if let Some(dir) = &receipts {
                 check_receipts_dir(dir, &subjects)?;
             }
-            let matcher = Matcher::new(
-                &subjects,
-                identity.normalizer(),
-                &policy.pseudonymize_keys(),
-            );
+            let matcher = matcher(&identity, &subjects, Some(&policy));
             let needs = if dry_run {
                 SEARCHING
             } else if skip_platform_erasure {
@@ -226,16 +254,8 @@ pub async fn run(
             let target = tenant::connect(ctx, env, needs).await?;
             let ledger = store::open(ctx, env, Access::Write).await?;
             if dry_run {
-                let found = subject::find(
-                    &target.client,
-                    &ledger,
-                    &subjects,
-                    &matcher,
-                    identity.attribute(),
-                    page_size,
-                )
-                .await
-                .map_err(CliError::from)?;
+                let found =
+                    search(&target, &ledger, &identity, &subjects, &matcher, page_size).await?;
                 match ctx.output {
                     Output::Json => {
                         print_json(&serde_json::json!({"dryRun": true, "found": found}))
@@ -299,23 +319,10 @@ pub async fn run(
                 .map_err(|e| CliError::usage(format!("--page-size: {e}")))?;
             let (identity, subjects) = subjects(ctx, &who, env)?;
             let policy = read_policy(policy.as_ref(), env)?;
-            let extra = policy
-                .as_ref()
-                .map(|p| p.pseudonymize_keys())
-                .unwrap_or_default();
-            let matcher = Matcher::new(&subjects, identity.normalizer(), &extra);
+            let matcher = matcher(&identity, &subjects, policy.as_ref());
             let target = tenant::connect(ctx, env, SEARCHING).await?;
             let ledger = store::open(ctx, env, Access::Write).await?;
-            let found = subject::find(
-                &target.client,
-                &ledger,
-                &subjects,
-                &matcher,
-                identity.attribute(),
-                page_size,
-            )
-            .await
-            .map_err(CliError::from)?;
+            let found = search(&target, &ledger, &identity, &subjects, &matcher, page_size).await?;
             ledger
                 .commit(ledger::Batch {
                     audit: found
