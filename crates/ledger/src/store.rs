@@ -161,8 +161,12 @@ async fn open_sqlite(url: &str, shown: &str, mode: OpenMode) -> Result<Pool> {
     if path.exists() {
         check_sqlite_file(&path, shown).await?;
     }
+    // Three connections: the writer, a reader (the deliverer, a status read) and one to
+    // spare. Each SQLite connection is a worker thread with its own page cache and, in
+    // glibc, its own malloc arena: with eight, a million-contact job peaked at 81 MiB
+    // of RSS; with three, 57 MiB (and 6,100 rather than 4,300 contacts/s).
     let pool = SqlitePoolOptions::new()
-        .max_connections(8)
+        .max_connections(3)
         .connect_with(opts)
         .await
         .map_err(|e| Error::Unavailable(format!("store {shown}: {e}")))?;
