@@ -336,6 +336,24 @@ impl<'a> Job<'a> {
         self.tally.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Settles one phase item (`find`, `contacts`, …) done, with `result` journaled and
+    /// `audit` recorded in the same transaction; it counts as a step, not an item.
+    pub async fn step_done(
+        &self,
+        key: &str,
+        result: Option<serde_json::Value>,
+        audit: Vec<NewEntry>,
+    ) -> Result<()> {
+        self.settle(vec![Step {
+            key: key.to_string(),
+            outcome: ItemOutcome::Done { result },
+            audit,
+            events: Vec::new(),
+            tally: Tally::Step,
+        }])
+        .await
+    }
+
     /// Settles `steps` in one transaction (outcomes, audit entries, events), then counts
     /// them.
     pub async fn settle(&self, steps: Vec<Step>) -> Result<()> {

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use cxone::models::AttributeOp;
 use cxone::privacy::SubjectKind;
-use ledger::{Claim, Details, Filter, ItemOutcome, JobStatus, Ledger, NewEntry, NewJob, Outcome};
+use ledger::{Claim, Details, Filter, JobStatus, Ledger, NewEntry, NewJob, Outcome};
 use secrecy::ExposeSecret as _;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -30,14 +30,21 @@ use serde_json::{Value, json};
 use super::find::{ContactHit, find};
 use super::{Matcher, Subject};
 use crate::anonymize::{self, Policy, Selection};
-use crate::job::{Job, Progress, Step, Tally};
+use crate::job::{Job, Progress};
 use crate::pseudonym::Kind;
 use crate::{Error, Result};
 
 /// The journal's kind of an erasure job.
 pub const JOB_KIND: &str = "subject.erase";
-/// What erasing needs of the token: reading and changing contacts and guests, and
-/// filing the platform erasure.
+/// What erasing needs of the token when the operator files the platform erasure apart:
+/// reading and changing contacts and guests.
+pub const SCOPES_WITHOUT_PLATFORM: &[&str] = &[
+    "contact:read",
+    "contact:write",
+    "interaction:guest:read",
+    "interaction:guest:write",
+];
+/// What erasing needs of the token: the above, and filing the platform erasure.
 pub const SCOPES: &[&str] = &[
     "contact:read",
     "contact:write",
@@ -114,13 +121,7 @@ fn fingerprint(policy: &Policy, subjects: &[Subject], o: &Options) -> String {
 }
 
 fn entry(actor: &str, op: &'static str, s: &Subject, job: &str, d: Details) -> Result<NewEntry> {
-    Ok(NewEntry::new(
-        actor,
-        op,
-        &s.pseudonym,
-        Outcome::Success,
-        d.id("job", job)?.id("key", &s.key_id)?,
-    )?)
+    s.entry(actor, op, d.id("job", job)?.id("key", &s.key_id)?)
 }
 
 /// Erases `subjects` (already validated and pseudonymized) in the fixed order; returns a
@@ -207,16 +208,8 @@ pub async fn erase(
                 )?);
             }
             job.claim("find").await?;
-            job.settle(vec![Step {
-                key: "find".into(),
-                outcome: ItemOutcome::Done {
-                    result: Some(json!({"subjects": result})),
-                },
-                audit,
-                events: Vec::new(),
-                tally: Tally::Step,
-            }])
-            .await?;
+            job.step_done("find", Some(json!({"subjects": result})), audit)
+                .await?;
             f.subjects
                 .into_iter()
                 .map(|s| (s.contacts, s.guests))
@@ -270,14 +263,7 @@ pub async fn erase(
                 )?);
             }
         }
-        job.settle(vec![Step {
-            key: key.clone(),
-            outcome: ItemOutcome::Done { result: None },
-            audit,
-            events: Vec::new(),
-            tally: Tally::Step,
-        }])
-        .await?;
+        job.step_done(key, None, audit).await?;
     }
 
     // 4. the platform erasure, journaled before it is sent.
@@ -298,8 +284,8 @@ pub async fn erase(
             });
             continue;
         }
+        job.claim(&key).await?;
         let (result, details, pe) = if o.platform {
-            job.claim(&key).await?;
             let kind = match s.kind {
                 Kind::Email => SubjectKind::Email,
                 Kind::Phone => SubjectKind::Phone,
@@ -317,7 +303,6 @@ pub async fn erase(
                 },
             )
         } else {
-            job.claim(&key).await?;
             (
                 json!({"skipped": true}),
                 Details::new().flag("skipped", true),
@@ -327,16 +312,8 @@ pub async fn erase(
                 },
             )
         };
-        job.settle(vec![Step {
-            key,
-            outcome: ItemOutcome::Done {
-                result: Some(result),
-            },
-            audit: vec![entry(&o.actor, "subject.erase.platform", s, &jid, details)?],
-            events: Vec::new(),
-            tally: Tally::Step,
-        }])
-        .await?;
+        let audit = vec![entry(&o.actor, "subject.erase.platform", s, &jid, details)?];
+        job.step_done(&key, Some(result), audit).await?;
         platform.push(pe);
     }
 
@@ -444,15 +421,21 @@ async fn contacts_step(
         }
         audit.push(entry(&o.actor, "subject.erase.contacts", s, &jid, d)?);
     }
-    job.settle(vec![Step {
-        key: "contacts".into(),
-        outcome: ItemOutcome::Done {
-            result: Some(json!({"anonymize_job": anonymize_job})),
-        },
+    job.step_done(
+        "contacts",
+        Some(json!({"anonymize_job": anonymize_job})),
         audit,
-        events: Vec::new(),
-        tally: Tally::Step,
-    }])
+    )
     .await?;
     Ok(anonymize_job)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_full_scopes_are_the_local_ones_and_the_platform_erasure() {
+        let mut want = super::SCOPES_WITHOUT_PLATFORM.to_vec();
+        want.push("privacy:erasure:write");
+        assert_eq!(super::SCOPES, want.as_slice());
+    }
 }

@@ -3,7 +3,7 @@
 //! the person receives. The data goes only into that document; the audit entry records
 //! who exported whom (pseudonym), how much, and the file's digest.
 
-use ledger::{NewEntry, Outcome};
+use ledger::NewEntry;
 use serde::Serialize;
 
 use super::{Subject, SubjectFound};
@@ -73,15 +73,13 @@ impl Export {
     /// The `subject.export` entry: the subject's pseudonym and key, the counts and the
     /// SHA-256 of the file written — never the data.
     pub fn audit_entry(&self, actor: &str, s: &Subject, file_sha256: &str) -> Result<NewEntry> {
-        Ok(NewEntry::new(
+        s.entry(
             actor,
             OPERATION,
-            &s.pseudonym,
-            Outcome::Success,
             s.details()?
                 .count("contacts", self.contacts.len() as u64)
                 .count("guests", self.guests.len() as u64)
                 .sha256("file_sha256", file_sha256)?,
-        )?)
+        )
     }
 }

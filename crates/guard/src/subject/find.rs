@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use futures_util::StreamExt as _;
-use ledger::{Filter, Ledger, NewEntry, Outcome};
+use ledger::{Filter, Ledger, NewEntry};
 use serde::Serialize;
 
 use super::{How, Matcher, Subject};
@@ -164,16 +164,14 @@ impl Found {
             .iter()
             .zip(subjects)
             .map(|(f, s)| {
-                Ok(NewEntry::new(
+                s.entry(
                     actor,
                     OPERATION,
-                    &s.pseudonym,
-                    Outcome::Success,
                     s.details()?
                         .count("contacts", f.contacts.len() as u64)
                         .count("guests", f.guests.len() as u64)
                         .count("contacts_scanned", self.contacts_scanned),
-                )?)
+                )
             })
             .collect()
     }

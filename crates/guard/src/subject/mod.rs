@@ -63,6 +63,22 @@ impl Subject {
             .sha256("pseudonym", &self.pseudonym)?
             .id("key", &self.key_id)
     }
+
+    /// A successful audit entry about this subject: its target is the pseudonym.
+    pub fn entry(
+        &self,
+        actor: &str,
+        operation: &'static str,
+        details: ledger::Details,
+    ) -> crate::Result<ledger::NewEntry> {
+        Ok(ledger::NewEntry::new(
+            actor,
+            operation,
+            &self.pseudonym,
+            ledger::Outcome::Success,
+            details,
+        )?)
+    }
 }
 
 /// Reads a requests file: a header naming `identifier` and optionally `kind`

@@ -247,7 +247,7 @@ pub async fn run(
             let needs = if dry_run {
                 SEARCHING
             } else if skip_platform_erasure {
-                tenant::Needs::writing(&guard::subject::erase::SCOPES[..4])
+                tenant::Needs::writing(guard::subject::erase::SCOPES_WITHOUT_PLATFORM)
             } else {
                 tenant::Needs::writing(guard::subject::erase::SCOPES)
             };
