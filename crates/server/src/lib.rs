@@ -1,6 +1,7 @@
 //! server: cxguard's HTTP service. It serves the identity protection (link a
-//! web-messaging guest to a keyed pseudonym of their email or phone), the KMS callback
-//! receiver of column encryption (`/v1/kms/callback/{token}`), and the operations
+//! web-messaging guest to a keyed pseudonym of their email or phone), subject erasure
+//! for a privacy portal (`/v1/subjects/erasure`), the KMS callback receiver of column
+//! encryption (`/v1/kms/callback/{token}`), and the operations
 //! endpoints around them: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
 //!
 //! Status codes are chosen here and only here; the protection itself lives in
@@ -22,6 +23,7 @@ pub mod openapi;
 pub mod problem;
 mod routes;
 pub mod schema;
+mod subjects;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -39,6 +41,7 @@ pub use auth::{ApiKey, KEY_PREFIX, RateLimit, generate as generate_api_key};
 pub use kms::{TOKEN_PREFIX as KMS_TOKEN_PREFIX, generate as generate_kms_token};
 pub use listen::Limits;
 pub use observe::REQUEST_ID;
+pub use subjects::SubjectsConfig;
 
 /// Request bodies larger than this are refused with 413.
 pub const BODY_LIMIT: usize = 16 * 1024;
@@ -63,6 +66,8 @@ pub struct Config {
     pub drain: Duration,
     /// Connection and request limits against slow or greedy clients.
     pub limits: Limits,
+    /// Subject erasure (`/v1/subjects/erasure`), when configured.
+    pub subjects: Option<SubjectsConfig>,
 }
 
 #[derive(Clone)]
@@ -77,6 +82,8 @@ pub(crate) struct AppState {
     ledger: ledger::Ledger,
     metrics: Arc<metrics::Metrics>,
     upstream_deadline: Duration,
+    /// The erasure queue, when subject erasure is configured.
+    subjects: Option<Arc<subjects::Subjects>>,
 }
 
 /// Why the service could not start or stopped.
@@ -128,9 +135,21 @@ impl Server {
             })?;
         config.identity.warm_up();
         let (audit, audit_closed) = ledger::appender::Appender::spawn(config.ledger.clone(), 256);
+        let identity = Arc::new(config.identity);
+        let metrics = metrics::Metrics::new(config.client.clone());
+        let subjects = config.subjects.map(|s| {
+            subjects::Subjects::start(
+                s,
+                identity.clone(),
+                config.client.clone(),
+                config.ledger.clone(),
+                metrics.clone(),
+            )
+        });
         let state = AppState {
-            identity: Arc::new(config.identity),
-            metrics: metrics::Metrics::new(config.client.clone()),
+            identity,
+            metrics,
+            subjects,
             client: config.client,
             keys: Arc::new(keys),
             kms: Arc::new(kms),
@@ -213,6 +232,8 @@ fn router(state: AppState, limits: &Limits) -> Router {
         .route("/v1/guests/{guestId}/identity", post(routes::link_identity))
         .route("/api/update-guest-attributes", post(routes::compat_link))
         .route("/v1/kms/callback/{token}", post(kms::callback))
+        .route("/v1/subjects/erasure", post(subjects::erase_subject))
+        .route("/v1/subjects/erasure/{job}", get(subjects::erasure_status))
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz).layer(per_address.clone()))
         .route("/metrics", get(routes::metrics).layer(per_address))

@@ -9,6 +9,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -38,7 +39,8 @@ pub struct RouteLabels {
 pub struct OutcomeLabels {
     /// `linked`, `invalid`, `unknown_guest`, `upstream_failed`, `audit_failed`; for KMS
     /// callbacks `verified`, `repeat`, `not_ours`, `wrong_algorithm`, `invalid`,
-    /// `unknown_token`.
+    /// `unknown_token`; for subject erasures `accepted`, `repeated`, `invalid`,
+    /// `queue_full`, `erased`, `failed`.
     pub outcome: &'static str,
 }
 
@@ -60,6 +62,10 @@ pub struct Metrics {
     pub links: Family<OutcomeLabels, Counter>,
     /// KMS callbacks by outcome.
     pub kms_callbacks: Family<OutcomeLabels, Counter>,
+    /// Subject erasure requests and jobs by outcome.
+    pub subjects: Family<OutcomeLabels, Counter>,
+    /// Subject erasures queued or running in this process.
+    pub subject_queue: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -114,6 +120,8 @@ impl Metrics {
         );
         let links = Family::<OutcomeLabels, Counter>::default();
         let kms_callbacks = Family::<OutcomeLabels, Counter>::default();
+        let subjects = Family::<OutcomeLabels, Counter>::default();
+        let subject_queue = Gauge::default();
         registry.register(
             "cxguard_http_requests",
             "HTTP requests answered, by route, method and status",
@@ -134,6 +142,16 @@ impl Metrics {
             "KMS callbacks by outcome (verified, repeat, not_ours, wrong_algorithm, invalid, unknown_token)",
             kms_callbacks.clone(),
         );
+        registry.register(
+            "cxguard_subject_erasures",
+            "Subject erasure requests by outcome (accepted, repeated, invalid, queue_full) and jobs by outcome (erased, failed)",
+            subjects.clone(),
+        );
+        registry.register(
+            "cxguard_subject_erasures_queued",
+            "Subject erasures queued or running in this process",
+            subject_queue.clone(),
+        );
         registry.register_collector(Box::new(Upstream(client)));
         Arc::new(Metrics {
             registry,
@@ -141,6 +159,8 @@ impl Metrics {
             latency,
             links,
             kms_callbacks,
+            subjects,
+            subject_queue,
         })
     }
 
@@ -152,6 +172,13 @@ impl Metrics {
     /// Counts one KMS callback with `outcome`.
     pub fn kms(&self, outcome: &'static str) {
         self.kms_callbacks
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// Counts one subject erasure request or job with `outcome`.
+    pub fn subject(&self, outcome: &'static str) {
+        self.subjects
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
     }

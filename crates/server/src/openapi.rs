@@ -9,19 +9,21 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 
 use crate::problem::{FieldError, Problem};
-use crate::{kms, routes, schema};
+use crate::{kms, routes, schema, subjects};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "cxguard",
-        description = "Links web-messaging guests to a keyed pseudonym of their email or phone (HMAC-SHA256), and verifies the KMS callbacks of Data Store column encryption, for NICE CXone tenants.",
+        description = "Links web-messaging guests to a keyed pseudonym of their email or phone (HMAC-SHA256), erases one person's data on request, and verifies the KMS callbacks of Data Store column encryption, for NICE CXone tenants.",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     paths(
         routes::link_identity,
         routes::compat_link,
         kms::callback,
+        subjects::erase_subject,
+        subjects::erasure_status,
         routes::healthz,
         routes::readyz,
         routes::metrics,
@@ -37,12 +39,16 @@ use crate::{kms, routes, schema};
         schema::KmsCallbackRequest,
         schema::ComplianceCheck,
         schema::KmsVerified,
+        schema::ErasureRequest,
+        schema::ErasureAccepted,
+        schema::ErasureStatus,
         Problem,
         FieldError
     )),
     modifiers(&Security),
     tags(
         (name = "identity", description = "Link guests to returning people"),
+        (name = "subjects", description = "Erase one person's data on request (GDPR Art. 17)"),
         (name = "kms", description = "Verify column-encryption changes the tenant reports"),
         (name = "operations", description = "Health, readiness, metrics, this document")
     )

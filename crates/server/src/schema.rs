@@ -193,3 +193,86 @@ pub enum KmsErrors {
     #[response(status = 503, content_type = "application/problem+json")]
     LedgerUnavailable(Problem),
 }
+
+/// Body of `POST /v1/subjects/erasure`.
+#[derive(Debug, ToSchema)]
+pub struct ErasureRequest {
+    /// The person's email address or phone number. It is normalized as the identity
+    /// endpoint does and held only in memory until the platform erasure is filed; it is
+    /// never stored, logged or returned.
+    #[schema(min_length = 1, max_length = 320, example = "ann.lee@example.com")]
+    pub identifier: String,
+    /// How to read `identifier`: `auto` is an email if it contains `@`, else a phone.
+    #[schema(default = "auto")]
+    pub kind: Option<Kind>,
+    /// The request's reference (a ticket id): how the receipt names the person.
+    #[schema(
+        rename = "ref",
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[A-Za-z0-9._:#/-]{1,128}$",
+        example = "DSR-2026-0042"
+    )]
+    pub reference: String,
+}
+
+/// A queued erasure.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErasureAccepted {
+    /// The erasure job.
+    #[schema(example = "subject.erase-20261129T231500Z-7f3a9c")]
+    pub job_id: String,
+    #[schema(example = "queued")]
+    pub status: String,
+    /// Where its status and receipt are (also the `Location` header).
+    pub status_url: String,
+}
+
+/// An erasure job's status.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErasureStatus {
+    pub job_id: String,
+    /// `queued`, `running`, `failed` (the job stays open: POST the same request again to
+    /// resume it) or `done`.
+    #[schema(example = "done")]
+    pub status: String,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Why it failed, or why a running job is not running here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Once done: the receipt (`subject erase`'s, as the README shows it): the reference,
+    /// pseudonym and key id, the contacts and guests changed, the platform erasure, the
+    /// audit sequence numbers of each step and the audit head.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub receipt: Option<serde_json::Value>,
+}
+
+/// The errors `POST /v1/subjects/erasure` answers with (for the OpenAPI document).
+#[derive(utoipa::IntoResponses)]
+pub enum ErasureErrors {
+    /// A field is invalid; `errors` names each
+    #[response(status = 400, content_type = "application/problem+json")]
+    Invalid(Problem),
+    /// No or an unknown API key
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// Subject erasure is not enabled on this service ([subjects] policy)
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotEnabled(Problem),
+    /// The body is over 16 KiB
+    #[response(status = 413, content_type = "application/problem+json")]
+    TooLarge(Problem),
+    /// The body is not JSON
+    #[response(status = 415, content_type = "application/problem+json")]
+    NotJson(Problem),
+    /// This API key is over its rate limit; see Retry-After
+    #[response(status = 429, content_type = "application/problem+json")]
+    RateLimited(Problem),
+    /// The queue is full, or the ledger is unavailable; nothing was queued; see Retry-After
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem),
+}

@@ -24,6 +24,17 @@ pub async fn run(
     // Everything is validated before anything starts.
     let settings = config::server_settings(&ctx.config)?;
     let identity = config::identity(&ctx.config, env)?;
+    let subjects = match config::subjects_settings(&ctx.config)? {
+        Some(s) => Some(server::SubjectsConfig {
+            policy: crate::commands::contacts::read_policy(&s.policy, env)
+                .map_err(|e| CliError::config(format!("subjects.policy: {}", e.message)))?,
+            queue: s.queue,
+            platform_erasure: s.platform_erasure,
+            page_size: s.page_size,
+            concurrency: s.concurrency,
+        }),
+        None => None,
+    };
     let listen = args
         .listen
         .or(settings.listen.clone())
@@ -33,13 +44,34 @@ pub async fn run(
             "--listen: {listen:?} is not an address such as 127.0.0.1:8080 or 0.0.0.0:8080"
         ))
     })?;
-    let target = tenant::connect(ctx, env, tenant::Needs::writing(guard::identity::SCOPES)).await?;
+    // Subject erasure needs more of the token: contacts, and the platform erasure
+    // unless the privacy team files it apart.
+    let mut scopes: Vec<&str> = guard::identity::SCOPES.to_vec();
+    if let Some(s) = &subjects {
+        let more = if s.platform_erasure {
+            guard::subject::erase::SCOPES
+        } else {
+            guard::subject::erase::SCOPES_WITHOUT_PLATFORM
+        };
+        scopes.extend(
+            more.iter()
+                .filter(|m| !scopes.contains(m))
+                .collect::<Vec<_>>(),
+        );
+    }
+    let target = tenant::connect(ctx, env, tenant::Needs::writing(&scopes)).await?;
     // The client's retries end within the caller's deadline, so a caller gets the 502
     // of exhausted retries rather than a request cut off in flight.
     let mut upstream = target.client.settings().clone();
     upstream.retry.deadline = upstream.retry.deadline.min(settings.upstream_deadline);
     let client = cxone::Client::new(upstream)?;
     let ledger = store::open(ctx, env, Access::Write).await?;
+    // Erasures anonymize contacts, whose consent events go to the outbox: deliver them
+    // while serving.
+    let deliverer = match &subjects {
+        Some(_) => Some(store::start_delivery(ctx, env, &ledger)?),
+        None => None,
+    };
     let server = server::Server::bind(
         &listen,
         server::Config {
@@ -52,6 +84,7 @@ pub async fn run(
             upstream_deadline: settings.upstream_deadline,
             drain: settings.drain,
             limits: settings.limits,
+            subjects,
         },
     )
     .await
@@ -68,6 +101,9 @@ pub async fn run(
         .run(shutdown_signal())
         .await
         .map_err(|e| CliError::new(Exit::Failed, e.to_string()))?;
+    if let Some(d) = deliverer {
+        d.stop().await;
+    }
     tracing::info!("stopped");
     drop(target);
     Ok(Exit::Ok)

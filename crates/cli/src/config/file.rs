@@ -22,6 +22,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub server: Option<ServerFile>,
     #[serde(default)]
+    pub subjects: Option<SubjectsFile>,
+    #[serde(default)]
     pub datastore: Option<DatastoreFile>,
     #[serde(default)]
     pub kms: Option<KmsFile>,
@@ -122,6 +124,23 @@ pub struct ServerFile {
     pub ops_rate_per_ip: Option<u32>,
     #[serde(default)]
     pub api_keys: Vec<ApiKeyFile>,
+}
+
+/// `[subjects]`: subject erasure in `cxguard serve` (`POST /v1/subjects/erasure`); off
+/// unless `policy` is set.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectsFile {
+    /// The masking policy the subjects' contacts are anonymized with.
+    pub policy: Option<PathBuf>,
+    /// Erasures queued at once; one more is refused with 503 (default 64).
+    pub queue: Option<usize>,
+    /// File CXone's platform erasure (spec §9) for each subject (default true).
+    pub platform_erasure: Option<bool>,
+    /// Contacts per listing page of the search (default 1000).
+    pub page_size: Option<u32>,
+    /// Contact PATCHes in flight at once (default 16).
+    pub concurrency: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

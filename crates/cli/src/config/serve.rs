@@ -86,3 +86,48 @@ pub fn server_settings(loaded: &Loaded) -> Result<ServerSettings, CliError> {
             .collect(),
     })
 }
+
+/// `[subjects]`: subject erasure in `cxguard serve`, when a policy is set; every value
+/// checked (the policy itself is read by `serve`).
+pub struct SubjectsSettings {
+    pub policy: std::path::PathBuf,
+    pub queue: usize,
+    pub platform_erasure: bool,
+    pub page_size: cxone::PageSize,
+    pub concurrency: usize,
+}
+
+pub fn subjects_settings(loaded: &Loaded) -> Result<Option<SubjectsSettings>, CliError> {
+    let Some(f) = loaded.file.subjects.as_ref() else {
+        return Ok(None);
+    };
+    let Some(policy) = &f.policy else {
+        if f.queue.is_some()
+            || f.platform_erasure.is_some()
+            || f.page_size.is_some()
+            || f.concurrency.is_some()
+        {
+            return Err(CliError::config(
+                "subjects.policy: required to enable subject erasure (the masking policy the contacts are anonymized with); the other [subjects] settings do nothing without it",
+            ));
+        }
+        return Ok(None);
+    };
+    let queue = f.queue.unwrap_or(64);
+    if !(1..=100_000).contains(&queue) {
+        return Err(CliError::config("subjects.queue: must be 1 to 100000"));
+    }
+    let concurrency = f.concurrency.unwrap_or(16);
+    if !(1..=256).contains(&concurrency) {
+        return Err(CliError::config("subjects.concurrency: must be 1 to 256"));
+    }
+    let page_size = cxone::PageSize::new(f.page_size.unwrap_or(1000))
+        .map_err(|e| CliError::config(format!("subjects.page_size: {e}")))?;
+    Ok(Some(SubjectsSettings {
+        policy: policy.clone(),
+        queue,
+        platform_erasure: f.platform_erasure.unwrap_or(true),
+        page_size,
+        concurrency,
+    }))
+}

@@ -289,9 +289,23 @@ fn serve_answers_logs_json_without_identifiers_and_drains_on_sigterm() {
         "the config line holds only the digest"
     );
     let config = std::fs::read_to_string(s.dir.path().join("cxguard.toml")).unwrap();
+    // [subjects] settings without a policy enable nothing: refused, not ignored.
     std::fs::write(
         s.dir.path().join("cxguard.toml"),
-        format!("{config}[server]\n{line}\n"),
+        format!("{config}[server]\n{line}\n[subjects]\nqueue = 5\n"),
+    )
+    .unwrap();
+    let o = s.run(&["serve", "--listen", "127.0.0.1:0"]);
+    assert_eq!(o.status.code(), Some(78), "{}", stderr(&o));
+    assert!(stderr(&o).contains("subjects.policy"), "{}", stderr(&o));
+    std::fs::write(
+        s.dir.path().join("policy.toml"),
+        "[fields]\nfirstName = { op = \"erase\" }\nemail = { op = \"erase\" }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        s.dir.path().join("cxguard.toml"),
+        format!("{config}[server]\n{line}\n[subjects]\npolicy = \"policy.toml\"\nqueue = 5\n"),
     )
     .unwrap();
 
@@ -332,6 +346,46 @@ fn serve_answers_logs_json_without_identifiers_and_drains_on_sigterm() {
         s.attribute("g-000002"),
         Some(s.expected("yara.moss@example.com"))
     );
+    // The privacy portal erases her: queued, then done, and she is gone from the guest.
+    let receipt = s.rt.block_on(async {
+        let http = reqwest::Client::new();
+        let r = http
+            .post(format!("{url}/v1/subjects/erasure"))
+            .bearer_auth(&api_key)
+            .json(&serde_json::json!({ "identifier": "Yara.Moss@example.com", "ref": "DSR-1" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        let status_url = r.headers()["location"].to_str().unwrap().to_string();
+        let started = Instant::now();
+        loop {
+            let j: serde_json::Value = http
+                .get(format!("{url}{status_url}"))
+                .bearer_auth(&api_key)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            match j["status"].as_str().unwrap() {
+                "done" => break j["receipt"].clone(),
+                "failed" => panic!("{j}"),
+                _ => {}
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "{j}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    assert_eq!(
+        receipt["guests"],
+        serde_json::json!(["g-000002"]),
+        "{receipt}"
+    );
+    assert_eq!(receipt["reference"], "DSR-1");
+    assert_eq!(s.attribute("g-000002"), None);
+    assert_eq!(s.sim.control().erasures().len(), 1);
     let pid = child.id().to_string();
     assert!(
         Command::new("kill")
@@ -362,6 +416,8 @@ fn serve_answers_logs_json_without_identifiers_and_drains_on_sigterm() {
         "no API key in the log"
     );
     assert_eq!(s.ledger_entries("guest.link").len(), 1);
+    assert_eq!(s.ledger_entries("subject.erase.platform").len(), 1);
+    assert!(!s.ledger_bytes().to_lowercase().contains("yara"));
 }
 
 /// schemathesis against `cxguard serve`'s own /openapi.json (.ci/schemathesis): no 5xx,

@@ -124,6 +124,37 @@ fn entry(actor: &str, op: &'static str, s: &Subject, job: &str, d: Details) -> R
     s.entry(actor, op, d.id("job", job)?.id("key", &s.key_id)?)
 }
 
+/// Opens the erasure job of `subjects` (already validated and pseudonymized): the
+/// unfinished job with the same subjects, policy and options, else a new one, journaled
+/// before anything is read. Returns its id.
+pub async fn open(
+    ledger: &Ledger,
+    policy: &Policy,
+    subjects: &[Subject],
+    o: &Options,
+) -> Result<String> {
+    let fp = fingerprint(policy, subjects, o);
+    if let Some(id) = ledger.running_job(JOB_KIND, &fp).await? {
+        return Ok(id);
+    }
+    ledger::details::check_identifier("actor", &o.actor)?;
+    let mut items = vec!["find".to_string(), "contacts".to_string()];
+    items.extend((0..subjects.len()).map(|i| format!("platform:{i}")));
+    Ok(ledger
+        .create_job(NewJob {
+            id: Ledger::new_job_id(JOB_KIND),
+            kind: JOB_KIND,
+            actor: o.actor.clone(),
+            params: Details::new()
+                .count("subjects", subjects.len() as u64)
+                .sha256("policy", &policy.digest)?
+                .flag("platform_erasure", o.platform),
+            items,
+            fingerprint: Some(fp),
+        })
+        .await?)
+}
+
 /// Erases `subjects` (already validated and pseudonymized) in the fixed order; returns a
 /// receipt per subject. A rerun with the same subjects, policy and options resumes the
 /// unfinished job.
@@ -135,28 +166,31 @@ pub async fn erase(
     matcher: &Matcher,
     o: &Options,
 ) -> Result<Vec<Receipt>> {
-    let fp = fingerprint(policy, subjects, o);
+    let jid = open(ledger, policy, subjects, o).await?;
+    run(client, ledger, &jid, policy, subjects, matcher, o).await?;
+    receipts(ledger, &jid).await
+}
+
+/// Runs (or resumes) the opened erasure job `jid` of `subjects` to its end.
+pub async fn run(
+    client: &cxone::Client,
+    ledger: &Ledger,
+    jid: &str,
+    policy: &Policy,
+    subjects: &[Subject],
+    matcher: &Matcher,
+    o: &Options,
+) -> Result<()> {
+    if ledger.job_fingerprint(jid).await?.as_deref()
+        != Some(fingerprint(policy, subjects, o).as_str())
+    {
+        return Err(Error::Invalid(format!(
+            "job {jid} was started with other subjects, policy or options; nothing was done"
+        )));
+    }
     let progress = Arc::new(Progress::default());
-    let job = match ledger.running_job(JOB_KIND, &fp).await? {
-        Some(id) => Job::attach(client, ledger, &id, JOB_KIND, &o.actor, progress).await?,
-        None => {
-            let mut items = vec!["find".to_string(), "contacts".to_string()];
-            items.extend((0..subjects.len()).map(|i| format!("platform:{i}")));
-            let new = NewJob {
-                id: Ledger::new_job_id(JOB_KIND),
-                kind: JOB_KIND,
-                actor: o.actor.clone(),
-                params: Details::new()
-                    .count("subjects", subjects.len() as u64)
-                    .sha256("policy", &policy.digest)?
-                    .flag("platform_erasure", o.platform),
-                items,
-                fingerprint: Some(fp),
-            };
-            Job::begin(client, ledger, new, progress).await?
-        }
-    };
-    let jid = job.id().to_string();
+    let job = Job::attach(client, ledger, jid, JOB_KIND, &o.actor, progress).await?;
+    let jid = jid.to_string();
     let state = |items: &[ledger::JobItem], k: &str| {
         items
             .iter()
@@ -193,7 +227,7 @@ pub async fn erase(
             let result: Vec<Value> = f
                 .subjects
                 .iter()
-                .map(|s| json!({"contacts": s.contacts, "guests": s.guests}))
+                .map(|s| json!({"reference": s.reference, "contacts": s.contacts, "guests": s.guests}))
                 .collect();
             let mut audit = Vec::new();
             for (s, sf) in subjects.iter().zip(&f.subjects) {
@@ -226,12 +260,9 @@ pub async fn erase(
     job.add_items(&guest_keys).await?;
 
     // 2. contacts, through anonymize's own job.
-    let anonymize_job = match state(&items, "contacts") {
-        Some((s, r)) if s == "done" => {
-            r.and_then(|r| r["anonymize_job"].as_str().map(str::to_string))
-        }
-        _ => contacts_step(client, ledger, policy, subjects, &found, &job, o).await?,
-    };
+    if !matches!(state(&items, "contacts"), Some((s, _)) if s == "done") {
+        contacts_step(client, ledger, policy, subjects, &found, &job, o).await?;
+    }
 
     // 3. guests: the identity attribute deleted.
     let items = ledger.job_items(&jid, None, 1_000_000).await?;
@@ -267,25 +298,13 @@ pub async fn erase(
     }
 
     // 4. the platform erasure, journaled before it is sent.
-    let mut platform: Vec<PlatformErasure> = Vec::with_capacity(subjects.len());
     for (i, s) in subjects.iter().enumerate() {
         let key = format!("platform:{i}");
-        if let Some((st, r)) = state(&items, &key)
-            && st == "done"
-        {
-            let r = r.unwrap_or_default();
-            platform.push(PlatformErasure {
-                status: if r["skipped"] == true {
-                    "skipped"
-                } else {
-                    "submitted"
-                },
-                request_id: r["request_id"].as_str().map(str::to_string),
-            });
+        if matches!(state(&items, &key), Some((st, _)) if st == "done") {
             continue;
         }
         job.claim(&key).await?;
-        let (result, details, pe) = if o.platform {
+        let (result, details) = if o.platform {
             let kind = match s.kind {
                 Kind::Email => SubjectKind::Email,
                 Kind::Phone => SubjectKind::Phone,
@@ -297,28 +316,19 @@ pub async fn erase(
             (
                 json!({"request_id": id}),
                 Details::new().id("request_id", &id)?,
-                PlatformErasure {
-                    status: "submitted",
-                    request_id: Some(id),
-                },
             )
         } else {
             (
                 json!({"skipped": true}),
                 Details::new().flag("skipped", true),
-                PlatformErasure {
-                    status: "skipped",
-                    request_id: None,
-                },
             )
         };
         let audit = vec![entry(&o.actor, "subject.erase.platform", s, &jid, details)?];
         job.step_done(&key, Some(result), audit).await?;
-        platform.push(pe);
     }
 
-    // 5. closed; the receipts from the journal and the audit trail.
-    let closed = ledger
+    // 5. closed.
+    ledger
         .finish_job(
             &jid,
             JobStatus::Done,
@@ -333,39 +343,118 @@ pub async fn erase(
             )?,
         )
         .await?;
-    let head = closed
-        .entries
-        .last()
-        .map(|e| format!("{}:{}", e.seq, e.hash))
-        .unwrap_or_default();
-    let mut receipts = Vec::with_capacity(subjects.len());
-    for ((s, (contacts, guests)), platform) in subjects.iter().zip(found).zip(platform) {
-        let entries = ledger
-            .entries(&Filter {
-                operation: Some("subject.erase.*".into()),
-                target: Some(s.pseudonym.clone()),
-                ..Default::default()
+    Ok(())
+}
+
+/// The receipts of the finished erasure job `jid`, read from its journal and the audit
+/// trail alone — the same whichever process ran it, and however often it was resumed.
+pub async fn receipts(ledger: &Ledger, jid: &str) -> Result<Vec<Receipt>> {
+    let job = ledger.job(jid).await?;
+    if job.kind != JOB_KIND {
+        return Err(Error::Invalid(format!(
+            "job {jid} is a {} job, not a {JOB_KIND} job",
+            job.kind
+        )));
+    }
+    if job.status != JobStatus::Done.as_str() {
+        return Err(Error::Invalid(format!(
+            "job {jid} has not finished ({}): it has no receipts yet",
+            job.status
+        )));
+    }
+    let one = |operation: &str| Filter {
+        operation: Some(operation.into()),
+        target: Some(jid.to_string()),
+        ..Default::default()
+    };
+    let start = ledger.entries(&one("job.start")).await?;
+    let finish = ledger.entries(&one("job.finish")).await?;
+    let (Some(start), Some(finish)) = (start.first(), finish.last()) else {
+        return Err(Error::Invalid(format!(
+            "job {jid}: its job.start or job.finish audit entry is missing"
+        )));
+    };
+    let audit_head = format!("{}:{}", finish.seq, finish.hash);
+    // Every step's entries name the job; the find entries come one per subject, in
+    // the subjects' order, and carry the pseudonym (target) and its key.
+    let steps: Vec<_> = ledger
+        .entries(&Filter {
+            operation: Some("subject.erase.*".into()),
+            after_seq: Some(start.seq),
+            until: None,
+            ..Default::default()
+        })
+        .await?
+        .into_iter()
+        .filter(|e| e.seq < finish.seq && e.details["job"] == jid)
+        .collect();
+    let items = ledger.job_items(jid, None, 1_000_000).await?;
+    let result = |k: &str| {
+        items
+            .iter()
+            .find(|i| i.key == k)
+            .and_then(|i| i.result.clone())
+            .unwrap_or_default()
+    };
+    let found = result("find");
+    let found = found["subjects"].as_array().cloned().unwrap_or_default();
+    let anonymize_job = result("contacts")["anonymize_job"]
+        .as_str()
+        .map(str::to_string);
+    let finds: Vec<_> = steps
+        .iter()
+        .filter(|e| e.operation == "subject.erase.find")
+        .collect();
+    if finds.len() != found.len() {
+        return Err(Error::Invalid(format!(
+            "job {jid}: {} subject(s) journaled but {} find entries audited",
+            found.len(),
+            finds.len()
+        )));
+    }
+    let mut receipts = Vec::with_capacity(found.len());
+    for (i, (f, e)) in found.iter().zip(finds).enumerate() {
+        let contacts: Vec<ContactHit> = f["contacts"]
+            .as_array()
+            .map(|a| a.iter().filter_map(ContactHit::from_journal).collect())
+            .unwrap_or_default();
+        let guests: Vec<String> = f["guests"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|g| g.as_str().map(str::to_string))
+                    .collect()
             })
-            .await?;
+            .unwrap_or_default();
+        let p = result(&format!("platform:{i}"));
         let mut audit: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-        for e in entries.iter().filter(|e| e.details["job"] == jid.as_str()) {
-            let step = e.operation.trim_start_matches("subject.erase.").to_string();
-            audit.entry(step).or_default().push(e.seq);
+        for s in steps.iter().filter(|s| s.target == e.target) {
+            let step = s.operation.trim_start_matches("subject.erase.").to_string();
+            audit.entry(step).or_default().push(s.seq);
         }
         receipts.push(Receipt {
-            reference: s.reference.clone(),
-            pseudonym: s.pseudonym.clone(),
-            key_id: s.key_id.clone(),
-            job_id: jid.clone(),
+            reference: f["reference"]
+                .as_str()
+                .map_or_else(|| format!("#{}", i + 1), str::to_string),
+            pseudonym: e.target.clone(),
+            key_id: e.details["key"].as_str().unwrap_or_default().to_string(),
+            job_id: jid.to_string(),
             records_found: !contacts.is_empty() || !guests.is_empty(),
             anonymize_job: (!contacts.is_empty())
                 .then(|| anonymize_job.clone())
                 .flatten(),
             contacts,
             guests,
-            platform,
+            platform: PlatformErasure {
+                status: if p["skipped"] == true {
+                    "skipped"
+                } else {
+                    "submitted"
+                },
+                request_id: p["request_id"].as_str().map(str::to_string),
+            },
             audit,
-            audit_head: head.clone(),
+            audit_head: audit_head.clone(),
         });
     }
     Ok(receipts)
@@ -380,7 +469,7 @@ async fn contacts_step(
     found: &[(Vec<ContactHit>, Vec<String>)],
     job: &Job<'_>,
     o: &Options,
-) -> Result<Option<String>> {
+) -> Result<()> {
     let ids: BTreeSet<String> = found
         .iter()
         .flat_map(|(c, _)| c.iter().map(|h| h.id.clone()))
@@ -426,8 +515,7 @@ async fn contacts_step(
         Some(json!({"anonymize_job": anonymize_job})),
         audit,
     )
-    .await?;
-    Ok(anonymize_job)
+    .await
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ mod faults;
 mod replicas;
 mod service;
 mod slow;
+mod subjects;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +37,8 @@ pub struct Options {
     pub drain: Duration,
     pub client_secret: Option<String>,
     pub limits: server::Limits,
+    /// Subject erasure, when the test enables it.
+    pub subjects: Option<server::SubjectsConfig>,
 }
 
 impl Default for Options {
@@ -50,6 +53,7 @@ impl Default for Options {
             drain: Duration::from_secs(10),
             client_secret: None,
             limits: server::Limits::default(),
+            subjects: None,
         }
     }
 }
@@ -107,6 +111,7 @@ impl Harness {
             upstream_deadline: opts.deadline,
             drain: opts.drain,
             limits: opts.limits.clone(),
+            subjects: opts.subjects,
         };
         let server = Server::bind("127.0.0.1:0", config).await.unwrap();
         let url = format!("http://{}", server.local_addr());

@@ -94,6 +94,7 @@ async fn two_replicas_share_one_postgres_audit_chain() {
                 upstream_deadline: Duration::from_secs(10),
                 drain: Duration::from_secs(10),
                 limits: server::Limits::default(),
+                subjects: None,
             },
         )
         .await

@@ -67,6 +67,7 @@ impl Service {
                 upstream_deadline: std::time::Duration::from_secs(10),
                 drain: std::time::Duration::from_secs(5),
                 limits: server::Limits::default(),
+                subjects: None,
             },
         )
         .await
