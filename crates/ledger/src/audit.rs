@@ -138,11 +138,21 @@ pub(crate) struct HashInput<'a> {
 }
 
 pub(crate) fn entry_hash(e: &HashInput<'_>) -> String {
+    let hex = entry_hash_hex(e);
+    // Only ASCII hex digits are written.
+    String::from_utf8_lossy(&hex).into_owned()
+}
+
+/// [`entry_hash`] as 64 lowercase hex digits on the stack: `verify` compares it with the
+/// stored hash without an allocation per entry.
+pub(crate) fn entry_hash_hex(e: &HashInput<'_>) -> [u8; 64] {
     let mut h = Sha256::new();
     h.update(b"cxguard-audit-entry-v1\0");
-    let seq = e.seq.to_string();
+    let mut digits = [0u8; 20];
+    let seq = decimal(e.seq, &mut digits);
+    h.update((seq.len() as u64).to_be_bytes());
+    h.update(seq);
     for part in [
-        seq.as_str(),
         e.at,
         e.actor,
         e.operation,
@@ -154,7 +164,34 @@ pub(crate) fn entry_hash(e: &HashInput<'_>) -> String {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part.as_bytes());
     }
-    crate::hex(&h.finalize())
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 64];
+    for (i, b) in h.finalize().iter().enumerate() {
+        out[2 * i] = DIGITS[usize::from(b >> 4)];
+        out[2 * i + 1] = DIGITS[usize::from(b & 0x0f)];
+    }
+    out
+}
+
+/// `n` in decimal, as `n.to_string()` writes it, into `buf`.
+fn decimal(n: i64, buf: &mut [u8; 20]) -> &[u8] {
+    let negative = n < 0;
+    let mut v = n.unsigned_abs();
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if negative {
+        // A sequence number is never negative; written as to_string would, for all that.
+        i -= 1;
+        buf[i] = b'-';
+    }
+    &buf[i..]
 }
 
 /// The hash `entry` should have, recomputed from its fields (`details_text` as stored).

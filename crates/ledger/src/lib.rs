@@ -30,6 +30,7 @@ mod encoding;
 mod error;
 pub mod journal;
 pub mod outbox;
+mod pages;
 pub mod signing;
 mod store;
 mod verify;

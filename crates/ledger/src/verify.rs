@@ -3,14 +3,11 @@
 //! recorded outside the database (an anchor file or a head the operator wrote down).
 
 use crate::Ledger;
-use crate::audit::{Broken, Filter, GENESIS, HashInput, Verdict, entry_hash};
+use crate::audit::{Broken, GENESIS, HashInput, Verdict, entry_hash_hex};
 use crate::error::Result;
 use crate::signing::{self, PublicKey};
 use crate::store::on_backend;
 use sqlx::Row;
-
-/// Entries read per query while verifying.
-const VERIFY_PAGE: i64 = 10_000;
 
 impl Ledger {
     /// Checks that this ledger reaches `head` and holds the same hash there: a database
@@ -52,194 +49,198 @@ impl Ledger {
     pub async fn verify(&self, key: &PublicKey) -> Result<Verdict> {
         let checkpoints = self.checkpoints().await?;
         let head = self.head().await?;
-        let mut verdict = Verdict {
-            entries: 0,
-            checkpoints: checkpoints.len() as u64,
-            last_seq: 0,
-            last_hash: None,
-            key_id: key.key_id().to_string(),
-            broken: None,
-        };
-        let fail = |mut v: Verdict, seq: i64, reason: String| {
-            v.broken = Some(Broken { seq, reason });
-            Ok(v)
-        };
-        let mut cps = checkpoints.iter().peekable();
-        let mut prev_hash = GENESIS.to_string();
-        let mut expected = 1i64;
-        // The next page is read while this one is hashed: the database and the hashing
-        // run side by side.
-        let fetch = |after: i64| {
-            let l = self.clone();
-            tokio::spawn(async move {
-                l.read_entries(
-                    &Filter {
-                        after_seq: Some(after),
-                        limit: Some(VERIFY_PAGE),
-                        ..Default::default()
-                    },
-                    true,
-                )
-                .await
-            })
-        };
-        let mut next = fetch(0);
-        loop {
-            let page = next
-                .await
-                .map_err(|e| crate::Error::Unavailable(format!("reading the log failed: {e}")))??;
-            let Some(last) = page.last() else {
-                break;
-            };
-            next = fetch(last.seq);
-            for e in &page {
-                if e.seq != expected {
+        // Pages are read ahead on a task of their own while a blocking thread hashes: the
+        // reading and the hashing take a core each.
+        let pages = crate::pages::read_all(&self.pool);
+        let key = key.clone();
+        tokio::task::spawn_blocking(move || check(pages, &checkpoints, head, &key))
+            .await
+            .map_err(|e| crate::Error::Unavailable(format!("verifying failed: {e}")))?
+    }
+}
+
+/// The checks of [`Ledger::verify`], over the pages of the whole chain.
+fn check(
+    mut pages: tokio::sync::mpsc::Receiver<Result<crate::pages::Page>>,
+    checkpoints: &[crate::audit::Checkpoint],
+    head: Option<crate::audit::Checkpoint>,
+    key: &PublicKey,
+) -> Result<Verdict> {
+    let mut verdict = Verdict {
+        entries: 0,
+        checkpoints: checkpoints.len() as u64,
+        last_seq: 0,
+        last_hash: None,
+        key_id: key.key_id().to_string(),
+        broken: None,
+    };
+    let fail = |mut v: Verdict, seq: i64, reason: String| {
+        v.broken = Some(Broken { seq, reason });
+        Ok(v)
+    };
+    // The last intact entry's hash, kept as text only when a verdict is returned.
+    let with_last = |mut v: Verdict, prev: &str| {
+        if v.entries > 0 {
+            v.last_hash = Some(prev.to_string());
+        }
+        v
+    };
+    let mut cps = checkpoints.iter().peekable();
+    let mut prev_hash = GENESIS.to_string();
+    let mut expected = 1i64;
+    while let Some(page) = pages.blocking_recv() {
+        let page = page?;
+        for r in &page.rows {
+            let col = |i| page.column(r, i);
+            let (at, details, stored_prev, hash) = (col(0), col(5), col(6), col(7));
+            if r.seq != expected {
+                return fail(
+                    with_last(verdict, &prev_hash),
+                    expected,
+                    format!("entry {expected} is missing (the next entry is {})", r.seq),
+                );
+            }
+            if stored_prev != prev_hash {
+                return fail(
+                    with_last(verdict, &prev_hash),
+                    r.seq,
+                    format!(
+                        "entry {}: prev_hash does not match the hash of entry {} (inserted or reordered)",
+                        r.seq,
+                        r.seq - 1
+                    ),
+                );
+            }
+            let recomputed = entry_hash_hex(&HashInput {
+                seq: r.seq,
+                at,
+                actor: col(1),
+                operation: col(2),
+                target: col(3),
+                outcome: col(4),
+                details,
+                prev_hash: stored_prev,
+            });
+            if recomputed.as_slice() != hash.as_bytes() {
+                return fail(
+                    with_last(verdict, &prev_hash),
+                    r.seq,
+                    format!(
+                        "entry {}: its contents do not match its hash (edited)",
+                        r.seq
+                    ),
+                );
+            }
+            while let Some(cp) = cps.peek() {
+                if cp.seq > r.seq {
+                    break;
+                }
+                let cp = cps.next().expect("peeked");
+                if cp.seq < r.seq {
                     return fail(
-                        verdict,
-                        expected,
-                        format!("entry {expected} is missing (the next entry is {})", e.seq),
+                        with_last(verdict, &prev_hash),
+                        cp.seq,
+                        format!("checkpoint at entry {} has no entry", cp.seq),
                     );
                 }
-                if e.prev_hash != prev_hash {
+                if cp.hash != hash || cp.at != at {
                     return fail(
-                        verdict,
-                        e.seq,
+                        with_last(verdict, &prev_hash),
+                        r.seq,
                         format!(
-                            "entry {}: prev_hash does not match the hash of entry {} (inserted or reordered)",
-                            e.seq,
-                            e.seq - 1
+                            "entry {}: differs from what checkpoint {} signed",
+                            r.seq, cp.seq
                         ),
                     );
                 }
-                let details = e.details.as_str().unwrap_or_default();
-                let recomputed = entry_hash(&HashInput {
-                    seq: e.seq,
-                    at: &e.at,
-                    actor: &e.actor,
-                    operation: &e.operation,
-                    target: &e.target,
-                    outcome: &e.outcome,
-                    details,
-                    prev_hash: &e.prev_hash,
-                });
-                if recomputed != e.hash {
+                if !key.verify(
+                    &signing::checkpoint_message(cp.seq, &cp.hash, &cp.at),
+                    &cp.signature,
+                ) {
                     return fail(
-                        verdict,
-                        e.seq,
+                        with_last(verdict, &prev_hash),
+                        r.seq,
                         format!(
-                            "entry {}: its contents do not match its hash (edited)",
-                            e.seq
-                        ),
-                    );
-                }
-                while let Some(cp) = cps.peek() {
-                    if cp.seq > e.seq {
-                        break;
-                    }
-                    let cp = cps.next().expect("peeked");
-                    if cp.seq < e.seq {
-                        return fail(
-                            verdict,
+                            "checkpoint at entry {}: the signature does not verify with public key {} (it claims key {})",
                             cp.seq,
-                            format!("checkpoint at entry {} has no entry", cp.seq),
-                        );
-                    }
-                    if cp.hash != e.hash || cp.at != e.at {
-                        return fail(
-                            verdict,
-                            e.seq,
-                            format!(
-                                "entry {}: differs from what checkpoint {} signed",
-                                e.seq, cp.seq
-                            ),
-                        );
-                    }
-                    if !key.verify(
-                        &signing::checkpoint_message(cp.seq, &cp.hash, &cp.at),
-                        &cp.signature,
-                    ) {
-                        return fail(
-                            verdict,
-                            e.seq,
-                            format!(
-                                "checkpoint at entry {}: the signature does not verify with public key {} (it claims key {})",
-                                cp.seq,
-                                key.key_id(),
-                                cp.key_id
-                            ),
-                        );
-                    }
-                }
-                prev_hash = e.hash.clone();
-                verdict.entries += 1;
-                verdict.last_seq = e.seq;
-                verdict.last_hash = Some(e.hash.clone());
-                expected += 1;
-            }
-        }
-        if let Some(cp) = cps.next() {
-            return fail(
-                verdict.clone(),
-                verdict.last_seq + 1,
-                format!(
-                    "checkpoint at entry {} names an entry that is missing: the log was truncated after entry {}",
-                    cp.seq, verdict.last_seq
-                ),
-            );
-        }
-        match head {
-            None if verdict.entries > 0 => fail(
-                verdict.clone(),
-                verdict.last_seq,
-                "the signed head is missing: the log's end cannot be vouched for".into(),
-            ),
-            None => Ok(verdict),
-            Some(h) => {
-                if !key.verify(&signing::head_message(h.seq, &h.hash, &h.at), &h.signature) {
-                    let seq = h.seq.min(verdict.last_seq.max(1));
-                    return fail(
-                        verdict,
-                        seq,
-                        format!(
-                            "the signed head does not verify with public key {} (it claims key {})",
                             key.key_id(),
-                            h.key_id
+                            cp.key_id
                         ),
                     );
                 }
-                if h.seq > verdict.last_seq {
-                    return fail(
-                        verdict.clone(),
-                        verdict.last_seq + 1,
-                        format!(
-                            "the log was truncated after entry {}: the signed head names entry {}",
-                            verdict.last_seq, h.seq
-                        ),
-                    );
-                }
-                if h.seq < verdict.last_seq {
-                    return fail(
-                        verdict,
-                        h.seq + 1,
-                        format!(
-                            "entry {} and later are not covered by the signed head (which names entry {}): appended outside cxguard",
-                            h.seq + 1,
-                            h.seq
-                        ),
-                    );
-                }
-                if h.hash != prev_hash {
-                    return fail(
-                        verdict.clone(),
-                        verdict.last_seq,
-                        format!(
-                            "entry {}: differs from what the signed head vouches for",
-                            verdict.last_seq
-                        ),
-                    );
-                }
-                Ok(verdict)
             }
+            prev_hash.clear();
+            prev_hash.push_str(hash);
+            verdict.entries += 1;
+            verdict.last_seq = r.seq;
+            expected += 1;
+        }
+    }
+    if verdict.entries > 0 {
+        verdict.last_hash = Some(prev_hash.clone());
+    }
+    if let Some(cp) = cps.next() {
+        return fail(
+            verdict.clone(),
+            verdict.last_seq + 1,
+            format!(
+                "checkpoint at entry {} names an entry that is missing: the log was truncated after entry {}",
+                cp.seq, verdict.last_seq
+            ),
+        );
+    }
+    match head {
+        None if verdict.entries > 0 => fail(
+            verdict.clone(),
+            verdict.last_seq,
+            "the signed head is missing: the log's end cannot be vouched for".into(),
+        ),
+        None => Ok(verdict),
+        Some(h) => {
+            if !key.verify(&signing::head_message(h.seq, &h.hash, &h.at), &h.signature) {
+                let seq = h.seq.min(verdict.last_seq.max(1));
+                return fail(
+                    verdict,
+                    seq,
+                    format!(
+                        "the signed head does not verify with public key {} (it claims key {})",
+                        key.key_id(),
+                        h.key_id
+                    ),
+                );
+            }
+            if h.seq > verdict.last_seq {
+                return fail(
+                    verdict.clone(),
+                    verdict.last_seq + 1,
+                    format!(
+                        "the log was truncated after entry {}: the signed head names entry {}",
+                        verdict.last_seq, h.seq
+                    ),
+                );
+            }
+            if h.seq < verdict.last_seq {
+                return fail(
+                    verdict,
+                    h.seq + 1,
+                    format!(
+                        "entry {} and later are not covered by the signed head (which names entry {}): appended outside cxguard",
+                        h.seq + 1,
+                        h.seq
+                    ),
+                );
+            }
+            if h.hash != prev_hash {
+                return fail(
+                    verdict.clone(),
+                    verdict.last_seq,
+                    format!(
+                        "entry {}: differs from what the signed head vouches for",
+                        verdict.last_seq
+                    ),
+                );
+            }
+            Ok(verdict)
         }
     }
 }
