@@ -84,7 +84,8 @@ fn cpu_of(pid: u32) -> Option<f64> {
     Some(ticks as f64 / 100.0)
 }
 
-/// The ledger's bytes after a checkpoint, in all and per table and index.
+/// The ledger's bytes in use after a checkpoint (its pages less the free ones), in all
+/// and per table and index.
 fn ledger_size(home: &Path) -> (u64, Vec<(String, u64)>) {
     use sqlx::{Connection as _, Row as _};
     let file = home.join("ledger.sqlite");
@@ -110,13 +111,23 @@ fn ledger_size(home: &Path) -> (u64, Vec<(String, u64)>) {
                 .collect()
         })
         .unwrap_or_default();
+        // In use: the file less its free pages. A finished job's compacted journal rows
+        // leave free pages that the next job's rows fill before the file grows.
+        let mut pragma = [0u64; 3];
+        for (v, q) in pragma.iter_mut().zip([
+            "PRAGMA page_count",
+            "PRAGMA freelist_count",
+            "PRAGMA page_size",
+        ]) {
+            *v = sqlx::query(q)
+                .fetch_one(&mut c)
+                .await
+                .map(|r| r.get::<i64, _>(0) as u64)
+                .unwrap_or(0);
+        }
+        let [pages, free, page] = pragma;
         c.close().await.ok();
-        let bytes = ["", "-wal"]
-            .iter()
-            .filter_map(|s| std::fs::metadata(format!("{}{s}", file.display())).ok())
-            .map(|m| m.len())
-            .sum();
-        (bytes, tables)
+        ((pages - free) * page, tables)
     })
 }
 

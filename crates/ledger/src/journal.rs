@@ -432,14 +432,14 @@ impl Ledger {
     /// One job.
     pub async fn job(&self, id: &str) -> Result<JobSummary> {
         on_backend!(&self.pool, p => {
-            let row = sqlx::query("SELECT id, kind, actor, params, status, created_at, updated_at FROM jobs WHERE id = $1")
+            let row = sqlx::query("SELECT id, kind, actor, params, status, created_at, updated_at, compacted FROM jobs WHERE id = $1")
                 .bind(id).fetch_optional(p).await?
                 .ok_or_else(|| Error::NotFound(format!("no job {id}; `cxguard jobs list` shows the jobs")))?;
             let counts = sqlx::query("SELECT state, COUNT(*) AS n FROM job_items WHERE job_id = $1 GROUP BY state").bind(id).fetch_all(p).await?;
             let mut s = JobSummary {
                 id: row.try_get("id")?, kind: row.try_get("kind")?, actor: row.try_get("actor")?,
                 status: row.try_get("status")?, created_at: row.try_get("created_at")?, updated_at: row.try_get("updated_at")?,
-                pending: 0, in_flight: 0, done: 0, failed: 0,
+                pending: 0, in_flight: 0, done: row.try_get::<i64, _>("compacted")? as u64, failed: 0,
                 params: serde_json::from_str(&row.try_get::<String, _>("params")?).unwrap_or(Value::Null),
             };
             for c in counts {
@@ -447,7 +447,7 @@ impl Ledger {
                 match c.try_get::<String, _>("state")?.as_str() {
                     "pending" => s.pending = n,
                     "in_flight" => s.in_flight = n,
-                    "done" => s.done = n,
+                    "done" => s.done += n,
                     "failed" => s.failed = n,
                     _ => {}
                 }

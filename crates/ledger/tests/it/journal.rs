@@ -210,3 +210,88 @@ async fn a_resume_finds_the_unfinished_items_in_order() {
         assert!(l.job("job-nope").await.is_err());
     }
 }
+
+#[tokio::test]
+async fn a_job_that_finishes_keeps_only_the_items_with_a_result_and_its_counts() {
+    for s in stores().await {
+        let k = key();
+        let l = open(&s, &k).await;
+        let id = l.create_job(job("job-compact", 4)).await.unwrap();
+        for (i, result) in [
+            (1, None),
+            (2, Some(serde_json::json!({"fpe": {"phone": "v2"}}))),
+            (3, None),
+        ] {
+            let item = format!("c-{i:07}");
+            l.claim(&id, &item).await.unwrap();
+            l.settle(
+                &id,
+                &item,
+                ItemOutcome::Done { result },
+                vec![done_entry(&item)],
+                vec![],
+            )
+            .await
+            .unwrap();
+        }
+        l.claim(&id, "c-0000004").await.unwrap();
+        l.settle(
+            &id,
+            "c-0000004",
+            ItemOutcome::Failed {
+                error: "412 twice".into(),
+            },
+            vec![],
+            vec![],
+        )
+        .await
+        .unwrap();
+        // A job that ends failed keeps everything, for the operator to look into.
+        let other = l.create_job(job("job-kept", 2)).await.unwrap();
+        for item in ["c-0000001", "c-0000002"] {
+            l.claim(&other, item).await.unwrap();
+            l.settle(
+                &other,
+                item,
+                ItemOutcome::Done { result: None },
+                vec![],
+                vec![],
+            )
+            .await
+            .unwrap();
+        }
+        let finish = |job: &str| {
+            NewEntry::new("test", "job.finish", job, Outcome::Success, Details::new()).unwrap()
+        };
+        l.finish_job(&other, JobStatus::Failed, finish(&other))
+            .await
+            .unwrap();
+        assert_eq!(l.job_items(&other, None, 10).await.unwrap().len(), 2);
+
+        l.finish_job(&id, JobStatus::Done, finish(&id))
+            .await
+            .unwrap();
+        let left: Vec<String> = l
+            .job_items(&id, None, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|i| i.key)
+            .collect();
+        assert_eq!(left, ["c-0000002", "c-0000004"], "{}", s.name);
+        let summary = l.job(&id).await.unwrap();
+        assert_eq!(
+            (summary.done, summary.failed, summary.pending),
+            (3, 1, 0),
+            "{}: the counts stay whole",
+            s.name
+        );
+        // What a later job reads of an earlier one's results is still there.
+        let known = l
+            .latest_results("test-job", &["c-0000002".to_string()])
+            .await
+            .unwrap();
+        assert_eq!(known["c-0000002"]["fpe"]["phone"], "v2");
+        assert!(l.verify(&k.public()).await.unwrap().is_intact());
+    }
+}
