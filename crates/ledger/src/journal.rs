@@ -247,13 +247,55 @@ impl Ledger {
         status: JobStatus,
         entry: NewEntry,
     ) -> Result<Committed> {
-        self.commit(Batch {
-            audit: vec![entry],
-            job_status: Some((job_id.to_string(), status)),
-            checkpoint: true,
-            ..Default::default()
-        })
-        .await
+        let committed = self
+            .commit(Batch {
+                audit: vec![entry],
+                job_status: Some((job_id.to_string(), status)),
+                checkpoint: true,
+                ..Default::default()
+            })
+            .await?;
+        if status == JobStatus::Done
+            && let Err(e) = self.compact_job(job_id).await
+        {
+            // The job is finished and recorded; its journal is only larger than it needs.
+            tracing::warn!(job = job_id, error = %e, "the finished job's journal was not compacted");
+        }
+        Ok(committed)
+    }
+
+    /// Drops the done items of the finished job `job_id` that carry no result — each
+    /// one's audit entry tells the same, and nothing resumes a finished job — keeping
+    /// their number in `jobs.compacted` so its counts stay whole. Items with results
+    /// (an encryption's intent, a search's findings) stay. In chunks of their own
+    /// transactions, so a million-item job never holds the write lock for long; returns
+    /// how many were dropped.
+    pub async fn compact_job(&self, job_id: &str) -> Result<u64> {
+        const CHUNK: i64 = 5_000;
+        let mut total = 0;
+        loop {
+            let n = on_backend!(&self.pool, p => {
+                let mut tx = begin_write!(self.pool, p);
+                let status: Option<String> = sqlx::query("SELECT status FROM jobs WHERE id = $1")
+                    .bind(job_id).fetch_optional(&mut *tx).await?
+                    .map(|r| r.try_get("status")).transpose()?;
+                if status.as_deref() != Some(JobStatus::Done.as_str()) {
+                    return Ok(total);
+                }
+                let n = sqlx::query("DELETE FROM job_items WHERE job_id = $1 AND item_key IN (SELECT item_key FROM job_items WHERE job_id = $1 AND state = 'done' AND result IS NULL LIMIT $2)")
+                    .bind(job_id).bind(CHUNK).execute(&mut *tx).await?.rows_affected();
+                if n > 0 {
+                    sqlx::query("UPDATE jobs SET compacted = compacted + $1 WHERE id = $2")
+                        .bind(n as i64).bind(job_id).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                n
+            });
+            total += n;
+            if n < CHUNK as u64 {
+                return Ok(total);
+            }
+        }
     }
 
     /// Marks several items in flight at once (one transaction), returning each one's
@@ -432,14 +474,15 @@ impl Ledger {
     /// One job.
     pub async fn job(&self, id: &str) -> Result<JobSummary> {
         on_backend!(&self.pool, p => {
-            let row = sqlx::query("SELECT id, kind, actor, params, status, created_at, updated_at, compacted FROM jobs WHERE id = $1")
+            let row = sqlx::query("SELECT id, kind, actor, params, status, created_at, updated_at FROM jobs WHERE id = $1")
                 .bind(id).fetch_optional(p).await?
                 .ok_or_else(|| Error::NotFound(format!("no job {id}; `cxguard jobs list` shows the jobs")))?;
-            let counts = sqlx::query("SELECT state, COUNT(*) AS n FROM job_items WHERE job_id = $1 GROUP BY state").bind(id).fetch_all(p).await?;
+            // One statement, so a compaction running meanwhile is seen whole or not at all.
+            let counts = sqlx::query("SELECT state, COUNT(*) AS n FROM job_items WHERE job_id = $1 GROUP BY state UNION ALL SELECT 'compacted' AS state, compacted AS n FROM jobs WHERE id = $1").bind(id).fetch_all(p).await?;
             let mut s = JobSummary {
                 id: row.try_get("id")?, kind: row.try_get("kind")?, actor: row.try_get("actor")?,
                 status: row.try_get("status")?, created_at: row.try_get("created_at")?, updated_at: row.try_get("updated_at")?,
-                pending: 0, in_flight: 0, done: row.try_get::<i64, _>("compacted")? as u64, failed: 0,
+                pending: 0, in_flight: 0, done: 0, failed: 0,
                 params: serde_json::from_str(&row.try_get::<String, _>("params")?).unwrap_or(Value::Null),
             };
             for c in counts {
@@ -447,7 +490,7 @@ impl Ledger {
                 match c.try_get::<String, _>("state")?.as_str() {
                     "pending" => s.pending = n,
                     "in_flight" => s.in_flight = n,
-                    "done" => s.done += n,
+                    "done" | "compacted" => s.done += n,
                     "failed" => s.failed = n,
                     _ => {}
                 }

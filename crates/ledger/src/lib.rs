@@ -391,15 +391,6 @@ impl Ledger {
                 if n == 0 {
                     return Err(Error::NotFound(format!("no job {job}")));
                 }
-                // A job that finished well keeps only the items that carry a result (an
-                // encryption's intent, a search's findings): the rest are told by their
-                // audit entries, and nothing resumes a finished job.
-                if *status == JobStatus::Done {
-                    let gone = sqlx::query("DELETE FROM job_items WHERE job_id = $1 AND state = 'done' AND result IS NULL")
-                        .bind(job).execute(&mut *tx).await?.rows_affected();
-                    sqlx::query("UPDATE jobs SET compacted = compacted + $1 WHERE id = $2")
-                        .bind(gone as i64).bind(job).execute(&mut *tx).await?;
-                }
             }
             if let Some(key) = key {
                 if pg {

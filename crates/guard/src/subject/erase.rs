@@ -204,22 +204,8 @@ pub async fn run(
         Some((s, Some(r))) if s == "done" => {
             serde_json::from_value::<Vec<Value>>(r["subjects"].clone())
                 .map_err(|e| Error::Invalid(format!("job {jid}: unreadable find result: {e}")))?
-                .into_iter()
-                .map(|v| {
-                    let contacts = v["contacts"]
-                        .as_array()
-                        .map(|a| a.iter().filter_map(ContactHit::from_journal).collect())
-                        .unwrap_or_default();
-                    let guests = v["guests"]
-                        .as_array()
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|g| g.as_str().map(str::to_string))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    (contacts, guests)
-                })
+                .iter()
+                .map(journaled)
                 .collect()
         }
         _ => {
@@ -414,18 +400,7 @@ pub async fn receipts(ledger: &Ledger, jid: &str) -> Result<Vec<Receipt>> {
     }
     let mut receipts = Vec::with_capacity(found.len());
     for (i, (f, e)) in found.iter().zip(finds).enumerate() {
-        let contacts: Vec<ContactHit> = f["contacts"]
-            .as_array()
-            .map(|a| a.iter().filter_map(ContactHit::from_journal).collect())
-            .unwrap_or_default();
-        let guests: Vec<String> = f["guests"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|g| g.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let (contacts, guests) = journaled(f);
         let p = result(&format!("platform:{i}"));
         let mut audit: BTreeMap<String, Vec<i64>> = BTreeMap::new();
         for s in steps.iter().filter(|s| s.target == e.target) {
@@ -458,6 +433,23 @@ pub async fn receipts(ledger: &Ledger, jid: &str) -> Result<Vec<Receipt>> {
         });
     }
     Ok(receipts)
+}
+
+/// What the find step journaled of one subject: its contacts and guests.
+fn journaled(v: &Value) -> (Vec<ContactHit>, Vec<String>) {
+    let contacts = v["contacts"]
+        .as_array()
+        .map(|a| a.iter().filter_map(ContactHit::from_journal).collect())
+        .unwrap_or_default();
+    let guests = v["guests"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|g| g.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    (contacts, guests)
 }
 
 /// Step 2: every matching contact anonymized by anonymize's own job; its id journaled.
