@@ -109,9 +109,12 @@ pub struct Receipt {
     pub audit_head: String,
 }
 
+/// What a rerun must match to resume a job. In the subjects' order: the journal names
+/// each subject's steps by position (`platform:3`, the find result's fourth entry), so
+/// the same requests in another order are another job, not a resume that would pair
+/// one person's findings and platform request with another's.
 fn fingerprint(policy: &Policy, subjects: &[Subject], o: &Options) -> String {
-    let mut p: Vec<&str> = subjects.iter().map(|s| s.pseudonym.as_str()).collect();
-    p.sort_unstable();
+    let p: Vec<&str> = subjects.iter().map(|s| s.pseudonym.as_str()).collect();
     crate::sha256_hex(&format!(
         "{}\n{}\n{}",
         policy.digest,
@@ -367,7 +370,6 @@ pub async fn receipts(ledger: &Ledger, jid: &str) -> Result<Vec<Receipt>> {
         .entries(&Filter {
             operation: Some("subject.erase.*".into()),
             after_seq: Some(start.seq),
-            until: None,
             ..Default::default()
         })
         .await?
@@ -512,6 +514,42 @@ async fn contacts_step(
 
 #[cfg(test)]
 mod tests {
+    use secrecy::SecretString;
+
+    use super::{Options, Subject, fingerprint};
+    use crate::pseudonym::Kind;
+
+    fn subject(p: &str) -> Subject {
+        Subject {
+            reference: p.into(),
+            kind: Kind::Email,
+            normalized: SecretString::from(format!("{p}@example.com")),
+            pseudonym: p.repeat(8),
+            key_id: "k".into(),
+        }
+    }
+
+    #[test]
+    fn the_same_requests_in_another_order_are_another_job() {
+        let policy = crate::anonymize::Policy::parse(
+            "[fields]\nfirstName = { op = \"erase\" }\n",
+            std::path::Path::new("policy.toml"),
+            &|_: &str| None,
+        )
+        .unwrap();
+        let o = Options {
+            actor: "test".into(),
+            platform: true,
+            page_size: cxone::PageSize::new(1000).unwrap(),
+            concurrency: 1,
+            attribute: "hashed_user_id".into(),
+        };
+        let (a, b) = (subject("aa"), subject("bb"));
+        let ab = fingerprint(&policy, &[a.clone(), b.clone()], &o);
+        assert_eq!(ab, fingerprint(&policy, &[a.clone(), b.clone()], &o));
+        assert_ne!(ab, fingerprint(&policy, &[b, a], &o));
+    }
+
     #[test]
     fn the_full_scopes_are_the_local_ones_and_the_platform_erasure() {
         let mut want = super::SCOPES_WITHOUT_PLATFORM.to_vec();
