@@ -138,14 +138,12 @@ pub(crate) struct HashInput<'a> {
 }
 
 pub(crate) fn entry_hash(e: &HashInput<'_>) -> String {
-    let hex = entry_hash_hex(e);
-    // Only ASCII hex digits are written.
-    String::from_utf8_lossy(&hex).into_owned()
+    crate::hex(&entry_digest(e))
 }
 
-/// [`entry_hash`] as 64 lowercase hex digits on the stack: `verify` compares it with the
-/// stored hash without an allocation per entry.
-pub(crate) fn entry_hash_hex(e: &HashInput<'_>) -> [u8; 64] {
+/// The SHA-256 of an entry, as stored (32 bytes): `verify` compares it with the stored
+/// hash without an allocation per entry.
+pub(crate) fn entry_digest(e: &HashInput<'_>) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(b"cxguard-audit-entry-v1\0");
     let mut digits = [0u8; 20];
@@ -164,9 +162,14 @@ pub(crate) fn entry_hash_hex(e: &HashInput<'_>) -> [u8; 64] {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part.as_bytes());
     }
+    h.finalize().into()
+}
+
+/// A digest as 64 lowercase hex digits on the stack: the next entry's `prev_hash`.
+pub(crate) fn hex64(d: &[u8; 32]) -> [u8; 64] {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0u8; 64];
-    for (i, b) in h.finalize().iter().enumerate() {
+    for (i, b) in d.iter().enumerate() {
         out[2 * i] = DIGITS[usize::from(b >> 4)];
         out[2 * i + 1] = DIGITS[usize::from(b & 0x0f)];
     }
@@ -207,6 +210,31 @@ pub fn recompute_hash(entry: &AuditEntry, details_text: &str) -> String {
         details: details_text,
         prev_hash: &entry.prev_hash,
     })
+}
+
+/// The ids of details texts this process has stored (or seen committed) in
+/// `audit_details`, so the entries of a job share one row. Only committed ids enter it;
+/// two processes storing the same text make two rows, which is harmless.
+#[derive(Debug, Default)]
+pub(crate) struct DetailsIds(std::sync::Mutex<std::collections::HashMap<String, i64>>);
+
+impl DetailsIds {
+    /// Texts remembered at most; past it the map starts again.
+    const MAX: usize = 4_096;
+
+    pub fn get(&self, text: &str) -> Option<i64> {
+        self.0.lock().ok()?.get(text).copied()
+    }
+
+    /// Remembers ids whose rows have committed.
+    pub fn remember(&self, fresh: std::collections::HashMap<String, i64>) {
+        if let Ok(mut m) = self.0.lock() {
+            if m.len() + fresh.len() > Self::MAX {
+                m.clear();
+            }
+            m.extend(fresh);
+        }
+    }
 }
 
 /// Filters for `audit show` / `audit export`.
@@ -290,8 +318,11 @@ impl Ledger {
 
     /// With `raw`, `details` is the stored text as a JSON string, exactly as hashed.
     pub(crate) async fn read_entries(&self, filter: &Filter, raw: bool) -> Result<Vec<AuditEntry>> {
+        // `prev_hash` is not stored: it is the hash of the entry before.
         let mut sql = String::from(
-            "SELECT seq, at, actor, operation, target, outcome, details, prev_hash, hash FROM audit_entries WHERE seq > $1",
+            "SELECT e.seq, e.at, e.actor, e.operation, e.target, e.outcome, d.details, e.hash, \
+             (SELECT p.hash FROM audit_entries p WHERE p.seq = e.seq - 1) AS prev_hash \
+             FROM audit_entries e LEFT JOIN audit_details d ON d.id = e.details_id WHERE e.seq > $1",
         );
         let mut binds: Vec<String> = Vec::new();
         let mut n = 2;
@@ -299,13 +330,13 @@ impl Ledger {
             match op.strip_suffix('*') {
                 Some(prefix) => {
                     sql.push_str(&format!(
-                        " AND substr(operation, 1, {}) = ${n}",
+                        " AND substr(e.operation, 1, {}) = ${n}",
                         prefix.len()
                     ));
                     binds.push(prefix.to_string());
                 }
                 None => {
-                    sql.push_str(&format!(" AND operation = ${n}"));
+                    sql.push_str(&format!(" AND e.operation = ${n}"));
                     binds.push(op.clone());
                 }
             }
@@ -317,13 +348,13 @@ impl Ledger {
             ("at", "<", &filter.until),
         ] {
             if let Some(v) = v {
-                sql.push_str(&format!(" AND {col} {op} ${n}"));
+                sql.push_str(&format!(" AND e.{col} {op} ${n}"));
                 binds.push(v.clone());
                 n += 1;
             }
         }
         sql.push_str(&format!(
-            " ORDER BY seq LIMIT {}",
+            " ORDER BY e.seq LIMIT {}",
             filter.limit.unwrap_or(i64::MAX / 2)
         ));
         on_backend!(&self.pool, p => {
@@ -334,17 +365,23 @@ impl Ledger {
             }
             let rows = q.fetch_all(p).await?;
             rows.iter().map(|r| {
-                let details: String = r.try_get("details")?;
+                let seq: i64 = r.try_get("seq")?;
+                let details: String = r.try_get::<Option<String>, _>("details")?.unwrap_or_default();
+                let prev: Option<Vec<u8>> = r.try_get("prev_hash")?;
                 Ok(AuditEntry {
-                    seq: r.try_get("seq")?,
+                    seq,
                     at: r.try_get("at")?,
                     actor: r.try_get("actor")?,
                     operation: r.try_get("operation")?,
                     target: r.try_get("target")?,
                     outcome: r.try_get("outcome")?,
                     details: if raw { Value::String(details) } else { serde_json::from_str(&details).unwrap_or(Value::String(details)) },
-                    prev_hash: r.try_get("prev_hash")?,
-                    hash: r.try_get("hash")?,
+                    prev_hash: match prev {
+                        Some(h) => crate::hex(&h),
+                        None if seq == 1 => GENESIS.to_string(),
+                        None => String::new(),
+                    },
+                    hash: crate::hex(&r.try_get::<Vec<u8>, _>("hash")?),
                 })
             }).collect()
         })

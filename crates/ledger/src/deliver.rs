@@ -186,12 +186,8 @@ impl Deliverer {
         let mut d = Delivered::default();
         let kind = EventKind::parse(&ev.kind).ok();
         let Some(endpoint) = kind.and_then(|k| self.config.endpoints.get(&k)) else {
-            let reason = format!(
-                "no endpoint configured for {} events ([webhooks.{}] url)",
-                ev.kind, ev.kind
-            );
             self.ledger
-                .settle_event(&ev.id, &ev.token, Settlement::Skipped { reason })
+                .settle_event(&ev.id, &ev.token, Settlement::Skipped)
                 .await?;
             d.skipped = 1;
             return Ok(d);

@@ -53,6 +53,19 @@ pub struct Details {
 }
 
 impl Details {
+    /// The text shared by every event that differs only in `key` (`{"key","data"}`, the
+    /// data without it) and the value of `key`; `None` if `key` is not an identifier.
+    pub(crate) fn split_off(&self, key: &'static str) -> Option<(String, String)> {
+        let own = self.map.get(key)?.as_str()?.to_string();
+        let rest: serde_json::Map<String, Value> = self
+            .map
+            .iter()
+            .filter(|(k, _)| **k != key)
+            .map(|(k, v)| ((*k).to_string(), v.clone()))
+            .collect();
+        Some((json!({"key": key, "data": rest}).to_string(), own))
+    }
+
     /// No details.
     pub fn new() -> Self {
         Details::default()

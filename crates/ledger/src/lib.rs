@@ -51,7 +51,7 @@ pub use outbox::{EventKind, Leased, NewEvent, OutboxEvent, OutboxGroup, OutboxSt
 pub use signing::{AuditKey, PublicKey};
 pub use store::redact;
 
-use crate::audit::{GENESIS, HashInput, entry_hash};
+use crate::audit::{GENESIS, HashInput, entry_digest};
 use crate::store::{Pool, begin_write, on_backend};
 
 /// The advisory lock that serialises appends to the chain on PostgreSQL.
@@ -71,6 +71,31 @@ type SettleRow<'a> = (
     Option<String>,
     Option<String>,
 );
+
+/// The id of `text` in `audit_details` (audit details, and bodies shared by a job's
+/// events): known to this process, added by this transaction, or added now.
+macro_rules! intern {
+    ($ledger:ident, $tx:ident, $fresh:ident, $text:expr) => {{
+        let text: String = $text;
+        match $ledger
+            .details
+            .get(&text)
+            .or_else(|| $fresh.get(&text).copied())
+        {
+            Some(id) => id,
+            None => {
+                let id: i64 =
+                    sqlx::query("INSERT INTO audit_details (details) VALUES ($1) RETURNING id")
+                        .bind(&text)
+                        .fetch_one(&mut *$tx)
+                        .await?
+                        .try_get("id")?;
+                $fresh.insert(text, id);
+                id
+            }
+        }
+    }};
+}
 
 /// Checkpoint every this many entries unless configured otherwise.
 pub const DEFAULT_CHECKPOINT_EVERY: i64 = 1000;
@@ -155,6 +180,10 @@ pub struct Ledger {
     anchor: Option<Arc<anchor::AnchorFile>>,
     /// Announce each signed checkpoint as an `audit.head` event for a witness system.
     witness: bool,
+    /// The `audit_details` rows this process knows.
+    details: Arc<audit::DetailsIds>,
+    /// This ledger's part of its webhook ids (`cxguard_meta` `outbox_tag`).
+    outbox_tag: Arc<str>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -186,7 +215,13 @@ impl Ledger {
             shown: redact(url),
             anchor: None,
             witness: false,
+            details: Arc::default(),
+            outbox_tag: Arc::from(""),
         };
+        ledger.outbox_tag = on_backend!(&ledger.pool, p => {
+            let r = sqlx::query("SELECT value FROM cxguard_meta WHERE key = 'outbox_tag'").fetch_one(p).await?;
+            Arc::from(r.try_get::<String, _>("value")?)
+        });
         let signed_by = ledger.signed_by().await?;
         ledger.key = match key {
             KeySource::None => None,
@@ -322,6 +357,8 @@ impl Ledger {
             let at = now();
             let mut audit = batch.audit;
             let mut batch_events_extra: Vec<NewEvent> = Vec::new();
+            // Details rows this transaction adds; remembered once it commits.
+            let mut fresh: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
             if let Some(job) = &batch.new_job {
                 sqlx::query("INSERT INTO jobs (id, kind, actor, params, status, created_at, updated_at, fingerprint) VALUES ($1, $2, $3, $4, 'running', $5, $6, $7)")
                     .bind(&job.id).bind(job.kind).bind(&job.actor).bind(job.params.to_value().to_string()).bind(&at).bind(&at).bind(&job.fingerprint)
@@ -410,42 +447,44 @@ impl Ledger {
                 }
                 let head = sqlx::query("SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *tx).await?;
                 let (mut seq, mut prev) = match head {
-                    Some(r) => (r.try_get::<i64, _>("seq")?, r.try_get::<String, _>("hash")?),
+                    Some(r) => (r.try_get::<i64, _>("seq")?, hex(&r.try_get::<Vec<u8>, _>("hash")?)),
                     None => (0, GENESIS.to_string()),
                 };
                 let mut crossed = false;
-                // The details as stored text, beside `out.entries` (which keeps them as JSON).
-                let mut details_texts: Vec<String> = Vec::with_capacity(audit.len());
+                // Each entry's details row (shared by equal texts) and its hash as stored.
+                let mut stored: Vec<(i64, [u8; 32])> = Vec::with_capacity(audit.len());
                 for e in audit {
                     seq += 1;
                     let details = e.details.to_value();
                     let details_text = details.to_string();
-                    let hash = entry_hash(&HashInput {
+                    let digest = entry_digest(&HashInput {
                         seq, at: &at, actor: &e.actor, operation: e.operation, target: &e.target,
                         outcome: e.outcome.as_str(), details: &details_text, prev_hash: &prev,
                     });
+                    let details_id = intern!(self, tx, fresh, details_text);
                     crossed |= seq % every == 0;
-                    details_texts.push(details_text);
+                    stored.push((details_id, digest));
+                    let hash = hex(&digest);
                     out.entries.push(AuditEntry {
                         seq, at: at.clone(), actor: e.actor, operation: e.operation.to_string(), target: e.target,
-                        outcome: e.outcome.as_str().to_string(), details, prev_hash: prev.clone(), hash: hash.clone(),
+                        outcome: e.outcome.as_str().to_string(), details, prev_hash: prev, hash: hash.clone(),
                     });
                     prev = hash;
                 }
                 // Many rows per INSERT: one round trip per ROWS_PER_INSERT entries.
-                for (entries, texts) in out.entries.chunks(ROWS_PER_INSERT).zip(details_texts.chunks(ROWS_PER_INSERT)) {
-                    let mut sql = String::from("INSERT INTO audit_entries (seq, at, actor, operation, target, outcome, details, prev_hash, hash) VALUES ");
+                for (entries, stored) in out.entries.chunks(ROWS_PER_INSERT).zip(stored.chunks(ROWS_PER_INSERT)) {
+                    let mut sql = String::from("INSERT INTO audit_entries (seq, at, actor, operation, target, outcome, details_id, hash) VALUES ");
                     for i in 0..entries.len() {
-                        let b = i * 9;
+                        let b = i * 8;
                         if i > 0 {
                             sql.push_str(", ");
                         }
-                        sql.push_str(&format!("(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9));
+                        sql.push_str(&format!("(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8));
                     }
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for (e, text) in entries.iter().zip(texts) {
+                    for (e, (details_id, digest)) in entries.iter().zip(stored) {
                         q = q.bind(e.seq).bind(&e.at).bind(&e.actor).bind(&e.operation).bind(&e.target).bind(&e.outcome)
-                            .bind(text).bind(&e.prev_hash).bind(&e.hash);
+                            .bind(*details_id).bind(&digest[..]);
                     }
                     q.execute(&mut *tx).await?;
                 }
@@ -471,26 +510,38 @@ impl Ledger {
                 }
             }
             // Many events per INSERT, as for audit entries.
-            let events: Vec<(String, NewEvent)> = batch.events.into_iter().chain(batch_events_extra)
-                .map(|ev| (format!("msg_{}", random_hex(12)), ev)).collect();
+            let events: Vec<NewEvent> = batch.events.into_iter().chain(batch_events_extra).collect();
             let due = now_ms();
-            for chunk in events.chunks(ROWS_PER_INSERT) {
-                let mut sql = String::from("INSERT INTO outbox (id, kind, event_type, payload, status, attempts, next_attempt_ms, created_at) VALUES ");
+            // An event that shares its body with its job's others stores its own part
+            // (the subject) and the id of the shared text; the rest, the whole body.
+            let mut rows: Vec<(String, Option<i64>, Option<String>)> = Vec::with_capacity(events.len());
+            for ev in &events {
+                rows.push(match ev.shared() {
+                    Some((shared, subject)) => (String::new(), Some(intern!(self, tx, fresh, shared)), Some(subject)),
+                    None => (ev.payload(&at), None, None),
+                });
+            }
+            for (chunk, rows) in events.chunks(ROWS_PER_INSERT).zip(rows.chunks(ROWS_PER_INSERT)) {
+                let mut sql = String::from("INSERT INTO outbox (kind, event_type, payload, status, attempts, next_attempt_ms, created_at, template_id, subject) VALUES ");
                 for i in 0..chunk.len() {
-                    let b = i * 6;
+                    let b = i * 7;
                     if i > 0 {
                         sql.push_str(", ");
                     }
-                    sql.push_str(&format!("(${}, ${}, ${}, ${}, 'pending', 0, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6));
+                    sql.push_str(&format!("(${}, ${}, ${}, 'pending', 0, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7));
                 }
+                sql.push_str(" RETURNING seq");
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for (id, ev) in chunk {
-                    q = q.bind(id).bind(ev.kind.as_str()).bind(ev.event_type).bind(ev.payload(&at)).bind(due).bind(&at);
+                for (ev, (payload, template, subject)) in chunk.iter().zip(rows) {
+                    q = q.bind(ev.kind.as_str()).bind(ev.event_type).bind(payload).bind(due).bind(&at).bind(*template).bind(subject.as_deref());
                 }
-                q.execute(&mut *tx).await?;
+                // Numbered in the order given; each event's webhook id follows from it.
+                let mut seqs = q.fetch_all(&mut *tx).await?.iter().map(|r| r.try_get::<i64, _>("seq")).collect::<std::result::Result<Vec<_>, _>>()?;
+                seqs.sort_unstable();
+                out.event_ids.extend(seqs.into_iter().map(|s| self.webhook_id(s, None)));
             }
-            out.event_ids.extend(events.into_iter().map(|(id, _)| id));
             tx.commit().await?;
+            self.details.remember(fresh);
             if let (Some(a), Some(cp)) = (&self.anchor, &out.checkpoint) {
                 // File I/O off the async threads. The entries are committed: an anchor
                 // that lags is advanced at the next checkpoint, and an error here would

@@ -75,6 +75,9 @@ pub struct NewEvent {
     pub event_type: &'static str,
     /// Its data, as typed details.
     pub data: Details,
+    /// The key of `data` that differs from event to event of a job (`contact_id`): the
+    /// rest is stored once, shared (see [`NewEvent::with_subject`]).
+    pub subject: Option<&'static str>,
 }
 
 impl NewEvent {
@@ -84,13 +87,69 @@ impl NewEvent {
             kind,
             event_type,
             data,
+            subject: None,
         }
+    }
+
+    /// Names the key of `data` that identifies what this one event is about, where a
+    /// job sends many events alike but for it (a contact anonymized, per contact). The
+    /// rest of the body is then stored once for all of them: the body sent is the same,
+    /// byte for byte.
+    pub fn with_subject(mut self, key: &'static str) -> Self {
+        self.subject = Some(key);
+        self
+    }
+
+    /// How it is stored: the shared text and this event's value of the subject key, or
+    /// `None` when it is stored whole.
+    pub(crate) fn shared(&self) -> Option<(String, String)> {
+        self.data.split_off(self.subject?)
     }
 
     /// The body as sent: `{"type","timestamp","data"}`.
     pub fn payload(&self, timestamp: &str) -> String {
         json!({"type": self.event_type, "timestamp": timestamp, "data": self.data.to_value()})
             .to_string()
+    }
+}
+
+/// An event's body from its stored parts: whole (`payload`), or the text it shares with
+/// its job's other events and its own subject — the same bytes [`NewEvent::payload`]
+/// wrote for it.
+pub(crate) fn body(
+    event_type: &str,
+    created_at: &str,
+    payload: String,
+    shared: Option<&str>,
+    subject: Option<String>,
+) -> Result<String> {
+    let (Some(shared), Some(subject)) = (shared, subject) else {
+        return Ok(payload);
+    };
+    let bad = || Error::Invalid("an outbox event's shared body is malformed".into());
+    let v: serde_json::Value = serde_json::from_str(shared).map_err(|_| bad())?;
+    let key = v["key"].as_str().ok_or_else(bad)?;
+    let rest = v["data"].as_object().ok_or_else(bad)?;
+    // In key order, as Details writes them.
+    let mut data: std::collections::BTreeMap<&str, serde_json::Value> =
+        rest.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    data.insert(key, serde_json::Value::String(subject));
+    let data: serde_json::Map<String, serde_json::Value> =
+        data.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    Ok(json!({"type": event_type, "timestamp": created_at, "data": data}).to_string())
+}
+
+/// Why an event of `kind` was not sent: it has no endpoint. Not stored per event (it
+/// is the same for all of a kind); shown for every skipped event.
+pub fn skip_reason(kind: &str) -> String {
+    format!("no endpoint configured for {kind} events ([webhooks.{kind}] url)")
+}
+
+/// The stored last error, or for a skipped event why it was skipped.
+fn shown_error(status: &str, kind: &str, error: Option<String>) -> Option<String> {
+    match (status, error) {
+        ("skipped", None) => Some(skip_reason(kind)),
+        (_, e) => e,
     }
 }
 
@@ -163,11 +222,9 @@ pub enum Settlement {
         /// When to try again.
         retry_at_ms: Option<i64>,
     },
-    /// No endpoint is configured for this kind: recorded, not lost.
-    Skipped {
-        /// Why.
-        reason: String,
-    },
+    /// No endpoint is configured for this kind: recorded, not lost (why is
+    /// [`skip_reason`]).
+    Skipped,
 }
 
 /// Counts per status, for `outbox status`.
@@ -197,6 +254,28 @@ pub fn default_schedule() -> Vec<Duration> {
 }
 
 impl Ledger {
+    /// An event's webhook id: the one stored (events enqueued before schema 6), or
+    /// `msg_<tag>_<seq>` with this ledger's random tag, which no other ledger shares.
+    pub(crate) fn webhook_id(&self, seq: i64, stored: Option<String>) -> String {
+        stored.unwrap_or_else(|| format!("msg_{}_{seq}", self.outbox_tag))
+    }
+
+    /// The `seq` of the event with webhook id `id` (-1, which no event has, if none).
+    async fn event_seq(&self, id: &str) -> Result<i64> {
+        let ours = id
+            .strip_prefix("msg_")
+            .and_then(|s| s.strip_prefix(&*self.outbox_tag))
+            .and_then(|s| s.strip_prefix('_'))
+            .and_then(|s| s.parse::<i64>().ok());
+        if let Some(seq) = ours {
+            return Ok(seq);
+        }
+        on_backend!(&self.pool, p => {
+            let r = sqlx::query("SELECT seq FROM outbox WHERE id = $1").bind(id).fetch_optional(p).await?;
+            Ok(r.map(|r| r.try_get::<i64, _>("seq")).transpose()?.unwrap_or(-1))
+        })
+    }
+
     /// Leases up to `n` due events for `lease_ms`. Two deliverers never hold the same
     /// event: PostgreSQL skips rows another transaction has locked, SQLite serialises
     /// writers, and a lease that expires (a deliverer died) makes the event due again.
@@ -206,18 +285,20 @@ impl Ledger {
         on_backend!(&self.pool, p => {
             let mut tx = begin_write!(self.pool, p);
             let select = if pg {
-                "SELECT id, kind, payload, attempts FROM outbox WHERE status = 'pending' AND next_attempt_ms <= $1 AND (lease_until_ms IS NULL OR lease_until_ms < $2) ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED"
+                "SELECT o.seq, o.id, o.kind, o.event_type, o.payload, o.attempts, o.created_at, o.subject, t.details AS shared FROM outbox o LEFT JOIN audit_details t ON t.id = o.template_id WHERE o.status = 'pending' AND o.next_attempt_ms <= $1 AND (o.lease_until_ms IS NULL OR o.lease_until_ms < $2) ORDER BY o.seq LIMIT $3 FOR UPDATE OF o SKIP LOCKED"
             } else {
-                "SELECT id, kind, payload, attempts FROM outbox WHERE status = 'pending' AND next_attempt_ms <= $1 AND (lease_until_ms IS NULL OR lease_until_ms < $2) ORDER BY rowid LIMIT $3"
+                "SELECT o.seq, o.id, o.kind, o.event_type, o.payload, o.attempts, o.created_at, o.subject, t.details AS shared FROM outbox o LEFT JOIN audit_details t ON t.id = o.template_id WHERE o.status = 'pending' AND o.next_attempt_ms <= $1 AND (o.lease_until_ms IS NULL OR o.lease_until_ms < $2) ORDER BY o.seq LIMIT $3"
             };
             let rows = sqlx::query(select).bind(now).bind(now).bind(n).fetch_all(&mut *tx).await?;
             let mut out = Vec::new();
             for r in rows {
                 let token = random_hex(8);
-                let id: String = r.try_get("id")?;
-                sqlx::query("UPDATE outbox SET lease_until_ms = $1, lease_token = $2 WHERE id = $3")
-                    .bind(now + lease_ms).bind(&token).bind(&id).execute(&mut *tx).await?;
-                out.push(Leased { id, kind: r.try_get("kind")?, payload: r.try_get("payload")?, attempts: r.try_get("attempts")?, token });
+                let seq: i64 = r.try_get("seq")?;
+                let id = self.webhook_id(seq, r.try_get("id")?);
+                sqlx::query("UPDATE outbox SET lease_until_ms = $1, lease_token = $2 WHERE seq = $3")
+                    .bind(now + lease_ms).bind(&token).bind(seq).execute(&mut *tx).await?;
+                let payload = body(r.try_get("event_type")?, r.try_get("created_at")?, r.try_get("payload")?, r.try_get("shared")?, r.try_get("subject")?)?;
+                out.push(Leased { id, kind: r.try_get("kind")?, payload, attempts: r.try_get("attempts")?, token });
             }
             tx.commit().await?;
             Ok(out)
@@ -242,11 +323,11 @@ impl Ledger {
                 error,
                 retry_at_ms: None,
             } => ("dead", Some(error.clone()), None, None, true),
-            Settlement::Skipped { reason } => ("skipped", Some(reason.clone()), None, None, false),
+            Settlement::Skipped => ("skipped", None, None, None, false),
         };
         on_backend!(&self.pool, p => {
-            let n = sqlx::query("UPDATE outbox SET status = $1, last_error = $2, next_attempt_ms = COALESCE($3, next_attempt_ms), delivered_at = $4, attempts = attempts + $5, lease_until_ms = NULL, lease_token = NULL WHERE id = $6 AND lease_token = $7")
-                .bind(status).bind(error).bind(next).bind(delivered).bind(if counts { 1i64 } else { 0 }).bind(id).bind(token)
+            let n = sqlx::query("UPDATE outbox SET status = $1, last_error = $2, next_attempt_ms = COALESCE($3, next_attempt_ms), delivered_at = $4, attempts = attempts + $5, lease_until_ms = NULL, lease_token = NULL WHERE seq = $6 AND lease_token = $7")
+                .bind(status).bind(error).bind(next).bind(delivered).bind(if counts { 1i64 } else { 0 }).bind(self.event_seq(id).await?).bind(token)
                 .execute(p).await?.rows_affected();
             Ok(n == 1)
         })
@@ -295,22 +376,19 @@ impl Ledger {
         event_type: Option<&str>,
         limit: i64,
     ) -> Result<Vec<OutboxEvent>> {
-        let order = if self.pool.is_postgres() {
-            "seq"
-        } else {
-            "rowid"
-        };
-        let sql = format!(
-            "SELECT id, kind, event_type, status, attempts, next_attempt_ms, last_error, created_at, delivered_at FROM outbox WHERE ($1 = '' OR status = $2) AND ($3 = '' OR event_type = $4) ORDER BY {order} LIMIT $5"
-        );
+        let sql = "SELECT seq, id, kind, event_type, status, attempts, next_attempt_ms, last_error, created_at, delivered_at FROM outbox WHERE ($1 = '' OR status = $2) AND ($3 = '' OR event_type = $4) ORDER BY seq LIMIT $5";
         let (st, ty) = (status.unwrap_or(""), event_type.unwrap_or(""));
         on_backend!(&self.pool, p => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(st).bind(st).bind(ty).bind(ty).bind(limit).fetch_all(p).await?;
-            rows.iter().map(|r| Ok(OutboxEvent {
-                id: r.try_get("id")?, kind: r.try_get("kind")?, event_type: r.try_get("event_type")?,
-                status: r.try_get("status")?, attempts: r.try_get("attempts")?, next_attempt_ms: r.try_get("next_attempt_ms")?,
-                last_error: r.try_get("last_error")?, created_at: r.try_get("created_at")?, delivered_at: r.try_get("delivered_at")?,
-            })).collect()
+            let rows = sqlx::query(sql).bind(st).bind(st).bind(ty).bind(ty).bind(limit).fetch_all(p).await?;
+            rows.iter().map(|r| {
+                let (kind, status): (String, String) = (r.try_get("kind")?, r.try_get("status")?);
+                Ok(OutboxEvent {
+                    id: self.webhook_id(r.try_get("seq")?, r.try_get("id")?), event_type: r.try_get("event_type")?,
+                    last_error: shown_error(&status, &kind, r.try_get("last_error")?), kind, status,
+                    attempts: r.try_get("attempts")?, next_attempt_ms: r.try_get("next_attempt_ms")?,
+                    created_at: r.try_get("created_at")?, delivered_at: r.try_get("delivered_at")?,
+                })
+            }).collect()
         })
     }
 
@@ -320,27 +398,31 @@ impl Ledger {
         on_backend!(&self.pool, p => {
             let rows = sqlx::query("SELECT kind, event_type, status, last_error, COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox GROUP BY kind, event_type, status, last_error ORDER BY kind, event_type, status, last_error")
                 .fetch_all(p).await?;
-            rows.iter().map(|r| Ok(OutboxGroup {
-                kind: r.try_get("kind")?, event_type: r.try_get("event_type")?, status: r.try_get("status")?,
-                last_error: r.try_get("last_error")?, count: r.try_get::<i64, _>("n")? as u64, oldest: r.try_get("oldest")?,
-            })).collect()
+            rows.iter().map(|r| {
+                let (kind, status): (String, String) = (r.try_get("kind")?, r.try_get("status")?);
+                Ok(OutboxGroup {
+                    event_type: r.try_get("event_type")?, last_error: shown_error(&status, &kind, r.try_get("last_error")?),
+                    kind, status, count: r.try_get::<i64, _>("n")? as u64, oldest: r.try_get("oldest")?,
+                })
+            }).collect()
         })
     }
 
     /// The body of one event, as it is (or was) sent.
     pub async fn event_payload(&self, id: &str) -> Result<String> {
         on_backend!(&self.pool, p => {
-            sqlx::query("SELECT payload FROM outbox WHERE id = $1").bind(id).fetch_optional(p).await?
-                .ok_or_else(|| Error::NotFound(format!("no outbox event {id}")))?
-                .try_get::<String, _>("payload").map_err(Error::from)
+            let r = sqlx::query("SELECT o.event_type, o.payload, o.created_at, o.subject, t.details AS shared FROM outbox o LEFT JOIN audit_details t ON t.id = o.template_id WHERE o.seq = $1")
+                .bind(self.event_seq(id).await?).fetch_optional(p).await?
+                .ok_or_else(|| Error::NotFound(format!("no outbox event {id}")))?;
+            body(r.try_get("event_type")?, r.try_get("created_at")?, r.try_get("payload")?, r.try_get("shared")?, r.try_get("subject")?)
         })
     }
 
     /// Makes a dead, skipped or pending event due now with a fresh schedule.
     pub async fn retry_event(&self, id: &str) -> Result<()> {
         on_backend!(&self.pool, p => {
-            let n = sqlx::query("UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_ms = $1, lease_until_ms = NULL, lease_token = NULL WHERE id = $2 AND status <> 'delivered'")
-                .bind(now_ms()).bind(id).execute(p).await?.rows_affected();
+            let n = sqlx::query("UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_ms = $1, lease_until_ms = NULL, lease_token = NULL WHERE seq = $2 AND status <> 'delivered'")
+                .bind(now_ms()).bind(self.event_seq(id).await?).execute(p).await?.rows_affected();
             if n == 1 { Ok(()) } else { Err(Error::NotFound(format!("no undelivered outbox event {id}"))) }
         })
     }

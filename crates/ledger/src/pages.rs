@@ -19,15 +19,23 @@ const PAGE: usize = 8_192;
 /// Pages read ahead of the checking.
 const AHEAD: usize = 3;
 
-const COLUMNS: &str = "seq, at, actor, operation, target, outcome, details, prev_hash, hash";
+/// Each entry with its details text (empty if its row is gone, which its hash then
+/// shows) and its stored hash.
+const SELECT: &str = "SELECT e.seq, e.at, e.actor, e.operation, e.target, e.outcome, \
+    COALESCE(d.details, ''), e.hash FROM audit_entries e \
+    LEFT JOIN audit_details d ON d.id = e.details_id ORDER BY e.seq";
 
-/// One stored entry of a [`Page`]: its sequence number and where its eight text columns
-/// (at, actor, operation, target, outcome, details, prev_hash, hash) end in the page's
-/// text; the first starts at `start`.
+/// Text columns of an entry: at, actor, operation, target, outcome, details.
+const TEXTS: usize = 6;
+
+/// One stored entry of a [`Page`]: its sequence number, where its six text columns
+/// (at, actor, operation, target, outcome, details) end in the page's text (the first
+/// starts at `start`), and its stored hash (`None` if it is not 32 bytes).
 pub(crate) struct Raw {
     pub seq: i64,
     start: usize,
-    ends: [usize; 8],
+    ends: [usize; TEXTS],
+    pub hash: Option<[u8; 32]>,
 }
 
 /// Entries as stored, in order.
@@ -40,22 +48,28 @@ pub(crate) struct Page {
 impl Page {
     fn with_capacity(rows: usize) -> Self {
         Page {
-            text: String::with_capacity(rows * 400),
+            text: String::with_capacity(rows * 240),
             rows: Vec::with_capacity(rows),
         }
     }
 
-    fn push<'a>(&mut self, seq: i64, columns: impl IntoIterator<Item = &'a str>) {
+    fn push<'a>(&mut self, seq: i64, columns: impl IntoIterator<Item = &'a str>, hash: &[u8]) {
         let start = self.text.len();
-        let mut ends = [start; 8];
+        let mut ends = [start; TEXTS];
         for (end, c) in ends.iter_mut().zip(columns) {
             self.text.push_str(c);
             *end = self.text.len();
         }
-        self.rows.push(Raw { seq, start, ends });
+        let hash = hash.try_into().ok();
+        self.rows.push(Raw {
+            seq,
+            start,
+            ends,
+            hash,
+        });
     }
 
-    /// Column `i` (0 = at … 7 = hash) of `r`.
+    /// Column `i` (0 = at … 5 = details) of `r`.
     pub fn column(&self, r: &Raw, i: usize) -> &str {
         let from = if i == 0 { r.start } else { r.ends[i - 1] };
         &self.text[from..r.ends[i]]
@@ -107,14 +121,12 @@ fn read_sqlite(path: &std::path::Path, tx: &mpsc::Sender<Result<Page>>) -> Resul
         .map_err(fail)?;
     // One snapshot of the whole chain: appends made meanwhile are not half-seen.
     c.execute_batch("BEGIN").map_err(fail)?;
-    let mut st = c
-        .prepare(&format!("SELECT {COLUMNS} FROM audit_entries ORDER BY seq"))
-        .map_err(fail)?;
+    let mut st = c.prepare(SELECT).map_err(fail)?;
     let mut rows = st.query([]).map_err(fail)?;
     let mut page = Page::with_capacity(PAGE);
     while let Some(r) = rows.next().map_err(fail)? {
         let seq: i64 = r.get(0).map_err(fail)?;
-        let mut cols: [&str; 8] = [""; 8];
+        let mut cols: [&str; TEXTS] = [""; TEXTS];
         for (i, c) in cols.iter_mut().enumerate() {
             *c = r
                 .get_ref(i + 1)
@@ -123,7 +135,13 @@ fn read_sqlite(path: &std::path::Path, tx: &mpsc::Sender<Result<Page>>) -> Resul
                     Error::Invalid(format!("entry {seq}: column {} is not text ({e})", i + 1))
                 })?;
         }
-        page.push(seq, cols);
+        // A hash edited into text or NULL is not 32 bytes: verify names the entry.
+        let hash = r
+            .get_ref(TEXTS + 1)
+            .ok()
+            .and_then(|v| v.as_blob().ok())
+            .unwrap_or(&[]);
+        page.push(seq, cols, hash);
         if page.rows.len() == PAGE {
             let full = std::mem::replace(&mut page, Page::with_capacity(PAGE));
             if tx.blocking_send(Ok(full)).is_err() {
@@ -139,7 +157,6 @@ fn read_sqlite(path: &std::path::Path, tx: &mpsc::Sender<Result<Page>>) -> Resul
 
 async fn read_pool(pool: &Pool, tx: &mpsc::Sender<Result<Page>>) -> Result<()> {
     use futures_util::TryStreamExt as _;
-    let sql = format!("SELECT {COLUMNS} FROM audit_entries ORDER BY seq");
     crate::store::on_backend!(pool, p => {
         // One query in one read-only snapshot, streamed: no round trip per page, and
         // appends made meanwhile are not half-seen.
@@ -148,14 +165,15 @@ async fn read_pool(pool: &Pool, tx: &mpsc::Sender<Result<Page>>) -> Result<()> {
         } else {
             p.begin().await?
         };
-        let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(&mut *t);
+        let mut rows = sqlx::query(SELECT).fetch(&mut *t);
         let mut page = Page::with_capacity(PAGE);
         while let Some(r) = rows.try_next().await? {
-            let mut cols: [&str; 8] = [""; 8];
+            let mut cols: [&str; TEXTS] = [""; TEXTS];
             for (i, c) in cols.iter_mut().enumerate() {
                 *c = r.try_get(i + 1)?;
             }
-            page.push(r.try_get(0)?, cols);
+            let hash: &[u8] = r.try_get::<Option<&[u8]>, _>(TEXTS + 1)?.unwrap_or(&[]);
+            page.push(r.try_get(0)?, cols, hash);
             if page.rows.len() == PAGE {
                 let full = std::mem::replace(&mut page, Page::with_capacity(PAGE));
                 if tx.send(Ok(full)).await.is_err() {

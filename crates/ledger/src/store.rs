@@ -23,12 +23,16 @@ const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0002_resume.sql"),
     include_str!("../migrations/sqlite/0003_audit_target.sql"),
     include_str!("../migrations/sqlite/0004_compacted.sql"),
+    include_str!("../migrations/sqlite/0005_compact_audit.sql"),
+    include_str!("../migrations/sqlite/0006_compact_outbox.sql"),
 ];
 const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0001_init.sql"),
     include_str!("../migrations/postgres/0002_resume.sql"),
     include_str!("../migrations/postgres/0003_audit_target.sql"),
     include_str!("../migrations/postgres/0004_compacted.sql"),
+    include_str!("../migrations/postgres/0005_compact_audit.sql"),
+    include_str!("../migrations/postgres/0006_compact_outbox.sql"),
 ];
 
 /// What `cxguard_meta.ledger` holds in every cxguard ledger.

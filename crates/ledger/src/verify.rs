@@ -3,7 +3,7 @@
 //! recorded outside the database (an anchor file or a head the operator wrote down).
 
 use crate::Ledger;
-use crate::audit::{Broken, GENESIS, HashInput, Verdict, entry_hash_hex};
+use crate::audit::{Broken, GENESIS, HashInput, Verdict, entry_digest, hex64};
 use crate::error::Result;
 use crate::signing::{self, PublicKey};
 use crate::store::on_backend;
@@ -27,7 +27,7 @@ impl Ledger {
         }
         let stored: Option<String> = on_backend!(&self.pool, p => {
             sqlx::query("SELECT hash FROM audit_entries WHERE seq = $1").bind(seq).fetch_optional(p).await?
-                .map(|r| r.try_get::<String, _>("hash")).transpose()?
+                .map(|r| r.try_get::<Vec<u8>, _>("hash").map(|h| crate::hex(&h))).transpose()?
         });
         match stored {
             Some(h) if h == hash => Ok(None),
@@ -86,51 +86,44 @@ fn check(
         v
     };
     let mut cps = checkpoints.iter().peekable();
-    let mut prev_hash = GENESIS.to_string();
+    // The previous entry's hash in hex, as the next entry's hash covers it.
+    let mut prev = [0u8; 64];
+    prev.copy_from_slice(GENESIS.as_bytes());
+    let text = |h: &[u8; 64]| std::str::from_utf8(h).expect("hex digits").to_string();
     let mut expected = 1i64;
     while let Some(page) = pages.blocking_recv() {
         let page = page?;
         for r in &page.rows {
             let col = |i| page.column(r, i);
-            let (at, details, stored_prev, hash) = (col(0), col(5), col(6), col(7));
+            let at = col(0);
             if r.seq != expected {
                 return fail(
-                    with_last(verdict, &prev_hash),
+                    with_last(verdict, &text(&prev)),
                     expected,
                     format!("entry {expected} is missing (the next entry is {})", r.seq),
                 );
             }
-            if stored_prev != prev_hash {
-                return fail(
-                    with_last(verdict, &prev_hash),
-                    r.seq,
-                    format!(
-                        "entry {}: prev_hash does not match the hash of entry {} (inserted or reordered)",
-                        r.seq,
-                        r.seq - 1
-                    ),
-                );
-            }
-            let recomputed = entry_hash_hex(&HashInput {
+            let digest = entry_digest(&HashInput {
                 seq: r.seq,
                 at,
                 actor: col(1),
                 operation: col(2),
                 target: col(3),
                 outcome: col(4),
-                details,
-                prev_hash: stored_prev,
+                details: col(5),
+                prev_hash: std::str::from_utf8(&prev).expect("hex digits"),
             });
-            if recomputed.as_slice() != hash.as_bytes() {
+            if r.hash != Some(digest) {
                 return fail(
-                    with_last(verdict, &prev_hash),
+                    with_last(verdict, &text(&prev)),
                     r.seq,
                     format!(
-                        "entry {}: its contents do not match its hash (edited)",
+                        "entry {}: its contents do not match its hash (edited, inserted or reordered)",
                         r.seq
                     ),
                 );
             }
+            let hash = hex64(&digest);
             while let Some(cp) = cps.peek() {
                 if cp.seq > r.seq {
                     break;
@@ -138,14 +131,14 @@ fn check(
                 let cp = cps.next().expect("peeked");
                 if cp.seq < r.seq {
                     return fail(
-                        with_last(verdict, &prev_hash),
+                        with_last(verdict, &text(&prev)),
                         cp.seq,
                         format!("checkpoint at entry {} has no entry", cp.seq),
                     );
                 }
-                if cp.hash != hash || cp.at != at {
+                if cp.hash.as_bytes() != hash || cp.at != at {
                     return fail(
-                        with_last(verdict, &prev_hash),
+                        with_last(verdict, &text(&prev)),
                         r.seq,
                         format!(
                             "entry {}: differs from what checkpoint {} signed",
@@ -158,7 +151,7 @@ fn check(
                     &cp.signature,
                 ) {
                     return fail(
-                        with_last(verdict, &prev_hash),
+                        with_last(verdict, &text(&prev)),
                         r.seq,
                         format!(
                             "checkpoint at entry {}: the signature does not verify with public key {} (it claims key {})",
@@ -169,13 +162,13 @@ fn check(
                     );
                 }
             }
-            prev_hash.clear();
-            prev_hash.push_str(hash);
+            prev = hash;
             verdict.entries += 1;
             verdict.last_seq = r.seq;
             expected += 1;
         }
     }
+    let prev_hash = text(&prev);
     if verdict.entries > 0 {
         verdict.last_hash = Some(prev_hash.clone());
     }

@@ -252,5 +252,6 @@ pub(super) fn consent_event(
             .label("status", "success")
             .ids("fields", fields)?
             .label_map("algorithm", algorithms)?,
-    ))
+    )
+    .with_subject("contact_id"))
 }

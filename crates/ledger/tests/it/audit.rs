@@ -135,7 +135,7 @@ async fn editing_a_field_is_detected_at_that_entry() {
         assert!(l.verify(&k.public()).await.unwrap().is_intact());
         exec(
             &s,
-            "UPDATE audit_entries SET details = '{\"i\": 12}' WHERE seq = 12",
+            "UPDATE audit_details SET details = '{\"i\": 12}' WHERE id = (SELECT details_id FROM audit_entries WHERE seq = 12)",
         )
         .await;
         assert_eq!(broken_at(&l, &k).await.0, 12, "{}", s.name);
@@ -186,8 +186,10 @@ async fn inserting_an_entry_is_detected() {
         exec(
             &s,
             &format!(
-                "INSERT INTO audit_entries (seq, at, actor, operation, target, outcome, details, prev_hash, hash) VALUES (10, '{}', 'test', 'test.op', 'target-9', 'success', '{details}', '{}', '{}')",
-                forged.at, forged.prev_hash, forged.hash
+                "INSERT INTO audit_details (id, details) VALUES (100010, '{details}'); \
+                 INSERT INTO audit_entries (seq, at, actor, operation, target, outcome, details_id, hash) VALUES (10, '{}', 'test', 'test.op', 'target-9', 'success', 100010, {})",
+                forged.at,
+                blob(&s, &forged.hash)
             ),
         )
         .await;
@@ -205,14 +207,26 @@ async fn inserting_an_entry_is_detected() {
         exec(
             &s2,
             &format!(
-                "INSERT INTO audit_entries (seq, at, actor, operation, target, outcome, details, prev_hash, hash) VALUES (6, '{}', 'test', 'test.op', '{}', 'success', '{{\"i\":6}}', '{}', '{}')",
-                extra.at, extra.target, extra.prev_hash, extra.hash
+                "INSERT INTO audit_details (id, details) VALUES (100006, '{{\"i\":6}}'); \
+                 INSERT INTO audit_entries (seq, at, actor, operation, target, outcome, details_id, hash) VALUES (6, '{}', 'test', 'test.op', '{}', 'success', 100006, {})",
+                extra.at,
+                extra.target,
+                blob(&s2, &extra.hash)
             ),
         )
         .await;
         let (seq, why) = broken_at(&l2, &k2).await;
         assert_eq!(seq, 6, "{why}");
         assert!(why.contains("not covered by the signed head"), "{why}");
+    }
+}
+
+/// A hash in hex as a literal of the store's byte type.
+fn blob(s: &crate::TestStore, hex: &str) -> String {
+    if s.url.starts_with("sqlite:") {
+        format!("X'{hex}'")
+    } else {
+        format!("decode('{hex}', 'hex')")
     }
 }
 

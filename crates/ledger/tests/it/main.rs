@@ -7,6 +7,7 @@ mod anchor;
 mod audit;
 mod bad_input;
 mod concurrency;
+mod format;
 mod journal;
 mod outbox;
 
