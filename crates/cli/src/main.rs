@@ -159,7 +159,39 @@ fn init_logging(verbose: u8, quiet: bool, service: bool) {
     };
 }
 
+/// glibc gives each thread that allocates an arena of its own (up to eight per core), and
+/// memory freed in one arena is not reused by another: a million-contact anonymize
+/// peaked at 56.8 MiB of RSS with glibc's default and at 49.0 MiB with two arenas, at
+/// the same speed (`serve`: 18,491 req/s against 18,283). glibc reads the limit from the
+/// environment when a process starts; setting it from inside takes `mallopt`, unsafe
+/// code, which this workspace forbids. So cxguard starts itself once more, in place
+/// (same pid, arguments and environment), with `MALLOC_ARENA_MAX=2` — unless the
+/// variable is set already, to any value: the operator's choice wins, and the second
+/// start sees it set. If that exec fails, cxguard runs on as it is.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn few_malloc_arenas() {
+    use std::os::unix::process::CommandExt as _;
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let mut args = std::env::args_os();
+    let arg0 = args.next().unwrap_or_else(|| exe.clone().into_os_string());
+    // Returns only if the exec failed.
+    let _ = std::process::Command::new(&exe)
+        .arg0(arg0)
+        .args(args)
+        .env("MALLOC_ARENA_MAX", "2")
+        .exec();
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn few_malloc_arenas() {}
+
 fn main() -> ExitCode {
+    few_malloc_arenas();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -311,3 +311,39 @@ fn absurd_numbers_from_a_tenant_end_the_command_quickly_naming_them() {
     assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
     assert!(stderr(&o).contains("Retry-After"), "{}", stderr(&o));
 }
+
+/// cxguard caps glibc's malloc arenas at two by starting itself again with
+/// `MALLOC_ARENA_MAX=2` (the memory target of issue 16); a value the operator set wins.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn the_process_runs_with_two_malloc_arenas_unless_told_otherwise() {
+    use std::io::BufRead as _;
+    let environ_of = |set: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cxguard"));
+        cmd.args(["sim", "--port", "0", "--contacts", "10"])
+            .env_remove("MALLOC_ARENA_MAX")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        if let Some(v) = set {
+            cmd.env("MALLOC_ARENA_MAX", v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        // Once it has printed its URL, it is the program that serves.
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let environ = std::fs::read(format!("/proc/{}/environ", child.id())).unwrap();
+        child.kill().ok();
+        child.wait().ok();
+        assert!(first.contains("listening"), "{first}");
+        environ
+            .split(|b| *b == 0)
+            .filter_map(|v| std::str::from_utf8(v).ok())
+            .filter_map(|v| v.strip_prefix("MALLOC_ARENA_MAX="))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(environ_of(None), ["2"]);
+    assert_eq!(environ_of(Some("8")), ["8"]);
+}
