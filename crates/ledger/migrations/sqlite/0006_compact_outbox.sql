@@ -4,9 +4,11 @@
 -- an event was skipped is the same for every event of its kind: it is shown, not
 -- stored. Only pending events are indexed by when they are due. A new event's webhook
 -- id is not stored: it is msg_<outbox_tag>_<seq>, the tag random per ledger. Events
--- enqueued before keep their random ids (column id).
+-- enqueued before keep their random ids (column id). AUTOINCREMENT: a number is never
+-- used twice, even after `outbox purge --delivered` removed the latest events, so no
+-- receiver that drops ids it has seen drops a new event.
 CREATE TABLE outbox_v6 (
-    seq              INTEGER PRIMARY KEY,
+    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
     id               TEXT,
     kind             TEXT    NOT NULL,
     event_type       TEXT    NOT NULL,

@@ -256,3 +256,31 @@ async fn events_that_share_a_body_are_sent_byte_for_byte_as_built() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_webhook_id_is_never_given_twice_even_after_a_purge() {
+    use ledger::{EventKind, NewEvent, Settlement};
+    for s in stores().await {
+        let l = open(&s, &key()).await;
+        let event = || {
+            NewEvent::new(
+                EventKind::Vault,
+                "secret_rotation",
+                Details::new().count("n", 1),
+            )
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..3 {
+            let id = l.enqueue(event()).await.unwrap();
+            assert!(seen.insert(id.clone()), "{}: {id} given twice", s.name);
+            for ev in l.lease_due(10, 60_000).await.unwrap() {
+                assert!(
+                    l.settle_event(&ev.id, &ev.token, Settlement::Delivered)
+                        .await
+                        .unwrap()
+                );
+            }
+            assert_eq!(l.purge_delivered().await.unwrap(), 1);
+        }
+    }
+}
