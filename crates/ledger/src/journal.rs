@@ -184,12 +184,14 @@ impl Ledger {
                     if i > 0 {
                         sql.push_str(", ");
                     }
-                    sql.push_str(&format!("($1, ${}, ${}, 'pending', $2)", 3 + 2 * i, 4 + 2 * i));
+                    // Each number once and in order: SQLite then binds them anonymously.
+                    let b = 4 * i;
+                    sql.push_str(&format!("(${}, ${}, ${}, 'pending', ${})", b + 1, b + 2, b + 3, b + 4));
                 }
                 sql.push_str(" ON CONFLICT DO NOTHING");
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(job_id).bind(&at);
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(crate::store::positional(self.pool.is_postgres(), sql)));
                 for (i, k) in chunk.iter().enumerate() {
-                    q = q.bind(k).bind(start + 1 + (c * KEYS_PER_STATEMENT + i) as i64);
+                    q = q.bind(job_id).bind(k).bind(start + 1 + (c * KEYS_PER_STATEMENT + i) as i64).bind(&at);
                 }
                 q.execute(&mut *tx).await?;
             }
@@ -310,7 +312,7 @@ impl Ledger {
                     "UPDATE job_items SET state = 'in_flight', attempts = attempts + 1, updated_at = $1 WHERE job_id = $2 AND state <> 'done' AND item_key IN ({}) RETURNING item_key, attempts",
                     placeholders(3, chunk.len())
                 );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&at).bind(job_id);
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(crate::store::positional(self.pool.is_postgres(), sql))).bind(&at).bind(job_id);
                 for k in chunk {
                     q = q.bind(k);
                 }
@@ -335,7 +337,7 @@ impl Ledger {
                     "SELECT item_key, attempts FROM job_items WHERE job_id = $1 AND state <> 'done' AND item_key IN ({})",
                     placeholders(2, chunk.len())
                 );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(job_id);
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(crate::store::positional(self.pool.is_postgres(), sql))).bind(job_id);
                 for k in chunk {
                     q = q.bind(k);
                 }
