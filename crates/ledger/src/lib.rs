@@ -400,7 +400,7 @@ impl Ledger {
                     "UPDATE job_items SET state = {}, last_error = {}, result = COALESCE({}, job_items.result), updated_at = $1 FROM (VALUES {values}){v} WHERE job_items.job_id = {} AND job_items.item_key = {}",
                     c[2], c[3], c[4], c[0], c[1]
                 );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(crate::store::positional(self.pool.is_postgres(), sql))).bind(&at);
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(crate::store::positional(pg, sql))).bind(&at);
                 for (job, key, state, err, result) in chunk {
                     q = q.bind(*job).bind(*key).bind(*state).bind(err.as_deref()).bind(result.as_deref());
                 }
@@ -481,7 +481,7 @@ impl Ledger {
                         }
                         sql.push_str(&format!("(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8));
                     }
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(crate::store::positional(self.pool.is_postgres(), sql)));
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(crate::store::positional(pg, sql)));
                     for (e, (details_id, digest)) in entries.iter().zip(stored) {
                         q = q.bind(e.seq).bind(&e.at).bind(&e.actor).bind(&e.operation).bind(&e.target).bind(&e.outcome)
                             .bind(*details_id).bind(&digest[..]);
@@ -531,7 +531,7 @@ impl Ledger {
                     sql.push_str(&format!("(${}, ${}, ${}, 'pending', 0, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7));
                 }
                 sql.push_str(" RETURNING seq");
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(crate::store::positional(self.pool.is_postgres(), sql)));
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(crate::store::positional(pg, sql)));
                 for (ev, (payload, template, subject)) in chunk.iter().zip(rows) {
                     q = q.bind(ev.kind.as_str()).bind(ev.event_type).bind(payload).bind(due).bind(&at).bind(*template).bind(subject.as_deref());
                 }

@@ -59,6 +59,11 @@ impl Ledger {
     }
 }
 
+/// A hash as [`hex64`] writes it, as text.
+fn hex_text(h: &[u8; 64]) -> String {
+    String::from_utf8_lossy(h).into_owned()
+}
+
 /// The checks of [`Ledger::verify`], over the pages of the whole chain.
 fn check(
     mut pages: tokio::sync::mpsc::Receiver<Result<crate::pages::Page>>,
@@ -78,10 +83,10 @@ fn check(
         v.broken = Some(Broken { seq, reason });
         Ok(v)
     };
-    // The last intact entry's hash, kept as text only when a verdict is returned.
-    let with_last = |mut v: Verdict, prev: &str| {
+    // The last intact entry's hash, made text only when a verdict is returned.
+    let with_last = |mut v: Verdict, prev: &[u8; 64]| {
         if v.entries > 0 {
-            v.last_hash = Some(prev.to_string());
+            v.last_hash = Some(hex_text(prev));
         }
         v
     };
@@ -89,7 +94,6 @@ fn check(
     // The previous entry's hash in hex, as the next entry's hash covers it.
     let mut prev = [0u8; 64];
     prev.copy_from_slice(GENESIS.as_bytes());
-    let text = |h: &[u8; 64]| std::str::from_utf8(h).expect("hex digits").to_string();
     let mut expected = 1i64;
     while let Some(page) = pages.blocking_recv() {
         let page = page?;
@@ -98,7 +102,7 @@ fn check(
             let at = col(0);
             if r.seq != expected {
                 return fail(
-                    with_last(verdict, &text(&prev)),
+                    with_last(verdict, &prev),
                     expected,
                     format!("entry {expected} is missing (the next entry is {})", r.seq),
                 );
@@ -115,7 +119,7 @@ fn check(
             });
             if r.hash != Some(digest) {
                 return fail(
-                    with_last(verdict, &text(&prev)),
+                    with_last(verdict, &prev),
                     r.seq,
                     format!(
                         "entry {}: its contents do not match its hash (edited, inserted or reordered)",
@@ -131,14 +135,14 @@ fn check(
                 let cp = cps.next().expect("peeked");
                 if cp.seq < r.seq {
                     return fail(
-                        with_last(verdict, &text(&prev)),
+                        with_last(verdict, &prev),
                         cp.seq,
                         format!("checkpoint at entry {} has no entry", cp.seq),
                     );
                 }
                 if cp.hash.as_bytes() != hash || cp.at != at {
                     return fail(
-                        with_last(verdict, &text(&prev)),
+                        with_last(verdict, &prev),
                         r.seq,
                         format!(
                             "entry {}: differs from what checkpoint {} signed",
@@ -151,7 +155,7 @@ fn check(
                     &cp.signature,
                 ) {
                     return fail(
-                        with_last(verdict, &text(&prev)),
+                        with_last(verdict, &prev),
                         r.seq,
                         format!(
                             "checkpoint at entry {}: the signature does not verify with public key {} (it claims key {})",
@@ -168,7 +172,7 @@ fn check(
             expected += 1;
         }
     }
-    let prev_hash = text(&prev);
+    let prev_hash = hex_text(&prev);
     if verdict.entries > 0 {
         verdict.last_hash = Some(prev_hash.clone());
     }
