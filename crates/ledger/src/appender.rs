@@ -32,6 +32,33 @@ impl Closed {
     }
 }
 
+/// Scheduler turns the writer gives before each commit.
+const GATHER_TURNS: usize = 4;
+
+/// Adds to `pending` the entries of callers that are already running: the writer yields
+/// its turn [`GATHER_TURNS`] times (or until the batch is full), taking what arrived
+/// after each. Under load, requests whose upstream answers are in hand reach their
+/// append within those turns, so one commit takes about 30 entries where it took 7
+/// (`serve`: 0.24 → 0.16 ms of CPU per request, 5,800 → 7,800 req/s on one machine).
+/// An idle service still commits at once: a turn with nothing else to run costs
+/// microseconds. Stopping at the first turn that brought nothing was slower in every
+/// paired run (6,272 against 7,032 req/s). No timer: a fixed linger made every caller
+/// wait (1 ms cut 64 callers from 42k to 17k appends/s).
+async fn gather(rx: &mut mpsc::Receiver<Request>, pending: &mut Vec<Request>, max_batch: usize) {
+    for _ in 0..GATHER_TURNS {
+        if pending.len() >= max_batch {
+            return;
+        }
+        tokio::task::yield_now().await;
+        while pending.len() < max_batch {
+            match rx.try_recv() {
+                Ok(r) => pending.push(r),
+                Err(_) => break,
+            }
+        }
+    }
+}
+
 impl Appender {
     /// Starts the writer. `max_batch` bounds one transaction; the queue holds four
     /// batches before callers wait for room (backpressure, not unbounded memory).
@@ -41,9 +68,7 @@ impl Appender {
         let task = tokio::spawn(async move {
             let mut pending: Vec<Request> = Vec::with_capacity(max_batch);
             while rx.recv_many(&mut pending, max_batch).await > 0 {
-                // No waiting for neighbours: entries that arrive during a commit form
-                // the next batch by themselves (measured: a 1 ms linger cut throughput
-                // from 42k to 17k appends/s at 64 callers).
+                gather(&mut rx, &mut pending, max_batch).await;
                 let (entries, waiters): (Vec<_>, Vec<_>) = pending.drain(..).unzip();
                 let n = entries.len();
                 let result = ledger
