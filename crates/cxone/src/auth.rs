@@ -208,7 +208,7 @@ impl TokenSource {
             .get(&url)
             .timeout(self.settings.request_timeout)
             .header(reqwest::header::ACCEPT, "application/json");
-        let (status, _, body) = crate::transport::receive(
+        let (status, _, body) = crate::wire::receive(
             req,
             "GET",
             &url,
@@ -359,7 +359,7 @@ impl TokenSource {
             .timeout(self.settings.request_timeout)
             .basic_auth(client_id, Some(client_secret.expose_secret()))
             .form(&body);
-        let received = crate::transport::receive(
+        let received = crate::wire::receive(
             req,
             "POST",
             url,

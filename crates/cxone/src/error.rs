@@ -142,15 +142,16 @@ pub enum Error {
     Build(String),
 
     /// The connection failed or was reset, before or after the server acted.
-    #[error("{method} {url}: connection failed: {source}")]
+    #[error("{method} {url}: connection failed: {detail}")]
     Transport {
         /// The HTTP method.
         method: String,
         /// The URL requested.
         url: String,
-        /// The underlying error.
-        #[source]
-        source: reqwest::Error,
+        /// What failed, with its causes (`client error (Connect): tcp connect error: …`).
+        detail: String,
+        /// The connection never opened, so nothing was sent.
+        connect: bool,
     },
 
     /// No complete response within the timeout.
@@ -371,7 +372,7 @@ impl Error {
     pub(crate) fn worth_resending(&self, idempotent: bool) -> bool {
         match self {
             Error::RateLimited { .. } => true,
-            Error::Transport { source, .. } if source.is_connect() => true,
+            Error::Transport { connect: true, .. } => true,
             _ => idempotent && self.is_retryable(),
         }
     }

@@ -18,6 +18,7 @@ mod pacing;
 mod retry;
 mod settings;
 mod transport;
+mod wire;
 
 pub mod contacts;
 pub mod datastores;
@@ -58,7 +59,8 @@ struct Counters {
 }
 
 struct Inner {
-    http: reqwest::Client,
+    /// API calls.
+    wire: wire::Wire,
     settings: Settings,
     auth: auth::TokenSource,
     pacer: pacing::Pacer,
@@ -93,11 +95,14 @@ impl Client {
             .user_agent(concat!("cxguard-cxone/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Build(format!("cannot build the HTTP client: {e}")))?;
-        let auth = auth::TokenSource::new(http.clone(), settings.clone());
+        let proxies = hyper_util::client::proxy::matcher::Matcher::from_env();
+        let wire = wire::Wire::new(&settings, &http, &proxies)?;
+        // The token and discovery requests, a few per hour, go through reqwest.
+        let auth = auth::TokenSource::new(http, settings.clone());
         let pacer = pacing::Pacer::new(settings.max_rate);
         Ok(Client {
             inner: Arc::new(Inner {
-                http,
+                wire,
                 settings,
                 auth,
                 pacer,

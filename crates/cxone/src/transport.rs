@@ -141,27 +141,6 @@ pub(crate) fn request_id(headers: &HeaderMap) -> String {
         .to_string()
 }
 
-pub(crate) fn classify_send_error(
-    method: &str,
-    url: &str,
-    timeout: Duration,
-    e: reqwest::Error,
-) -> Error {
-    if e.is_timeout() {
-        Error::Timeout {
-            method: method.into(),
-            url: url.into(),
-            timeout,
-        }
-    } else {
-        Error::Transport {
-            method: method.into(),
-            url: url.into(),
-            source: e,
-        }
-    }
-}
-
 /// `Retry-After` as a wait and the header's text. Seconds too many for any clock read as
 /// `Duration::MAX` (so they exceed every deadline); a date in the past is no wait.
 fn retry_after(headers: &HeaderMap) -> Option<(Duration, String)> {
@@ -182,80 +161,6 @@ fn retry_after(headers: &HeaderMap) -> Option<(Duration, String)> {
         time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc2822).ok()?;
     let delta = when - time::OffsetDateTime::now_utc();
     Some((Duration::try_from(delta).unwrap_or(Duration::ZERO), text))
-}
-
-/// Sends `req` and reads the answer: a transport failure classified, a 3xx refused
-/// (naming its `Location`: no redirect is followed), the body capped at `cap` bytes. The
-/// one way every request of this crate (API, token, discovery) is received.
-pub(crate) async fn receive(
-    req: reqwest::RequestBuilder,
-    method: &str,
-    url: &str,
-    timeout: Duration,
-    cap: usize,
-) -> Result<(StatusCode, HeaderMap, Vec<u8>)> {
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| classify_send_error(method, url, timeout, e))?;
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    if status.is_redirection() {
-        return Err(redirect_error(method, url, status, &headers));
-    }
-    let body = read_capped(resp, cap, method, url, timeout).await?;
-    Ok((status, headers, body))
-}
-
-/// Reads a response body, refusing it as soon as it is known to exceed `limit` bytes: by
-/// its `Content-Length`, or while it streams in. One buffer, handed over whole, so a
-/// caller can wipe it (the token response).
-async fn read_capped(
-    mut resp: reqwest::Response,
-    limit: usize,
-    method: &str,
-    url: &str,
-    timeout: Duration,
-) -> Result<Vec<u8>> {
-    let too_large = || Error::TooLarge {
-        method: method.into(),
-        url: url.into(),
-        limit,
-    };
-    if resp.content_length().is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    let mut buf = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| classify_send_error(method, url, timeout, e))?
-    {
-        if buf.len() + chunk.len() > limit {
-            return Err(too_large());
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf)
-}
-
-/// A 3xx is an error naming its `Location`: no redirect is ever followed.
-fn redirect_error(method: &str, url: &str, status: StatusCode, headers: &HeaderMap) -> Error {
-    let location = headers
-        .get(reqwest::header::LOCATION)
-        .map(|v| {
-            String::from_utf8_lossy(v.as_bytes())
-                .chars()
-                .take(200)
-                .collect()
-        })
-        .unwrap_or_else(|| "(no Location header)".to_string());
-    Error::Redirect {
-        method: method.into(),
-        url: url.into(),
-        status: status.as_u16(),
-        location,
-    }
 }
 
 /// Refuses path segments a URL would silently drop or resolve (`.`, `..`, empty): an id
@@ -282,6 +187,16 @@ fn needed_scope(headers: &HeaderMap) -> Option<String> {
     Some(v[start..end].to_string())
 }
 
+/// The `Authorization` header of a request, marked sensitive (kept out of debug output).
+fn bearer(token: &str) -> Result<HeaderValue> {
+    let text = zeroize::Zeroizing::new(format!("Bearer {token}"));
+    let mut v = HeaderValue::from_str(&text).map_err(|_| {
+        Error::Build("the token endpoint issued a token that cannot be sent in a header".into())
+    })?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
 /// What one attempt led to.
 enum Next {
     Done(Reply),
@@ -304,6 +219,7 @@ impl Inner {
         if !call.query.is_empty() {
             url.query_pairs_mut().extend_pairs(call.query.iter());
         }
+        let uri = crate::wire::uri_of(&url)?;
         let path = call.path();
         let surface = call
             .segments
@@ -328,33 +244,41 @@ impl Inner {
                 }
             };
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            let mut req = self
-                .http
-                .request(call.method.clone(), url.clone())
-                .timeout(self.settings.request_timeout)
-                .bearer_auth(token.value.expose_secret());
-            for (k, v) in &call.headers {
-                req = req.header(k, v);
-            }
-            if let Some(body) = &call.body {
-                req = req
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(body.to_vec());
-            }
-            let cap = if call.large {
-                self.settings.max_page_body
-            } else {
-                self.settings.max_body
+            let auth = match bearer(token.value.expose_secret()) {
+                Ok(h) => h,
+                Err(e) => {
+                    self.pacer.done(&surface, None);
+                    return Err(e);
+                }
             };
-            let outcome = receive(
-                req,
-                &method,
-                url.as_str(),
-                self.settings.request_timeout,
-                cap,
-            )
-            .await
-            .map(|(status, headers, body)| (status, headers, Bytes::from(body)));
+            let mut headers = HeaderMap::with_capacity(call.headers.len() + 2);
+            headers.insert(reqwest::header::AUTHORIZATION, auth);
+            for (k, v) in &call.headers {
+                headers.append(k.clone(), v.clone());
+            }
+            if call.body.is_some() {
+                headers.insert(
+                    reqwest::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+            }
+            let outcome = self
+                .wire
+                .send(crate::wire::Outgoing {
+                    method: &call.method,
+                    url: &url,
+                    uri: &uri,
+                    headers,
+                    body: call.body.as_ref().map(|b| Bytes::copy_from_slice(b)),
+                    timeout: self.settings.request_timeout,
+                    cap: if call.large {
+                        self.settings.max_page_body
+                    } else {
+                        self.settings.max_body
+                    },
+                })
+                .await
+                .map(|(status, headers, body)| (status, headers, Bytes::from(body)));
             let next = match outcome {
                 Ok((status, headers, body)) => {
                     self.pacer.done(&surface, Some(&headers));

@@ -3,6 +3,7 @@
 //! audit log whose rollback or deletion `audit verify` catches.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 
@@ -153,6 +154,104 @@ fn a_token_url_is_requested_exactly_as_configured() {
     let o = cxguard(&["secrets", "list"], &pairs, dir.path());
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(sim.control().token_requests_total(), 2);
+}
+
+/// A forward HTTP proxy on `rt` that logs each connection's first request line and then
+/// relays the connection to the host that line names, bytes unchanged.
+fn forward_proxy(rt: &tokio::runtime::Runtime) -> (String, Arc<Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let seen: Arc<Mutex<Vec<String>>> = Default::default();
+    let log = seen.clone();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match client.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let line = String::from_utf8_lossy(&head)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
+                log.lock().unwrap().push(line.clone());
+                // `PATCH http://127.0.0.1:PORT/api/… HTTP/1.1`: absolute form, as a client
+                // speaks to a proxy.
+                let Some(authority) = line
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|t| t.strip_prefix("http://"))
+                    .and_then(|t| t.split('/').next())
+                else {
+                    return;
+                };
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(authority).await else {
+                    return;
+                };
+                if upstream.write_all(&head).await.is_ok() {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), seen)
+}
+
+#[test]
+fn a_proxy_named_in_the_environment_carries_every_request() {
+    let rt = runtime();
+    let sim = rt
+        .block_on(cxone_sim::Sim::start(cxone_sim::SimConfig::default()))
+        .unwrap();
+    let (proxy, seen) = forward_proxy(&rt);
+    let dir = tmp();
+    let c = sim.credentials();
+    let base = sim.base_url();
+    let mut env = vec![
+        ("CXGUARD_BASE_URL", base.as_str()),
+        ("CXGUARD_CLIENT_ID", c.client_id.as_str()),
+        ("CXGUARD_CLIENT_SECRET", c.client_secret.as_str()),
+        ("NO_PROXY", ""),
+        ("no_proxy", ""),
+    ];
+    let o = cxguard(&["secrets", "list"], &env, dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(seen.lock().unwrap().is_empty(), "no proxy named, none used");
+    env.push(("HTTP_PROXY", proxy.as_str()));
+    let o = cxguard(&["secrets", "list"], &env, dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let lines = seen.lock().unwrap().clone();
+    let via = |what: &str| lines.iter().any(|l| l.contains(what));
+    assert!(via(&format!("POST {} ", sim.token_url())), "{lines:?}");
+    assert!(
+        via(&format!("GET {}/api/", base.trim_end_matches('/'))),
+        "{lines:?}"
+    );
+    // Excluded by NO_PROXY: sent directly again.
+    let n = lines.len();
+    let host = base
+        .trim_start_matches("http://")
+        .split(':')
+        .next()
+        .unwrap()
+        .to_string();
+    env[3] = ("NO_PROXY", host.as_str());
+    let o = cxguard(&["secrets", "list"], &env, dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        n,
+        "NO_PROXY excludes the tenant"
+    );
 }
 
 /// Runs an anonymize job on the embedded emulator, with the ledger in `home`.
