@@ -70,8 +70,20 @@ pub struct Config {
     pub subjects: Option<SubjectsConfig>,
 }
 
+/// What every handler shares: one `Arc`, so the clone axum makes per request (and per
+/// extractor) is one atomic increment, not one per field (that was 3.7% of `serve`'s
+/// CPU).
 #[derive(Clone)]
-pub(crate) struct AppState {
+pub(crate) struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub(crate) struct Shared {
     identity: Arc<Identity>,
     client: cxone::Client,
     keys: Arc<auth::Keys>,
@@ -146,7 +158,7 @@ impl Server {
                 metrics.clone(),
             )
         });
-        let state = AppState {
+        let state = AppState(Arc::new(Shared {
             identity,
             metrics,
             subjects,
@@ -157,7 +169,7 @@ impl Server {
             audit,
             ledger: config.ledger,
             upstream_deadline: config.upstream_deadline,
-        };
+        }));
         Ok(Server {
             listener,
             router: router(state, &config.limits),
