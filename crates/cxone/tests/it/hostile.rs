@@ -322,3 +322,65 @@ async fn a_token_endpoint_that_never_answers_times_out() {
     assert!(matches!(last, Error::Timeout { .. }), "{e}");
     assert!(e.to_string().contains("300ms"), "{e}");
 }
+
+#[tokio::test]
+async fn an_api_call_that_never_answers_times_out() {
+    let base = serve(
+        Router::new()
+            .route("/oauth/token", post(|| async { token_ok("3600") }))
+            .fallback(any(|| async {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                ""
+            })),
+    )
+    .await;
+    let mut s = mock_settings(&base);
+    s.request_timeout = Duration::from_millis(300);
+    s.retry.max_attempts = 1;
+    let client = Client::new(s).unwrap();
+    client.authenticate().await.unwrap();
+    let start = Instant::now();
+    let e = client.secrets().list().await.unwrap_err();
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(matches!(e, Error::Timeout { .. }), "{e}");
+    assert!(e.to_string().contains("300ms"), "{e}");
+}
+
+/// `https://` means TLS: a tenant address that answers in plain HTTP gets a failed
+/// handshake, never the request (nor its token) in clear.
+#[tokio::test]
+async fn an_https_base_url_is_spoken_to_in_tls_only() {
+    let api = Arc::new(AtomicU64::new(0));
+    let seen = api.clone();
+    let plain = serve(
+        Router::new()
+            .route("/oauth/token", post(|| async { token_ok("3600") }))
+            .fallback(any(move || {
+                seen.fetch_add(1, Ordering::SeqCst);
+                async { "[]" }
+            })),
+    )
+    .await;
+    let grant = Grant::ClientCredentials {
+        client_id: "id".into(),
+        client_secret: SecretString::from("mock-secret"),
+    };
+    let mut s = Settings::new(&plain.replace("http://", "https://"), grant)
+        .unwrap()
+        .token_url(&format!("{plain}/oauth/token"))
+        .unwrap();
+    s.retry = mock_settings(&plain).retry;
+    s.retry.max_attempts = 2;
+    let e = Client::new(s).unwrap().secrets().list().await.unwrap_err();
+    assert_eq!(e.stage(), cxone::Stage::Transport, "{e}");
+    assert!(e.to_string().contains("connection failed"), "{e}");
+    assert_eq!(
+        api.load(Ordering::SeqCst),
+        0,
+        "nothing reached the API in clear"
+    );
+}
