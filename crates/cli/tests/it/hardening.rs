@@ -156,8 +156,9 @@ fn a_token_url_is_requested_exactly_as_configured() {
     assert_eq!(sim.control().token_requests_total(), 2);
 }
 
-/// A forward HTTP proxy on `rt` that logs each connection's first request line and then
-/// relays the connection to the host that line names, bytes unchanged.
+/// A forward HTTP proxy on `rt`: it relays each connection, bytes unchanged, to the host
+/// its first request names, and logs every request line a client sends through it
+/// (several per connection once the client keeps it alive).
 fn forward_proxy(rt: &tokio::runtime::Runtime) -> (String, Arc<Mutex<Vec<String>>>) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let seen: Arc<Mutex<Vec<String>>> = Default::default();
@@ -167,38 +168,49 @@ fn forward_proxy(rt: &tokio::runtime::Runtime) -> (String, Arc<Mutex<Vec<String>
         .unwrap();
     let addr = listener.local_addr().unwrap();
     rt.spawn(async move {
-        while let Ok((mut client, _)) = listener.accept().await {
+        while let Ok((client, _)) = listener.accept().await {
             let log = log.clone();
             tokio::spawn(async move {
-                let mut head = Vec::new();
+                let (mut from_client, to_client) = client.into_split();
+                let mut to_client = Some(to_client);
+                let mut upstream: Option<tokio::net::tcp::OwnedWriteHalf> = None;
+                // Bytes not yet split into lines; request lines are logged as they pass.
+                let mut pending: Vec<u8> = Vec::new();
                 let mut buf = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match client.read(&mut buf).await {
+                loop {
+                    let n = match from_client.read(&mut buf).await {
                         Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                        Ok(n) => n,
+                    };
+                    pending.extend_from_slice(&buf[..n]);
+                    while let Some(end) = pending.windows(2).position(|w| w == b"\r\n") {
+                        let line = String::from_utf8_lossy(&pending[..end]).into_owned();
+                        pending.drain(..end + 2);
+                        // `GET http://127.0.0.1:PORT/api/… HTTP/1.1`: absolute form, as a
+                        // client speaks to a proxy.
+                        let target = line.split_whitespace().nth(1).unwrap_or("");
+                        if let Some(rest) = target.strip_prefix("http://") {
+                            log.lock().unwrap().push(line.clone());
+                            // One upstream per connection, as a keep-alive client to one
+                            // host needs.
+                            if let Some(mut back) = to_client.take() {
+                                let authority = rest.split('/').next().unwrap_or("");
+                                let Ok(up) = tokio::net::TcpStream::connect(authority).await else {
+                                    return;
+                                };
+                                let (mut up_read, up_write) = up.into_split();
+                                tokio::spawn(async move {
+                                    let _ = tokio::io::copy(&mut up_read, &mut back).await;
+                                });
+                                upstream = Some(up_write);
+                            }
+                        }
                     }
-                }
-                let line = String::from_utf8_lossy(&head)
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .to_string();
-                log.lock().unwrap().push(line.clone());
-                // `PATCH http://127.0.0.1:PORT/api/… HTTP/1.1`: absolute form, as a client
-                // speaks to a proxy.
-                let Some(authority) = line
-                    .split_whitespace()
-                    .nth(1)
-                    .and_then(|t| t.strip_prefix("http://"))
-                    .and_then(|t| t.split('/').next())
-                else {
-                    return;
-                };
-                let Ok(mut upstream) = tokio::net::TcpStream::connect(authority).await else {
-                    return;
-                };
-                if upstream.write_all(&head).await.is_ok() {
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                    if let Some(up) = upstream.as_mut()
+                        && up.write_all(&buf[..n]).await.is_err()
+                    {
+                        return;
+                    }
                 }
             });
         }
