@@ -9,8 +9,9 @@
 //! pool directly cut `cxguard serve`'s CPU per request by a tenth (0.128 → 0.114 ms in
 //! three paired runs). The token and discovery requests, a few per hour, stay on reqwest.
 //!
-//! Either way: no redirect is followed (a 3xx is an error naming its `Location`), every
-//! body is capped, and one timeout covers the whole exchange, body included.
+//! Either way the answer is read by one function, [`read`]: no redirect is followed (a
+//! 3xx is an error naming its `Location`) and every body is capped; one timeout covers
+//! the whole exchange, body included.
 
 use std::time::Duration;
 
@@ -137,29 +138,10 @@ async fn direct(pool: &Pool, out: Outgoing<'_>) -> Result<(StatusCode, HeaderMap
         .request(req)
         .await
         .map_err(|e| transport_error(method, url, e.is_connect(), chain(&e)))?;
-    let (head, mut body) = resp.into_parts();
-    if head.status.is_redirection() {
-        return Err(redirect_error(method, url, head.status, &head.headers));
-    }
-    let limit = out.cap;
-    let declared = head
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large(method, url, limit));
-    }
-    let mut buf = Vec::with_capacity(declared.map_or(0, |n| n as usize));
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| transport_error(method, url, false, chain(&e)))?;
-        if let Ok(chunk) = frame.into_data() {
-            if buf.len() + chunk.len() > limit {
-                return Err(too_large(method, url, limit));
-            }
-            buf.extend_from_slice(&chunk);
-        }
-    }
-    Ok((head.status, head.headers, buf))
+    read(resp, out.cap, method, url, |e| {
+        transport_error(method, url, false, chain(&e))
+    })
+    .await
 }
 
 /// A failed exchange as this crate's error, with its causes (`connect`: the connection
@@ -184,7 +166,7 @@ fn classify_reqwest(method: &str, url: &str, timeout: Duration, e: reqwest::Erro
     transport_error(method, url, e.is_connect(), chain(&e))
 }
 
-pub(crate) fn too_large(method: &str, url: &str, limit: usize) -> Error {
+fn too_large(method: &str, url: &str, limit: usize) -> Error {
     Error::TooLarge {
         method: method.into(),
         url: url.into(),
@@ -192,9 +174,8 @@ pub(crate) fn too_large(method: &str, url: &str, limit: usize) -> Error {
     }
 }
 
-/// Sends `req` and reads the answer: a transport failure classified, a 3xx refused
-/// (naming its `Location`: no redirect is followed), the body capped at `cap` bytes. The
-/// one way every request of this crate (API, token, discovery) is received.
+/// Sends `req` through reqwest and reads the answer as [`read`] does; a transport
+/// failure classified. The token and discovery requests, and proxied API calls.
 pub(crate) async fn receive(
     req: reqwest::RequestBuilder,
     method: &str,
@@ -206,50 +187,48 @@ pub(crate) async fn receive(
         .send()
         .await
         .map_err(|e| classify_reqwest(method, url, timeout, e))?;
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    if status.is_redirection() {
-        return Err(redirect_error(method, url, status, &headers));
-    }
-    let body = read_capped(resp, cap, method, url, timeout).await?;
-    Ok((status, headers, body))
+    read(http::Response::from(resp), cap, method, url, |e| {
+        classify_reqwest(method, url, timeout, e)
+    })
+    .await
 }
 
-/// Reads a response body, refusing it as soon as it is known to exceed `limit` bytes: by
-/// its `Content-Length`, or while it streams in. One buffer, handed over whole, so a
-/// caller can wipe it (the token response).
-async fn read_capped(
-    mut resp: reqwest::Response,
-    limit: usize,
+/// Reads a response, whichever client sent the request: a 3xx refused (naming its
+/// `Location`: no redirect is followed); the body refused as soon as it is known to
+/// exceed `cap` bytes, by its `Content-Length` or while it streams in. One buffer, handed
+/// over whole, so a caller can wipe it (the token response).
+async fn read<B: hyper::body::Body<Data = Bytes> + Unpin>(
+    resp: http::Response<B>,
+    cap: usize,
     method: &str,
     url: &str,
-    timeout: Duration,
-) -> Result<Vec<u8>> {
-    let too_large = || too_large(method, url, limit);
-    if resp.content_length().is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
+    failed: impl Fn(B::Error) -> Error,
+) -> Result<(StatusCode, HeaderMap, Vec<u8>)> {
+    let (head, mut body) = resp.into_parts();
+    if head.status.is_redirection() {
+        return Err(redirect_error(method, url, head.status, &head.headers));
     }
-    let mut buf = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| classify_reqwest(method, url, timeout, e))?
-    {
-        if buf.len() + chunk.len() > limit {
-            return Err(too_large());
+    let declared = head
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > cap as u64) {
+        return Err(too_large(method, url, cap));
+    }
+    let mut buf = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+    while let Some(frame) = body.frame().await {
+        if let Ok(chunk) = frame.map_err(&failed)?.into_data() {
+            if buf.len() + chunk.len() > cap {
+                return Err(too_large(method, url, cap));
+            }
+            buf.extend_from_slice(&chunk);
         }
-        buf.extend_from_slice(&chunk);
     }
-    Ok(buf)
+    Ok((head.status, head.headers, buf))
 }
 
 /// A 3xx is an error naming its `Location`: no redirect is ever followed.
-pub(crate) fn redirect_error(
-    method: &str,
-    url: &str,
-    status: StatusCode,
-    headers: &HeaderMap,
-) -> Error {
+fn redirect_error(method: &str, url: &str, status: StatusCode, headers: &HeaderMap) -> Error {
     let location = headers
         .get(reqwest::header::LOCATION)
         .map(|v| {
