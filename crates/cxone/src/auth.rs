@@ -81,6 +81,8 @@ struct OAuthError {
 
 pub(crate) struct TokenSource {
     http: reqwest::Client,
+    /// Named in a transport error when one carried the request.
+    proxies: crate::wire::Proxies,
     settings: Settings,
     scopes: Option<String>,
     /// The token endpoint, once known (at once, or after discovery).
@@ -98,13 +100,18 @@ fn margin(ttl: Duration) -> Duration {
 }
 
 impl TokenSource {
-    pub(crate) fn new(http: reqwest::Client, settings: Settings) -> Self {
+    pub(crate) fn new(
+        http: reqwest::Client,
+        settings: Settings,
+        proxies: crate::wire::Proxies,
+    ) -> Self {
         let endpoint = match settings.issuer {
             None => tokio::sync::OnceCell::new_with(Some(settings.token_url.clone())),
             Some(_) => tokio::sync::OnceCell::new(),
         };
         TokenSource {
             http,
+            proxies,
             scopes: settings.scopes.as_ref().map(|s| s.join(" ")),
             settings,
             endpoint,
@@ -214,6 +221,7 @@ impl TokenSource {
             &url,
             self.settings.request_timeout,
             self.settings.max_body,
+            &self.proxies,
         )
         .await?;
         if !status.is_success() {
@@ -365,6 +373,7 @@ impl TokenSource {
             url,
             self.settings.request_timeout,
             self.settings.max_body,
+            &self.proxies,
         )
         .await;
         drop(body);

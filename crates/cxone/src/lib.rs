@@ -95,10 +95,10 @@ impl Client {
             .user_agent(concat!("cxguard-cxone/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Build(format!("cannot build the HTTP client: {e}")))?;
-        let proxies = hyper_util::client::proxy::matcher::Matcher::from_env();
+        let proxies = wire::Proxies::from_env();
         let wire = wire::Wire::new(&settings, &http, &proxies)?;
         // The token and discovery requests, a few per hour, go through reqwest.
-        let auth = auth::TokenSource::new(http, settings.clone());
+        let auth = auth::TokenSource::new(http, settings.clone(), proxies);
         let pacer = pacing::Pacer::new(settings.max_rate);
         Ok(Client {
             inner: Arc::new(Inner {

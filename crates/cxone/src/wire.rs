@@ -42,11 +42,41 @@ pub(crate) struct Outgoing<'a> {
     pub cap: usize,
 }
 
+/// The proxies the environment names (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`,
+/// `NO_PROXY`), read once, as reqwest reads them.
+#[derive(Clone)]
+pub(crate) struct Proxies(std::sync::Arc<hyper_util::client::proxy::matcher::Matcher>);
+
+impl Proxies {
+    pub(crate) fn from_env() -> Self {
+        Proxies(std::sync::Arc::new(
+            hyper_util::client::proxy::matcher::Matcher::from_env(),
+        ))
+    }
+
+    #[cfg(test)]
+    fn of(m: hyper_util::client::proxy::matcher::Matcher) -> Self {
+        Proxies(std::sync::Arc::new(m))
+    }
+
+    /// The proxy a request to `url` goes through, as `scheme://host:port` (never the
+    /// credentials a proxy URL may carry).
+    pub(crate) fn for_url(&self, url: &str) -> Option<String> {
+        let i = self.0.intercept(&url.parse::<http::Uri>().ok()?)?;
+        let u = i.uri();
+        let mut text = format!("{}://{}", u.scheme_str()?, u.host()?);
+        if let Some(port) = u.port_u16() {
+            text.push_str(&format!(":{port}"));
+        }
+        Some(text)
+    }
+}
+
 /// The way API calls are sent, chosen once when the client is built.
 pub(crate) enum Wire {
     Direct(Pool),
     /// A proxy applies to the base URL.
-    Proxied(reqwest::Client),
+    Proxied(reqwest::Client, Proxies),
 }
 
 impl Wire {
@@ -55,14 +85,13 @@ impl Wire {
     pub(crate) fn new(
         settings: &Settings,
         reqwest: &reqwest::Client,
-        proxies: &hyper_util::client::proxy::matcher::Matcher,
+        proxies: &Proxies,
     ) -> Result<Self> {
-        let base = uri_of(&settings.base_url)?;
-        if proxies.intercept(&base).is_some() {
+        if proxies.for_url(settings.base_url.as_str()).is_some() {
             tracing::debug!(
                 "a proxy from the environment applies to the base URL; API calls go through it"
             );
-            return Ok(Wire::Proxied(reqwest.clone()));
+            return Ok(Wire::Proxied(reqwest.clone(), proxies.clone()));
         }
         use rustls_platform_verifier::ConfigVerifierExt as _;
         let tls = tokio_rustls::rustls::ClientConfig::with_platform_verifier()
@@ -88,7 +117,7 @@ impl Wire {
     /// the body capped at `out.cap` bytes, all within `out.timeout`.
     pub(crate) async fn send(&self, out: Outgoing<'_>) -> Result<(StatusCode, HeaderMap, Vec<u8>)> {
         match self {
-            Wire::Proxied(http) => {
+            Wire::Proxied(http, proxies) => {
                 let mut req = http
                     .request(out.method.clone(), out.url.clone())
                     .timeout(out.timeout)
@@ -102,6 +131,7 @@ impl Wire {
                     out.url.as_str(),
                     out.timeout,
                     out.cap,
+                    proxies,
                 )
                 .await
             }
@@ -182,11 +212,18 @@ pub(crate) async fn receive(
     url: &str,
     timeout: Duration,
     cap: usize,
+    proxies: &Proxies,
 ) -> Result<(StatusCode, HeaderMap, Vec<u8>)> {
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| classify_reqwest(method, url, timeout, e))?;
+    let resp = req.send().await.map_err(|e| {
+        let mut e = classify_reqwest(method, url, timeout, e);
+        // A refused or unreachable proxy reads like a refused tenant: say which it was.
+        if let (Error::Transport { detail, .. }, Some(proxy)) = (&mut e, proxies.for_url(url)) {
+            detail.push_str(&format!(
+                " (sent through the proxy {proxy} that the environment names: HTTPS_PROXY, HTTP_PROXY or ALL_PROXY; NO_PROXY lists hosts reached directly)"
+            ));
+        }
+        e
+    })?;
     read(http::Response::from(resp), cap, method, url, |e| {
         classify_reqwest(method, url, timeout, e)
     })
@@ -291,9 +328,9 @@ mod tests {
     fn a_proxy_for_the_base_url_sends_calls_through_reqwest() {
         let http = reqwest::Client::new();
         let s = settings("https://api.example.com");
-        let via = |m: Matcher| match Wire::new(&s, &http, &m).unwrap() {
+        let via = |m: Matcher| match Wire::new(&s, &http, &Proxies::of(m)).unwrap() {
             Wire::Direct(_) => "direct",
-            Wire::Proxied(_) => "proxied",
+            Wire::Proxied(..) => "proxied",
         };
         assert_eq!(via(Matcher::builder().build()), "direct");
         assert_eq!(
@@ -315,6 +352,23 @@ mod tests {
                 .no("api.example.com")
                 .build()),
             "direct"
+        );
+    }
+
+    #[test]
+    fn a_proxy_is_named_without_its_credentials() {
+        let p = Proxies::of(
+            Matcher::builder()
+                .all("http://user:secret@proxy.internal:3128")
+                .build(),
+        );
+        assert_eq!(
+            p.for_url("https://api.example.com/x").as_deref(),
+            Some("http://proxy.internal:3128")
+        );
+        assert_eq!(
+            Proxies::of(Matcher::builder().build()).for_url("https://a.example/"),
+            None
         );
     }
 

@@ -264,6 +264,15 @@ fn a_proxy_named_in_the_environment_carries_every_request() {
         n,
         "NO_PROXY excludes the tenant"
     );
+    // A proxy that refuses is named as the cause, without its credentials.
+    env[3] = ("NO_PROXY", "");
+    let last = env.len() - 1;
+    env[last] = ("HTTP_PROXY", "http://user:pw-in-proxy-url@127.0.0.1:1");
+    let o = cxguard(&["secrets", "list"], &env, dir.path());
+    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("through the proxy http://127.0.0.1:1"), "{e}");
+    assert!(!e.contains("pw-in-proxy-url"), "{e}");
 }
 
 /// Runs an anonymize job on the embedded emulator, with the ledger in `home`.
