@@ -176,7 +176,7 @@ async fn direct(pool: &Pool, out: Outgoing<'_>) -> Result<(StatusCode, HeaderMap
 
 /// A failed exchange as this crate's error, with its causes (`connect`: the connection
 /// never opened, so nothing was sent).
-pub(crate) fn transport_error(method: &str, url: &str, connect: bool, detail: String) -> Error {
+fn transport_error(method: &str, url: &str, connect: bool, detail: String) -> Error {
     Error::Transport {
         method: method.into(),
         url: url.into(),
@@ -284,7 +284,7 @@ fn redirect_error(method: &str, url: &str, status: StatusCode, headers: &HeaderM
 }
 
 /// An error with its causes, `outer: inner: root`, as one line.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+fn chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

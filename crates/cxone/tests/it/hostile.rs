@@ -365,15 +365,9 @@ async fn an_https_base_url_is_spoken_to_in_tls_only() {
             })),
     )
     .await;
-    let grant = Grant::ClientCredentials {
-        client_id: "id".into(),
-        client_secret: SecretString::from("mock-secret"),
-    };
-    let mut s = Settings::new(&plain.replace("http://", "https://"), grant)
-        .unwrap()
+    let mut s = mock_settings(&plain.replace("http://", "https://"))
         .token_url(&format!("{plain}/oauth/token"))
         .unwrap();
-    s.retry = mock_settings(&plain).retry;
     s.retry.max_attempts = 2;
     let e = Client::new(s).unwrap().secrets().list().await.unwrap_err();
     assert_eq!(e.stage(), cxone::Stage::Transport, "{e}");
