@@ -140,3 +140,44 @@ async fn the_appender_gathers_callers_arriving_within_a_few_turns_into_one_commi
     let commits: std::collections::BTreeSet<&str> = entries.iter().map(|e| e.at.as_str()).collect();
     assert_eq!(commits.len(), 1, "one commit for all twelve: {commits:?}");
 }
+
+/// Appends never wait for SQLite to checkpoint its write-ahead log: a task of the
+/// ledger's own folds the log into `ledger.sqlite` a moment after it changes, so a copy
+/// of that one file soon holds every entry. (Left to SQLite, the commit that took the
+/// log past 1,000 pages checkpointed, and every append behind it waited on the disk;
+/// the file alone lagged by up to 1,000 pages, so this copy held none of the entries.)
+#[tokio::test]
+async fn the_write_ahead_log_is_folded_into_the_database_file_beside_the_appends() {
+    let store = crate::sqlite_store().await;
+    let key = crate::key();
+    let l = crate::open(&store, &key).await;
+    for i in 0..20 {
+        l.append(entry(i)).await.unwrap();
+    }
+    let db = store.url.strip_prefix("sqlite://").unwrap().to_string();
+    let copies = tempfile::tempdir().unwrap();
+    let copy = copies.path().join("alone.sqlite");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        std::fs::copy(&db, &copy).unwrap();
+        // Until the first checkpoint, even the tables exist only in the log.
+        let held: i64 = rusqlite::Connection::open(&copy)
+            .unwrap()
+            .query_row("SELECT count(*) FROM audit_entries", [], |r| r.get(0))
+            .unwrap_or(0);
+        if held == 20 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ledger.sqlite alone holds {held} of 20 entries after 10 s"
+        );
+        for f in ["alone.sqlite", "alone.sqlite-wal", "alone.sqlite-shm"] {
+            let _ = std::fs::remove_file(copies.path().join(f));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let v = l.verify(&l.public_key().unwrap()).await.unwrap();
+    assert!(v.is_intact(), "{v:?}");
+    assert_eq!(v.entries, 20);
+}
