@@ -34,7 +34,6 @@ mod pages;
 pub mod signing;
 mod store;
 mod verify;
-mod wal;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -185,8 +184,6 @@ pub struct Ledger {
     details: Arc<audit::DetailsIds>,
     /// This ledger's part of its webhook ids (`cxguard_meta` `outbox_tag`).
     outbox_tag: Arc<str>,
-    /// Checkpoints a SQLite file's write-ahead log while the ledger is open.
-    _wal: Option<wal::Checkpointer>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -220,13 +217,7 @@ impl Ledger {
             witness: false,
             details: Arc::default(),
             outbox_tag: Arc::from(""),
-            _wal: None,
         };
-        if let (Pool::Sqlite(p), Some(file)) = (&ledger.pool, pages::sqlite_file(&ledger.pool)) {
-            let mut log = file.into_os_string();
-            log.push("-wal");
-            ledger._wal = Some(wal::spawn(p.clone(), log.into()));
-        }
         ledger.outbox_tag = on_backend!(&ledger.pool, p => {
             let r = sqlx::query("SELECT value FROM cxguard_meta WHERE key = 'outbox_tag'").fetch_one(p).await?;
             Arc::from(r.try_get::<String, _>("value")?)

@@ -100,7 +100,7 @@ pub(crate) fn read_all(pool: &Pool) -> mpsc::Receiver<Result<Page>> {
 }
 
 /// The database file of a SQLite ledger that lives in one.
-pub(crate) fn sqlite_file(pool: &Pool) -> Option<std::path::PathBuf> {
+fn sqlite_file(pool: &Pool) -> Option<std::path::PathBuf> {
     let Pool::Sqlite(p) = pool else { return None };
     let opts = p.connect_options();
     let path = opts.get_filename();

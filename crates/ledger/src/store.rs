@@ -162,9 +162,7 @@ async fn open_sqlite(url: &str, shown: &str, mode: OpenMode) -> Result<Pool> {
         // 1 MiB of page cache per connection rather than SQLite's 2: appends touch the
         // right edge of a few B-trees, and each connection's cache lives in memory of
         // its own (a million-contact anonymize: 48.8 MiB peak RSS, 49.3-50.0 with 2).
-        .pragma("cache_size", "-1024")
-        // Checkpoints run beside the commits, not inside them (see `wal`).
-        .pragma("wal_autocheckpoint", "0");
+        .pragma("cache_size", "-1024");
     let path = opts.get_filename().to_path_buf();
     let empty = std::fs::metadata(&path)
         .map(|m| m.len() == 0)
