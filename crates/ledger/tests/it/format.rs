@@ -1,7 +1,7 @@
 //! The stored format: what a ledger of the previous format becomes when this version
 //! opens it, and what a job's entries cost.
 
-use ledger::{Details, Filter, NewEntry, Outcome};
+use ledger::{Details, Filter, KeySource, Ledger, NewEntry, Outcome};
 
 use crate::{TestStore, entry, exec, key, open, stores};
 
@@ -283,4 +283,35 @@ async fn a_webhook_id_is_never_given_twice_even_after_a_purge() {
             assert_eq!(l.purge_delivered().await.unwrap(), 1);
         }
     }
+}
+
+/// Between folds, recent entries live in `ledger.sqlite-wal` (up to 10,000 pages of
+/// log); closing folds them in, so a backup that copies `ledger.sqlite` alone after
+/// cxguard stopped misses nothing.
+#[tokio::test]
+async fn once_closed_the_database_file_alone_holds_every_entry() {
+    let store = crate::sqlite_store().await;
+    let key = crate::key();
+    let l = crate::open(&store, &key).await;
+    for i in 0..20 {
+        l.append(entry(i)).await.unwrap();
+    }
+    let db = store.url.strip_prefix("sqlite://").unwrap().to_string();
+    let wal = std::fs::metadata(format!("{db}-wal")).map_or(0, |m| m.len());
+    assert!(wal > 0, "the entries are in the log before the close");
+    l.close().await;
+    let copies = tempfile::tempdir().unwrap();
+    let copy = copies.path().join("alone.sqlite");
+    std::fs::copy(&db, &copy).unwrap();
+    let held: i64 = rusqlite::Connection::open(&copy)
+        .unwrap()
+        .query_row("SELECT count(*) FROM audit_entries", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(held, 20);
+    let copied = Ledger::open_existing(&format!("sqlite://{}", copy.display()), KeySource::None)
+        .await
+        .unwrap();
+    let v = copied.verify(&key.public()).await.unwrap();
+    assert!(v.is_intact(), "{v:?}");
+    assert_eq!(v.entries, 20);
 }
