@@ -291,8 +291,8 @@ async fn a_webhook_id_is_never_given_twice_even_after_a_purge() {
 #[tokio::test]
 async fn once_closed_the_database_file_alone_holds_every_entry() {
     let store = crate::sqlite_store().await;
-    let key = crate::key();
-    let l = crate::open(&store, &key).await;
+    let key = key();
+    let l = open(&store, &key).await;
     for i in 0..20 {
         l.append(entry(i)).await.unwrap();
     }
