@@ -435,20 +435,21 @@ impl Ledger {
                 }
                 // Checked again here, under the lock, not only at open: another process
                 // with another key may have signed the head since.
-                let signer = sqlx::query("SELECT key_id FROM audit_head WHERE id = 1").fetch_optional(&mut *tx).await?;
-                if let Some(r) = signer {
-                    let id: String = r.try_get("key_id")?;
-                    if id != key.key_id() {
-                        return Err(Error::Key(format!(
-                            "this ledger's head is signed with key {id}, but this process signs with {}; refusing to append (two processes with different keys on one ledger)",
-                            key.key_id()
-                        )));
-                    }
+                // The head's signer and the last entry in one round trip: each statement
+                // is a hand-off to SQLite's worker thread, and a commit waits for them all.
+                let head = sqlx::query("SELECT (SELECT key_id FROM audit_head WHERE id = 1) AS key_id, (SELECT seq FROM audit_entries ORDER BY seq DESC LIMIT 1) AS seq, (SELECT hash FROM audit_entries ORDER BY seq DESC LIMIT 1) AS hash")
+                    .fetch_one(&mut *tx).await?;
+                if let Some(id) = head.try_get::<Option<String>, _>("key_id")?
+                    && id != key.key_id()
+                {
+                    return Err(Error::Key(format!(
+                        "this ledger's head is signed with key {id}, but this process signs with {}; refusing to append (two processes with different keys on one ledger)",
+                        key.key_id()
+                    )));
                 }
-                let head = sqlx::query("SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *tx).await?;
-                let (mut seq, mut prev) = match head {
-                    Some(r) => (r.try_get::<i64, _>("seq")?, hex(&r.try_get::<Vec<u8>, _>("hash")?)),
-                    None => (0, GENESIS.to_string()),
+                let (mut seq, mut prev) = match (head.try_get::<Option<i64>, _>("seq")?, head.try_get::<Option<Vec<u8>>, _>("hash")?) {
+                    (Some(seq), Some(hash)) => (seq, hex(&hash)),
+                    _ => (0, GENESIS.to_string()),
                 };
                 let mut crossed = false;
                 // Each entry's details row (shared by equal texts) and its hash as stored.
@@ -471,8 +472,13 @@ impl Ledger {
                     });
                     prev = hash;
                 }
-                // Many rows per INSERT: one round trip per ROWS_PER_INSERT entries.
-                for (entries, stored) in out.entries.chunks(ROWS_PER_INSERT).zip(stored.chunks(ROWS_PER_INSERT)) {
+                // Many rows per INSERT: one round trip per ROWS_PER_INSERT entries. The
+                // signed head is written with them; on SQLite by the last INSERT's call
+                // (one statement string may hold several there), saving a round trip.
+                let head_sql = |b: usize| format!("INSERT INTO audit_head (id, seq, hash, at, key_id, signature) VALUES (1, ${}, ${}, ${}, ${}, ${}) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, at = excluded.at, key_id = excluded.key_id, signature = excluded.signature", b + 1, b + 2, b + 3, b + 4, b + 5);
+                let sig = (!out.entries.is_empty()).then(|| key.sign(&signing::head_message(seq, &prev, &at)));
+                let last = out.entries.len().saturating_sub(1) / ROWS_PER_INSERT;
+                for (c, (entries, stored)) in out.entries.chunks(ROWS_PER_INSERT).zip(stored.chunks(ROWS_PER_INSERT)).enumerate() {
                     let mut sql = String::from("INSERT INTO audit_entries (seq, at, actor, operation, target, outcome, details_id, hash) VALUES ");
                     for i in 0..entries.len() {
                         let b = i * 8;
@@ -481,17 +487,23 @@ impl Ledger {
                         }
                         sql.push_str(&format!("(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8));
                     }
+                    let with_head = !pg && c == last;
+                    if with_head {
+                        sql.push_str("; ");
+                        sql.push_str(&head_sql(entries.len() * 8));
+                    }
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(crate::store::positional(pg, sql)));
                     for (e, (details_id, digest)) in entries.iter().zip(stored) {
                         q = q.bind(e.seq).bind(&e.at).bind(&e.actor).bind(&e.operation).bind(&e.target).bind(&e.outcome)
                             .bind(*details_id).bind(&digest[..]);
                     }
+                    if with_head {
+                        q = q.bind(seq).bind(&prev).bind(&at).bind(key.key_id()).bind(sig.as_deref());
+                    }
                     q.execute(&mut *tx).await?;
                 }
-                if !out.entries.is_empty() {
-                    let sig = key.sign(&signing::head_message(seq, &prev, &at));
-                    sqlx::query("INSERT INTO audit_head (id, seq, hash, at, key_id, signature) VALUES (1, $1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, at = excluded.at, key_id = excluded.key_id, signature = excluded.signature")
-                        .bind(seq).bind(&prev).bind(&at).bind(key.key_id()).bind(&sig)
+                if let (true, Some(sig)) = (pg, &sig) {
+                    sqlx::query(sqlx::AssertSqlSafe(head_sql(0))).bind(seq).bind(&prev).bind(&at).bind(key.key_id()).bind(sig)
                         .execute(&mut *tx).await?;
                 }
                 if (crossed || batch.checkpoint) && seq > 0 {

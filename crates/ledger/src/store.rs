@@ -217,6 +217,10 @@ async fn open_sqlite(url: &str, shown: &str, mode: OpenMode) -> Result<Pool> {
     // of RSS; with three, 57 MiB (and 6,100 rather than 4,300 contacts/s).
     let pool = SqlitePoolOptions::new()
         .max_connections(3)
+        // No ping before each use: a SQLite connection is a thread of this process, not
+        // a socket that can go stale, and the ping was one more round trip to that thread
+        // before every transaction.
+        .test_before_acquire(false)
         .connect_with(opts)
         .await
         .map_err(|e| Error::Unavailable(format!("store {shown}: {e}")))?;
