@@ -502,7 +502,7 @@ impl Ledger {
                     }
                     q.execute(&mut *tx).await?;
                 }
-                if let (true, Some(sig)) = (pg, &sig) {
+                if pg && let Some(sig) = &sig {
                     sqlx::query(sqlx::AssertSqlSafe(head_sql(0))).bind(seq).bind(&prev).bind(&at).bind(key.key_id()).bind(sig)
                         .execute(&mut *tx).await?;
                 }
