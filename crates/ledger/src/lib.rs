@@ -437,7 +437,7 @@ impl Ledger {
                 // with another key may have signed the head since.
                 // The head's signer and the last entry in one round trip: each statement
                 // is a hand-off to SQLite's worker thread, and a commit waits for them all.
-                let head = sqlx::query("SELECT (SELECT key_id FROM audit_head WHERE id = 1) AS key_id, (SELECT seq FROM audit_entries ORDER BY seq DESC LIMIT 1) AS seq, (SELECT hash FROM audit_entries ORDER BY seq DESC LIMIT 1) AS hash")
+                let head = sqlx::query("SELECT (SELECT key_id FROM audit_head WHERE id = 1) AS key_id, last.seq, last.hash FROM (SELECT 1 AS one) AS only_row LEFT JOIN (SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1) AS last ON 1 = 1")
                     .fetch_one(&mut *tx).await?;
                 if let Some(id) = head.try_get::<Option<String>, _>("key_id")?
                     && id != key.key_id()
