@@ -143,6 +143,46 @@ async fn editing_a_field_is_detected_at_that_entry() {
 }
 
 #[tokio::test]
+async fn deleting_an_entrys_details_is_detected_at_that_entry() {
+    for s in stores().await {
+        let (l, k) = filled(&s, 25, 10).await;
+        exec(
+            &s,
+            "DELETE FROM audit_details WHERE id = (SELECT details_id FROM audit_entries WHERE seq = 12)",
+        )
+        .await;
+        let (seq, why) = broken_at(&l, &k).await;
+        assert_eq!(seq, 12, "{}: {why}", s.name);
+        assert!(why.contains("edited"), "{why}");
+    }
+}
+
+/// Verify joins entries to their details itself on PostgreSQL while the details fit in
+/// its bound (64 MiB); past it the server joins them. Both ways find the same break.
+#[tokio::test]
+async fn details_too_large_to_hold_are_joined_by_the_server() {
+    let Some(s) = crate::postgres_store().await else {
+        return;
+    };
+    let (l, k) = filled(&s, 25, 10).await;
+    // An outbox template of 70 MB (any row of audit_details counts toward the bound).
+    exec(
+        &s,
+        "INSERT INTO audit_details (details) VALUES (repeat('x', 70000000))",
+    )
+    .await;
+    let v = l.verify(&k.public()).await.unwrap();
+    assert!(v.is_intact(), "{v:?}");
+    assert_eq!(v.entries, 25);
+    exec(
+        &s,
+        "UPDATE audit_details SET details = '{\"i\": 12}' WHERE id = (SELECT details_id FROM audit_entries WHERE seq = 12)",
+    )
+    .await;
+    assert_eq!(broken_at(&l, &k).await.0, 12);
+}
+
+#[tokio::test]
 async fn deleting_an_entry_is_detected() {
     for s in stores().await {
         let (l, k) = filled(&s, 25, 10).await;
