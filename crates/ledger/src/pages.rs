@@ -69,7 +69,13 @@ impl Page {
         }
     }
 
-    fn push<'a>(&mut self, seq: i64, columns: impl IntoIterator<Item = &'a str>, hash: &[u8]) {
+    /// Adds an entry; once the page holds [`PAGE`] entries, returns it and starts anew.
+    fn push<'a>(
+        &mut self,
+        seq: i64,
+        columns: impl IntoIterator<Item = &'a str>,
+        hash: &[u8],
+    ) -> Option<Page> {
         let start = self.text.len();
         let mut ends = [start; TEXTS];
         for (end, c) in ends.iter_mut().zip(columns) {
@@ -83,6 +89,7 @@ impl Page {
             ends,
             hash,
         });
+        (self.rows.len() == PAGE).then(|| std::mem::replace(self, Page::with_capacity(PAGE)))
     }
 
     /// Column `i` (0 = at … 5 = details) of `r`.
@@ -157,12 +164,10 @@ fn read_sqlite(path: &std::path::Path, tx: &mpsc::Sender<Result<Page>>) -> Resul
             .ok()
             .and_then(|v| v.as_blob().ok())
             .unwrap_or(&[]);
-        page.push(seq, cols, hash);
-        if page.rows.len() == PAGE {
-            let full = std::mem::replace(&mut page, Page::with_capacity(PAGE));
-            if tx.blocking_send(Ok(full)).is_err() {
-                return Ok(()); // the checker stopped at a broken entry
-            }
+        if let Some(full) = page.push(seq, cols, hash)
+            && tx.blocking_send(Ok(full)).is_err()
+        {
+            return Ok(()); // the checker stopped at a broken entry
         }
     }
     if !page.rows.is_empty() {
@@ -207,15 +212,15 @@ impl DetailsById {
     }
 }
 
-/// A PostgreSQL ledger in one read-only snapshot: entries and details joined here when
-/// the details fit in memory, else by the server.
-async fn read_postgres(pool: &sqlx::PgPool, tx: &mpsc::Sender<Result<Page>>) -> Result<Option<()>> {
+/// A PostgreSQL ledger in one read-only snapshot, entries and details joined here;
+/// `false` (nothing sent) when the details would not fit in memory.
+async fn read_postgres(pool: &sqlx::PgPool, tx: &mpsc::Sender<Result<Page>>) -> Result<bool> {
     use futures_util::TryStreamExt as _;
     let mut t = pool
         .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .await?;
     let Some(details) = DetailsById::read(&mut t).await? else {
-        return Ok(None);
+        return Ok(false);
     };
     let mut rows = sqlx::query(ENTRIES).fetch(&mut *t);
     let mut page = Page::with_capacity(PAGE);
@@ -226,24 +231,22 @@ async fn read_postgres(pool: &sqlx::PgPool, tx: &mpsc::Sender<Result<Page>>) -> 
         }
         cols[TEXTS - 1] = details.get(r.try_get(TEXTS)?);
         let hash: &[u8] = r.try_get::<Option<&[u8]>, _>(TEXTS + 1)?.unwrap_or(&[]);
-        page.push(r.try_get(0)?, cols, hash);
-        if page.rows.len() == PAGE {
-            let full = std::mem::replace(&mut page, Page::with_capacity(PAGE));
-            if tx.send(Ok(full)).await.is_err() {
-                return Ok(Some(()));
-            }
+        if let Some(full) = page.push(r.try_get(0)?, cols, hash)
+            && tx.send(Ok(full)).await.is_err()
+        {
+            return Ok(true);
         }
     }
     if !page.rows.is_empty() {
         let _ = tx.send(Ok(page)).await;
     }
-    Ok(Some(()))
+    Ok(true)
 }
 
 async fn read_pool(pool: &Pool, tx: &mpsc::Sender<Result<Page>>) -> Result<()> {
     use futures_util::TryStreamExt as _;
     if let Pool::Postgres(p) = pool
-        && read_postgres(p, tx).await?.is_some()
+        && read_postgres(p, tx).await?
     {
         return Ok(());
     }
@@ -263,12 +266,10 @@ async fn read_pool(pool: &Pool, tx: &mpsc::Sender<Result<Page>>) -> Result<()> {
                 *c = r.try_get(i + 1)?;
             }
             let hash: &[u8] = r.try_get::<Option<&[u8]>, _>(TEXTS + 1)?.unwrap_or(&[]);
-            page.push(r.try_get(0)?, cols, hash);
-            if page.rows.len() == PAGE {
-                let full = std::mem::replace(&mut page, Page::with_capacity(PAGE));
-                if tx.send(Ok(full)).await.is_err() {
-                    return Ok(());
-                }
+            if let Some(full) = page.push(r.try_get(0)?, cols, hash)
+                && tx.send(Ok(full)).await.is_err()
+            {
+                return Ok(());
             }
         }
         if !page.rows.is_empty() {
