@@ -197,6 +197,11 @@ impl DetailsById {
             if d.text.len() + text.len() + 40 * (d.at.len() + 1) > DETAILS_CAP {
                 return Ok(None);
             }
+            // Grown by doubling, but never past the bound.
+            if d.text.capacity() - d.text.len() < text.len() {
+                let want = (d.text.len() * 2).clamp(d.text.len() + text.len(), DETAILS_CAP);
+                d.text.reserve_exact(want - d.text.len());
+            }
             d.text.push_str(text);
             d.at.insert(r.try_get(0)?, (d.text.len(), text.len()));
         }
