@@ -165,7 +165,8 @@ async fn details_too_large_to_hold_are_joined_by_the_server() {
         return;
     };
     let (l, k) = filled(&s, 25, 10).await;
-    // An outbox template of 70 MB (any row of audit_details counts toward the bound).
+    // A details row of 70 MB that no entry refers to (an outbox template, say): every
+    // row of audit_details counts toward the bound.
     exec(
         &s,
         "INSERT INTO audit_details (details) VALUES (repeat('x', 70000000))",
