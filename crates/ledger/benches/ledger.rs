@@ -6,6 +6,7 @@
 //! is `CXGUARD_TEST_POSTGRES` (default postgres://postgres@127.0.0.1:5432/test); it is
 //! skipped with a note when unreachable. `--json FILE` also writes the figures as JSON
 //! (for `bench/compare`), with a second baseline: one plain SELECT of as many rows.
+//! Verify and that SELECT run five times each, in turns, and each prints its median.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -55,36 +56,68 @@ async fn baseline(url: &str, n: u64) -> f64 {
 }
 
 /// A plain read of `n` rows of the same shape, in one SELECT: what reading the log back
-/// costs on the same store with no hashing or signature check.
-async fn baseline_select(url: &str, n: u64) -> f64 {
-    use futures_util::TryStreamExt as _;
-    macro_rules! run {
-        ($c:expr) => {{
-            let mut tx = $c.begin().await.unwrap();
-            sqlx::query("DELETE FROM plain_log").execute(&mut *tx).await.unwrap();
-            for i in 0..n {
-                sqlx::query("INSERT INTO plain_log (at, actor, operation, target, outcome, details) VALUES ($1, $2, $3, $4, $5, $6)")
-                    .bind("2026-01-01T00:00:00.000000Z").bind("bench").bind("bench.op").bind(format!("c-{i:07}")).bind("success").bind("{\"i\":1,\"fields\":[\"email\",\"phone\"]}")
-                    .execute(&mut *tx).await.unwrap();
-            }
-            tx.commit().await.unwrap();
-            let t = Instant::now();
-            let mut rows = sqlx::query("SELECT seq, at, actor, operation, target, outcome, details FROM plain_log ORDER BY seq").fetch(&mut $c);
-            let mut got = 0u64;
-            while let Some(_r) = rows.try_next().await.unwrap() {
-                got += 1;
-            }
-            assert_eq!(got, n);
-            n as f64 / t.elapsed().as_secs_f64()
-        }};
+/// costs on the same store with no hashing or signature check. Fills the table once,
+/// then each call of the returned reader reads it all back (entries/s).
+macro_rules! plain_rows {
+    ($c:expr, $n:expr) => {{
+        let mut tx = $c.begin().await.unwrap();
+        sqlx::query("DELETE FROM plain_log").execute(&mut *tx).await.unwrap();
+        for i in 0..$n {
+            sqlx::query("INSERT INTO plain_log (at, actor, operation, target, outcome, details) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind("2026-01-01T00:00:00.000000Z").bind("bench").bind("bench.op").bind(format!("c-{i:07}")).bind("success").bind("{\"i\":1,\"fields\":[\"email\",\"phone\"]}")
+                .execute(&mut *tx).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+    }};
+}
+
+macro_rules! plain_select {
+    ($c:expr, $n:expr) => {{
+        use futures_util::TryStreamExt as _;
+        let t = Instant::now();
+        let mut rows = sqlx::query("SELECT seq, at, actor, operation, target, outcome, details FROM plain_log ORDER BY seq").fetch(&mut *$c);
+        let mut got = 0u64;
+        while let Some(_r) = rows.try_next().await.unwrap() {
+            got += 1;
+        }
+        assert_eq!(got, $n);
+        $n as f64 / t.elapsed().as_secs_f64()
+    }};
+}
+
+enum Plain {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl Plain {
+    async fn fill(url: &str, n: u64) -> Plain {
+        if url.starts_with("sqlite:") {
+            let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+            plain_rows!(c, n);
+            Plain::Sqlite(c)
+        } else {
+            let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+            plain_rows!(c, n);
+            Plain::Postgres(c)
+        }
     }
-    if url.starts_with("sqlite:") {
-        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
-        run!(c)
-    } else {
-        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
-        run!(c)
+
+    async fn select(&mut self, n: u64) -> f64 {
+        match self {
+            Plain::Sqlite(c) => plain_select!(c, n),
+            Plain::Postgres(c) => plain_select!(c, n),
+        }
     }
+}
+
+/// Reads of the whole log, taken in turns with the plain SELECT; each figure is the
+/// median of its rounds, so one stall of a shared machine moves neither.
+const READ_ROUNDS: usize = 5;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 async fn measure(name: &str, url: &str, appends: u64, verify_n: u64) -> serde_json::Value {
@@ -113,11 +146,18 @@ async fn measure(name: &str, url: &str, appends: u64, verify_n: u64) -> serde_js
         .unwrap();
     }
     let batched = (verify_n - appends) as f64 / t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let v = l.verify(&key.public()).await.unwrap();
-    assert!(v.is_intact());
-    let verify = v.entries as f64 / t.elapsed().as_secs_f64();
-    let select = baseline_select(url, verify_n).await;
+    let mut plain = Plain::fill(url, verify_n).await;
+    let (mut verifies, mut selects) = (Vec::new(), Vec::new());
+    let mut entries = 0;
+    for _ in 0..READ_ROUNDS {
+        let t = Instant::now();
+        let v = l.verify(&key.public()).await.unwrap();
+        assert!(v.is_intact());
+        entries = v.entries;
+        verifies.push(v.entries as f64 / t.elapsed().as_secs_f64());
+        selects.push(plain.select(verify_n).await);
+    }
+    let (verify, select) = (median(verifies), median(selects));
     println!(
         "{name:<9} {:>14.0} {:>14.0} {:>8.2}x {:>16.0} {:>16.0} {:>16.0}",
         base,
@@ -133,7 +173,7 @@ async fn measure(name: &str, url: &str, appends: u64, verify_n: u64) -> serde_js
         "batchedAppendsPerS": batched,
         "verifyPerS": verify,
         "baselineSelectPerS": select,
-        "entries": v.entries,
+        "entries": entries,
     })
 }
 
