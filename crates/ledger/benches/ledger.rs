@@ -55,9 +55,7 @@ async fn baseline(url: &str, n: u64) -> f64 {
     n as f64 / t.elapsed().as_secs_f64()
 }
 
-/// A plain read of `n` rows of the same shape, in one SELECT: what reading the log back
-/// costs on the same store with no hashing or signature check. Fills the table once,
-/// then each call of the returned reader reads it all back (entries/s).
+/// Fills `plain_log` with `$n` rows of the entries' shape, in one transaction.
 macro_rules! plain_rows {
     ($c:expr, $n:expr) => {{
         let mut tx = $c.begin().await.unwrap();
@@ -71,6 +69,7 @@ macro_rules! plain_rows {
     }};
 }
 
+/// Reads `plain_log` back in one SELECT; rows/s.
 macro_rules! plain_select {
     ($c:expr, $n:expr) => {{
         use futures_util::TryStreamExt as _;
@@ -85,6 +84,9 @@ macro_rules! plain_select {
     }};
 }
 
+/// A plain table of rows of the same shape, read back in one SELECT: what reading the
+/// log costs on the same store with no hashing or signature check. (Two connection
+/// types, one body each: hence the macros.)
 enum Plain {
     Sqlite(sqlx::SqliteConnection),
     Postgres(sqlx::PgConnection),
