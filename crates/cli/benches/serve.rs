@@ -53,9 +53,20 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// USER_HZ on Linux: the unit of the CPU times in /proc.
+const TICK: f64 = 100.0;
+
+/// The parent and the user+system CPU ticks of `/proc/<pid>/stat` (`pid` may be "self").
+fn proc_stat(pid: &str) -> Option<(u32, u64)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let f: Vec<&str> = s.rsplit_once(") ")?.1.split_whitespace().collect();
+    let ppid: u32 = f.get(1)?.parse().ok()?;
+    let cpu: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some((ppid, cpu))
+}
+
 /// user+system CPU seconds of `pid` and all its descendants.
 fn cpu_seconds(root: u32) -> f64 {
-    let tick = 100.0; // USER_HZ on Linux
     let mut total = 0u64;
     let mut family = vec![root];
     let mut i = 0;
@@ -63,11 +74,7 @@ fn cpu_seconds(root: u32) -> f64 {
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter_map(|pid| {
-            let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let rest = &s[s.rfind(')')? + 2..];
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            let ppid: u32 = f.get(1)?.parse().ok()?;
-            let cpu: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+            let (ppid, cpu) = proc_stat(&pid.to_string())?;
             Some((pid, ppid, cpu))
         })
         .collect();
@@ -83,22 +90,13 @@ fn cpu_seconds(root: u32) -> f64 {
         }
         i += 1;
     }
-    total as f64 / tick
+    total as f64 / TICK
 }
 
 /// user+system CPU seconds of this process alone: the emulator and the load generator,
 /// which share the two cores with the server measured.
 fn own_cpu_seconds() -> f64 {
-    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let f: Vec<&str> = s
-        .rsplit_once(") ")
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|&i| f.get(i)?.parse::<u64>().ok())
-        .sum();
-    ticks as f64 / 100.0 // USER_HZ on Linux
+    proc_stat("self").map_or(0, |(_, cpu)| cpu) as f64 / TICK
 }
 
 struct Outcome {
