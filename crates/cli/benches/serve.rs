@@ -8,8 +8,9 @@
 //! server's processes from /proc, gunicorn's master and workers summed) for each, and the
 //! ratios. Beside each server's CPU, "bench ms/req" is this process's own CPU per request
 //! (the emulator and the load generator), which shares the two cores with the server and
-//! so bounds what the server can reach. Targets: ≥ 20× the peer's throughput, p99 ≤ 1/10 of the peer's. The sides
-//! take turns (five windows each) so that a machine's drift moves both alike.
+//! so bounds what the server can reach. Targets: ≥ 20× the peer's throughput, p99 ≤ 1/10
+//! of the peer's. The sides take turns (five windows each) so that a machine's drift
+//! moves both alike.
 //!
 //! Run: `cargo bench -p cxguard --bench serve` (needs python3 with flask, requests and
 //! gunicorn for the peer: `pip install flask requests gunicorn`). `--json FILE` also writes
@@ -218,7 +219,7 @@ struct Sample {
     latencies_us: Vec<u32>,
     cpu_secs: f64,
     /// This process's CPU in the window: the emulator and the load generator.
-    harness_cpu_secs: f64,
+    bench_cpu_secs: f64,
     secs: f64,
 }
 
@@ -228,7 +229,7 @@ impl Sample {
         self.non_200 += o.non_200;
         self.latencies_us.extend(o.latencies_us);
         self.cpu_secs += o.cpu_secs;
-        self.harness_cpu_secs += o.harness_cpu_secs;
+        self.bench_cpu_secs += o.bench_cpu_secs;
         self.secs += o.secs;
     }
 
@@ -246,7 +247,7 @@ impl Sample {
             p50_ms: pct(0.50),
             p99_ms: pct(0.99),
             cpu_ms_per_req: self.cpu_secs * 1000.0 / self.requests.max(1) as f64,
-            harness_cpu_ms_per_req: self.harness_cpu_secs * 1000.0 / self.requests.max(1) as f64,
+            bench_cpu_ms_per_req: self.bench_cpu_secs * 1000.0 / self.requests.max(1) as f64,
             requests: self.requests,
             non_200: self.non_200,
         }
@@ -258,7 +259,7 @@ struct Figures {
     p50_ms: f64,
     p99_ms: f64,
     cpu_ms_per_req: f64,
-    harness_cpu_ms_per_req: f64,
+    bench_cpu_ms_per_req: f64,
     requests: u64,
     non_200: u64,
 }
@@ -288,7 +289,7 @@ async fn load(addr: &str, auth: Option<String>, server_pid: u32, secs: f64) -> S
     let mut sample = Sample {
         secs: t0.elapsed().as_secs_f64(),
         cpu_secs: cpu_seconds(server_pid) - cpu0,
-        harness_cpu_secs: own_cpu_seconds() - own0,
+        bench_cpu_secs: own_cpu_seconds() - own0,
         ..Default::default()
     };
     stop.store(true, Ordering::Relaxed);
@@ -333,13 +334,7 @@ fn stop(mut child: Child) {
 fn row(name: &str, f: &Figures) {
     println!(
         "{name:<28} {:>10.0} {:>9.2} {:>9.2} {:>12.3} {:>12.3} {:>10} {:>8}",
-        f.rps,
-        f.p50_ms,
-        f.p99_ms,
-        f.cpu_ms_per_req,
-        f.harness_cpu_ms_per_req,
-        f.requests,
-        f.non_200
+        f.rps, f.p50_ms, f.p99_ms, f.cpu_ms_per_req, f.bench_cpu_ms_per_req, f.requests, f.non_200
     );
 }
 
@@ -496,7 +491,7 @@ fn main() {
         let fig = |f: &Figures| {
             serde_json::json!({
                 "rps": f.rps, "p50Ms": f.p50_ms, "p99Ms": f.p99_ms,
-                "cpuMsPerReq": f.cpu_ms_per_req, "benchCpuMsPerReq": f.harness_cpu_ms_per_req,
+                "cpuMsPerReq": f.cpu_ms_per_req, "benchCpuMsPerReq": f.bench_cpu_ms_per_req,
                 "requests": f.requests, "non200": f.non_200,
             })
         };
