@@ -14,6 +14,12 @@
 //! first (there are few: the entries of a job share one row), then the entries in `seq`
 //! order straight from their primary key, so rows stream from the first one. A ledger
 //! whose details would not fit is read through the server's join, as before.
+//!
+//! The details are held in id order, looked up where the last one was found (entries of
+//! one batch name ids in order) and else by binary search, and the columns of both
+//! queries are decoded without sqlx's type check per row (their types are the schema's
+//! own): with a hash map and checked reads, 100,000 entries of their own details each
+//! read at about 470,000 entries/s on a 2-core Xeon, and at about 610,000 without.
 
 use sqlx::Row;
 use tokio::sync::mpsc;
@@ -33,7 +39,7 @@ const SELECT: &str = "SELECT e.seq, e.at, e.actor, e.operation, e.target, e.outc
     LEFT JOIN audit_details d ON d.id = e.details_id ORDER BY e.seq";
 
 /// The details texts by id (PostgreSQL, see the module's text).
-const DETAILS: &str = "SELECT id, details FROM audit_details";
+const DETAILS: &str = "SELECT id, details FROM audit_details ORDER BY id";
 /// Each entry as stored, with the id of its details, in order.
 const ENTRIES: &str = "SELECT seq, at, actor, operation, target, outcome, details_id, hash \
     FROM audit_entries ORDER BY seq";
@@ -176,12 +182,16 @@ fn read_sqlite(path: &std::path::Path, tx: &mpsc::Sender<Result<Page>>) -> Resul
     Ok(())
 }
 
-/// Every details text of the ledger by id, in one buffer, or `None` if they would take
-/// more than [`DETAILS_CAP`].
+/// Every details text of the ledger in id order, in one buffer, or `None` if they would
+/// take more than [`DETAILS_CAP`].
 struct DetailsById {
     text: String,
-    /// id → where its text ends in `text`, and its length.
-    at: std::collections::HashMap<i64, (usize, usize)>,
+    /// The ids, ascending, and where each one's text ends in `text`.
+    ids: Vec<i64>,
+    ends: Vec<usize>,
+    /// Where the last lookup found its id: entries mostly name the details of the entry
+    /// before them or the next ones, so most lookups need no search.
+    hint: usize,
 }
 
 impl DetailsById {
@@ -189,12 +199,15 @@ impl DetailsById {
         use futures_util::TryStreamExt as _;
         let mut d = DetailsById {
             text: String::new(),
-            at: std::collections::HashMap::new(),
+            ids: Vec::new(),
+            ends: Vec::new(),
+            hint: 0,
         };
         let mut rows = sqlx::query(DETAILS).fetch(t);
         while let Some(r) = rows.try_next().await? {
-            let text: &str = r.try_get(1)?;
-            if d.text.len() + text.len() + 40 * (d.at.len() + 1) > DETAILS_CAP {
+            // The columns' types are the schema's own: no need to check them per row.
+            let text: &str = r.try_get_unchecked(1)?;
+            if d.text.len() + text.len() + 40 * (d.ids.len() + 1) > DETAILS_CAP {
                 return Ok(None);
             }
             // Grown by doubling, but never past the bound.
@@ -202,18 +215,33 @@ impl DetailsById {
                 let want = (d.text.len() * 2).clamp(d.text.len() + text.len(), DETAILS_CAP);
                 d.text.reserve_exact(want - d.text.len());
             }
+            let id: i64 = r.try_get_unchecked(0)?;
+            if d.ids.last().is_some_and(|&last| last >= id) {
+                return Err(Error::Invalid(format!(
+                    "audit details {id} came out of order"
+                )));
+            }
             d.text.push_str(text);
-            d.at.insert(r.try_get(0)?, (d.text.len(), text.len()));
+            d.ids.push(id);
+            d.ends.push(d.text.len());
         }
         Ok(Some(d))
     }
 
     /// The text of details `id`, empty if there is no such row (the entry's hash then
     /// shows it, as the server's `LEFT JOIN` did).
-    fn get(&self, id: i64) -> &str {
-        self.at
-            .get(&id)
-            .map_or("", |&(end, len)| &self.text[end - len..end])
+    fn get(&mut self, id: i64) -> &str {
+        let at = if self.ids.get(self.hint) == Some(&id) {
+            Some(self.hint)
+        } else if self.ids.get(self.hint + 1) == Some(&id) {
+            Some(self.hint + 1)
+        } else {
+            self.ids.binary_search(&id).ok()
+        };
+        let Some(i) = at else { return "" };
+        self.hint = i;
+        let from = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[from..self.ends[i]]
     }
 }
 
@@ -224,19 +252,22 @@ async fn read_postgres(pool: &sqlx::PgPool, tx: &mpsc::Sender<Result<Page>>) -> 
     let mut t = pool
         .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .await?;
-    let Some(details) = DetailsById::read(&mut t).await? else {
+    let Some(mut details) = DetailsById::read(&mut t).await? else {
         return Ok(false);
     };
     let mut rows = sqlx::query(ENTRIES).fetch(&mut *t);
     let mut page = Page::with_capacity(PAGE);
     while let Some(r) = rows.try_next().await? {
         let mut cols: [&str; TEXTS] = [""; TEXTS];
+        // The columns' types are the schema's own: no need to check them per row.
         for (i, c) in cols.iter_mut().take(TEXTS - 1).enumerate() {
-            *c = r.try_get(i + 1)?;
+            *c = r.try_get_unchecked(i + 1)?;
         }
-        cols[TEXTS - 1] = details.get(r.try_get(TEXTS)?);
-        let hash: &[u8] = r.try_get::<Option<&[u8]>, _>(TEXTS + 1)?.unwrap_or(&[]);
-        if let Some(full) = page.push(r.try_get(0)?, cols, hash)
+        cols[TEXTS - 1] = details.get(r.try_get_unchecked(TEXTS)?);
+        let hash: &[u8] = r
+            .try_get_unchecked::<Option<&[u8]>, _>(TEXTS + 1)?
+            .unwrap_or(&[]);
+        if let Some(full) = page.push(r.try_get_unchecked(0)?, cols, hash)
             && tx.send(Ok(full)).await.is_err()
         {
             return Ok(true);
@@ -282,4 +313,25 @@ async fn read_pool(pool: &Pool, tx: &mpsc::Sender<Result<Page>>) -> Result<()> {
         }
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DetailsById;
+
+    #[test]
+    fn details_are_found_by_id_in_any_order_and_a_missing_id_reads_empty() {
+        let mut d = DetailsById {
+            text: "abcd".into(),
+            ids: vec![1, 2, 5, 9],
+            ends: vec![1, 2, 3, 4],
+            hint: 0,
+        };
+        // In order (the hint), out of order (a search), and ids with no row.
+        let seen: Vec<String> = [1, 2, 5, 1, 9, 9, 3, 0, 10, 5]
+            .into_iter()
+            .map(|id| d.get(id).to_string())
+            .collect();
+        assert_eq!(seen, ["a", "b", "c", "a", "d", "d", "", "", "", "c"]);
+    }
 }
