@@ -72,9 +72,26 @@ impl Proxies {
     }
 }
 
+/// Most lanes a client keeps a connection pool for; lanes past it share.
+const LANES: usize = 16;
+
+thread_local! {
+    static LANE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks the calling thread as lane `i`: the API calls it makes use lane `i`'s connection
+/// pool, whose connections are driven on the thread that opened them. A server that
+/// runs a runtime per thread sets it on each, so a request and its upstream call never
+/// cross threads. Threads not marked use lane 0.
+pub fn set_lane(i: usize) {
+    LANE.with(|l| l.set(i));
+}
+
 /// The way API calls are sent, chosen once when the client is built.
 pub(crate) enum Wire {
-    Direct(Pool),
+    /// A connection pool per lane (see [`set_lane`]), each holding up to the
+    /// configured idle connections.
+    Direct(Box<[Pool]>),
     /// A proxy applies to the base URL.
     Proxied(reqwest::Client, Proxies),
 }
@@ -105,12 +122,17 @@ impl Wire {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let pool = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(settings.max_idle_per_host)
-            .build(https);
-        Ok(Wire::Direct(pool))
+        let lanes = std::thread::available_parallelism().map_or(1, |n| n.get().min(LANES));
+        let pools = (0..lanes)
+            .map(|_| {
+                hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+                    .pool_timer(TokioTimer::new())
+                    .pool_idle_timeout(Duration::from_secs(90))
+                    .pool_max_idle_per_host(settings.max_idle_per_host)
+                    .build(https.clone())
+            })
+            .collect();
+        Ok(Wire::Direct(pools))
     }
 
     /// Sends `out` and reads the answer: a transport failure classified, a 3xx refused,
@@ -135,7 +157,8 @@ impl Wire {
                 )
                 .await
             }
-            Wire::Direct(pool) => {
+            Wire::Direct(pools) => {
+                let pool = &pools[LANE.with(|l| l.get()) % pools.len()];
                 let (method, url, timeout) = (out.method.as_str(), out.url.as_str(), out.timeout);
                 match tokio::time::timeout(timeout, direct(pool, out)).await {
                     Ok(r) => r,

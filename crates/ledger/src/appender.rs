@@ -63,9 +63,20 @@ impl Appender {
     /// Starts the writer. `max_batch` bounds one transaction; the queue holds four
     /// batches before callers wait for room (backpressure, not unbounded memory).
     pub fn spawn(ledger: Ledger, max_batch: usize) -> (Self, Closed) {
+        Self::spawn_on(&tokio::runtime::Handle::current(), ledger, max_batch)
+    }
+
+    /// [`Appender::spawn`] on `runtime`: a service whose requests run on several
+    /// runtimes puts the writer on one of them, where its turns let that runtime's
+    /// requests reach their append (see [`gather`]).
+    pub fn spawn_on(
+        runtime: &tokio::runtime::Handle,
+        ledger: Ledger,
+        max_batch: usize,
+    ) -> (Self, Closed) {
         let max_batch = max_batch.max(1);
         let (tx, mut rx) = mpsc::channel::<Request>(max_batch * 4);
-        let task = tokio::spawn(async move {
+        let task = runtime.spawn(async move {
             let mut pending: Vec<Request> = Vec::with_capacity(max_batch);
             while rx.recv_many(&mut pending, max_batch).await > 0 {
                 gather(&mut rx, &mut pending, max_batch).await;

@@ -122,6 +122,8 @@ pub enum Error {
 /// A bound, not yet serving, service.
 pub struct Server {
     listener: tokio::net::TcpListener,
+    lanes: listen::Lanes,
+    release: listen::Release,
     router: Router,
     audit_closed: ledger::appender::Closed,
     drain: Duration,
@@ -146,7 +148,9 @@ impl Server {
                 source,
             })?;
         config.identity.warm_up();
-        let (audit, audit_closed) = ledger::appender::Appender::spawn(config.ledger.clone(), 256);
+        let (lanes, release) = listen::Lanes::build().map_err(Error::Serve)?;
+        let (audit, audit_closed) =
+            ledger::appender::Appender::spawn_on(lanes.first(), config.ledger.clone(), 256);
         let identity = Arc::new(config.identity);
         let metrics = metrics::Metrics::new(config.client.clone());
         let subjects = config.subjects.map(|s| {
@@ -172,6 +176,8 @@ impl Server {
         }));
         Ok(Server {
             listener,
+            lanes,
+            release,
             router: router(state, &config.limits),
             audit_closed,
             drain: config.drain,
@@ -194,14 +200,17 @@ impl Server {
     ) -> Result<(), Error> {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let drain = self.drain;
-        let serve = listen::serve(self.listener, self.router, self.limits, async move {
-            shutdown.await;
-            let _ = tx.send(());
-        });
-        let mut serve = tokio::spawn(async move {
-            serve.await;
-            Ok::<(), std::io::Error>(())
-        });
+        let serve = listen::serve(
+            self.listener,
+            self.lanes,
+            self.router,
+            self.limits,
+            async move {
+                shutdown.await;
+                let _ = tx.send(());
+            },
+        );
+        let mut serve = tokio::spawn(serve);
         let drained = tokio::select! {
             r = &mut serve => Some(r),
             _ = async {
@@ -231,6 +240,7 @@ impl Server {
                 "stopped with requests still running; their audit entries may be missing"
             );
         }
+        self.release.release();
         result.map_err(Error::Serve)
     }
 }

@@ -15,8 +15,10 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use std::net::SocketAddr;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tower_service::Service;
 
 /// What one connection and one request may take.
@@ -78,16 +80,186 @@ impl Limits {
     }
 }
 
+/// A connection accepted and handed to a lane, with its slot.
+type Accepted = (std::net::TcpStream, SocketAddr, OwnedSemaphorePermit);
+
+/// The lanes: a thread per core (at most 16), each running a runtime of its own, on
+/// which it serves its connections wholly and calls the tenant through its own
+/// connection pool ([`cxone::set_lane`]). A request, its upstream call and its response
+/// stay on one thread, where work-stealing workers moved them between threads several
+/// times a request. Built before serving so the audit writer can run on lane 0, where its
+/// turns let that lane's requests join a commit (see `ledger::appender`).
+pub(crate) struct Lanes {
+    runtimes: Vec<tokio::runtime::Runtime>,
+    release: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Lets the lanes' runtimes end. A lane that stopped serving keeps running what was
+/// spawned on it (a link whose caller hung up, the audit writer) until released: after
+/// the writer committed everything, or after the second drain period.
+pub(crate) struct Release(tokio::sync::watch::Sender<bool>);
+
+impl Release {
+    pub(crate) fn release(&self) {
+        let _ = self.0.send(true);
+    }
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+impl Lanes {
+    pub(crate) fn build() -> std::io::Result<(Self, Release)> {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get().min(16));
+        let runtimes = (0..n)
+            .map(|_| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+            })
+            .collect::<std::io::Result<_>>()?;
+        let (tx, release) = tokio::sync::watch::channel(false);
+        Ok((Lanes { runtimes, release }, Release(tx)))
+    }
+
+    /// Lane 0's runtime: tasks spawned on it run once the lanes are serving.
+    pub(crate) fn first(&self) -> &tokio::runtime::Handle {
+        self.runtimes[0].handle()
+    }
+
+    /// Starts each lane's thread.
+    fn start(
+        self,
+        router: &Router,
+        limits: &Limits,
+        stop: &tokio::sync::watch::Receiver<()>,
+    ) -> std::io::Result<Running> {
+        let (abort, aborted) = tokio::sync::watch::channel(false);
+        let mut queues = Vec::with_capacity(self.runtimes.len());
+        for (lane, runtime) in self.runtimes.into_iter().enumerate() {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let (router, limits, stop) = (router.clone(), limits.clone(), stop.clone());
+            let aborted = aborted.clone();
+            let mut release = self.release.clone();
+            std::thread::Builder::new()
+                .name(format!("serve-lane-{lane}"))
+                .spawn(move || {
+                    cxone::set_lane(lane);
+                    runtime.block_on(async move {
+                        run_lane(rx, router, limits, stop, aborted).await;
+                        let _ = release.wait_for(|r| *r).await;
+                    });
+                })?;
+            queues.push(tx);
+        }
+        Ok(Running { queues, abort })
+    }
+}
+
+/// The lanes serving. Dropped (once every connection closed, or when the drain time ran
+/// out and the serve task was aborted), it tells them to drop what they still hold.
+struct Running {
+    queues: Vec<mpsc::UnboundedSender<Accepted>>,
+    abort: tokio::sync::watch::Sender<bool>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.abort.send(true);
+    }
+}
+
+/// Serves the connections a lane is handed until its queue closes and they all ended,
+/// or until told to drop them.
+async fn run_lane(
+    mut queue: mpsc::UnboundedReceiver<Accepted>,
+    router: Router,
+    limits: Limits,
+    stop: tokio::sync::watch::Receiver<()>,
+    mut aborted: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut connections = tokio::task::JoinSet::new();
+    let mut open = true;
+    loop {
+        tokio::select! {
+            accepted = queue.recv(), if open => match accepted {
+                Some((stream, peer, slot)) => match tokio::net::TcpStream::from_std(stream) {
+                    Ok(stream) => {
+                        let (router, limits, stop) = (router.clone(), limits.clone(), stop.clone());
+                        connections.spawn(connection(stream, peer, slot, router, limits, stop));
+                    }
+                    Err(e) => tracing::warn!(%peer, error = %e, "cannot serve a connection"),
+                },
+                None => open = false,
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = aborted.wait_for(|a| *a) => return,
+            else => return,
+        }
+    }
+}
+
+/// Serves HTTP/1.1 on one connection until it closes, the service stops, or it is too
+/// old; its slot is freed when it ends.
+async fn connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    _slot: OwnedSemaphorePermit,
+    router: Router,
+    limits: Limits,
+    mut stop: tokio::sync::watch::Receiver<()>,
+) {
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        router.clone().call(req)
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(limits.keep_alive)
+        .max_buf_size(64 * 1024);
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let old = tokio::time::sleep(limits.max_connection_age);
+    tokio::pin!(old);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(%peer, error = %e, "connection closed");
+                }
+                break;
+            }
+            _ = stop.changed(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = &mut old, if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` resolves and every connection closed.
 pub(crate) async fn serve(
     listener: TcpListener,
+    lanes: Lanes,
     router: Router,
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send,
-) {
+) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
+    let lanes = lanes.start(&router, &limits, &stop_rx)?;
     tokio::pin!(shutdown);
+    let mut next = 0;
     loop {
         let permit = tokio::select! {
             _ = &mut shutdown => break,
@@ -109,49 +281,20 @@ pub(crate) async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let router = router.clone();
-        let mut stop = stop_rx.clone();
-        let limits = limits.clone();
-        tokio::spawn(async move {
-            let _slot = permit;
-            let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                router.clone().call(req)
-            });
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout)
-                .keep_alive(limits.keep_alive)
-                .max_buf_size(64 * 1024);
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            let old = tokio::time::sleep(limits.max_connection_age);
-            tokio::pin!(old);
-            let mut closing = false;
-            loop {
-                tokio::select! {
-                    r = conn.as_mut() => {
-                        if let Err(e) = r {
-                            tracing::debug!(%peer, error = %e, "connection closed");
-                        }
-                        break;
-                    }
-                    _ = stop.changed(), if !closing => {
-                        closing = true;
-                        conn.as_mut().graceful_shutdown();
-                    }
-                    _ = &mut old, if !closing => {
-                        closing = true;
-                        conn.as_mut().graceful_shutdown();
-                    }
-                }
+        // Round robin: the load rides on keep-alive connections, spread as they open.
+        match stream.into_std() {
+            Ok(stream) => {
+                next = (next + 1) % lanes.queues.len();
+                let _ = lanes.queues[next].send((stream, peer, permit));
             }
-        });
+            Err(e) => tracing::warn!(%peer, error = %e, "cannot serve a connection"),
+        }
     }
     drop(listener);
     let _ = stop_tx.send(());
     // Every connection holds a slot until it closes: all slots back means all closed.
     let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
     let _ = slots.acquire_many(all).await;
+    drop(lanes);
+    Ok(())
 }
