@@ -80,9 +80,9 @@ thread_local! {
 }
 
 /// Marks the calling thread as lane `i`: the API calls it makes use lane `i`'s connection
-/// pool, whose connections are driven on the thread that opened them. A server that
-/// runs a runtime per thread sets it on each, so a request and its upstream call never
-/// cross threads. Threads not marked use lane 0.
+/// pool, whose connections are driven by the runtime that opened them. A server that
+/// runs a current-thread runtime per thread sets it on each, so a request and its
+/// upstream call never cross threads. Threads not marked use lane 0.
 pub fn set_lane(i: usize) {
     LANE.with(|l| l.set(i));
 }

@@ -132,14 +132,14 @@ impl Lanes {
 
     /// Starts each lane's thread.
     fn start(
-        self,
+        mut self,
         router: &Router,
         limits: &Limits,
         stop: &tokio::sync::watch::Receiver<()>,
     ) -> std::io::Result<Running> {
         let (abort, aborted) = tokio::sync::watch::channel(false);
         let mut queues = Vec::with_capacity(self.runtimes.len());
-        for (lane, runtime) in self.runtimes.into_iter().enumerate() {
+        for (lane, runtime) in std::mem::take(&mut self.runtimes).into_iter().enumerate() {
             let (tx, rx) = mpsc::unbounded_channel();
             let (router, limits, stop) = (router.clone(), limits.clone(), stop.clone());
             let aborted = aborted.clone();
@@ -156,6 +156,16 @@ impl Lanes {
             queues.push(tx);
         }
         Ok(Running { queues, abort })
+    }
+}
+
+/// Lanes never started (a server bound and dropped, or a lane's thread that could not be
+/// started) end without blocking: dropping a runtime inside another one would panic.
+impl Drop for Lanes {
+    fn drop(&mut self) {
+        for runtime in self.runtimes.drain(..) {
+            runtime.shutdown_background();
+        }
     }
 }
 
@@ -297,4 +307,20 @@ pub(crate) async fn serve(
     let _ = slots.acquire_many(all).await;
     drop(lanes);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Lanes;
+
+    /// A server bound and dropped without serving drops its lanes' runtimes inside the
+    /// caller's runtime, where a plain drop of a runtime panics.
+    #[tokio::test]
+    async fn lanes_never_started_end_quietly_inside_a_runtime() {
+        let (lanes, release) = Lanes::build().unwrap();
+        // The audit writer is spawned on lane 0 before the lanes serve.
+        drop(lanes.first().spawn(async {}));
+        drop(lanes);
+        drop(release);
+    }
 }
