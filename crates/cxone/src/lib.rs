@@ -36,7 +36,7 @@ pub use settings::{
     DEFAULT_MAX_BODY, DEFAULT_MAX_PAGE_BODY, Grant, MAX_TOKEN_LIFETIME, RetryPolicy, Settings,
     check_transport_security, is_loopback, parse_base_url, parse_http_url,
 };
-pub use wire::set_lane;
+pub use wire::{lanes, set_lane};
 
 /// Counters of what the client did, for reports and metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]

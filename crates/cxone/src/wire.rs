@@ -75,6 +75,12 @@ impl Proxies {
 /// Most lanes a client keeps a connection pool for; lanes past it share.
 const LANES: usize = 16;
 
+/// How many lanes a client keeps a connection pool for: one per core, at most 16. A
+/// server that runs a runtime per thread runs this many.
+pub fn lanes() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(LANES))
+}
+
 thread_local! {
     static LANE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
@@ -122,8 +128,7 @@ impl Wire {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let lanes = std::thread::available_parallelism().map_or(1, |n| n.get().min(LANES));
-        let pools = (0..lanes)
+        let pools = (0..lanes())
             .map(|_| {
                 hyper_util::client::legacy::Client::builder(TokioExecutor::new())
                     .pool_timer(TokioTimer::new())

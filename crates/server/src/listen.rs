@@ -8,6 +8,7 @@
 //! and close, and returns when all have.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,9 +16,7 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use std::net::SocketAddr;
 use tokio::net::TcpListener;
-
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tower_service::Service;
 
@@ -83,9 +82,9 @@ impl Limits {
 /// A connection accepted and handed to a lane, with its slot.
 type Accepted = (std::net::TcpStream, SocketAddr, OwnedSemaphorePermit);
 
-/// The lanes: a thread per core (at most 16), each running a runtime of its own, on
-/// which it serves its connections wholly and calls the tenant through its own
-/// connection pool ([`cxone::set_lane`]). A request, its upstream call and its response
+/// The lanes: a thread per core (at most 16, [`cxone::lanes`]), each running a runtime
+/// of its own, on which it serves its connections wholly and calls the tenant through
+/// its own connection pool ([`cxone::set_lane`]). A request, its upstream call and its response
 /// stay on one thread, where work-stealing workers moved them between threads several
 /// times a request. Built before serving so the audit writer can run on lane 0, where its
 /// turns let that lane's requests join a commit (see `ledger::appender`).
@@ -113,8 +112,7 @@ impl Drop for Release {
 
 impl Lanes {
     pub(crate) fn build() -> std::io::Result<(Self, Release)> {
-        let n = std::thread::available_parallelism().map_or(1, |n| n.get().min(16));
-        let runtimes = (0..n)
+        let runtimes = (0..cxone::lanes())
             .map(|_| {
                 tokio::runtime::Builder::new_current_thread()
                     .enable_all()
