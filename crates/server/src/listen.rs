@@ -84,13 +84,26 @@ type Accepted = (std::net::TcpStream, SocketAddr, OwnedSemaphorePermit);
 
 /// The lanes: a thread per core (at most 16, [`cxone::lanes`]), each running a runtime
 /// of its own, on which it serves its connections wholly and calls the tenant through
-/// its own connection pool ([`cxone::set_lane`]). A request, its upstream call and its response
-/// stay on one thread, where work-stealing workers moved them between threads several
+/// its own connection pool ([`cxone::set_lane`]). A request, its upstream call and its
+/// response stay on one thread, where work-stealing workers moved them between threads several
 /// times a request. Built before serving so the audit writer can run on lane 0, where its
 /// turns let that lane's requests join a commit (see `ledger::appender`).
 pub(crate) struct Lanes {
-    runtimes: Vec<tokio::runtime::Runtime>,
+    runtimes: Vec<Unstarted>,
     release: tokio::sync::watch::Receiver<bool>,
+}
+
+/// A lane's runtime until its thread takes it. Dropped before that (a server bound and
+/// dropped, a lane whose thread could not be started, the lanes after it), it ends
+/// without blocking: a plain drop of a runtime inside another one panics.
+struct Unstarted(Option<tokio::runtime::Runtime>);
+
+impl Drop for Unstarted {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 /// Lets the lanes' runtimes end. A lane that stopped serving keeps running what was
@@ -117,6 +130,7 @@ impl Lanes {
                 tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
+                    .map(|r| Unstarted(Some(r)))
             })
             .collect::<std::io::Result<_>>()?;
         let (tx, release) = tokio::sync::watch::channel(false);
@@ -125,19 +139,23 @@ impl Lanes {
 
     /// Lane 0's runtime: tasks spawned on it run once the lanes are serving.
     pub(crate) fn first(&self) -> &tokio::runtime::Handle {
-        self.runtimes[0].handle()
+        self.runtimes[0]
+            .0
+            .as_ref()
+            .expect("a lane's runtime is taken only by its thread")
+            .handle()
     }
 
     /// Starts each lane's thread.
     fn start(
-        mut self,
+        self,
         router: &Router,
         limits: &Limits,
         stop: &tokio::sync::watch::Receiver<()>,
     ) -> std::io::Result<Running> {
         let (abort, aborted) = tokio::sync::watch::channel(false);
         let mut queues = Vec::with_capacity(self.runtimes.len());
-        for (lane, runtime) in std::mem::take(&mut self.runtimes).into_iter().enumerate() {
+        for (lane, mut runtime) in self.runtimes.into_iter().enumerate() {
             let (tx, rx) = mpsc::unbounded_channel();
             let (router, limits, stop) = (router.clone(), limits.clone(), stop.clone());
             let aborted = aborted.clone();
@@ -146,6 +164,9 @@ impl Lanes {
                 .name(format!("serve-lane-{lane}"))
                 .spawn(move || {
                     cxone::set_lane(lane);
+                    let Some(runtime) = runtime.0.take() else {
+                        return;
+                    };
                     runtime.block_on(async move {
                         run_lane(rx, router, limits, stop, aborted).await;
                         let _ = release.wait_for(|r| *r).await;
@@ -154,16 +175,6 @@ impl Lanes {
             queues.push(tx);
         }
         Ok(Running { queues, abort })
-    }
-}
-
-/// Lanes never started (a server bound and dropped, or a lane's thread that could not be
-/// started) end without blocking: dropping a runtime inside another one would panic.
-impl Drop for Lanes {
-    fn drop(&mut self) {
-        for runtime in self.runtimes.drain(..) {
-            runtime.shutdown_background();
-        }
     }
 }
 
