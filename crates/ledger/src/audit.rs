@@ -397,16 +397,6 @@ impl Ledger {
             })).collect()
         })
     }
-
-    pub(crate) async fn head(&self) -> Result<Option<Checkpoint>> {
-        on_backend!(&self.pool, p => {
-            let row = sqlx::query("SELECT seq, hash, at, key_id, signature FROM audit_head WHERE id = 1").fetch_optional(p).await?;
-            row.map(|r| Ok(Checkpoint {
-                seq: r.try_get("seq")?, hash: r.try_get("hash")?, at: r.try_get("at")?,
-                key_id: r.try_get("key_id")?, signature: r.try_get("signature")?,
-            })).transpose()
-        })
-    }
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@
 use sqlx::Row;
 use tokio::sync::mpsc;
 
+use crate::audit::Checkpoint;
 use crate::error::{Error, Result};
 use crate::store::Pool;
 
@@ -34,6 +35,10 @@ const AHEAD: usize = 3;
 
 /// Each entry with its details text (empty if its row is gone, which its hash then
 /// shows) and its stored hash.
+const CHECKPOINTS: &str =
+    "SELECT seq, hash, at, key_id, signature FROM audit_checkpoints ORDER BY seq";
+const HEAD: &str = "SELECT seq, hash, at, key_id, signature FROM audit_head WHERE id = 1";
+
 const SELECT: &str = "SELECT e.seq, e.at, e.actor, e.operation, e.target, e.outcome, \
     COALESCE(d.details, ''), e.hash FROM audit_entries e \
     LEFT JOIN audit_details d ON d.id = e.details_id ORDER BY e.seq";
@@ -58,6 +63,22 @@ pub(crate) struct Raw {
     start: usize,
     ends: [usize; TEXTS],
     pub hash: Option<[u8; 32]>,
+}
+
+/// The signed head and the checkpoints, read in the same snapshot as the entries that
+/// follow them: a head read in a query of its own, while another process appends, named
+/// entries the snapshot did not have, or missed entries it did ("appended outside
+/// cxguard" on an untampered ledger).
+#[derive(Default)]
+pub(crate) struct Signed {
+    pub checkpoints: Vec<Checkpoint>,
+    pub head: Option<Checkpoint>,
+}
+
+/// What the reader sends: first the [`Signed`] part, then the entries page by page.
+pub(crate) enum Part {
+    Signed(Signed),
+    Page(Page),
 }
 
 /// Entries as stored, in order.
@@ -106,7 +127,7 @@ impl Page {
 }
 
 /// The whole chain in order, page by page, read ahead on a task of its own.
-pub(crate) fn read_all(pool: &Pool) -> mpsc::Receiver<Result<Page>> {
+pub(crate) fn read_all(pool: &Pool) -> mpsc::Receiver<Result<Part>> {
     let (tx, rx) = mpsc::channel(AHEAD);
     match sqlite_file(pool) {
         Some(path) => {
@@ -138,7 +159,7 @@ fn sqlite_file(pool: &Pool) -> Option<std::path::PathBuf> {
         .then(|| path.to_path_buf())
 }
 
-fn read_sqlite(path: &std::path::Path, tx: &mpsc::Sender<Result<Page>>) -> Result<()> {
+fn read_sqlite(path: &std::path::Path, tx: &mpsc::Sender<Result<Part>>) -> Result<()> {
     use rusqlite::OpenFlags;
     let fail = |e: rusqlite::Error| Error::Unavailable(format!("reading the audit log: {e}"));
     let c = rusqlite::Connection::open_with_flags(
@@ -150,6 +171,33 @@ fn read_sqlite(path: &std::path::Path, tx: &mpsc::Sender<Result<Page>>) -> Resul
         .map_err(fail)?;
     // One snapshot of the whole chain: appends made meanwhile are not half-seen.
     c.execute_batch("BEGIN").map_err(fail)?;
+    let signed_row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Checkpoint> {
+        Ok(Checkpoint {
+            seq: r.get(0)?,
+            hash: r.get(1)?,
+            at: r.get(2)?,
+            key_id: r.get(3)?,
+            signature: r.get(4)?,
+        })
+    };
+    let checkpoints = c
+        .prepare(CHECKPOINTS)
+        .and_then(|mut st| {
+            st.query_map([], signed_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(fail)?;
+    let head = {
+        let mut st = c.prepare(HEAD).map_err(fail)?;
+        let mut rows = st.query_map([], signed_row).map_err(fail)?;
+        rows.next().transpose().map_err(fail)?
+    };
+    if tx
+        .blocking_send(Ok(Part::Signed(Signed { checkpoints, head })))
+        .is_err()
+    {
+        return Ok(());
+    }
     let mut st = c.prepare(SELECT).map_err(fail)?;
     let mut rows = st.query([]).map_err(fail)?;
     let mut page = Page::with_capacity(PAGE);
@@ -171,13 +219,13 @@ fn read_sqlite(path: &std::path::Path, tx: &mpsc::Sender<Result<Page>>) -> Resul
             .and_then(|v| v.as_blob().ok())
             .unwrap_or(&[]);
         if let Some(full) = page.push(seq, cols, hash)
-            && tx.blocking_send(Ok(full)).is_err()
+            && tx.blocking_send(Ok(Part::Page(full))).is_err()
         {
             return Ok(()); // the checker stopped at a broken entry
         }
     }
     if !page.rows.is_empty() {
-        let _ = tx.blocking_send(Ok(page));
+        let _ = tx.blocking_send(Ok(Part::Page(page)));
     }
     Ok(())
 }
@@ -247,15 +295,15 @@ impl DetailsById {
 
 /// A PostgreSQL ledger in one read-only snapshot, entries and details joined here;
 /// `false` (nothing sent) when the details would not fit in memory.
-async fn read_postgres(pool: &sqlx::PgPool, tx: &mpsc::Sender<Result<Page>>) -> Result<bool> {
+async fn read_postgres(
+    t: &mut sqlx::PgConnection,
+    tx: &mpsc::Sender<Result<Part>>,
+) -> Result<bool> {
     use futures_util::TryStreamExt as _;
-    let mut t = pool
-        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        .await?;
-    let Some(mut details) = DetailsById::read(&mut t).await? else {
+    let Some(mut details) = DetailsById::read(t).await? else {
         return Ok(false);
     };
-    let mut rows = sqlx::query(ENTRIES).fetch(&mut *t);
+    let mut rows = sqlx::query(ENTRIES).fetch(t);
     let mut page = Page::with_capacity(PAGE);
     while let Some(r) = rows.try_next().await? {
         let mut cols: [&str; TEXTS] = [""; TEXTS];
@@ -268,33 +316,51 @@ async fn read_postgres(pool: &sqlx::PgPool, tx: &mpsc::Sender<Result<Page>>) -> 
             .try_get_unchecked::<Option<&[u8]>, _>(TEXTS + 1)?
             .unwrap_or(&[]);
         if let Some(full) = page.push(r.try_get_unchecked(0)?, cols, hash)
-            && tx.send(Ok(full)).await.is_err()
+            && tx.send(Ok(Part::Page(full))).await.is_err()
         {
             return Ok(true);
         }
     }
     if !page.rows.is_empty() {
-        let _ = tx.send(Ok(page)).await;
+        let _ = tx.send(Ok(Part::Page(page))).await;
     }
     Ok(true)
 }
 
-async fn read_pool(pool: &Pool, tx: &mpsc::Sender<Result<Page>>) -> Result<()> {
-    use futures_util::TryStreamExt as _;
-    if let Pool::Postgres(p) = pool
-        && read_postgres(p, tx).await?
-    {
-        return Ok(());
-    }
-    crate::store::on_backend!(pool, p => {
-        // One query in one read-only snapshot, streamed: no round trip per page, and
-        // appends made meanwhile are not half-seen.
-        let mut t = if pool.is_postgres() {
-            p.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?
-        } else {
-            p.begin().await?
+/// The head and checkpoints, read in the transaction `t` (the entries' snapshot).
+macro_rules! read_signed {
+    ($t:expr) => {{
+        let to_cp = |r: &_| -> Result<Checkpoint> {
+            let r: &_ = r;
+            Ok(Checkpoint {
+                seq: Row::try_get(r, "seq")?,
+                hash: Row::try_get(r, "hash")?,
+                at: Row::try_get(r, "at")?,
+                key_id: Row::try_get(r, "key_id")?,
+                signature: Row::try_get(r, "signature")?,
+            })
         };
-        let mut rows = sqlx::query(SELECT).fetch(&mut *t);
+        let checkpoints = sqlx::query(CHECKPOINTS)
+            .fetch_all(&mut *$t)
+            .await?
+            .iter()
+            .map(to_cp)
+            .collect::<Result<Vec<_>>>()?;
+        let head = sqlx::query(HEAD)
+            .fetch_optional(&mut *$t)
+            .await?
+            .as_ref()
+            .map(to_cp)
+            .transpose()?;
+        Signed { checkpoints, head }
+    }};
+}
+
+/// Every entry joined to its details by the server, in the transaction `t`.
+macro_rules! read_joined {
+    ($t:expr, $tx:expr) => {{
+        use futures_util::TryStreamExt as _;
+        let mut rows = sqlx::query(SELECT).fetch(&mut *$t);
         let mut page = Page::with_capacity(PAGE);
         while let Some(r) = rows.try_next().await? {
             let mut cols: [&str; TEXTS] = [""; TEXTS];
@@ -303,15 +369,42 @@ async fn read_pool(pool: &Pool, tx: &mpsc::Sender<Result<Page>>) -> Result<()> {
             }
             let hash: &[u8] = r.try_get::<Option<&[u8]>, _>(TEXTS + 1)?.unwrap_or(&[]);
             if let Some(full) = page.push(r.try_get(0)?, cols, hash)
-                && tx.send(Ok(full)).await.is_err()
+                && $tx.send(Ok(Part::Page(full))).await.is_err()
             {
                 return Ok(());
             }
         }
         if !page.rows.is_empty() {
-            let _ = tx.send(Ok(page)).await;
+            let _ = $tx.send(Ok(Part::Page(page))).await;
         }
-    });
+    }};
+}
+
+async fn read_pool(pool: &Pool, tx: &mpsc::Sender<Result<Part>>) -> Result<()> {
+    // One read-only snapshot for the head, the checkpoints and the entries, the entries
+    // in one query, streamed: no round trip per page, and appends made meanwhile are not
+    // half-seen.
+    match pool {
+        Pool::Postgres(p) => {
+            let mut t = p
+                .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .await?;
+            let signed = read_signed!(t);
+            if tx.send(Ok(Part::Signed(signed))).await.is_err() || read_postgres(&mut t, tx).await?
+            {
+                return Ok(());
+            }
+            read_joined!(t, tx);
+        }
+        Pool::Sqlite(p) => {
+            let mut t = p.begin().await?;
+            let signed = read_signed!(t);
+            if tx.send(Ok(Part::Signed(signed))).await.is_err() {
+                return Ok(());
+            }
+            read_joined!(t, tx);
+        }
+    }
     Ok(())
 }
 

@@ -47,13 +47,13 @@ impl Ledger {
     /// Checks the whole chain, every checkpoint and the signed head against `key`, and
     /// names the first entry at fault. Reads in pages, so memory stays flat.
     pub async fn verify(&self, key: &PublicKey) -> Result<Verdict> {
-        let checkpoints = self.checkpoints().await?;
-        let head = self.head().await?;
         // Pages are read ahead on a task of their own while a blocking thread hashes: the
-        // reading and the hashing take a core each.
+        // reading and the hashing take a core each. The head and the checkpoints come
+        // first, from the same snapshot as the entries, so an append made meanwhile by
+        // another process is either wholly seen or not at all.
         let pages = crate::pages::read_all(&self.pool);
         let key = key.clone();
-        tokio::task::spawn_blocking(move || check(pages, &checkpoints, head, &key))
+        tokio::task::spawn_blocking(move || check(pages, &key))
             .await
             .map_err(|e| crate::Error::Unavailable(format!("verifying failed: {e}")))?
     }
@@ -66,11 +66,19 @@ fn hex_text(h: &[u8; 64]) -> String {
 
 /// The checks of [`Ledger::verify`], over the pages of the whole chain.
 fn check(
-    mut pages: tokio::sync::mpsc::Receiver<Result<crate::pages::Page>>,
-    checkpoints: &[crate::audit::Checkpoint],
-    head: Option<crate::audit::Checkpoint>,
+    mut pages: tokio::sync::mpsc::Receiver<Result<crate::pages::Part>>,
     key: &PublicKey,
 ) -> Result<Verdict> {
+    use crate::pages::Part;
+    let crate::pages::Signed { checkpoints, head } = match pages.blocking_recv() {
+        Some(Ok(Part::Signed(s))) => s,
+        Some(Err(e)) => return Err(e),
+        Some(Ok(Part::Page(_))) | None => {
+            return Err(crate::Error::Unavailable(
+                "verifying failed: the audit log's head was not read".into(),
+            ));
+        }
+    };
     let mut verdict = Verdict {
         entries: 0,
         checkpoints: checkpoints.len() as u64,
@@ -95,8 +103,8 @@ fn check(
     let mut prev = [0u8; 64];
     prev.copy_from_slice(GENESIS.as_bytes());
     let mut expected = 1i64;
-    while let Some(page) = pages.blocking_recv() {
-        let page = page?;
+    while let Some(part) = pages.blocking_recv() {
+        let Part::Page(page) = part? else { continue };
         for r in &page.rows {
             let col = |i| page.column(r, i);
             let at = col(0);
