@@ -96,3 +96,25 @@ pub fn verifying_key(
     }
     Ok(ledger::AuditKey::load(&path)?.public())
 }
+
+/// The chain's health as every command states it (`audit verify`, `report`, `status`,
+/// `doctor`): the chain, its signatures, and the anchor kept outside the database, by
+/// one function, so no command calls intact a ledger that `audit verify` calls broken.
+pub async fn verify_chain(
+    ctx: &Context,
+    env: &dyn Fn(&str) -> Option<String>,
+    ledger: &Ledger,
+    key: &ledger::PublicKey,
+    expected: Option<&ledger::anchor::ExpectedHead>,
+) -> Result<ledger::Verdict, CliError> {
+    let path = config::anchor_path(&ctx.config, env);
+    let anchor = ledger::anchor::AnchorFile::new(&path);
+    let (v, anchored) = ledger.verify_anchored(key, Some(&anchor), expected).await?;
+    if anchored == ledger::Anchored::Missing && v.broken.is_none() && v.entries > 0 {
+        tracing::info!(
+            anchor = %path.display(),
+            "no audit anchor: a ledger restored from an older copy cannot be told from this one"
+        );
+    }
+    Ok(v)
+}

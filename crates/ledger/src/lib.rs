@@ -50,6 +50,7 @@ pub use journal::{Claim, ItemOutcome, ItemState, JobItem, JobStatus, JobSummary}
 pub use outbox::{EventKind, Leased, NewEvent, OutboxEvent, OutboxGroup, OutboxStatus, Settlement};
 pub use signing::{AuditKey, PublicKey};
 pub use store::redact;
+pub use verify::Anchored;
 
 use crate::audit::{GENESIS, HashInput, entry_digest};
 use crate::store::{Pool, begin_write, on_backend};

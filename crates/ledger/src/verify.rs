@@ -9,7 +9,60 @@ use crate::signing::{self, PublicKey};
 use crate::store::on_backend;
 use sqlx::Row;
 
+/// What, besides the chain itself, a verification checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anchored {
+    /// The anchor file was found and the ledger reaches it.
+    Checked,
+    /// No anchor file yet: a ledger restored from an older copy cannot be told apart.
+    Missing,
+}
+
 impl Ledger {
+    /// The one check of the chain's health that every command states: the chain, its
+    /// checkpoints and signed head ([`Ledger::verify`]), then the anchor kept outside the
+    /// database (`anchor`, when configured) and a head the auditor gave (`expected`).
+    /// The first that the ledger no longer reaches is the verdict's break, naming both
+    /// sequence numbers.
+    pub async fn verify_anchored(
+        &self,
+        key: &PublicKey,
+        anchor: Option<&crate::anchor::AnchorFile>,
+        expected: Option<&crate::anchor::ExpectedHead>,
+    ) -> Result<(Verdict, Anchored)> {
+        let mut v = self.verify(key).await?;
+        let mut anchored = Anchored::Missing;
+        if v.broken.is_some() {
+            return Ok((v, anchored));
+        }
+        if let Some(a) = anchor
+            && let Some(head) = a.read()?
+        {
+            anchored = Anchored::Checked;
+            if !head.verifies(key) {
+                v.broken = Some(Broken {
+                    seq: head.seq,
+                    reason: format!(
+                        "the anchor {} is not signed by key {}: it was forged or belongs to another ledger",
+                        a.path().display(),
+                        key.key_id()
+                    ),
+                });
+                return Ok((v, anchored));
+            }
+            let source = format!("the anchor {}", a.path().display());
+            v.broken = self.check_head(head.seq, &head.hash, &source).await?;
+        }
+        if v.broken.is_none()
+            && let Some(e) = expected
+        {
+            v.broken = self
+                .check_head(e.seq, &e.hash, "the head given with --expect-head")
+                .await?;
+        }
+        Ok((v, anchored))
+    }
+
     /// Checks that this ledger reaches `head` and holds the same hash there: a database
     /// restored from an older copy, or with entries removed, ends before it. `source`
     /// names where the head came from, for the message.

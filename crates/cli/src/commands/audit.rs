@@ -88,49 +88,6 @@ impl FilterArgs {
     }
 }
 
-/// The ledger against what is kept outside it: the anchor file, and a head the auditor
-/// gave. The first that the ledger no longer reaches is the finding.
-async fn check_heads(
-    ctx: &Context,
-    env: &dyn Fn(&str) -> Option<String>,
-    ledger: &ledger::Ledger,
-    key: &ledger::PublicKey,
-    expected: Option<&ledger::anchor::ExpectedHead>,
-) -> Result<Option<ledger::audit::Broken>, CliError> {
-    let path = crate::config::anchor_path(&ctx.config, env);
-    let anchor = ledger::anchor::AnchorFile::new(&path);
-    match anchor.read()? {
-        Some(head) => {
-            if !head.verifies(key) {
-                return Ok(Some(ledger::audit::Broken {
-                    seq: head.seq,
-                    reason: format!(
-                        "the anchor {} is not signed by key {}: it was forged or belongs to another ledger",
-                        path.display(),
-                        key.key_id()
-                    ),
-                }));
-            }
-            let source = format!("the anchor {}", path.display());
-            if let Some(b) = ledger.check_head(head.seq, &head.hash, &source).await? {
-                return Ok(Some(b));
-            }
-        }
-        None => ctx.note(format!(
-            "note: no audit anchor at {}; a ledger restored from an older copy cannot be told from this one (the anchor is written at each signed checkpoint)",
-            path.display()
-        )),
-    }
-    if let Some(e) = expected
-        && let Some(b) = ledger
-            .check_head(e.seq, &e.hash, "the head given with --expect-head")
-            .await?
-    {
-        return Ok(Some(b));
-    }
-    Ok(None)
-}
-
 pub async fn run(
     ctx: &Context,
     args: AuditArgs,
@@ -143,9 +100,13 @@ pub async fn run(
         } => {
             let key = store::verifying_key(ctx, env, public_key.as_deref())?;
             let ledger = store::open(ctx, env, Access::Verify).await?;
-            let mut v = ledger.verify(&key).await?;
-            if v.broken.is_none() {
-                v.broken = check_heads(ctx, env, &ledger, &key, expect_head.as_ref()).await?;
+            let v = store::verify_chain(ctx, env, &ledger, &key, expect_head.as_ref()).await?;
+            let anchor = crate::config::anchor_path(&ctx.config, env);
+            if v.broken.is_none() && v.entries > 0 && !anchor.exists() {
+                ctx.note(format!(
+                    "note: no audit anchor at {}; a ledger restored from an older copy cannot be told from this one (the anchor is written at each signed checkpoint)",
+                    anchor.display()
+                ));
             }
             match ctx.output {
                 Output::Json => print_json(&v),

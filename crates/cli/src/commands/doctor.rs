@@ -142,7 +142,7 @@ pub async fn run(
         )),
         Ok(ledger) => match store::verifying_key(ctx, env, None) {
             Err(e) => checks.push(fail("audit chain", e.message, "configure [audit] key_file, or pass the public key to `cxguard audit verify --public-key`")),
-            Ok(key) => match ledger.verify(&key).await {
+            Ok(key) => match store::verify_chain(ctx, env, &ledger, &key, None).await {
                 Ok(v) if v.is_intact() => checks.push(pass(
                     "audit chain",
                     format!("{} entries verify up to the head {}", v.entries, v.last_seq),

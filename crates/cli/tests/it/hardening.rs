@@ -345,6 +345,49 @@ fn a_ledger_put_back_from_an_older_copy_fails_verification() {
             && out.contains(&format!("records entry {new_seq}")),
         "{out}"
     );
+    // Regression (trust review, item 4): report, status and doctor used the chain check
+    // without the anchor, and called this ledger intact. Each says broken now, naming
+    // both sequence numbers.
+    let names_both = |text: &str| {
+        text.contains(&format!("ends at entry {old_seq}"))
+            && text.contains(&format!("records entry {new_seq}"))
+    };
+    let env = [("CXGUARD_HOME", home.path().to_str().unwrap())];
+    let o = cxguard(&["status"], &env, dir.path());
+    assert_eq!(o.status.code(), Some(1), "status: {}", stdout(&o));
+    assert!(
+        stdout(&o).contains("BROKEN") && names_both(&stdout(&o)),
+        "status: {}",
+        stdout(&o)
+    );
+    let o = cxguard(&["doctor"], &env, dir.path());
+    assert_ne!(o.status.code(), Some(0), "doctor: {}", stdout(&o));
+    assert!(
+        names_both(&stdout(&o)) && stdout(&o).contains("broken"),
+        "doctor: {}",
+        stdout(&o)
+    );
+    let report = dir.path().join("report.json");
+    let o = cxguard(
+        &[
+            "report",
+            "--format",
+            "json",
+            "--out",
+            report.to_str().unwrap(),
+        ],
+        &env,
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "report: {}", stderr(&o));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["audit"]["intact"], false, "report: {}", r["audit"]);
+    assert!(
+        names_both(r["audit"]["broken"].as_str().unwrap_or_default()),
+        "report: {}",
+        r["audit"]
+    );
 
     // Without the anchor, an auditor's saved head still catches it.
     let later = format!("{new_seq}:{}", "0".repeat(64));

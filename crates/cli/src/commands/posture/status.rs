@@ -90,11 +90,15 @@ pub async fn status_cmd(
     }
     let outbox = ledger.outbox_status().await?;
     let audit = match store::verifying_key(ctx, env, None) {
-        Ok(key) => match ledger.verify(&key).await {
+        Ok(key) => match store::verify_chain(ctx, env, &ledger, &key, None).await {
             Ok(v) => {
-                json!({"entries": v.entries, "checkpoints": v.checkpoints, "intact": v.is_intact()})
+                let mut a = json!({"entries": v.entries, "checkpoints": v.checkpoints, "intact": v.is_intact()});
+                if let Some(b) = &v.broken {
+                    a["broken"] = json!({"seq": b.seq, "reason": b.reason});
+                }
+                a
             }
-            Err(e) => json!({"intact": false, "error": e.to_string()}),
+            Err(e) => json!({"intact": false, "error": e.message}),
         },
         Err(e) => json!({"intact": null, "error": format!("not verified: {}", e.message)}),
     };
@@ -145,6 +149,12 @@ pub async fn status_cmd(
                     format!(
                         "{} entries, {} checkpoint(s), chain intact",
                         audit["entries"], audit["checkpoints"]
+                    )
+                } else if let Some(b) = audit.get("broken") {
+                    format!(
+                        "BROKEN at entry {}: {}",
+                        b["seq"],
+                        b["reason"].as_str().unwrap_or_default()
                     )
                 } else {
                     format!(

@@ -82,7 +82,7 @@ pub async fn run(
         .await?
         .is_empty();
     let verdict = match store::verifying_key(ctx, env, None) {
-        Ok(key) => ledger.verify(&key).await?,
+        Ok(key) => store::verify_chain(ctx, env, &ledger, &key, None).await?,
         // Nothing recorded yet, so nothing to verify: the report says so.
         Err(_) if empty => ledger::Verdict {
             entries: 0,
