@@ -52,7 +52,16 @@ const AT_WORD_START: &[&str] = &["eval(", "expression(", "settimeout(", "setinte
 /// The first script vector `pattern` carries once decoded, if any — in the decoded text
 /// itself, or with CSS comments taken out (`expr/**/ession(`).
 pub fn script_vector(pattern: &str) -> Option<Found> {
-    let decoded = decode(pattern);
+    let (decoded, complete) = decode_bounded(pattern);
+    if !complete {
+        // Still encoded after the last round: what a browser would make of the rest is
+        // unknown here, so it is refused, not guessed.
+        let excerpt: String = decoded.chars().take(60).collect();
+        return Some(Found {
+            vector: "encoding nested deeper than the decoding limit",
+            decoded: excerpt.escape_debug().to_string(),
+        });
+    }
     let folded: String = decoded.nfkc().collect::<String>().to_lowercase();
     find(&folded).or_else(|| {
         let uncommented = without_css_comments(&folded);
@@ -132,17 +141,25 @@ fn find(folded: &str) -> Option<Found> {
     None
 }
 
-/// `pattern` with every layer of entity, percent and escape encoding undone.
+/// `pattern` with every layer of entity, percent and escape encoding undone (at most
+/// [`MAX_ROUNDS`] layers).
 pub fn decode(pattern: &str) -> String {
+    decode_bounded(pattern).0
+}
+
+/// `pattern` decoded, and whether decoding finished: `false` when one more round would
+/// still change it after [`MAX_ROUNDS`].
+fn decode_bounded(pattern: &str) -> (String, bool) {
     let mut s = pattern.to_string();
     for _ in 0..MAX_ROUNDS {
         let next = js_unescape(&percent_decode(&entity_decode(&s)));
         if next == s {
-            break;
+            return (s, true);
         }
         s = next;
     }
-    s
+    let complete = js_unescape(&percent_decode(&entity_decode(&s))) == s;
+    (s, complete)
 }
 
 fn hex(b: u8) -> Option<u32> {
@@ -241,7 +258,7 @@ const NAMED: &[(&str, char)] = &[
     ("plus", '+'),
 ];
 
-/// `&name;`, `&#60;`, `&#x3c;`, with or without the `;`, leading zeros allowed.
+/// `&name;`, `&#60;`, `&#x3c;`, with or without the `;`, any number of leading zeros.
 fn entity_decode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
@@ -268,20 +285,28 @@ fn entity(after: &str) -> Option<(char, usize)> {
     let b = after.as_bytes();
     let semi = |n: usize| usize::from(b.get(n) == Some(&b';'));
     if b.first() == Some(&b'#') {
+        // As the WHATWG HTML tokenizer reads a numeric character reference: every digit
+        // (a browser reads `&#0000000000060;` as `<`), the value saturating past
+        // U+10FFFF; zero, a surrogate or a value past U+10FFFF is U+FFFD.
         let (radix, start) = match b.get(1) {
             Some(b'x' | b'X') => (16, 2),
             _ => (10, 1),
         };
         let digits = b[start..]
             .iter()
-            .take(12)
             .take_while(|d| (**d as char).is_digit(radix))
             .count();
         if digits == 0 {
             return None;
         }
-        let v = u32::from_str_radix(&after[start..start + digits], radix).ok()?;
-        let c = char::from_u32(v).unwrap_or('\u{fffd}');
+        let v = b[start..start + digits].iter().fold(0u32, |acc, d| {
+            let d = (*d as char).to_digit(radix).unwrap_or(0);
+            acc.saturating_mul(radix).saturating_add(d).min(0x11_0000)
+        });
+        let c = match v {
+            0 => '\u{fffd}',
+            v => char::from_u32(v).unwrap_or('\u{fffd}'),
+        };
         let end = start + digits;
         return Some((c, end + semi(end)));
     }
@@ -312,6 +337,34 @@ mod tests {
         assert_eq!(decode("\\x3cscript"), "<script");
         assert_eq!(decode("&amp;lt;script"), "<script");
         assert_eq!(decode("plain/path?a=b&c=d"), "plain/path?a=b&c=d");
+    }
+
+    /// Regression (trust review, item 5): at most 12 digits were read, so 13 digits of
+    /// zero padding decoded to U+0000 here and to `<` in a browser.
+    #[test]
+    fn numeric_references_read_every_digit_as_a_browser_does() {
+        assert_eq!(decode("&#0000000000060;script&#0000000000062;"), "<script>");
+        assert_eq!(decode("&#x000000000000000003c;"), "<");
+        assert!(script_vector("&#0000000000060;script&#0000000000062;").is_some());
+        // Past U+10FFFF, however long, and zero: U+FFFD, as a browser reads them.
+        assert_eq!(decode("&#99999999999999999999999;"), "\u{fffd}");
+        assert_eq!(decode("&#x110000;&#0;&#xD800;"), "\u{fffd}\u{fffd}\u{fffd}");
+    }
+
+    #[test]
+    fn a_pattern_still_encoded_after_the_last_round_is_refused() {
+        let mut p = "<script".to_string();
+        for _ in 0..MAX_ROUNDS + 1 {
+            p = p.replace('%', "%25").replace('<', "%3C");
+        }
+        let f = script_vector(&p).expect("refused");
+        assert!(f.vector.contains("decoding limit"), "{f:?}");
+        // Twelve layers still decode and are named for what they hide.
+        let mut p = "<script".to_string();
+        for _ in 0..MAX_ROUNDS - 1 {
+            p = p.replace('%', "%25").replace('<', "%3C");
+        }
+        assert_eq!(script_vector(&p).unwrap().vector, "<script");
     }
 
     #[test]
