@@ -17,6 +17,7 @@ pub mod encrypt;
 pub mod identity;
 pub mod job;
 pub mod keys;
+pub mod parsing;
 pub mod pseudonym;
 pub mod rotate;
 pub mod secrets;

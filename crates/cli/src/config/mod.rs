@@ -71,11 +71,12 @@ pub fn load(
             )));
         }
     };
+    // Where and which key, never the value: a secret under the wrong key must not
+    // reach stderr or a CI log.
     let file: FileConfig = toml::from_str(&text).map_err(|e| {
         CliError::config(format!(
-            "config {}: {}",
-            path.display(),
-            e.to_string().trim_end()
+            "config {}",
+            guard::parsing::toml_problem(&path.display().to_string(), &text, &e)
         ))
     })?;
     Ok(Loaded {

@@ -44,6 +44,59 @@ fn an_unknown_config_key_names_the_key_and_the_file() {
     );
 }
 
+/// Regression (trust review, item 7): a parse error printed its source line, so a
+/// secret under the wrong key went to stderr and CI logs. Every file cxguard parses
+/// names the line, column and key, never the value.
+#[test]
+fn a_parse_error_never_prints_the_value() {
+    let dir = tmp();
+    let secret = "Sup3r-S3cret-Value";
+    let cases: [(&str, &str, Vec<&str>); 4] = [
+        (
+            "cxguard.toml",
+            "[tenant]\nbase_url = \"https://x.example.com\"\nclient_secret = \"Sup3r-S3cret-Value\"\n",
+            vec!["inventory"],
+        ),
+        (
+            "cxguard.toml",
+            "[tenant]\nbase_url = \"https://x.example.com\"\nmax_rate = \"Sup3r-S3cret-Value\"\n",
+            vec!["inventory"],
+        ),
+        (
+            "posture.toml",
+            "[contacts]\nretention_days = \"Sup3r-S3cret-Value\"\npolicy = \"p.toml\"\n",
+            vec!["--sim", "plan", "--posture", "posture.toml"],
+        ),
+        (
+            "policy.toml",
+            "[keys]\nk1 = \"Sup3r-S3cret-Value\"\n[fields]\nemail = { op = 3 }\n",
+            vec![
+                "--sim",
+                "contacts",
+                "anonymize",
+                "--policy",
+                "policy.toml",
+                "--dry-run",
+                "--all",
+            ],
+        ),
+    ];
+    for (file, text, args) in cases {
+        let _ = std::fs::remove_file(dir.path().join("cxguard.toml"));
+        std::fs::write(dir.path().join(file), text).unwrap();
+        let o = cxguard(&args, &[], dir.path());
+        assert_ne!(o.status.code(), Some(0), "{file}");
+        let e = stderr(&o) + &crate::stdout(&o);
+        assert!(!e.contains(secret), "{file}: the value was printed: {e}");
+        assert!(e.contains(file), "{file}: {e}");
+        assert!(
+            e.contains(":3:") || e.contains(":2:") || e.contains(":4:"),
+            "{file}: names line and column: {e}"
+        );
+        let _ = std::fs::remove_file(dir.path().join(file));
+    }
+}
+
 #[test]
 fn a_missing_explicit_config_file_is_an_error() {
     let o = cxguard(&["--config", "nope.toml", "inventory"], &[], tmp().path());

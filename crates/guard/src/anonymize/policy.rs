@@ -225,13 +225,8 @@ impl Policy {
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, Vec<String>> {
         let shown = path.display();
-        let file: PolicyFile = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| format!(":{}", line_of(text, s.start)))
-                .unwrap_or_default();
-            vec![format!("{shown}{line}: {}", e.message())]
-        })?;
+        let file: PolicyFile = toml::from_str(text)
+            .map_err(|e| vec![crate::parsing::toml_problem(&shown.to_string(), text, &e)])?;
         let mut errors = Vec::new();
         let at = |offset: usize| format!("{shown}:{}", line_of(text, offset));
 

@@ -106,10 +106,12 @@ pub fn parse_requests(text: &str, shown: &str) -> Result<Vec<Request>, Vec<Strin
             "{shown}:{hline}: the header names no identifier column (identifier[,kind][,ref])"
         )]);
     };
-    for c in &cols {
+    // Not quoted: a file without its header has an identifier on its first line.
+    for (i, c) in cols.iter().enumerate() {
         if !["identifier", "kind", "ref"].contains(&c.as_str()) {
             errors.push(format!(
-                "{shown}:{hline}: unknown column {c:?} (identifier, kind, ref)"
+                "{shown}:{hline}: column {} of the header is not identifier, kind or ref",
+                i + 1
             ));
         }
     }

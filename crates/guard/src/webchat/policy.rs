@@ -56,8 +56,13 @@ pub struct Policy {
 impl Policy {
     /// Parses and checks `text` (read from `path`, named in errors).
     pub fn parse(text: &str, path: &Path) -> Result<Policy> {
-        let file: File = toml::from_str(text)
-            .map_err(|e| Error::Invalid(format!("{}: {}", path.display(), e.message())))?;
+        let file: File = toml::from_str(text).map_err(|e| {
+            Error::Invalid(crate::parsing::toml_problem(
+                &path.display().to_string(),
+                text,
+                &e,
+            ))
+        })?;
         if file.widgets.is_empty() {
             return Err(Error::Invalid(format!(
                 "{}: no [widgets.ID] table: name at least one widget",

@@ -158,8 +158,12 @@ pub fn load_text(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(Posture, Vec<String>), CliError> {
     let text = text.to_string();
-    let file: PostureFile = toml::from_str(&text)
-        .map_err(|e| CliError::new(Exit::Input, format!("{}: {}", path.display(), e.message())))?;
+    let file: PostureFile = toml::from_str(&text).map_err(|e| {
+        CliError::new(
+            Exit::Input,
+            guard::parsing::toml_problem(&path.display().to_string(), &text, &e),
+        )
+    })?;
     let mut problems = Vec::new();
 
     let secrets = file.secrets.map(|mut s| {
