@@ -232,22 +232,6 @@ fn ledger_unavailable() -> Problem {
     p
 }
 
-/// A reference is printed and audited: a caller's ticket id, never the identifier.
-pub(crate) fn check_reference(r: &str) -> Result<(), String> {
-    if r.is_empty()
-        || r.len() > 128
-        || !r
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._:-#/".contains(&b))
-    {
-        return Err(
-            "must be 1 to 128 of A-Z a-z 0-9 . _ : - # / (a ticket id, never the identifier)"
-                .into(),
-        );
-    }
-    Ok(())
-}
-
 /// The request, checked field by field: every bad field is named at once.
 fn read(m: &Map, identity: &Identity) -> Result<Request, Problem> {
     let mut errors = Vec::new();
@@ -281,7 +265,7 @@ fn read(m: &Map, identity: &Identity) -> Result<Request, Problem> {
         }
     };
     let reference = match m.get("ref") {
-        Some(Value::String(r)) => match check_reference(r) {
+        Some(Value::String(r)) => match guard::subject::check_reference(r) {
             Ok(()) => Some(r.clone()),
             Err(e) => {
                 errors.push(err("ref", &e));

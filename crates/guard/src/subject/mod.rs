@@ -25,7 +25,25 @@ pub use find::{ContactHit, Found, SubjectFound, find};
 
 /// At most this many subjects in one file (a month of requests of a large center).
 pub const MAX_SUBJECTS: usize = 100_000;
-const MAX_REF: usize = 128;
+/// The longest request reference.
+pub const MAX_REF: usize = 128;
+
+/// Checks a request reference (a caller's ticket id), the one rule for every face (the
+/// CLI's requests file, `serve`'s erasure requests): it is printed and audited, so it is
+/// 1–[`MAX_REF`] of `A-Z a-z 0-9 . _ : - # /`, which no email or phone number fits.
+pub fn check_reference(r: &str) -> Result<(), String> {
+    if r.is_empty()
+        || r.len() > MAX_REF
+        || !r
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:-#/".contains(&b))
+    {
+        return Err(format!(
+            "must be 1 to {MAX_REF} of A-Z a-z 0-9 . _ : - # / (a ticket id, never the identifier)"
+        ));
+    }
+    Ok(())
+}
 
 /// One request as received: who (a reference) and the identifier, still raw.
 #[derive(Debug, Clone)]
@@ -140,13 +158,13 @@ pub fn parse_requests(text: &str, shown: &str) -> Result<Vec<Request>, Vec<Strin
         };
         let reference = match ref_col.map(|r| fields[r]) {
             None | Some("") => format!("line {n}"),
-            Some(r) if r.chars().count() > MAX_REF || r.chars().any(char::is_control) => {
-                errors.push(format!(
-                    "{shown}:{n}: ref: at most {MAX_REF} characters, no control characters"
-                ));
-                continue;
-            }
-            Some(r) => r.to_string(),
+            Some(r) => match check_reference(r) {
+                Ok(()) => r.to_string(),
+                Err(why) => {
+                    errors.push(format!("{shown}:{n}: ref: {why}"));
+                    continue;
+                }
+            },
         };
         if let Some(first) = refs.insert(reference.clone(), n) {
             errors.push(format!(
@@ -309,6 +327,34 @@ mod tests {
     fn identity() -> Identity {
         let key = Arc::new(Key::from_bytes("k1", vec![3u8; 32]).unwrap());
         Identity::new(key, us(), "hashed_user_id").unwrap()
+    }
+
+    /// Regression (trust review, item 9): the CLI checked only a reference's length, so
+    /// an identifier in the `ref` column was printed and audited; `serve` refused it.
+    /// One rule now, and neither quotes the refused value.
+    #[test]
+    fn a_reference_that_is_an_identifier_is_refused_as_serve_refuses_it() {
+        let errs = parse_requests(
+            "identifier,ref\nann@example.com,ann@example.com\nbob@example.com,T 2\n",
+            "r",
+        )
+        .unwrap_err();
+        assert!(
+            errs[0].starts_with("r:2: ref: must be 1 to 128"),
+            "{errs:?}"
+        );
+        assert!(errs[1].starts_with("r:3: ref:"), "{errs:?}");
+        assert!(errs.iter().all(|e| !e.contains("@example")), "{errs:?}");
+        assert!(check_reference("ann@example.com").is_err());
+        assert!(check_reference("T-1/2:3#4_x.y").is_ok());
+        assert!(check_reference(&"a".repeat(129)).is_err());
+    }
+
+    /// A file without its header has an identifier on its first line: not quoted.
+    #[test]
+    fn a_missing_header_is_not_quoted() {
+        let errs = parse_requests("ann@example.com\n", "r").unwrap_err();
+        assert!(errs.iter().all(|e| !e.contains("ann@")), "{errs:?}");
     }
 
     #[test]
