@@ -397,6 +397,20 @@ impl Error {
         }
     }
 
+    /// What a log line may say of this error: its stage, HTTP status and request id,
+    /// never the tenant's own words (a problem's `detail` may echo an identifier the
+    /// request carried, such as a person's email in an erasure).
+    pub fn summary(&self) -> String {
+        let mut s = format!("{:?} failure", self.stage());
+        if let Some(status) = self.status() {
+            s.push_str(&format!(", HTTP {status}"));
+        }
+        if let Some(id) = self.request_id() {
+            s.push_str(&format!(", request id {id}"));
+        }
+        s
+    }
+
     /// The server's `X-Request-Id`, when a response arrived.
     pub fn request_id(&self) -> Option<&str> {
         match self {
@@ -454,6 +468,27 @@ impl Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (trust review, item 10): a failed erasure was logged with the error's
+    /// text, which carries the tenant's `detail`, which may echo the identifier. What a
+    /// log line says of it is the stage, status and request id only.
+    #[test]
+    fn a_log_summary_never_carries_the_tenants_words() {
+        let e = Error::Api {
+            method: "POST".into(),
+            path: "/privacy/erasure".into(),
+            status: 400,
+            problem: Box::new(Problem {
+                detail: Some("subjectIdentifier ann.lee@example.com is not known".into()),
+                ..Default::default()
+            }),
+            request_id: "req-1".into(),
+        };
+        assert!(e.to_string().contains("ann.lee"), "the text does carry it");
+        let s = e.summary();
+        assert!(!s.contains("ann.lee"), "{s}");
+        assert_eq!(s, "Api failure, HTTP 400, request id req-1");
+    }
 
     #[test]
     fn classification() {

@@ -52,6 +52,18 @@ pub enum Error {
     Ledger(#[from] ledger::Error),
 }
 
+impl Error {
+    /// What a log line may say of this error: for the tenant's errors, the stage and
+    /// status only ([`cxone::Error::summary`]), never its words, which may echo an
+    /// identifier; the others are cxguard's own words.
+    pub fn summary(&self) -> String {
+        match self {
+            Error::Api(e) => e.summary(),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// A result whose error is [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

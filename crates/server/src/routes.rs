@@ -292,7 +292,12 @@ async fn link(
         }
         Ok(Ok(Err(e))) => {
             state.metrics.link("upstream_failed");
-            tracing::warn!(guest = guest_id, error = %e, "upstream failed");
+            // The kind and status only: the tenant's words may echo the identifier.
+            let summary = match &e {
+                LinkError::Api(api) => api.summary(),
+                other => other.to_string(),
+            };
+            tracing::warn!(guest = guest_id, error = %summary, "upstream failed");
             return Err(upstream_failed(match &e {
                 LinkError::Api(api) if api.stage() == cxone::Stage::Auth => {
                     "the tenant refused cxguard's credentials".to_string()

@@ -183,7 +183,8 @@ async fn work(
             }
             Err(e) => {
                 metrics.subject("failed");
-                tracing::warn!(job = %w.job, error = %e, "subject erasure stopped; the job stays open");
+                // The kind and status only: the tenant's words may echo the identifier.
+                tracing::warn!(job = %w.job, error = %e.summary(), "subject erasure stopped; the job stays open");
                 s.known().set(&w.job, Local::Failed(why(&e)));
             }
         }
@@ -379,7 +380,7 @@ pub async fn erase_subject(
     let job = erase::open(&state.ledger, &subjects.policy, &person, &options)
         .await
         .map_err(|e| {
-            tracing::warn!(error = %e, "a subject erasure could not be opened");
+            tracing::warn!(error = %e.summary(), "a subject erasure could not be opened");
             ledger_unavailable()
         })?;
     let queued = {
