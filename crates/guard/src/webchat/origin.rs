@@ -34,6 +34,11 @@ pub fn normalize(origin: &str) -> Result<String, String> {
         }
         .into());
     }
+    // The URL parser reads `host:` as the host with no port; an origin's port, when
+    // there is a colon, is digits.
+    if rest.ends_with(':') {
+        return Err("has an empty port: an origin is scheme://host[:port]".into());
+    }
     let url = url::Url::parse(origin).map_err(|e| format!("is not a URL: {e}"))?;
     let host = match url.host() {
         Some(url::Host::Domain(d)) => {
@@ -114,6 +119,19 @@ mod tests {
         ] {
             assert_eq!(normalize(input).as_deref(), Ok(want), "{input}");
         }
+    }
+
+    /// Regression (trust review, item 12): `https://example.com:` was accepted.
+    #[test]
+    fn an_empty_port_is_refused() {
+        for o in ["https://example.com:", "http://127.0.0.1:", "http://[::1]:"] {
+            let why = normalize(o).unwrap_err();
+            assert!(why.contains("empty port"), "{o}: {why}");
+        }
+        assert_eq!(
+            normalize("https://example.com:8443").unwrap(),
+            "https://example.com:8443"
+        );
     }
 
     #[test]
