@@ -44,6 +44,7 @@ fn every_bad_origin_and_pattern_exits_65_and_puts_nothing() {
         "http://www.example.com",
         "ftp://www.example.com",
         "www.example.com",
+        "https://www.example.com:",
     ];
     let list: Vec<String> = bad_origins
         .iter()
