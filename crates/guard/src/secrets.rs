@@ -11,6 +11,26 @@ use serde::Serialize;
 /// The longest value the API accepts (spec §3).
 pub const MAX_VALUE_CHARS: usize = 4096;
 
+/// `template` with `{id}` replaced by `id`, when `id` can name a file: one path segment
+/// of `A-Z a-z 0-9 . _ -`, not `.` or `..`. The id comes from the tenant; substituted
+/// unchecked, `../../x` would read and write outside the directory the posture names.
+pub fn path_for_id(template: &str, id: &str) -> Result<std::path::PathBuf, String> {
+    let ok = !id.is_empty()
+        && id.len() <= 200
+        && id != "."
+        && id != ".."
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if !ok {
+        return Err(format!(
+            "secret id {:?} cannot name a file (write_to's {{id}}): an id put into a path must be one segment of A-Z a-z 0-9 . _ - and not . or ..",
+            id.escape_debug().to_string()
+        ));
+    }
+    Ok(std::path::PathBuf::from(template.replace("{id}", id)))
+}
+
 /// Why `value` cannot be a secret of `format`, naming the problem but never the value.
 pub fn check_value(format: SecretFormat, value: &str) -> Result<(), String> {
     if value.is_empty() {
@@ -132,6 +152,20 @@ pub fn due(secrets: &[Secret], max_age: Duration, now: time::OffsetDateTime) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (trust review, item 11): posture put the tenant's secret id into
+    /// `write_to` unchecked, so `../../x` read and wrote outside the directory.
+    #[test]
+    fn an_id_that_is_not_one_path_segment_cannot_name_a_file() {
+        for bad in ["../../x", "..", ".", "a/b", "a\\b", "", "x\0y", "ä"] {
+            let why = path_for_id("/vault/{id}.value", bad).unwrap_err();
+            assert!(why.contains("cannot name a file"), "{bad:?}: {why}");
+        }
+        assert_eq!(
+            path_for_id("/vault/{id}.value", "sec-crm.v2_a").unwrap(),
+            std::path::PathBuf::from("/vault/sec-crm.v2_a.value")
+        );
+    }
 
     #[test]
     fn values_must_fit_their_format() {

@@ -417,6 +417,12 @@ fn summarize(protection: &'static str, done: &[String], failed: &[String]) -> Pa
     }
 }
 
+fn next_of_check(g: &super::file::Generate, id: &str) -> Result<(), CliError> {
+    guard::secrets::path_for_id(&g.write_to, id)
+        .map(drop)
+        .map_err(|why| CliError::new(Exit::Input, why))
+}
+
 /// Rotates one due secret from its source, its previous value at hand for a rollback.
 /// After an interruption: an unfinished rotation is resumed with the same value, and a
 /// rotation that finished is not done twice.
@@ -433,13 +439,18 @@ async fn rotate_one(
     let rfc3339 = |t: &str| {
         time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
     };
+    // An id from the tenant that cannot name a file is refused before anything.
+    if let Some(Source::Generate(g)) = s.source(id) {
+        next_of_check(g, id)?;
+    }
     let unfinished = ledger.running_job(guard::rotate::JOB_KIND, id).await?;
     let next_of = |g: &super::file::Generate| {
-        let path = std::path::PathBuf::from(g.write_to.replace("{id}", id));
-        (
+        let path = guard::secrets::path_for_id(&g.write_to, id)
+            .map_err(|why| CliError::new(Exit::Input, why))?;
+        Ok::<_, CliError>((
             std::path::PathBuf::from(format!("{}.next", path.display())),
             path,
-        )
+        ))
     };
     if unfinished.is_none() {
         let now = guard::rotate::fetch(client, id).await?;
@@ -462,7 +473,7 @@ async fn rotate_one(
             }
             // Rotated by the interrupted run; its value may still wait in `.next`.
             if let Some(Source::Generate(g)) = s.source(id) {
-                let (next, path) = next_of(g);
+                let (next, path) = next_of(g)?;
                 if next.exists() {
                     std::fs::rename(&next, &path).map_err(|e| {
                         CliError::new(
@@ -493,7 +504,7 @@ async fn rotate_one(
     let mut generated: Option<(std::path::PathBuf, std::path::PathBuf)> = None;
     let value: SecretString = match s.source(id) {
         Some(Source::Generate(g)) if unfinished.is_some() => {
-            let (next, path) = next_of(g);
+            let (next, path) = next_of(g)?;
             let v = std::fs::read_to_string(&next).map_err(|e| {
                 CliError::new(
                     Exit::Failed,
@@ -513,9 +524,8 @@ async fn rotate_one(
                 Some(_) => cxone::models::SecretFormat::Raw,
                 None => secret.format,
             };
+            let (next, path) = next_of(g)?;
             let v = guard::rotate::generate(format, g.length.unwrap_or(40))?;
-            let path = std::path::PathBuf::from(g.write_to.replace("{id}", id));
-            let next = std::path::PathBuf::from(format!("{}.next", path.display()));
             crate::commands::secrets::write_new_value(
                 &format!(
                     "secrets generate.write_to of {id} (if it exists, an earlier rotation was interrupted and the value in it may be live)"

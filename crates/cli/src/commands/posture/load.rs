@@ -85,7 +85,7 @@ impl Secrets {
             return read(file, var);
         }
         if let Some(Source::Generate(g)) = self.source(id) {
-            let p = PathBuf::from(g.write_to.replace("{id}", id));
+            let p = guard::secrets::path_for_id(&g.write_to, id).ok()?;
             return read(Some(&p), None);
         }
         None

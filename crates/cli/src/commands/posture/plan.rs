@@ -235,6 +235,13 @@ pub async fn plan(
                 continue;
             }
             let from_generate = matches!(s.source(&secret.id), Some(Source::Generate(_)));
+            if let Some(Source::Generate(g)) = s.source(&secret.id)
+                && let Err(why) = guard::secrets::path_for_id(&g.write_to, &secret.id)
+            {
+                p.findings
+                    .push(format!("secret {}: {why}", secret.id.escape_debug()));
+                continue;
+            }
             if s.previous(&secret.id, env).is_none() {
                 p.findings.push(format!(
                     "secret {} is {} days old (max {max}) but its current value is not at hand for a rollback: set previous_file or previous_env{}",
