@@ -292,6 +292,13 @@ impl Ledger {
         self.key.as_ref().map(|k| k.public())
     }
 
+    /// Signs a document outside the chain (a saved plan) with the ledger's audit key:
+    /// its key id and the signature ([`AuditKey::sign_document`]).
+    pub fn sign_document(&self, domain: &str, body: &str) -> Result<(String, String)> {
+        let key = self.key()?;
+        Ok((key.key_id().to_string(), key.sign_document(domain, body)))
+    }
+
     /// The key id the ledger's head was signed with, if it has entries.
     async fn signed_by(&self) -> Result<Option<String>> {
         on_backend!(&self.pool, p => {

@@ -151,6 +151,13 @@ impl AuditKey {
         }
     }
 
+    /// Signs a document outside the chain (a saved plan): Ed25519 over
+    /// `cxguard-document-v1`, `domain` and `body`, one per line, so a signature made for
+    /// one kind of document, or for a checkpoint, never verifies as another.
+    pub fn sign_document(&self, domain: &str, body: &str) -> String {
+        self.sign(&document_message(domain, body))
+    }
+
     pub(crate) fn sign(&self, message: &str) -> String {
         B64.encode(self.signing.sign(message.as_bytes()).to_bytes())
     }
@@ -203,6 +210,12 @@ impl PublicKey {
         Self::parse(&text).map_err(|e| Error::Key(format!("public key {}: {e}", path.display())))
     }
 
+    /// Whether `signature_b64` is this key's signature of the document `body` of kind
+    /// `domain` (see [`AuditKey::sign_document`]).
+    pub fn verify_document(&self, domain: &str, body: &str, signature_b64: &str) -> bool {
+        self.verify(&document_message(domain, body), signature_b64)
+    }
+
     pub(crate) fn verify(&self, message: &str, signature_b64: &str) -> bool {
         let Ok(bytes) = B64.decode(signature_b64) else {
             return false;
@@ -212,6 +225,10 @@ impl PublicKey {
         };
         self.key.verify_strict(message.as_bytes(), &sig).is_ok()
     }
+}
+
+fn document_message(domain: &str, body: &str) -> String {
+    format!("cxguard-document-v1\n{domain}\n{body}")
 }
 
 pub(crate) fn checkpoint_message(seq: i64, hash: &str, at: &str) -> String {
@@ -236,6 +253,12 @@ mod tests {
         assert!(!pk.verify("hello", "bm90IGEgc2lnbmF0dXJl"));
         let other = AuditKey::generate().unwrap();
         assert!(!other.public().verify("hello", &sig));
+        // Documents: bound to their kind, and never a checkpoint's signature.
+        let d = k.sign_document("plan", "{}");
+        assert!(k.public().verify_document("plan", "{}", &d));
+        assert!(!k.public().verify_document("plan", "{ }", &d));
+        assert!(!k.public().verify_document("other", "{}", &d));
+        assert!(!other.public().verify_document("plan", "{}", &d));
         assert_ne!(k.key_id(), other.key_id());
     }
 

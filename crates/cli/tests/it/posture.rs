@@ -86,9 +86,9 @@ fn plan_apply_plan_covers_every_protection_and_a_stale_plan_is_refused() {
         .edit_widget("wgt-support", serde_json::json!({"name": "Renamed"}))
         .unwrap();
     let o = h.run(&["apply", "plan.json"]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("webchat widget wgt-support: ETag"),
+        stderr(&o).contains("stale") && stderr(&o).contains("webchat widget wgt-support: ETag"),
         "{}",
         stderr(&o)
     );
@@ -149,6 +149,117 @@ fn plan_apply_plan_covers_every_protection_and_a_stale_plan_is_refused() {
     );
     let o = h.run(&["audit", "verify"]);
     assert!(o.status.success(), "{}", stdout(&o));
+}
+
+/// The plan file as JSON, and written back.
+fn plan_json(h: &Harness) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(h.dir.path().join("plan.json")).unwrap()).unwrap()
+}
+
+fn write_plan(h: &Harness, v: &serde_json::Value) {
+    std::fs::write(
+        h.dir.path().join("plan.json"),
+        serde_json::to_string_pretty(v).unwrap(),
+    )
+    .unwrap();
+}
+
+/// What an attacker who can write the plan file can do: recompute the plain digest.
+fn redigest(v: &mut serde_json::Value) {
+    let mut bare = v.clone();
+    bare["digest"] = "".into();
+    bare.as_object_mut().unwrap().remove("signature");
+    v["digest"] = guard::sha256_hex(&guard::webchat::plan::canonical_json(&bare)).into();
+}
+
+/// Signs `v` as `plan --out` does, with `key`.
+fn sign(v: &mut serde_json::Value, key: &ledger::AuditKey) {
+    let mut body = v.clone();
+    body.as_object_mut().unwrap().remove("signature");
+    let value = key.sign_document(
+        "cxguard-posture-plan",
+        &guard::webchat::plan::canonical_json(&body),
+    );
+    v["signature"] = serde_json::json!({"keyId": key.key_id(), "value": value});
+}
+
+/// Regression (trust review, item 1): a saved plan's cut-off edited to 9999 (its plain
+/// SHA-256 digest recomputed) anonymized 990 contacts instead of 257. Now a plan is
+/// signed with the ledger's audit key, and `apply` re-derives every action from the
+/// posture and the tenant: an edited plan, an unsigned one, one signed by another key,
+/// and even one the right key signed with actions the posture does not yield, exit 65
+/// and change nothing.
+#[test]
+fn an_edited_unsigned_or_foreign_plan_exits_65_and_changes_nothing() {
+    let h = harness();
+    h.write("posture.toml", POSTURE);
+    let o = h.run(&["plan", "--out", "plan.json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let original = plan_json(&h);
+    assert!(original["signature"]["value"].is_string(), "{original}");
+    let nothing_changed = |what: &str| {
+        let c = h.sim.control();
+        assert_eq!(
+            c.mutations(""),
+            Default::default(),
+            "{what}: the tenant changed"
+        );
+        assert_eq!(c.route_hits(PUT), 0, "{what}");
+    };
+
+    let mut edited = original.clone();
+    edited["contacts"]["cutoff"] = "9999-01-01T00:00:00Z".into();
+    redigest(&mut edited);
+    write_plan(&h, &edited);
+    let o = h.run(&["apply", "plan.json"]);
+    assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("edited after it was signed"),
+        "{}",
+        stderr(&o)
+    );
+    nothing_changed("edited");
+
+    let mut unsigned = edited.clone();
+    unsigned.as_object_mut().unwrap().remove("signature");
+    write_plan(&h, &unsigned);
+    let o = h.run(&["apply", "plan.json"]);
+    assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not signed"), "{}", stderr(&o));
+    nothing_changed("unsigned");
+
+    let other = ledger::AuditKey::generate().unwrap();
+    let mut foreign = edited.clone();
+    sign(&mut foreign, &other);
+    write_plan(&h, &foreign);
+    let o = h.run(&["apply", "plan.json"]);
+    assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("signed by key {}", other.key_id())),
+        "{}",
+        stderr(&o)
+    );
+    nothing_changed("foreign");
+
+    // Signed by the ledger's own key, and still refused: the posture does not yield it.
+    let own = ledger::AuditKey::load(&h.home.path().join("audit-signing.key")).unwrap();
+    let mut forged = edited.clone();
+    sign(&mut forged, &own);
+    write_plan(&h, &forged);
+    let o = h.run(&["apply", "plan.json"]);
+    assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("stale") && stderr(&o).contains("contacts.cutoff"),
+        "{}",
+        stderr(&o)
+    );
+    nothing_changed("signed but not yielded");
+
+    // The plan as saved applies.
+    write_plan(&h, &original);
+    let o = h.run(&["apply", "plan.json"]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("retention: applied"), "{}", stdout(&o));
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Applying a posture plan: each protection's own apply, in a fixed order — webchat,
-//! encryption, secrets, retention — each a journaled job. A saved plan is checked
-//! against the tenant first (a resource changed since is named, nothing is done), and
-//! only what it lists is applied. One audit entry opens the run and one closes it,
+//! encryption, secrets, retention — each a journaled job. The plan applied is the one
+//! re-derived from the posture and the tenant (a saved plan only confirms it), and only
+//! what it lists is applied. One audit entry opens the run and one closes it,
 //! naming the plan digest; a failure in one protection does not hide the others.
 
 use std::sync::Arc;
@@ -22,51 +22,6 @@ pub struct PartResult {
     /// `applied`, `nothing to do` or `failed`.
     pub status: &'static str,
     pub detail: String,
-}
-
-/// Resources changed in the tenant since `saved` was made, named.
-pub async fn stale(client: &cxone::Client, saved: &PosturePlan) -> Result<Vec<String>, CliError> {
-    let mut out = Vec::new();
-    for w in &saved.webchat {
-        match client.webchat().get(&w.widget).await {
-            Ok((_, etag)) if etag == w.etag => {}
-            Ok((_, etag)) => out.push(format!(
-                "webchat widget {}: ETag {} now, {} when planned",
-                w.widget, etag, w.etag
-            )),
-            Err(e) => out.push(format!("webchat widget {}: {e}", w.widget)),
-        }
-    }
-    for t in &saved.datastore {
-        let r = guard::encrypt::TableRef::parse(&t.table)?;
-        let table = client.datastores().table(&r.datastore, &r.table).await?;
-        let now: Vec<String> = table
-            .columns
-            .iter()
-            .filter(|c| c.encrypted)
-            .map(|c| c.name.clone())
-            .collect();
-        if now != t.encrypted_before {
-            out.push(format!(
-                "datastore table {}: encrypted columns are {:?} now, {:?} when planned",
-                t.table, now, t.encrypted_before
-            ));
-        }
-    }
-    if !saved.secrets.is_empty() {
-        let list = client.secrets().list().await?;
-        for s in &saved.secrets {
-            match list.iter().find(|x| x.id == s.secret) {
-                Some(x) if x.version == s.version => {}
-                Some(x) => out.push(format!(
-                    "secret {}: version {} now, {} when planned",
-                    s.secret, x.version, s.version
-                )),
-                None => out.push(format!("secret {}: gone", s.secret)),
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// What a run works with.

@@ -204,14 +204,21 @@ pub async fn plan_cmd(
     let target = tenant::connect(ctx, env, tenant::Needs::reading(&reading)).await?;
     let p = plan_now(ctx, &target.client, &posture, a.max_contacts, env, problems).await?;
     if let Some(out) = &a.out {
-        let text = serde_json::to_string_pretty(&p).unwrap_or_default();
+        // Signed with the ledger's audit key: whoever can write the file (a CI
+        // artifact) cannot make `apply` do anything the posture does not yield.
+        let ledger = store::open(ctx, env, Access::Write).await?;
+        let mut saved = p.clone();
+        let (key_id, value) = ledger.sign_document(plan::SIGNED_AS, &saved.signed_body())?;
+        saved.signature = Some(plan::PlanSignature { key_id, value });
+        let text = serde_json::to_string_pretty(&saved).unwrap_or_default();
         std::fs::write(out, text + "\n").map_err(|e| {
             CliError::new(Exit::Failed, format!("cannot write {}: {e}", out.display()))
         })?;
         ctx.note(format!(
-            "saved the plan to {} (digest {}); apply it with `cxguard apply {}`",
+            "saved the plan to {} (digest {}, signed with audit key {}); apply it with `cxguard apply {}`",
             out.display(),
             &p.digest[..16],
+            saved.signature.as_ref().map_or("", |s| s.key_id.as_str()),
             out.display()
         ));
     }
@@ -231,31 +238,16 @@ pub async fn apply_cmd(
     a: ApplyArgs,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Exit, CliError> {
-    let (posture, problems) = load::load_for(ctx, &a.posture, env)?;
+    // A saved plan's signature is checked before anything else is read or sent.
     let saved: Option<plan::PosturePlan> = match &a.plan {
         None => None,
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                CliError::new(
-                    Exit::Input,
-                    format!("cannot read the plan {}: {e}", path.display()),
-                )
-            })?;
-            let p: plan::PosturePlan = serde_json::from_str(&text).map_err(|e| {
-                CliError::new(
-                    Exit::Input,
-                    format!("{}: not a cxguard plan: {e}", path.display()),
-                )
-            })?;
-            if p.format != plan::FORMAT || p.compute_digest() != p.digest {
-                return Err(CliError::new(
-                    Exit::Input,
-                    format!(
-                        "{}: the plan's digest does not match its content (edited?); make a new one with `cxguard plan --out`",
-                        path.display()
-                    ),
-                ));
-            }
+        Some(path) => Some(read_signed_plan(ctx, env, path)?),
+    };
+    let (posture, problems) = load::load_for(ctx, &a.posture, env)?;
+    let saved: Option<plan::PosturePlan> = match saved {
+        None => None,
+        Some(p) => {
+            let path = a.plan.as_deref().unwrap_or(std::path::Path::new("plan"));
             if p.posture_sha256 != posture.digest {
                 return Err(CliError::new(
                     Exit::Input,
@@ -317,17 +309,23 @@ pub async fn apply_cmd(
                     ),
                 ));
             }
-            let changed = apply::stale(client, &p).await?;
+            // The plan confirms; the posture and the tenant as they are now decide.
+            let max = p
+                .contacts
+                .as_ref()
+                .map_or(a.max_contacts, |c| c.max_contacts.max(1));
+            let now = plan_now(ctx, client, &posture, max, env, Vec::new()).await?;
+            let changed = p.differences(&now);
             if !changed.is_empty() {
                 return Err(CliError::new(
-                    Exit::Failed,
+                    Exit::Input,
                     format!(
-                        "the tenant changed since the plan was made; nothing was applied:\n  {}\nmake a new plan with `cxguard plan --out`",
+                        "the plan is stale: the posture and the tenant now yield other actions; nothing was applied:\n  {}\nmake a new plan with `cxguard plan --out`",
                         changed.join("\n  ")
                     ),
                 ));
             }
-            p
+            now
         }
         None => {
             let p = plan_now(ctx, client, &posture, a.max_contacts, env, problems).await?;
@@ -360,6 +358,67 @@ pub async fn apply_cmd(
     }
     let ledger = store::open(ctx, env, Access::Write).await?;
     run_plan(ctx, client, &ledger, &posture, &plan, env, None).await
+}
+
+/// Most bytes a saved plan may have.
+const MAX_PLAN_BYTES: u64 = 16 << 20;
+
+/// A saved plan, its signature verified with the configured audit key's public half
+/// first, then its format and digest. Anything else is refused (exit 65) naming what
+/// failed.
+fn read_signed_plan(
+    ctx: &Context,
+    env: &dyn Fn(&str) -> Option<String>,
+    path: &std::path::Path,
+) -> Result<plan::PosturePlan, CliError> {
+    let shown = path.display();
+    let refuse = |why: String| {
+        CliError::new(
+            Exit::Input,
+            format!(
+                "{shown}: {why}; nothing was applied (make a new plan with `cxguard plan --out`)"
+            ),
+        )
+    };
+    let size = std::fs::metadata(path)
+        .map_err(|e| CliError::new(Exit::Input, format!("cannot read the plan {shown}: {e}")))?
+        .len();
+    if size > MAX_PLAN_BYTES {
+        return Err(refuse(format!(
+            "{size} bytes, more than a plan has ({MAX_PLAN_BYTES})"
+        )));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::new(Exit::Input, format!("cannot read the plan {shown}: {e}")))?;
+    let p: plan::PosturePlan =
+        serde_json::from_str(&text).map_err(|e| refuse(format!("not a cxguard plan: {e}")))?;
+    let Some(sig) = &p.signature else {
+        return Err(refuse(format!(
+            "the plan is not signed (format {}; plans are signed with the ledger's audit key since format {})",
+            p.format,
+            plan::FORMAT
+        )));
+    };
+    let key = store::verifying_key(ctx, env, None)?;
+    if sig.key_id != key.key_id() {
+        return Err(refuse(format!(
+            "the plan is signed by key {}, not by this ledger's audit key {}",
+            sig.key_id,
+            key.key_id()
+        )));
+    }
+    if !key.verify_document(plan::SIGNED_AS, &p.signed_body(), &sig.value) {
+        return Err(refuse(format!(
+            "the signature does not verify with audit key {}: the plan was edited after it was signed",
+            key.key_id()
+        )));
+    }
+    if p.format != plan::FORMAT || p.compute_digest() != p.digest {
+        return Err(refuse(
+            "the plan's digest does not match its content".to_string(),
+        ));
+    }
+    Ok(p)
 }
 
 /// Applies `plan` (or resumes `resume`) and reports each protection's result.

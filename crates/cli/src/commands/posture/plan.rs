@@ -1,6 +1,9 @@
 //! The posture plan: the tenant read once, read-only, and each protection asked for its
 //! part. Changes are what `apply` will do; findings need a person and are not changes.
-//! A saved plan records the tenant versions it was made against, and a digest.
+//! A saved plan records the tenant versions it was made against, a digest, and the
+//! ledger's Ed25519 signature over its canonical JSON: `apply` refuses a plan that was
+//! edited or signed by another key, re-derives every action from the posture and the
+//! tenant as they are, and applies only when the plan confirms exactly those.
 
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -8,8 +11,21 @@ use serde::{Deserialize, Serialize};
 use super::load::{Posture, Source};
 use crate::exit::{CliError, Exit};
 
-/// The saved plan's format.
-pub const FORMAT: u32 = 1;
+/// The saved plan's format (2: signed).
+pub const FORMAT: u32 = 2;
+
+/// What a plan's signature is bound to ([`ledger::AuditKey::sign_document`]).
+pub const SIGNED_AS: &str = "cxguard-posture-plan";
+
+/// The ledger's signature over a saved plan's canonical JSON (without this member).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlanSignature {
+    /// The audit key's id.
+    pub key_id: String,
+    /// Ed25519, base64.
+    pub value: String,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -52,6 +68,9 @@ pub struct ContactsChange {
     pub examined: u64,
     /// Whether the count stopped at `--max-contacts`.
     pub estimated: bool,
+    /// The `--max-contacts` the count was made with (a re-count for `apply` uses it).
+    #[serde(default)]
+    pub max_contacts: u64,
 }
 
 /// A plan, as printed and as saved with `--out`.
@@ -72,6 +91,9 @@ pub struct PosturePlan {
     /// SHA-256 of the canonical JSON of everything above.
     #[serde(default)]
     pub digest: String,
+    /// The ledger's signature, in a saved plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<PlanSignature>,
 }
 
 impl PosturePlan {
@@ -83,12 +105,137 @@ impl PosturePlan {
             + usize::from(self.contacts.as_ref().is_some_and(|c| c.pending > 0))
     }
 
-    /// The digest of the plan without its digest.
+    /// The digest of the plan without its digest and signature.
     pub fn compute_digest(&self) -> String {
         let mut p = self.clone();
         p.digest = String::new();
+        p.signature = None;
         let v = serde_json::to_value(&p).unwrap_or_default();
         guard::sha256_hex(&guard::webchat::plan::canonical_json(&v))
+    }
+
+    /// What the signature covers: the canonical JSON (JCS) of the whole plan but its
+    /// signature, digest included.
+    pub fn signed_body(&self) -> String {
+        let mut p = self.clone();
+        p.signature = None;
+        let v = serde_json::to_value(&p).unwrap_or_default();
+        guard::webchat::plan::canonical_json(&v)
+    }
+
+    /// Every action in `self` (a saved plan) that `now` (the plan re-derived from the
+    /// posture and the tenant as they are) does not yield, and every one `now` yields
+    /// that `self` lacks, named. Findings and unchanged resources are not actions.
+    pub fn differences(&self, now: &PosturePlan) -> Vec<String> {
+        let mut out = Vec::new();
+        let keyed = |v: &[WidgetChange]| -> std::collections::BTreeMap<String, WidgetChange> {
+            v.iter().map(|w| (w.widget.clone(), w.clone())).collect()
+        };
+        let (a, b) = (keyed(&self.webchat), keyed(&now.webchat));
+        for (id, w) in &a {
+            match b.get(id) {
+                None => out.push(format!(
+                    "webchat widget {id}: in the plan, no change due now"
+                )),
+                Some(n) if n.etag != w.etag => out.push(format!(
+                    "webchat widget {id}: ETag {} now, {} in the plan",
+                    n.etag, w.etag
+                )),
+                Some(n) if n.summary != w.summary => out.push(format!(
+                    "webchat widget {id}: the change is \"{}\" now, \"{}\" in the plan",
+                    n.summary, w.summary
+                )),
+                Some(_) => {}
+            }
+        }
+        for id in b.keys().filter(|id| !a.contains_key(*id)) {
+            out.push(format!(
+                "webchat widget {id}: a change is due now, not in the plan"
+            ));
+        }
+        let tables = |v: &[TableChange]| -> std::collections::BTreeMap<String, TableChange> {
+            v.iter().map(|t| (t.table.clone(), t.clone())).collect()
+        };
+        let (a, b) = (tables(&self.datastore), tables(&now.datastore));
+        for (id, t) in &a {
+            match b.get(id) {
+                None => out.push(format!(
+                    "datastore table {id}: in the plan, no change due now"
+                )),
+                Some(n) if n.encrypted_before != t.encrypted_before => out.push(format!(
+                    "datastore table {id}: encrypted columns are {:?} now, {:?} in the plan",
+                    n.encrypted_before, t.encrypted_before
+                )),
+                Some(n) if n.columns != t.columns || n.masked_indexes != t.masked_indexes => {
+                    out.push(format!(
+                        "datastore table {id}: encrypt {:?} (mask {:?}) now, {:?} (mask {:?}) in the plan",
+                        n.columns, n.masked_indexes, t.columns, t.masked_indexes
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        for id in b.keys().filter(|id| !a.contains_key(*id)) {
+            out.push(format!(
+                "datastore table {id}: a change is due now, not in the plan"
+            ));
+        }
+        let secrets = |v: &[SecretChange]| -> std::collections::BTreeMap<String, SecretChange> {
+            v.iter().map(|s| (s.secret.clone(), s.clone())).collect()
+        };
+        let (a, b) = (secrets(&self.secrets), secrets(&now.secrets));
+        for (id, s) in &a {
+            match b.get(id) {
+                None => out.push(format!("secret {id}: in the plan, no rotation due now")),
+                Some(n) if n.version != s.version => out.push(format!(
+                    "secret {id}: version {} now, {} in the plan",
+                    n.version, s.version
+                )),
+                Some(n) if n.max_age_days != s.max_age_days => out.push(format!(
+                    "secret {id}: max age {} days now, {} in the plan",
+                    n.max_age_days, s.max_age_days
+                )),
+                Some(n) if n.dependents != s.dependents => out.push(format!(
+                    "secret {id}: dependents {:?} now, {:?} in the plan",
+                    n.dependents, s.dependents
+                )),
+                Some(_) => {}
+            }
+        }
+        for id in b.keys().filter(|id| !a.contains_key(*id)) {
+            out.push(format!(
+                "secret {id}: a rotation is due now, not in the plan"
+            ));
+        }
+        let due = |c: &Option<ContactsChange>| c.clone().filter(|c| c.pending > 0);
+        match (due(&self.contacts), due(&now.contacts)) {
+            (None, None) => {}
+            (Some(p), None) => out.push(format!(
+                "contacts: the plan anonymizes {} contact(s) updated before {}; none are due now",
+                p.pending, p.cutoff
+            )),
+            (None, Some(n)) => out.push(format!(
+                "contacts: {} contact(s) updated before {} are due now, none in the plan",
+                n.pending, n.cutoff
+            )),
+            (Some(p), Some(n)) => {
+                if p.cutoff != n.cutoff {
+                    out.push(format!(
+                        "contacts.cutoff: {} now (the posture's retention from today), {} in the plan",
+                        n.cutoff, p.cutoff
+                    ));
+                } else if (p.pending, p.estimated) != (n.pending, n.estimated) {
+                    out.push(format!(
+                        "contacts: {}{} due now, {}{} in the plan",
+                        if n.estimated { "at least " } else { "" },
+                        n.pending,
+                        if p.estimated { "at least " } else { "" },
+                        p.pending
+                    ));
+                }
+            }
+        }
+        out
     }
 }
 
@@ -125,6 +272,7 @@ pub async fn plan(
         unchanged: Vec::new(),
         findings: Vec::new(),
         digest: String::new(),
+        signature: None,
     };
 
     // Tables first: a table that cannot take its columns is invalid posture.
@@ -298,6 +446,7 @@ pub async fn plan(
             pending,
             examined,
             estimated,
+            max_contacts,
         };
         if pending == 0 {
             p.unchanged.push("contacts retention".into());
