@@ -46,8 +46,15 @@ struct Cli {
 
     /// Run against the embedded CXone emulator, even when a tenant is configured.
     /// Commands that change things refuse to run without a tenant unless this is given.
+    /// A rehearsal is isolated: it records into a ledger of its own (`sim/` under the data
+    /// directory), never the configured store, and sends no webhook.
     #[arg(long, global = true)]
     sim: bool,
+
+    /// With --sim: send the rehearsal's webhooks to the configured endpoints after all
+    /// (their receivers should know the events come from the emulator).
+    #[arg(long, global = true, requires = "sim")]
+    sim_webhooks: bool,
 
     #[command(subcommand)]
     command: Command,
@@ -115,7 +122,8 @@ enum Command {
 pub struct Context {
     pub output: Output,
     pub quiet: bool,
-    /// `--sim`: the embedded emulator was asked for explicitly.
+    /// `--sim`: the embedded emulator was asked for explicitly; the ledger is the
+    /// rehearsal's own (see [`config::isolate_rehearsal`]).
     pub sim: bool,
     pub config: config::Loaded,
 }
@@ -250,8 +258,18 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<Exit, CliError> {
-    let env = |k: &str| std::env::var(k).ok();
-    let loaded = config::load(cli.config.as_deref(), &env)?;
+    let sim = cli.sim;
+    // A rehearsal never reaches the configured store, not even through the environment.
+    let env = move |k: &str| {
+        if sim && k == config::ENV_STORE {
+            return None;
+        }
+        std::env::var(k).ok()
+    };
+    let mut loaded = config::load(cli.config.as_deref(), &env)?;
+    if sim {
+        config::isolate_rehearsal(&mut loaded, &env, cli.sim_webhooks);
+    }
     let ctx = Context {
         output: cli.output,
         quiet: cli.quiet,

@@ -41,7 +41,11 @@ pub async fn open(
                 .with_witness(witness)
         }
     };
-    let ledger = ledger.with_checkpoint_every(config::checkpoint_every(&ctx.config)?);
+    let mut ledger = ledger.with_checkpoint_every(config::checkpoint_every(&ctx.config)?);
+    if ctx.sim {
+        // Every entry of a rehearsal names the emulator as the tenant it was done to.
+        ledger = ledger.with_tenant_label("emulator");
+    }
     OPENED
         .lock()
         .unwrap_or_else(|e| e.into_inner())

@@ -185,6 +185,9 @@ pub struct Ledger {
     details: Arc<audit::DetailsIds>,
     /// This ledger's part of its webhook ids (`cxguard_meta` `outbox_tag`).
     outbox_tag: Arc<str>,
+    /// Every entry appended names this tenant in its details (`tenant`), e.g. the
+    /// emulator for a `--sim` rehearsal.
+    tenant_label: Option<&'static str>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -218,6 +221,7 @@ impl Ledger {
             witness: false,
             details: Arc::default(),
             outbox_tag: Arc::from(""),
+            tenant_label: None,
         };
         ledger.outbox_tag = on_backend!(&ledger.pool, p => {
             let r = sqlx::query("SELECT value FROM cxguard_meta WHERE key = 'outbox_tag'").fetch_one(p).await?;
@@ -269,6 +273,14 @@ impl Ledger {
     /// checkpoint, in the checkpoint's own transaction.
     pub fn with_witness(mut self, on: bool) -> Self {
         self.witness = on;
+        self
+    }
+
+    /// Names `tenant` (a label fixed in the program, such as `emulator`) in the details
+    /// of every entry this handle appends, so a rehearsal's entries cannot be read as
+    /// work on a real tenant.
+    pub fn with_tenant_label(mut self, tenant: &'static str) -> Self {
+        self.tenant_label = Some(tenant);
         self
     }
 
@@ -462,8 +474,11 @@ impl Ledger {
                 let mut crossed = false;
                 // Each entry's details row (shared by equal texts) and its hash as stored.
                 let mut stored: Vec<(i64, [u8; 32])> = Vec::with_capacity(audit.len());
-                for e in audit {
+                for mut e in audit {
                     seq += 1;
+                    if let Some(t) = self.tenant_label {
+                        e.details = e.details.label("tenant", t);
+                    }
                     let details = e.details.to_value();
                     let details_text = details.to_string();
                     let digest = entry_digest(&HashInput {

@@ -18,6 +18,28 @@ pub fn home(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
     PathBuf::from(env("HOME").unwrap_or_else(|| ".".into())).join(".local/share/cxguard")
 }
 
+/// A `--sim` rehearsal's own data: the ledger, audit key and anchor under `sim/` in the
+/// data directory, whatever `[store]`, `[audit]` or `$CXGUARD_STORE` say, and no webhook
+/// endpoint unless `keep_webhooks` (`--sim-webhooks`). A rehearsal with a production
+/// configuration must not write the production ledger nor announce emulator contacts
+/// to the real consent endpoint.
+pub fn isolate_rehearsal(
+    loaded: &mut Loaded,
+    env: &dyn Fn(&str) -> Option<String>,
+    keep_webhooks: bool,
+) {
+    let dir = home(env).join("sim");
+    loaded.file.store = Some(file::StoreFile {
+        url: Some(format!("sqlite://{}", dir.join("ledger.sqlite").display())),
+    });
+    let audit = loaded.file.audit.get_or_insert_with(Default::default);
+    audit.key_file = Some(dir.join("audit-signing.key"));
+    audit.anchor_file = Some(dir.join("audit-anchor.json"));
+    if !keep_webhooks {
+        loaded.file.webhooks = None;
+    }
+}
+
 /// The store URL: `$CXGUARD_STORE`, else `[store] url`, else SQLite in the data directory.
 pub fn store_url(loaded: &Loaded, env: &dyn Fn(&str) -> Option<String>) -> String {
     env(ENV_STORE)

@@ -275,7 +275,8 @@ fn a_proxy_named_in_the_environment_carries_every_request() {
     assert!(!e.contains("pw-in-proxy-url"), "{e}");
 }
 
-/// Runs an anonymize job on the embedded emulator, with the ledger in `home`.
+/// Runs an anonymize job on the embedded emulator, with the ledger in `home`'s `sim/`
+/// (a rehearsal's own ledger).
 fn job(dir: &Path, home: &Path, ids: &[&str]) {
     inputs(dir, ids);
     let o = cxguard(
@@ -297,8 +298,9 @@ fn job(dir: &Path, home: &Path, ids: &[&str]) {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
 
+/// Verifies the ledger `job` wrote: a `--sim` rehearsal's own, under `sim/`.
 fn verify(dir: &Path, home: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec!["audit", "verify"];
+    let mut args = vec!["--sim", "audit", "verify"];
     args.extend_from_slice(extra);
     cxguard(&args, &[("CXGUARD_HOME", home.to_str().unwrap())], dir)
 }
@@ -308,8 +310,8 @@ fn a_ledger_put_back_from_an_older_copy_fails_verification() {
     let dir = tmp();
     let home = tmp();
     job(dir.path(), home.path(), &["c-0000001", "c-0000002"]);
-    let ledger = home.path().join("ledger.sqlite");
-    let anchor = home.path().join("audit-anchor.json");
+    let ledger = home.path().join("sim/ledger.sqlite");
+    let anchor = home.path().join("sim/audit-anchor.json");
     assert!(anchor.exists(), "the job's checkpoint wrote the anchor");
     let o = verify(dir.path(), home.path(), &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -328,7 +330,7 @@ fn a_ledger_put_back_from_an_older_copy_fails_verification() {
 
     std::fs::copy(&copy, &ledger).unwrap();
     for ext in ["sqlite-wal", "sqlite-shm"] {
-        let _ = std::fs::remove_file(home.path().join(format!("ledger.{ext}")));
+        let _ = std::fs::remove_file(home.path().join(format!("sim/ledger.{ext}")));
     }
     let o = verify(dir.path(), home.path(), &[]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
@@ -353,14 +355,14 @@ fn a_ledger_put_back_from_an_older_copy_fails_verification() {
             && text.contains(&format!("records entry {new_seq}"))
     };
     let env = [("CXGUARD_HOME", home.path().to_str().unwrap())];
-    let o = cxguard(&["status"], &env, dir.path());
+    let o = cxguard(&["--sim", "status"], &env, dir.path());
     assert_eq!(o.status.code(), Some(1), "status: {}", stdout(&o));
     assert!(
         stdout(&o).contains("BROKEN") && names_both(&stdout(&o)),
         "status: {}",
         stdout(&o)
     );
-    let o = cxguard(&["doctor"], &env, dir.path());
+    let o = cxguard(&["--sim", "doctor"], &env, dir.path());
     assert_ne!(o.status.code(), Some(0), "doctor: {}", stdout(&o));
     assert!(
         names_both(&stdout(&o)) && stdout(&o).contains("broken"),
@@ -370,6 +372,7 @@ fn a_ledger_put_back_from_an_older_copy_fails_verification() {
     let report = dir.path().join("report.json");
     let o = cxguard(
         &[
+            "--sim",
             "report",
             "--format",
             "json",
@@ -402,10 +405,10 @@ fn a_deleted_ledger_fails_verification_and_is_not_recreated() {
     let dir = tmp();
     let home = tmp();
     job(dir.path(), home.path(), &["c-0000001"]);
-    let ledger = home.path().join("ledger.sqlite");
+    let ledger = home.path().join("sim/ledger.sqlite");
     std::fs::remove_file(&ledger).unwrap();
     for ext in ["sqlite-wal", "sqlite-shm"] {
-        let _ = std::fs::remove_file(home.path().join(format!("ledger.{ext}")));
+        let _ = std::fs::remove_file(home.path().join(format!("sim/ledger.{ext}")));
     }
     let o = verify(dir.path(), home.path(), &[]);
     assert_ne!(o.status.code(), Some(0));
@@ -423,9 +426,11 @@ fn the_ledger_and_its_directory_are_private() {
     job(dir.path(), &home, &["c-0000001"]);
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&home), 0o700);
-    assert_eq!(mode(&home.join("ledger.sqlite")), 0o600);
-    assert_eq!(mode(&home.join("audit-anchor.json")), 0o600);
-    assert_eq!(mode(&home.join("audit-signing.key")), 0o600);
+    let data = home.join("sim");
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("ledger.sqlite")), 0o600);
+    assert_eq!(mode(&data.join("audit-anchor.json")), 0o600);
+    assert_eq!(mode(&data.join("audit-signing.key")), 0o600);
 }
 
 /// A tenant answering a token that never expires and a 429 asking to wait for ever.

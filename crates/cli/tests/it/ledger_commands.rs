@@ -378,8 +378,11 @@ fn an_old_ledger_opens_verifies_and_takes_new_appends() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ledger-0.1");
     let home = crate::tmp();
     let work = crate::tmp();
+    // The appends come from a `--sim` rehearsal, which keeps its ledger under `sim/`.
+    let data = home.path().join("sim");
+    std::fs::create_dir(&data).unwrap();
     for f in ["ledger.sqlite", "audit-signing.key", "audit-anchor.json"] {
-        let to = home.path().join(f);
+        let to = data.join(f);
         std::fs::copy(fixture.join(f), &to).unwrap();
         #[cfg(unix)]
         {
@@ -391,6 +394,7 @@ fn an_old_ledger_opens_verifies_and_takes_new_appends() {
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
     }
     for f in ["policy.toml", "ids.txt"] {
         std::fs::copy(fixture.join(f), work.path().join(f)).unwrap();
@@ -401,7 +405,11 @@ fn an_old_ledger_opens_verifies_and_takes_new_appends() {
         ("FX_KEY", key),
     ];
     let verify = || {
-        let o = crate::cxguard(&["--output", "json", "audit", "verify"], &env, work.path());
+        let o = crate::cxguard(
+            &["--sim", "--output", "json", "audit", "verify"],
+            &env,
+            work.path(),
+        );
         assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         v["entries"].as_u64().unwrap()

@@ -14,6 +14,7 @@ mod report;
 mod rotate;
 mod schemas;
 mod subject;
+mod trust;
 mod webchat;
 
 use std::process::{Command, Output};
