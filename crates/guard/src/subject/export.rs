@@ -12,6 +12,22 @@ use crate::Result;
 /// The audit operation of an export.
 pub const OPERATION: &str = "subject.export";
 
+/// The audit operation recorded before an export's files are written: a crash after the
+/// write leaves an entry for every file on disk.
+pub const INTENT: &str = "subject.export.intent";
+
+/// The `subject.export.intent` entry: whose export (pseudonym and key) is about to be
+/// written to which files (names only; never the data).
+pub fn intent_entry(actor: &str, s: &Subject, file: &str, manifest: &str) -> Result<NewEntry> {
+    Ok(ledger::NewEntry::new(
+        actor,
+        INTENT,
+        &s.pseudonym,
+        ledger::Outcome::Started,
+        s.details()?.id("file", file)?.id("manifest", manifest)?,
+    )?)
+}
+
 /// One guest's attributes.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -70,13 +86,21 @@ pub async fn gather(client: &cxone::Client, found: &SubjectFound) -> Result<Expo
 }
 
 impl Export {
-    /// The `subject.export` entry: the subject's pseudonym and key, the counts and the
-    /// SHA-256 of the file written — never the data.
-    pub fn audit_entry(&self, actor: &str, s: &Subject, file_sha256: &str) -> Result<NewEntry> {
+    /// The `subject.export` entry, which settles its intent: the subject's pseudonym and
+    /// key, the file's name, the counts and the SHA-256 of the file written — never the
+    /// data.
+    pub fn audit_entry(
+        &self,
+        actor: &str,
+        s: &Subject,
+        file: &str,
+        file_sha256: &str,
+    ) -> Result<NewEntry> {
         s.entry(
             actor,
             OPERATION,
             s.details()?
+                .id("file", file)?
                 .count("contacts", self.contacts.len() as u64)
                 .count("guests", self.guests.len() as u64)
                 .sha256("file_sha256", file_sha256)?,

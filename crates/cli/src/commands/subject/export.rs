@@ -39,6 +39,7 @@ pub(super) async fn export(
             )
         })?;
     }
+    super::files::check_distinct_names(&subjects, "--out")?;
     for s in &subjects {
         for f in [receipt_name(&s.reference), manifest_name(&s.reference)] {
             if out.join(&f).exists() {
@@ -56,7 +57,6 @@ pub(super) async fn export(
     let target = tenant::connect(ctx, env, SEARCHING).await?;
     let ledger = store::open(ctx, env, Access::Write).await?;
     let found = search(&target, &ledger, &identity, &subjects, &matcher, page_size).await?;
-    let mut audit = Vec::new();
     let mut written = Vec::new();
     for (s, f) in subjects.iter().zip(&found.subjects) {
         let doc = guard::subject::export::gather(&target.client, f)
@@ -64,6 +64,18 @@ pub(super) async fn export(
             .map_err(CliError::from)?;
         let bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
         let name = receipt_name(&s.reference);
+        // The intent first: a crash after the write leaves an entry for the file.
+        ledger
+            .append(
+                guard::subject::export::intent_entry(
+                    &actor(),
+                    s,
+                    &name,
+                    &manifest_name(&s.reference),
+                )
+                .map_err(CliError::from)?,
+            )
+            .await?;
         write_new(&out.join(&name), &bytes)?;
         let sha = guard::sha256_hex_bytes(&bytes);
         let manifest = serde_json::json!({
@@ -75,7 +87,12 @@ pub(super) async fn export(
             &out.join(manifest_name(&s.reference)),
             &serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
         )?;
-        audit.push(doc.audit_entry(&actor(), s, &sha).map_err(CliError::from)?);
+        ledger
+            .append(
+                doc.audit_entry(&actor(), s, &name, &sha)
+                    .map_err(CliError::from)?,
+            )
+            .await?;
         written.push(serde_json::json!({
             "reference": s.reference,
             "file": out.join(&name).display().to_string(),
@@ -85,12 +102,6 @@ pub(super) async fn export(
             "guests": doc.guests.len(),
         }));
     }
-    ledger
-        .commit(ledger::Batch {
-            audit,
-            ..Default::default()
-        })
-        .await?;
     match ctx.output {
         Output::Json => print_json(&serde_json::json!({"exports": written})),
         Output::Text => {

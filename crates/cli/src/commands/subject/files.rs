@@ -70,6 +70,28 @@ pub(super) fn manifest_name(reference: &str) -> String {
     receipt_name(reference).replace(".json", ".manifest.json")
 }
 
+/// Two references whose files would have one name (`T/1` and `T_1`) are refused before
+/// anything is written: the second file would be refused half-way, or overwrite.
+pub(super) fn check_distinct_names(
+    subjects: &[guard::subject::Subject],
+    flag: &str,
+) -> Result<(), CliError> {
+    let mut seen: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+    for s in subjects {
+        let name = receipt_name(&s.reference);
+        if let Some(first) = seen.insert(name.clone(), &s.reference) {
+            return Err(CliError::new(
+                Exit::Input,
+                format!(
+                    "{flag}: references {first} and {} would both be written to {name}; give them distinct refs; nothing was done",
+                    s.reference
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Checked before anything is done: the directory exists and no receipt would be
 /// overwritten.
 pub(super) fn check_receipts_dir(
@@ -82,6 +104,7 @@ pub(super) fn check_receipts_dir(
             format!("--receipts: {} is not a directory", dir.display()),
         ));
     }
+    check_distinct_names(subjects, "--receipts")?;
     for s in subjects {
         let f = dir.join(receipt_name(&s.reference));
         if f.exists() {
