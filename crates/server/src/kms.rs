@@ -225,6 +225,10 @@ pub async fn callback(
                     "key version {} is not newer than version {newest}, already verified for table {}",
                     cb.key_version, cb.table_id
                 ),
+                Unmatched::NotInFlight { job_id, deadline } => format!(
+                    "encryption job {job_id} for table {} has no PATCH in flight (its deadline was {deadline}); resume the job with `cxguard datastore encrypt` and the tenant calls back again",
+                    cb.table_id
+                ),
             };
             return Err(Problem::new(
                 StatusCode::CONFLICT,

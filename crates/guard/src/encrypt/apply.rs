@@ -128,9 +128,18 @@ pub async fn apply(
         }
     };
     job.found(1);
-    // Journaled before the PATCH: a rerun sends this key with this body.
+    // Journaled before the PATCH: a rerun sends this key with this body. With it, when
+    // the PATCH starts and when it must have ended (every attempt of it): a SYNC callback
+    // is accepted only inside that window, so a PATCH lost in a crash does not leave the
+    // callback receiver accepting newer key versions for ever.
+    let settings = client.settings();
+    let in_flight = settings.retry.deadline + settings.request_timeout;
+    let mut recorded = intent.to_json();
+    recorded["patchStartedAt"] = ledger::timestamp(time::OffsetDateTime::now_utc()).into();
+    recorded["patchDeadline"] =
+        ledger::timestamp(time::OffsetDateTime::now_utc() + in_flight).into();
     ledger
-        .record_results(job.id(), &[(ITEM.to_string(), intent.to_json())])
+        .record_results(job.id(), &[(ITEM.to_string(), recorded)])
         .await?;
     job.claim(ITEM).await?;
     let patch = body(req, &intent.columns, intent.next_rotation);

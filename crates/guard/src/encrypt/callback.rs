@@ -3,10 +3,11 @@
 //! refused (and, with SYNC, rolled back by the tenant).
 //!
 //! A callback matches when its table and column set are those of an encryption job in
-//! the journal that is either still running (a SYNC callback arrives before the PATCH
-//! returns, so its key version is not journaled yet: it must be newer than every key
-//! version verified for the table before) or done with exactly this key version (an
-//! ASYNC callback that arrives after the job settled).
+//! the journal that is either still running with its PATCH in flight (a SYNC callback
+//! arrives before the PATCH returns, so its key version is not journaled yet: it must be
+//! newer than every key version verified for the table before, and arrive before the
+//! PATCH's journaled deadline) or done with exactly this key version (an ASYNC callback
+//! that arrives after the job settled).
 //!
 //! Pure checks ([`Callback::parse`], [`permission_hash`]) and one ledger lookup
 //! ([`find_job`]); the HTTP side (token, status codes, audit) is the `server` crate's.
@@ -194,6 +195,14 @@ pub enum Unmatched {
         /// The newest key version verified for the table.
         newest: u64,
     },
+    /// The job is still running but its PATCH is not in flight: its journaled deadline
+    /// has passed (the PATCH was lost in a crash), so no callback can belong to it.
+    NotInFlight {
+        /// The running job.
+        job_id: String,
+        /// When its PATCH had to have ended (RFC 3339).
+        deadline: String,
+    },
 }
 
 fn column_set(result: &Value) -> Option<BTreeSet<String>> {
@@ -260,16 +269,39 @@ pub async fn find_job(
             if cb.key_version <= newest {
                 return Ok(Err(Unmatched::StaleKeyVersion { newest }));
             }
+            let deadline = r["patchDeadline"].as_str().unwrap_or_default().to_string();
+            if !in_flight(&deadline, time::OffsetDateTime::now_utc()) {
+                return Ok(Err(Unmatched::NotInFlight {
+                    job_id: j.id.clone(),
+                    deadline,
+                }));
+            }
             return Ok(Ok(found(&j)));
         }
     }
     Ok(Err(Unmatched::NoJob))
 }
 
+/// Whether a PATCH whose journaled deadline is `deadline` may still be in flight at
+/// `now`; a missing or unreadable deadline is not.
+fn in_flight(deadline: &str, now: time::OffsetDateTime) -> bool {
+    time::OffsetDateTime::parse(deadline, &time::format_description::well_known::Rfc3339)
+        .is_ok_and(|d| now <= d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_patch_is_in_flight_only_until_its_deadline() {
+        let now = time::macros::datetime!(2026-12-05 10:00:00 UTC);
+        assert!(in_flight("2026-12-05T10:00:30Z", now));
+        assert!(!in_flight("2026-12-05T09:59:59Z", now));
+        assert!(!in_flight("", now));
+        assert!(!in_flight("not a time", now));
+    }
 
     fn parse(v: Value) -> std::result::Result<Callback, Vec<Invalid>> {
         Callback::parse(v.as_object().unwrap())

@@ -243,3 +243,67 @@ async fn a_sync_kms_callback_that_answers_ends_verified() {
         "one column_encryption.verified event waits for [webhooks.kms]"
     );
 }
+
+/// Regression (trust review, item 13): a job whose PATCH was lost stayed `running`, and
+/// the KMS receiver verified any newer key version for its columns for ever. A SYNC
+/// callback now matches a running job only while its PATCH is in flight (until the
+/// deadline journaled before it was sent: the retry deadline plus one attempt).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_job_whose_patch_was_lost_accepts_no_callback_after_its_deadline() {
+    let sim = crate::sim(SimConfig::default()).await;
+    let c = sim.credentials();
+    let grant = cxone::Grant::ClientCredentials {
+        client_id: c.client_id.clone(),
+        client_secret: c.client_secret.clone().into(),
+    };
+    let mut s = cxone::Settings::new(&sim.base_url(), grant).unwrap();
+    s.retry.base_delay = std::time::Duration::from_millis(5);
+    s.retry.max_delay = std::time::Duration::from_millis(50);
+    s.retry.deadline = std::time::Duration::from_millis(400);
+    s.request_timeout = std::time::Duration::from_millis(600);
+    let client = cxone::Client::new(s).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = crate::ledger(&dir).await;
+    let req = request(&["passport_number"]);
+    let (table, plan) = plan_for(&client, &req).await;
+    // Every attempt is reset: the client gives up, the job stays running.
+    sim.control()
+        .configure(serde_json::json!({"resetNext": 1000}))
+        .unwrap();
+    let gave_up = std::time::Instant::now();
+    run(&client, &ledger, &req, &plan, &table)
+        .await
+        .unwrap_err();
+    assert!(
+        encrypt::apply::unfinished(&ledger, &req)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let callback = |version: u64| {
+        encrypt::callback::Callback::parse(
+            serde_json::json!({"tableId": TABLE, "columns": ["passport_number"],
+                "keyVersion": version, "complianceCheck": {"algorithm": "AES-256-GCM"}})
+            .as_object()
+            .unwrap(),
+        )
+        .unwrap()
+    };
+    // Within the window (a SYNC callback of the PATCH in flight) it matches.
+    if gave_up.elapsed() < std::time::Duration::from_millis(900) {
+        let m = encrypt::callback::find_job(&ledger, &callback(7))
+            .await
+            .unwrap();
+        assert!(m.is_ok(), "{m:?}");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    for version in [8, 50, 1_000_000] {
+        let m = encrypt::callback::find_job(&ledger, &callback(version))
+            .await
+            .unwrap();
+        assert!(
+            matches!(m, Err(encrypt::callback::Unmatched::NotInFlight { .. })),
+            "key version {version}: {m:?}"
+        );
+    }
+}
