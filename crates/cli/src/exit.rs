@@ -92,6 +92,7 @@ impl From<guard::Error> for CliError {
             guard::Error::Invalid(m) => CliError::new(Exit::Input, m),
             guard::Error::Api(e) => e.into(),
             guard::Error::Ledger(e) => e.into(),
+            guard::Error::Busy(m) => CliError::new(Exit::TempFail, m),
             guard::Error::Conflict(m) | guard::Error::Failed(m) | guard::Error::Internal(m) => {
                 CliError::new(Exit::Failed, m)
             }

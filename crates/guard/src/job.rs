@@ -209,8 +209,10 @@ impl<'a> Job<'a> {
     ) -> Result<Job<'a>> {
         ledger::details::check_identifier("actor", &job.actor)?;
         let actor = job.actor.clone();
-        let id = ledger.create_job(job).await?;
-        Ok(Self::new(client, ledger, id, actor, false, progress))
+        // Atomic with the look for a running job of the same fingerprint: when another
+        // process opened it between a caller's look and now, this one joins it.
+        let (id, created) = ledger.open_job(job).await?;
+        Ok(Self::new(client, ledger, id, actor, !created, progress))
     }
 
     /// Attaches to the unfinished job `id`, which must be of `kind` and still running.

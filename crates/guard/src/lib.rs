@@ -17,6 +17,7 @@ pub mod encrypt;
 pub mod identity;
 pub mod job;
 pub mod keys;
+pub mod lease;
 pub mod parsing;
 pub mod pseudonym;
 pub mod rotate;
@@ -37,6 +38,10 @@ pub enum Error {
     /// ours was applied, and retrying with the same view would be wrong.
     #[error("{0}")]
     Conflict(String),
+    /// The job is being run by another process (it holds the job's lease); nothing was
+    /// done here. Try again later.
+    #[error("{0}")]
+    Busy(String),
     /// The work ran and did not succeed (a rollback that left dependents failing).
     #[error("{0}")]
     Failed(String),

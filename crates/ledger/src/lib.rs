@@ -98,6 +98,15 @@ macro_rules! intern {
     }};
 }
 
+/// The PostgreSQL advisory lock that serializes opening jobs of `kind` with fingerprint
+/// `fp`: the first eight bytes of their SHA-256, never [`AUDIT_LOCK`]'s.
+fn fingerprint_lock(kind: &str, fp: &str) -> i64 {
+    use sha2::Digest as _;
+    let d = sha2::Sha256::digest(format!("cxguard-job-open\n{kind}\n{fp}").as_bytes());
+    let n = i64::from_be_bytes(d[..8].try_into().unwrap_or([0; 8]));
+    if n == AUDIT_LOCK { n + 1 } else { n }
+}
+
 /// Checkpoint every this many entries unless configured otherwise.
 pub const DEFAULT_CHECKPOINT_EVERY: i64 = 1000;
 
@@ -127,6 +136,11 @@ pub struct Batch {
     pub job_status: Option<(String, JobStatus)>,
     /// Sign a checkpoint at the end of this batch (the end of a job).
     pub checkpoint: bool,
+    /// With `new_job` that has a fingerprint: when a running job of its kind has that
+    /// fingerprint, write nothing and name it in [`Committed::existing_job`]. The look
+    /// and the insert are one step (serialized on the fingerprint), so two processes
+    /// opening the same job at once open one.
+    pub unless_running: bool,
 }
 
 /// A job to create.
@@ -167,6 +181,9 @@ pub struct Committed {
     pub checkpoint: Option<Checkpoint>,
     /// The ids of the events enqueued.
     pub event_ids: Vec<String>,
+    /// With [`Batch::unless_running`]: the running job found, when one was (and nothing
+    /// was written).
+    pub existing_job: Option<String>,
 }
 
 /// cxguard's durable record: the audit chain, the job journal and the webhook outbox, in one
@@ -379,6 +396,22 @@ impl Ledger {
             let mut batch_events_extra: Vec<NewEvent> = Vec::new();
             // Details rows this transaction adds; remembered once it commits.
             let mut fresh: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+            if let Some(job) = batch.new_job.as_ref().filter(|_| batch.unless_running)
+                && let Some(fp) = &job.fingerprint
+            {
+                if pg {
+                    // Serialized on the fingerprint: the second opener waits, then sees
+                    // the first one's job (SQLite's BEGIN IMMEDIATE already serializes).
+                    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(fingerprint_lock(job.kind, fp)).execute(&mut *tx).await?;
+                }
+                let found = sqlx::query("SELECT id FROM jobs WHERE kind = $1 AND fingerprint = $2 AND status = 'running' ORDER BY created_at DESC LIMIT 1")
+                    .bind(job.kind).bind(fp).fetch_optional(&mut *tx).await?;
+                if let Some(r) = found {
+                    out.existing_job = Some(r.try_get::<String, _>("id")?);
+                    tx.rollback().await?;
+                    return Ok(out);
+                }
+            }
             if let Some(job) = &batch.new_job {
                 sqlx::query("INSERT INTO jobs (id, kind, actor, params, status, created_at, updated_at, fingerprint) VALUES ($1, $2, $3, $4, 'running', $5, $6, $7)")
                     .bind(&job.id).bind(job.kind).bind(&job.actor).bind(job.params.to_value().to_string()).bind(&at).bind(&at).bind(&job.fingerprint)

@@ -54,6 +54,7 @@ const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0004_compacted.sql"),
     include_str!("../migrations/sqlite/0005_compact_audit.sql"),
     include_str!("../migrations/sqlite/0006_compact_outbox.sql"),
+    include_str!("../migrations/sqlite/0007_job_lease.sql"),
 ];
 const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0001_init.sql"),
@@ -62,6 +63,7 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0004_compacted.sql"),
     include_str!("../migrations/postgres/0005_compact_audit.sql"),
     include_str!("../migrations/postgres/0006_compact_outbox.sql"),
+    include_str!("../migrations/postgres/0007_job_lease.sql"),
 ];
 
 /// What `cxguard_meta.ledger` holds in every cxguard ledger.

@@ -181,6 +181,11 @@ async fn work(
                 metrics.subject("erased");
                 tracing::info!(job = %w.job, "subject erased");
             }
+            Err(guard::Error::Busy(why)) => {
+                // Another replica runs (or ran) it: the ledger answers its status.
+                tracing::info!(job = %w.job, %why, "subject erasure left to the process that holds it");
+                s.known().forget(&w.job);
+            }
             Err(e) => {
                 metrics.subject("failed");
                 // The kind and status only: the tenant's words may echo the identifier.

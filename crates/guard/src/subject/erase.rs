@@ -137,14 +137,13 @@ pub async fn open(
     o: &Options,
 ) -> Result<String> {
     let fp = fingerprint(policy, subjects, o);
-    if let Some(id) = ledger.running_job(JOB_KIND, &fp).await? {
-        return Ok(id);
-    }
     ledger::details::check_identifier("actor", &o.actor)?;
     let mut items = vec!["find".to_string(), "contacts".to_string()];
     items.extend((0..subjects.len()).map(|i| format!("platform:{i}")));
+    // One step in the ledger: two service replicas given the same request at once open
+    // one job.
     Ok(ledger
-        .create_job(NewJob {
+        .open_job(NewJob {
             id: Ledger::new_job_id(JOB_KIND),
             kind: JOB_KIND,
             actor: o.actor.clone(),
@@ -155,7 +154,8 @@ pub async fn open(
             items,
             fingerprint: Some(fp),
         })
-        .await?)
+        .await?
+        .0)
 }
 
 /// Erases `subjects` (already validated and pseudonymized) in the fixed order; returns a
@@ -174,8 +174,25 @@ pub async fn erase(
     receipts(ledger, &jid).await
 }
 
-/// Runs (or resumes) the opened erasure job `jid` of `subjects` to its end.
+/// Runs (or resumes) the opened erasure job `jid` of `subjects` to its end, holding its
+/// lease: a job another process is running is refused ([`Error::Busy`]), never run
+/// twice at once.
 pub async fn run(
+    client: &cxone::Client,
+    ledger: &Ledger,
+    jid: &str,
+    policy: &Policy,
+    subjects: &[Subject],
+    matcher: &Matcher,
+    o: &Options,
+) -> Result<()> {
+    let held = crate::lease::take(ledger, jid).await?;
+    let r = run_leased(client, ledger, jid, policy, subjects, matcher, o).await;
+    held.release().await;
+    r
+}
+
+async fn run_leased(
     client: &cxone::Client,
     ledger: &Ledger,
     jid: &str,

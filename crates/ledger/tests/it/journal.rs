@@ -295,3 +295,66 @@ async fn a_job_that_finishes_keeps_only_the_items_with_a_result_and_its_counts()
         assert!(l.verify(&k.public()).await.unwrap().is_intact());
     }
 }
+
+/// Regression (trust review, item 6): "find the running job with this fingerprint, else
+/// create it" is one step: ten openers at once, on their own handles (as replicas
+/// would be), open one job. And a job's lease admits one holder at a time, is given up
+/// on release, and may be taken over once it has expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_opens_make_one_job_and_a_lease_admits_one_holder() {
+    for store in stores().await {
+        let k = key();
+        let handles: Vec<Ledger> = {
+            let mut v = Vec::new();
+            for _ in 0..10 {
+                v.push(open(&store, &k).await);
+            }
+            v
+        };
+        let tasks: Vec<_> = handles
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let l = l.clone();
+                tokio::spawn(async move {
+                    let mut j = job(&format!("job-open-{i}"), 2);
+                    j.fingerprint = Some("same-request".into());
+                    l.open_job(j).await.unwrap()
+                })
+            })
+            .collect();
+        let mut ids = std::collections::BTreeSet::new();
+        let mut created = 0;
+        for t in tasks {
+            let (id, new) = t.await.unwrap();
+            ids.insert(id);
+            created += usize::from(new);
+        }
+        assert_eq!((ids.len(), created), (1, 1), "{}: {ids:?}", store.name);
+        let id = ids.into_iter().next().unwrap();
+
+        let (a, b) = (&handles[0], &handles[1]);
+        let ttl = std::time::Duration::from_secs(30);
+        assert!(a.take_lease(&id, "holder-a", ttl).await.unwrap());
+        assert!(
+            !b.take_lease(&id, "holder-b", ttl).await.unwrap(),
+            "{}",
+            store.name
+        );
+        assert!(a.take_lease(&id, "holder-a", ttl).await.unwrap(), "renewed");
+        assert_eq!(a.lease(&id).await.unwrap().unwrap().0, "holder-a");
+        a.release_lease(&id, "holder-a").await.unwrap();
+        assert!(
+            b.take_lease(&id, "holder-b", std::time::Duration::ZERO)
+                .await
+                .unwrap()
+        );
+        // holder-b's lease has expired (it died): another may take the job over.
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        assert!(
+            a.take_lease(&id, "holder-a", ttl).await.unwrap(),
+            "{}",
+            store.name
+        );
+    }
+}

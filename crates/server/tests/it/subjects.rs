@@ -19,7 +19,7 @@ email = { op = "pseudonymize", key = "k" }
 phone = { op = "mask", keep_first = 3 }
 "#;
 
-fn subjects(queue: usize) -> server::SubjectsConfig {
+pub(crate) fn subjects(queue: usize) -> server::SubjectsConfig {
     let key = base64::engine::general_purpose::STANDARD.encode([8u8; 32]);
     let policy = guard::anonymize::Policy::parse(
         POLICY,
