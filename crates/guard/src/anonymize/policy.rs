@@ -536,7 +536,7 @@ phone = { op = "encrypt", key = "pseudo" }
             ),
             (
                 "[fields]\nlastName = { op = \"erase\", colour = \"x\" }\n",
-                "p.toml:2: unknown field `colour`",
+                "p.toml:2:28: key `lastName`: unknown field `colour`",
             ),
             (
                 "default_region = \"Narnia\"\n[fields]\nlastName = { op = \"erase\" }\n",
