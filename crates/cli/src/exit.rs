@@ -58,17 +58,21 @@ impl fmt::Display for CliError {
 
 impl std::error::Error for CliError {}
 
+/// The exit code of a tenant's error, by the stage that failed.
+fn api_exit(e: &cxone::Error) -> Exit {
+    use cxone::Stage;
+    match e.stage() {
+        Stage::Auth => Exit::Auth,
+        Stage::Build => Exit::Config,
+        Stage::Transport | Stage::Timeout | Stage::RateLimited => Exit::Unavailable,
+        Stage::Api if e.is_retryable() => Exit::Unavailable,
+        Stage::Api | Stage::Decode => Exit::Failed,
+    }
+}
+
 impl From<cxone::Error> for CliError {
     fn from(e: cxone::Error) -> Self {
-        use cxone::Stage;
-        let exit = match e.stage() {
-            Stage::Auth => Exit::Auth,
-            Stage::Build => Exit::Config,
-            Stage::Transport | Stage::Timeout | Stage::RateLimited => Exit::Unavailable,
-            Stage::Api if e.is_retryable() => Exit::Unavailable,
-            Stage::Api | Stage::Decode => Exit::Failed,
-        };
-        CliError::new(exit, e.to_string())
+        CliError::new(api_exit(&e), e.to_string())
     }
 }
 
@@ -98,6 +102,22 @@ impl From<guard::Error> for CliError {
             }
             other => CliError::new(Exit::Failed, other.to_string()),
         }
+    }
+}
+
+/// A protection's error for a command that sent a person's identifier to the tenant
+/// (subject requests): the exit code as usual, but of a tenant's error only its stage and
+/// status, never its words, which may echo the identifier to stderr and CI logs.
+pub fn without_tenant_words(e: guard::Error) -> CliError {
+    match e {
+        guard::Error::Api(api) => CliError::new(
+            api_exit(&api),
+            format!(
+                "the tenant failed: {} (its message is not shown: it may repeat the identifier)",
+                api.summary()
+            ),
+        ),
+        other => other.into(),
     }
 }
 

@@ -208,6 +208,25 @@ impl Ledger {
         })
     }
 
+    /// Takes the lease on running job `job_id` over from `from` (a holder known to be
+    /// gone, such as a process of this host that no longer exists), whatever its expiry:
+    /// `true` when `from` still held it and `owner` now does.
+    pub async fn take_lease_from(
+        &self,
+        job_id: &str,
+        from: &str,
+        owner: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool> {
+        let until = now_ms().saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2));
+        on_backend!(&self.pool, p => {
+            let n = sqlx::query("UPDATE jobs SET lease_owner = $1, lease_until = $2 WHERE id = $3 AND status = 'running' AND lease_owner = $4")
+                .bind(owner).bind(until).bind(job_id).bind(from)
+                .execute(p).await?.rows_affected();
+            Ok(n == 1)
+        })
+    }
+
     /// Who holds the lease on `job_id` and until when (ms since 1970), if anyone does.
     pub async fn lease(&self, job_id: &str) -> Result<Option<(String, i64)>> {
         on_backend!(&self.pool, p => {

@@ -61,7 +61,7 @@ pub(super) async fn export(
     for (s, f) in subjects.iter().zip(&found.subjects) {
         let doc = guard::subject::export::gather(&target.client, f)
             .await
-            .map_err(CliError::from)?;
+            .map_err(crate::exit::without_tenant_words)?;
         let bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
         let name = receipt_name(&s.reference);
         // The intent first: a crash after the write leaves an entry for the file.

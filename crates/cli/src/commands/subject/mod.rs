@@ -192,7 +192,7 @@ pub(super) async fn search(
         page_size,
     )
     .await
-    .map_err(CliError::from)
+    .map_err(crate::exit::without_tenant_words)
 }
 
 /// The matcher of `subjects`: the [identity] key's pseudonyms, and those of the masking
@@ -296,7 +296,7 @@ pub async fn run(
             )
             .await;
             deliverer.stop().await;
-            let receipts_out = result.map_err(CliError::from)?;
+            let receipts_out = result.map_err(crate::exit::without_tenant_words)?;
             if let Some(dir) = &receipts {
                 write_receipts(dir, &receipts_out)?;
             }
