@@ -43,6 +43,7 @@ async fn to_format_4(s: &TestStore) {
              ALTER TABLE old_entries RENAME TO audit_entries; \
              CREATE INDEX audit_entries_operation ON audit_entries (operation); \
              {outbox}; DELETE FROM cxguard_meta WHERE key = 'outbox_tag'; \
+             ALTER TABLE jobs DROP COLUMN lease_owner; ALTER TABLE jobs DROP COLUMN lease_until; \
              UPDATE cxguard_meta SET value = '4' WHERE key = 'schema_version'",
             h("p.hash"),
             h("e.hash")
