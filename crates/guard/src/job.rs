@@ -199,7 +199,60 @@ impl std::fmt::Debug for Job<'_> {
     }
 }
 
+/// How [`Job::open`] treats a running job of the same fingerprint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume<'r> {
+    /// Join it (the usual rerun after a crash), else begin a new one.
+    Auto,
+    /// Resume exactly this job, which must be of the kind and fingerprint asked for.
+    Job(&'r str),
+    /// Refuse while one is running (a rotation: finish or roll back the first).
+    Refuse,
+}
+
 impl<'a> Job<'a> {
+    /// The one front every protection opens its job by: `new` (its kind, fingerprint,
+    /// parameters and first items), resumed as `resume` says. Finding a running job of
+    /// the same fingerprint and creating one is one step in the ledger, so two processes
+    /// opening the same job at once open one.
+    pub async fn open(
+        client: &'a Client,
+        ledger: &'a Ledger,
+        new: NewJob,
+        resume: Resume<'_>,
+        progress: Arc<Progress>,
+    ) -> Result<Job<'a>> {
+        match resume {
+            Resume::Job(id) => {
+                let fp = ledger.job_fingerprint(id).await?;
+                if new.fingerprint.is_some() && fp != new.fingerprint {
+                    return Err(Error::Invalid(format!(
+                        "job {id} was started with other inputs than these; resume it with the same inputs, or start a new job"
+                    )));
+                }
+                Self::attach(client, ledger, id, new.kind, &new.actor, progress).await
+            }
+            Resume::Refuse => {
+                let (kind, of) = (new.kind, new.fingerprint.clone().unwrap_or_default());
+                let job = Self::begin(client, ledger, new, progress).await?;
+                if job.resumed {
+                    return Err(Error::Invalid(format!(
+                        "{kind} job {} of {of} is unfinished; finish or roll it back with --resume {}",
+                        job.id, job.id
+                    )));
+                }
+                Ok(job)
+            }
+            Resume::Auto => {
+                let job = Self::begin(client, ledger, new, progress).await?;
+                if job.resumed {
+                    tracing::info!(job = %job.id, "resuming the unfinished job with the same inputs");
+                }
+                Ok(job)
+            }
+        }
+    }
+
     /// Creates `job` in the journal (with its first items and a `job.start` entry).
     pub async fn begin(
         client: &'a Client,

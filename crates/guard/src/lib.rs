@@ -13,8 +13,10 @@
 #![warn(missing_docs)]
 
 pub mod anonymize;
+pub mod audit;
 pub mod encrypt;
 pub mod identity;
+pub mod inventory;
 pub mod job;
 pub mod keys;
 pub mod lease;

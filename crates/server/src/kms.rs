@@ -16,8 +16,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
-use guard::encrypt::callback::{self, Callback, Found, Unmatched};
-use ledger::{Details, NewEntry, Outcome};
+use guard::encrypt::callback::{self, Callback, Refusal, Verdict};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -104,28 +103,6 @@ fn ledger_unavailable(e: impl std::fmt::Display) -> Problem {
     p
 }
 
-/// The tenant's key for this callback, or one derived from what it reports (a tenant
-/// that sends none still gets one audit entry per change).
-fn request_key(headers: &HeaderMap, cb: &Callback) -> String {
-    match headers
-        .get(IDEMPOTENCY_KEY)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 256)
-    {
-        Some(k) => format!("tenant:{k}"),
-        None => {
-            let mut cols = cb.columns.clone();
-            cols.sort();
-            format!(
-                "derived:{}:{}:{}",
-                cb.table_id,
-                cb.key_version,
-                cols.join(",")
-            )
-        }
-    }
-}
-
 /// Verify a column-encryption change (the tenant's KMS callback).
 ///
 /// The tenant posts here after encrypting columns with `externalKmsSync.callbackUrl` set
@@ -163,118 +140,45 @@ pub async fn callback(
         field_errors(e)
     })?;
     let actor = format!("kms:{token_id}");
-    if !cb.algorithm_ok() {
-        state.metrics.kms("wrong_algorithm");
-        refusal(&state, &actor, &cb, "wrong_algorithm").await;
-        return Err(Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "wrong-algorithm",
-            "Wrong algorithm",
-            format!(
-                "complianceCheck.algorithm must be {}; cxguard never asks for another",
-                guard::encrypt::ALGORITHM
-            ),
-        ));
-    }
-    let key = request_key(&headers, &cb);
+    let tenant_key = headers.get(IDEMPOTENCY_KEY).and_then(|v| v.to_str().ok());
+    let key = cb.request_key(tenant_key);
+    let verdict = state
+        .kms_receiver
+        .verify(&state.ledger, &state.audit, &cb, &actor, &key)
+        .await
+        .map_err(ledger_unavailable)?;
     let answer = Json(KmsVerified {
         status: "VERIFIED".into(),
         permission_hash: cb.permission_hash(),
     });
-    // One check-and-record at a time, so two deliveries of one callback audit once.
-    let _one = state.kms_lock.lock().await;
-    let earlier = state
-        .ledger
-        .entries(&ledger::Filter {
-            operation: Some(callback::AUDIT_OPERATION.into()),
-            target: Some(cb.table_id.clone()),
-            ..Default::default()
-        })
-        .await
-        .map_err(ledger_unavailable)?;
-    // A retry (the same tenant key) or a replay under another key: the same key version
-    // and columns, which name one change of one table, were verified already.
-    let columns: std::collections::BTreeSet<&str> = cb.columns.iter().map(String::as_str).collect();
-    if earlier.iter().any(|e| {
-        e.details["key_version"].as_u64() == Some(cb.key_version)
-            && e.details["columns"].as_array().is_some_and(|a| {
-                a.iter()
-                    .filter_map(|c| c.as_str())
-                    .collect::<std::collections::BTreeSet<_>>()
-                    == columns
-            })
-    }) {
-        state.metrics.kms("repeat");
-        return Ok(answer);
-    }
-    let found: Found = match callback::find_job(&state.ledger, &cb)
-        .await
-        .map_err(ledger_unavailable)?
-    {
-        Ok(f) => f,
-        Err(why) => {
+    match verdict {
+        Verdict::Verified(found) => {
+            tracing::info!(table = %cb.table_id, key_version = cb.key_version, job = %found.job_id, "KMS callback verified");
+            state.metrics.kms("verified");
+            Ok(answer)
+        }
+        Verdict::Repeat => {
+            state.metrics.kms("repeat");
+            Ok(answer)
+        }
+        Verdict::Refused(why @ Refusal::WrongAlgorithm) => {
+            state.metrics.kms("wrong_algorithm");
+            Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "wrong-algorithm",
+                "Wrong algorithm",
+                why.detail(&cb),
+            ))
+        }
+        Verdict::Refused(why @ Refusal::NotRequested(_)) => {
             state.metrics.kms("not_ours");
-            refusal(&state, &actor, &cb, "no_matching_job").await;
-            let detail = match why {
-                Unmatched::NoJob => format!(
-                    "cxguard has no encryption job for table {} with these {} column(s); a change made outside cxguard is refused",
-                    cb.table_id,
-                    cb.columns.len()
-                ),
-                Unmatched::StaleKeyVersion { newest } => format!(
-                    "key version {} is not newer than version {newest}, already verified for table {}",
-                    cb.key_version, cb.table_id
-                ),
-                Unmatched::NotInFlight { job_id, deadline } => format!(
-                    "encryption job {job_id} for table {} has no PATCH in flight (its deadline was {deadline}); resume the job with `cxguard datastore encrypt` and the tenant calls back again",
-                    cb.table_id
-                ),
-            };
-            return Err(Problem::new(
+            Err(Problem::new(
                 StatusCode::CONFLICT,
                 "not-requested",
                 "cxguard did not ask for this change",
-                detail,
-            ));
+                why.detail(&cb),
+            ))
         }
-    };
-    let entry = cb
-        .audit_entry(&actor, &found, &key)
-        .map_err(ledger_unavailable)?;
-    state
-        .audit
-        .append(entry)
-        .await
-        .map_err(ledger_unavailable)?;
-    tracing::info!(table = %cb.table_id, key_version = cb.key_version, job = %found.job_id, "KMS callback verified");
-    state.metrics.kms("verified");
-    Ok(answer)
-}
-
-/// Records a refused callback that carried a valid token: someone changed encryption in
-/// the tenant without cxguard, or something posed as the tenant with a leaked token.
-async fn refusal(state: &AppState, actor: &str, cb: &Callback, reason: &'static str) {
-    let entry = Details::new()
-        .ids("columns", &cb.columns)
-        .map(|d| {
-            d.count("key_version", cb.key_version)
-                .label("reason", reason)
-        })
-        .and_then(|d| {
-            NewEntry::new(
-                actor,
-                "datastore.kms_refused",
-                &cb.table_id,
-                Outcome::Failure,
-                d,
-            )
-        });
-    let result = match entry {
-        Ok(e) => state.audit.append(e).await.map(|_| ()),
-        Err(e) => Err(e),
-    };
-    if let Err(e) = result {
-        tracing::error!(error = %e, table = %cb.table_id, "a refused KMS callback could not be recorded");
     }
 }
 

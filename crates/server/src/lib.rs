@@ -89,7 +89,7 @@ pub(crate) struct Shared {
     keys: Arc<auth::Keys>,
     kms: Arc<kms::Tokens>,
     /// One KMS callback checked and recorded at a time.
-    kms_lock: Arc<tokio::sync::Mutex<()>>,
+    kms_receiver: Arc<guard::encrypt::callback::Receiver>,
     audit: Appender,
     ledger: ledger::Ledger,
     metrics: Arc<metrics::Metrics>,
@@ -169,7 +169,7 @@ impl Server {
             client: config.client,
             keys: Arc::new(keys),
             kms: Arc::new(kms),
-            kms_lock: Arc::default(),
+            kms_receiver: Arc::default(),
             audit,
             ledger: config.ledger,
             upstream_deadline: config.upstream_deadline,

@@ -259,18 +259,17 @@ async fn link(
         let guest = guest_id.to_string();
         let actor = format!("api:{caller}");
         tokio::spawn(async move {
-            let linked = state
-                .identity
-                .apply(&state.client, &guest, kind, &pseudonym)
-                .await?;
-            let recorded = match linked.audit_entry(&actor) {
-                Ok(entry) => state.audit.append(entry).await.map(|_| ()),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = &recorded {
-                tracing::error!(guest = %guest, error = %e, "the link was made but not recorded");
-            }
-            Ok::<_, LinkError>((linked, recorded))
+            let r = guard::identity::link(
+                &state.identity,
+                &state.client,
+                &state.audit,
+                &guest,
+                kind,
+                &pseudonym,
+                &actor,
+            )
+            .await?;
+            Ok::<_, LinkError>((r.linked, r.audit.map(|_| ())))
         })
     };
     let deadline = state.upstream_deadline;

@@ -106,8 +106,21 @@ pub async fn run(
                 .map_err(|e| CliError::new(Exit::Input, e.to_string()))?;
             let target = tenant::connect(ctx, env, LINKING).await?;
             let ledger = store::open(ctx, env, Access::Write).await?;
-            let linked = match identity.apply(&target.client, &guest, k, &value).await {
-                Ok(l) => l,
+            let linked = match guard::identity::link(
+                &identity,
+                &target.client,
+                &ledger,
+                &guest,
+                k,
+                &value,
+                &actor(),
+            )
+            .await
+            {
+                Ok(r) => {
+                    r.audit?;
+                    r.linked
+                }
                 Err(LinkError::UnknownGuest(g)) => {
                     return Err(CliError::new(
                         Exit::Input,
@@ -117,9 +130,6 @@ pub async fn run(
                 Err(LinkError::Api(e)) => return Err(e.into()),
                 Err(e) => return Err(CliError::new(Exit::Input, e.to_string())),
             };
-            ledger
-                .append(linked.audit_entry(&actor()).map_err(CliError::from)?)
-                .await?;
             match ctx.output {
                 Output::Json => print_json(&linked),
                 Output::Text => println!(

@@ -26,7 +26,7 @@ use super::report::Report;
 use super::selection::{Options, Selection};
 use super::settle::{self, Earlier, Settled, intent};
 use super::transform::{self, ContactPlan};
-use crate::job::{Job, Progress};
+use crate::job::{Job, Progress, Resume};
 use crate::{Error, Result};
 
 /// Shared by the tasks of one run.
@@ -51,43 +51,28 @@ pub async fn run(
 ) -> Result<Report> {
     ledger::details::check_identifier("actor", &opts.actor)?;
     let fingerprint = crate::sha256_hex(&format!("{}\n{}", policy.digest, selection.describe()));
-    let job = match &opts.resume {
-        Some(id) => {
-            let fp = ledger.job_fingerprint(id).await?;
-            if fp.as_deref() != Some(fingerprint.as_str()) {
-                return Err(Error::Invalid(format!(
-                    "job {id} was started with another policy or selection; resume it with the same --policy and selection, or start a new job"
-                )));
-            }
-            Job::attach(client, ledger, id, JOB_KIND, &opts.actor, progress).await?
-        }
-        None => match ledger.running_job(JOB_KIND, &fingerprint).await? {
-            Some(id) => {
-                tracing::info!(job = %id, "resuming the unfinished job with the same policy and selection");
-                Job::attach(client, ledger, &id, JOB_KIND, &opts.actor, progress).await?
-            }
-            None => {
-                let items = match selection {
-                    Selection::Ids(ids) => ids.clone(),
-                    _ => Vec::new(),
-                };
-                let params = Details::new()
-                    .label("selection", selection.label())
-                    .count("ids", items.len() as u64)
-                    .ids("key_ids", &policy.key_ids())?
-                    .sha256("policy_sha256", &policy.digest)?;
-                let new = NewJob {
-                    id: Ledger::new_job_id(JOB_KIND),
-                    kind: JOB_KIND,
-                    actor: opts.actor.clone(),
-                    params,
-                    items,
-                    fingerprint: Some(fingerprint.clone()),
-                };
-                Job::begin(client, ledger, new, progress).await?
-            }
-        },
+    let items = match selection {
+        Selection::Ids(ids) => ids.clone(),
+        _ => Vec::new(),
     };
+    let params = Details::new()
+        .label("selection", selection.label())
+        .count("ids", items.len() as u64)
+        .ids("key_ids", &policy.key_ids())?
+        .sha256("policy_sha256", &policy.digest)?;
+    let new = NewJob {
+        id: Ledger::new_job_id(JOB_KIND),
+        kind: JOB_KIND,
+        actor: opts.actor.clone(),
+        params,
+        items,
+        fingerprint: Some(fingerprint),
+    };
+    let resume = match &opts.resume {
+        Some(id) => Resume::Job(id),
+        None => Resume::Auto,
+    };
+    let job = Job::open(client, ledger, new, resume, progress).await?;
     let run = Run {
         client,
         policy,

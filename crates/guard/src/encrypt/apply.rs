@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use super::Coverage;
 use super::plan::{Plan, body, next_rotation, same_configuration};
 use super::{ALGORITHM, Classifier, JOB_KIND, Request};
-use crate::job::{Job, Progress, Step, Tally};
+use crate::job::{Job, Progress, Resume, Step, Tally};
 use crate::{Error, Result, sha256_hex};
 
 /// The job's one item.
@@ -90,42 +90,34 @@ pub async fn apply(
 ) -> Result<Report> {
     let started = Instant::now();
     let progress = Arc::new(Progress::default());
-    let (job, intent) = match unfinished(ledger, req).await? {
-        Some(id) => {
-            let job = Job::attach(client, ledger, &id, JOB_KIND, actor, progress).await?;
-            let items = ledger.job_items(&id, None, 10).await?;
-            let recorded = items
-                .iter()
-                .find(|i| i.key == ITEM)
-                .and_then(|i| i.result.clone());
-            let intent = match recorded {
-                Some(v) => Intent::from_json(&v)?,
-                // Crashed before the intent was journaled: nothing was sent.
-                None => Intent::new(job.id(), req, plan, table),
-            };
-            (job, intent)
-        }
-        None => {
-            if plan.is_noop() {
-                return Err(Error::Invalid("nothing to do".into()));
-            }
-            let params = Details::new()
-                .id("datastore", &req.table.datastore)?
-                .id("table", &req.table.table)?
-                .ids("columns", &plan.columns)?
-                .label("compliance", req.compliance.as_str());
-            let new = NewJob {
-                id: Ledger::new_job_id("encrypt"),
-                kind: JOB_KIND,
-                actor: actor.to_string(),
-                params,
-                items: vec![ITEM.to_string()],
-                fingerprint: Some(fingerprint(req)),
-            };
-            let job = Job::begin(client, ledger, new, progress).await?;
-            let intent = Intent::new(job.id(), req, plan, table);
-            (job, intent)
-        }
+    if plan.is_noop() && unfinished(ledger, req).await?.is_none() {
+        return Err(Error::Invalid("nothing to do".into()));
+    }
+    let params = Details::new()
+        .id("datastore", &req.table.datastore)?
+        .id("table", &req.table.table)?
+        .ids("columns", &plan.columns)?
+        .label("compliance", req.compliance.as_str());
+    let new = NewJob {
+        id: Ledger::new_job_id("encrypt"),
+        kind: JOB_KIND,
+        actor: actor.to_string(),
+        params,
+        items: vec![ITEM.to_string()],
+        fingerprint: Some(fingerprint(req)),
+    };
+    let job = Job::open(client, ledger, new, Resume::Auto, progress).await?;
+    // A resumed job sends what it journaled before its PATCH; one that crashed before
+    // that journaled nothing and sent nothing.
+    let recorded = ledger
+        .job_items(job.id(), None, 10)
+        .await?
+        .into_iter()
+        .find(|i| i.key == ITEM)
+        .and_then(|i| i.result);
+    let intent = match recorded {
+        Some(v) => Intent::from_json(&v)?,
+        None => Intent::new(job.id(), req, plan, table),
     };
     job.found(1);
     // Journaled before the PATCH: a rerun sends this key with this body. With it, when

@@ -9,8 +9,10 @@
 //! PATCH's journaled deadline) or done with exactly this key version (an ASYNC callback
 //! that arrives after the job settled).
 //!
-//! Pure checks ([`Callback::parse`], [`permission_hash`]) and one ledger lookup
-//! ([`find_job`]); the HTTP side (token, status codes, audit) is the `server` crate's.
+//! Pure checks ([`Callback::parse`], [`permission_hash`]), one ledger lookup
+//! ([`find_job`]) and the whole decision with its audit ([`Receiver::verify`]): a
+//! [`Verdict`]. The HTTP side (the token, a verdict's status code and metric) is the
+//! `server` crate's.
 
 use std::collections::BTreeSet;
 
@@ -287,6 +289,170 @@ pub async fn find_job(
 fn in_flight(deadline: &str, now: time::OffsetDateTime) -> bool {
     time::OffsetDateTime::parse(deadline, &time::format_description::well_known::Rfc3339)
         .is_ok_and(|d| now <= d)
+}
+
+/// What a callback comes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// A change cxguard asked for, audited now (`datastore.kms_verified`).
+    Verified(Found),
+    /// The same change (key version and columns) was verified already: a retry or a
+    /// replay, answered the same and audited once.
+    Repeat,
+    /// Refused, and audited (`datastore.kms_refused`) with its reason.
+    Refused(Refusal),
+}
+
+/// Why a callback is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The tenant reports another algorithm than the one cxguard asks for.
+    WrongAlgorithm,
+    /// No encryption job of cxguard's asked for this change.
+    NotRequested(Unmatched),
+}
+
+impl Refusal {
+    /// What the caller is told, naming the table (no secret, no person's data).
+    pub fn detail(&self, cb: &Callback) -> String {
+        match self {
+            Refusal::WrongAlgorithm => format!(
+                "complianceCheck.algorithm must be {ALGORITHM}; cxguard never asks for another"
+            ),
+            Refusal::NotRequested(Unmatched::NoJob) => format!(
+                "cxguard has no encryption job for table {} with these {} column(s); a change made outside cxguard is refused",
+                cb.table_id,
+                cb.columns.len()
+            ),
+            Refusal::NotRequested(Unmatched::StaleKeyVersion { newest }) => format!(
+                "key version {} is not newer than version {newest}, already verified for table {}",
+                cb.key_version, cb.table_id
+            ),
+            Refusal::NotRequested(Unmatched::NotInFlight { job_id, deadline }) => format!(
+                "encryption job {job_id} for table {} has no PATCH in flight (its deadline was {deadline}); resume the job with `cxguard datastore encrypt` and the tenant calls back again",
+                cb.table_id
+            ),
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            Refusal::WrongAlgorithm => "wrong_algorithm",
+            Refusal::NotRequested(_) => "no_matching_job",
+        }
+    }
+}
+
+impl Callback {
+    /// The key one change is audited under: the tenant's idempotency key when it sent
+    /// one (at most 256 characters), else one derived from what it reports, so a tenant
+    /// that sends none still gets one audit entry per change.
+    pub fn request_key(&self, tenant_key: Option<&str>) -> String {
+        match tenant_key.filter(|k| !k.is_empty() && k.len() <= 256) {
+            Some(k) => format!("tenant:{k}"),
+            None => {
+                let mut cols = self.columns.clone();
+                cols.sort();
+                format!(
+                    "derived:{}:{}:{}",
+                    self.table_id,
+                    self.key_version,
+                    cols.join(",")
+                )
+            }
+        }
+    }
+}
+
+/// The KMS callback's decisions, one check-and-record at a time in this process, so two
+/// deliveries of one callback are audited once.
+#[derive(Debug, Default)]
+pub struct Receiver {
+    one: tokio::sync::Mutex<()>,
+}
+
+impl Receiver {
+    /// Decides `cb` (from the caller `actor`, under `request_key`) and audits the
+    /// outcome through `audit`: a refusal as `datastore.kms_refused` (a failure to record
+    /// it is logged, not fatal: the refusal stands), a verified change as
+    /// `datastore.kms_verified`, a repeat not again.
+    pub async fn verify<A: crate::audit::AuditSink>(
+        &self,
+        ledger: &Ledger,
+        audit: &A,
+        cb: &Callback,
+        actor: &str,
+        request_key: &str,
+    ) -> Result<Verdict> {
+        if !cb.algorithm_ok() {
+            return Ok(refuse(audit, cb, actor, Refusal::WrongAlgorithm).await);
+        }
+        let _one = self.one.lock().await;
+        if verified_before(ledger, cb).await? {
+            return Ok(Verdict::Repeat);
+        }
+        match find_job(ledger, cb).await? {
+            Err(why) => Ok(refuse(audit, cb, actor, Refusal::NotRequested(why)).await),
+            Ok(found) => {
+                audit
+                    .append(cb.audit_entry(actor, &found, request_key)?)
+                    .await?;
+                Ok(Verdict::Verified(found))
+            }
+        }
+    }
+}
+
+/// Whether this change (key version and columns, which name one change of one table)
+/// was verified already: a retry under the same tenant key, or a replay under another.
+async fn verified_before(ledger: &Ledger, cb: &Callback) -> Result<bool> {
+    let earlier = ledger
+        .entries(&ledger::Filter {
+            operation: Some(AUDIT_OPERATION.into()),
+            target: Some(cb.table_id.clone()),
+            ..Default::default()
+        })
+        .await?;
+    let columns: BTreeSet<&str> = cb.columns.iter().map(String::as_str).collect();
+    Ok(earlier.iter().any(|e| {
+        e.details["key_version"].as_u64() == Some(cb.key_version)
+            && e.details["columns"].as_array().is_some_and(|a| {
+                a.iter().filter_map(|c| c.as_str()).collect::<BTreeSet<_>>() == columns
+            })
+    }))
+}
+
+/// Records a refused callback that carried a valid token: someone changed encryption in
+/// the tenant without cxguard, or something posed as the tenant with a leaked token.
+async fn refuse<A: crate::audit::AuditSink>(
+    audit: &A,
+    cb: &Callback,
+    actor: &str,
+    why: Refusal,
+) -> Verdict {
+    let entry = Details::new()
+        .ids("columns", &cb.columns)
+        .map(|d| {
+            d.count("key_version", cb.key_version)
+                .label("reason", why.reason())
+        })
+        .and_then(|d| {
+            NewEntry::new(
+                actor,
+                "datastore.kms_refused",
+                &cb.table_id,
+                Outcome::Failure,
+                d,
+            )
+        });
+    let recorded = match entry {
+        Ok(e) => audit.append(e).await.map(drop),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = recorded {
+        tracing::error!(error = %e, table = %cb.table_id, "a refused KMS callback could not be recorded");
+    }
+    Verdict::Refused(why)
 }
 
 #[cfg(test)]

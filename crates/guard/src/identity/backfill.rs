@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use super::{IdentifierKind, Identity, LinkError, check_guest_id};
 use crate::Result;
-use crate::job::{Job, Step, Tally};
+use crate::job::{Job, Resume, Step, Tally};
 use crate::pseudonym::Kind;
 
 /// The job kind in the journal.
@@ -181,22 +181,17 @@ pub async fn apply(
     progress
         .total
         .store(plan.links.len() as u64, Ordering::Relaxed);
-    let job = match ledger.running_job(JOB_KIND, &plan.fingerprint).await? {
-        Some(id) => Job::attach(client, ledger, &id, JOB_KIND, &opts.actor, progress).await?,
-        None => {
-            let new = NewJob {
-                id: Ledger::new_job_id(JOB_KIND),
-                kind: JOB_KIND,
-                actor: opts.actor.clone(),
-                params: Details::new()
-                    .id("key", identity.key_id())?
-                    .id("attribute", identity.attribute())?,
-                items: plan.links.iter().map(|l| l.guest_id.clone()).collect(),
-                fingerprint: Some(plan.fingerprint.clone()),
-            };
-            Job::begin(client, ledger, new, progress).await?
-        }
+    let new = NewJob {
+        id: Ledger::new_job_id(JOB_KIND),
+        kind: JOB_KIND,
+        actor: opts.actor.clone(),
+        params: Details::new()
+            .id("key", identity.key_id())?
+            .id("attribute", identity.attribute())?,
+        items: plan.links.iter().map(|l| l.guest_id.clone()).collect(),
+        fingerprint: Some(plan.fingerprint.clone()),
     };
+    let job = Job::open(client, ledger, new, Resume::Auto, progress).await?;
     let by_guest: BTreeMap<&str, &Link> = plan
         .links
         .iter()

@@ -277,6 +277,40 @@ impl Identity {
     }
 }
 
+/// A link made, and whether its audit entry was recorded: a link that landed in the
+/// tenant is reported even when the ledger failed (the caller says so; the link is not
+/// undone).
+#[derive(Debug)]
+pub struct Recorded {
+    /// What the link did.
+    pub linked: Linked,
+    /// The audit entry's sequence number, or why it could not be appended.
+    pub audit: ledger::Result<i64>,
+}
+
+/// Links `guest_id` to `pseudonym` (of `kind`, from [`Identity::pseudonym`]) and audits
+/// it as `actor`, through `audit`: the one path every face takes (`serve`'s identity
+/// routes, `guests link`, the demo), so the effect and its record are decided once.
+pub async fn link<A: crate::audit::AuditSink>(
+    identity: &Identity,
+    client: &cxone::Client,
+    audit: &A,
+    guest_id: &str,
+    kind: Kind,
+    pseudonym: &str,
+    actor: &str,
+) -> Result<Recorded, LinkError> {
+    let linked = identity.apply(client, guest_id, kind, pseudonym).await?;
+    let audit = match linked.audit_entry(actor) {
+        Ok(entry) => audit.append(entry).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &audit {
+        tracing::error!(guest = %guest_id, error = %e, "the link was made but not recorded");
+    }
+    Ok(Recorded { linked, audit })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

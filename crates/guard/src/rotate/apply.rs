@@ -15,7 +15,7 @@ use ledger::{
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{Ended, JOB_KIND, Plan, Report, Request};
-use crate::job::{Job, Step, Tally};
+use crate::job::{Job, Resume, Step, Tally};
 use crate::{Error, Result, sha256_hex};
 
 struct Ctx<'a> {
@@ -27,12 +27,6 @@ struct Ctx<'a> {
 
 /// Runs a new rotation. Refused while another rotation of the same secret is unfinished.
 pub async fn apply(client: &Client, ledger: &Ledger, plan: &Plan, req: &Request) -> Result<Report> {
-    if let Some(job) = ledger.running_job(JOB_KIND, &plan.secret_id).await? {
-        return Err(Error::Invalid(format!(
-            "rotation {job} of {} is unfinished; finish or roll it back with --resume {job}",
-            plan.secret_id
-        )));
-    }
     let ids: Vec<String> = plan
         .dependents
         .iter()
@@ -58,7 +52,7 @@ pub async fn apply(client: &Client, ledger: &Ledger, plan: &Plan, req: &Request)
         client,
         plan,
         req,
-        job: Job::begin(client, ledger, new, Arc::default()).await?,
+        job: Job::open(client, ledger, new, Resume::Refuse, Arc::default()).await?,
     };
     let job = cx.job.id().to_string();
     cx.job.claim("create").await?;

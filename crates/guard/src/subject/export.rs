@@ -16,16 +16,24 @@ pub const OPERATION: &str = "subject.export";
 /// write leaves an entry for every file on disk.
 pub const INTENT: &str = "subject.export.intent";
 
-/// The `subject.export.intent` entry: whose export (pseudonym and key) is about to be
-/// written to which files (names only; never the data).
-pub fn intent_entry(actor: &str, s: &Subject, file: &str, manifest: &str) -> Result<NewEntry> {
-    Ok(ledger::NewEntry::new(
+/// Records, before the files are written, whose export (pseudonym and key) is about to
+/// be written to which files (`subject.export.intent`; names only, never the data).
+pub async fn record_intent(
+    ledger: &ledger::Ledger,
+    actor: &str,
+    s: &Subject,
+    file: &str,
+    manifest: &str,
+) -> Result<()> {
+    let entry = ledger::NewEntry::new(
         actor,
         INTENT,
         &s.pseudonym,
         ledger::Outcome::Started,
         s.details()?.id("file", file)?.id("manifest", manifest)?,
-    )?)
+    )?;
+    ledger.append(entry).await?;
+    Ok(())
 }
 
 /// One guest's attributes.
@@ -86,6 +94,22 @@ pub async fn gather(client: &cxone::Client, found: &SubjectFound) -> Result<Expo
 }
 
 impl Export {
+    /// Records the export written to `file` (its digest `file_sha256`), settling its
+    /// intent ([`Export::audit_entry`]).
+    pub async fn record_written(
+        &self,
+        ledger: &ledger::Ledger,
+        actor: &str,
+        s: &Subject,
+        file: &str,
+        file_sha256: &str,
+    ) -> Result<()> {
+        ledger
+            .append(self.audit_entry(actor, s, file, file_sha256)?)
+            .await?;
+        Ok(())
+    }
+
     /// The `subject.export` entry, which settles its intent: the subject's pseudonym and
     /// key, the file's name, the counts and the SHA-256 of the file written — never the
     /// data.

@@ -175,4 +175,20 @@ impl Found {
             })
             .collect()
     }
+
+    /// Records the search: [`Found::audit_entries`], in one transaction.
+    pub async fn record(
+        &self,
+        ledger: &ledger::Ledger,
+        actor: &str,
+        subjects: &[Subject],
+    ) -> Result<()> {
+        ledger
+            .commit(ledger::Batch {
+                audit: self.audit_entries(actor, subjects)?,
+                ..Default::default()
+            })
+            .await?;
+        Ok(())
+    }
 }

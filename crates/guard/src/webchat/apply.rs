@@ -20,7 +20,7 @@ use serde::Serialize;
 use super::plan::{Changes, WidgetPlan, config_digest, plan_one};
 use super::policy::Policy;
 use super::{JOB_KIND, plan};
-use crate::job::{Job, Progress, Step, Tally};
+use crate::job::{Job, Progress, Resume, Step, Tally};
 use crate::{Error, Result};
 
 /// Re-reads after a 412 before giving up on a widget.
@@ -84,22 +84,17 @@ pub async fn apply(
     let plans = plan(client, policy).await?;
     let progress = Arc::new(Progress::default());
     let fingerprint = crate::sha256_hex(&format!("webchat\n{}", policy.digest));
-    let job = match ledger.running_job(JOB_KIND, &fingerprint).await? {
-        Some(id) => Job::attach(client, ledger, &id, JOB_KIND, actor, progress).await?,
-        None => {
-            let new = NewJob {
-                id: Ledger::new_job_id("webchat"),
-                kind: JOB_KIND,
-                actor: actor.to_string(),
-                params: Details::new()
-                    .ids("widgets", &policy.widgets.keys().collect::<Vec<_>>())?
-                    .sha256("policy_sha256", &policy.digest)?,
-                items: policy.widgets.keys().cloned().collect(),
-                fingerprint: Some(fingerprint),
-            };
-            Job::begin(client, ledger, new, progress).await?
-        }
+    let new = NewJob {
+        id: Ledger::new_job_id("webchat"),
+        kind: JOB_KIND,
+        actor: actor.to_string(),
+        params: Details::new()
+            .ids("widgets", &policy.widgets.keys().collect::<Vec<_>>())?
+            .sha256("policy_sha256", &policy.digest)?,
+        items: policy.widgets.keys().cloned().collect(),
+        fingerprint: Some(fingerprint),
     };
+    let job = Job::open(client, ledger, new, Resume::Auto, progress).await?;
     job.found(plans.len());
     let mut outcomes = Vec::with_capacity(plans.len());
     let mut refused: Option<String> = None;

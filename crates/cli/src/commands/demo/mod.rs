@@ -434,51 +434,7 @@ async fn anonymize_step(
 /// Records the inventory as a job in the demo's throw-away ledger (a temporary
 /// directory: the demo never touches your own ledger), then verifies the chain.
 async fn record(ledger: &ledger::Ledger, inv: &Inventory) -> Result<ledger::Verdict, CliError> {
-    use ledger::{Details, JobStatus, Ledger, NewEntry, NewJob, Outcome};
-    let job = ledger
-        .create_job(NewJob {
-            id: Ledger::new_job_id("demo"),
-            kind: "demo",
-            actor: "cxguard-demo".into(),
-            params: Details::new().label("target", "embedded-emulator"),
-            items: vec!["inventory".into()],
-            fingerprint: None,
-        })
-        .await?;
-    ledger.claim(&job, "inventory").await?;
-    let details = Details::new()
-        .count("contacts", inv.contacts.counted)
-        .count("secrets", inv.secrets.len() as u64)
-        .count("data_actions", inv.data_actions.len() as u64)
-        .count("widgets", inv.widgets.len() as u64);
-    ledger
-        .settle(
-            &job,
-            "inventory",
-            ledger::ItemOutcome::Done { result: None },
-            vec![NewEntry::new(
-                "cxguard-demo",
-                "tenant.inventory",
-                "embedded-emulator",
-                Outcome::Success,
-                details,
-            )?],
-            vec![],
-        )
-        .await?;
-    ledger
-        .finish_job(
-            &job,
-            JobStatus::Done,
-            NewEntry::new(
-                "cxguard-demo",
-                "job.finish",
-                &job,
-                Outcome::Success,
-                Details::new(),
-            )?,
-        )
-        .await?;
+    guard::inventory::record(ledger, inv, "cxguard-demo", "embedded-emulator").await?;
     let key = ledger
         .public_key()
         .ok_or_else(|| CliError::config("the demo ledger has no key"))?;

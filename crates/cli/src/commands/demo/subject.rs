@@ -38,11 +38,21 @@ pub(super) async fn subject_step(
         c.edit_contact(id, serde_json::json!({"email": EMAIL}))
             .map_err(failed)?;
     }
-    let linked = identity
-        .link(client, GUEST, "email", EMAIL, IdentifierKind::Email)
-        .await
+    let (kind, pseudonym) = identity
+        .pseudonym("email", EMAIL, IdentifierKind::Email)
         .map_err(|e| failed(e.to_string()))?;
-    ledger.append(linked.audit_entry("cxguard-demo")?).await?;
+    guard::identity::link(
+        &identity,
+        client,
+        ledger,
+        GUEST,
+        kind,
+        &pseudonym,
+        "cxguard-demo",
+    )
+    .await
+    .map_err(|e| failed(e.to_string()))?
+    .audit?;
 
     let subjects = subject::prepare(
         vec![Request {

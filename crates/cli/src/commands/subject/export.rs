@@ -65,17 +65,15 @@ pub(super) async fn export(
         let bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
         let name = receipt_name(&s.reference);
         // The intent first: a crash after the write leaves an entry for the file.
-        ledger
-            .append(
-                guard::subject::export::intent_entry(
-                    &actor(),
-                    s,
-                    &name,
-                    &manifest_name(&s.reference),
-                )
-                .map_err(CliError::from)?,
-            )
-            .await?;
+        guard::subject::export::record_intent(
+            &ledger,
+            &actor(),
+            s,
+            &name,
+            &manifest_name(&s.reference),
+        )
+        .await
+        .map_err(CliError::from)?;
         write_new(&out.join(&name), &bytes)?;
         let sha = guard::sha256_hex_bytes(&bytes);
         let manifest = serde_json::json!({
@@ -87,12 +85,9 @@ pub(super) async fn export(
             &out.join(manifest_name(&s.reference)),
             &serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
         )?;
-        ledger
-            .append(
-                doc.audit_entry(&actor(), s, &name, &sha)
-                    .map_err(CliError::from)?,
-            )
-            .await?;
+        doc.record_written(&ledger, &actor(), s, &name, &sha)
+            .await
+            .map_err(CliError::from)?;
         written.push(serde_json::json!({
             "reference": s.reference,
             "file": out.join(&name).display().to_string(),

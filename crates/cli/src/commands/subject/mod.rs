@@ -323,14 +323,10 @@ pub async fn run(
             let target = tenant::connect(ctx, env, SEARCHING).await?;
             let ledger = store::open(ctx, env, Access::Write).await?;
             let found = search(&target, &ledger, &identity, &subjects, &matcher, page_size).await?;
-            ledger
-                .commit(ledger::Batch {
-                    audit: found
-                        .audit_entries(&actor(), &subjects)
-                        .map_err(CliError::from)?,
-                    ..Default::default()
-                })
-                .await?;
+            found
+                .record(&ledger, &actor(), &subjects)
+                .await
+                .map_err(CliError::from)?;
             match ctx.output {
                 Output::Json => print_json(&found),
                 Output::Text => {
