@@ -21,10 +21,12 @@ pub mod job;
 pub mod keys;
 pub mod lease;
 pub mod parsing;
+pub mod posture;
 pub mod pseudonym;
 pub mod rotate;
 pub mod secrets;
 pub mod subject;
+pub mod values;
 pub mod webchat;
 
 /// An error of a protection, by cause, kept apart from how a caller shows it (the CLI

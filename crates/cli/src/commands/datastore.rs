@@ -3,9 +3,7 @@
 //! before any write, and coverage for CI.
 
 use clap::{Args, Subcommand};
-use guard::encrypt::{
-    self, Classifier, Compliance, KmsCallback, Request, Rotation, SyncMode, TableRef,
-};
+use guard::encrypt::{self, Classifier, Request, TableRef};
 use serde_json::json;
 
 use crate::config::{DatastoreFile, DatastoreTableFile};
@@ -81,100 +79,22 @@ pub async fn run(
 }
 
 pub(crate) fn classifier(d: &DatastoreFile) -> Classifier {
-    Classifier {
-        sensitive: d.sensitive.clone(),
-        not_sensitive: d.not_sensitive.clone(),
-    }
-}
-
-/// The request a `[[datastore.tables]]` entry makes on its own (the posture's tables).
-pub(crate) fn request_for(
-    entry: &DatastoreTableFile,
-    d: &DatastoreFile,
-) -> Result<Request, CliError> {
-    let a = EncryptArgs {
-        table: entry.table.clone(),
-        columns: Vec::new(),
-        compliance: None,
-        rotation_days: None,
-        manual_rotation: false,
-        mask_indexes: false,
-        kms_callback: None,
-        sync_mode: None,
-        dry_run: false,
-    };
-    let d = DatastoreFile {
-        sensitive: d.sensitive.clone(),
-        not_sensitive: d.not_sensitive.clone(),
-        tables: vec![entry.clone()],
-    };
-    request(&a, &d)
+    d.classifier()
 }
 
 /// The request from the flags, falling back to the table's `[[datastore.tables]]` entry.
 fn request(a: &EncryptArgs, d: &DatastoreFile) -> Result<Request, CliError> {
-    let table = TableRef::parse(&a.table)?;
-    let entry = d
-        .tables
-        .iter()
-        .find(|t| t.table == a.table)
-        .cloned()
-        .unwrap_or_default();
-    let columns = if a.columns.is_empty() {
-        entry.columns.clone()
-    } else {
-        a.columns.clone()
+    let flags = DatastoreTableFile {
+        table: a.table.clone(),
+        columns: a.columns.clone(),
+        compliance: a.compliance.clone(),
+        rotation_days: a.rotation_days,
+        manual_rotation: a.manual_rotation,
+        mask_indexes: a.mask_indexes,
+        kms_callback: a.kms_callback.clone(),
+        sync_mode: a.sync_mode.clone(),
     };
-    let columns: Vec<String> = columns
-        .into_iter()
-        .map(|c| c.trim().to_string())
-        .filter(|c| !c.is_empty())
-        .collect();
-    let compliance = Compliance::parse(
-        a.compliance
-            .as_deref()
-            .or(entry.compliance.as_deref())
-            .unwrap_or("GDPR"),
-    )?;
-    let rotation = rotation(a, &entry)?;
-    let kms = match a.kms_callback.as_deref().or(entry.kms_callback.as_deref()) {
-        None => None,
-        Some(u) => {
-            // The URL holds a capability token: an error names the flag, not the value.
-            let url = cxone::parse_http_url("--kms-callback", u).map_err(|_| {
-                CliError::new(
-                    Exit::Input,
-                    "--kms-callback: not an absolute http(s) URL with a host, without credentials, query or fragment (the value is not shown: it holds a token)",
-                )
-            })?;
-            let sync = SyncMode::parse(
-                a.sync_mode
-                    .as_deref()
-                    .or(entry.sync_mode.as_deref())
-                    .unwrap_or("sync"),
-            )?;
-            Some(KmsCallback { url, sync })
-        }
-    };
-    let req = Request {
-        table,
-        columns,
-        compliance,
-        rotation,
-        mask_indexes: a.mask_indexes || entry.mask_indexes,
-        kms,
-    };
-    req.check()?;
-    Ok(req)
-}
-
-fn rotation(a: &EncryptArgs, entry: &DatastoreTableFile) -> Result<Rotation, CliError> {
-    if a.manual_rotation || (a.rotation_days.is_none() && entry.manual_rotation) {
-        return Ok(Rotation::Manual);
-    }
-    Ok(Rotation::automatic(
-        a.rotation_days.or(entry.rotation_days).unwrap_or(90),
-    )?)
+    Ok(guard::encrypt::config::request(&flags, d)?)
 }
 
 async fn encrypt_cmd(

@@ -84,28 +84,7 @@ pub(crate) fn read_value(
     var: Option<&str>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<secrecy::SecretString>, CliError> {
-    if let Some(path) = file {
-        crate::config::warn_if_broad(path);
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            CliError::new(
-                Exit::Input,
-                format!("{what}: cannot read {}: {e}", path.display()),
-            )
-        })?;
-        return Ok(Some(secrecy::SecretString::from(
-            text.trim_end_matches(['\n', '\r']).to_string(),
-        )));
-    }
-    if let Some(v) = var {
-        let text = env(v).ok_or_else(|| {
-            CliError::new(
-                Exit::Input,
-                format!("{what}: the environment variable {v} is not set"),
-            )
-        })?;
-        return Ok(Some(secrecy::SecretString::from(text)));
-    }
-    Ok(None)
+    Ok(guard::values::read(what, file, var, env)?)
 }
 
 pub(crate) fn write_new_value(
@@ -113,32 +92,7 @@ pub(crate) fn write_new_value(
     path: &std::path::Path,
     value: &secrecy::SecretString,
 ) -> Result<(), CliError> {
-    use secrecy::ExposeSecret;
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path).map_err(|e| {
-        CliError::new(
-            Exit::Input,
-            format!(
-                "{what}: cannot create {} (it must not exist): {e}",
-                path.display()
-            ),
-        )
-    })?;
-    f.write_all(value.expose_secret().as_bytes())
-        .and_then(|_| f.sync_all())
-        .map_err(|e| {
-            CliError::new(
-                Exit::Failed,
-                format!("{what}: cannot write {}: {e}", path.display()),
-            )
-        })
+    Ok(guard::values::write_new(what, path, value)?)
 }
 
 async fn rotate_cmd(

@@ -42,45 +42,7 @@ pub struct KmsFile {
     pub callback_tokens: Vec<ApiKeyFile>,
 }
 
-/// `[datastore]`: the sensitive-column classifier's overrides, and `[[datastore.tables]]`,
-/// the encryption each table should have.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatastoreFile {
-    /// Column names always counted as sensitive.
-    #[serde(default)]
-    pub sensitive: Vec<String>,
-    /// Column names never counted as sensitive.
-    #[serde(default)]
-    pub not_sensitive: Vec<String>,
-    /// Tables and the columns to encrypt in each.
-    #[serde(default)]
-    pub tables: Vec<DatastoreTableFile>,
-}
-
-/// One `[[datastore.tables]]` entry: what `datastore encrypt DS/TABLE` takes as flags.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatastoreTableFile {
-    /// `DS/TABLE`.
-    pub table: String,
-    /// Columns to encrypt.
-    pub columns: Vec<String>,
-    /// `GDPR`, `HIPAA` or `PCI` (default GDPR).
-    pub compliance: Option<String>,
-    /// Automatic key rotation every N days (default 90).
-    pub rotation_days: Option<u32>,
-    /// Manual key rotation instead.
-    #[serde(default)]
-    pub manual_rotation: bool,
-    /// Mask writable indexes over the columns.
-    #[serde(default)]
-    pub mask_indexes: bool,
-    /// The KMS callback URL (holds a capability token: keep the file private).
-    pub kms_callback: Option<String>,
-    /// `sync` or `async` (default sync when a callback is given).
-    pub sync_mode: Option<String>,
-}
+pub use guard::encrypt::config::{DatastoreFile, DatastoreTableFile};
 
 /// `[identity]`: how guests are linked to a keyed pseudonym of their email or phone.
 #[derive(Debug, Default, Deserialize)]

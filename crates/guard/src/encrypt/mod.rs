@@ -20,6 +20,7 @@
 pub mod apply;
 pub mod callback;
 pub mod classify;
+pub mod config;
 pub mod coverage;
 pub mod plan;
 

@@ -3,12 +3,10 @@
 //! apply that does exactly a saved plan, and an export of the live tenant. It composes
 //! the protections' own plans and applies; it decides nothing they decide.
 
-mod apply;
 mod export;
-mod file;
-mod load;
-mod plan;
 mod status;
+
+use guard::posture::{apply, load, plan};
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -22,7 +20,7 @@ use crate::store::{self, Access};
 use crate::{Context, tenant};
 
 pub use export::ExportArgs;
-pub use plan::PosturePlan;
+pub use guard::posture::PosturePlan;
 pub use status::{StatusArgs, status_cmd};
 
 #[derive(Debug, Args)]
@@ -71,7 +69,7 @@ pub async fn plan_if_declared(
     if !path.is_file() && ctx.config.file.posture.is_none() {
         return Ok(None);
     }
-    let (posture, problems) = load::load_for(ctx, path, env)?;
+    let (posture, problems) = load_for(ctx, path, env)?;
     Ok(Some(
         plan_now(ctx, client, &posture, 10_000, env, problems).await?,
     ))
@@ -87,7 +85,7 @@ pub(super) async fn plan_now(
     problems: Vec<String>,
 ) -> Result<PosturePlan, CliError> {
     let key = identity_key_id(ctx);
-    plan::plan(
+    Ok(plan::plan(
         client,
         posture,
         max_contacts,
@@ -96,7 +94,7 @@ pub(super) async fn plan_now(
         key.as_deref(),
         problems,
     )
-    .await
+    .await?)
 }
 
 /// The scopes the posture's sections need: to read, and also to write.
@@ -199,7 +197,7 @@ pub async fn plan_cmd(
     a: PlanArgs,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Exit, CliError> {
-    let (posture, problems) = load::load_for(ctx, &a.posture, env)?;
+    let (posture, problems) = load_for(ctx, &a.posture, env)?;
     let reading = scopes(&posture, false);
     let target = tenant::connect(ctx, env, tenant::Needs::reading(&reading)).await?;
     let p = plan_now(ctx, &target.client, &posture, a.max_contacts, env, problems).await?;
@@ -207,9 +205,7 @@ pub async fn plan_cmd(
         // Signed with the ledger's audit key: whoever can write the file (a CI
         // artifact) cannot make `apply` do anything the posture does not yield.
         let ledger = store::open(ctx, env, Access::Write).await?;
-        let mut saved = p.clone();
-        let (key_id, value) = ledger.sign_document(plan::SIGNED_AS, &saved.signed_body())?;
-        saved.signature = Some(plan::PlanSignature { key_id, value });
+        let saved = p.signed(&ledger)?;
         let text = serde_json::to_string_pretty(&saved).unwrap_or_default();
         std::fs::write(out, text + "\n").map_err(|e| {
             CliError::new(Exit::Failed, format!("cannot write {}: {e}", out.display()))
@@ -243,7 +239,7 @@ pub async fn apply_cmd(
         None => None,
         Some(path) => Some(read_signed_plan(ctx, env, path)?),
     };
-    let (posture, problems) = load::load_for(ctx, &a.posture, env)?;
+    let (posture, problems) = load_for(ctx, &a.posture, env)?;
     let saved: Option<plan::PosturePlan> = match saved {
         None => None,
         Some(p) => {
@@ -360,65 +356,15 @@ pub async fn apply_cmd(
     run_plan(ctx, client, &ledger, &posture, &plan, env, None).await
 }
 
-/// Most bytes a saved plan may have.
-const MAX_PLAN_BYTES: u64 = 16 << 20;
-
 /// A saved plan, its signature verified with the configured audit key's public half
-/// first, then its format and digest. Anything else is refused (exit 65) naming what
-/// failed.
+/// before anything else (see [`plan::read_signed`]).
 fn read_signed_plan(
     ctx: &Context,
     env: &dyn Fn(&str) -> Option<String>,
     path: &std::path::Path,
 ) -> Result<plan::PosturePlan, CliError> {
-    let shown = path.display();
-    let refuse = |why: String| {
-        CliError::new(
-            Exit::Input,
-            format!(
-                "{shown}: {why}; nothing was applied (make a new plan with `cxguard plan --out`)"
-            ),
-        )
-    };
-    let size = std::fs::metadata(path)
-        .map_err(|e| CliError::new(Exit::Input, format!("cannot read the plan {shown}: {e}")))?
-        .len();
-    if size > MAX_PLAN_BYTES {
-        return Err(refuse(format!(
-            "{size} bytes, more than a plan has ({MAX_PLAN_BYTES})"
-        )));
-    }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::new(Exit::Input, format!("cannot read the plan {shown}: {e}")))?;
-    let p: plan::PosturePlan =
-        serde_json::from_str(&text).map_err(|e| refuse(format!("not a cxguard plan: {e}")))?;
-    let Some(sig) = &p.signature else {
-        return Err(refuse(format!(
-            "the plan is not signed (format {}; plans are signed with the ledger's audit key since format {})",
-            p.format,
-            plan::FORMAT
-        )));
-    };
     let key = store::verifying_key(ctx, env, None)?;
-    if sig.key_id != key.key_id() {
-        return Err(refuse(format!(
-            "the plan is signed by key {}, not by this ledger's audit key {}",
-            sig.key_id,
-            key.key_id()
-        )));
-    }
-    if !key.verify_document(plan::SIGNED_AS, &p.signed_body(), &sig.value) {
-        return Err(refuse(format!(
-            "the signature does not verify with audit key {}: the plan was edited after it was signed",
-            key.key_id()
-        )));
-    }
-    if p.format != plan::FORMAT || p.compute_digest() != p.digest {
-        return Err(refuse(
-            "the plan's digest does not match its content".to_string(),
-        ));
-    }
-    Ok(p)
+    Ok(plan::read_signed(path, &key)?)
 }
 
 /// Applies `plan` (or resumes `resume`) and reports each protection's result.
@@ -518,4 +464,20 @@ pub async fn cycle(
         results,
         after: second.changes(),
     })
+}
+
+/// The posture at `path`, or, when that file does not exist and `path` is the default,
+/// the `[posture]` section of the configuration file.
+pub fn load_for(
+    ctx: &Context,
+    path: &std::path::Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(load::Posture, Vec<String>), CliError> {
+    if !path.exists()
+        && path == std::path::Path::new("posture.toml")
+        && let (Some(section), Some(config)) = (&ctx.config.file.posture, &ctx.config.path)
+    {
+        return Ok(load::load_section(section, config, env)?);
+    }
+    Ok(load::load(path, env)?)
 }

@@ -8,7 +8,7 @@ use clap::Args;
 use serde::Serialize;
 use serde_json::json;
 
-use super::{load, scopes};
+use super::scopes;
 use crate::exit::{CliError, Exit};
 use crate::output::{Output, print_json};
 use crate::store::{self, Access};
@@ -60,7 +60,7 @@ pub async fn status_cmd(
     let mut findings = Vec::new();
     let mut posture_note = None;
     if a.posture.is_file() || ctx.config.file.posture.is_some() {
-        let (posture, problems) = load::load_for(ctx, &a.posture, env)?;
+        let (posture, problems) = super::load_for(ctx, &a.posture, env)?;
         let reading = scopes(&posture, false);
         let target = tenant::connect(ctx, env, tenant::Needs::reading(&reading)).await?;
         let p = super::plan_now(ctx, &target.client, &posture, 10_000, env, problems).await?;

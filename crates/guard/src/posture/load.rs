@@ -4,41 +4,58 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use guard::encrypt;
+use crate::encrypt;
 use secrecy::SecretString;
 
 use super::file::{Generate, PostureFile, SecretPosture, relative};
-use crate::config::DatastoreFile;
-use crate::exit::{CliError, Exit};
+use crate::encrypt::config::DatastoreFile;
+use crate::{Error, Result};
 
 /// A checked posture.
 pub struct Posture {
+    /// Where it was read from.
     pub path: PathBuf,
     /// SHA-256 of the file.
     pub digest: String,
+    /// Its secrets section, checked.
     pub secrets: Option<Secrets>,
+    /// Its retention section, with the masking policy loaded.
     pub contacts: Option<Contacts>,
+    /// Its tables, as encryption requests.
     pub tables: Vec<encrypt::Request>,
-    pub webchat: Option<guard::webchat::Policy>,
+    /// Its webchat policy, checked.
+    pub webchat: Option<crate::webchat::Policy>,
+    /// The identity key id it expects.
     pub identity_key_id: Option<String>,
 }
 
+/// `[secrets]`, checked.
 pub struct Secrets {
+    /// The default maximum age.
     pub max_age_days: Option<u32>,
+    /// Secrets left alone.
     pub unmanaged: BTreeSet<String>,
+    /// The default value source.
     pub generate: Option<Generate>,
+    /// Per secret.
     pub each: BTreeMap<String, SecretPosture>,
 }
 
+/// `[contacts]`, checked.
 pub struct Contacts {
+    /// Contacts last updated longer ago than this are anonymized.
     pub retention_days: u32,
-    pub policy: guard::anonymize::Policy,
+    /// The masking policy, loaded.
+    pub policy: crate::anonymize::Policy,
 }
 
 /// Where a due secret's new value comes from.
 pub enum Source<'a> {
+    /// A generated value.
     Generate(&'a Generate),
+    /// A file.
     File(&'a Path),
+    /// An environment variable.
     Env(&'a str),
 }
 
@@ -73,7 +90,7 @@ impl Secrets {
     pub fn previous(&self, id: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<SecretString> {
         let e = self.each.get(id);
         let read = |file: Option<&Path>, var: Option<&str>| {
-            crate::commands::secrets::read_value("previous value", file, var, env)
+            crate::values::read("previous value", file, var, env)
                 .ok()
                 .flatten()
         };
@@ -85,7 +102,7 @@ impl Secrets {
             return read(file, var);
         }
         if let Some(Source::Generate(g)) = self.source(id) {
-            let p = guard::secrets::path_for_id(&g.write_to, id).ok()?;
+            let p = crate::secrets::path_for_id(&g.write_to, id).ok()?;
             return read(Some(&p), None);
         }
         None
@@ -118,37 +135,23 @@ fn check_generate(at: &str, g: &Generate, problems: &mut Vec<String>) {
 /// Reads and checks the posture at `path`. A file that cannot be read or parsed is an
 /// error at once; every other problem is returned with the posture, so the checks that
 /// need the tenant (tables) can add theirs and all are reported together (exit 65).
-pub fn load(
-    path: &Path,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(Posture, Vec<String>), CliError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        CliError::new(
-            Exit::Input,
-            format!("cannot read the posture {}: {e}", path.display()),
-        )
-    })?;
+pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<(Posture, Vec<String>)> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Invalid(format!("cannot read the posture {}: {e}", path.display())))?;
     load_text(&text, path, env)
 }
 
-/// The posture at `path`, or, when that file does not exist and `path` is the default,
-/// the `[posture]` section of the configuration file.
-pub fn load_for(
-    ctx: &crate::Context,
-    path: &Path,
+/// The posture in a `[posture]` section of the configuration file at `config` (paths in
+/// it are relative to that file).
+pub fn load_section(
+    section: &toml::Table,
+    config: &Path,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(Posture, Vec<String>), CliError> {
-    if !path.exists()
-        && path == Path::new("posture.toml")
-        && let (Some(section), Some(config)) = (&ctx.config.file.posture, &ctx.config.path)
-    {
-        let text = toml_text(section);
-        // Paths in it are relative to the configuration file.
-        let (mut p, problems) = load_text(&text, config, env)?;
-        p.path = PathBuf::from(format!("{} [posture]", config.display()));
-        return Ok((p, problems));
-    }
-    load(path, env)
+) -> Result<(Posture, Vec<String>)> {
+    let text = toml_text(section);
+    let (mut p, problems) = load_text(&text, config, env)?;
+    p.path = PathBuf::from(format!("{} [posture]", config.display()));
+    Ok((p, problems))
 }
 
 /// Parses and checks posture `text`; paths in it are relative to `path`'s directory.
@@ -156,13 +159,14 @@ pub fn load_text(
     text: &str,
     path: &Path,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(Posture, Vec<String>), CliError> {
+) -> Result<(Posture, Vec<String>)> {
     let text = text.to_string();
     let file: PostureFile = toml::from_str(&text).map_err(|e| {
-        CliError::new(
-            Exit::Input,
-            guard::parsing::toml_problem(&path.display().to_string(), &text, &e),
-        )
+        Error::Invalid(crate::parsing::toml_problem(
+            &path.display().to_string(),
+            &text,
+            &e,
+        ))
     })?;
     let mut problems = Vec::new();
 
@@ -235,7 +239,7 @@ pub fn load_text(
                     problems.push(format!("contacts.policy: cannot read {}: {e}", p.display()));
                     None
                 }
-                Ok(t) => match guard::anonymize::Policy::parse(&t, &p, env) {
+                Ok(t) => match crate::anonymize::Policy::parse(&t, &p, env) {
                     Ok(policy) => Some(Contacts {
                         retention_days: c.retention_days,
                         policy,
@@ -259,12 +263,9 @@ pub fn load_text(
         .into_iter()
         .enumerate()
     {
-        match super::super::datastore::request_for(&t, &DatastoreFile::default()) {
+        match crate::encrypt::config::request(&t, &DatastoreFile::default()) {
             Ok(r) => tables.push(r),
-            Err(e) => problems.push(format!(
-                "datastore.tables[{i}] ({}): {}",
-                t.table, e.message
-            )),
+            Err(e) => problems.push(format!("datastore.tables[{i}] ({}): {e}", t.table)),
         }
     }
 
@@ -305,7 +306,7 @@ pub fn load_text(
                     (None, PathBuf::new())
                 }
             };
-            text.and_then(|t| match guard::webchat::Policy::parse(&t, &shown) {
+            text.and_then(|t| match crate::webchat::Policy::parse(&t, &shown) {
                 Ok(p) => Some(p),
                 Err(e) => {
                     problems.push(format!("webchat: {e}"));
@@ -325,7 +326,7 @@ pub fn load_text(
     Ok((
         Posture {
             path: path.to_path_buf(),
-            digest: guard::sha256_hex(&text),
+            digest: crate::sha256_hex(&text),
             secrets,
             contacts,
             tables,
@@ -355,20 +356,20 @@ fn write_table(out: &mut String, prefix: &str, t: &toml::Table) {
             }
             other => out.push_str(&format!(
                 "{} = {}\n",
-                guard::webchat::export::toml_key(k),
+                crate::webchat::export::toml_key(k),
                 value(other)
             )),
         }
     }
     for (k, a) in arrays_of_tables {
         for x in a {
-            let name = format!("{prefix}{}", guard::webchat::export::toml_key(k));
+            let name = format!("{prefix}{}", crate::webchat::export::toml_key(k));
             out.push_str(&format!("[[{name}]]\n"));
             if let Some(tb) = x.as_table() {
                 for (kk, vv) in tb {
                     out.push_str(&format!(
                         "{} = {}\n",
-                        guard::webchat::export::toml_key(kk),
+                        crate::webchat::export::toml_key(kk),
                         value(vv)
                     ));
                 }
@@ -376,7 +377,7 @@ fn write_table(out: &mut String, prefix: &str, t: &toml::Table) {
         }
     }
     for (k, sub) in subtables {
-        let name = format!("{prefix}{}", guard::webchat::export::toml_key(k));
+        let name = format!("{prefix}{}", crate::webchat::export::toml_key(k));
         out.push_str(&format!("[{name}]\n"));
         write_table(out, &format!("{name}."), sub);
     }
@@ -384,14 +385,14 @@ fn write_table(out: &mut String, prefix: &str, t: &toml::Table) {
 
 fn value(v: &toml::Value) -> String {
     match v {
-        toml::Value::String(s) => guard::webchat::export::toml_string(s),
+        toml::Value::String(s) => crate::webchat::export::toml_string(s),
         toml::Value::Array(a) => {
             format!("[{}]", a.iter().map(value).collect::<Vec<_>>().join(", "))
         }
         toml::Value::Table(t) => format!(
             "{{ {} }}",
             t.iter()
-                .map(|(k, v)| format!("{} = {}", guard::webchat::export::toml_key(k), value(v)))
+                .map(|(k, v)| format!("{} = {}", crate::webchat::export::toml_key(k), value(v)))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),

@@ -12,24 +12,30 @@ use serde::Serialize;
 
 use super::load::{Posture, Source};
 use super::plan::PosturePlan;
-use crate::exit::{CliError, Exit};
+use crate::{Error, Result};
 
 /// How one protection's part went.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PartResult {
+    /// `webchat`, `encryption`, `secrets` or `retention`.
     pub protection: &'static str,
     /// `applied`, `nothing to do` or `failed`.
     pub status: &'static str,
+    /// What was done, or why it failed.
     pub detail: String,
 }
 
 /// What a run works with.
 #[derive(Clone, Copy)]
 pub struct With<'a> {
+    /// The tenant.
     pub client: &'a cxone::Client,
+    /// The ledger the run is journaled and audited in.
     pub ledger: &'a ledger::Ledger,
+    /// Who runs it.
     pub actor: &'a str,
+    /// The environment, for value sources named by variable.
     pub env: &'a dyn Fn(&str) -> Option<String>,
 }
 
@@ -40,38 +46,31 @@ pub const RUN_KIND: &str = "posture.apply";
 const PARTS: [&str; 4] = ["webchat", "encryption", "secrets", "retention"];
 
 /// The plan a run recorded, to resume it.
-pub async fn recorded_plan(ledger: &ledger::Ledger, run: &str) -> Result<PosturePlan, CliError> {
+pub async fn recorded_plan(ledger: &ledger::Ledger, run: &str) -> Result<PosturePlan> {
     let job = ledger
         .job(run)
         .await
-        .map_err(|e| CliError::new(Exit::Input, e.to_string()))?;
+        .map_err(|e| Error::Invalid(e.to_string()))?;
     if job.kind != RUN_KIND {
-        return Err(CliError::new(
-            Exit::Input,
-            format!("{run} is a {} job, not a posture run", job.kind),
-        ));
+        return Err(Error::Invalid(format!(
+            "{run} is a {} job, not a posture run",
+            job.kind
+        )));
     }
     if job.status != "running" {
-        return Err(CliError::new(
-            Exit::Input,
-            format!(
-                "run {run} is {}, not interrupted: nothing to resume",
-                job.status
-            ),
-        ));
+        return Err(Error::Invalid(format!(
+            "run {run} is {}, not interrupted: nothing to resume",
+            job.status
+        )));
     }
     let items = ledger.job_items(run, None, 10).await?;
     let v = items
         .iter()
         .find(|i| i.key == "plan")
         .and_then(|i| i.result.clone())
-        .ok_or_else(|| CliError::new(Exit::Failed, format!("run {run} recorded no plan")))?;
-    serde_json::from_value(v).map_err(|e| {
-        CliError::new(
-            Exit::Failed,
-            format!("run {run}: its recorded plan is unreadable: {e}"),
-        )
-    })
+        .ok_or_else(|| Error::Failed(format!("run {run} recorded no plan")))?;
+    serde_json::from_value(v)
+        .map_err(|e| Error::Failed(format!("run {run}: its recorded plan is unreadable: {e}")))
 }
 
 /// Applies `plan` (already checked) as a journaled run, or resumes run `resume`, and
@@ -83,7 +82,7 @@ pub async fn apply(
     plan: &PosturePlan,
     resume: Option<&str>,
     started: &dyn Fn(&str),
-) -> Result<(String, Vec<PartResult>), CliError> {
+) -> Result<(String, Vec<PartResult>)> {
     let With { ledger, actor, .. } = *with;
     let run = match resume {
         Some(r) => r.to_string(),
@@ -202,8 +201,8 @@ async fn webchat_part(with: &With<'_>, posture: &Posture, plan: &PosturePlan) ->
     let mut sub = policy.clone();
     sub.widgets
         .retain(|id, _| plan.webchat.iter().any(|w| &w.widget == id));
-    sub.digest = guard::sha256_hex(&format!("{}\n{}", policy.digest, plan.digest));
-    match guard::webchat::apply(client, ledger, &sub, actor).await {
+    sub.digest = crate::sha256_hex(&format!("{}\n{}", policy.digest, plan.digest));
+    match crate::webchat::apply(client, ledger, &sub, actor).await {
         Ok(r) if r.failed() == 0 => part(
             "webchat",
             "applied",
@@ -231,7 +230,7 @@ async fn encryption_part(with: &With<'_>, posture: &Posture, plan: &PosturePlan)
         actor,
         ..
     } = *with;
-    let classifier = guard::encrypt::Classifier::default();
+    let classifier = crate::encrypt::Classifier::default();
     let mut done = Vec::new();
     let mut failed = Vec::new();
     for t in &plan.datastore {
@@ -245,16 +244,16 @@ async fn encryption_part(with: &With<'_>, posture: &Posture, plan: &PosturePlan)
         };
         let outcome = async {
             let (table, indexes) = req.table.read(client).await?;
-            let p = guard::encrypt::plan(&table, &indexes, req, &classifier)
-                .map_err(|ps| guard::Error::Invalid(ps.join("; ")))?;
+            let p = crate::encrypt::plan(&table, &indexes, req, &classifier)
+                .map_err(|ps| crate::Error::Invalid(ps.join("; ")))?;
             if p.is_noop()
-                && guard::encrypt::apply::unfinished(ledger, req)
+                && crate::encrypt::apply::unfinished(ledger, req)
                     .await?
                     .is_none()
             {
                 return Ok(None);
             }
-            guard::encrypt::apply(client, ledger, req, &p, &table, &classifier, actor)
+            crate::encrypt::apply(client, ledger, req, &p, &table, &classifier, actor)
                 .await
                 .map(Some)
         }
@@ -282,7 +281,7 @@ async fn secrets_part(with: &With<'_>, posture: &Posture, plan: &PosturePlan) ->
         for change in &plan.secrets {
             match rotate_one(client, ledger, s, change, &plan.created_at, actor, env).await {
                 Ok(d) => done.push(d),
-                Err(e) => failed.push(format!("{}: {}", change.secret, e.message)),
+                Err(e) => failed.push(format!("{}: {e}", change.secret)),
             }
         }
     }
@@ -295,7 +294,7 @@ async fn retention_part(
     with: &With<'_>,
     posture: &Posture,
     plan: &PosturePlan,
-) -> Result<PartResult, CliError> {
+) -> Result<PartResult> {
     let With {
         client,
         ledger,
@@ -312,18 +311,18 @@ async fn retention_part(
         &planned.cutoff,
         &time::format_description::well_known::Rfc3339,
     )
-    .map_err(|e| CliError::new(Exit::Input, format!("the plan's cutoff: {e}")))?;
-    let opts = guard::anonymize::Options {
+    .map_err(|e| Error::Invalid(format!("the plan's cutoff: {e}")))?;
+    let opts = crate::anonymize::Options {
         actor: actor.to_string(),
         ..Default::default()
     };
-    let progress = Arc::new(guard::job::Progress::default());
+    let progress = Arc::new(crate::job::Progress::default());
     Ok(
-        match guard::anonymize::run(
+        match crate::anonymize::run(
             client,
             ledger,
             &c.policy,
-            &guard::anonymize::Selection::UpdatedBefore(cut),
+            &crate::anonymize::Selection::UpdatedBefore(cut),
             &opts,
             progress,
         )
@@ -372,10 +371,10 @@ fn summarize(protection: &'static str, done: &[String], failed: &[String]) -> Pa
     }
 }
 
-fn next_of_check(g: &super::file::Generate, id: &str) -> Result<(), CliError> {
-    guard::secrets::path_for_id(&g.write_to, id)
+fn next_of_check(g: &super::file::Generate, id: &str) -> Result<()> {
+    crate::secrets::path_for_id(&g.write_to, id)
         .map(drop)
-        .map_err(|why| CliError::new(Exit::Input, why))
+        .map_err(|why| Error::Invalid(why))
 }
 
 /// Rotates one due secret from its source, its previous value at hand for a rollback.
@@ -389,7 +388,7 @@ async fn rotate_one(
     planned_at: &str,
     actor: &str,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, CliError> {
+) -> Result<String> {
     let id = change.secret.as_str();
     let rfc3339 = |t: &str| {
         time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
@@ -398,47 +397,41 @@ async fn rotate_one(
     if let Some(Source::Generate(g)) = s.source(id) {
         next_of_check(g, id)?;
     }
-    let unfinished = ledger.running_job(guard::rotate::JOB_KIND, id).await?;
+    let unfinished = ledger.running_job(crate::rotate::JOB_KIND, id).await?;
     let next_of = |g: &super::file::Generate| {
-        let path = guard::secrets::path_for_id(&g.write_to, id)
-            .map_err(|why| CliError::new(Exit::Input, why))?;
-        Ok::<_, CliError>((
+        let path =
+            crate::secrets::path_for_id(&g.write_to, id).map_err(|why| Error::Invalid(why))?;
+        Ok::<_, Error>((
             std::path::PathBuf::from(format!("{}.next", path.display())),
             path,
         ))
     };
     if unfinished.is_none() {
-        let now = guard::rotate::fetch(client, id).await?;
+        let now = crate::rotate::fetch(client, id).await?;
         if now.version != change.version {
             let rotated = ledger
-                .jobs_of(guard::rotate::JOB_KIND, ledger::JobStatus::Done, 50)
+                .jobs_of(crate::rotate::JOB_KIND, ledger::JobStatus::Done, 50)
                 .await?
                 .into_iter()
                 .any(|j| {
                     j.params["secret_id"] == id && rfc3339(&j.created_at) >= rfc3339(planned_at)
                 });
             if !rotated {
-                return Err(CliError::new(
-                    Exit::Failed,
-                    format!(
-                        "changed since the plan (version {} now, {} planned)",
-                        now.version, change.version
-                    ),
-                ));
+                return Err(Error::Failed(format!(
+                    "changed since the plan (version {} now, {} planned)",
+                    now.version, change.version
+                )));
             }
             // Rotated by the interrupted run; its value may still wait in `.next`.
             if let Some(Source::Generate(g)) = s.source(id) {
                 let (next, path) = next_of(g)?;
                 if next.exists() {
                     std::fs::rename(&next, &path).map_err(|e| {
-                        CliError::new(
-                            Exit::Failed,
-                            format!(
-                                "{} could not replace {}: {e}",
-                                next.display(),
-                                path.display()
-                            ),
-                        )
+                        Error::Failed(format!(
+                            "{} could not replace {}: {e}",
+                            next.display(),
+                            path.display()
+                        ))
                     })?;
                 }
             }
@@ -448,12 +441,9 @@ async fn rotate_one(
             ));
         }
     }
-    let previous = s.previous(id, env).ok_or_else(|| {
-        CliError::new(
-            Exit::Input,
-            "its current value is not at hand for a rollback",
-        )
-    })?;
+    let previous = s
+        .previous(id, env)
+        .ok_or_else(|| Error::Invalid("its current value is not at hand for a rollback".into()))?;
     // A generated value is written to `{write_to}.next` before it is sent, and takes the
     // place of `{write_to}` (the next rotation's previous value) once it is live.
     let mut generated: Option<(std::path::PathBuf, std::path::PathBuf)> = None;
@@ -461,27 +451,24 @@ async fn rotate_one(
         Some(Source::Generate(g)) if unfinished.is_some() => {
             let (next, path) = next_of(g)?;
             let v = std::fs::read_to_string(&next).map_err(|e| {
-                CliError::new(
-                    Exit::Failed,
-                    format!(
-                        "the interrupted rotation's value {} cannot be read: {e}",
-                        next.display()
-                    ),
-                )
+                Error::Failed(format!(
+                    "the interrupted rotation's value {} cannot be read: {e}",
+                    next.display()
+                ))
             })?;
             generated = Some((next, path));
             SecretString::from(v)
         }
         Some(Source::Generate(g)) => {
-            let secret = guard::rotate::fetch(client, id).await?;
+            let secret = crate::rotate::fetch(client, id).await?;
             let format = match g.charset.as_deref() {
                 Some("base64") => cxone::models::SecretFormat::Base64,
                 Some(_) => cxone::models::SecretFormat::Raw,
                 None => secret.format,
             };
             let (next, path) = next_of(g)?;
-            let v = guard::rotate::generate(format, g.length.unwrap_or(40))?;
-            crate::commands::secrets::write_new_value(
+            let v = crate::rotate::generate(format, g.length.unwrap_or(40))?;
+            crate::values::write_new(
                 &format!(
                     "secrets generate.write_to of {id} (if it exists, an earlier rotation was interrupted and the value in it may be live)"
                 ),
@@ -491,20 +478,16 @@ async fn rotate_one(
             generated = Some((next, path));
             v
         }
-        Some(Source::File(f)) => {
-            crate::commands::secrets::read_value("value_file", Some(f), None, env)?
-                .ok_or_else(|| CliError::new(Exit::Input, "no value source"))?
-        }
-        Some(Source::Env(v)) => {
-            crate::commands::secrets::read_value("value_env", None, Some(v), env)?
-                .ok_or_else(|| CliError::new(Exit::Input, "no value source"))?
-        }
-        None => return Err(CliError::new(Exit::Input, "no value source")),
+        Some(Source::File(f)) => crate::values::read("value_file", Some(f), None, env)?
+            .ok_or_else(|| Error::Invalid("no value source".into()))?,
+        Some(Source::Env(v)) => crate::values::read("value_env", None, Some(v), env)?
+            .ok_or_else(|| Error::Invalid("no value source".into()))?,
+        None => return Err(Error::Invalid("no value source".into())),
     };
     if value.expose_secret().is_empty() {
-        return Err(CliError::new(Exit::Input, "the new value is empty"));
+        return Err(Error::Invalid("the new value is empty".into()));
     }
-    let req = guard::rotate::Request {
+    let req = crate::rotate::Request {
         secret_id: id.to_string(),
         value,
         format: None,
@@ -513,19 +496,17 @@ async fn rotate_one(
         actor: actor.to_string(),
     };
     let r = match &unfinished {
-        Some(job) => guard::rotate::resume(client, ledger, job, &req).await?,
+        Some(job) => crate::rotate::resume(client, ledger, job, &req).await?,
         None => {
-            let plan = guard::rotate::plan(client, &req).await?;
-            guard::rotate::apply(client, ledger, &plan, &req).await?
+            let plan = crate::rotate::plan(client, &req).await?;
+            crate::rotate::apply(client, ledger, &plan, &req).await?
         }
     };
     match r.ended {
-        guard::rotate::Ended::Rotated { version } => {
+        crate::rotate::Ended::Rotated { version } => {
             if let Some((next, path)) = &generated {
                 std::fs::rename(next, path).map_err(|e| {
-                    CliError::new(
-                        Exit::Failed,
-                        format!(
+                    Error::Failed(format!(
                             "{id} rotated to version {version}, but {} could not replace {}: {e}; move it yourself, it holds the live value",
                             next.display(),
                             path.display()
@@ -535,18 +516,16 @@ async fn rotate_one(
             }
             Ok(format!("{id} rotated to version {version}"))
         }
-        guard::rotate::Ended::RolledBack { .. } => {
+        crate::rotate::Ended::RolledBack { .. } => {
             if let Some((next, _)) = &generated {
                 let _ = std::fs::remove_file(next);
             }
-            Err(CliError::new(
-                Exit::Failed,
-                "a dependent rejected the new value; rolled back",
+            Err(Error::Failed(
+                "a dependent rejected the new value; rolled back".into(),
             ))
         }
-        guard::rotate::Ended::Broken { .. } => Err(CliError::new(
-            Exit::Failed,
-            "broken: see `cxguard jobs show`",
-        )),
+        crate::rotate::Ended::Broken { .. } => {
+            Err(Error::Failed("broken: see `cxguard jobs show`".into()))
+        }
     }
 }

@@ -6,20 +6,25 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::config::DatastoreTableFile;
+use crate::encrypt::config::DatastoreTableFile;
 
 /// `posture.toml`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostureFile {
+    /// `[secrets]`.
     #[serde(default)]
     pub secrets: Option<SecretsPosture>,
+    /// `[contacts]`.
     #[serde(default)]
     pub contacts: Option<ContactsPosture>,
+    /// `[datastore]`.
     #[serde(default)]
     pub datastore: Option<DatastorePosture>,
+    /// `[webchat]`.
     #[serde(default)]
     pub webchat: Option<WebchatPosture>,
+    /// `[identity]`.
     #[serde(default)]
     pub identity: Option<IdentityPosture>,
 }
@@ -57,11 +62,17 @@ pub struct Generate {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecretPosture {
+    /// Its own maximum age.
     pub max_age_days: Option<u32>,
+    /// Its new value, in this file.
     pub value_file: Option<PathBuf>,
+    /// Its new value, in this environment variable.
     pub value_env: Option<String>,
+    /// Its new value, generated.
     pub generate: Option<Generate>,
+    /// Its current value (for a rollback), in this file.
     pub previous_file: Option<PathBuf>,
+    /// Its current value (for a rollback), in this environment variable.
     pub previous_env: Option<String>,
 }
 
@@ -79,6 +90,7 @@ pub struct ContactsPosture {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatastorePosture {
+    /// The tables and the columns to encrypt in each.
     #[serde(default)]
     pub tables: Vec<DatastoreTableFile>,
 }
@@ -87,7 +99,9 @@ pub struct DatastorePosture {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebchatPosture {
+    /// A webchat policy file.
     pub policy: Option<PathBuf>,
+    /// The widgets, inline (`[webchat.widgets.ID]`).
     #[serde(default)]
     pub widgets: Option<toml::Table>,
 }
@@ -96,6 +110,7 @@ pub struct WebchatPosture {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IdentityPosture {
+    /// The `[identity]` key id expected in use.
     pub key_id: String,
 }
 

@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::load::{Posture, Source};
-use crate::exit::{CliError, Exit};
+use crate::{Error, Result};
 
 /// The saved plan's format (2: signed).
 pub const FORMAT: u32 = 2;
@@ -27,36 +27,49 @@ pub struct PlanSignature {
     pub value: String,
 }
 
+/// A widget whose security policy changes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WidgetChange {
+    /// Its id.
     pub widget: String,
     /// The ETag the plan was made against.
     pub etag: String,
+    /// The change, in one line.
     pub summary: String,
 }
 
+/// A table whose columns are encrypted.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TableChange {
+    /// `DS/TABLE`.
     pub table: String,
+    /// The columns to encrypt.
     pub columns: Vec<String>,
+    /// The indexes to mask.
     pub masked_indexes: Vec<String>,
     /// The columns encrypted when the plan was made (what a stale check compares).
     pub encrypted_before: Vec<String>,
 }
 
+/// A secret due for rotation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretChange {
+    /// Its id.
     pub secret: String,
     /// The version the plan was made against.
     pub version: u64,
+    /// Its age.
     pub age_days: i64,
+    /// The maximum age that applies to it.
     pub max_age_days: u32,
+    /// The data actions that use it.
     pub dependents: Vec<String>,
 }
 
+/// Contacts past retention.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContactsChange {
@@ -65,6 +78,7 @@ pub struct ContactsChange {
     /// Contacts in scope not yet in their target state (at least this many when
     /// `estimated`).
     pub pending: u64,
+    /// Contacts examined.
     pub examined: u64,
     /// Whether the count stopped at `--max-contacts`.
     pub estimated: bool,
@@ -77,12 +91,19 @@ pub struct ContactsChange {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PosturePlan {
+    /// The format ([`FORMAT`]).
     pub format: u32,
+    /// When it was made (RFC 3339).
     pub created_at: String,
+    /// SHA-256 of the posture file it was made from.
     pub posture_sha256: String,
+    /// Widgets to change.
     pub webchat: Vec<WidgetChange>,
+    /// Tables to encrypt.
     pub datastore: Vec<TableChange>,
+    /// Secrets to rotate.
     pub secrets: Vec<SecretChange>,
+    /// Contacts to anonymize.
     pub contacts: Option<ContactsChange>,
     /// Resources already as declared.
     pub unchanged: Vec<String>,
@@ -111,7 +132,7 @@ impl PosturePlan {
         p.digest = String::new();
         p.signature = None;
         let v = serde_json::to_value(&p).unwrap_or_default();
-        guard::sha256_hex(&guard::webchat::plan::canonical_json(&v))
+        crate::sha256_hex(&crate::webchat::plan::canonical_json(&v))
     }
 
     /// What the signature covers: the canonical JSON (JCS) of the whole plan but its
@@ -120,7 +141,16 @@ impl PosturePlan {
         let mut p = self.clone();
         p.signature = None;
         let v = serde_json::to_value(&p).unwrap_or_default();
-        guard::webchat::plan::canonical_json(&v)
+        crate::webchat::plan::canonical_json(&v)
+    }
+
+    /// This plan signed with `ledger`'s audit key, as `plan --out` saves it.
+    pub fn signed(&self, ledger: &ledger::Ledger) -> Result<PosturePlan> {
+        let mut saved = self.clone();
+        saved.signature = None;
+        let (key_id, value) = ledger.sign_document(SIGNED_AS, &saved.signed_body())?;
+        saved.signature = Some(PlanSignature { key_id, value });
+        Ok(saved)
     }
 
     /// Every action in `self` (a saved plan) that `now` (the plan re-derived from the
@@ -257,7 +287,7 @@ pub async fn plan(
     cutoff_at: Option<time::OffsetDateTime>,
     identity_configured: Option<&str>,
     mut problems: Vec<String>,
-) -> Result<PosturePlan, CliError> {
+) -> Result<PosturePlan> {
     let now = time::OffsetDateTime::now_utc();
     let mut p = PosturePlan {
         format: FORMAT,
@@ -276,7 +306,7 @@ pub async fn plan(
     };
 
     // Tables first: a table that cannot take its columns is invalid posture.
-    let classifier = guard::encrypt::Classifier::default();
+    let classifier = crate::encrypt::Classifier::default();
     for req in &posture.tables {
         let (table, indexes) = match req.table.read(client).await {
             Ok(x) => x,
@@ -286,7 +316,7 @@ pub async fn plan(
             }
             Err(e) => return Err(e.into()),
         };
-        match guard::encrypt::plan(&table, &indexes, req, &classifier) {
+        match crate::encrypt::plan(&table, &indexes, req, &classifier) {
             Err(ps) => {
                 for x in ps {
                     problems.push(format!("datastore.tables ({}): {x}", req.table));
@@ -322,22 +352,19 @@ pub async fn plan(
         }
     }
     if !problems.is_empty() {
-        return Err(CliError::new(
-            Exit::Input,
-            format!(
-                "{} does not validate ({} problem{}); nothing was changed:\n  {}",
-                posture.path.display(),
-                problems.len(),
-                if problems.len() == 1 { "" } else { "s" },
-                problems.join("\n  ")
-            ),
-        ));
+        return Err(Error::Invalid(format!(
+            "{} does not validate ({} problem{}); nothing was changed:\n  {}",
+            posture.path.display(),
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" },
+            problems.join("\n  ")
+        )));
     }
 
     if let Some(policy) = &posture.webchat {
-        let plans = guard::webchat::plan(client, policy).await?;
+        let plans = crate::webchat::plan(client, policy).await?;
         for w in &plans {
-            for f in guard::webchat::policy::findings(&w.widget, &w.current) {
+            for f in crate::webchat::policy::findings(&w.widget, &w.current) {
                 p.findings.push(format!("webchat (live): {f}"));
             }
             if w.changes.is_empty() {
@@ -366,7 +393,7 @@ pub async fn plan(
             let Some(max) = s.max_age(&secret.id) else {
                 continue;
             };
-            let due = guard::secrets::due(
+            let due = crate::secrets::due(
                 std::slice::from_ref(secret),
                 std::time::Duration::from_secs(u64::from(max) * 86_400),
                 now,
@@ -384,7 +411,7 @@ pub async fn plan(
             }
             let from_generate = matches!(s.source(&secret.id), Some(Source::Generate(_)));
             if let Some(Source::Generate(g)) = s.source(&secret.id)
-                && let Err(why) = guard::secrets::path_for_id(&g.write_to, &secret.id)
+                && let Err(why) = crate::secrets::path_for_id(&g.write_to, &secret.id)
             {
                 p.findings
                     .push(format!("secret {}: {why}", secret.id.escape_debug()));
@@ -434,7 +461,7 @@ pub async fn plan(
             }
             let contact = contact?;
             examined += 1;
-            match guard::anonymize::transform::plan(&c.policy, &contact, &Default::default()) {
+            match crate::anonymize::transform::plan(&c.policy, &contact, &Default::default()) {
                 Ok(x) if x.is_noop() => {}
                 _ => pending += 1,
             }
@@ -467,5 +494,58 @@ pub async fn plan(
         }
     }
     p.digest = p.compute_digest();
+    Ok(p)
+}
+
+/// Most bytes a saved plan may have.
+const MAX_PLAN_BYTES: u64 = 16 << 20;
+
+/// The plan saved at `path`, its signature checked with `key` (the ledger's audit key's
+/// public half) first, then its format and digest. Anything else is refused
+/// ([`Error::Invalid`], exit 65) naming what failed: a plan that is not one, unsigned,
+/// signed by another key, or edited after it was signed.
+pub fn read_signed(path: &std::path::Path, key: &ledger::PublicKey) -> Result<PosturePlan> {
+    let shown = path.display();
+    let refuse = |why: String| {
+        Error::Invalid(format!(
+            "{shown}: {why}; nothing was applied (make a new plan with `cxguard plan --out`)"
+        ))
+    };
+    let size = std::fs::metadata(path)
+        .map_err(|e| Error::Invalid(format!("cannot read the plan {shown}: {e}")))?
+        .len();
+    if size > MAX_PLAN_BYTES {
+        return Err(refuse(format!(
+            "{size} bytes, more than a plan has ({MAX_PLAN_BYTES})"
+        )));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Invalid(format!("cannot read the plan {shown}: {e}")))?;
+    let p: PosturePlan =
+        serde_json::from_str(&text).map_err(|e| refuse(format!("not a cxguard plan: {e}")))?;
+    let Some(sig) = &p.signature else {
+        return Err(refuse(format!(
+            "the plan is not signed (format {}; plans are signed with the ledger's audit key since format {FORMAT})",
+            p.format
+        )));
+    };
+    if sig.key_id != key.key_id() {
+        return Err(refuse(format!(
+            "the plan is signed by key {}, not by this ledger's audit key {}",
+            sig.key_id,
+            key.key_id()
+        )));
+    }
+    if !key.verify_document(SIGNED_AS, &p.signed_body(), &sig.value) {
+        return Err(refuse(format!(
+            "the signature does not verify with audit key {}: the plan was edited after it was signed",
+            key.key_id()
+        )));
+    }
+    if p.format != FORMAT || p.compute_digest() != p.digest {
+        return Err(refuse(
+            "the plan's digest does not match its content".into(),
+        ));
+    }
     Ok(p)
 }
