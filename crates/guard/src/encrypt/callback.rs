@@ -27,7 +27,7 @@ use crate::sha256_hex;
 const RECENT_JOBS: i64 = 50;
 
 /// At most this many columns in one callback (a table has far fewer).
-const MAX_COLUMNS: usize = 500;
+pub const MAX_COLUMNS: usize = 500;
 
 /// A tenant's callback, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -26,7 +26,8 @@ use crate::pseudonym::{self, Kind, NormalizeError, Normalizer};
 pub const DEFAULT_ATTRIBUTE: &str = "hashed_user_id";
 /// The audit operation of one link.
 pub const OPERATION: &str = "guest.link";
-const MAX_GUEST_ID: usize = 128;
+/// The longest guest id.
+pub const MAX_GUEST_ID: usize = 128;
 /// Longer identifiers are refused before parsing: no email or phone number is this long.
 pub const MAX_IDENTIFIER_CHARS: usize = 320;
 
