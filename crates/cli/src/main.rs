@@ -2,6 +2,7 @@
 
 mod commands;
 mod config;
+mod context;
 mod exit;
 mod output;
 mod progress;
@@ -13,6 +14,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
+use crate::context::Context;
 use crate::exit::{CliError, Exit};
 use crate::output::Output;
 
@@ -116,25 +118,6 @@ enum Command {
         #[arg(long, value_name = "DIR", default_value = ".")]
         out: PathBuf,
     },
-}
-
-/// What every command gets besides its own arguments.
-pub struct Context {
-    pub output: Output,
-    pub quiet: bool,
-    /// `--sim`: the embedded emulator was asked for explicitly; the ledger is the
-    /// rehearsal's own (see [`config::isolate_rehearsal`]).
-    pub sim: bool,
-    pub config: config::Loaded,
-}
-
-impl Context {
-    /// A note for the person at the terminal: stderr, unless --quiet.
-    pub fn note(&self, msg: impl std::fmt::Display) {
-        if !self.quiet {
-            eprintln!("{msg}");
-        }
-    }
 }
 
 /// Logs go to stderr: text for people, JSON lines for a service (`serve`, or
@@ -270,33 +253,28 @@ async fn run(cli: Cli) -> Result<Exit, CliError> {
     if sim {
         config::isolate_rehearsal(&mut loaded, &env, cli.sim_webhooks);
     }
-    let ctx = Context {
-        output: cli.output,
-        quiet: cli.quiet,
-        sim: cli.sim,
-        config: loaded,
-    };
+    let ctx = Context::new(cli.output, cli.quiet, cli.sim, loaded, Box::new(env));
     match cli.command {
         Command::Demo(args) => commands::demo::run(&ctx, args).await,
         Command::Sim(args) => commands::sim::run(&ctx, args).await,
-        Command::Inventory(args) => commands::inventory::run(&ctx, args, &env).await,
-        Command::Contacts(args) => commands::contacts::run(&ctx, args, &env).await,
-        Command::Secrets(args) => commands::secrets::run(&ctx, args, &env).await,
-        Command::Datastore(args) => commands::datastore::run(&ctx, args, &env).await,
-        Command::Plan(args) => commands::posture::plan_cmd(&ctx, args, &env).await,
-        Command::Apply(args) => commands::posture::apply_cmd(&ctx, args, &env).await,
-        Command::Export(args) => commands::posture::export_cmd(&ctx, args, &env).await,
-        Command::Report(args) => commands::report::run(&ctx, args, &env).await,
-        Command::Status(args) => commands::posture::status_cmd(&ctx, args, &env).await,
-        Command::Webchat(args) => commands::webchat::run(&ctx, args, &env).await,
+        Command::Inventory(args) => commands::inventory::run(&ctx, args).await,
+        Command::Contacts(args) => commands::contacts::run(&ctx, args).await,
+        Command::Secrets(args) => commands::secrets::run(&ctx, args).await,
+        Command::Datastore(args) => commands::datastore::run(&ctx, args).await,
+        Command::Plan(args) => commands::posture::plan_cmd(&ctx, args).await,
+        Command::Apply(args) => commands::posture::apply_cmd(&ctx, args).await,
+        Command::Export(args) => commands::posture::export_cmd(&ctx, args).await,
+        Command::Report(args) => commands::report::run(&ctx, args).await,
+        Command::Status(args) => commands::posture::status_cmd(&ctx, args).await,
+        Command::Webchat(args) => commands::webchat::run(&ctx, args).await,
         Command::Keys(args) => commands::keys::run(&ctx, args),
-        Command::Audit(args) => commands::audit::run(&ctx, args, &env).await,
-        Command::Jobs(args) => commands::jobs::run(&ctx, args, &env).await,
-        Command::Outbox(args) => commands::outbox::run(&ctx, args, &env).await,
-        Command::Guests(args) => commands::guests::run(&ctx, args, &env).await,
-        Command::Subject(args) => commands::subject::run(&ctx, args, &env).await,
-        Command::Serve(args) => commands::serve::run(&ctx, args, &env).await,
-        Command::Doctor(args) => commands::doctor::run(&ctx, args, &env).await,
+        Command::Audit(args) => commands::audit::run(&ctx, args).await,
+        Command::Jobs(args) => commands::jobs::run(&ctx, args).await,
+        Command::Outbox(args) => commands::outbox::run(&ctx, args).await,
+        Command::Guests(args) => commands::guests::run(&ctx, args).await,
+        Command::Subject(args) => commands::subject::run(&ctx, args).await,
+        Command::Serve(args) => commands::serve::run(&ctx, args).await,
+        Command::Doctor(args) => commands::doctor::run(&ctx, args).await,
         Command::Completions { shell } => {
             // Into a buffer first: a closed pipe (`| head`) is not a panic.
             let mut script = Vec::new();

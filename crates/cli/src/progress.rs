@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use guard::job::Progress;
 
-use crate::Context;
+use crate::context::Context;
 
 /// Whether the number of items is known before the job starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,8 +2,8 @@
 
 use ledger::{KeySource, Ledger};
 
-use crate::Context;
 use crate::config;
+use crate::context::Context;
 use crate::exit::CliError;
 
 /// Whether a command appends to the audit log (and so needs the signing key).
@@ -15,11 +15,8 @@ pub enum Access {
     Write,
 }
 
-pub async fn open(
-    ctx: &Context,
-    env: &dyn Fn(&str) -> Option<String>,
-    access: Access,
-) -> Result<Ledger, CliError> {
+pub async fn open(ctx: &Context, access: Access) -> Result<Ledger, CliError> {
+    let env = ctx.env();
     let url = config::store_url(&ctx.config, env);
     let ledger = match access {
         Access::Read => Ledger::open(&url, KeySource::None).await?,
@@ -62,9 +59,9 @@ static OPENED: std::sync::Mutex<Vec<Ledger>> = std::sync::Mutex::new(Vec::new())
 /// and says what happened; what is not delivered stays in the outbox for the next run.
 pub fn start_delivery(
     ctx: &Context,
-    env: &dyn Fn(&str) -> Option<String>,
     ledger: &Ledger,
 ) -> Result<ledger::deliver::DelivererHandle, CliError> {
+    let env = ctx.env();
     let config = config::delivery(&ctx.config, env)?;
     Ok(ledger::deliver::Deliverer::new(ledger.clone(), config)?.spawn(DELIVERY_POLL))
 }
@@ -85,9 +82,9 @@ pub async fn close_all() {
 /// The public key to verify with: `--public-key FILE`, else the configured signing key's.
 pub fn verifying_key(
     ctx: &Context,
-    env: &dyn Fn(&str) -> Option<String>,
     explicit: Option<&std::path::Path>,
 ) -> Result<ledger::PublicKey, CliError> {
+    let env = ctx.env();
     if let Some(p) = explicit {
         return Ok(ledger::PublicKey::read_file(p)?);
     }
@@ -106,11 +103,11 @@ pub fn verifying_key(
 /// one function, so no command calls intact a ledger that `audit verify` calls broken.
 pub async fn verify_chain(
     ctx: &Context,
-    env: &dyn Fn(&str) -> Option<String>,
     ledger: &Ledger,
     key: &ledger::PublicKey,
     expected: Option<&ledger::anchor::ExpectedHead>,
 ) -> Result<ledger::Verdict, CliError> {
+    let env = ctx.env();
     let path = config::anchor_path(&ctx.config, env);
     let anchor = ledger::anchor::AnchorFile::new(&path);
     let (v, anchored) = ledger.verify_anchored(key, Some(&anchor), expected).await?;

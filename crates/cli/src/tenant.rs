@@ -6,8 +6,8 @@
 //! the emulator with a notice that `--quiet` does not hide. Each command names the
 //! scopes it needs; they are checked against the token before anything else is sent.
 
-use crate::Context;
 use crate::config::{self, Target};
+use crate::context::Context;
 use crate::exit::CliError;
 
 pub struct Connected {
@@ -47,11 +47,8 @@ impl<'a> Needs<'a> {
     }
 }
 
-pub async fn connect(
-    ctx: &Context,
-    env: &dyn Fn(&str) -> Option<String>,
-    needs: Needs<'_>,
-) -> Result<Connected, CliError> {
+pub async fn connect(ctx: &Context, needs: Needs<'_>) -> Result<Connected, CliError> {
+    let env = ctx.env();
     let target = if ctx.sim {
         Target::Embedded
     } else {

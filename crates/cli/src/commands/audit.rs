@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use crate::Context;
+use crate::context::Context;
 use crate::exit::{CliError, Exit};
 use crate::output::{Output, print_json, table};
 use crate::store::{self, Access};
@@ -88,19 +88,16 @@ impl FilterArgs {
     }
 }
 
-pub async fn run(
-    ctx: &Context,
-    args: AuditArgs,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Exit, CliError> {
+pub async fn run(ctx: &Context, args: AuditArgs) -> Result<Exit, CliError> {
+    let env = ctx.env();
     match args.command {
         AuditCommand::Verify {
             public_key,
             expect_head,
         } => {
-            let key = store::verifying_key(ctx, env, public_key.as_deref())?;
-            let ledger = store::open(ctx, env, Access::Verify).await?;
-            let v = store::verify_chain(ctx, env, &ledger, &key, expect_head.as_ref()).await?;
+            let key = store::verifying_key(ctx, public_key.as_deref())?;
+            let ledger = store::open(ctx, Access::Verify).await?;
+            let v = store::verify_chain(ctx, &ledger, &key, expect_head.as_ref()).await?;
             let anchor = crate::config::anchor_path(&ctx.config, env);
             if v.broken.is_none() && v.entries > 0 && !anchor.exists() {
                 ctx.note(format!(
@@ -136,7 +133,7 @@ pub async fn run(
         }
         AuditCommand::Show(f) => {
             let filter = f.to_filter()?;
-            let ledger = store::open(ctx, env, Access::Read).await?;
+            let ledger = store::open(ctx, Access::Read).await?;
             let entries = ledger.entries(&filter).await?;
             match ctx.output {
                 Output::Json => print_json(&entries),
@@ -172,7 +169,7 @@ pub async fn run(
             filter,
         } => {
             let filter = filter.to_filter()?;
-            let ledger = store::open(ctx, env, Access::Read).await?;
+            let ledger = store::open(ctx, Access::Read).await?;
             let mut after = filter.after_seq.unwrap_or(0);
             let mut left = filter.limit.unwrap_or(i64::MAX);
             use std::io::Write;
@@ -201,7 +198,7 @@ pub async fn run(
             Ok(Exit::Ok)
         }
         AuditCommand::PublicKey => {
-            let ledger = store::open(ctx, env, Access::Write).await?;
+            let ledger = store::open(ctx, Access::Write).await?;
             let key = ledger
                 .public_key()
                 .ok_or_else(|| CliError::config("no signing key is configured"))?;

@@ -9,11 +9,12 @@ use clap::{ArgGroup, Args, Subcommand};
 use guard::anonymize::{self, Options, Policy, Progress, Selection};
 use serde_json::json;
 
+use crate::context::Context;
 use crate::exit::{CliError, Exit};
 use crate::output::{Output, print_json, table};
 use crate::progress::{Bar, Total};
 use crate::store::{self, Access};
-use crate::{Context, tenant};
+use crate::tenant;
 
 #[derive(Debug, Args)]
 pub struct ContactsArgs {
@@ -113,27 +114,20 @@ fn selection(args: &AnonymizeArgs) -> Result<Selection, CliError> {
     Ok(Selection::All)
 }
 
-pub async fn run(
-    ctx: &Context,
-    args: ContactsArgs,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Exit, CliError> {
+pub async fn run(ctx: &Context, args: ContactsArgs) -> Result<Exit, CliError> {
     match args.command {
-        ContactsCommand::Anonymize(a) => anonymize_cmd(ctx, a, env).await,
+        ContactsCommand::Anonymize(a) => anonymize_cmd(ctx, a).await,
         ContactsCommand::Reveal {
             id,
             field,
             policy,
             derivation,
-        } => reveal(ctx, &id, &field, &policy, derivation.as_deref(), env).await,
+        } => reveal(ctx, &id, &field, &policy, derivation.as_deref()).await,
     }
 }
 
-async fn anonymize_cmd(
-    ctx: &Context,
-    a: AnonymizeArgs,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Exit, CliError> {
+async fn anonymize_cmd(ctx: &Context, a: AnonymizeArgs) -> Result<Exit, CliError> {
+    let env = ctx.env();
     // Validate everything before any call.
     let policy = read_policy(&a.policy, env)?;
     let sel = selection(&a)?;
@@ -162,7 +156,6 @@ async fn anonymize_cmd(
     };
     let target = tenant::connect(
         ctx,
-        env,
         tenant::Needs {
             max_rate: a.max_rate,
             writes: !a.dry_run,
@@ -208,8 +201,8 @@ async fn anonymize_cmd(
         return Ok(Exit::Ok);
     }
 
-    let ledger = store::open(ctx, env, Access::Write).await?;
-    let deliverer = store::start_delivery(ctx, env, &ledger)?;
+    let ledger = store::open(ctx, Access::Write).await?;
+    let deliverer = store::start_delivery(ctx, &ledger)?;
     let progress = Arc::new(Progress::default());
     let bar = {
         let client = target.client.clone();
@@ -305,8 +298,8 @@ async fn reveal(
     field: &str,
     policy: &std::path::Path,
     derivation: Option<&str>,
-    env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Exit, CliError> {
+    let env = ctx.env();
     let policy = read_policy(policy, env)?;
     let parsed = guard::anonymize::policy::Field::parse(field)
         .map_err(|e| CliError::usage(format!("--field: {e}")))?;
@@ -317,8 +310,8 @@ async fn reveal(
     // Checked before any call; reveal checks it again, from the same function.
     guard::anonymize::reveal::encryption_key(&policy, &parsed)
         .map_err(|e| CliError::usage(format!("--field: {e}")))?;
-    let target = tenant::connect(ctx, env, tenant::Needs::reading(&["contact:read"])).await?;
-    let ledger = store::open(ctx, env, Access::Write).await?;
+    let target = tenant::connect(ctx, tenant::Needs::reading(&["contact:read"])).await?;
+    let ledger = store::open(ctx, Access::Write).await?;
     let revealed = guard::anonymize::reveal::reveal(
         &target.client,
         &ledger,

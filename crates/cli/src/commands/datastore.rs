@@ -7,10 +7,11 @@ use guard::encrypt::{self, Classifier, Request, TableRef};
 use serde_json::json;
 
 use crate::config::{DatastoreFile, DatastoreTableFile};
+use crate::context::Context;
 use crate::exit::{CliError, Exit};
 use crate::output::{Output, print_json};
 use crate::store::{self, Access};
-use crate::{Context, tenant};
+use crate::tenant;
 
 #[derive(Debug, Args)]
 pub struct DatastoreArgs {
@@ -67,14 +68,10 @@ pub struct CoverageArgs {
 
 const READING: &[&str] = &["data_management:read"];
 
-pub async fn run(
-    ctx: &Context,
-    args: DatastoreArgs,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Exit, CliError> {
+pub async fn run(ctx: &Context, args: DatastoreArgs) -> Result<Exit, CliError> {
     match args.command {
-        DatastoreCommand::Encrypt(a) => encrypt_cmd(ctx, a, env).await,
-        DatastoreCommand::Coverage(a) => coverage_cmd(ctx, a, env).await,
+        DatastoreCommand::Encrypt(a) => encrypt_cmd(ctx, a).await,
+        DatastoreCommand::Coverage(a) => coverage_cmd(ctx, a).await,
     }
 }
 
@@ -97,11 +94,7 @@ fn request(a: &EncryptArgs, d: &DatastoreFile) -> Result<Request, CliError> {
     Ok(guard::encrypt::config::request(&flags, d)?)
 }
 
-async fn encrypt_cmd(
-    ctx: &Context,
-    a: EncryptArgs,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Exit, CliError> {
+async fn encrypt_cmd(ctx: &Context, a: EncryptArgs) -> Result<Exit, CliError> {
     let empty = DatastoreFile::default();
     let d = ctx.config.file.datastore.as_ref().unwrap_or(&empty);
     let req = request(&a, d)?;
@@ -111,7 +104,7 @@ async fn encrypt_cmd(
     } else {
         tenant::Needs::writing(encrypt::SCOPES)
     };
-    let target = tenant::connect(ctx, env, needs).await?;
+    let target = tenant::connect(ctx, needs).await?;
     let client = &target.client;
     let (table, indexes) = req.table.read(client).await.map_err(|e| match e.status() {
         Some(404) => CliError::new(Exit::Input, format!("{}: {e}", req.table)),
@@ -133,7 +126,7 @@ async fn encrypt_cmd(
         show_plan(ctx, &plan);
         return Ok(Exit::Ok);
     }
-    let ledger = store::open(ctx, env, Access::Write).await?;
+    let ledger = store::open(ctx, Access::Write).await?;
     let resuming = encrypt::apply::unfinished(&ledger, &req).await?.is_some();
     if plan.is_noop() && !resuming {
         match ctx.output {
@@ -149,7 +142,7 @@ async fn encrypt_cmd(
     if ctx.output == Output::Text {
         show_plan(ctx, &plan);
     }
-    let deliverer = store::start_delivery(ctx, env, &ledger)?;
+    let deliverer = store::start_delivery(ctx, &ledger)?;
     let actor = crate::commands::contacts::actor();
     let r = encrypt::apply(client, &ledger, &req, &plan, &table, &classifier, &actor).await;
     deliverer.stop().await;
@@ -231,11 +224,7 @@ fn show_plan(ctx: &Context, plan: &encrypt::Plan) {
     }
 }
 
-async fn coverage_cmd(
-    ctx: &Context,
-    a: CoverageArgs,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Exit, CliError> {
+async fn coverage_cmd(ctx: &Context, a: CoverageArgs) -> Result<Exit, CliError> {
     let empty = DatastoreFile::default();
     let d = ctx.config.file.datastore.as_ref().unwrap_or(&empty);
     let names: Vec<String> = if a.tables.is_empty() {
@@ -253,7 +242,7 @@ async fn coverage_cmd(
         .map(|n| TableRef::parse(n))
         .collect::<Result<Vec<_>, _>>()?;
     let classifier = classifier(d);
-    let target = tenant::connect(ctx, env, tenant::Needs::reading(READING)).await?;
+    let target = tenant::connect(ctx, tenant::Needs::reading(READING)).await?;
     let mut rows = Vec::new();
     let mut in_clear = 0usize;
     for r in &refs {

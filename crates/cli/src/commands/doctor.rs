@@ -10,10 +10,11 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::config::{self, Target};
+use crate::context::Context;
 use crate::exit::{CliError, Exit};
 use crate::output::{Output, print_json};
 use crate::store::{self, Access};
-use crate::{Context, tenant};
+use crate::tenant;
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
@@ -70,11 +71,8 @@ fn source(env_set: bool, in_file: bool) -> &'static str {
     }
 }
 
-pub async fn run(
-    ctx: &Context,
-    a: DoctorArgs,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Exit, CliError> {
+pub async fn run(ctx: &Context, a: DoctorArgs) -> Result<Exit, CliError> {
+    let env = ctx.env();
     let mut checks = Vec::new();
     checks.push(pass(
         "configuration",
@@ -120,7 +118,7 @@ pub async fn run(
             "no tenant configured",
             format!("set {} (or [tenant] base_url in cxguard.toml), and the credentials; or pass --sim to check against the embedded emulator", config::ENV_BASE_URL),
         )),
-        Ok(_) => tenant_checks(ctx, env, &mut checks).await,
+        Ok(_) => tenant_checks(ctx, &mut checks).await,
     }
 
     // The ledger and its audit chain.
@@ -134,15 +132,15 @@ pub async fn run(
             "none yet: the first command that records something creates it",
         ));
     } else {
-        match store::open(ctx, env, Access::Verify).await {
+        match store::open(ctx, Access::Verify).await {
         Err(e) => checks.push(fail(
             "ledger",
             e.message,
             "nothing recorded yet is fine (the first command creates it); otherwise check [store] url",
         )),
-        Ok(ledger) => match store::verifying_key(ctx, env, None) {
+        Ok(ledger) => match store::verifying_key(ctx, None) {
             Err(e) => checks.push(fail("audit chain", e.message, "configure [audit] key_file, or pass the public key to `cxguard audit verify --public-key`")),
-            Ok(key) => match store::verify_chain(ctx, env, &ledger, &key, None).await {
+            Ok(key) => match store::verify_chain(ctx, &ledger, &key, None).await {
                 Ok(v) if v.is_intact() => checks.push(pass(
                     "audit chain",
                     format!("{} entries verify up to the head {}", v.entries, v.last_seq),
@@ -358,12 +356,8 @@ async fn send_test_event(
 }
 
 /// The tenant's checks, after connecting to it.
-async fn tenant_checks(
-    ctx: &Context,
-    env: &dyn Fn(&str) -> Option<String>,
-    checks: &mut Vec<Check>,
-) {
-    match tenant::connect(ctx, env, tenant::Needs::reading(&[])).await {
+async fn tenant_checks(ctx: &Context, checks: &mut Vec<Check>) {
+    match tenant::connect(ctx, tenant::Needs::reading(&[])).await {
         Ok(c) => client_checks(&c.client, checks).await,
         Err(e) => checks.push(fail("tenant", e.message, "fix the setting named above")),
     }

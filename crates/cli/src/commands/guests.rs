@@ -8,9 +8,9 @@ use clap::{Args, Subcommand, ValueEnum};
 use guard::identity::backfill::{self, Progress};
 use guard::identity::{IdentifierKind, LinkError};
 
-use crate::Context;
 use crate::commands::contacts::actor;
 use crate::config;
+use crate::context::Context;
 use crate::exit::{CliError, Exit};
 use crate::output::{Output, print_json};
 use crate::progress::{Bar, Total};
@@ -77,11 +77,8 @@ pub enum GuestsCommand {
     },
 }
 
-pub async fn run(
-    ctx: &Context,
-    args: GuestsArgs,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Exit, CliError> {
+pub async fn run(ctx: &Context, args: GuestsArgs) -> Result<Exit, CliError> {
+    let env = ctx.env();
     let identity = config::identity(&ctx.config, env)?;
     match args.command {
         GuestsCommand::Link {
@@ -104,8 +101,8 @@ pub async fn run(
             let (k, value) = identity
                 .pseudonym("--identifier", &identifier, kind.into())
                 .map_err(|e| CliError::new(Exit::Input, e.to_string()))?;
-            let target = tenant::connect(ctx, env, LINKING).await?;
-            let ledger = store::open(ctx, env, Access::Write).await?;
+            let target = tenant::connect(ctx, LINKING).await?;
+            let ledger = store::open(ctx, Access::Write).await?;
             let linked = match guard::identity::link(
                 &identity,
                 &target.client,
@@ -180,8 +177,8 @@ pub async fn run(
                 }
                 return Ok(Exit::Ok);
             }
-            let target = tenant::connect(ctx, env, LINKING).await?;
-            let ledger = store::open(ctx, env, Access::Write).await?;
+            let target = tenant::connect(ctx, LINKING).await?;
+            let ledger = store::open(ctx, Access::Write).await?;
             let progress = Arc::new(Progress::default());
             let bar = {
                 let client = target.client.clone();

@@ -4,7 +4,7 @@
 use clap::Args;
 pub use guard::inventory::{Inventory, TargetInfo, gather};
 
-use crate::Context;
+use crate::context::Context;
 use crate::exit::{CliError, Exit};
 use crate::output::{Output, print_json, table};
 
@@ -156,13 +156,9 @@ pub fn print_text(inv: &Inventory) {
     println!("{t}");
 }
 
-pub async fn run(
-    ctx: &Context,
-    args: InventoryArgs,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Exit, CliError> {
+pub async fn run(ctx: &Context, args: InventoryArgs) -> Result<Exit, CliError> {
     let crate::tenant::Connected { client, sim } =
-        crate::tenant::connect(ctx, env, Default::default()).await?;
+        crate::tenant::connect(ctx, Default::default()).await?;
     let mut tables = args.tables.clone();
     if tables.is_empty() && sim.is_some() {
         tables.push(("ds-customer".into(), "tbl-customer-profiles".into()));
@@ -186,8 +182,7 @@ pub async fn run(
 /// tables to cover: those named, else `[[datastore.tables]]`, else the emulator's demo
 /// table (the API cannot list tables). For `export` and `report`.
 pub async fn overview(
-    ctx: &crate::Context,
-    env: &dyn Fn(&str) -> Option<String>,
+    ctx: &crate::context::Context,
     named: &[String],
 ) -> Result<(crate::tenant::Connected, Vec<guard::encrypt::TableRef>), CliError> {
     let mut tables = named
@@ -196,7 +191,6 @@ pub async fn overview(
         .collect::<Result<Vec<_>, _>>()?;
     let target = crate::tenant::connect(
         ctx,
-        env,
         crate::tenant::Needs::reading(&[
             "webchat:widgets:read",
             "data_management:read",

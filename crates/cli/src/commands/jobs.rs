@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use crate::Context;
+use crate::context::Context;
 use crate::exit::{CliError, Exit};
 use crate::output::{Output, print_json, table};
 use crate::store::{self, Access};
@@ -30,12 +30,8 @@ pub enum JobsCommand {
     },
 }
 
-pub async fn run(
-    ctx: &Context,
-    args: JobsArgs,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Exit, CliError> {
-    let ledger = store::open(ctx, env, Access::Read).await?;
+pub async fn run(ctx: &Context, args: JobsArgs) -> Result<Exit, CliError> {
+    let ledger = store::open(ctx, Access::Read).await?;
     match args.command {
         JobsCommand::List { limit } => {
             let jobs = ledger.jobs(limit.max(1)).await?;

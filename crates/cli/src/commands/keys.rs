@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand};
 
-use crate::Context;
+use crate::context::Context;
 use crate::exit::{CliError, Exit};
 use crate::output::{Output, print_json};
 

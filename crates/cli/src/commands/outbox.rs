@@ -6,10 +6,11 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
+use crate::config;
+use crate::context::Context;
 use crate::exit::{CliError, Exit};
 use crate::output::{Output, print_json, table};
 use crate::store::{self, Access};
-use crate::{Context, config};
 
 #[derive(Debug, Args)]
 pub struct OutboxArgs {
@@ -51,11 +52,8 @@ pub enum OutboxCommand {
     NewSecret,
 }
 
-pub async fn run(
-    ctx: &Context,
-    args: OutboxArgs,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Exit, CliError> {
+pub async fn run(ctx: &Context, args: OutboxArgs) -> Result<Exit, CliError> {
+    let env = ctx.env();
     match args.command {
         OutboxCommand::NewSecret => {
             let s = ledger::webhooks::WebhookSecret::generate_text()?;
@@ -66,7 +64,7 @@ pub async fn run(
             return Ok(Exit::Ok);
         }
         OutboxCommand::Status => {
-            let ledger = store::open(ctx, env, Access::Read).await?;
+            let ledger = store::open(ctx, Access::Read).await?;
             let st = ledger.outbox_status().await?;
             let groups = ledger.outbox_groups().await?;
             let dead = ledger.outbox_events(Some("dead"), 50).await?;
@@ -131,7 +129,7 @@ pub async fn run(
                     "--status: {s:?} is not pending, delivered, dead or skipped"
                 )));
             }
-            let ledger = store::open(ctx, env, Access::Read).await?;
+            let ledger = store::open(ctx, Access::Read).await?;
             let events = ledger
                 .outbox_list(status.as_deref(), event_type.as_deref(), limit)
                 .await?;
@@ -167,7 +165,7 @@ pub async fn run(
             max_wait,
         } => {
             let cfg = config::delivery(&ctx.config, env)?;
-            let ledger = store::open(ctx, env, Access::Read).await?;
+            let ledger = store::open(ctx, Access::Read).await?;
             let lease_secs = cfg.lease.as_secs();
             let d = ledger::deliver::Deliverer::new(ledger.clone(), cfg)?;
             let (total, left) = if until_empty {
@@ -204,7 +202,7 @@ pub async fn run(
             }
         }
         OutboxCommand::Retry { id } => {
-            let ledger = store::open(ctx, env, Access::Read).await?;
+            let ledger = store::open(ctx, Access::Read).await?;
             ledger
                 .retry_event(&id)
                 .await
@@ -215,7 +213,7 @@ pub async fn run(
             }
         }
         OutboxCommand::Purge { delivered: _ } => {
-            let ledger = store::open(ctx, env, Access::Read).await?;
+            let ledger = store::open(ctx, Access::Read).await?;
             let n = ledger.purge_delivered().await?;
             match ctx.output {
                 Output::Json => print_json(&json!({"purged": n})),

@@ -5,10 +5,11 @@ use clap::{Args, Subcommand};
 use futures_util::{StreamExt, TryStreamExt};
 use serde_json::json;
 
+use crate::context::Context;
 use crate::exit::{CliError, Exit};
 use crate::output::{Output, print_json, table};
 use crate::store::{self, Access};
-use crate::{Context, tenant};
+use crate::tenant;
 
 #[derive(Debug, Args)]
 pub struct SecretsArgs {
@@ -95,11 +96,8 @@ pub(crate) fn write_new_value(
     Ok(guard::values::write_new(what, path, value)?)
 }
 
-async fn rotate_cmd(
-    ctx: &Context,
-    a: RotateArgs,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Exit, CliError> {
+async fn rotate_cmd(ctx: &Context, a: RotateArgs) -> Result<Exit, CliError> {
+    let env = ctx.env();
     use guard::rotate::{self, Ended, Request};
     let format = a.format.map(|f| match f {
         FormatArg::Raw => cxone::models::SecretFormat::Raw,
@@ -130,7 +128,7 @@ async fn rotate_cmd(
         }
         Some(v)
     };
-    let target = tenant::connect(ctx, env, tenant::Needs::writing(guard::rotate::SCOPES)).await?;
+    let target = tenant::connect(ctx, tenant::Needs::writing(guard::rotate::SCOPES)).await?;
     // With --generate the secret is read once: for its format, and as the plan's start.
     let (value, fetched) = match given {
         Some(v) => (v, None),
@@ -154,8 +152,8 @@ async fn rotate_cmd(
         actor: crate::commands::contacts::actor(),
     };
     let (report, sent, l) = if let Some(job) = &a.resume {
-        let l = store::open(ctx, env, Access::Write).await?;
-        let deliverer = store::start_delivery(ctx, env, &l)?;
+        let l = store::open(ctx, Access::Write).await?;
+        let deliverer = store::start_delivery(ctx, &l)?;
         let r = rotate::resume(&target.client, &l, job, &req).await;
         let sent = deliverer.stop().await;
         (r.map_err(CliError::from)?, sent, l)
@@ -206,7 +204,7 @@ async fn rotate_cmd(
             }
             return Ok(Exit::Ok);
         }
-        let l = store::open(ctx, env, Access::Write).await?;
+        let l = store::open(ctx, Access::Write).await?;
         if let Some(path) = &a.write_value_to {
             write_new_value("--write-value-to", path, &req.value)?;
             ctx.note(format!(
@@ -214,7 +212,7 @@ async fn rotate_cmd(
                 path.display()
             ));
         }
-        let deliverer = store::start_delivery(ctx, env, &l)?;
+        let deliverer = store::start_delivery(ctx, &l)?;
         let r = rotate::apply(&target.client, &l, &plan, &req).await;
         let sent = deliverer.stop().await;
         (r.map_err(CliError::from)?, sent, l)
@@ -285,17 +283,12 @@ async fn rotate_cmd(
     }
 }
 
-pub async fn run(
-    ctx: &Context,
-    args: SecretsArgs,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Exit, CliError> {
+pub async fn run(ctx: &Context, args: SecretsArgs) -> Result<Exit, CliError> {
     match args.command {
-        SecretsCommand::Rotate(a) => rotate_cmd(ctx, a, env).await,
+        SecretsCommand::Rotate(a) => rotate_cmd(ctx, a).await,
         SecretsCommand::List => {
             let target = tenant::connect(
                 ctx,
-                env,
                 tenant::Needs::reading(&["integration:secret:read", "integration:dataaction:read"]),
             )
             .await?;
@@ -363,12 +356,8 @@ pub async fn run(
         SecretsCommand::Due { max_age } => {
             let age = guard::secrets::parse_age(&max_age)
                 .map_err(|e| CliError::usage(format!("--max-age: {e}")))?;
-            let target = tenant::connect(
-                ctx,
-                env,
-                tenant::Needs::reading(&["integration:secret:read"]),
-            )
-            .await?;
+            let target =
+                tenant::connect(ctx, tenant::Needs::reading(&["integration:secret:read"])).await?;
             let secrets = target.client.secrets().list().await?;
             let due = guard::secrets::due(&secrets, age, time::OffsetDateTime::now_utc());
             match ctx.output {

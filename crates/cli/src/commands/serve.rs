@@ -3,8 +3,8 @@
 
 use clap::Args;
 
-use crate::Context;
 use crate::config;
+use crate::context::Context;
 use crate::exit::{CliError, Exit};
 use crate::store::{self, Access};
 use crate::tenant;
@@ -16,11 +16,8 @@ pub struct ServeArgs {
     pub listen: Option<String>,
 }
 
-pub async fn run(
-    ctx: &Context,
-    args: ServeArgs,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Exit, CliError> {
+pub async fn run(ctx: &Context, args: ServeArgs) -> Result<Exit, CliError> {
+    let env = ctx.env();
     // Everything is validated before anything starts.
     let settings = config::server_settings(&ctx.config)?;
     let identity = config::identity(&ctx.config, env)?;
@@ -59,17 +56,17 @@ pub async fn run(
                 .collect::<Vec<_>>(),
         );
     }
-    let target = tenant::connect(ctx, env, tenant::Needs::writing(&scopes)).await?;
+    let target = tenant::connect(ctx, tenant::Needs::writing(&scopes)).await?;
     // The client's retries end within the caller's deadline, so a caller gets the 502
     // of exhausted retries rather than a request cut off in flight.
     let mut upstream = target.client.settings().clone();
     upstream.retry.deadline = upstream.retry.deadline.min(settings.upstream_deadline);
     let client = cxone::Client::new(upstream)?;
-    let ledger = store::open(ctx, env, Access::Write).await?;
+    let ledger = store::open(ctx, Access::Write).await?;
     // Erasures anonymize contacts, whose consent events go to the outbox: deliver them
     // while serving.
     let deliverer = match &subjects {
-        Some(_) => Some(store::start_delivery(ctx, env, &ledger)?),
+        Some(_) => Some(store::start_delivery(ctx, &ledger)?),
         None => None,
     };
     let server = server::Server::bind(

@@ -8,10 +8,11 @@ use clap::{Args, Subcommand};
 use guard::webchat::{self, Policy, WidgetPlan};
 use serde_json::json;
 
+use crate::context::Context;
 use crate::exit::{CliError, Exit};
 use crate::output::{Output, print_json};
 use crate::store::{self, Access};
-use crate::{Context, tenant};
+use crate::tenant;
 
 #[derive(Debug, Args)]
 pub struct WebchatArgs {
@@ -61,19 +62,15 @@ fn read_policy(path: &Path) -> Result<Policy, CliError> {
         .map_err(|e| CliError::new(Exit::Input, format!("{e}\nnothing was changed")))
 }
 
-pub async fn run(
-    ctx: &Context,
-    args: WebchatArgs,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Exit, CliError> {
+pub async fn run(ctx: &Context, args: WebchatArgs) -> Result<Exit, CliError> {
     match args.command {
         WebchatCommand::Plan {
             policy,
             detailed_exitcode,
-        } => plan_cmd(ctx, &policy, detailed_exitcode, false, env).await,
-        WebchatCommand::Drift { policy } => plan_cmd(ctx, &policy, true, true, env).await,
-        WebchatCommand::Apply { policy } => apply_cmd(ctx, &policy, env).await,
-        WebchatCommand::Export { widget } => export_cmd(ctx, widget.as_deref(), env).await,
+        } => plan_cmd(ctx, &policy, detailed_exitcode, false).await,
+        WebchatCommand::Drift { policy } => plan_cmd(ctx, &policy, true, true).await,
+        WebchatCommand::Apply { policy } => apply_cmd(ctx, &policy).await,
+        WebchatCommand::Export { widget } => export_cmd(ctx, widget.as_deref()).await,
     }
 }
 
@@ -82,10 +79,9 @@ async fn plan_cmd(
     path: &Path,
     detailed: bool,
     drift: bool,
-    env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Exit, CliError> {
     let policy = read_policy(path)?;
-    let target = tenant::connect(ctx, env, tenant::Needs::reading(webchat::READ_SCOPES)).await?;
+    let target = tenant::connect(ctx, tenant::Needs::reading(webchat::READ_SCOPES)).await?;
     let plans = webchat::plan(&target.client, &policy).await?;
     let changed: Vec<&WidgetPlan> = plans.iter().filter(|p| !p.changes.is_empty()).collect();
     match ctx.output {
@@ -143,15 +139,11 @@ pub(crate) fn show(p: &WidgetPlan) {
     }
 }
 
-async fn apply_cmd(
-    ctx: &Context,
-    path: &Path,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Exit, CliError> {
+async fn apply_cmd(ctx: &Context, path: &Path) -> Result<Exit, CliError> {
     let policy = read_policy(path)?;
-    let target = tenant::connect(ctx, env, tenant::Needs::writing(webchat::SCOPES)).await?;
-    let ledger = store::open(ctx, env, Access::Write).await?;
-    let deliverer = store::start_delivery(ctx, env, &ledger)?;
+    let target = tenant::connect(ctx, tenant::Needs::writing(webchat::SCOPES)).await?;
+    let ledger = store::open(ctx, Access::Write).await?;
+    let deliverer = store::start_delivery(ctx, &ledger)?;
     let actor = crate::commands::contacts::actor();
     let r = webchat::apply(&target.client, &ledger, &policy, &actor).await;
     deliverer.stop().await;
@@ -201,16 +193,12 @@ async fn apply_cmd(
     Ok(Exit::Ok)
 }
 
-async fn export_cmd(
-    ctx: &Context,
-    widget: Option<&str>,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Exit, CliError> {
+async fn export_cmd(ctx: &Context, widget: Option<&str>) -> Result<Exit, CliError> {
     if let Some(w) = widget {
         ledger::details::check_identifier("--widget", w)
             .map_err(|e| CliError::usage(e.to_string()))?;
     }
-    let target = tenant::connect(ctx, env, tenant::Needs::reading(webchat::READ_SCOPES)).await?;
+    let target = tenant::connect(ctx, tenant::Needs::reading(webchat::READ_SCOPES)).await?;
     let e = webchat::export::export(&target.client, widget)
         .await
         .map_err(|e| match e {

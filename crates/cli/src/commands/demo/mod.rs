@@ -11,7 +11,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::inventory::{self, Inventory};
-use crate::Context;
+use crate::context::Context;
 use crate::exit::{CliError, Exit};
 use crate::output::{Output, print_json};
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::Context;
+use crate::context::Context;
 use crate::exit::{CliError, Exit};
 
 #[derive(Debug, Args)]
@@ -21,12 +21,8 @@ pub struct ExportArgs {
     pub tables: Vec<String>,
 }
 
-pub async fn export_cmd(
-    ctx: &Context,
-    a: ExportArgs,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Exit, CliError> {
-    let (target, refs) = crate::commands::inventory::overview(ctx, env, &a.tables).await?;
+pub async fn export_cmd(ctx: &Context, a: ExportArgs) -> Result<Exit, CliError> {
+    let (target, refs) = crate::commands::inventory::overview(ctx, &a.tables).await?;
     let client = &target.client;
     let mut out = String::from(
         "# The posture of a CXone tenant, exported by `cxguard export`.\n\

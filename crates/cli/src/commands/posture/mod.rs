@@ -14,10 +14,11 @@ use std::path::PathBuf;
 use clap::Args;
 use serde_json::json;
 
+use crate::context::Context;
 use crate::exit::{CliError, Exit};
 use crate::output::{Output, print_json};
 use crate::store::{self, Access};
-use crate::{Context, tenant};
+use crate::tenant;
 
 pub use export::ExportArgs;
 pub use guard::posture::PosturePlan;
@@ -64,14 +65,13 @@ pub async fn plan_if_declared(
     ctx: &Context,
     client: &cxone::Client,
     path: &std::path::Path,
-    env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<PosturePlan>, CliError> {
     if !path.is_file() && ctx.config.file.posture.is_none() {
         return Ok(None);
     }
-    let (posture, problems) = load_for(ctx, path, env)?;
+    let (posture, problems) = load_for(ctx, path)?;
     Ok(Some(
-        plan_now(ctx, client, &posture, 10_000, env, problems).await?,
+        plan_now(ctx, client, &posture, 10_000, problems).await?,
     ))
 }
 
@@ -81,9 +81,9 @@ pub(super) async fn plan_now(
     client: &cxone::Client,
     posture: &load::Posture,
     max_contacts: u64,
-    env: &dyn Fn(&str) -> Option<String>,
     problems: Vec<String>,
 ) -> Result<PosturePlan, CliError> {
+    let env = ctx.env();
     let key = identity_key_id(ctx);
     Ok(plan::plan(
         client,
@@ -192,19 +192,15 @@ fn show(p: &plan::PosturePlan) {
     ));
 }
 
-pub async fn plan_cmd(
-    ctx: &Context,
-    a: PlanArgs,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Exit, CliError> {
-    let (posture, problems) = load_for(ctx, &a.posture, env)?;
+pub async fn plan_cmd(ctx: &Context, a: PlanArgs) -> Result<Exit, CliError> {
+    let (posture, problems) = load_for(ctx, &a.posture)?;
     let reading = scopes(&posture, false);
-    let target = tenant::connect(ctx, env, tenant::Needs::reading(&reading)).await?;
-    let p = plan_now(ctx, &target.client, &posture, a.max_contacts, env, problems).await?;
+    let target = tenant::connect(ctx, tenant::Needs::reading(&reading)).await?;
+    let p = plan_now(ctx, &target.client, &posture, a.max_contacts, problems).await?;
     if let Some(out) = &a.out {
         // Signed with the ledger's audit key: whoever can write the file (a CI
         // artifact) cannot make `apply` do anything the posture does not yield.
-        let ledger = store::open(ctx, env, Access::Write).await?;
+        let ledger = store::open(ctx, Access::Write).await?;
         let saved = p.signed(&ledger)?;
         let text = serde_json::to_string_pretty(&saved).unwrap_or_default();
         std::fs::write(out, text + "\n").map_err(|e| {
@@ -229,17 +225,13 @@ pub async fn plan_cmd(
     })
 }
 
-pub async fn apply_cmd(
-    ctx: &Context,
-    a: ApplyArgs,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Exit, CliError> {
+pub async fn apply_cmd(ctx: &Context, a: ApplyArgs) -> Result<Exit, CliError> {
     // A saved plan's signature is checked before anything else is read or sent.
     let saved: Option<plan::PosturePlan> = match &a.plan {
         None => None,
-        Some(path) => Some(read_signed_plan(ctx, env, path)?),
+        Some(path) => Some(read_signed_plan(ctx, path)?),
     };
-    let (posture, problems) = load_for(ctx, &a.posture, env)?;
+    let (posture, problems) = load_for(ctx, &a.posture)?;
     let saved: Option<plan::PosturePlan> = match saved {
         None => None,
         Some(p) => {
@@ -258,7 +250,7 @@ pub async fn apply_cmd(
         }
     };
     if let Some(run) = &a.resume {
-        let ledger = store::open(ctx, env, Access::Write).await?;
+        let ledger = store::open(ctx, Access::Write).await?;
         let plan = apply::recorded_plan(&ledger, run).await?;
         if plan.posture_sha256 != posture.digest {
             return Err(CliError::new(
@@ -273,17 +265,8 @@ pub async fn apply_cmd(
             return Err(CliError::new(Exit::Input, problems.join("\n  ")));
         }
         let writing = scopes(&posture, true);
-        let target = tenant::connect(ctx, env, tenant::Needs::writing(&writing)).await?;
-        return run_plan(
-            ctx,
-            &target.client,
-            &ledger,
-            &posture,
-            &plan,
-            env,
-            Some(run),
-        )
-        .await;
+        let target = tenant::connect(ctx, tenant::Needs::writing(&writing)).await?;
+        return run_plan(ctx, &target.client, &ledger, &posture, &plan, Some(run)).await;
     }
     if saved.is_none() && !a.auto_approve && !std::io::stdin().is_terminal() {
         return Err(CliError::usage(
@@ -291,7 +274,7 @@ pub async fn apply_cmd(
         ));
     }
     let writing = scopes(&posture, true);
-    let target = tenant::connect(ctx, env, tenant::Needs::writing(&writing)).await?;
+    let target = tenant::connect(ctx, tenant::Needs::writing(&writing)).await?;
     let client = &target.client;
     let plan = match saved {
         Some(p) => {
@@ -310,7 +293,7 @@ pub async fn apply_cmd(
                 .contacts
                 .as_ref()
                 .map_or(a.max_contacts, |c| c.max_contacts.max(1));
-            let now = plan_now(ctx, client, &posture, max, env, Vec::new()).await?;
+            let now = plan_now(ctx, client, &posture, max, Vec::new()).await?;
             let changed = p.differences(&now);
             if !changed.is_empty() {
                 return Err(CliError::new(
@@ -324,7 +307,7 @@ pub async fn apply_cmd(
             now
         }
         None => {
-            let p = plan_now(ctx, client, &posture, a.max_contacts, env, problems).await?;
+            let p = plan_now(ctx, client, &posture, a.max_contacts, problems).await?;
             if ctx.output == Output::Text {
                 show(&p);
             }
@@ -352,18 +335,14 @@ pub async fn apply_cmd(
         }
         return Ok(Exit::Ok);
     }
-    let ledger = store::open(ctx, env, Access::Write).await?;
-    run_plan(ctx, client, &ledger, &posture, &plan, env, None).await
+    let ledger = store::open(ctx, Access::Write).await?;
+    run_plan(ctx, client, &ledger, &posture, &plan, None).await
 }
 
 /// A saved plan, its signature verified with the configured audit key's public half
 /// before anything else (see [`plan::read_signed`]).
-fn read_signed_plan(
-    ctx: &Context,
-    env: &dyn Fn(&str) -> Option<String>,
-    path: &std::path::Path,
-) -> Result<plan::PosturePlan, CliError> {
-    let key = store::verifying_key(ctx, env, None)?;
+fn read_signed_plan(ctx: &Context, path: &std::path::Path) -> Result<plan::PosturePlan, CliError> {
+    let key = store::verifying_key(ctx, None)?;
     Ok(plan::read_signed(path, &key)?)
 }
 
@@ -374,10 +353,10 @@ async fn run_plan(
     ledger: &ledger::Ledger,
     posture: &load::Posture,
     plan: &plan::PosturePlan,
-    env: &dyn Fn(&str) -> Option<String>,
     resume: Option<&str>,
 ) -> Result<Exit, CliError> {
-    let deliverer = store::start_delivery(ctx, env, ledger)?;
+    let env = ctx.env();
+    let deliverer = store::start_delivery(ctx, ledger)?;
     let actor = crate::commands::contacts::actor();
     let started = |run: &str| {
         ctx.note(format!(
@@ -471,8 +450,8 @@ pub async fn cycle(
 pub fn load_for(
     ctx: &Context,
     path: &std::path::Path,
-    env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(load::Posture, Vec<String>), CliError> {
+    let env = ctx.env();
     if !path.exists()
         && path == std::path::Path::new("posture.toml")
         && let (Some(section), Some(config)) = (&ctx.config.file.posture, &ctx.config.path)

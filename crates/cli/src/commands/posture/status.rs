@@ -9,10 +9,11 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::scopes;
+use crate::context::Context;
 use crate::exit::{CliError, Exit};
 use crate::output::{Output, print_json};
 use crate::store::{self, Access};
-use crate::{Context, tenant};
+use crate::tenant;
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -31,12 +32,8 @@ struct Protection {
     drift: Option<usize>,
 }
 
-pub async fn status_cmd(
-    ctx: &Context,
-    a: StatusArgs,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Exit, CliError> {
-    let ledger = store::open(ctx, env, Access::Read).await?;
+pub async fn status_cmd(ctx: &Context, a: StatusArgs) -> Result<Exit, CliError> {
+    let ledger = store::open(ctx, Access::Read).await?;
     let kinds = [
         ("webchat", guard::webchat::JOB_KIND),
         ("encryption", guard::encrypt::JOB_KIND),
@@ -60,10 +57,10 @@ pub async fn status_cmd(
     let mut findings = Vec::new();
     let mut posture_note = None;
     if a.posture.is_file() || ctx.config.file.posture.is_some() {
-        let (posture, problems) = super::load_for(ctx, &a.posture, env)?;
+        let (posture, problems) = super::load_for(ctx, &a.posture)?;
         let reading = scopes(&posture, false);
-        let target = tenant::connect(ctx, env, tenant::Needs::reading(&reading)).await?;
-        let p = super::plan_now(ctx, &target.client, &posture, 10_000, env, problems).await?;
+        let target = tenant::connect(ctx, tenant::Needs::reading(&reading)).await?;
+        let p = super::plan_now(ctx, &target.client, &posture, 10_000, problems).await?;
         let declared = [
             posture.webchat.is_some(),
             !posture.tables.is_empty(),
@@ -89,8 +86,8 @@ pub async fn status_cmd(
         ));
     }
     let outbox = ledger.outbox_status().await?;
-    let audit = match store::verifying_key(ctx, env, None) {
-        Ok(key) => match store::verify_chain(ctx, env, &ledger, &key, None).await {
+    let audit = match store::verifying_key(ctx, None) {
+        Ok(key) => match store::verify_chain(ctx, &ledger, &key, None).await {
             Ok(v) => {
                 let mut a = json!({"entries": v.entries, "checkpoints": v.checkpoints, "intact": v.is_intact()});
                 if let Some(b) = &v.broken {

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use crate::Context;
+use crate::context::Context;
 use crate::exit::{CliError, Exit};
 use crate::store::{self, Access};
 
@@ -57,11 +57,7 @@ fn parse_since(text: &str) -> Result<time::OffsetDateTime, CliError> {
         })
 }
 
-pub async fn run(
-    ctx: &Context,
-    a: ReportArgs,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Exit, CliError> {
+pub async fn run(ctx: &Context, a: ReportArgs) -> Result<Exit, CliError> {
     let since = match &a.since {
         Some(s) => parse_since(s)?,
         None => time::OffsetDateTime::now_utc() - time::Duration::days(30),
@@ -72,8 +68,8 @@ pub async fn run(
             Format::Json => "report.json",
         })
     });
-    let ledger = store::open(ctx, env, Access::Read).await?;
-    let (target, tables) = crate::commands::inventory::overview(ctx, env, &a.tables).await?;
+    let ledger = store::open(ctx, Access::Read).await?;
+    let (target, tables) = crate::commands::inventory::overview(ctx, &a.tables).await?;
     let empty = ledger
         .entries(&ledger::Filter {
             limit: Some(1),
@@ -81,8 +77,8 @@ pub async fn run(
         })
         .await?
         .is_empty();
-    let verdict = match store::verifying_key(ctx, env, None) {
-        Ok(key) => store::verify_chain(ctx, env, &ledger, &key, None).await?,
+    let verdict = match store::verifying_key(ctx, None) {
+        Ok(key) => store::verify_chain(ctx, &ledger, &key, None).await?,
         // Nothing recorded yet, so nothing to verify: the report says so.
         Err(_) if empty => ledger::Verdict {
             entries: 0,
@@ -94,8 +90,7 @@ pub async fn run(
         },
         Err(e) => return Err(e),
     };
-    let plan =
-        crate::commands::posture::plan_if_declared(ctx, &target.client, &a.posture, env).await?;
+    let plan = crate::commands::posture::plan_if_declared(ctx, &target.client, &a.posture).await?;
     let report = gather::gather(gather::Sources {
         client: &target.client,
         ledger: &ledger,

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use super::files::{manifest_name, receipt_name, write_new};
 use super::{SEARCHING, Who, matcher, read_policy, search, subjects};
-use crate::Context;
 use crate::commands::contacts::actor;
+use crate::context::Context;
 use crate::exit::{CliError, Exit};
 use crate::output::{Output, print_json, say};
 use crate::store::{self, Access};
@@ -14,15 +14,15 @@ use crate::tenant;
 /// `subject export`: find, gather, write each file and its manifest, audit.
 pub(super) async fn export(
     ctx: &Context,
-    env: &dyn Fn(&str) -> Option<String>,
     who: &Who,
     out: &std::path::Path,
     policy: Option<&PathBuf>,
     page_size: u32,
 ) -> Result<Exit, CliError> {
+    let env = ctx.env();
     let page_size = cxone::PageSize::new(page_size)
         .map_err(|e| CliError::usage(format!("--page-size: {e}")))?;
-    let (identity, subjects) = subjects(ctx, who, env)?;
+    let (identity, subjects) = subjects(ctx, who)?;
     let policy = read_policy(policy, env)?;
     if !out.exists() {
         let mut b = std::fs::DirBuilder::new();
@@ -54,8 +54,8 @@ pub(super) async fn export(
         }
     }
     let matcher = matcher(&identity, &subjects, policy.as_ref());
-    let target = tenant::connect(ctx, env, SEARCHING).await?;
-    let ledger = store::open(ctx, env, Access::Write).await?;
+    let target = tenant::connect(ctx, SEARCHING).await?;
+    let ledger = store::open(ctx, Access::Write).await?;
     let found = search(&target, &ledger, &identity, &subjects, &matcher, page_size).await?;
     let mut written = Vec::new();
     for (s, f) in subjects.iter().zip(&found.subjects) {

@@ -15,9 +15,9 @@ mod files;
 
 use files::{check_receipts_dir, print_receipt, write_receipts};
 
-use crate::Context;
 use crate::commands::contacts::actor;
 use crate::config;
+use crate::context::Context;
 use crate::exit::{CliError, Exit};
 use crate::output::{Output, print_json, say};
 use crate::progress::thousands as n;
@@ -163,8 +163,8 @@ fn bad_input(what: &str, errs: Vec<String>) -> CliError {
 pub fn subjects(
     ctx: &Context,
     who: &Who,
-    env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(guard::identity::Identity, Vec<Subject>), CliError> {
+    let env = ctx.env();
     let identity = config::identity(&ctx.config, env)?;
     let what = who
         .file
@@ -215,18 +215,15 @@ pub fn read_policy(
         .transpose()
 }
 
-pub async fn run(
-    ctx: &Context,
-    args: SubjectArgs,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Exit, CliError> {
+pub async fn run(ctx: &Context, args: SubjectArgs) -> Result<Exit, CliError> {
+    let env = ctx.env();
     match args.command {
         SubjectCommand::Export {
             who,
             out,
             policy,
             page_size,
-        } => export::export(ctx, env, &who, &out, policy.as_ref(), page_size).await,
+        } => export::export(ctx, &who, &out, policy.as_ref(), page_size).await,
         SubjectCommand::Erase {
             who,
             policy,
@@ -238,7 +235,7 @@ pub async fn run(
         } => {
             let page_size = cxone::PageSize::new(page_size)
                 .map_err(|e| CliError::usage(format!("--page-size: {e}")))?;
-            let (identity, subjects) = subjects(ctx, &who, env)?;
+            let (identity, subjects) = subjects(ctx, &who)?;
             let policy = crate::commands::contacts::read_policy(&policy, env)?;
             if let Some(dir) = &receipts {
                 check_receipts_dir(dir, &subjects)?;
@@ -251,8 +248,8 @@ pub async fn run(
             } else {
                 tenant::Needs::writing(guard::subject::erase::SCOPES)
             };
-            let target = tenant::connect(ctx, env, needs).await?;
-            let ledger = store::open(ctx, env, Access::Write).await?;
+            let target = tenant::connect(ctx, needs).await?;
+            let ledger = store::open(ctx, Access::Write).await?;
             if dry_run {
                 let found =
                     search(&target, &ledger, &identity, &subjects, &matcher, page_size).await?;
@@ -279,7 +276,7 @@ pub async fn run(
                 }
                 return Ok(Exit::Ok);
             }
-            let deliverer = store::start_delivery(ctx, env, &ledger)?;
+            let deliverer = store::start_delivery(ctx, &ledger)?;
             let result = guard::subject::erase(
                 &target.client,
                 &ledger,
@@ -317,11 +314,11 @@ pub async fn run(
         } => {
             let page_size = cxone::PageSize::new(page_size)
                 .map_err(|e| CliError::usage(format!("--page-size: {e}")))?;
-            let (identity, subjects) = subjects(ctx, &who, env)?;
+            let (identity, subjects) = subjects(ctx, &who)?;
             let policy = read_policy(policy.as_ref(), env)?;
             let matcher = matcher(&identity, &subjects, policy.as_ref());
-            let target = tenant::connect(ctx, env, SEARCHING).await?;
-            let ledger = store::open(ctx, env, Access::Write).await?;
+            let target = tenant::connect(ctx, SEARCHING).await?;
+            let ledger = store::open(ctx, Access::Write).await?;
             let found = search(&target, &ledger, &identity, &subjects, &matcher, page_size).await?;
             found
                 .record(&ledger, &actor(), &subjects)
