@@ -12,8 +12,6 @@ use std::time::{Duration, Instant};
 
 use guard::job::Progress;
 
-use crate::context::Context;
-
 /// Whether the number of items is known before the job starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Total {
@@ -57,17 +55,17 @@ fn counts(p: &Progress, rate_limited: u64, elapsed: Duration) -> String {
 }
 
 impl Bar {
-    /// Draws the progress of `progress` for items called `noun`; `rate_limited` reads the
-    /// 429s seen so far.
+    /// Draws the progress of `progress` for items called `noun` (nothing when `quiet` or
+    /// stderr is not a terminal); `rate_limited` reads the 429s seen so far.
     pub fn start(
-        ctx: &Context,
+        quiet: bool,
         noun: &'static str,
         total: Total,
         progress: Arc<Progress>,
         rate_limited: impl Fn() -> u64 + Send + 'static,
     ) -> Self {
         let (stop, mut rx) = tokio::sync::watch::channel(false);
-        if ctx.quiet || !std::io::stderr().is_terminal() {
+        if quiet || !std::io::stderr().is_terminal() {
             return Bar { stop, task: None };
         }
         let (bar, template) = match total {

@@ -212,7 +212,7 @@ async fn anonymize_cmd(ctx: &Context, a: AnonymizeArgs) -> Result<Exit, CliError
         } else {
             Total::Unknown
         };
-        Bar::start(ctx, "contacts", total, progress.clone(), move || {
+        Bar::start(ctx.quiet, "contacts", total, progress.clone(), move || {
             client.stats().rate_limited - start
         })
     };

@@ -183,9 +183,13 @@ pub async fn run(ctx: &Context, args: GuestsArgs) -> Result<Exit, CliError> {
             let bar = {
                 let client = target.client.clone();
                 let start = client.stats().rate_limited;
-                Bar::start(ctx, "guests", Total::Known, progress.clone(), move || {
-                    client.stats().rate_limited - start
-                })
+                Bar::start(
+                    ctx.quiet,
+                    "guests",
+                    Total::Known,
+                    progress.clone(),
+                    move || client.stats().rate_limited - start,
+                )
             };
             let report = backfill::apply(
                 &target.client,
