@@ -4,7 +4,7 @@
 //! - [`anonymize`]: pseudonymize, mask, encrypt or erase personal data in contacts.
 //! - [`identity`]: link web-messaging guests to a keyed pseudonym of their email/phone.
 //! - [`rotate`]: two-phase rotation of an Integration secret, dependents verified,
-//!   automatic rollback; [`secrets`] holds its pure checks (value formats, age policy).
+//!   automatic rollback; [`rotate::secrets`] holds its pure checks (value formats, age policy).
 //!
 //! Shared pieces: [`job`] (the runner every protection's apply is written on: journal →
 //! call → settle → audit → event, and the common report), [`keys`] (key material named by id, never logged) and [`pseudonym`]
@@ -24,7 +24,6 @@ pub mod parsing;
 pub mod posture;
 pub mod pseudonym;
 pub mod rotate;
-pub mod secrets;
 pub mod subject;
 pub mod values;
 pub mod webchat;

@@ -123,7 +123,7 @@ async fn rotate_cmd(ctx: &Context, a: RotateArgs) -> Result<Exit, CliError> {
         .ok_or_else(|| CliError::usage("give --value-file, --value-env or --generate"))?;
         if let Some(f) = format {
             use secrecy::ExposeSecret;
-            guard::secrets::check_value(f, v.expose_secret())
+            guard::rotate::secrets::check_value(f, v.expose_secret())
                 .map_err(|e| CliError::new(Exit::Input, format!("--value: {e}")))?;
         }
         Some(v)
@@ -354,12 +354,12 @@ pub async fn run(ctx: &Context, args: SecretsArgs) -> Result<Exit, CliError> {
             Ok(Exit::Ok)
         }
         SecretsCommand::Due { max_age } => {
-            let age = guard::secrets::parse_age(&max_age)
+            let age = guard::rotate::secrets::parse_age(&max_age)
                 .map_err(|e| CliError::usage(format!("--max-age: {e}")))?;
             let target =
                 tenant::connect(ctx, tenant::Needs::reading(&["integration:secret:read"])).await?;
             let secrets = target.client.secrets().list().await?;
-            let due = guard::secrets::due(&secrets, age, time::OffsetDateTime::now_utc());
+            let due = guard::rotate::secrets::due(&secrets, age, time::OffsetDateTime::now_utc());
             match ctx.output {
                 Output::Json => print_json(&json!({"maxAge": max_age, "due": due})),
                 Output::Text => {

@@ -372,7 +372,7 @@ fn summarize(protection: &'static str, done: &[String], failed: &[String]) -> Pa
 }
 
 fn next_of_check(g: &super::file::Generate, id: &str) -> Result<()> {
-    crate::secrets::path_for_id(&g.write_to, id)
+    crate::rotate::secrets::path_for_id(&g.write_to, id)
         .map(drop)
         .map_err(Error::Invalid)
 }
@@ -399,7 +399,7 @@ async fn rotate_one(
     }
     let unfinished = ledger.running_job(crate::rotate::JOB_KIND, id).await?;
     let next_of = |g: &super::file::Generate| {
-        let path = crate::secrets::path_for_id(&g.write_to, id).map_err(Error::Invalid)?;
+        let path = crate::rotate::secrets::path_for_id(&g.write_to, id).map_err(Error::Invalid)?;
         Ok::<_, Error>((
             std::path::PathBuf::from(format!("{}.next", path.display())),
             path,

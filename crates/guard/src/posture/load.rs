@@ -102,7 +102,7 @@ impl Secrets {
             return read(file, var);
         }
         if let Some(Source::Generate(g)) = self.source(id) {
-            let p = crate::secrets::path_for_id(&g.write_to, id).ok()?;
+            let p = crate::rotate::secrets::path_for_id(&g.write_to, id).ok()?;
             return read(Some(&p), None);
         }
         None

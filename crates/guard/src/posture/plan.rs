@@ -393,7 +393,7 @@ pub async fn plan(
             let Some(max) = s.max_age(&secret.id) else {
                 continue;
             };
-            let due = crate::secrets::due(
+            let due = crate::rotate::secrets::due(
                 std::slice::from_ref(secret),
                 std::time::Duration::from_secs(u64::from(max) * 86_400),
                 now,
@@ -411,7 +411,7 @@ pub async fn plan(
             }
             let from_generate = matches!(s.source(&secret.id), Some(Source::Generate(_)));
             if let Some(Source::Generate(g)) = s.source(&secret.id)
-                && let Err(why) = crate::secrets::path_for_id(&g.write_to, &secret.id)
+                && let Err(why) = crate::rotate::secrets::path_for_id(&g.write_to, &secret.id)
             {
                 p.findings
                     .push(format!("secret {}: {why}", secret.id.escape_debug()));

@@ -21,10 +21,11 @@ use cxone::models::{Secret, SecretFormat, SecretReference};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
-use crate::secrets::check_value;
 use crate::{Error, Result, sha256_hex};
+use secrets::check_value;
 
 mod apply;
+pub mod secrets;
 
 pub use apply::{apply, resume};
 

@@ -73,7 +73,7 @@ proptest! {
         }
         let _ = IdentifierKind::parse(&s);
         let _ = FpeVersion::parse(&s);
-        let _ = guard::secrets::parse_age(&s);
+        let _ = guard::rotate::secrets::parse_age(&s);
         let _ = s.parse::<ledger::anchor::ExpectedHead>();
     }
 

@@ -1,6 +1,6 @@
 //! Integration secrets: the checks a rotation makes before any call (a value well-formed
 //! for its format, spec §3), and the age policy behind `cxguard secrets due`.
-//! The rotation itself is [`crate::rotate`].
+//! The rotation itself is the rest of [`crate::rotate`].
 
 use std::time::Duration;
 
