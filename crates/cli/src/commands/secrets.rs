@@ -96,9 +96,10 @@ pub(crate) fn write_new_value(
     Ok(guard::values::write_new(what, path, value)?)
 }
 
-async fn rotate_cmd(ctx: &Context, a: RotateArgs) -> Result<Exit, CliError> {
+/// The new value given (none with `--generate`) and the current one, read and checked
+/// before any request.
+fn rotate_inputs(ctx: &Context, a: &RotateArgs) -> Result<RotateInputs, CliError> {
     let env = ctx.env();
-    use guard::rotate::{self, Ended, Request};
     let format = a.format.map(|f| match f {
         FormatArg::Raw => cxone::models::SecretFormat::Raw,
         FormatArg::Jwt => cxone::models::SecretFormat::Jwt,
@@ -110,7 +111,6 @@ async fn rotate_cmd(ctx: &Context, a: RotateArgs) -> Result<Exit, CliError> {
         a.previous_value_env.as_deref(),
         env,
     )?;
-    // Everything local is read and checked before any request.
     let given = if a.generate {
         None
     } else {
@@ -128,6 +128,19 @@ async fn rotate_cmd(ctx: &Context, a: RotateArgs) -> Result<Exit, CliError> {
         }
         Some(v)
     };
+    Ok((format, previous, given))
+}
+
+type RotateInputs = (
+    Option<cxone::models::SecretFormat>,
+    Option<secrecy::SecretString>,
+    Option<secrecy::SecretString>,
+);
+
+async fn rotate_cmd(ctx: &Context, a: RotateArgs) -> Result<Exit, CliError> {
+    use guard::rotate::{self, Request};
+    // Everything local is read and checked before any request.
+    let (format, previous, given) = rotate_inputs(ctx, &a)?;
     let target = tenant::connect(ctx, tenant::Needs::writing(guard::rotate::SCOPES)).await?;
     // With --generate the secret is read once: for its format, and as the plan's start.
     let (value, fetched) = match given {
@@ -164,44 +177,7 @@ async fn rotate_cmd(ctx: &Context, a: RotateArgs) -> Result<Exit, CliError> {
         }
         .map_err(CliError::from)?;
         if a.dry_run {
-            match ctx.output {
-                Output::Json => print_json(&json!({"plan": plan})),
-                Output::Text => {
-                    println!(
-                        "plan: rotate {} ({}), version {} → {}",
-                        plan.secret_id,
-                        plan.name,
-                        plan.version,
-                        plan.version + 1
-                    );
-                    println!(
-                        "  format {}, new value SHA-256 {}…",
-                        plan.format,
-                        &plan.proposed_sha256[..12]
-                    );
-                    let deps: Vec<&str> = plan
-                        .dependents
-                        .iter()
-                        .map(|d| d.data_action_id.as_str())
-                        .collect();
-                    println!(
-                        "  recompile and test: {}",
-                        if deps.is_empty() {
-                            "(no dependents)".to_string()
-                        } else {
-                            deps.join(", ")
-                        }
-                    );
-                    println!(
-                        "  on rejection: {}",
-                        if plan.rollback {
-                            "roll back to the current value"
-                        } else {
-                            "NO ROLLBACK (--no-rollback)"
-                        }
-                    );
-                }
-            }
+            print_rotation_plan(ctx, &plan);
             return Ok(Exit::Ok);
         }
         let l = store::open(ctx, Access::Write).await?;
@@ -217,10 +193,64 @@ async fn rotate_cmd(ctx: &Context, a: RotateArgs) -> Result<Exit, CliError> {
         let sent = deliverer.stop().await;
         (r.map_err(CliError::from)?, sent, l)
     };
+    print_rotation(ctx, &report, &sent, &l).await;
+    rotation_exit(&report)
+}
+
+/// What a dry run would do.
+fn print_rotation_plan(ctx: &Context, plan: &guard::rotate::Plan) {
+    match ctx.output {
+        Output::Json => print_json(&json!({"plan": plan})),
+        Output::Text => {
+            println!(
+                "plan: rotate {} ({}), version {} → {}",
+                plan.secret_id,
+                plan.name,
+                plan.version,
+                plan.version + 1
+            );
+            println!(
+                "  format {}, new value SHA-256 {}…",
+                plan.format,
+                &plan.proposed_sha256[..12]
+            );
+            let deps: Vec<&str> = plan
+                .dependents
+                .iter()
+                .map(|d| d.data_action_id.as_str())
+                .collect();
+            println!(
+                "  recompile and test: {}",
+                if deps.is_empty() {
+                    "(no dependents)".to_string()
+                } else {
+                    deps.join(", ")
+                }
+            );
+            println!(
+                "  on rejection: {}",
+                if plan.rollback {
+                    "roll back to the current value"
+                } else {
+                    "NO ROLLBACK (--no-rollback)"
+                }
+            );
+        }
+    }
+}
+
+/// A rotation's report, and the events this run sent.
+async fn print_rotation(
+    ctx: &Context,
+    report: &guard::rotate::Report,
+    sent: &ledger::deliver::Delivered,
+    l: &ledger::Ledger,
+) {
+    use guard::rotate::Ended;
     match ctx.output {
         Output::Json => {
             // The report's own fields, as before, and the events this run sent.
-            let mut v = serde_json::to_value(&report).unwrap_or_default();
+            let mut v = serde_json::to_value(report).unwrap_or_default();
             v["webhooks"] = json!(sent);
             print_json(&v)
         }
@@ -259,11 +289,16 @@ async fn rotate_cmd(ctx: &Context, a: RotateArgs) -> Result<Exit, CliError> {
                 n(rejected)
             );
             let pending = l.outbox_status().await.map(|o| o.pending).unwrap_or(0);
-            for line in crate::output::events_lines(&sent, pending) {
+            for line in crate::output::events_lines(sent, pending) {
                 println!("{line}");
             }
         }
     }
+}
+
+/// A rotation's exit: 0 when rotated, 1 naming the data actions that rejected the value.
+fn rotation_exit(report: &guard::rotate::Report) -> Result<Exit, CliError> {
+    use guard::rotate::Ended;
     match &report.ended {
         Ended::Rotated { .. } => Ok(Exit::Ok),
         Ended::RolledBack { rejected, .. } | Ended::Broken { rejected } => {
