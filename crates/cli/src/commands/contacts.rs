@@ -126,11 +126,8 @@ pub async fn run(ctx: &Context, args: ContactsArgs) -> Result<Exit, CliError> {
     }
 }
 
-async fn anonymize_cmd(ctx: &Context, a: AnonymizeArgs) -> Result<Exit, CliError> {
-    let env = ctx.env();
-    // Validate everything before any call.
-    let policy = read_policy(&a.policy, env)?;
-    let sel = selection(&a)?;
+/// The flags that are checked on their own, before any call.
+fn check_flags(a: &AnonymizeArgs) -> Result<cxone::PageSize, CliError> {
     if a.concurrency == 0 || a.concurrency > 256 {
         return Err(CliError::usage(format!(
             "--concurrency: {} is not from 1 to 256",
@@ -149,6 +146,14 @@ async fn anonymize_cmd(ctx: &Context, a: AnonymizeArgs) -> Result<Exit, CliError
             "--dry-run and --resume contradict each other",
         ));
     }
+    Ok(page_size)
+}
+
+async fn anonymize_cmd(ctx: &Context, a: AnonymizeArgs) -> Result<Exit, CliError> {
+    // Validate everything before any call.
+    let policy = read_policy(&a.policy, ctx.env())?;
+    let sel = selection(&a)?;
+    let page_size = check_flags(&a)?;
     let scopes: &[&str] = if a.dry_run {
         &["contact:read"]
     } else {
@@ -175,29 +180,7 @@ async fn anonymize_cmd(ctx: &Context, a: AnonymizeArgs) -> Result<Exit, CliError
         let plan = anonymize::dry_run(&target.client, &policy, &sel, &opts, 3)
             .await
             .map_err(CliError::from)?;
-        match ctx.output {
-            Output::Json => print_json(&json!({"dryRun": plan})),
-            Output::Text => {
-                println!(
-                    "dry run: {} contacts examined; {} would change, {} already in their target state, {} not found, {} cannot be transformed",
-                    plan.examined, plan.would_change, plan.unchanged, plan.not_found, plan.errors
-                );
-                let mut t = table(&["field", "contacts that would change"]);
-                for (f, n) in &plan.fields {
-                    t.add_row(vec![f.clone(), n.to_string()]);
-                }
-                println!("{t}");
-                for ex in &plan.examples {
-                    println!("example {} (values redacted):", ex.id);
-                    for c in &ex.changes {
-                        println!("  {:<28} {:<13} {} → {}", c.field, c.op, c.before, c.after);
-                    }
-                }
-                for e in &plan.first_errors {
-                    println!("cannot transform {}: {}", e.id, e.error);
-                }
-            }
-        }
+        print_dry_run(ctx, &plan);
         return Ok(Exit::Ok);
     }
 
@@ -221,6 +204,44 @@ async fn anonymize_cmd(ctx: &Context, a: AnonymizeArgs) -> Result<Exit, CliError
     let delivered = deliverer.stop().await;
     let report = result.map_err(CliError::from)?;
 
+    print_report(ctx, &report, &delivered, &ledger).await;
+    anonymize_exit(&report)
+}
+
+/// What a dry run found, values redacted.
+fn print_dry_run(ctx: &Context, plan: &anonymize::DryRun) {
+    match ctx.output {
+        Output::Json => print_json(&json!({"dryRun": plan})),
+        Output::Text => {
+            println!(
+                "dry run: {} contacts examined; {} would change, {} already in their target state, {} not found, {} cannot be transformed",
+                plan.examined, plan.would_change, plan.unchanged, plan.not_found, plan.errors
+            );
+            let mut t = table(&["field", "contacts that would change"]);
+            for (f, n) in &plan.fields {
+                t.add_row(vec![f.clone(), n.to_string()]);
+            }
+            println!("{t}");
+            for ex in &plan.examples {
+                println!("example {} (values redacted):", ex.id);
+                for c in &ex.changes {
+                    println!("  {:<28} {:<13} {} → {}", c.field, c.op, c.before, c.after);
+                }
+            }
+            for e in &plan.first_errors {
+                println!("cannot transform {}: {}", e.id, e.error);
+            }
+        }
+    }
+}
+
+/// A run's report as short lines (≤ 100 columns) whose counts add up, and its events.
+async fn print_report(
+    ctx: &Context,
+    report: &anonymize::Report,
+    delivered: &ledger::deliver::Delivered,
+    ledger: &ledger::Ledger,
+) {
     match ctx.output {
         Output::Json => print_json(&json!({"report": report, "webhooks": delivered})),
         Output::Text => {
@@ -267,11 +288,15 @@ async fn anonymize_cmd(ctx: &Context, a: AnonymizeArgs) -> Result<Exit, CliError
                 println!("{}", line.trim_end_matches(','));
             }
             let pending = ledger.outbox_status().await.map(|o| o.pending).unwrap_or(0);
-            for line in crate::output::events_lines(&delivered, pending) {
+            for line in crate::output::events_lines(delivered, pending) {
                 println!("{line}");
             }
         }
     }
+}
+
+/// A run's exit: 1 listing the contacts that failed or were not found.
+fn anonymize_exit(report: &anonymize::Report) -> Result<Exit, CliError> {
     if report.failed + report.not_found > 0 {
         let mut msg = format!(
             "{} contact(s) failed and {} were not found; rerun the same command to retry them (job {}):",
