@@ -52,6 +52,32 @@ pub struct Who {
     pub file: Option<PathBuf>,
 }
 
+/// `subject erase`'s flags.
+#[derive(Debug, Args)]
+pub struct EraseArgs {
+    #[command(flatten)]
+    pub who: Who,
+    /// The masking policy the contacts are anonymized with (as for contacts anonymize).
+    #[arg(long, value_name = "POLICY")]
+    pub policy: PathBuf,
+    /// Do not file CXone's platform erasure (spec §9): the operator files it apart. The
+    /// receipt says so.
+    #[arg(long)]
+    pub skip_platform_erasure: bool,
+    /// Find and show what would be erased; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also write each receipt as DIR/<ref>.json (mode 0600, never overwriting).
+    #[arg(long, value_name = "DIR")]
+    pub receipts: Option<PathBuf>,
+    /// Contacts per listing page of the search.
+    #[arg(long, default_value_t = 1000)]
+    pub page_size: u32,
+    /// PATCHes in flight at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum SubjectCommand {
     /// The access request: write one person's (or each listed person's) contact records
@@ -74,29 +100,7 @@ pub enum SubjectCommand {
     /// Erase one person (or each listed person), in a fixed order, as one journaled job a
     /// rerun resumes: find them; anonymize their contacts with --policy; delete their
     /// guests' identity attribute; file CXone's platform erasure; print a receipt each.
-    Erase {
-        #[command(flatten)]
-        who: Who,
-        /// The masking policy the contacts are anonymized with (as for contacts anonymize).
-        #[arg(long, value_name = "POLICY")]
-        policy: PathBuf,
-        /// Do not file CXone's platform erasure (spec §9): the operator files it apart. The
-        /// receipt says so.
-        #[arg(long)]
-        skip_platform_erasure: bool,
-        /// Find and show what would be erased; change nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Also write each receipt as DIR/<ref>.json (mode 0600, never overwriting).
-        #[arg(long, value_name = "DIR")]
-        receipts: Option<PathBuf>,
-        /// Contacts per listing page of the search.
-        #[arg(long, default_value_t = 1000)]
-        page_size: u32,
-        /// PATCHes in flight at once.
-        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
-        concurrency: u16,
-    },
+    Erase(EraseArgs),
     /// Find one person's (or each listed person's) contacts and guests, read-only, in one
     /// pass over the contacts. Audited as subject.find (pseudonym and counts).
     Find {
@@ -216,7 +220,6 @@ pub fn read_policy(
 }
 
 pub async fn run(ctx: &Context, args: SubjectArgs) -> Result<Exit, CliError> {
-    let env = ctx.env();
     match args.command {
         SubjectCommand::Export {
             who,
@@ -224,160 +227,168 @@ pub async fn run(ctx: &Context, args: SubjectArgs) -> Result<Exit, CliError> {
             policy,
             page_size,
         } => export::export(ctx, &who, &out, policy.as_ref(), page_size).await,
-        SubjectCommand::Erase {
-            who,
-            policy,
-            skip_platform_erasure,
-            dry_run,
-            receipts,
-            page_size,
-            concurrency,
-        } => {
-            let page_size = cxone::PageSize::new(page_size)
-                .map_err(|e| CliError::usage(format!("--page-size: {e}")))?;
-            let (identity, subjects) = subjects(ctx, &who)?;
-            let policy = crate::commands::contacts::read_policy(&policy, env)?;
-            if let Some(dir) = &receipts {
-                check_receipts_dir(dir, &subjects)?;
-            }
-            let matcher = matcher(&identity, &subjects, Some(&policy));
-            let needs = if dry_run {
-                SEARCHING
-            } else if skip_platform_erasure {
-                tenant::Needs::writing(guard::subject::erase::SCOPES_WITHOUT_PLATFORM)
-            } else {
-                tenant::Needs::writing(guard::subject::erase::SCOPES)
-            };
-            let target = tenant::connect(ctx, needs).await?;
-            let ledger = store::open(ctx, Access::Write).await?;
-            if dry_run {
-                let found =
-                    search(&target, &ledger, &identity, &subjects, &matcher, page_size).await?;
-                match ctx.output {
-                    Output::Json => {
-                        print_json(&serde_json::json!({"dryRun": true, "found": found}))
-                    }
-                    Output::Text => {
-                        for s in &found.subjects {
-                            say(format!(
-                                "{}: would anonymize {} contact(s), clear {} guest(s), {}",
-                                s.reference,
-                                n(s.contacts.len() as u64),
-                                n(s.guests.len() as u64),
-                                if skip_platform_erasure {
-                                    "no platform erasure (--skip-platform-erasure)"
-                                } else {
-                                    "file the platform erasure"
-                                }
-                            ));
-                        }
-                        say("dry run: nothing was changed");
-                    }
-                }
-                return Ok(Exit::Ok);
-            }
-            let deliverer = store::start_delivery(ctx, &ledger)?;
-            let result = guard::subject::erase(
-                &target.client,
-                &ledger,
-                &policy,
-                &subjects,
-                &matcher,
-                &guard::subject::erase::Options {
-                    actor: actor(),
-                    platform: !skip_platform_erasure,
-                    page_size,
-                    concurrency: concurrency.into(),
-                    attribute: identity.attribute().to_string(),
-                },
-            )
-            .await;
-            deliverer.stop().await;
-            let receipts_out = result.map_err(crate::exit::without_tenant_words)?;
-            if let Some(dir) = &receipts {
-                write_receipts(dir, &receipts_out)?;
-            }
-            match ctx.output {
-                Output::Json => print_json(&serde_json::json!({"receipts": receipts_out})),
-                Output::Text => {
-                    for r in &receipts_out {
-                        print_receipt(r);
-                    }
-                }
-            }
-            Ok(Exit::Ok)
-        }
+        SubjectCommand::Erase(a) => erase_cmd(ctx, a).await,
         SubjectCommand::Find {
             who,
             policy,
             page_size,
-        } => {
-            let page_size = cxone::PageSize::new(page_size)
-                .map_err(|e| CliError::usage(format!("--page-size: {e}")))?;
-            let (identity, subjects) = subjects(ctx, &who)?;
-            let policy = read_policy(policy.as_ref(), env)?;
-            let matcher = matcher(&identity, &subjects, policy.as_ref());
-            let target = tenant::connect(ctx, SEARCHING).await?;
-            let ledger = store::open(ctx, Access::Write).await?;
-            let found = search(&target, &ledger, &identity, &subjects, &matcher, page_size).await?;
-            found
-                .record(&ledger, &actor(), &subjects)
-                .await
-                .map_err(CliError::from)?;
-            match ctx.output {
-                Output::Json => print_json(&found),
-                Output::Text => {
-                    for s in &found.subjects {
-                        if s.contacts.is_empty() && s.guests.is_empty() {
-                            say(format!("{}: no records found", s.reference));
-                            continue;
-                        }
-                        say(format!(
-                            "{}: {} contact(s), {} guest(s)",
-                            s.reference,
-                            n(s.contacts.len() as u64),
-                            n(s.guests.len() as u64)
-                        ));
-                        for c in &s.contacts {
-                            let fields: Vec<String> = c
-                                .fields
-                                .iter()
-                                .map(|(f, how)| {
-                                    format!(
-                                        "{f} ({})",
-                                        match how {
-                                            guard::subject::How::Raw => "raw",
-                                            guard::subject::How::Pseudonym => "pseudonym",
-                                        }
-                                    )
-                                })
-                                .collect();
-                            say(format!("  contact {}: {}", c.id, fields.join(", ")));
-                        }
-                        for g in &s.guests {
-                            say(format!("  guest {g}"));
-                        }
-                    }
-                    let with = found
-                        .subjects
-                        .iter()
-                        .filter(|s| !s.contacts.is_empty() || !s.guests.is_empty())
-                        .count() as u64;
-                    say(format!(
-                        "{} subject(s) = {} with records + {} without",
-                        n(found.subjects.len() as u64),
-                        n(with),
-                        n(found.subjects.len() as u64 - with),
-                    ));
-                    say(format!(
-                        "read {} contacts in {} page(s) and the {} guest(s) this ledger linked",
-                        n(found.contacts_scanned),
-                        n(found.pages),
-                        n(found.guests_checked)
-                    ));
-                }
+        } => find_cmd(ctx, &who, policy.as_ref(), page_size).await,
+    }
+}
+
+/// `subject erase`: everything checked first, then one `guard::subject::erase`.
+async fn erase_cmd(ctx: &Context, a: EraseArgs) -> Result<Exit, CliError> {
+    let page_size = cxone::PageSize::new(a.page_size)
+        .map_err(|e| CliError::usage(format!("--page-size: {e}")))?;
+    let (identity, subjects) = subjects(ctx, &a.who)?;
+    let policy = crate::commands::contacts::read_policy(&a.policy, ctx.env())?;
+    if let Some(dir) = &a.receipts {
+        check_receipts_dir(dir, &subjects)?;
+    }
+    let matcher = matcher(&identity, &subjects, Some(&policy));
+    let needs = if a.dry_run {
+        SEARCHING
+    } else if a.skip_platform_erasure {
+        tenant::Needs::writing(guard::subject::erase::SCOPES_WITHOUT_PLATFORM)
+    } else {
+        tenant::Needs::writing(guard::subject::erase::SCOPES)
+    };
+    let target = tenant::connect(ctx, needs).await?;
+    let ledger = store::open(ctx, Access::Write).await?;
+    if a.dry_run {
+        let found = search(&target, &ledger, &identity, &subjects, &matcher, page_size).await?;
+        print_erase_dry_run(ctx, &found, a.skip_platform_erasure);
+        return Ok(Exit::Ok);
+    }
+    let deliverer = store::start_delivery(ctx, &ledger)?;
+    let result = guard::subject::erase(
+        &target.client,
+        &ledger,
+        &policy,
+        &subjects,
+        &matcher,
+        &guard::subject::erase::Options {
+            actor: actor(),
+            platform: !a.skip_platform_erasure,
+            page_size,
+            concurrency: a.concurrency.into(),
+            attribute: identity.attribute().to_string(),
+        },
+    )
+    .await;
+    deliverer.stop().await;
+    let receipts_out = result.map_err(crate::exit::without_tenant_words)?;
+    if let Some(dir) = &a.receipts {
+        write_receipts(dir, &receipts_out)?;
+    }
+    match ctx.output {
+        Output::Json => print_json(&serde_json::json!({"receipts": receipts_out})),
+        Output::Text => {
+            for r in &receipts_out {
+                print_receipt(r);
             }
-            Ok(Exit::Ok)
         }
     }
+    Ok(Exit::Ok)
+}
+
+/// What an erasure would change.
+fn print_erase_dry_run(ctx: &Context, found: &subject::Found, skip_platform_erasure: bool) {
+    match ctx.output {
+        Output::Json => print_json(&serde_json::json!({"dryRun": true, "found": found})),
+        Output::Text => {
+            for s in &found.subjects {
+                say(format!(
+                    "{}: would anonymize {} contact(s), clear {} guest(s), {}",
+                    s.reference,
+                    n(s.contacts.len() as u64),
+                    n(s.guests.len() as u64),
+                    if skip_platform_erasure {
+                        "no platform erasure (--skip-platform-erasure)"
+                    } else {
+                        "file the platform erasure"
+                    }
+                ));
+            }
+            say("dry run: nothing was changed");
+        }
+    }
+}
+
+/// `subject find`: one pass over the contacts, recorded.
+async fn find_cmd(
+    ctx: &Context,
+    who: &Who,
+    policy: Option<&PathBuf>,
+    page_size: u32,
+) -> Result<Exit, CliError> {
+    let page_size = cxone::PageSize::new(page_size)
+        .map_err(|e| CliError::usage(format!("--page-size: {e}")))?;
+    let (identity, subjects) = subjects(ctx, who)?;
+    let policy = read_policy(policy, ctx.env())?;
+    let matcher = matcher(&identity, &subjects, policy.as_ref());
+    let target = tenant::connect(ctx, SEARCHING).await?;
+    let ledger = store::open(ctx, Access::Write).await?;
+    let found = search(&target, &ledger, &identity, &subjects, &matcher, page_size).await?;
+    found
+        .record(&ledger, &actor(), &subjects)
+        .await
+        .map_err(CliError::from)?;
+    match ctx.output {
+        Output::Json => print_json(&found),
+        Output::Text => print_found(&found),
+    }
+    Ok(Exit::Ok)
+}
+
+/// What a search found, per subject, and the totals.
+fn print_found(found: &subject::Found) {
+    for s in &found.subjects {
+        if s.contacts.is_empty() && s.guests.is_empty() {
+            say(format!("{}: no records found", s.reference));
+            continue;
+        }
+        say(format!(
+            "{}: {} contact(s), {} guest(s)",
+            s.reference,
+            n(s.contacts.len() as u64),
+            n(s.guests.len() as u64)
+        ));
+        for c in &s.contacts {
+            let fields: Vec<String> = c
+                .fields
+                .iter()
+                .map(|(f, how)| {
+                    format!(
+                        "{f} ({})",
+                        match how {
+                            guard::subject::How::Raw => "raw",
+                            guard::subject::How::Pseudonym => "pseudonym",
+                        }
+                    )
+                })
+                .collect();
+            say(format!("  contact {}: {}", c.id, fields.join(", ")));
+        }
+        for g in &s.guests {
+            say(format!("  guest {g}"));
+        }
+    }
+    let with = found
+        .subjects
+        .iter()
+        .filter(|s| !s.contacts.is_empty() || !s.guests.is_empty())
+        .count() as u64;
+    say(format!(
+        "{} subject(s) = {} with records + {} without",
+        n(found.subjects.len() as u64),
+        n(with),
+        n(found.subjects.len() as u64 - with),
+    ));
+    say(format!(
+        "read {} contacts in {} page(s) and the {} guest(s) this ledger linked",
+        n(found.contacts_scanned),
+        n(found.pages),
+        n(found.guests_checked)
+    ));
 }
