@@ -53,7 +53,6 @@ pub enum OutboxCommand {
 }
 
 pub async fn run(ctx: &Context, args: OutboxArgs) -> Result<Exit, CliError> {
-    let env = ctx.env();
     match args.command {
         OutboxCommand::NewSecret => {
             let s = ledger::webhooks::WebhookSecret::generate_text()?;
@@ -61,146 +60,17 @@ pub async fn run(ctx: &Context, args: OutboxArgs) -> Result<Exit, CliError> {
                 Output::Json => print_json(&json!({"secret": s})),
                 Output::Text => println!("{s}"),
             }
-            return Ok(Exit::Ok);
         }
-        OutboxCommand::Status => {
-            let ledger = store::open(ctx, Access::Read).await?;
-            let st = ledger.outbox_status().await?;
-            let groups = ledger.outbox_groups().await?;
-            let dead = ledger.outbox_events(Some("dead"), 50).await?;
-            let skipped = ledger.outbox_events(Some("skipped"), 50).await?;
-            match ctx.output {
-                Output::Json => print_json(
-                    &json!({"status": st, "groups": groups, "dead": dead, "skipped": skipped}),
-                ),
-                Output::Text => {
-                    let total = st.pending + st.delivered + st.dead + st.skipped;
-                    println!(
-                        "outbox: {total} events = {} pending + {} delivered + {} dead + {} skipped",
-                        st.pending, st.delivered, st.dead, st.skipped
-                    );
-                    if !groups.is_empty() {
-                        let mut t = table(&[
-                            "endpoint",
-                            "type",
-                            "status",
-                            "events",
-                            "oldest",
-                            "last error",
-                        ]);
-                        for g in &groups {
-                            let mut err = g.last_error.clone().unwrap_or_default();
-                            if err.chars().count() > 60 {
-                                err = err.chars().take(59).collect::<String>() + "…";
-                            }
-                            t.add_row(vec![
-                                g.kind.clone(),
-                                g.event_type.clone(),
-                                g.status.clone(),
-                                g.count.to_string(),
-                                g.oldest.clone(),
-                                err,
-                            ]);
-                        }
-                        println!("{t}");
-                    }
-                    if st.pending > 0 {
-                        println!(
-                            "deliver pending events with: cxguard outbox deliver --until-empty"
-                        );
-                    }
-                    if st.dead + st.skipped > 0 {
-                        println!(
-                            "see them one by one with: cxguard outbox list --status dead (or skipped); retry one with: cxguard outbox retry ID"
-                        );
-                    }
-                }
-            }
-        }
+        OutboxCommand::Status => status(ctx).await?,
         OutboxCommand::List {
             status,
             event_type,
             limit,
-        } => {
-            if let Some(s) = &status
-                && !["pending", "delivered", "dead", "skipped"].contains(&s.as_str())
-            {
-                return Err(CliError::usage(format!(
-                    "--status: {s:?} is not pending, delivered, dead or skipped"
-                )));
-            }
-            let ledger = store::open(ctx, Access::Read).await?;
-            let events = ledger
-                .outbox_list(status.as_deref(), event_type.as_deref(), limit)
-                .await?;
-            match ctx.output {
-                Output::Json => print_json(&events),
-                Output::Text => {
-                    let mut t = table(&[
-                        "id",
-                        "endpoint",
-                        "type",
-                        "status",
-                        "attempts",
-                        "created",
-                        "last error",
-                    ]);
-                    for e in &events {
-                        t.add_row(vec![
-                            e.id.clone(),
-                            e.kind.clone(),
-                            e.event_type.clone(),
-                            e.status.clone(),
-                            e.attempts.to_string(),
-                            e.created_at.clone(),
-                            e.last_error.clone().unwrap_or_default(),
-                        ]);
-                    }
-                    println!("{t}");
-                }
-            }
-        }
+        } => list(ctx, status.as_deref(), event_type.as_deref(), limit).await?,
         OutboxCommand::Deliver {
             until_empty,
             max_wait,
-        } => {
-            let cfg = config::delivery(&ctx.config, env)?;
-            let ledger = store::open(ctx, Access::Read).await?;
-            let lease_secs = cfg.lease.as_secs();
-            let d = ledger::deliver::Deliverer::new(ledger.clone(), cfg)?;
-            let (total, left) = if until_empty {
-                d.until_empty(Duration::from_secs(max_wait)).await?
-            } else {
-                let r = d.round().await?;
-                (r, ledger.outbox_status().await?.pending)
-            };
-            match ctx.output {
-                Output::Json => print_json(&json!({"result": total, "pending": left})),
-                Output::Text => println!(
-                    "delivered {}, retrying {}, dead {}, skipped {}; {} still pending",
-                    total.delivered, total.retrying, total.dead, total.skipped, left
-                ),
-            }
-            if total.dead > 0 {
-                return Err(CliError::new(
-                    Exit::Failed,
-                    format!(
-                        "{} event(s) went to dead letter; see `cxguard outbox status`",
-                        total.dead
-                    ),
-                ));
-            }
-            if until_empty && left > 0 {
-                // Exit 0 would tell a script the outbox is empty when it is not.
-                return Err(CliError::new(
-                    Exit::TempFail,
-                    format!(
-                        "{left} event(s) still pending after --max-wait {max_wait}: each waits for its next retry, or for the lease of a deliverer that stopped mid-round to expire ({} s); run again later, or see `cxguard outbox status`",
-                        lease_secs
-                    ),
-                ));
-            }
-        }
+        } => deliver(ctx, until_empty, max_wait).await?,
         OutboxCommand::Retry { id } => {
             let ledger = store::open(ctx, Access::Read).await?;
             ledger
@@ -222,4 +92,146 @@ pub async fn run(ctx: &Context, args: OutboxArgs) -> Result<Exit, CliError> {
         }
     }
     Ok(Exit::Ok)
+}
+
+/// `outbox status`: the counts, the groups by endpoint, type, status and error.
+async fn status(ctx: &Context) -> Result<(), CliError> {
+    let ledger = store::open(ctx, Access::Read).await?;
+    let st = ledger.outbox_status().await?;
+    let groups = ledger.outbox_groups().await?;
+    let dead = ledger.outbox_events(Some("dead"), 50).await?;
+    let skipped = ledger.outbox_events(Some("skipped"), 50).await?;
+    match ctx.output {
+        Output::Json => {
+            print_json(&json!({"status": st, "groups": groups, "dead": dead, "skipped": skipped}))
+        }
+        Output::Text => print_status(&st, &groups),
+    }
+    Ok(())
+}
+
+fn print_status(st: &ledger::OutboxStatus, groups: &[ledger::OutboxGroup]) {
+    let total = st.pending + st.delivered + st.dead + st.skipped;
+    println!(
+        "outbox: {total} events = {} pending + {} delivered + {} dead + {} skipped",
+        st.pending, st.delivered, st.dead, st.skipped
+    );
+    if !groups.is_empty() {
+        let mut t = table(&[
+            "endpoint",
+            "type",
+            "status",
+            "events",
+            "oldest",
+            "last error",
+        ]);
+        for g in groups {
+            let mut err = g.last_error.clone().unwrap_or_default();
+            if err.chars().count() > 60 {
+                err = err.chars().take(59).collect::<String>() + "…";
+            }
+            t.add_row(vec![
+                g.kind.clone(),
+                g.event_type.clone(),
+                g.status.clone(),
+                g.count.to_string(),
+                g.oldest.clone(),
+                err,
+            ]);
+        }
+        println!("{t}");
+    }
+    if st.pending > 0 {
+        println!("deliver pending events with: cxguard outbox deliver --until-empty");
+    }
+    if st.dead + st.skipped > 0 {
+        println!(
+            "see them one by one with: cxguard outbox list --status dead (or skipped); retry one with: cxguard outbox retry ID"
+        );
+    }
+}
+
+/// `outbox list`: events one by one, filtered.
+async fn list(
+    ctx: &Context,
+    status: Option<&str>,
+    event_type: Option<&str>,
+    limit: i64,
+) -> Result<(), CliError> {
+    if let Some(s) = status
+        && !["pending", "delivered", "dead", "skipped"].contains(&s)
+    {
+        return Err(CliError::usage(format!(
+            "--status: {s:?} is not pending, delivered, dead or skipped"
+        )));
+    }
+    let ledger = store::open(ctx, Access::Read).await?;
+    let events = ledger.outbox_list(status, event_type, limit).await?;
+    match ctx.output {
+        Output::Json => print_json(&events),
+        Output::Text => {
+            let mut t = table(&[
+                "id",
+                "endpoint",
+                "type",
+                "status",
+                "attempts",
+                "created",
+                "last error",
+            ]);
+            for e in &events {
+                t.add_row(vec![
+                    e.id.clone(),
+                    e.kind.clone(),
+                    e.event_type.clone(),
+                    e.status.clone(),
+                    e.attempts.to_string(),
+                    e.created_at.clone(),
+                    e.last_error.clone().unwrap_or_default(),
+                ]);
+            }
+            println!("{t}");
+        }
+    }
+    Ok(())
+}
+
+/// `outbox deliver`: one round, or rounds until empty or `max_wait` seconds.
+async fn deliver(ctx: &Context, until_empty: bool, max_wait: u64) -> Result<(), CliError> {
+    let cfg = config::delivery(&ctx.config, ctx.env())?;
+    let ledger = store::open(ctx, Access::Read).await?;
+    let lease_secs = cfg.lease.as_secs();
+    let d = ledger::deliver::Deliverer::new(ledger.clone(), cfg)?;
+    let (total, left) = if until_empty {
+        d.until_empty(Duration::from_secs(max_wait)).await?
+    } else {
+        let r = d.round().await?;
+        (r, ledger.outbox_status().await?.pending)
+    };
+    match ctx.output {
+        Output::Json => print_json(&json!({"result": total, "pending": left})),
+        Output::Text => println!(
+            "delivered {}, retrying {}, dead {}, skipped {}; {} still pending",
+            total.delivered, total.retrying, total.dead, total.skipped, left
+        ),
+    }
+    if total.dead > 0 {
+        return Err(CliError::new(
+            Exit::Failed,
+            format!(
+                "{} event(s) went to dead letter; see `cxguard outbox status`",
+                total.dead
+            ),
+        ));
+    }
+    if until_empty && left > 0 {
+        // Exit 0 would tell a script the outbox is empty when it is not.
+        return Err(CliError::new(
+            Exit::TempFail,
+            format!(
+                "{left} event(s) still pending after --max-wait {max_wait}: each waits for its next retry, or for the lease of a deliverer that stopped mid-round to expire ({lease_secs} s); run again later, or see `cxguard outbox status`"
+            ),
+        ));
+    }
+    Ok(())
 }
