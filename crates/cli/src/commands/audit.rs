@@ -89,114 +89,16 @@ impl FilterArgs {
 }
 
 pub async fn run(ctx: &Context, args: AuditArgs) -> Result<Exit, CliError> {
-    let env = ctx.env();
     match args.command {
         AuditCommand::Verify {
             public_key,
             expect_head,
-        } => {
-            let key = store::verifying_key(ctx, public_key.as_deref())?;
-            let ledger = store::open(ctx, Access::Verify).await?;
-            let v = store::verify_chain(ctx, &ledger, &key, expect_head.as_ref()).await?;
-            let anchor = crate::config::anchor_path(&ctx.config, env);
-            if v.broken.is_none() && v.entries > 0 && !anchor.exists() {
-                ctx.note(format!(
-                    "note: no audit anchor at {}; a ledger restored from an older copy cannot be told from this one (the anchor is written at each signed checkpoint)",
-                    anchor.display()
-                ));
-            }
-            match ctx.output {
-                Output::Json => print_json(&v),
-                Output::Text => match &v.broken {
-                    None => println!(
-                        "audit log intact: {} entries, {} signed checkpoints, head at entry {}, verified with key {}\nhead: {}:{}",
-                        v.entries,
-                        v.checkpoints,
-                        v.last_seq,
-                        v.key_id,
-                        v.last_seq,
-                        v.last_hash.as_deref().unwrap_or("-")
-                    ),
-                    Some(b) => println!("audit log BROKEN at entry {}: {}", b.seq, b.reason),
-                },
-            }
-            if let Some(b) = v.broken {
-                return Err(CliError::new(
-                    Exit::Failed,
-                    format!(
-                        "audit verification failed at entry {} ({} entries checked before it)",
-                        b.seq, v.entries
-                    ),
-                ));
-            }
-            Ok(Exit::Ok)
-        }
-        AuditCommand::Show(f) => {
-            let filter = f.to_filter()?;
-            let ledger = store::open(ctx, Access::Read).await?;
-            let entries = ledger.entries(&filter).await?;
-            match ctx.output {
-                Output::Json => print_json(&entries),
-                Output::Text => {
-                    let mut t = table(&[
-                        "seq",
-                        "at",
-                        "actor",
-                        "operation",
-                        "target",
-                        "outcome",
-                        "details",
-                    ]);
-                    for e in &entries {
-                        t.add_row(vec![
-                            e.seq.to_string(),
-                            e.at.clone(),
-                            e.actor.clone(),
-                            e.operation.clone(),
-                            e.target.clone(),
-                            e.outcome.clone(),
-                            e.details.to_string(),
-                        ]);
-                    }
-                    println!("{t}");
-                    ctx.note(format!("{} entries", entries.len()));
-                }
-            }
-            Ok(Exit::Ok)
-        }
+        } => verify(ctx, public_key.as_deref(), expect_head.as_ref()).await,
+        AuditCommand::Show(f) => show(ctx, &f).await,
         AuditCommand::Export {
             format: ExportFormat::Jsonl,
             filter,
-        } => {
-            let filter = filter.to_filter()?;
-            let ledger = store::open(ctx, Access::Read).await?;
-            let mut after = filter.after_seq.unwrap_or(0);
-            let mut left = filter.limit.unwrap_or(i64::MAX);
-            use std::io::Write;
-            let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::new(stdout.lock());
-            while left > 0 {
-                let page = ledger
-                    .entries(&ledger::Filter {
-                        after_seq: Some(after),
-                        limit: Some(left.min(5000)),
-                        ..filter.clone()
-                    })
-                    .await?;
-                let Some(last) = page.last() else { break };
-                after = last.seq;
-                left -= page.len() as i64;
-                for e in &page {
-                    let line = serde_json::to_string(e)
-                        .map_err(|e| CliError::new(Exit::Failed, e.to_string()))?;
-                    writeln!(out, "{line}")
-                        .map_err(|e| CliError::new(Exit::Failed, format!("cannot write: {e}")))?;
-                }
-            }
-            out.flush()
-                .map_err(|e| CliError::new(Exit::Failed, format!("cannot write: {e}")))?;
-            Ok(Exit::Ok)
-        }
+        } => export(ctx, &filter).await,
         AuditCommand::PublicKey => {
             let ledger = store::open(ctx, Access::Write).await?;
             let key = ledger
@@ -211,4 +113,113 @@ pub async fn run(ctx: &Context, args: AuditArgs) -> Result<Exit, CliError> {
             Ok(Exit::Ok)
         }
     }
+}
+
+/// `audit verify`: the chain, its signatures and the anchor, by the one check.
+async fn verify(
+    ctx: &Context,
+    public_key: Option<&std::path::Path>,
+    expect_head: Option<&ledger::anchor::ExpectedHead>,
+) -> Result<Exit, CliError> {
+    let key = store::verifying_key(ctx, public_key)?;
+    let ledger = store::open(ctx, Access::Verify).await?;
+    let v = store::verify_chain(ctx, &ledger, &key, expect_head).await?;
+    let anchor = crate::config::anchor_path(&ctx.config, ctx.env());
+    if v.broken.is_none() && v.entries > 0 && !anchor.exists() {
+        ctx.note(format!(
+            "note: no audit anchor at {}; a ledger restored from an older copy cannot be told from this one (the anchor is written at each signed checkpoint)",
+            anchor.display()
+        ));
+    }
+    match ctx.output {
+        Output::Json => print_json(&v),
+        Output::Text => match &v.broken {
+            None => println!(
+                "audit log intact: {} entries, {} signed checkpoints, head at entry {}, verified with key {}\nhead: {}:{}",
+                v.entries,
+                v.checkpoints,
+                v.last_seq,
+                v.key_id,
+                v.last_seq,
+                v.last_hash.as_deref().unwrap_or("-")
+            ),
+            Some(b) => println!("audit log BROKEN at entry {}: {}", b.seq, b.reason),
+        },
+    }
+    if let Some(b) = v.broken {
+        return Err(CliError::new(
+            Exit::Failed,
+            format!(
+                "audit verification failed at entry {} ({} entries checked before it)",
+                b.seq, v.entries
+            ),
+        ));
+    }
+    Ok(Exit::Ok)
+}
+
+/// `audit show`: the entries a filter selects, as a table.
+async fn show(ctx: &Context, f: &FilterArgs) -> Result<Exit, CliError> {
+    let filter = f.to_filter()?;
+    let ledger = store::open(ctx, Access::Read).await?;
+    let entries = ledger.entries(&filter).await?;
+    match ctx.output {
+        Output::Json => print_json(&entries),
+        Output::Text => {
+            let mut t = table(&[
+                "seq",
+                "at",
+                "actor",
+                "operation",
+                "target",
+                "outcome",
+                "details",
+            ]);
+            for e in &entries {
+                t.add_row(vec![
+                    e.seq.to_string(),
+                    e.at.clone(),
+                    e.actor.clone(),
+                    e.operation.clone(),
+                    e.target.clone(),
+                    e.outcome.clone(),
+                    e.details.to_string(),
+                ]);
+            }
+            println!("{t}");
+            ctx.note(format!("{} entries", entries.len()));
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+/// `audit export`: the entries a filter selects, one JSON line each, page by page.
+async fn export(ctx: &Context, filter: &FilterArgs) -> Result<Exit, CliError> {
+    use std::io::Write;
+    let filter = filter.to_filter()?;
+    let ledger = store::open(ctx, Access::Read).await?;
+    let mut after = filter.after_seq.unwrap_or(0);
+    let mut left = filter.limit.unwrap_or(i64::MAX);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let failed = |e: std::io::Error| CliError::new(Exit::Failed, format!("cannot write: {e}"));
+    while left > 0 {
+        let page = ledger
+            .entries(&ledger::Filter {
+                after_seq: Some(after),
+                limit: Some(left.min(5000)),
+                ..filter.clone()
+            })
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        left -= page.len() as i64;
+        for e in &page {
+            let line =
+                serde_json::to_string(e).map_err(|e| CliError::new(Exit::Failed, e.to_string()))?;
+            writeln!(out, "{line}").map_err(failed)?;
+        }
+    }
+    out.flush().map_err(failed)?;
+    Ok(Exit::Ok)
 }
