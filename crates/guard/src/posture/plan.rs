@@ -144,6 +144,21 @@ impl PosturePlan {
         crate::webchat::plan::canonical_json(&v)
     }
 
+    /// The plan `now` (re-derived from the posture and the tenant as they are), when this
+    /// saved plan confirms exactly its actions; otherwise refused as stale
+    /// ([`Error::Invalid`], exit 65) with each difference listed. The plan applied is
+    /// always `now`: a saved plan is a confirmation, never the source of an action.
+    pub fn confirm(&self, now: PosturePlan) -> Result<PosturePlan> {
+        let changed = self.differences(&now);
+        if changed.is_empty() {
+            return Ok(now);
+        }
+        Err(Error::Invalid(format!(
+            "the plan is stale: the posture and the tenant now yield other actions; nothing was applied:\n  {}\nmake a new plan with `cxguard plan --out`",
+            changed.join("\n  ")
+        )))
+    }
+
     /// This plan signed with `ledger`'s audit key, as `plan --out` saves it.
     pub fn signed(&self, ledger: &ledger::Ledger) -> Result<PosturePlan> {
         let mut saved = self.clone();
@@ -548,4 +563,21 @@ pub fn read_signed(path: &std::path::Path, key: &ledger::PublicKey) -> Result<Po
         ));
     }
     Ok(p)
+}
+
+/// Refuses a saved plan made from another version of the posture file than `posture`.
+pub fn check_posture(
+    saved: &PosturePlan,
+    posture: &Posture,
+    plan_path: &std::path::Path,
+    posture_path: &std::path::Path,
+) -> Result<()> {
+    if saved.posture_sha256 != posture.digest {
+        return Err(Error::Invalid(format!(
+            "{}: the plan was made from another version of {}; make a new one",
+            plan_path.display(),
+            posture_path.display()
+        )));
+    }
+    Ok(())
 }

@@ -227,46 +227,16 @@ pub async fn plan_cmd(ctx: &Context, a: PlanArgs) -> Result<Exit, CliError> {
 
 pub async fn apply_cmd(ctx: &Context, a: ApplyArgs) -> Result<Exit, CliError> {
     // A saved plan's signature is checked before anything else is read or sent.
-    let saved: Option<plan::PosturePlan> = match &a.plan {
+    let saved = match &a.plan {
         None => None,
         Some(path) => Some(read_signed_plan(ctx, path)?),
     };
     let (posture, problems) = load_for(ctx, &a.posture)?;
-    let saved: Option<plan::PosturePlan> = match saved {
-        None => None,
-        Some(p) => {
-            let path = a.plan.as_deref().unwrap_or(std::path::Path::new("plan"));
-            if p.posture_sha256 != posture.digest {
-                return Err(CliError::new(
-                    Exit::Input,
-                    format!(
-                        "{}: the plan was made from another version of {}; make a new one",
-                        path.display(),
-                        a.posture.display()
-                    ),
-                ));
-            }
-            Some(p)
-        }
-    };
+    if let (Some(p), Some(path)) = (&saved, &a.plan) {
+        plan::check_posture(p, &posture, path, &a.posture)?;
+    }
     if let Some(run) = &a.resume {
-        let ledger = store::open(ctx, Access::Write).await?;
-        let plan = apply::recorded_plan(&ledger, run).await?;
-        if plan.posture_sha256 != posture.digest {
-            return Err(CliError::new(
-                Exit::Input,
-                format!(
-                    "run {run} was made from another version of {}; resume it with the same posture file",
-                    a.posture.display()
-                ),
-            ));
-        }
-        if !problems.is_empty() {
-            return Err(CliError::new(Exit::Input, problems.join("\n  ")));
-        }
-        let writing = scopes(&posture, true);
-        let target = tenant::connect(ctx, tenant::Needs::writing(&writing)).await?;
-        return run_plan(ctx, &target.client, &ledger, &posture, &plan, Some(run)).await;
+        return resume_run(ctx, &posture, problems, run, &a.posture).await;
     }
     if saved.is_none() && !a.auto_approve && !std::io::stdin().is_terminal() {
         return Err(CliError::usage(
@@ -294,39 +264,9 @@ pub async fn apply_cmd(ctx: &Context, a: ApplyArgs) -> Result<Exit, CliError> {
                 .as_ref()
                 .map_or(a.max_contacts, |c| c.max_contacts.max(1));
             let now = plan_now(ctx, client, &posture, max, Vec::new()).await?;
-            let changed = p.differences(&now);
-            if !changed.is_empty() {
-                return Err(CliError::new(
-                    Exit::Input,
-                    format!(
-                        "the plan is stale: the posture and the tenant now yield other actions; nothing was applied:\n  {}\nmake a new plan with `cxguard plan --out`",
-                        changed.join("\n  ")
-                    ),
-                ));
-            }
-            now
+            p.confirm(now)?
         }
-        None => {
-            let p = plan_now(ctx, client, &posture, a.max_contacts, problems).await?;
-            if ctx.output == Output::Text {
-                show(&p);
-            }
-            if p.changes() > 0 && !a.auto_approve {
-                eprint!(
-                    "apply these {} change(s)? only 'yes' is accepted: ",
-                    p.changes()
-                );
-                let mut answer = String::new();
-                let _ = std::io::stdin().read_line(&mut answer);
-                if answer.trim() != "yes" {
-                    return Err(CliError::new(
-                        Exit::Failed,
-                        "not applied: the answer was not 'yes'",
-                    ));
-                }
-            }
-            p
-        }
+        None => planned_and_approved(ctx, client, &posture, problems, &a).await?,
     };
     if plan.changes() == 0 {
         match ctx.output {
@@ -337,6 +277,62 @@ pub async fn apply_cmd(ctx: &Context, a: ApplyArgs) -> Result<Exit, CliError> {
     }
     let ledger = store::open(ctx, Access::Write).await?;
     run_plan(ctx, client, &ledger, &posture, &plan, None).await
+}
+
+/// `apply --resume RUN`: the plan the run recorded, with the same posture file.
+async fn resume_run(
+    ctx: &Context,
+    posture: &load::Posture,
+    problems: Vec<String>,
+    run: &str,
+    posture_path: &std::path::Path,
+) -> Result<Exit, CliError> {
+    let ledger = store::open(ctx, Access::Write).await?;
+    let plan = apply::recorded_plan(&ledger, run).await?;
+    if plan.posture_sha256 != posture.digest {
+        return Err(CliError::new(
+            Exit::Input,
+            format!(
+                "run {run} was made from another version of {}; resume it with the same posture file",
+                posture_path.display()
+            ),
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(CliError::new(Exit::Input, problems.join("\n  ")));
+    }
+    let writing = scopes(posture, true);
+    let target = tenant::connect(ctx, tenant::Needs::writing(&writing)).await?;
+    run_plan(ctx, &target.client, &ledger, posture, &plan, Some(run)).await
+}
+
+/// Without a saved plan: plan now, show it, and ask (unless `--auto-approve`).
+async fn planned_and_approved(
+    ctx: &Context,
+    client: &cxone::Client,
+    posture: &load::Posture,
+    problems: Vec<String>,
+    a: &ApplyArgs,
+) -> Result<plan::PosturePlan, CliError> {
+    let p = plan_now(ctx, client, posture, a.max_contacts, problems).await?;
+    if ctx.output == Output::Text {
+        show(&p);
+    }
+    if p.changes() > 0 && !a.auto_approve {
+        eprint!(
+            "apply these {} change(s)? only 'yes' is accepted: ",
+            p.changes()
+        );
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        if answer.trim() != "yes" {
+            return Err(CliError::new(
+                Exit::Failed,
+                "not applied: the answer was not 'yes'",
+            ));
+        }
+    }
+    Ok(p)
 }
 
 /// A saved plan, its signature verified with the configured audit key's public half
