@@ -8,7 +8,9 @@ pub mod apply;
 pub mod file;
 pub mod load;
 pub mod plan;
+pub mod saved;
 
 pub use apply::{PartResult, RUN_KIND, With, apply, recorded_plan};
 pub use load::{Posture, Source, load, load_section, load_text};
-pub use plan::{PlanSignature, PosturePlan, SIGNED_AS, cutoff, plan, read_signed};
+pub use plan::{PlanSignature, PosturePlan, SIGNED_AS, cutoff, plan};
+pub use saved::{check_posture, read_signed};

@@ -233,7 +233,7 @@ pub async fn apply_cmd(ctx: &Context, a: ApplyArgs) -> Result<Exit, CliError> {
     };
     let (posture, problems) = load_for(ctx, &a.posture)?;
     if let (Some(p), Some(path)) = (&saved, &a.plan) {
-        plan::check_posture(p, &posture, path, &a.posture)?;
+        guard::posture::check_posture(p, &posture, path, &a.posture)?;
     }
     if let Some(run) = &a.resume {
         return resume_run(ctx, &posture, problems, run, &a.posture).await;
@@ -339,7 +339,7 @@ async fn planned_and_approved(
 /// before anything else (see [`plan::read_signed`]).
 fn read_signed_plan(ctx: &Context, path: &std::path::Path) -> Result<plan::PosturePlan, CliError> {
     let key = store::verifying_key(ctx, None)?;
-    Ok(plan::read_signed(path, &key)?)
+    Ok(guard::posture::read_signed(path, &key)?)
 }
 
 /// Applies `plan` (or resumes `resume`) and reports each protection's result.
