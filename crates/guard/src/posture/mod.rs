@@ -9,6 +9,7 @@ pub mod file;
 pub mod load;
 pub mod plan;
 pub mod saved;
+pub mod status;
 
 pub use apply::{PartResult, RUN_KIND, With, apply, recorded_plan};
 pub use load::{Posture, Source, load, load_section, load_text};

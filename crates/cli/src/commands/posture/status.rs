@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use serde::Serialize;
+use guard::posture::status;
 use serde_json::json;
 
 use super::scopes;
@@ -22,38 +22,9 @@ pub struct StatusArgs {
     pub posture: PathBuf,
 }
 
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Protection {
-    name: &'static str,
-    /// When its last job finished successfully.
-    last_success: Option<String>,
-    /// Changes the posture would make now; `None` when it declares nothing for it.
-    drift: Option<usize>,
-}
-
 pub async fn status_cmd(ctx: &Context, a: StatusArgs) -> Result<Exit, CliError> {
     let ledger = store::open(ctx, Access::Read).await?;
-    let kinds = [
-        ("webchat", guard::webchat::JOB_KIND),
-        ("encryption", guard::encrypt::JOB_KIND),
-        ("secrets", guard::rotate::JOB_KIND),
-        ("retention", guard::anonymize::JOB_KIND),
-    ];
-    let mut rows = Vec::new();
-    for (name, kind) in kinds {
-        let last = ledger
-            .jobs_of(kind, ledger::JobStatus::Done, 1)
-            .await?
-            .into_iter()
-            .next()
-            .map(|j| j.updated_at);
-        rows.push(Protection {
-            name,
-            last_success: last,
-            drift: None,
-        });
-    }
+    let mut rows = status::last_successes(&ledger).await?;
     let mut findings = Vec::new();
     let mut posture_note = None;
     if a.posture.is_file() || ctx.config.file.posture.is_some() {
@@ -61,23 +32,7 @@ pub async fn status_cmd(ctx: &Context, a: StatusArgs) -> Result<Exit, CliError> 
         let reading = scopes(&posture, false);
         let target = tenant::connect(ctx, tenant::Needs::reading(&reading)).await?;
         let p = super::plan_now(ctx, &target.client, &posture, 10_000, problems).await?;
-        let declared = [
-            posture.webchat.is_some(),
-            !posture.tables.is_empty(),
-            posture.secrets.is_some(),
-            posture.contacts.is_some(),
-        ];
-        let counts = [
-            p.webchat.len(),
-            p.datastore.len(),
-            p.secrets.len(),
-            p.contacts
-                .as_ref()
-                .map_or(0, |c| usize::from(c.pending > 0)),
-        ];
-        for (i, row) in rows.iter_mut().enumerate() {
-            row.drift = declared[i].then_some(counts[i]);
-        }
+        status::set_drift(&mut rows, &posture, &p);
         findings = p.findings;
     } else {
         posture_note = Some(format!(
@@ -86,8 +41,26 @@ pub async fn status_cmd(ctx: &Context, a: StatusArgs) -> Result<Exit, CliError> 
         ));
     }
     let outbox = ledger.outbox_status().await?;
-    let audit = match store::verifying_key(ctx, None) {
-        Ok(key) => match store::verify_chain(ctx, &ledger, &key, None).await {
+    let audit = audit_health(ctx, &ledger).await;
+    let intact = audit["intact"] != false;
+    match ctx.output {
+        Output::Json => print_json(&json!({
+            "protections": rows,
+            "findings": findings,
+            "posture": posture_note,
+            "outbox": outbox,
+            "audit": audit,
+        })),
+        Output::Text => print_text(&rows, posture_note.as_deref(), &findings, &outbox, &audit),
+    }
+    Ok(if intact { Exit::Ok } else { Exit::Failed })
+}
+
+/// The chain's health as `audit verify` states it, as JSON: intact, or where it breaks,
+/// or why it could not be verified.
+async fn audit_health(ctx: &Context, ledger: &ledger::Ledger) -> serde_json::Value {
+    match store::verifying_key(ctx, None) {
+        Ok(key) => match store::verify_chain(ctx, ledger, &key, None).await {
             Ok(v) => {
                 let mut a = json!({"entries": v.entries, "checkpoints": v.checkpoints, "intact": v.is_intact()});
                 if let Some(b) = &v.broken {
@@ -98,69 +71,65 @@ pub async fn status_cmd(ctx: &Context, a: StatusArgs) -> Result<Exit, CliError> 
             Err(e) => json!({"intact": false, "error": e.message}),
         },
         Err(e) => json!({"intact": null, "error": format!("not verified: {}", e.message)}),
-    };
-    let intact = audit["intact"] != false;
-    match ctx.output {
-        Output::Json => print_json(&json!({
-            "protections": rows,
-            "findings": findings,
-            "posture": posture_note,
-            "outbox": outbox,
-            "audit": audit,
-        })),
-        Output::Text => {
-            println!("{:<12} {:<32} drift", "protection", "last successful apply");
-            for r in &rows {
-                println!(
-                    "{:<12} {:<32} {}",
-                    r.name,
-                    r.last_success.as_deref().unwrap_or("never"),
-                    match r.drift {
-                        None => "not declared".to_string(),
-                        Some(0) => "no".to_string(),
-                        Some(n) => format!("yes ({n} to change)"),
-                    }
-                );
-            }
-            if let Some(n) = &posture_note {
-                println!("{n}");
-            }
-            println!("findings: {}", findings.len());
-            for f in &findings {
-                println!("  ! {f}");
-            }
-            println!(
-                "outbox: {} pending, {} dead, {} skipped{}",
-                outbox.pending,
-                outbox.dead,
-                outbox.skipped,
-                outbox
-                    .oldest_pending
-                    .as_deref()
-                    .map(|t| format!(" (oldest since {t})"))
-                    .unwrap_or_default()
-            );
-            println!(
-                "audit: {}",
-                if audit["intact"] == true {
-                    format!(
-                        "{} entries, {} checkpoint(s), chain intact",
-                        audit["entries"], audit["checkpoints"]
-                    )
-                } else if let Some(b) = audit.get("broken") {
-                    format!(
-                        "BROKEN at entry {}: {}",
-                        b["seq"],
-                        b["reason"].as_str().unwrap_or_default()
-                    )
-                } else {
-                    format!(
-                        "NOT VERIFIED: {}",
-                        audit["error"].as_str().unwrap_or("the chain is broken")
-                    )
-                }
-            );
-        }
     }
-    Ok(if intact { Exit::Ok } else { Exit::Failed })
+}
+
+fn print_text(
+    rows: &[status::Protection],
+    posture_note: Option<&str>,
+    findings: &[String],
+    outbox: &ledger::OutboxStatus,
+    audit: &serde_json::Value,
+) {
+    println!("{:<12} {:<32} drift", "protection", "last successful apply");
+    for r in rows {
+        println!(
+            "{:<12} {:<32} {}",
+            r.name,
+            r.last_success.as_deref().unwrap_or("never"),
+            match r.drift {
+                None => "not declared".to_string(),
+                Some(0) => "no".to_string(),
+                Some(n) => format!("yes ({n} to change)"),
+            }
+        );
+    }
+    if let Some(n) = posture_note {
+        println!("{n}");
+    }
+    println!("findings: {}", findings.len());
+    for f in findings {
+        println!("  ! {f}");
+    }
+    println!(
+        "outbox: {} pending, {} dead, {} skipped{}",
+        outbox.pending,
+        outbox.dead,
+        outbox.skipped,
+        outbox
+            .oldest_pending
+            .as_deref()
+            .map(|t| format!(" (oldest since {t})"))
+            .unwrap_or_default()
+    );
+    println!(
+        "audit: {}",
+        if audit["intact"] == true {
+            format!(
+                "{} entries, {} checkpoint(s), chain intact",
+                audit["entries"], audit["checkpoints"]
+            )
+        } else if let Some(b) = audit.get("broken") {
+            format!(
+                "BROKEN at entry {}: {}",
+                b["seq"],
+                b["reason"].as_str().unwrap_or_default()
+            )
+        } else {
+            format!(
+                "NOT VERIFIED: {}",
+                audit["error"].as_str().unwrap_or("the chain is broken")
+            )
+        }
+    );
 }
