@@ -251,14 +251,7 @@ async fn a_sync_kms_callback_that_answers_ends_verified() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_job_whose_patch_was_lost_accepts_no_callback_after_its_deadline() {
     let sim = crate::sim(SimConfig::default()).await;
-    let c = sim.credentials();
-    let grant = cxone::Grant::ClientCredentials {
-        client_id: c.client_id.clone(),
-        client_secret: c.client_secret.clone().into(),
-    };
-    let mut s = cxone::Settings::new(&sim.base_url(), grant).unwrap();
-    s.retry.base_delay = std::time::Duration::from_millis(5);
-    s.retry.max_delay = std::time::Duration::from_millis(50);
+    let mut s = crate::settings(&sim);
     s.retry.deadline = std::time::Duration::from_millis(400);
     s.request_timeout = std::time::Duration::from_millis(600);
     let client = cxone::Client::new(s).unwrap();

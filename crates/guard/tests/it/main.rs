@@ -18,6 +18,11 @@ pub async fn sim(config: SimConfig) -> SimHandle {
 }
 
 pub fn client(sim: &SimHandle) -> cxone::Client {
+    cxone::Client::new(settings(sim)).unwrap()
+}
+
+/// The settings [`client`] uses: the emulator's credentials, short backoffs.
+pub fn settings(sim: &SimHandle) -> cxone::Settings {
     let c = sim.credentials();
     let grant = cxone::Grant::ClientCredentials {
         client_id: c.client_id.clone(),
@@ -26,7 +31,7 @@ pub fn client(sim: &SimHandle) -> cxone::Client {
     let mut s = cxone::Settings::new(&sim.base_url(), grant).unwrap();
     s.retry.base_delay = std::time::Duration::from_millis(5);
     s.retry.max_delay = std::time::Duration::from_millis(50);
-    cxone::Client::new(s).unwrap()
+    s
 }
 
 pub async fn ledger(dir: &tempfile::TempDir) -> ledger::Ledger {
