@@ -129,49 +129,54 @@ async fn config(State(s): State<Arc<SimState>>, Json(change): Json<Value>) -> Re
 }
 
 /// Applies `change` (any subset of the run-time settings) after checking all of it.
+fn share(k: &str, v: &Value) -> Result<f64, String> {
+    match v.as_f64() {
+        Some(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(format!("{k}: a share between 0 and 1")),
+    }
+}
+
+fn optional_rate(k: &str, v: &Value) -> Result<Option<u32>, String> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    match v.as_u64() {
+        Some(n) if n >= 1 && n <= u64::from(u32::MAX) => Ok(Some(n as u32)),
+        _ => Err(format!(
+            "{k}: requests per second (at least 1), or null for no limit"
+        )),
+    }
+}
+
+/// `failNext`: the statuses the next requests fail with.
+fn statuses(v: &Value) -> Result<Vec<u16>, String> {
+    let list = v
+        .as_array()
+        .ok_or("failNext: a list of statuses (500, 502, 503, 504, 429)")?;
+    let mut out = Vec::new();
+    for s in list {
+        match s.as_u64() {
+            Some(n @ (429 | 500 | 502 | 503 | 504)) => out.push(n as u16),
+            _ => {
+                return Err(format!(
+                    "failNext: {s} is not one of 429, 500, 502, 503, 504"
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
 pub(crate) fn configure(s: &SimState, change: &Value) -> Result<Value, String> {
     let Some(obj) = change.as_object() else {
         return Err("the body is an object of settings".into());
     };
     let mut next = s.runtime();
-    let share = |k: &str, v: &Value| -> Result<f64, String> {
-        match v.as_f64() {
-            Some(x) if (0.0..=1.0).contains(&x) => Ok(x),
-            _ => Err(format!("{k}: a share between 0 and 1")),
-        }
-    };
-    let optional_rate = |k: &str, v: &Value| -> Result<Option<u32>, String> {
-        if v.is_null() {
-            return Ok(None);
-        }
-        match v.as_u64() {
-            Some(n) if n >= 1 && n <= u64::from(u32::MAX) => Ok(Some(n as u32)),
-            _ => Err(format!(
-                "{k}: requests per second (at least 1), or null for no limit"
-            )),
-        }
-    };
     let mut fail_next = None;
     let mut reset_next = None;
     for (k, v) in obj {
         match k.as_str() {
-            "failNext" => {
-                let list = v
-                    .as_array()
-                    .ok_or("failNext: a list of statuses (500, 502, 503, 504, 429)")?;
-                let mut out = Vec::new();
-                for s in list {
-                    match s.as_u64() {
-                        Some(n @ (429 | 500 | 502 | 503 | 504)) => out.push(n as u16),
-                        _ => {
-                            return Err(format!(
-                                "failNext: {s} is not one of 429, 500, 502, 503, 504"
-                            ));
-                        }
-                    }
-                }
-                fail_next = Some(out);
-            }
+            "failNext" => fail_next = Some(statuses(v)?),
             "resetNext" => {
                 reset_next = Some(v.as_u64().ok_or("resetNext: how many requests to reset")? as u32)
             }

@@ -68,112 +68,138 @@ async fn api(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let matched = match routes::match_route(&method, uri.path()) {
-        Ok(m) => m,
-        Err(RouteMiss::NotFound) => {
-            return Reply::not_found(format!("no route {} {}", method, uri.path()))
-                .into_response_with(&[]);
-        }
-        Err(RouteMiss::MethodNotAllowed(allow)) => {
-            return Reply::problem(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "Method not allowed",
-                format!(
-                    "{} does not accept {method}; it accepts {allow}",
-                    uri.path()
-                ),
-            )
-            .with_header(header::ALLOW, allow)
-            .into_response_with(&[]);
-        }
-    };
+    match pipeline(&s, &method, &uri, &headers, &body).await {
+        Ok(resp) | Err(resp) => resp,
+    }
+}
+
+/// Spec §2's checks in order; each step either passes or answers.
+async fn pipeline(
+    s: &SimState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, Response> {
+    let matched = route(method, uri)?;
     *lock(&s.route_hits).entry(matched.pattern).or_insert(0) += 1;
 
     // 401: a token we issued, unexpired and not revoked.
-    let scopes = match authenticate(&s, &headers) {
-        Ok(scopes) => scopes,
-        Err(reply) => {
-            s.counters.unauthorized.fetch_add(1, Ordering::Relaxed);
-            return reply.into_response_with(&[]);
-        }
-    };
+    let scopes = authenticate(s, headers).map_err(|reply| {
+        s.counters.unauthorized.fetch_add(1, Ordering::Relaxed);
+        reply.into_response_with(&[])
+    })?;
+    let rate_headers = rate_limit(s, matched.bucket)?;
+    check_scopes(&matched.scopes, &scopes).map_err(|r| r.into_response_with(&rate_headers))?;
+    let rt = s.runtime();
+    injected_fault(s, &rt).map_err(|r| r.into_response_with(&rate_headers))?;
+    let idem_key = idempotency_claim(s, method, uri, headers, body)
+        .map_err(|r| r.into_response_with(&rate_headers))?;
 
-    // 429: the tenant bucket, or the webchat bucket for webchat routes.
-    let bucket = match matched.bucket {
+    let ctx = Ctx { uri, headers, body };
+    let reply = routes::handle(s, &matched.route, &ctx).await;
+    if let Some(key) = &idem_key {
+        idempotency_settle(s, key, &reply);
+    }
+    if scripted_reset(s) || (rt.reset_rate > 0.0 && s.roll() < rt.reset_rate) {
+        s.counters.resets.fetch_add(1, Ordering::Relaxed);
+        return Ok(reset_response());
+    }
+    Ok(reply.into_response_with(&rate_headers))
+}
+
+/// 404 for an unknown path, 405 for a known path and another method.
+fn route(method: &Method, uri: &Uri) -> Result<routes::Matched, Response> {
+    match routes::match_route(method, uri.path()) {
+        Ok(m) => Ok(m),
+        Err(RouteMiss::NotFound) => {
+            Err(
+                Reply::not_found(format!("no route {} {}", method, uri.path()))
+                    .into_response_with(&[]),
+            )
+        }
+        Err(RouteMiss::MethodNotAllowed(allow)) => Err(Reply::problem(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method not allowed",
+            format!(
+                "{} does not accept {method}; it accepts {allow}",
+                uri.path()
+            ),
+        )
+        .with_header(header::ALLOW, allow)
+        .into_response_with(&[])),
+    }
+}
+
+/// 429 from the tenant bucket, or the webchat bucket for webchat routes; on success the
+/// `RateLimit-*` headers every response carries.
+fn rate_limit(s: &SimState, kind: BucketKind) -> Result<Vec<(HeaderName, String)>, Response> {
+    let bucket = match kind {
         BucketKind::Tenant => &s.bucket,
         BucketKind::Webchat => &s.webchat_bucket,
     };
     let taken = lock(bucket).as_mut().map(|b| b.take(Instant::now()));
-    let mut rate_headers: Vec<(HeaderName, String)> = Vec::new();
+    let triple = |limit: String, remaining: String, reset: String| {
+        vec![
+            (HeaderName::from_static("ratelimit-limit"), limit),
+            (HeaderName::from_static("ratelimit-remaining"), remaining),
+            (HeaderName::from_static("ratelimit-reset"), reset),
+        ]
+    };
     match taken {
         Some(Take::Refused {
             limit,
             retry_after_secs,
         }) => {
             s.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
-            return Reply::problem(
+            let reply = Reply::problem(
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many requests",
                 format!(
                     "rate limit of {limit} requests/s exceeded; retry after {retry_after_secs} s"
                 ),
             )
-            .with_header(header::RETRY_AFTER, retry_after_secs.to_string())
-            .with_header(
-                HeaderName::from_static("ratelimit-limit"),
-                limit.to_string(),
-            )
-            .with_header(HeaderName::from_static("ratelimit-remaining"), "0")
-            .with_header(
-                HeaderName::from_static("ratelimit-reset"),
-                retry_after_secs.to_string(),
-            )
-            .into_response_with(&[]);
+            .with_header(header::RETRY_AFTER, retry_after_secs.to_string());
+            let headers = triple(limit.to_string(), "0".into(), retry_after_secs.to_string());
+            Err(reply.into_response_with(&headers))
         }
         Some(Take::Granted {
             limit,
             remaining,
             reset_secs,
-        }) => {
-            rate_headers.push((
-                HeaderName::from_static("ratelimit-limit"),
-                limit.to_string(),
-            ));
-            rate_headers.push((
-                HeaderName::from_static("ratelimit-remaining"),
-                remaining.to_string(),
-            ));
-            rate_headers.push((
-                HeaderName::from_static("ratelimit-reset"),
-                reset_secs.to_string(),
-            ));
-        }
-        None => {}
+        }) => Ok(triple(
+            limit.to_string(),
+            remaining.to_string(),
+            reset_secs.to_string(),
+        )),
+        None => Ok(Vec::new()),
     }
+}
 
-    // 403: every scope the route needs.
-    let missing: Vec<&str> = matched
-        .scopes
+/// 403 naming every scope the route needs and the token lacks.
+fn check_scopes(needed: &[&str], granted: &[String]) -> Result<(), Reply> {
+    let missing: Vec<&str> = needed
         .iter()
         .copied()
-        .filter(|sc| !scopes.iter().any(|g| g == sc))
+        .filter(|sc| !granted.iter().any(|g| g == sc))
         .collect();
-    if !missing.is_empty() {
-        let needed = missing.join(" ");
-        return Reply::problem(
-            StatusCode::FORBIDDEN,
-            "Insufficient scope",
-            format!("this token lacks the scope {needed}"),
-        )
-        .with_header(
-            header::WWW_AUTHENTICATE,
-            format!("Bearer error=\"insufficient_scope\", scope=\"{needed}\""),
-        )
-        .into_response_with(&rate_headers);
+    if missing.is_empty() {
+        return Ok(());
     }
+    let needed = missing.join(" ");
+    Err(Reply::problem(
+        StatusCode::FORBIDDEN,
+        "Insufficient scope",
+        format!("this token lacks the scope {needed}"),
+    )
+    .with_header(
+        header::WWW_AUTHENTICATE,
+        format!("Bearer error=\"insufficient_scope\", scope=\"{needed}\""),
+    ))
+}
 
-    // Injected 500/503, before any state change: scripted ones first, then random ones.
-    let rt = s.runtime();
+/// Injected 500/503, before any state change: scripted ones first, then random ones.
+fn injected_fault(s: &SimState, rt: &crate::state::Runtime) -> Result<(), Reply> {
     if let Some(status) = lock(&s.fail_next).pop_front() {
         s.counters.faults.fetch_add(1, Ordering::Relaxed);
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -187,7 +213,7 @@ async fn api(
         {
             reply = reply.with_header(header::RETRY_AFTER, ra.to_string());
         }
-        return reply.into_response_with(&rate_headers);
+        return Err(reply);
     }
     if rt.fault_rate > 0.0 && s.roll() < rt.fault_rate {
         s.counters.faults.fetch_add(1, Ordering::Relaxed);
@@ -202,100 +228,94 @@ async fn api(
         {
             reply = reply.with_header(header::RETRY_AFTER, ra.to_string());
         }
-        return reply.into_response_with(&rate_headers);
+        return Err(reply);
     }
+    Ok(())
+}
 
-    // Idempotency-key replay (POST and PATCH).
-    let idem_key = (method == Method::POST || method == Method::PATCH)
-        .then(|| {
-            headers
-                .get(IDEMPOTENCY_KEY)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        })
-        .flatten();
-    let fingerprint = idem_key.as_ref().map(|_| {
-        let mut buf = Vec::with_capacity(body.len() + 64);
-        buf.extend_from_slice(method.as_str().as_bytes());
-        buf.push(b' ');
-        buf.extend_from_slice(uri.path().as_bytes());
-        buf.push(b'\n');
-        buf.extend_from_slice(&body);
-        data::sha256_hex(&buf)
-    });
-    if let (Some(key), Some(fp)) = (&idem_key, &fingerprint) {
-        let mut store = lock(&s.idempotency);
-        match store.get(key) {
-            Some(rec) if rec.fingerprint != *fp => {
-                return Reply::problem(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "Idempotency key reused",
-                    "this X-Idempotency-Key was first used with another request body",
-                )
-                .into_response_with(&rate_headers);
-            }
-            Some(rec) if rec.reply.status == StatusCode::ACCEPTED && rec.reply.body.is_null() => {
-                return Reply::problem(
-                    StatusCode::CONFLICT,
-                    "Request in progress",
-                    "a request with this X-Idempotency-Key is still being processed",
-                )
-                .into_response_with(&rate_headers);
-            }
-            Some(rec) => {
-                s.counters
-                    .idempotent_replays
-                    .fetch_add(1, Ordering::Relaxed);
-                let mut reply = rec.reply.clone();
-                reply.headers.push((
-                    HeaderName::from_static("idempotent-replayed"),
-                    "true".into(),
-                ));
-                return reply.into_response_with(&rate_headers);
-            }
-            None => {
-                // A marker: a concurrent duplicate is told the first one is in progress.
-                store.insert(
-                    key.clone(),
-                    IdempotentRecord {
-                        fingerprint: fp.clone(),
-                        reply: Reply::json(StatusCode::ACCEPTED, serde_json::Value::Null),
-                    },
-                );
-            }
+/// Idempotency-key replay (POST and PATCH): the key this request holds, if any, or the
+/// reply to send at once (a replay, a reuse with another body, or one still in progress).
+fn idempotency_claim(
+    s: &SimState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Option<String>, Reply> {
+    if method != Method::POST && method != Method::PATCH {
+        return Ok(None);
+    }
+    let Some(key) = headers
+        .get(IDEMPOTENCY_KEY)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+    else {
+        return Ok(None);
+    };
+    let mut buf = Vec::with_capacity(body.len() + 64);
+    buf.extend_from_slice(method.as_str().as_bytes());
+    buf.push(b' ');
+    buf.extend_from_slice(uri.path().as_bytes());
+    buf.push(b'\n');
+    buf.extend_from_slice(body);
+    let fp = data::sha256_hex(&buf);
+    let mut store = lock(&s.idempotency);
+    match store.get(&key) {
+        Some(rec) if rec.fingerprint != fp => Err(Reply::problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Idempotency key reused",
+            "this X-Idempotency-Key was first used with another request body",
+        )),
+        Some(rec) if rec.reply.status == StatusCode::ACCEPTED && rec.reply.body.is_null() => {
+            Err(Reply::problem(
+                StatusCode::CONFLICT,
+                "Request in progress",
+                "a request with this X-Idempotency-Key is still being processed",
+            ))
+        }
+        Some(rec) => {
+            s.counters
+                .idempotent_replays
+                .fetch_add(1, Ordering::Relaxed);
+            let mut reply = rec.reply.clone();
+            reply.headers.push((
+                HeaderName::from_static("idempotent-replayed"),
+                "true".into(),
+            ));
+            Err(reply)
+        }
+        None => {
+            // A marker: a concurrent duplicate is told the first one is in progress.
+            store.insert(
+                key.clone(),
+                IdempotentRecord {
+                    fingerprint: fp,
+                    reply: Reply::json(StatusCode::ACCEPTED, serde_json::Value::Null),
+                },
+            );
+            Ok(Some(key))
         }
     }
+}
 
-    let ctx = Ctx {
-        uri: &uri,
-        headers: &headers,
-        body: &body,
-    };
-    let reply = routes::handle(&s, &matched.route, &ctx).await;
-
-    if let Some(key) = &idem_key {
-        let mut store = lock(&s.idempotency);
-        if reply.is_success() {
-            if let Some(rec) = store.get_mut(key) {
-                rec.reply = reply.clone();
-            }
-        } else {
-            // Only a 2xx is replayed; after an error the same key may try again.
-            store.remove(key);
+/// Only a 2xx is replayed; after an error the same key may try again.
+fn idempotency_settle(s: &SimState, key: &str, reply: &Reply) {
+    let mut store = lock(&s.idempotency);
+    if reply.is_success() {
+        if let Some(rec) = store.get_mut(key) {
+            rec.reply = reply.clone();
         }
+    } else {
+        store.remove(key);
     }
+}
 
-    let scripted_reset = {
-        let mut n = lock(&s.reset_next);
-        let hit = *n > 0;
-        *n = n.saturating_sub(1);
-        hit
-    };
-    if scripted_reset || (rt.reset_rate > 0.0 && s.roll() < rt.reset_rate) {
-        s.counters.resets.fetch_add(1, Ordering::Relaxed);
-        return reset_response();
-    }
-    reply.into_response_with(&rate_headers)
+/// Whether a scripted connection reset is due (and uses it up).
+fn scripted_reset(s: &SimState) -> bool {
+    let mut n = lock(&s.reset_next);
+    let hit = *n > 0;
+    *n = n.saturating_sub(1);
+    hit
 }
 
 /// A response whose body fails at once: hyper aborts the connection, so the client sees a

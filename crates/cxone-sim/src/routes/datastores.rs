@@ -66,182 +66,205 @@ fn validate(
         )),
         None => errors.push(FieldError::new("tableId", "required")),
     }
-    let columns = table["columns"].as_array().cloned().unwrap_or_default();
-    let mut targets = Vec::new();
-    match obj.get("columnTargetMatrix").and_then(Value::as_array) {
-        None => errors.push(FieldError::new(
-            "columnTargetMatrix",
-            "required, a non-empty array",
-        )),
-        Some(m) if m.is_empty() => {
-            errors.push(FieldError::new("columnTargetMatrix", "must not be empty"))
-        }
-        Some(m) => {
-            let mut seen = std::collections::HashSet::new();
-            for (i, entry) in m.iter().enumerate() {
-                let f = |x: &str| format!("columnTargetMatrix[{i}].{x}");
-                let name = entry
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                let Some(col) = columns.iter().find(|c| c["name"].as_str() == Some(name)) else {
-                    errors.push(FieldError::new(
-                        f("name"),
-                        format!("no column {name:?} in table {t}"),
-                    ));
-                    continue;
-                };
-                if !seen.insert(name.to_string()) {
-                    errors.push(FieldError::new(
-                        f("name"),
-                        format!("column {name} is listed twice"),
-                    ));
-                }
-                if let Some(ty) = entry.get("type").and_then(Value::as_str)
-                    && col["type"].as_str() != Some(ty)
-                {
-                    errors.push(FieldError::new(
-                        f("type"),
-                        format!("column {name} is of type {}", col["type"]),
-                    ));
-                }
-                let cfg = entry
-                    .get("encryptionConfiguration")
-                    .cloned()
-                    .unwrap_or(Value::Null);
-                if !cfg.is_object() {
-                    errors.push(FieldError::new(
-                        f("encryptionConfiguration"),
-                        "required, an object",
-                    ));
-                    continue;
-                }
-                if cfg.get("enabled") != Some(&json!(true)) {
-                    errors.push(FieldError::new(
-                        f("encryptionConfiguration.enabled"),
-                        "must be true",
-                    ));
-                }
-                match cfg.get("algorithm").and_then(Value::as_str) {
-                    Some("AES-256-GCM") => {}
-                    other => errors.push(FieldError::new(
-                        f("encryptionConfiguration.algorithm"),
-                        format!(
-                            "{} is not supported: only AES-256-GCM",
-                            other
-                                .map(|a| format!("{a:?}"))
-                                .unwrap_or("(missing)".into())
-                        ),
-                    )),
-                }
-                if !matches!(
-                    cfg.get("complianceMode").and_then(Value::as_str),
-                    Some("GDPR" | "HIPAA" | "PCI")
-                ) {
-                    errors.push(FieldError::new(
-                        f("encryptionConfiguration.complianceMode"),
-                        "must be GDPR, HIPAA or PCI",
-                    ));
-                }
-                if let Some(krd) = cfg.get("keyRotationDirective") {
-                    if !matches!(
-                        krd.get("strategy").and_then(Value::as_str),
-                        Some("AUTOMATIC" | "MANUAL")
-                    ) {
-                        errors.push(FieldError::new(
-                            f("encryptionConfiguration.keyRotationDirective.strategy"),
-                            "must be AUTOMATIC or MANUAL",
-                        ));
-                    }
-                    match krd.get("intervalDays").and_then(Value::as_i64) {
-                        Some(1..=365) => {}
-                        _ => errors.push(FieldError::new(
-                            f("encryptionConfiguration.keyRotationDirective.intervalDays"),
-                            "must be an integer from 1 to 365",
-                        )),
-                    }
-                    if let Some(e) = krd.get("nextRotationEpoch")
-                        && !e.is_i64()
-                        && !e.is_null()
-                    {
-                        errors.push(FieldError::new(
-                            f("encryptionConfiguration.keyRotationDirective.nextRotationEpoch"),
-                            "must be a Unix time in seconds",
-                        ));
-                    }
-                }
-                for flag in ["indexMaskingTrigger", "decryptionPermissionVerification"] {
-                    if let Some(v) = cfg.get(flag)
-                        && !v.is_boolean()
-                    {
-                        errors.push(FieldError::new(
-                            f(&format!("encryptionConfiguration.{flag}")),
-                            "must be true or false",
-                        ));
-                    }
-                }
-                let masking = cfg.get("indexMaskingTrigger") == Some(&json!(true));
-                targets.push(Target {
-                    name: name.to_string(),
-                    config: cfg,
-                    masking,
-                });
-            }
-        }
-    }
-    let mut kms = None;
-    if let Some(sync) = obj.get("externalKmsSync").filter(|v| !v.is_null()) {
-        let url = sync
-            .get("callbackUrl")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        match url::Url::parse(url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-            _ => errors.push(FieldError::new(
-                "externalKmsSync.callbackUrl",
-                "must be an absolute http(s) URL",
-            )),
-        }
-        let mode = sync
-            .get("syncMode")
-            .and_then(Value::as_str)
-            .unwrap_or("ASYNC");
-        if !matches!(mode, "ASYNC" | "SYNC") {
-            errors.push(FieldError::new(
-                "externalKmsSync.syncMode",
-                "must be ASYNC or SYNC",
-            ));
-        }
-        let rp = sync.get("retryPolicy");
-        let attempts = rp.and_then(|r| r.get("maxAttempts")).map(|v| v.as_u64());
-        let backoff = rp.and_then(|r| r.get("backoffMs")).map(|v| v.as_u64());
-        if let Some(a) = attempts
-            && !matches!(a, Some(1..=10))
-        {
-            errors.push(FieldError::new(
-                "externalKmsSync.retryPolicy.maxAttempts",
-                "must be an integer from 1 to 10",
-            ));
-        }
-        if let Some(b) = backoff
-            && !matches!(b, Some(0..=60_000))
-        {
-            errors.push(FieldError::new(
-                "externalKmsSync.retryPolicy.backoffMs",
-                "must be an integer from 0 to 60000",
-            ));
-        }
-        kms = Some(KmsSync {
-            url: url.to_string(),
-            sync: mode == "SYNC",
-            attempts: attempts.flatten().unwrap_or(3).clamp(1, 10) as u32,
-            backoff: Duration::from_millis(backoff.flatten().unwrap_or(200).min(60_000)),
-        });
-    }
+    let targets = matrix(obj.get("columnTargetMatrix"), table, t, &mut errors);
+    let kms = obj
+        .get("externalKmsSync")
+        .filter(|v| !v.is_null())
+        .map(|sync| kms_sync(sync, &mut errors));
     if errors.is_empty() {
         Ok((targets, kms))
     } else {
         Err(errors)
+    }
+}
+
+/// `columnTargetMatrix`: each entry names a column of the table once, with a valid
+/// encryption configuration.
+fn matrix(
+    matrix: Option<&Value>,
+    table: &Value,
+    t: &str,
+    errors: &mut Vec<FieldError>,
+) -> Vec<Target> {
+    let columns = table["columns"].as_array().cloned().unwrap_or_default();
+    let mut targets = Vec::new();
+    let m = match matrix.and_then(Value::as_array) {
+        None => {
+            errors.push(FieldError::new(
+                "columnTargetMatrix",
+                "required, a non-empty array",
+            ));
+            return targets;
+        }
+        Some(m) if m.is_empty() => {
+            errors.push(FieldError::new("columnTargetMatrix", "must not be empty"));
+            return targets;
+        }
+        Some(m) => m,
+    };
+    let mut seen = std::collections::HashSet::new();
+    for (i, entry) in m.iter().enumerate() {
+        let f = |x: &str| format!("columnTargetMatrix[{i}].{x}");
+        let name = entry
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let Some(col) = columns.iter().find(|c| c["name"].as_str() == Some(name)) else {
+            errors.push(FieldError::new(
+                f("name"),
+                format!("no column {name:?} in table {t}"),
+            ));
+            continue;
+        };
+        if !seen.insert(name.to_string()) {
+            errors.push(FieldError::new(
+                f("name"),
+                format!("column {name} is listed twice"),
+            ));
+        }
+        if let Some(ty) = entry.get("type").and_then(Value::as_str)
+            && col["type"].as_str() != Some(ty)
+        {
+            errors.push(FieldError::new(
+                f("type"),
+                format!("column {name} is of type {}", col["type"]),
+            ));
+        }
+        let cfg = entry
+            .get("encryptionConfiguration")
+            .cloned()
+            .unwrap_or(Value::Null);
+        if !cfg.is_object() {
+            errors.push(FieldError::new(
+                f("encryptionConfiguration"),
+                "required, an object",
+            ));
+            continue;
+        }
+        encryption_config(
+            &cfg,
+            &|x| f(&format!("encryptionConfiguration.{x}")),
+            errors,
+        );
+        let masking = cfg.get("indexMaskingTrigger") == Some(&json!(true));
+        targets.push(Target {
+            name: name.to_string(),
+            config: cfg,
+            masking,
+        });
+    }
+    targets
+}
+
+/// One column's `encryptionConfiguration`; `f` names a field of it.
+fn encryption_config(cfg: &Value, f: &dyn Fn(&str) -> String, errors: &mut Vec<FieldError>) {
+    if cfg.get("enabled") != Some(&json!(true)) {
+        errors.push(FieldError::new(f("enabled"), "must be true"));
+    }
+    match cfg.get("algorithm").and_then(Value::as_str) {
+        Some("AES-256-GCM") => {}
+        other => errors.push(FieldError::new(
+            f("algorithm"),
+            format!(
+                "{} is not supported: only AES-256-GCM",
+                other
+                    .map(|a| format!("{a:?}"))
+                    .unwrap_or("(missing)".into())
+            ),
+        )),
+    }
+    if !matches!(
+        cfg.get("complianceMode").and_then(Value::as_str),
+        Some("GDPR" | "HIPAA" | "PCI")
+    ) {
+        errors.push(FieldError::new(
+            f("complianceMode"),
+            "must be GDPR, HIPAA or PCI",
+        ));
+    }
+    if let Some(krd) = cfg.get("keyRotationDirective") {
+        if !matches!(
+            krd.get("strategy").and_then(Value::as_str),
+            Some("AUTOMATIC" | "MANUAL")
+        ) {
+            errors.push(FieldError::new(
+                f("keyRotationDirective.strategy"),
+                "must be AUTOMATIC or MANUAL",
+            ));
+        }
+        match krd.get("intervalDays").and_then(Value::as_i64) {
+            Some(1..=365) => {}
+            _ => errors.push(FieldError::new(
+                f("keyRotationDirective.intervalDays"),
+                "must be an integer from 1 to 365",
+            )),
+        }
+        if let Some(e) = krd.get("nextRotationEpoch")
+            && !e.is_i64()
+            && !e.is_null()
+        {
+            errors.push(FieldError::new(
+                f("keyRotationDirective.nextRotationEpoch"),
+                "must be a Unix time in seconds",
+            ));
+        }
+    }
+    for flag in ["indexMaskingTrigger", "decryptionPermissionVerification"] {
+        if let Some(v) = cfg.get(flag)
+            && !v.is_boolean()
+        {
+            errors.push(FieldError::new(f(flag), "must be true or false"));
+        }
+    }
+}
+
+/// `externalKmsSync`: where and how the KMS callback is sent.
+fn kms_sync(sync: &Value, errors: &mut Vec<FieldError>) -> KmsSync {
+    let url = sync
+        .get("callbackUrl")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    match url::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+        _ => errors.push(FieldError::new(
+            "externalKmsSync.callbackUrl",
+            "must be an absolute http(s) URL",
+        )),
+    }
+    let mode = sync
+        .get("syncMode")
+        .and_then(Value::as_str)
+        .unwrap_or("ASYNC");
+    if !matches!(mode, "ASYNC" | "SYNC") {
+        errors.push(FieldError::new(
+            "externalKmsSync.syncMode",
+            "must be ASYNC or SYNC",
+        ));
+    }
+    let rp = sync.get("retryPolicy");
+    let attempts = rp.and_then(|r| r.get("maxAttempts")).map(|v| v.as_u64());
+    let backoff = rp.and_then(|r| r.get("backoffMs")).map(|v| v.as_u64());
+    if let Some(a) = attempts
+        && !matches!(a, Some(1..=10))
+    {
+        errors.push(FieldError::new(
+            "externalKmsSync.retryPolicy.maxAttempts",
+            "must be an integer from 1 to 10",
+        ));
+    }
+    if let Some(b) = backoff
+        && !matches!(b, Some(0..=60_000))
+    {
+        errors.push(FieldError::new(
+            "externalKmsSync.retryPolicy.backoffMs",
+            "must be an integer from 0 to 60000",
+        ));
+    }
+    KmsSync {
+        url: url.to_string(),
+        sync: mode == "SYNC",
+        attempts: attempts.flatten().unwrap_or(3).clamp(1, 10) as u32,
+        backoff: Duration::from_millis(backoff.flatten().unwrap_or(200).min(60_000)),
     }
 }
 
@@ -361,6 +384,33 @@ async fn post_callback(
     false
 }
 
+/// The table with the targets encrypted and the indexes they mask.
+fn encrypted(table: &Value, indexes: &Value, targets: &[Target]) -> (Value, Value) {
+    let mut new_table = table.clone();
+    let mut new_indexes = indexes.clone();
+    if let Some(cols) = new_table["columns"].as_array_mut() {
+        for c in cols.iter_mut() {
+            if let Some(t) = targets.iter().find(|t| c["name"].as_str() == Some(&t.name)) {
+                c["encrypted"] = json!(true);
+                c["encryptionConfiguration"] = t.config.clone();
+            }
+        }
+    }
+    if let Some(idxs) = new_indexes.as_array_mut() {
+        for idx in idxs.iter_mut() {
+            let touched = idx["columns"].as_array().into_iter().flatten().any(|c| {
+                targets
+                    .iter()
+                    .any(|t| c.as_str() == Some(&t.name) && t.masking)
+            });
+            if touched {
+                idx["masked"] = json!(true);
+            }
+        }
+    }
+    (new_table, new_indexes)
+}
+
 pub(crate) async fn encrypt_columns(s: &SimState, ds: &str, t: &str, ctx: &Ctx<'_>) -> Reply {
     if let Err(r) = locate(s, ds, t) {
         return r;
@@ -396,28 +446,7 @@ pub(crate) async fn encrypt_columns(s: &SimState, ds: &str, t: &str, ctx: &Ctx<'
 
     // Compute the new table and indexes; nothing is stored until the callback (if SYNC)
     // has succeeded.
-    let mut new_table = table.clone();
-    let mut new_indexes = index_list.clone();
-    if let Some(cols) = new_table["columns"].as_array_mut() {
-        for c in cols.iter_mut() {
-            if let Some(t) = targets.iter().find(|t| c["name"].as_str() == Some(&t.name)) {
-                c["encrypted"] = json!(true);
-                c["encryptionConfiguration"] = t.config.clone();
-            }
-        }
-    }
-    if let Some(idxs) = new_indexes.as_array_mut() {
-        for idx in idxs.iter_mut() {
-            let touched = idx["columns"].as_array().into_iter().flatten().any(|c| {
-                targets
-                    .iter()
-                    .any(|t| c.as_str() == Some(&t.name) && t.masking)
-            });
-            if touched {
-                idx["masked"] = json!(true);
-            }
-        }
-    }
+    let (new_table, new_indexes) = encrypted(&table, &index_list, &targets);
     let key_version = version + 1;
     let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
     let payload = json!({

@@ -80,14 +80,17 @@ pub(crate) fn format_problem(format: &str, value: &str) -> Option<String> {
     }
 }
 
-pub(crate) fn rotate_secret(s: &SimState, id: &str, ctx: &Ctx<'_>) -> Reply {
-    if !lock(&s.integration).secrets.contains_key(id) {
-        return Reply::not_found(format!("no secret {id}"));
-    }
-    let body = match json_body(ctx) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+/// A rotation request that passed validation.
+struct Rotation<'a> {
+    value: &'a str,
+    format: &'a str,
+    prev: &'a str,
+    description: Option<&'a str>,
+    immediate: bool,
+}
+
+/// Every field of a rotation request, each problem named.
+fn rotation(body: &Value) -> Result<Rotation<'_>, Vec<FieldError>> {
     let mut errors = Vec::new();
     let value = body.get("value").and_then(Value::as_str);
     let format = body.get("format").and_then(Value::as_str);
@@ -133,7 +136,25 @@ pub(crate) fn rotate_secret(s: &SimState, id: &str, ctx: &Ctx<'_>) -> Reply {
             "must be immediate or deferred",
         ));
     }
-    let matrix = body.get("verificationMatrix");
+    let prev = verification_matrix(body.get("verificationMatrix"), value, &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Rotation {
+        value: value.unwrap_or_default(),
+        format: format.unwrap_or_default(),
+        prev: prev.unwrap_or_default(),
+        description: body.get("description").and_then(Value::as_str),
+        immediate: directive == "immediate",
+    })
+}
+
+/// `verificationMatrix`: the previous value's digest (returned) and the new value's.
+fn verification_matrix<'a>(
+    matrix: Option<&'a Value>,
+    value: Option<&str>,
+    errors: &mut Vec<FieldError>,
+) -> Option<&'a str> {
     let prev = matrix
         .and_then(|m| m.get("previous_sha256"))
         .and_then(Value::as_str);
@@ -163,20 +184,28 @@ pub(crate) fn rotate_secret(s: &SimState, id: &str, ctx: &Ctx<'_>) -> Reply {
             "required, 64 hex characters",
         )),
     }
-    if !errors.is_empty() {
-        return Reply::invalid(StatusCode::BAD_REQUEST, "Invalid secret rotation", errors);
-    }
-    let (value, format, prev) = (
-        value.unwrap_or_default(),
-        format.unwrap_or_default(),
-        prev.unwrap_or_default(),
-    );
+    prev
+}
 
+pub(crate) fn rotate_secret(s: &SimState, id: &str, ctx: &Ctx<'_>) -> Reply {
+    if !lock(&s.integration).secrets.contains_key(id) {
+        return Reply::not_found(format!("no secret {id}"));
+    }
+    let body = match json_body(ctx) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let r = match rotation(&body) {
+        Ok(r) => r,
+        Err(errors) => {
+            return Reply::invalid(StatusCode::BAD_REQUEST, "Invalid secret rotation", errors);
+        }
+    };
     let mut i = lock(&s.integration);
     let Some(secret) = i.secrets.get_mut(id) else {
         return Reply::not_found(format!("no secret {id}"));
     };
-    if !secret.value_sha256.eq_ignore_ascii_case(prev) {
+    if !secret.value_sha256.eq_ignore_ascii_case(r.prev) {
         return Reply::problem(
             StatusCode::CONFLICT,
             "Secret changed",
@@ -184,27 +213,25 @@ pub(crate) fn rotate_secret(s: &SimState, id: &str, ctx: &Ctx<'_>) -> Reply {
         );
     }
     secret.version += 1;
-    secret.value_sha256 = sha256_hex(value.as_bytes());
-    secret.format = format.to_string();
-    if let Some(d) = body.get("description").and_then(Value::as_str) {
+    secret.value_sha256 = sha256_hex(r.value.as_bytes());
+    secret.format = r.format.to_string();
+    if let Some(d) = r.description {
         secret.description = d.to_string();
     }
     secret.updated_at = time::OffsetDateTime::now_utc().unix_timestamp();
     let out = secret.to_json();
-    if directive == "immediate" {
-        let mut stale = Vec::new();
+    let mut stale = Vec::new();
+    if r.immediate {
         for a in i.actions.values_mut() {
             if a.secret_ids.iter().any(|x| x == id) && a.status != "failed" {
                 a.status = "stale";
                 stale.push(a.id.clone());
             }
         }
-        drop(i);
-        for a in stale {
-            s.mutated("dataaction", &a);
-        }
-    } else {
-        drop(i);
+    }
+    drop(i);
+    for a in stale {
+        s.mutated("dataaction", &a);
     }
     s.mutated("secret", id);
     Reply::ok(out)

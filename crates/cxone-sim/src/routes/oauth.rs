@@ -82,6 +82,29 @@ pub(crate) async fn token(
     body: Bytes,
 ) -> Response {
     s.counters.token_requests.fetch_add(1, Ordering::Relaxed);
+    match token_steps(&s, &headers, &body) {
+        Ok(resp) | Err(resp) => resp,
+    }
+}
+
+/// The form's fields, by name.
+struct Form(Vec<(String, String)>);
+
+impl Form {
+    fn field(&self, name: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+}
+
+fn bad_request(error: &str, description: &str) -> Response {
+    oauth_error(StatusCode::BAD_REQUEST, error, description)
+}
+
+/// Form → grant type → client → scopes by grant → a token (and a refresh token).
+fn token_steps(s: &SimState, headers: &HeaderMap, body: &[u8]) -> Result<Response, Response> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -90,15 +113,13 @@ pub(crate) async fn token(
         .to_ascii_lowercase()
         .starts_with("application/x-www-form-urlencoded")
     {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
+        return Err(bad_request(
             "invalid_request",
             "the body must be application/x-www-form-urlencoded",
-        );
+        ));
     }
-    let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
-    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    let grant = field("grant_type").unwrap_or_default();
+    let form = Form(url::form_urlencoded::parse(body).into_owned().collect());
+    let grant = form.field("grant_type").unwrap_or_default();
     *lock(&s.grants)
         .entry(if grant.is_empty() {
             "(none)".into()
@@ -106,136 +127,147 @@ pub(crate) async fn token(
             grant.clone()
         })
         .or_insert(0) += 1;
-
-    let basic = basic(&headers);
-    let post_id = field("client_id");
-    let post_secret = field("client_secret");
-    let used_basic = basic.is_some();
-    if used_basic && (post_id.is_some() || post_secret.is_some()) {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "use HTTP Basic or client_id/client_secret form fields, not both",
-        );
-    }
-    let creds = match basic {
-        Some(Ok(pair)) => Some(pair),
-        Some(Err(())) => {
-            return oauth_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "malformed Basic credentials",
-            );
-        }
-        None => post_id.map(|id| (id, post_secret.unwrap_or_default())),
-    };
-    let invalid_client = || {
-        let mut r = oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "unknown client or wrong secret",
-        );
-        if used_basic {
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"cxone\""),
-            );
-        }
-        r
-    };
+    let (creds, used_basic) = client_credentials(headers, &form)?;
     if grant.is_empty() {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "grant_type is required",
-        );
+        return Err(bad_request("invalid_request", "grant_type is required"));
     }
     if !matches!(
         grant.as_str(),
         "client_credentials" | "password" | "refresh_token"
     ) {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
+        return Err(bad_request(
             "unsupported_grant_type",
             "supported: client_credentials, password, refresh_token",
+        ));
+    }
+    let invalid_client = || invalid_client(used_basic);
+    let (client_id, client_secret) = creds.ok_or_else(invalid_client)?;
+    let allowed = client_scopes(s, &client_id, &client_secret).ok_or_else(invalid_client)?;
+    let (granted, refresh_for) = match grant.as_str() {
+        "client_credentials" => (client_grant(s, &client_id, allowed, &form)?, None),
+        "password" => password_grant(s, &client_id, &form)?,
+        _ => refresh_grant(s, &client_id, &form)?,
+    };
+    Ok(issue(s, client_id, granted, refresh_for))
+}
+
+/// The client's id and secret from HTTP Basic or the form (not both), and whether Basic
+/// was used.
+#[allow(clippy::type_complexity)]
+fn client_credentials(
+    headers: &HeaderMap,
+    form: &Form,
+) -> Result<(Option<(String, String)>, bool), Response> {
+    let basic = basic(headers);
+    let post_id = form.field("client_id");
+    let post_secret = form.field("client_secret");
+    let used_basic = basic.is_some();
+    if used_basic && (post_id.is_some() || post_secret.is_some()) {
+        return Err(bad_request(
+            "invalid_request",
+            "use HTTP Basic or client_id/client_secret form fields, not both",
+        ));
+    }
+    let creds = match basic {
+        Some(Ok(pair)) => Some(pair),
+        Some(Err(())) => {
+            return Err(bad_request(
+                "invalid_request",
+                "malformed Basic credentials",
+            ));
+        }
+        None => post_id.map(|id| (id, post_secret.unwrap_or_default())),
+    };
+    Ok((creds, used_basic))
+}
+
+fn invalid_client(used_basic: bool) -> Response {
+    let mut r = oauth_error(
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+        "unknown client or wrong secret",
+    );
+    if used_basic {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"cxone\""),
         );
     }
-    let Some((client_id, client_secret)) = creds else {
-        return invalid_client();
-    };
-    let Some(allowed) = client_scopes(&s, &client_id, &client_secret) else {
-        return invalid_client();
-    };
+    r
+}
+
+fn requested_scopes(form: &Form) -> Option<Vec<String>> {
+    form.field("scope")
+        .map(|sc| sc.split_whitespace().map(str::to_string).collect())
+}
+
+fn client_grant(
+    s: &SimState,
+    client_id: &str,
+    allowed: &[&str],
+    form: &Form,
+) -> Result<Vec<String>, Response> {
+    if client_id == s.credentials.app_client_id {
+        return Err(bad_request(
+            "unauthorized_client",
+            "this app client may only use the password grant with an access key",
+        ));
+    }
+    scopes_for(allowed, requested_scopes(form)).map_err(|bad| invalid_scope(&bad))
+}
+
+fn password_grant(
+    s: &SimState,
+    client_id: &str,
+    form: &Form,
+) -> Result<(Vec<String>, Option<String>), Response> {
     let c = &s.credentials;
-    let is_app = client_id == c.app_client_id;
+    if client_id != c.app_client_id {
+        return Err(bad_request(
+            "unauthorized_client",
+            "the password grant needs the registered app's client credentials",
+        ));
+    }
+    let (user, pass) = (
+        form.field("username").unwrap_or_default(),
+        form.field("password").unwrap_or_default(),
+    );
+    if user != c.access_key_id || pass != c.access_key_secret {
+        return Err(bad_request(
+            "invalid_grant",
+            "unknown access key or wrong secret",
+        ));
+    }
+    let granted =
+        scopes_for(ALL_SCOPES, requested_scopes(form)).map_err(|bad| invalid_scope(&bad))?;
+    Ok((granted, Some(user)))
+}
 
-    let mut refresh_for: Option<String> = None;
-    let requested: Option<Vec<String>> =
-        field("scope").map(|sc| sc.split_whitespace().map(str::to_string).collect());
-    let granted: Vec<String> = match grant.as_str() {
-        "client_credentials" => {
-            if is_app {
-                return oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "unauthorized_client",
-                    "this app client may only use the password grant with an access key",
-                );
-            }
-            match scopes_for(allowed, requested) {
-                Ok(g) => g,
-                Err(bad) => return invalid_scope(&bad),
-            }
-        }
-        "password" => {
-            if !is_app {
-                return oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "unauthorized_client",
-                    "the password grant needs the registered app's client credentials",
-                );
-            }
-            let (user, pass) = (
-                field("username").unwrap_or_default(),
-                field("password").unwrap_or_default(),
-            );
-            if user != c.access_key_id || pass != c.access_key_secret {
-                return oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_grant",
-                    "unknown access key or wrong secret",
-                );
-            }
-            refresh_for = Some(user);
-            match scopes_for(ALL_SCOPES, requested) {
-                Ok(g) => g,
-                Err(bad) => return invalid_scope(&bad),
-            }
-        }
-        _ => {
-            let Some(rt) = field("refresh_token") else {
-                return oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    "refresh_token is required",
-                );
-            };
-            let found = lock(&s.auth).refresh.remove(&rt);
-            match found {
-                Some((cid, user, scopes)) if cid == client_id => {
-                    refresh_for = Some(user);
-                    scopes
-                }
-                _ => {
-                    return oauth_error(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_grant",
-                        "unknown, used or revoked refresh token",
-                    );
-                }
-            }
-        }
+fn refresh_grant(
+    s: &SimState,
+    client_id: &str,
+    form: &Form,
+) -> Result<(Vec<String>, Option<String>), Response> {
+    let Some(rt) = form.field("refresh_token") else {
+        return Err(bad_request("invalid_request", "refresh_token is required"));
     };
+    let found = lock(&s.auth).refresh.remove(&rt);
+    match found {
+        Some((cid, user, scopes)) if cid == client_id => Ok((scopes, Some(user))),
+        _ => Err(bad_request(
+            "invalid_grant",
+            "unknown, used or revoked refresh token",
+        )),
+    }
+}
 
+/// Records and returns a fresh access token, with a refresh token for a user grant.
+fn issue(
+    s: &SimState,
+    client_id: String,
+    granted: Vec<String>,
+    refresh_for: Option<String>,
+) -> Response {
     let ttl = s.runtime().token_ttl_secs;
     let access = s.random_token();
     let mut body = json!({
@@ -255,8 +287,7 @@ pub(crate) async fn token(
         );
         if let Some(user) = refresh_for {
             let rt = s.random_token();
-            auth.refresh
-                .insert(rt.clone(), (client_id, user, granted.clone()));
+            auth.refresh.insert(rt.clone(), (client_id, user, granted));
             body["refresh_token"] = json!(rt);
         }
     }

@@ -201,7 +201,27 @@ fn validate(id: &str, body: &Value) -> Vec<FieldError> {
         ));
         return errors;
     }
-    match policies["corsOrigins"].as_array() {
+    cors_origins(&policies["corsOrigins"], &mut errors);
+    let auth = &policies["authentication"];
+    if !auth["requireToken"].is_boolean() {
+        errors.push(FieldError::new(
+            "settings.securityPolicies.authentication.requireToken",
+            "required, true or false",
+        ));
+    }
+    match auth["tokenExpiryMinutes"].as_i64() {
+        Some(5..=1440) => {}
+        _ => errors.push(FieldError::new(
+            "settings.securityPolicies.authentication.tokenExpiryMinutes",
+            "must be an integer from 5 to 1440",
+        )),
+    }
+    rules(&policies["rules"], &mut errors);
+    errors
+}
+
+fn cors_origins(v: &Value, errors: &mut Vec<FieldError>) {
+    match v.as_array() {
         None => errors.push(FieldError::new(
             "settings.securityPolicies.corsOrigins",
             "required, an array of origins",
@@ -220,21 +240,10 @@ fn validate(id: &str, body: &Value) -> Vec<FieldError> {
             }
         }
     }
-    let auth = &policies["authentication"];
-    if !auth["requireToken"].is_boolean() {
-        errors.push(FieldError::new(
-            "settings.securityPolicies.authentication.requireToken",
-            "required, true or false",
-        ));
-    }
-    match auth["tokenExpiryMinutes"].as_i64() {
-        Some(5..=1440) => {}
-        _ => errors.push(FieldError::new(
-            "settings.securityPolicies.authentication.tokenExpiryMinutes",
-            "must be an integer from 5 to 1440",
-        )),
-    }
-    match policies["rules"].as_array() {
+}
+
+fn rules(v: &Value, errors: &mut Vec<FieldError>) {
+    match v.as_array() {
         None => errors.push(FieldError::new(
             "settings.securityPolicies.rules",
             "required, an array",
@@ -283,7 +292,6 @@ fn validate(id: &str, body: &Value) -> Vec<FieldError> {
             }
         }
     }
-    errors
 }
 
 pub(crate) fn put(s: &SimState, id: &str, ctx: &Ctx<'_>) -> Reply {

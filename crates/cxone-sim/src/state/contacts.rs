@@ -65,32 +65,7 @@ pub(crate) fn apply_patch(
                     _ => errors.push(FieldError::new(key.clone(), "must be a string or null")),
                 }
             }
-            "customFields" => {
-                match value {
-                    Value::Null => next.custom_fields = Map::new(),
-                    Value::Object(fields) => {
-                        for (name, v) in fields {
-                            let field = format!("customFields.{name}");
-                            match v {
-                            Value::Null => {
-                                next.custom_fields.remove(name);
-                            }
-                            Value::String(x) if x.chars().count() > CUSTOM_FIELD_LIMIT => {
-                                errors.push(FieldError::new(
-                                    field,
-                                    format!("{} characters, more than the {CUSTOM_FIELD_LIMIT} allowed", x.chars().count()),
-                                ))
-                            }
-                            Value::String(x) => {
-                                next.custom_fields.insert(name.clone(), Value::String(x.clone()));
-                            }
-                            _ => errors.push(FieldError::new(field, "must be a string or null")),
-                        }
-                        }
-                    }
-                    _ => errors.push(FieldError::new("customFields", "must be an object or null")),
-                }
-            }
+            "customFields" => patch_custom_fields(&mut next.custom_fields, value, &mut errors),
             "id" | "createdAt" | "updatedAt" | "etag" => {
                 errors.push(FieldError::new(key.clone(), "is read-only"));
             }
@@ -117,6 +92,47 @@ pub(crate) fn apply_patch(
             "Invalid contact patch",
             errors,
         ))
+    }
+}
+
+/// `customFields` of a patch: null clears them all, a null field removes one, a string
+/// sets one within its limit.
+fn patch_custom_fields(
+    fields: &mut Map<String, Value>,
+    value: &Value,
+    errors: &mut Vec<FieldError>,
+) {
+    let patch = match value {
+        Value::Null => {
+            *fields = Map::new();
+            return;
+        }
+        Value::Object(patch) => patch,
+        _ => {
+            errors.push(FieldError::new("customFields", "must be an object or null"));
+            return;
+        }
+    };
+    for (name, v) in patch {
+        let field = format!("customFields.{name}");
+        match v {
+            Value::Null => {
+                fields.remove(name);
+            }
+            Value::String(x) if x.chars().count() > CUSTOM_FIELD_LIMIT => {
+                errors.push(FieldError::new(
+                    field,
+                    format!(
+                        "{} characters, more than the {CUSTOM_FIELD_LIMIT} allowed",
+                        x.chars().count()
+                    ),
+                ))
+            }
+            Value::String(x) => {
+                fields.insert(name.clone(), Value::String(x.clone()));
+            }
+            _ => errors.push(FieldError::new(field, "must be a string or null")),
+        }
     }
 }
 

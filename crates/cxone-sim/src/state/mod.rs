@@ -210,61 +210,8 @@ impl SimState {
     pub(crate) fn new(config: &SimConfig) -> Self {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let seed = config.seed;
-        let mut integration = Integration::default();
-        for s in data::SECRETS {
-            let value = data::seeded_secret_value(seed, s.id).unwrap_or_default();
-            integration.secrets.insert(
-                s.id.to_string(),
-                Secret {
-                    id: s.id.into(),
-                    name: s.name.into(),
-                    format: s.format.into(),
-                    description: s.description.into(),
-                    version: 1,
-                    value_sha256: data::sha256_hex(value.as_bytes()),
-                    updated_at: now - s.age_days * 86_400,
-                },
-            );
-        }
-        for a in data::ACTIONS {
-            let compiled = a
-                .secrets
-                .iter()
-                .map(|sid| {
-                    let s = &integration.secrets[*sid];
-                    (sid.to_string(), (s.version, s.value_sha256.clone()))
-                })
-                .collect();
-            integration.actions.insert(
-                a.id.to_string(),
-                DataAction {
-                    id: a.id.into(),
-                    name: a.name.into(),
-                    secret_ids: a.secrets.iter().map(|s| s.to_string()).collect(),
-                    status: "compiled",
-                    compiled,
-                },
-            );
-        }
-        let mut guests = Guests::default();
-        let now_ms = now * 1000;
-        for i in 1..=config.guests {
-            let mut attrs = Vec::new();
-            if i % 5 == 0 {
-                attrs.push(Attribute {
-                    id: "preferred_channel".into(),
-                    value: if i % 2 == 0 {
-                        "chat".into()
-                    } else {
-                        "sms".into()
-                    },
-                    kind: "string",
-                    created_timestamp: now_ms - i64::from(i) * 60_000,
-                    updated_timestamp: now_ms - i64::from(i) * 60_000,
-                });
-            }
-            guests.guests.insert(data::guest_id(i), attrs);
-        }
+        let integration = seeded_integration(seed, now);
+        let guests = seeded_guests(config.guests, now * 1000);
         let widgets = data::seeded_widgets()
             .into_iter()
             .map(|w| (w["id"].as_str().unwrap_or_default().to_string(), w))
@@ -337,4 +284,68 @@ impl SimState {
         let mut rng = lock(&self.rng);
         (0..4).map(|_| format!("{:016x}", rng.u64(..))).collect()
     }
+}
+
+/// The seeded secrets and the Data Actions compiled against them.
+fn seeded_integration(seed: u64, now: i64) -> Integration {
+    let mut integration = Integration::default();
+    for s in data::SECRETS {
+        let value = data::seeded_secret_value(seed, s.id).unwrap_or_default();
+        integration.secrets.insert(
+            s.id.to_string(),
+            Secret {
+                id: s.id.into(),
+                name: s.name.into(),
+                format: s.format.into(),
+                description: s.description.into(),
+                version: 1,
+                value_sha256: data::sha256_hex(value.as_bytes()),
+                updated_at: now - s.age_days * 86_400,
+            },
+        );
+    }
+    for a in data::ACTIONS {
+        let compiled = a
+            .secrets
+            .iter()
+            .map(|sid| {
+                let s = &integration.secrets[*sid];
+                (sid.to_string(), (s.version, s.value_sha256.clone()))
+            })
+            .collect();
+        integration.actions.insert(
+            a.id.to_string(),
+            DataAction {
+                id: a.id.into(),
+                name: a.name.into(),
+                secret_ids: a.secrets.iter().map(|s| s.to_string()).collect(),
+                status: "compiled",
+                compiled,
+            },
+        );
+    }
+    integration
+}
+
+/// The seeded guests; every fifth has a preferred channel.
+fn seeded_guests(count: u32, now_ms: i64) -> Guests {
+    let mut guests = Guests::default();
+    for i in 1..=count {
+        let mut attrs = Vec::new();
+        if i % 5 == 0 {
+            attrs.push(Attribute {
+                id: "preferred_channel".into(),
+                value: if i % 2 == 0 {
+                    "chat".into()
+                } else {
+                    "sms".into()
+                },
+                kind: "string",
+                created_timestamp: now_ms - i64::from(i) * 60_000,
+                updated_timestamp: now_ms - i64::from(i) * 60_000,
+            });
+        }
+        guests.guests.insert(data::guest_id(i), attrs);
+    }
+    guests
 }
