@@ -382,48 +382,64 @@ impl TokenSource {
         // The body holds the token: its buffer is wiped when dropped.
         let body = Zeroizing::new(body);
         if status.is_success() {
-            let t: TokenResponse = serde_json::from_slice(&body).map_err(|e| Error::Decode {
-                what: "token response".into(),
-                request_id: request_id.clone(),
-                message: e.to_string(),
-            })?;
-            let ttl = lifetime(t.expires_in.as_ref());
-            tracing::debug!(expires_in = ?ttl, "obtained an access token");
-            // `sent` is now or earlier and `ttl` at most a day: this cannot overflow, but
-            // a clock that could still gets "refresh at once", never a panic.
-            let refresh_at = sent.checked_add(ttl - margin(ttl)).unwrap_or(sent);
-            return Ok(Token {
-                id: self.next_id.fetch_add(1, Ordering::Relaxed),
-                value: t.access_token,
-                refresh_at,
-                refresh_token: t.refresh_token,
-                scope: t.scope,
-            });
+            return self.token_from(&body, sent, request_id);
         }
-        if status.is_server_error() || status.as_u16() == 429 {
-            let problem = serde_json::from_slice(&body).unwrap_or_default();
-            return Err(Error::Api {
-                method: "POST".into(),
-                path: endpoint.path().into(),
-                status: status.as_u16(),
-                problem: Box::new(problem),
-                request_id,
-            });
-        }
-        let refusal = match serde_json::from_slice::<OAuthError>(&body) {
-            Ok(e) => OAuthRefusal {
-                error: e.error,
-                description: e.error_description,
-            },
-            Err(_) => OAuthRefusal {
-                error: format!("HTTP {status}"),
-                description: None,
-            },
-        };
-        Err(Error::Auth {
-            token_url: url.to_string(),
-            refusal,
+        Err(refused(status, &body, &endpoint, request_id))
+    }
+
+    /// A token from a 2xx body, due for refresh a margin before it expires.
+    fn token_from(&self, body: &[u8], sent: Instant, request_id: String) -> Result<Token> {
+        let t: TokenResponse = serde_json::from_slice(body).map_err(|e| Error::Decode {
+            what: "token response".into(),
+            request_id,
+            message: e.to_string(),
+        })?;
+        let ttl = lifetime(t.expires_in.as_ref());
+        tracing::debug!(expires_in = ?ttl, "obtained an access token");
+        // `sent` is now or earlier and `ttl` at most a day: this cannot overflow, but
+        // a clock that could still gets "refresh at once", never a panic.
+        let refresh_at = sent.checked_add(ttl - margin(ttl)).unwrap_or(sent);
+        Ok(Token {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            value: t.access_token,
+            refresh_at,
+            refresh_token: t.refresh_token,
+            scope: t.scope,
         })
+    }
+}
+
+/// A token endpoint's refusal: a 5xx or 429 is an API error (retryable), anything else
+/// an OAuth refusal naming its `error`.
+fn refused(
+    status: reqwest::StatusCode,
+    body: &[u8],
+    endpoint: &url::Url,
+    request_id: String,
+) -> Error {
+    if status.is_server_error() || status.as_u16() == 429 {
+        let problem = serde_json::from_slice(body).unwrap_or_default();
+        return Error::Api {
+            method: "POST".into(),
+            path: endpoint.path().into(),
+            status: status.as_u16(),
+            problem: Box::new(problem),
+            request_id,
+        };
+    }
+    let refusal = match serde_json::from_slice::<OAuthError>(body) {
+        Ok(e) => OAuthRefusal {
+            error: e.error,
+            description: e.error_description,
+        },
+        Err(_) => OAuthRefusal {
+            error: format!("HTTP {status}"),
+            description: None,
+        },
+    };
+    Error::Auth {
+        token_url: endpoint.as_str().to_string(),
+        refusal,
     }
 }
 

@@ -208,9 +208,106 @@ enum Next {
     Reauth(Error),
 }
 
+/// A call's resolved destination.
+struct Target {
+    url: url::Url,
+    uri: http::Uri,
+    surface: String,
+    method: String,
+    path: String,
+}
+
+/// A second 401 after a fresh token: the tenant refuses the token itself.
+fn token_rejected(e: Error) -> Error {
+    match e {
+        Error::Api {
+            method,
+            path,
+            problem,
+            request_id,
+            ..
+        } => Error::TokenRejected {
+            method,
+            path,
+            detail: problem.to_string(),
+            request_id,
+        },
+        other => other,
+    }
+}
+
+/// How long to wait before attempt `attempt + 1`, or the error to give up with: a
+/// `Retry-After` beyond the deadline, the attempts used up, or a backoff past the deadline.
+fn retry_delay(
+    policy: &crate::RetryPolicy,
+    t: &Target,
+    start: Instant,
+    attempt: u32,
+    err: Error,
+    wait: Option<(Duration, String)>,
+) -> Result<Duration> {
+    let remaining = policy.deadline.saturating_sub(start.elapsed());
+    if let Some((wait, text)) = &wait
+        && *wait > remaining
+    {
+        return Err(Error::RetryAfterBeyondDeadline {
+            method: t.method.clone(),
+            path: t.path.clone(),
+            status: err.status().unwrap_or(429),
+            retry_after: text.clone(),
+            remaining,
+            request_id: err.request_id().unwrap_or("none").to_string(),
+        });
+    }
+    let delay = wait
+        .map(|(w, _)| w)
+        .unwrap_or_else(|| crate::retry::backoff(policy, attempt));
+    if attempt >= policy.max_attempts || delay > remaining {
+        return Err(if attempt == 1 {
+            err
+        } else {
+            Error::GaveUp {
+                attempts: attempt,
+                elapsed: start.elapsed(),
+                last: Box::new(err),
+            }
+        });
+    }
+    tracing::debug!(method = %t.method, path = %t.path, attempt, ?delay, request_id = err.request_id().unwrap_or("-"), error = %err, "retrying");
+    Ok(delay)
+}
+
 impl Inner {
     pub(crate) async fn execute(&self, call: Call) -> Result<Reply> {
         check_segments(&call.segments)?;
+        let target = self.target(&call)?;
+        let policy = &self.settings.retry;
+        let start = Instant::now();
+        let mut attempt = 0u32;
+        let mut reauthed = false;
+        loop {
+            attempt += 1;
+            let (err, wait) = match self.attempt(&call, &target).await {
+                Next::Done(r) => return Ok(r),
+                Next::Fail(e) => return Err(e),
+                Next::Reauth(e) if reauthed => return Err(token_rejected(e)),
+                Next::Reauth(_) => {
+                    reauthed = true;
+                    attempt -= 1;
+                    tracing::debug!(method = %target.method, path = %target.path, "token refused; fetching a new one and replaying");
+                    continue;
+                }
+                Next::Retry(e, wait) => (e, wait),
+            };
+            let delay = retry_delay(policy, &target, start, attempt, err, wait)?;
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Where a call goes: its URL (the base URL as written, plus encoded segments), the
+    /// pacing surface and the names used in errors.
+    fn target(&self, call: &Call) -> Result<Target> {
         let mut url = self.settings.base_url.clone();
         url.path_segments_mut()
             .map_err(|_| Error::Build("base_url cannot have path segments".into()))?
@@ -220,7 +317,6 @@ impl Inner {
             url.query_pairs_mut().extend_pairs(call.query.iter());
         }
         let uri = crate::wire::uri_of(&url)?;
-        let path = call.path();
         let surface = call
             .segments
             .iter()
@@ -228,131 +324,82 @@ impl Inner {
             .map(String::as_str)
             .collect::<Vec<_>>()
             .join("/");
-        let method = call.method.as_str().to_string();
-        let policy = &self.settings.retry;
-        let start = Instant::now();
-        let mut attempt = 0u32;
-        let mut reauthed = false;
-        loop {
-            attempt += 1;
-            self.pacer.acquire(&surface).await;
-            let token = match self.auth.token().await {
-                Ok(t) => t,
-                Err(e) => {
-                    self.pacer.done(&surface, None);
-                    return Err(e);
-                }
-            };
-            self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            let auth = match bearer(token.value.expose_secret()) {
-                Ok(h) => h,
-                Err(e) => {
-                    self.pacer.done(&surface, None);
-                    return Err(e);
-                }
-            };
-            let mut headers = HeaderMap::with_capacity(call.headers.len() + 2);
-            headers.insert(reqwest::header::AUTHORIZATION, auth);
-            for (k, v) in &call.headers {
-                headers.append(k.clone(), v.clone());
+        Ok(Target {
+            url,
+            uri,
+            surface,
+            method: call.method.as_str().to_string(),
+            path: call.path(),
+        })
+    }
+
+    /// One paced, authenticated send and the verdict on its answer.
+    async fn attempt(&self, call: &Call, t: &Target) -> Next {
+        self.pacer.acquire(&t.surface).await;
+        let token = match self.auth.token().await {
+            Ok(t) => t,
+            Err(e) => {
+                self.pacer.done(&t.surface, None);
+                return Next::Fail(e);
             }
-            if call.body.is_some() {
-                headers.insert(
-                    reqwest::header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
+        };
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let auth = match bearer(token.value.expose_secret()) {
+            Ok(h) => h,
+            Err(e) => {
+                self.pacer.done(&t.surface, None);
+                return Next::Fail(e);
             }
-            let outcome = self
-                .wire
-                .send(crate::wire::Outgoing {
-                    method: &call.method,
-                    url: &url,
-                    uri: &uri,
-                    headers,
-                    body: call.body.as_ref().map(|b| Bytes::copy_from_slice(b)),
-                    timeout: self.settings.request_timeout,
-                    cap: if call.large {
-                        self.settings.max_page_body
-                    } else {
-                        self.settings.max_body
-                    },
-                })
-                .await
-                .map(|(status, headers, body)| (status, headers, Bytes::from(body)));
-            let next = match outcome {
-                Ok((status, headers, body)) => {
-                    self.pacer.done(&surface, Some(&headers));
-                    self.judge(
-                        status, headers, body, &call, &method, &path, &surface, token.id,
-                    )
-                }
-                Err(e) => {
-                    self.pacer.done(&surface, None);
-                    if e.worth_resending(call.idempotent) {
-                        Next::Retry(e, None)
-                    } else {
-                        Next::Fail(e)
-                    }
-                }
-            };
-            let (err, wait) = match next {
-                Next::Done(r) => return Ok(r),
-                Next::Fail(e) => return Err(e),
-                Next::Reauth(e) => {
-                    if reauthed {
-                        return Err(match e {
-                            Error::Api {
-                                method,
-                                path,
-                                problem,
-                                request_id,
-                                ..
-                            } => Error::TokenRejected {
-                                method,
-                                path,
-                                detail: problem.to_string(),
-                                request_id,
-                            },
-                            other => other,
-                        });
-                    }
-                    reauthed = true;
-                    attempt -= 1;
-                    tracing::debug!(%method, %path, "token refused; fetching a new one and replaying");
-                    continue;
-                }
-                Next::Retry(e, wait) => (e, wait),
-            };
-            let remaining = policy.deadline.saturating_sub(start.elapsed());
-            if let Some((wait, text)) = &wait
-                && *wait > remaining
-            {
-                return Err(Error::RetryAfterBeyondDeadline {
-                    method: method.clone(),
-                    path: path.clone(),
-                    status: err.status().unwrap_or(429),
-                    retry_after: text.clone(),
-                    remaining,
-                    request_id: err.request_id().unwrap_or("none").to_string(),
-                });
-            }
-            let delay = wait
-                .map(|(w, _)| w)
-                .unwrap_or_else(|| crate::retry::backoff(policy, attempt));
-            if attempt >= policy.max_attempts || delay > remaining {
-                return Err(if attempt == 1 {
-                    err
+        };
+        let mut headers = HeaderMap::with_capacity(call.headers.len() + 2);
+        headers.insert(reqwest::header::AUTHORIZATION, auth);
+        for (k, v) in &call.headers {
+            headers.append(k.clone(), v.clone());
+        }
+        if call.body.is_some() {
+            headers.insert(
+                reqwest::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+        let outcome = self
+            .wire
+            .send(crate::wire::Outgoing {
+                method: &call.method,
+                url: &t.url,
+                uri: &t.uri,
+                headers,
+                body: call.body.as_ref().map(|b| Bytes::copy_from_slice(b)),
+                timeout: self.settings.request_timeout,
+                cap: if call.large {
+                    self.settings.max_page_body
                 } else {
-                    Error::GaveUp {
-                        attempts: attempt,
-                        elapsed: start.elapsed(),
-                        last: Box::new(err),
-                    }
-                });
+                    self.settings.max_body
+                },
+            })
+            .await;
+        match outcome {
+            Ok((status, headers, body)) => {
+                self.pacer.done(&t.surface, Some(&headers));
+                self.judge(
+                    status,
+                    headers,
+                    Bytes::from(body),
+                    call,
+                    &t.method,
+                    &t.path,
+                    &t.surface,
+                    token.id,
+                )
             }
-            self.stats.retries.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(%method, %path, attempt, ?delay, request_id = err.request_id().unwrap_or("-"), error = %err, "retrying");
-            tokio::time::sleep(delay).await;
+            Err(e) => {
+                self.pacer.done(&t.surface, None);
+                if e.worth_resending(call.idempotent) {
+                    Next::Retry(e, None)
+                } else {
+                    Next::Fail(e)
+                }
+            }
         }
     }
 
