@@ -140,165 +140,173 @@ fn check(
         key_id: key.key_id().to_string(),
         broken: None,
     };
-    let fail = |mut v: Verdict, seq: i64, reason: String| {
-        v.broken = Some(Broken { seq, reason });
-        Ok(v)
-    };
-    // The last intact entry's hash, made text only when a verdict is returned.
-    let with_last = |mut v: Verdict, prev: &[u8; 64]| {
-        if v.entries > 0 {
-            v.last_hash = Some(hex_text(prev));
-        }
-        v
-    };
     let mut cps = checkpoints.iter().peekable();
     // The previous entry's hash in hex, as the next entry's hash covers it.
     let mut prev = [0u8; 64];
     prev.copy_from_slice(GENESIS.as_bytes());
-    let mut expected = 1i64;
     while let Some(part) = pages.blocking_recv() {
         let Part::Page(page) = part? else { continue };
         for r in &page.rows {
-            let col = |i| page.column(r, i);
-            let at = col(0);
-            if r.seq != expected {
-                return fail(
-                    with_last(verdict, &prev),
-                    expected,
-                    format!("entry {expected} is missing (the next entry is {})", r.seq),
-                );
-            }
-            let digest = entry_digest(&HashInput {
-                seq: r.seq,
-                at,
-                actor: col(1),
-                operation: col(2),
-                target: col(3),
-                outcome: col(4),
-                details: col(5),
-                prev_hash: std::str::from_utf8(&prev).expect("hex digits"),
-            });
-            if r.hash != Some(digest) {
-                return fail(
-                    with_last(verdict, &prev),
-                    r.seq,
-                    format!(
-                        "entry {}: its contents do not match its hash (edited, inserted or reordered)",
-                        r.seq
-                    ),
-                );
-            }
-            let hash = hex64(&digest);
-            while let Some(cp) = cps.peek() {
-                if cp.seq > r.seq {
-                    break;
-                }
-                let cp = cps.next().expect("peeked");
-                if cp.seq < r.seq {
-                    return fail(
-                        with_last(verdict, &prev),
-                        cp.seq,
-                        format!("checkpoint at entry {} has no entry", cp.seq),
-                    );
-                }
-                if cp.hash.as_bytes() != hash || cp.at != at {
-                    return fail(
-                        with_last(verdict, &prev),
-                        r.seq,
-                        format!(
-                            "entry {}: differs from what checkpoint {} signed",
-                            r.seq, cp.seq
-                        ),
-                    );
-                }
-                if !key.verify(
-                    &signing::checkpoint_message(cp.seq, &cp.hash, &cp.at),
-                    &cp.signature,
-                ) {
-                    return fail(
-                        with_last(verdict, &prev),
-                        r.seq,
-                        format!(
-                            "checkpoint at entry {}: the signature does not verify with public key {} (it claims key {})",
-                            cp.seq,
-                            key.key_id(),
-                            cp.key_id
-                        ),
-                    );
+            match check_entry(&page, r, verdict.last_seq + 1, &prev, &mut cps, key) {
+                Ok(hash) => prev = hash,
+                Err(broken) => {
+                    if verdict.entries > 0 {
+                        verdict.last_hash = Some(hex_text(&prev));
+                    }
+                    verdict.broken = Some(broken);
+                    return Ok(verdict);
                 }
             }
-            prev = hash;
             verdict.entries += 1;
             verdict.last_seq = r.seq;
-            expected += 1;
         }
     }
     let prev_hash = hex_text(&prev);
     if verdict.entries > 0 {
         verdict.last_hash = Some(prev_hash.clone());
     }
-    if let Some(cp) = cps.next() {
-        return fail(
-            verdict.clone(),
-            verdict.last_seq + 1,
-            format!(
+    let end = match cps.next() {
+        Some(cp) => Err(Broken {
+            seq: verdict.last_seq + 1,
+            reason: format!(
                 "checkpoint at entry {} names an entry that is missing: the log was truncated after entry {}",
                 cp.seq, verdict.last_seq
             ),
-        );
+        }),
+        None => check_head(head.as_ref(), &verdict, &prev_hash, key),
+    };
+    verdict.broken = end.err();
+    Ok(verdict)
+}
+
+/// One entry: it follows the last without a gap, its hash covers its contents and the
+/// previous hash, and every checkpoint at it signed that hash. Returns its hash in hex.
+fn check_entry<'a>(
+    page: &crate::pages::Page,
+    r: &crate::pages::Raw,
+    expected: i64,
+    prev: &[u8; 64],
+    cps: &mut std::iter::Peekable<std::slice::Iter<'a, crate::audit::Checkpoint>>,
+    key: &PublicKey,
+) -> std::result::Result<[u8; 64], Broken> {
+    let broken = |seq: i64, reason: String| Broken { seq, reason };
+    let col = |i| page.column(r, i);
+    let at = col(0);
+    if r.seq != expected {
+        return Err(broken(
+            expected,
+            format!("entry {expected} is missing (the next entry is {})", r.seq),
+        ));
     }
-    match head {
-        None if verdict.entries > 0 => fail(
-            verdict.clone(),
-            verdict.last_seq,
-            "the signed head is missing: the log's end cannot be vouched for".into(),
-        ),
-        None => Ok(verdict),
-        Some(h) => {
-            if !key.verify(&signing::head_message(h.seq, &h.hash, &h.at), &h.signature) {
-                let seq = h.seq.min(verdict.last_seq.max(1));
-                return fail(
-                    verdict,
-                    seq,
-                    format!(
-                        "the signed head does not verify with public key {} (it claims key {})",
-                        key.key_id(),
-                        h.key_id
-                    ),
-                );
-            }
-            if h.seq > verdict.last_seq {
-                return fail(
-                    verdict.clone(),
-                    verdict.last_seq + 1,
-                    format!(
-                        "the log was truncated after entry {}: the signed head names entry {}",
-                        verdict.last_seq, h.seq
-                    ),
-                );
-            }
-            if h.seq < verdict.last_seq {
-                return fail(
-                    verdict,
-                    h.seq + 1,
-                    format!(
-                        "entry {} and later are not covered by the signed head (which names entry {}): appended outside cxguard",
-                        h.seq + 1,
-                        h.seq
-                    ),
-                );
-            }
-            if h.hash != prev_hash {
-                return fail(
-                    verdict.clone(),
-                    verdict.last_seq,
-                    format!(
-                        "entry {}: differs from what the signed head vouches for",
-                        verdict.last_seq
-                    ),
-                );
-            }
-            Ok(verdict)
+    let digest = entry_digest(&HashInput {
+        seq: r.seq,
+        at,
+        actor: col(1),
+        operation: col(2),
+        target: col(3),
+        outcome: col(4),
+        details: col(5),
+        prev_hash: std::str::from_utf8(prev).expect("hex digits"),
+    });
+    if r.hash != Some(digest) {
+        return Err(broken(
+            r.seq,
+            format!(
+                "entry {}: its contents do not match its hash (edited, inserted or reordered)",
+                r.seq
+            ),
+        ));
+    }
+    let hash = hex64(&digest);
+    while let Some(cp) = cps.next_if(|cp| cp.seq <= r.seq) {
+        if cp.seq < r.seq {
+            return Err(broken(
+                cp.seq,
+                format!("checkpoint at entry {} has no entry", cp.seq),
+            ));
+        }
+        if cp.hash.as_bytes() != hash || cp.at != at {
+            return Err(broken(
+                r.seq,
+                format!(
+                    "entry {}: differs from what checkpoint {} signed",
+                    r.seq, cp.seq
+                ),
+            ));
+        }
+        if !key.verify(
+            &signing::checkpoint_message(cp.seq, &cp.hash, &cp.at),
+            &cp.signature,
+        ) {
+            return Err(broken(
+                r.seq,
+                format!(
+                    "checkpoint at entry {}: the signature does not verify with public key {} (it claims key {})",
+                    cp.seq,
+                    key.key_id(),
+                    cp.key_id
+                ),
+            ));
         }
     }
+    Ok(hash)
+}
+
+/// The signed head vouches for exactly the last entry: signed by `key`, naming its
+/// sequence number and hash.
+fn check_head(
+    head: Option<&crate::audit::Checkpoint>,
+    v: &Verdict,
+    prev_hash: &str,
+    key: &PublicKey,
+) -> std::result::Result<(), Broken> {
+    let broken = |seq: i64, reason: String| Err(Broken { seq, reason });
+    let Some(h) = head else {
+        if v.entries > 0 {
+            return broken(
+                v.last_seq,
+                "the signed head is missing: the log's end cannot be vouched for".into(),
+            );
+        }
+        return Ok(());
+    };
+    if !key.verify(&signing::head_message(h.seq, &h.hash, &h.at), &h.signature) {
+        return broken(
+            h.seq.min(v.last_seq.max(1)),
+            format!(
+                "the signed head does not verify with public key {} (it claims key {})",
+                key.key_id(),
+                h.key_id
+            ),
+        );
+    }
+    if h.seq > v.last_seq {
+        return broken(
+            v.last_seq + 1,
+            format!(
+                "the log was truncated after entry {}: the signed head names entry {}",
+                v.last_seq, h.seq
+            ),
+        );
+    }
+    if h.seq < v.last_seq {
+        return broken(
+            h.seq + 1,
+            format!(
+                "entry {} and later are not covered by the signed head (which names entry {}): appended outside cxguard",
+                h.seq + 1,
+                h.seq
+            ),
+        );
+    }
+    if h.hash != prev_hash {
+        return broken(
+            v.last_seq,
+            format!(
+                "entry {}: differs from what the signed head vouches for",
+                v.last_seq
+            ),
+        );
+    }
+    Ok(())
 }
