@@ -272,38 +272,9 @@ async fn link(
             Ok::<_, LinkError>((r.linked, r.audit.map(|_| ())))
         })
     };
-    let deadline = state.upstream_deadline;
-    let applied = tokio::time::timeout(deadline, task).await;
-    let (linked, recorded) = match applied {
+    let (linked, recorded) = match tokio::time::timeout(state.upstream_deadline, task).await {
         Ok(Ok(Ok(done))) => done,
-        Ok(Ok(Err(LinkError::UnknownGuest(_)))) => {
-            state.metrics.link("unknown_guest");
-            return Err(Problem::new(
-                StatusCode::NOT_FOUND,
-                "unknown-guest",
-                "No such guest",
-                format!("the tenant has no guest {guest_id}"),
-            ));
-        }
-        Ok(Ok(Err(LinkError::Invalid(e)))) => {
-            state.metrics.link("invalid");
-            return Err(invalid(e));
-        }
-        Ok(Ok(Err(e))) => {
-            state.metrics.link("upstream_failed");
-            // The kind and status only: the tenant's words may echo the identifier.
-            let summary = match &e {
-                LinkError::Api(api) => api.summary(),
-                other => other.to_string(),
-            };
-            tracing::warn!(guest = guest_id, error = %summary, "upstream failed");
-            return Err(upstream_failed(match &e {
-                LinkError::Api(api) if api.stage() == cxone::Stage::Auth => {
-                    "the tenant refused cxguard's credentials".to_string()
-                }
-                _ => "the tenant failed and retries ran out".to_string(),
-            }));
-        }
+        Ok(Ok(Err(e))) => return Err(link_refused(state, guest_id, e)),
         Ok(Err(join)) => {
             state.metrics.link("upstream_failed");
             tracing::error!(guest = guest_id, error = %join, "the link task failed");
@@ -312,6 +283,7 @@ async fn link(
             ));
         }
         Err(_) => {
+            let deadline = state.upstream_deadline;
             state.metrics.link("upstream_failed");
             tracing::warn!(
                 guest = guest_id,
@@ -341,6 +313,40 @@ async fn link(
         attribute: linked.attribute,
         key_id: linked.key_id,
     })
+}
+
+/// The problem a failed link answers with, counted by its kind.
+fn link_refused(state: &AppState, guest_id: &str, e: LinkError) -> Problem {
+    match e {
+        LinkError::UnknownGuest(_) => {
+            state.metrics.link("unknown_guest");
+            Problem::new(
+                StatusCode::NOT_FOUND,
+                "unknown-guest",
+                "No such guest",
+                format!("the tenant has no guest {guest_id}"),
+            )
+        }
+        LinkError::Invalid(e) => {
+            state.metrics.link("invalid");
+            invalid(e)
+        }
+        e => {
+            state.metrics.link("upstream_failed");
+            // The kind and status only: the tenant's words may echo the identifier.
+            let summary = match &e {
+                LinkError::Api(api) => api.summary(),
+                other => other.to_string(),
+            };
+            tracing::warn!(guest = guest_id, error = %summary, "upstream failed");
+            upstream_failed(match &e {
+                LinkError::Api(api) if api.stage() == cxone::Stage::Auth => {
+                    "the tenant refused cxguard's credentials".to_string()
+                }
+                _ => "the tenant failed and retries ran out".to_string(),
+            })
+        }
+    }
 }
 
 fn upstream_failed(detail: String) -> Problem {

@@ -290,20 +290,7 @@ fn read(m: &Map, identity: &Identity) -> Result<Request, Problem> {
             None
         }
     };
-    for k in m.keys() {
-        if !["identifier", "kind", "ref"].contains(&k.as_str()) {
-            errors.push(FieldError {
-                // Named back only if it is a plain word: a key can carry an address too.
-                field: if k.len() <= 40 && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                {
-                    k.clone()
-                } else {
-                    "(unknown)".to_string()
-                },
-                message: "is not a field of this request (identifier, kind, ref)".into(),
-            });
-        }
-    }
+    unknown_fields(m, &mut errors);
     if let (Some(i), Some(k)) = (identifier, kind)
         && let Err(e) = identity.normalize("identifier", i, k)
     {
@@ -319,6 +306,24 @@ fn read(m: &Map, identity: &Identity) -> Result<Request, Problem> {
             kind,
         }),
         _ => Err(Problem::invalid(errors)),
+    }
+}
+
+/// Every key besides identifier, kind and ref, named back only if it is a plain word: a
+/// key can carry an address too.
+fn unknown_fields(m: &Map, errors: &mut Vec<FieldError>) {
+    for k in m.keys() {
+        if !["identifier", "kind", "ref"].contains(&k.as_str()) {
+            errors.push(FieldError {
+                field: if k.len() <= 40 && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
+                    k.clone()
+                } else {
+                    "(unknown)".to_string()
+                },
+                message: "is not a field of this request (identifier, kind, ref)".into(),
+            });
+        }
     }
 }
 
