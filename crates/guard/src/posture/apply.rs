@@ -7,10 +7,9 @@
 use std::sync::Arc;
 
 use ledger::{Details, NewEntry, Outcome};
-use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
-use super::load::{Posture, Source};
+use super::load::Posture;
 use super::plan::PosturePlan;
 use crate::{Error, Result};
 
@@ -86,41 +85,7 @@ pub async fn apply(
     let With { ledger, actor, .. } = *with;
     let run = match resume {
         Some(r) => r.to_string(),
-        None => {
-            let id = ledger::Ledger::new_job_id("posture");
-            let mut items = vec!["plan".to_string()];
-            items.extend(PARTS.map(String::from));
-            ledger
-                .create_job(ledger::NewJob {
-                    id: id.clone(),
-                    kind: RUN_KIND,
-                    actor: actor.to_string(),
-                    params: Details::new()
-                        .sha256("plan_sha256", &plan.digest)?
-                        .sha256("posture_sha256", &plan.posture_sha256)?,
-                    items,
-                    fingerprint: Some(plan.digest.clone()),
-                })
-                .await?;
-            // The plan holds ids, versions and counts, never a value.
-            let v = serde_json::to_value(plan).unwrap_or_default();
-            ledger
-                .record_results(&id, &[("plan".to_string(), v)])
-                .await?;
-            ledger
-                .append(NewEntry::new(
-                    actor,
-                    "posture.apply.start",
-                    &id,
-                    Outcome::Success,
-                    Details::new()
-                        .sha256("plan_sha256", &plan.digest)?
-                        .sha256("posture_sha256", &plan.posture_sha256)?
-                        .count("changes", plan.changes() as u64),
-                )?)
-                .await?;
-            id
-        }
+        None => begin_run(ledger, actor, plan).await?,
     };
     started(&run);
     let done: Vec<String> = ledger
@@ -154,14 +119,63 @@ pub async fn apply(
             .await?;
         results.push(r);
     }
+    finish_run(ledger, actor, plan, &run, &results).await?;
+    Ok((run, results))
+}
+
+/// Journals a new run: its parts, the plan it applies, and its start in the audit log.
+async fn begin_run(ledger: &ledger::Ledger, actor: &str, plan: &PosturePlan) -> Result<String> {
+    let id = ledger::Ledger::new_job_id("posture");
+    let mut items = vec!["plan".to_string()];
+    items.extend(PARTS.map(String::from));
+    ledger
+        .create_job(ledger::NewJob {
+            id: id.clone(),
+            kind: RUN_KIND,
+            actor: actor.to_string(),
+            params: Details::new()
+                .sha256("plan_sha256", &plan.digest)?
+                .sha256("posture_sha256", &plan.posture_sha256)?,
+            items,
+            fingerprint: Some(plan.digest.clone()),
+        })
+        .await?;
+    // The plan holds ids, versions and counts, never a value.
+    let v = serde_json::to_value(plan).unwrap_or_default();
+    ledger
+        .record_results(&id, &[("plan".to_string(), v)])
+        .await?;
+    ledger
+        .append(NewEntry::new(
+            actor,
+            "posture.apply.start",
+            &id,
+            Outcome::Success,
+            Details::new()
+                .sha256("plan_sha256", &plan.digest)?
+                .sha256("posture_sha256", &plan.posture_sha256)?
+                .count("changes", plan.changes() as u64),
+        )?)
+        .await?;
+    Ok(id)
+}
+
+/// Ends the run's job, failed if any part failed, auditing each part's status.
+async fn finish_run(
+    ledger: &ledger::Ledger,
+    actor: &str,
+    plan: &PosturePlan,
+    run: &str,
+    results: &[PartResult],
+) -> Result<()> {
     let any_failed = results.iter().any(|r| r.status == "failed");
     let mut details = Details::new().sha256("plan_sha256", &plan.digest)?;
-    for r in &results {
+    for r in results {
         details = details.label(r.protection, r.status);
     }
     ledger
         .finish_job(
-            &run,
+            run,
             if any_failed {
                 ledger::JobStatus::Failed
             } else {
@@ -170,7 +184,7 @@ pub async fn apply(
             NewEntry::new(
                 actor,
                 "posture.apply.finish",
-                &run,
+                run,
                 if any_failed {
                     Outcome::Failure
                 } else {
@@ -180,7 +194,7 @@ pub async fn apply(
             )?,
         )
         .await?;
-    Ok((run, results))
+    Ok(())
 }
 
 /// Only the widgets the plan lists; the webchat job resumes by itself.
@@ -279,7 +293,9 @@ async fn secrets_part(with: &With<'_>, posture: &Posture, plan: &PosturePlan) ->
     let mut failed = Vec::new();
     if let Some(s) = &posture.secrets {
         for change in &plan.secrets {
-            match rotate_one(client, ledger, s, change, &plan.created_at, actor, env).await {
+            match super::rotate::rotate_one(client, ledger, s, change, &plan.created_at, actor, env)
+                .await
+            {
                 Ok(d) => done.push(d),
                 Err(e) => failed.push(format!("{}: {e}", change.secret)),
             }
@@ -368,163 +384,5 @@ fn summarize(protection: &'static str, done: &[String], failed: &[String]) -> Pa
                 .join("; "),
         ),
         (false, true) => part(protection, "applied", done.join("; ")),
-    }
-}
-
-fn next_of_check(g: &super::file::Generate, id: &str) -> Result<()> {
-    crate::rotate::secrets::path_for_id(&g.write_to, id)
-        .map(drop)
-        .map_err(Error::Invalid)
-}
-
-/// Rotates one due secret from its source, its previous value at hand for a rollback.
-/// After an interruption: an unfinished rotation is resumed with the same value, and a
-/// rotation that finished is not done twice.
-async fn rotate_one(
-    client: &cxone::Client,
-    ledger: &ledger::Ledger,
-    s: &super::load::Secrets,
-    change: &super::plan::SecretChange,
-    planned_at: &str,
-    actor: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<String> {
-    let id = change.secret.as_str();
-    let rfc3339 = |t: &str| {
-        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
-    };
-    // An id from the tenant that cannot name a file is refused before anything.
-    if let Some(Source::Generate(g)) = s.source(id) {
-        next_of_check(g, id)?;
-    }
-    let unfinished = ledger.running_job(crate::rotate::JOB_KIND, id).await?;
-    let next_of = |g: &super::file::Generate| {
-        let path = crate::rotate::secrets::path_for_id(&g.write_to, id).map_err(Error::Invalid)?;
-        Ok::<_, Error>((
-            std::path::PathBuf::from(format!("{}.next", path.display())),
-            path,
-        ))
-    };
-    if unfinished.is_none() {
-        let now = crate::rotate::fetch(client, id).await?;
-        if now.version != change.version {
-            let rotated = ledger
-                .jobs_of(crate::rotate::JOB_KIND, ledger::JobStatus::Done, 50)
-                .await?
-                .into_iter()
-                .any(|j| {
-                    j.params["secret_id"] == id && rfc3339(&j.created_at) >= rfc3339(planned_at)
-                });
-            if !rotated {
-                return Err(Error::Failed(format!(
-                    "changed since the plan (version {} now, {} planned)",
-                    now.version, change.version
-                )));
-            }
-            // Rotated by the interrupted run; its value may still wait in `.next`.
-            if let Some(Source::Generate(g)) = s.source(id) {
-                let (next, path) = next_of(g)?;
-                if next.exists() {
-                    std::fs::rename(&next, &path).map_err(|e| {
-                        Error::Failed(format!(
-                            "{} could not replace {}: {e}",
-                            next.display(),
-                            path.display()
-                        ))
-                    })?;
-                }
-            }
-            return Ok(format!(
-                "{id} rotated to version {} (in the interrupted run)",
-                now.version
-            ));
-        }
-    }
-    let previous = s
-        .previous(id, env)
-        .ok_or_else(|| Error::Invalid("its current value is not at hand for a rollback".into()))?;
-    // A generated value is written to `{write_to}.next` before it is sent, and takes the
-    // place of `{write_to}` (the next rotation's previous value) once it is live.
-    let mut generated: Option<(std::path::PathBuf, std::path::PathBuf)> = None;
-    let value: SecretString = match s.source(id) {
-        Some(Source::Generate(g)) if unfinished.is_some() => {
-            let (next, path) = next_of(g)?;
-            let v = std::fs::read_to_string(&next).map_err(|e| {
-                Error::Failed(format!(
-                    "the interrupted rotation's value {} cannot be read: {e}",
-                    next.display()
-                ))
-            })?;
-            generated = Some((next, path));
-            SecretString::from(v)
-        }
-        Some(Source::Generate(g)) => {
-            let secret = crate::rotate::fetch(client, id).await?;
-            let format = match g.charset.as_deref() {
-                Some("base64") => cxone::models::SecretFormat::Base64,
-                Some(_) => cxone::models::SecretFormat::Raw,
-                None => secret.format,
-            };
-            let (next, path) = next_of(g)?;
-            let v = crate::rotate::generate(format, g.length.unwrap_or(40))?;
-            crate::values::write_new(
-                &format!(
-                    "secrets generate.write_to of {id} (if it exists, an earlier rotation was interrupted and the value in it may be live)"
-                ),
-                &next,
-                &v,
-            )?;
-            generated = Some((next, path));
-            v
-        }
-        Some(Source::File(f)) => crate::values::read("value_file", Some(f), None, env)?
-            .ok_or_else(|| Error::Invalid("no value source".into()))?,
-        Some(Source::Env(v)) => crate::values::read("value_env", None, Some(v), env)?
-            .ok_or_else(|| Error::Invalid("no value source".into()))?,
-        None => return Err(Error::Invalid("no value source".into())),
-    };
-    if value.expose_secret().is_empty() {
-        return Err(Error::Invalid("the new value is empty".into()));
-    }
-    let req = crate::rotate::Request {
-        secret_id: id.to_string(),
-        value,
-        format: None,
-        previous: Some(previous),
-        no_rollback: false,
-        actor: actor.to_string(),
-    };
-    let r = match &unfinished {
-        Some(job) => crate::rotate::resume(client, ledger, job, &req).await?,
-        None => {
-            let plan = crate::rotate::plan(client, &req).await?;
-            crate::rotate::apply(client, ledger, &plan, &req).await?
-        }
-    };
-    match r.ended {
-        crate::rotate::Ended::Rotated { version } => {
-            if let Some((next, path)) = &generated {
-                std::fs::rename(next, path).map_err(|e| {
-                    Error::Failed(format!(
-                            "{id} rotated to version {version}, but {} could not replace {}: {e}; move it yourself, it holds the live value",
-                            next.display(),
-                            path.display()
-                        ),
-                    )
-                })?;
-            }
-            Ok(format!("{id} rotated to version {version}"))
-        }
-        crate::rotate::Ended::RolledBack { .. } => {
-            if let Some((next, _)) = &generated {
-                let _ = std::fs::remove_file(next);
-            }
-            Err(Error::Failed(
-                "a dependent rejected the new value; rolled back".into(),
-            ))
-        }
-        crate::rotate::Ended::Broken { .. } => {
-            Err(Error::Failed("broken: see `cxguard jobs show`".into()))
-        }
     }
 }

@@ -170,152 +170,16 @@ pub fn load_text(
     })?;
     let mut problems = Vec::new();
 
-    let secrets = file.secrets.map(|mut s| {
-        // Paths are relative to the posture file, like its other paths.
-        for e in s.each.values_mut() {
-            for f in [&mut e.value_file, &mut e.previous_file].into_iter().flatten() {
-                *f = relative(path, f);
-            }
-        }
-        if s.max_age_days == Some(0) {
-            problems.push("secrets.max_age_days: must be at least 1".into());
-        }
-        if let Some(g) = &s.generate {
-            check_generate("secrets", g, &mut problems);
-        }
-        for (id, e) in &s.each {
-            let at = format!("secrets.each.{id}");
-            if ledger::details::check_identifier("secret id", id).is_err() {
-                problems.push(format!("{at}: not a secret id"));
-            }
-            if e.max_age_days == Some(0) {
-                problems.push(format!("{at}.max_age_days: must be at least 1"));
-            }
-            let sources = [e.value_file.is_some(), e.value_env.is_some(), e.generate.is_some()]
-                .iter()
-                .filter(|b| **b)
-                .count();
-            if sources > 1 {
-                problems.push(format!(
-                    "{at}: give one of value_file, value_env or generate, not {sources}"
-                ));
-            }
-            if sources == 0 && s.generate.is_none() {
-                problems.push(format!(
-                    "{at}: no value source: give value_file, value_env or generate (or a default [secrets] generate)"
-                ));
-            }
-            if let Some(g) = &e.generate {
-                check_generate(&at, g, &mut problems);
-            }
-            if let Some(v) = &e.value_env
-                && env(v).is_none_or(|x| x.is_empty())
-            {
-                problems.push(format!("{at}.value_env: the environment variable {v} is not set"));
-            }
-            if let Some(f) = &e.value_file
-                && !f.is_file()
-            {
-                problems.push(format!("{at}.value_file: {} is not a readable file", f.display()));
-            }
-        }
-        Secrets {
-            max_age_days: s.max_age_days,
-            unmanaged: s.unmanaged.into_iter().collect(),
-            generate: s.generate,
-            each: s.each,
-        }
-    });
-
-    let contacts = match file.contacts {
-        None => None,
-        Some(c) => {
-            if c.retention_days == 0 {
-                problems.push("contacts.retention_days: must be at least 1 (0 would anonymize every contact updated before now)".into());
-            }
-            let p = relative(path, &c.policy);
-            match std::fs::read_to_string(&p) {
-                Err(e) => {
-                    problems.push(format!("contacts.policy: cannot read {}: {e}", p.display()));
-                    None
-                }
-                Ok(t) => match crate::anonymize::Policy::parse(&t, &p, env) {
-                    Ok(policy) => Some(Contacts {
-                        retention_days: c.retention_days,
-                        policy,
-                    }),
-                    Err(errors) => {
-                        for e in errors {
-                            problems.push(format!("contacts.policy: {e}"));
-                        }
-                        None
-                    }
-                },
-            }
-        }
-    };
-
-    let mut tables = Vec::new();
-    for (i, t) in file
-        .datastore
-        .map(|d| d.tables)
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
-    {
-        match crate::encrypt::config::request(&t, &DatastoreFile::default()) {
-            Ok(r) => tables.push(r),
-            Err(e) => problems.push(format!("datastore.tables[{i}] ({}): {e}", t.table)),
-        }
-    }
-
-    let webchat = match file.webchat {
-        None => None,
-        Some(w) => {
-            let (text, shown) = match (&w.policy, &w.widgets) {
-                (Some(_), Some(_)) => {
-                    problems.push(
-                        "webchat: give policy = \"FILE\" or [webchat.widgets.ID] tables, not both"
-                            .into(),
-                    );
-                    (None, PathBuf::new())
-                }
-                (Some(p), None) => {
-                    let p = relative(path, p);
-                    match std::fs::read_to_string(&p) {
-                        Ok(t) => (Some(t), p),
-                        Err(e) => {
-                            problems
-                                .push(format!("webchat.policy: cannot read {}: {e}", p.display()));
-                            (None, p)
-                        }
-                    }
-                }
-                (None, Some(widgets)) => {
-                    let mut doc = toml::Table::new();
-                    doc.insert("widgets".into(), toml::Value::Table(widgets.clone()));
-                    (
-                        Some(toml_text(&doc)),
-                        PathBuf::from(format!("{} [webchat]", path.display())),
-                    )
-                }
-                (None, None) => {
-                    problems.push(
-                        "webchat: give policy = \"FILE\" or [webchat.widgets.ID] tables".into(),
-                    );
-                    (None, PathBuf::new())
-                }
-            };
-            text.and_then(|t| match crate::webchat::Policy::parse(&t, &shown) {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    problems.push(format!("webchat: {e}"));
-                    None
-                }
-            })
-        }
-    };
-
+    let secrets = file
+        .secrets
+        .map(|s| load_secrets(s, path, env, &mut problems));
+    let contacts = file
+        .contacts
+        .and_then(|c| load_contacts(c, path, env, &mut problems));
+    let tables = load_tables(file.datastore, &mut problems);
+    let webchat = file
+        .webchat
+        .and_then(|w| load_webchat(w, path, &mut problems));
     let identity_key_id = file.identity.map(|i| {
         if ledger::details::check_identifier("identity.key_id", &i.key_id).is_err() {
             problems.push("identity.key_id: not a key id".into());
@@ -335,6 +199,177 @@ pub fn load_text(
         },
         problems,
     ))
+}
+
+/// `[secrets]`: one value source per secret, paths relative to the posture file.
+fn load_secrets(
+    mut s: super::file::SecretsPosture,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<String>,
+) -> Secrets {
+    // Paths are relative to the posture file, like its other paths.
+    for e in s.each.values_mut() {
+        for f in [&mut e.value_file, &mut e.previous_file]
+            .into_iter()
+            .flatten()
+        {
+            *f = relative(path, f);
+        }
+    }
+    if s.max_age_days == Some(0) {
+        problems.push("secrets.max_age_days: must be at least 1".into());
+    }
+    if let Some(g) = &s.generate {
+        check_generate("secrets", g, problems);
+    }
+    for (id, e) in &s.each {
+        let at = format!("secrets.each.{id}");
+        if ledger::details::check_identifier("secret id", id).is_err() {
+            problems.push(format!("{at}: not a secret id"));
+        }
+        if e.max_age_days == Some(0) {
+            problems.push(format!("{at}.max_age_days: must be at least 1"));
+        }
+        let sources = [
+            e.value_file.is_some(),
+            e.value_env.is_some(),
+            e.generate.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if sources > 1 {
+            problems.push(format!(
+                "{at}: give one of value_file, value_env or generate, not {sources}"
+            ));
+        }
+        if sources == 0 && s.generate.is_none() {
+            problems.push(format!(
+                "{at}: no value source: give value_file, value_env or generate (or a default [secrets] generate)"
+            ));
+        }
+        if let Some(g) = &e.generate {
+            check_generate(&at, g, problems);
+        }
+        if let Some(v) = &e.value_env
+            && env(v).is_none_or(|x| x.is_empty())
+        {
+            problems.push(format!(
+                "{at}.value_env: the environment variable {v} is not set"
+            ));
+        }
+        if let Some(f) = &e.value_file
+            && !f.is_file()
+        {
+            problems.push(format!(
+                "{at}.value_file: {} is not a readable file",
+                f.display()
+            ));
+        }
+    }
+    Secrets {
+        max_age_days: s.max_age_days,
+        unmanaged: s.unmanaged.into_iter().collect(),
+        generate: s.generate,
+        each: s.each,
+    }
+}
+
+/// `[contacts]`: a retention of at least a day and a policy that parses.
+fn load_contacts(
+    c: super::file::ContactsPosture,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<String>,
+) -> Option<Contacts> {
+    if c.retention_days == 0 {
+        problems.push("contacts.retention_days: must be at least 1 (0 would anonymize every contact updated before now)".into());
+    }
+    let p = relative(path, &c.policy);
+    match std::fs::read_to_string(&p) {
+        Err(e) => {
+            problems.push(format!("contacts.policy: cannot read {}: {e}", p.display()));
+            None
+        }
+        Ok(t) => match crate::anonymize::Policy::parse(&t, &p, env) {
+            Ok(policy) => Some(Contacts {
+                retention_days: c.retention_days,
+                policy,
+            }),
+            Err(errors) => {
+                for e in errors {
+                    problems.push(format!("contacts.policy: {e}"));
+                }
+                None
+            }
+        },
+    }
+}
+
+/// `[datastore]`: each table's encryption request.
+fn load_tables(
+    datastore: Option<super::file::DatastorePosture>,
+    problems: &mut Vec<String>,
+) -> Vec<encrypt::Request> {
+    let mut tables = Vec::new();
+    for (i, t) in datastore
+        .map(|d| d.tables)
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        match crate::encrypt::config::request(&t, &DatastoreFile::default()) {
+            Ok(r) => tables.push(r),
+            Err(e) => problems.push(format!("datastore.tables[{i}] ({}): {e}", t.table)),
+        }
+    }
+    tables
+}
+
+/// `[webchat]`: a policy file or inline widget tables, not both.
+fn load_webchat(
+    w: super::file::WebchatPosture,
+    path: &Path,
+    problems: &mut Vec<String>,
+) -> Option<crate::webchat::Policy> {
+    let (text, shown) = match (&w.policy, &w.widgets) {
+        (Some(_), Some(_)) => {
+            problems.push(
+                "webchat: give policy = \"FILE\" or [webchat.widgets.ID] tables, not both".into(),
+            );
+            (None, PathBuf::new())
+        }
+        (Some(p), None) => {
+            let p = relative(path, p);
+            match std::fs::read_to_string(&p) {
+                Ok(t) => (Some(t), p),
+                Err(e) => {
+                    problems.push(format!("webchat.policy: cannot read {}: {e}", p.display()));
+                    (None, p)
+                }
+            }
+        }
+        (None, Some(widgets)) => {
+            let mut doc = toml::Table::new();
+            doc.insert("widgets".into(), toml::Value::Table(widgets.clone()));
+            (
+                Some(toml_text(&doc)),
+                PathBuf::from(format!("{} [webchat]", path.display())),
+            )
+        }
+        (None, None) => {
+            problems.push("webchat: give policy = \"FILE\" or [webchat.widgets.ID] tables".into());
+            (None, PathBuf::new())
+        }
+    };
+    text.and_then(|t| match crate::webchat::Policy::parse(&t, &shown) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            problems.push(format!("webchat: {e}"));
+            None
+        }
+    })
 }
 
 /// A TOML table as text (the toml crate here parses only): strings, booleans, integers,

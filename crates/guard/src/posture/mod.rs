@@ -8,6 +8,7 @@ pub mod apply;
 pub mod file;
 pub mod load;
 pub mod plan;
+mod rotate;
 pub mod saved;
 pub mod status;
 

@@ -8,7 +8,7 @@
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use super::load::{Posture, Source};
+use super::load::{Contacts as ContactsPosture, Posture, Secrets as SecretsPosture, Source};
 use crate::{Error, Result};
 
 /// The saved plan's format (2: signed).
@@ -182,51 +182,7 @@ pub async fn plan(
     };
 
     // Tables first: a table that cannot take its columns is invalid posture.
-    let classifier = crate::encrypt::Classifier::default();
-    for req in &posture.tables {
-        let (table, indexes) = match req.table.read(client).await {
-            Ok(x) => x,
-            Err(e) if e.status() == Some(404) => {
-                problems.push(format!("datastore.tables ({}): {e}", req.table));
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        match crate::encrypt::plan(&table, &indexes, req, &classifier) {
-            Err(ps) => {
-                for x in ps {
-                    problems.push(format!("datastore.tables ({}): {x}", req.table));
-                }
-            }
-            Ok(tp) => {
-                let declared: std::collections::BTreeSet<&str> =
-                    req.columns.iter().map(String::as_str).collect();
-                for c in &tp.after.sensitive_in_clear {
-                    if !declared.contains(c.as_str()) {
-                        p.findings.push(format!(
-                            "datastore {}: sensitive column {c} is not declared for encryption",
-                            req.table
-                        ));
-                    }
-                }
-                if tp.is_noop() {
-                    p.unchanged.push(format!("datastore {}", req.table));
-                } else {
-                    p.datastore.push(TableChange {
-                        table: req.table.to_string(),
-                        columns: tp.columns.clone(),
-                        masked_indexes: tp.masked_indexes.clone(),
-                        encrypted_before: table
-                            .columns
-                            .iter()
-                            .filter(|c| c.encrypted)
-                            .map(|c| c.name.clone())
-                            .collect(),
-                    });
-                }
-            }
-        }
-    }
+    plan_tables(client, posture, &mut p, &mut problems).await?;
     if !problems.is_empty() {
         return Err(Error::Invalid(format!(
             "{} does not validate ({} problem{}); nothing was changed:\n  {}",
@@ -238,137 +194,242 @@ pub async fn plan(
     }
 
     if let Some(policy) = &posture.webchat {
-        let plans = crate::webchat::plan(client, policy).await?;
-        for w in &plans {
-            for f in crate::webchat::policy::findings(&w.widget, &w.current) {
-                p.findings.push(format!("webchat (live): {f}"));
-            }
-            if w.changes.is_empty() {
-                p.unchanged.push(format!("webchat {}", w.widget));
-            } else {
-                p.webchat.push(WidgetChange {
-                    widget: w.widget.clone(),
-                    etag: w.etag.clone(),
-                    summary: w.changes.summary(),
-                });
-            }
-        }
+        plan_webchat(client, policy, &mut p).await?;
     }
-
     if let Some(s) = &posture.secrets {
-        let list = client.secrets().list().await?;
-        if s.max_age_days.is_none() && s.each.values().all(|e| e.max_age_days.is_none()) {
-            p.findings.push(
-                "secrets: no max_age_days: secret ages are not checked (set [secrets] max_age_days)".into(),
-            );
-        }
-        for secret in &list {
-            if s.unmanaged.contains(&secret.id) {
-                continue;
-            }
-            let Some(max) = s.max_age(&secret.id) else {
-                continue;
-            };
-            let due = crate::rotate::secrets::due(
-                std::slice::from_ref(secret),
-                std::time::Duration::from_secs(u64::from(max) * 86_400),
-                now,
-            );
-            let Some(d) = due.first() else {
-                p.unchanged.push(format!("secret {}", secret.id));
-                continue;
-            };
-            if s.source(&secret.id).is_none() {
-                p.findings.push(format!(
-                    "secret {} is {} days old (max {max}) and has no value source: add [secrets.each.{}] value_file, value_env or generate",
-                    secret.id, d.age_days, secret.id
-                ));
-                continue;
-            }
-            let from_generate = matches!(s.source(&secret.id), Some(Source::Generate(_)));
-            if let Some(Source::Generate(g)) = s.source(&secret.id)
-                && let Err(why) = crate::rotate::secrets::path_for_id(&g.write_to, &secret.id)
-            {
-                p.findings
-                    .push(format!("secret {}: {why}", secret.id.escape_debug()));
-                continue;
-            }
-            if s.previous(&secret.id, env).is_none() {
-                p.findings.push(format!(
-                    "secret {} is {} days old (max {max}) but its current value is not at hand for a rollback: set previous_file or previous_env{}",
-                    secret.id,
-                    d.age_days,
-                    if from_generate { " (or keep the write_to file of the last rotation)" } else { "" }
-                ));
-                continue;
-            }
-            let dependents = client
-                .secrets()
-                .references(&secret.id)
-                .await?
-                .into_iter()
-                .map(|r| r.data_action_id)
-                .collect();
-            p.secrets.push(SecretChange {
-                secret: secret.id.clone(),
-                version: secret.version,
-                age_days: d.age_days,
-                max_age_days: max,
-                dependents,
-            });
-        }
+        plan_secrets(client, s, env, now, &mut p).await?;
     }
-
     if let Some(c) = &posture.contacts {
         let cut = cutoff_at.unwrap_or_else(|| cutoff(now, c.retention_days));
-        let mut examined = 0u64;
-        let mut pending = 0u64;
-        let mut estimated = false;
-        let list = client
-            .contacts()
-            .list()
-            .page_size(cxone::PageSize::DEFAULT_BULK)
-            .updated_before(cut);
-        let mut stream = Box::pin(list.stream());
-        while let Some(contact) = stream.next().await {
-            if examined >= max_contacts {
-                estimated = true;
-                break;
-            }
-            let contact = contact?;
-            examined += 1;
-            match crate::anonymize::transform::plan(&c.policy, &contact, &Default::default()) {
-                Ok(x) if x.is_noop() => {}
-                _ => pending += 1,
-            }
-        }
-        let change = ContactsChange {
-            cutoff: cut
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
-            pending,
-            examined,
-            estimated,
-            max_contacts,
-        };
-        if pending == 0 {
-            p.unchanged.push("contacts retention".into());
-        }
-        p.contacts = Some(change);
+        plan_contacts(client, c, cut, max_contacts, &mut p).await?;
     }
-
-    // The API cannot say which key made a pseudonym; cxguard's own configuration can.
     if let Some(want) = &posture.identity_key_id {
-        match identity_configured {
-            Some(have) if have == want => p.unchanged.push(format!("identity key {want}")),
-            Some(have) => p.findings.push(format!(
-                "identity: [identity] key in cxguard.toml is {have}, the posture expects {want}"
-            )),
-            None => p.findings.push(format!(
-                "identity: no [identity] key in cxguard.toml; the posture expects {want}"
-            )),
-        }
+        plan_identity(want, identity_configured, &mut p);
     }
     p.digest = p.compute_digest();
     Ok(p)
+}
+
+/// Each declared table's columns against the tenant's; a table that cannot take them is
+/// a problem, a sensitive column left out a finding.
+async fn plan_tables(
+    client: &cxone::Client,
+    posture: &Posture,
+    p: &mut PosturePlan,
+    problems: &mut Vec<String>,
+) -> Result<()> {
+    let classifier = crate::encrypt::Classifier::default();
+    for req in &posture.tables {
+        let (table, indexes) = match req.table.read(client).await {
+            Ok(x) => x,
+            Err(e) if e.status() == Some(404) => {
+                problems.push(format!("datastore.tables ({}): {e}", req.table));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let tp = match crate::encrypt::plan(&table, &indexes, req, &classifier) {
+            Err(ps) => {
+                for x in ps {
+                    problems.push(format!("datastore.tables ({}): {x}", req.table));
+                }
+                continue;
+            }
+            Ok(tp) => tp,
+        };
+        let declared: std::collections::BTreeSet<&str> =
+            req.columns.iter().map(String::as_str).collect();
+        for c in &tp.after.sensitive_in_clear {
+            if !declared.contains(c.as_str()) {
+                p.findings.push(format!(
+                    "datastore {}: sensitive column {c} is not declared for encryption",
+                    req.table
+                ));
+            }
+        }
+        if tp.is_noop() {
+            p.unchanged.push(format!("datastore {}", req.table));
+        } else {
+            p.datastore.push(TableChange {
+                table: req.table.to_string(),
+                columns: tp.columns.clone(),
+                masked_indexes: tp.masked_indexes.clone(),
+                encrypted_before: table
+                    .columns
+                    .iter()
+                    .filter(|c| c.encrypted)
+                    .map(|c| c.name.clone())
+                    .collect(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Each widget's policy change, and findings on the live policy.
+async fn plan_webchat(
+    client: &cxone::Client,
+    policy: &crate::webchat::Policy,
+    p: &mut PosturePlan,
+) -> Result<()> {
+    let plans = crate::webchat::plan(client, policy).await?;
+    for w in &plans {
+        for f in crate::webchat::policy::findings(&w.widget, &w.current) {
+            p.findings.push(format!("webchat (live): {f}"));
+        }
+        if w.changes.is_empty() {
+            p.unchanged.push(format!("webchat {}", w.widget));
+        } else {
+            p.webchat.push(WidgetChange {
+                widget: w.widget.clone(),
+                etag: w.etag.clone(),
+                summary: w.changes.summary(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Each managed secret past its maximum age that can be rotated (a value source and the
+/// current value at hand for a rollback); the others are findings.
+async fn plan_secrets(
+    client: &cxone::Client,
+    s: &SecretsPosture,
+    env: &dyn Fn(&str) -> Option<String>,
+    now: time::OffsetDateTime,
+    p: &mut PosturePlan,
+) -> Result<()> {
+    let list = client.secrets().list().await?;
+    if s.max_age_days.is_none() && s.each.values().all(|e| e.max_age_days.is_none()) {
+        p.findings.push(
+            "secrets: no max_age_days: secret ages are not checked (set [secrets] max_age_days)"
+                .into(),
+        );
+    }
+    for secret in &list {
+        if s.unmanaged.contains(&secret.id) {
+            continue;
+        }
+        let Some(max) = s.max_age(&secret.id) else {
+            continue;
+        };
+        let due = crate::rotate::secrets::due(
+            std::slice::from_ref(secret),
+            std::time::Duration::from_secs(u64::from(max) * 86_400),
+            now,
+        );
+        let Some(d) = due.first() else {
+            p.unchanged.push(format!("secret {}", secret.id));
+            continue;
+        };
+        if let Some(finding) = unrotatable(s, &secret.id, d.age_days, max, env) {
+            p.findings.push(finding);
+            continue;
+        }
+        let dependents = client
+            .secrets()
+            .references(&secret.id)
+            .await?
+            .into_iter()
+            .map(|r| r.data_action_id)
+            .collect();
+        p.secrets.push(SecretChange {
+            secret: secret.id.clone(),
+            version: secret.version,
+            age_days: d.age_days,
+            max_age_days: max,
+            dependents,
+        });
+    }
+    Ok(())
+}
+
+/// Why a secret due for rotation cannot be rotated, if it cannot.
+fn unrotatable(
+    s: &SecretsPosture,
+    id: &str,
+    age_days: i64,
+    max: u32,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<String> {
+    let Some(source) = s.source(id) else {
+        return Some(format!(
+            "secret {id} is {age_days} days old (max {max}) and has no value source: add [secrets.each.{id}] value_file, value_env or generate"
+        ));
+    };
+    let from_generate = matches!(source, Source::Generate(_));
+    if let Source::Generate(g) = source
+        && let Err(why) = crate::rotate::secrets::path_for_id(&g.write_to, id)
+    {
+        return Some(format!("secret {}: {why}", id.escape_debug()));
+    }
+    if s.previous(id, env).is_none() {
+        return Some(format!(
+            "secret {id} is {age_days} days old (max {max}) but its current value is not at hand for a rollback: set previous_file or previous_env{}",
+            if from_generate {
+                " (or keep the write_to file of the last rotation)"
+            } else {
+                ""
+            }
+        ));
+    }
+    None
+}
+
+/// How many contacts updated before the cut-off the policy would still change, counting
+/// at most `max_contacts` (then the count is an estimate).
+async fn plan_contacts(
+    client: &cxone::Client,
+    c: &ContactsPosture,
+    cut: time::OffsetDateTime,
+    max_contacts: u64,
+    p: &mut PosturePlan,
+) -> Result<()> {
+    let mut examined = 0u64;
+    let mut pending = 0u64;
+    let mut estimated = false;
+    let list = client
+        .contacts()
+        .list()
+        .page_size(cxone::PageSize::DEFAULT_BULK)
+        .updated_before(cut);
+    let mut stream = Box::pin(list.stream());
+    while let Some(contact) = stream.next().await {
+        if examined >= max_contacts {
+            estimated = true;
+            break;
+        }
+        let contact = contact?;
+        examined += 1;
+        match crate::anonymize::transform::plan(&c.policy, &contact, &Default::default()) {
+            Ok(x) if x.is_noop() => {}
+            _ => pending += 1,
+        }
+    }
+    if pending == 0 {
+        p.unchanged.push("contacts retention".into());
+    }
+    p.contacts = Some(ContactsChange {
+        cutoff: cut
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        pending,
+        examined,
+        estimated,
+        max_contacts,
+    });
+    Ok(())
+}
+
+/// The API cannot say which key made a pseudonym; cxguard's own configuration can.
+fn plan_identity(want: &str, configured: Option<&str>, p: &mut PosturePlan) {
+    match configured {
+        Some(have) if have == want => p.unchanged.push(format!("identity key {want}")),
+        Some(have) => p.findings.push(format!(
+            "identity: [identity] key in cxguard.toml is {have}, the posture expects {want}"
+        )),
+        None => p.findings.push(format!(
+            "identity: no [identity] key in cxguard.toml; the posture expects {want}"
+        )),
+    }
 }
