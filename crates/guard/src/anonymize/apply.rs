@@ -40,6 +40,17 @@ pub(super) struct Run<'a> {
     stopped: std::sync::Mutex<Option<cxone::Error>>,
 }
 
+/// A contact to PATCH: its id, as read, its plan and what earlier runs encrypted.
+type Ready = (String, Contact, ContactPlan, Earlier);
+
+/// A batch sorted before any PATCH.
+#[derive(Default)]
+struct Sorted {
+    now: Vec<Settled>,
+    ready: Vec<Ready>,
+    intents: Vec<(String, serde_json::Value)>,
+}
+
 /// Starts, finds or resumes the job and applies the policy to the selection.
 pub async fn run(
     client: &Client,
@@ -87,52 +98,13 @@ pub async fn run(
     let id = run.job.id().to_string();
 
     // Contacts journaled but not done: those of an ids selection, and any a crash left.
-    let mut after = -1i64;
-    loop {
-        let chunk = ledger.unfinished_items(&id, after, 500).await?;
-        let Some(last) = chunk.last() else { break };
-        after = last.0;
-        let keys: Vec<String> = chunk.into_iter().map(|(_, k)| k).collect();
-        run.job.found(keys.len());
-        let open = run.job.attempts_of(&keys).await?;
-        run.process_all(open.into_iter().map(|(k, a)| (k, a, None)).collect())
-            .await?;
-    }
+    run.journaled_pass(ledger, &id).await?;
+    run.listing_pass(ledger, &id, selection).await?;
+    finish(run.job, &opts.actor, &id).await
+}
 
-    // A listing: page after page from where the job had got to ("" once it finished),
-    // the next page fetched while this one is processed.
-    let cursor = ledger.cursor(&id).await?;
-    if !matches!(selection, Selection::Ids(_)) && cursor.as_deref() != Some("") {
-        let mut list = client
-            .contacts()
-            .list()
-            .page_size(opts.page_size)
-            .starting_at(cursor);
-        if let Selection::UpdatedBefore(t) = selection {
-            list = list.updated_before(*t);
-        }
-        let mut pages = std::pin::pin!(list.pages());
-        while let Some(page) = pages.next().await {
-            let page = page?;
-            let keys: Vec<String> = page.contacts.iter().map(|c| c.id.clone()).collect();
-            run.job.add_items(&keys).await?;
-            // The items are journaled: the cursor may move past this page now.
-            ledger
-                .set_cursor(&id, Some(page.page_token.as_deref().unwrap_or("")))
-                .await?;
-            run.job.found(keys.len());
-            let claimed: BTreeMap<String, i64> =
-                run.job.attempts_of(&keys).await?.into_iter().collect();
-            let work = page
-                .contacts
-                .into_iter()
-                .filter_map(|c| claimed.get(&c.id).map(|a| (c.id.clone(), *a, Some(c))))
-                .collect();
-            run.process_all(work).await?;
-        }
-    }
-
-    let job = run.job;
+/// Ends the job, failed if any contact failed, auditing the totals.
+async fn finish(job: Job<'_>, actor: &str, id: &str) -> Result<Report> {
     let r = job.totals();
     let status = if r.any_failed() {
         JobStatus::Failed
@@ -140,9 +112,9 @@ pub async fn run(
         JobStatus::Done
     };
     let finish = NewEntry::new(
-        &opts.actor,
+        actor,
         "job.finish",
-        &id,
+        id,
         if status == JobStatus::Done {
             Outcome::Success
         } else {
@@ -190,26 +162,63 @@ impl Run<'_> {
     /// records what FF1 will write before writing it, PATCHes `concurrency` at a time, and
     /// settles the results in batches. Producer and settler run side by side, so a
     /// settle never waits on a PATCH future that is not being polled.
+    /// Journaled contacts not yet done, 500 at a time.
+    async fn journaled_pass(&self, ledger: &Ledger, id: &str) -> Result<()> {
+        let mut after = -1i64;
+        loop {
+            let chunk = ledger.unfinished_items(id, after, 500).await?;
+            let Some(last) = chunk.last() else { break };
+            after = last.0;
+            let keys: Vec<String> = chunk.into_iter().map(|(_, k)| k).collect();
+            self.job.found(keys.len());
+            let open = self.job.attempts_of(&keys).await?;
+            self.process_all(open.into_iter().map(|(k, a)| (k, a, None)).collect())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A listing: page after page from where the job had got to ("" once it finished),
+    /// the next page fetched while this one is processed.
+    async fn listing_pass(&self, ledger: &Ledger, id: &str, selection: &Selection) -> Result<()> {
+        let cursor = ledger.cursor(id).await?;
+        if matches!(selection, Selection::Ids(_)) || cursor.as_deref() == Some("") {
+            return Ok(());
+        }
+        let mut list = self
+            .client
+            .contacts()
+            .list()
+            .page_size(self.opts.page_size)
+            .starting_at(cursor);
+        if let Selection::UpdatedBefore(t) = selection {
+            list = list.updated_before(*t);
+        }
+        let mut pages = std::pin::pin!(list.pages());
+        while let Some(page) = pages.next().await {
+            let page = page?;
+            let keys: Vec<String> = page.contacts.iter().map(|c| c.id.clone()).collect();
+            self.job.add_items(&keys).await?;
+            // The items are journaled: the cursor may move past this page now.
+            ledger
+                .set_cursor(id, Some(page.page_token.as_deref().unwrap_or("")))
+                .await?;
+            self.job.found(keys.len());
+            let claimed: BTreeMap<String, i64> =
+                self.job.attempts_of(&keys).await?.into_iter().collect();
+            let work = page
+                .contacts
+                .into_iter()
+                .filter_map(|c| claimed.get(&c.id).map(|a| (c.id.clone(), *a, Some(c))))
+                .collect();
+            self.process_all(work).await?;
+        }
+        Ok(())
+    }
+
+    /// Fetches (unless listed), plans, claims, patches and settles a batch of contacts.
     async fn process_all(&self, work: Vec<(String, i64, Option<Contact>)>) -> Result<()> {
-        let conc = self.opts.concurrency.max(1);
-        let fetched: Vec<Result<(String, i64, Contact), Settled>> =
-            futures_util::stream::iter(work)
-                .map(|(id, attempt, listed)| async move {
-                    if self.is_stopped() {
-                        return Err(Settled::Stopped { id });
-                    }
-                    match listed {
-                        Some(c) => Ok((id, attempt, c)),
-                        None => match self.client.contacts().get(&id).await {
-                            Ok(c) => Ok((id, attempt, c)),
-                            Err(e) if e.status() == Some(404) => Err(Settled::NotFound { id }),
-                            Err(e) => Err(self.api_failed(id, e)),
-                        },
-                    }
-                })
-                .buffer_unordered(conc)
-                .collect()
-                .await;
+        let fetched = self.fetch_all(work).await;
         let known = if self.has_encrypt {
             let ids: Vec<String> = fetched
                 .iter()
@@ -219,39 +228,11 @@ impl Run<'_> {
         } else {
             Default::default()
         };
-        let mut now = Vec::new();
-        let mut ready = Vec::new();
-        let mut intents = Vec::new();
-        for r in fetched {
-            let (id, attempt, contact) = match r {
-                Ok(x) => x,
-                Err(s) => {
-                    now.push(s);
-                    continue;
-                }
-            };
-            let encrypted = Earlier::from_record(known.get(&id));
-            match transform::plan(self.policy, &contact, &encrypted.ciphertexts) {
-                Err(e) => now.push(Settled::Failed {
-                    id,
-                    status: None,
-                    error: e,
-                }),
-                // Nothing to do, though an interrupted run claimed it for a PATCH: that
-                // PATCH landed. Never claimed: it was in its target state already.
-                Ok(p) if p.is_noop() => now.push(if attempt > 0 {
-                    Settled::Landed { id }
-                } else {
-                    Settled::Unchanged { id }
-                }),
-                Ok(p) => {
-                    if let Some(intent) = intent(&encrypted, &p) {
-                        intents.push((id.clone(), intent));
-                    }
-                    ready.push((id, contact, p, encrypted));
-                }
-            }
-        }
+        let Sorted {
+            now,
+            ready,
+            intents,
+        } = self.sort(fetched, &known);
         self.job
             .ledger()
             .record_results(self.job.id(), &intents)
@@ -259,7 +240,87 @@ impl Run<'_> {
         // Claimed only now, and only those to PATCH: a claim says a PATCH may follow.
         let to_patch: Vec<String> = ready.iter().map(|(id, ..)| id.clone()).collect();
         self.job.claim_many(&to_patch).await?;
+        self.patch_and_settle(now, ready).await?;
+        match self
+            .stopped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            Some(e) => Err(Error::Api(e)),
+            None => Ok(()),
+        }
+    }
 
+    /// Each contact as listed, or fetched when it was not; a missing one is settled as
+    /// not found.
+    async fn fetch_all(
+        &self,
+        work: Vec<(String, i64, Option<Contact>)>,
+    ) -> Vec<Result<(String, i64, Contact), Settled>> {
+        futures_util::stream::iter(work)
+            .map(|(id, attempt, listed)| async move {
+                if self.is_stopped() {
+                    return Err(Settled::Stopped { id });
+                }
+                match listed {
+                    Some(c) => Ok((id, attempt, c)),
+                    None => match self.client.contacts().get(&id).await {
+                        Ok(c) => Ok((id, attempt, c)),
+                        Err(e) if e.status() == Some(404) => Err(Settled::NotFound { id }),
+                        Err(e) => Err(self.api_failed(id, e)),
+                    },
+                }
+            })
+            .buffer_unordered(self.opts.concurrency.max(1))
+            .collect()
+            .await
+    }
+
+    /// Splits fetched contacts into those settled now (failed, unchanged, landed) and
+    /// those to PATCH, with the intents to journal before any PATCH.
+    fn sort(
+        &self,
+        fetched: Vec<Result<(String, i64, Contact), Settled>>,
+        known: &std::collections::HashMap<String, serde_json::Value>,
+    ) -> Sorted {
+        let mut out = Sorted::default();
+        for r in fetched {
+            let (id, attempt, contact) = match r {
+                Ok(x) => x,
+                Err(s) => {
+                    out.now.push(s);
+                    continue;
+                }
+            };
+            let encrypted = Earlier::from_record(known.get(&id));
+            match transform::plan(self.policy, &contact, &encrypted.ciphertexts) {
+                Err(e) => out.now.push(Settled::Failed {
+                    id,
+                    status: None,
+                    error: e,
+                }),
+                // Nothing to do, though an interrupted run claimed it for a PATCH: that
+                // PATCH landed. Never claimed: it was in its target state already.
+                Ok(p) if p.is_noop() => out.now.push(if attempt > 0 {
+                    Settled::Landed { id }
+                } else {
+                    Settled::Unchanged { id }
+                }),
+                Ok(p) => {
+                    if let Some(intent) = intent(&encrypted, &p) {
+                        out.intents.push((id.clone(), intent));
+                    }
+                    out.ready.push((id, contact, p, encrypted));
+                }
+            }
+        }
+        out
+    }
+
+    /// PATCHes the ready contacts, settling every outcome in batches as it arrives.
+    async fn patch_and_settle(&self, now: Vec<Settled>, ready: Vec<Ready>) -> Result<()> {
+        let conc = self.opts.concurrency.max(1);
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Settled>(SETTLE_BATCH * 2);
         let producer = async move {
             for s in now {
@@ -290,16 +351,7 @@ impl Run<'_> {
             Ok::<_, Error>(())
         };
         let ((), settled) = tokio::join!(producer, settler);
-        settled?;
-        match self
-            .stopped
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            Some(e) => Err(Error::Api(e)),
-            None => Ok(()),
-        }
+        settled
     }
 
     async fn patch_one(

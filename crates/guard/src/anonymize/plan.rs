@@ -69,44 +69,7 @@ pub async fn dry_run(
     examples: usize,
 ) -> Result<DryRun> {
     let mut out = DryRun::default();
-    let consider =
-        |out: &mut DryRun, c: &Contact| match transform::plan(policy, c, &BTreeMap::new()) {
-            Err(e) => {
-                out.errors += 1;
-                if out.first_errors.len() < 20 {
-                    out.first_errors.push(Failure {
-                        id: c.id.clone(),
-                        error: e,
-                    });
-                }
-            }
-            Ok(p) if p.is_noop() => out.unchanged += 1,
-            Ok(p) => {
-                out.would_change += 1;
-                for ch in &p.changes {
-                    *out.fields.entry(ch.field.clone()).or_insert(0) += 1;
-                }
-                if out.examples.len() < examples {
-                    out.examples.push(Example {
-                        id: c.id.clone(),
-                        changes: p
-                            .changes
-                            .iter()
-                            .map(|ch| ExampleChange {
-                                field: ch.field.clone(),
-                                op: ch.op,
-                                before: transform::redact(ch.before.as_deref()),
-                                after: if ch.op == "replace" {
-                                    format!("{:?}", ch.after.clone().unwrap_or_default())
-                                } else {
-                                    transform::redact(ch.after.as_deref())
-                                },
-                            })
-                            .collect(),
-                    });
-                }
-            }
-        };
+    let consider = |out: &mut DryRun, c: &Contact| consider(out, policy, c, examples);
     match selection {
         Selection::Ids(ids) => {
             let mut fetched = futures_util::stream::iter(ids.iter().cloned())
@@ -141,4 +104,46 @@ pub async fn dry_run(
         }
     }
     Ok(out)
+}
+
+/// Counts one contact's would-be outcome, keeping the first errors and `examples`
+/// redacted examples.
+fn consider(out: &mut DryRun, policy: &Policy, c: &Contact, examples: usize) {
+    match transform::plan(policy, c, &BTreeMap::new()) {
+        Err(e) => {
+            out.errors += 1;
+            if out.first_errors.len() < 20 {
+                out.first_errors.push(Failure {
+                    id: c.id.clone(),
+                    error: e,
+                });
+            }
+        }
+        Ok(p) if p.is_noop() => out.unchanged += 1,
+        Ok(p) => {
+            out.would_change += 1;
+            for ch in &p.changes {
+                *out.fields.entry(ch.field.clone()).or_insert(0) += 1;
+            }
+            if out.examples.len() < examples {
+                out.examples.push(Example {
+                    id: c.id.clone(),
+                    changes: p
+                        .changes
+                        .iter()
+                        .map(|ch| ExampleChange {
+                            field: ch.field.clone(),
+                            op: ch.op,
+                            before: transform::redact(ch.before.as_deref()),
+                            after: if ch.op == "replace" {
+                                format!("{:?}", ch.after.clone().unwrap_or_default())
+                            } else {
+                                transform::redact(ch.after.as_deref())
+                            },
+                        })
+                        .collect(),
+                });
+            }
+        }
+    }
 }

@@ -333,30 +333,7 @@ fn compile(
     key_specs: &BTreeMap<String, Spanned<KeySpec>>,
     keys: &BTreeMap<String, Key>,
 ) -> Result<Operator, String> {
-    let allowed: &[&str] = match r.op.as_str() {
-        "erase" | "keep" => &[],
-        "mask" => &["keep_first", "keep_last", "char", "ignore"],
-        "pseudonymize" => &["key", "normalize"],
-        "encrypt" => &["key"],
-        "replace" => &["value"],
-        other => {
-            return Err(format!(
-                "unknown operator {other:?}: erase, mask, pseudonymize, encrypt, replace or keep"
-            ));
-        }
-    };
-    let given = [
-        ("keep_first", r.keep_first.is_some()),
-        ("keep_last", r.keep_last.is_some()),
-        ("char", r.mask_char.is_some()),
-        ("ignore", r.ignore.is_some()),
-        ("key", r.key.is_some()),
-        ("value", r.value.is_some()),
-        ("normalize", r.normalize.is_some()),
-    ];
-    if let Some((name, _)) = given.iter().find(|(n, set)| *set && !allowed.contains(n)) {
-        return Err(format!("{name} does not apply to op = {:?}", r.op));
-    }
+    check_options(r)?;
     let key_ref = |r: &RuleFile| -> Result<String, String> {
         let k = r
             .key
@@ -374,24 +351,7 @@ fn compile(
     let op = match r.op.as_str() {
         "erase" => Operator::Erase,
         "keep" => Operator::Keep,
-        "mask" => {
-            let keep = match (r.keep_first, r.keep_last) {
-                (Some(n), None) => Keep::First(n),
-                (None, Some(n)) => Keep::Last(n),
-                (None, None) => Keep::Last(0),
-                (Some(_), Some(_)) => return Err("give keep_first or keep_last, not both".into()),
-            };
-            let ch = match r.mask_char.as_deref() {
-                None => '*',
-                Some(s) if s.chars().count() == 1 => s.chars().next().unwrap_or('*'),
-                Some(s) => return Err(format!("char must be one character, not {s:?}")),
-            };
-            let ignore = r.ignore.clone().unwrap_or_default();
-            if ignore.contains(ch) {
-                return Err(format!("ignore must not contain the mask character {ch:?}"));
-            }
-            Operator::Mask { keep, ch, ignore }
-        }
+        "mask" => mask(r)?,
         "pseudonymize" => {
             if limit < 64 {
                 return Err(format!(
@@ -399,19 +359,7 @@ fn compile(
                     field.name()
                 ));
             }
-            let kind = match (field, r.normalize.as_deref()) {
-                (_, Some("email")) => Some(Kind::Email),
-                (_, Some("phone")) => Some(Kind::Phone),
-                (_, Some("none")) => None,
-                (_, Some(other)) => {
-                    return Err(format!(
-                        "normalize must be email, phone or none, not {other:?}"
-                    ));
-                }
-                (Field::Email, None) => Some(Kind::Email),
-                (Field::Phone, None) => Some(Kind::Phone),
-                _ => None,
-            };
+            let kind = normalization(field, r)?;
             Operator::Pseudonymize {
                 key: key_ref(r)?,
                 kind,
@@ -445,6 +393,72 @@ fn compile(
         _ => unreachable!("checked above"),
     };
     Ok(op)
+}
+
+/// The rule gives only the options its operator takes.
+fn check_options(r: &RuleFile) -> Result<(), String> {
+    let allowed: &[&str] = match r.op.as_str() {
+        "erase" | "keep" => &[],
+        "mask" => &["keep_first", "keep_last", "char", "ignore"],
+        "pseudonymize" => &["key", "normalize"],
+        "encrypt" => &["key"],
+        "replace" => &["value"],
+        other => {
+            return Err(format!(
+                "unknown operator {other:?}: erase, mask, pseudonymize, encrypt, replace or keep"
+            ));
+        }
+    };
+    let given = [
+        ("keep_first", r.keep_first.is_some()),
+        ("keep_last", r.keep_last.is_some()),
+        ("char", r.mask_char.is_some()),
+        ("ignore", r.ignore.is_some()),
+        ("key", r.key.is_some()),
+        ("value", r.value.is_some()),
+        ("normalize", r.normalize.is_some()),
+    ];
+    if let Some((name, _)) = given.iter().find(|(n, set)| *set && !allowed.contains(n)) {
+        return Err(format!("{name} does not apply to op = {:?}", r.op));
+    }
+    Ok(())
+}
+
+/// `op = "mask"`: keep the first or last characters, mask the rest with one character.
+fn mask(r: &RuleFile) -> Result<Operator, String> {
+    let keep = match (r.keep_first, r.keep_last) {
+        (Some(n), None) => Keep::First(n),
+        (None, Some(n)) => Keep::Last(n),
+        (None, None) => Keep::Last(0),
+        (Some(_), Some(_)) => return Err("give keep_first or keep_last, not both".into()),
+    };
+    let ch = match r.mask_char.as_deref() {
+        None => '*',
+        Some(s) if s.chars().count() == 1 => s.chars().next().unwrap_or('*'),
+        Some(s) => return Err(format!("char must be one character, not {s:?}")),
+    };
+    let ignore = r.ignore.clone().unwrap_or_default();
+    if ignore.contains(ch) {
+        return Err(format!("ignore must not contain the mask character {ch:?}"));
+    }
+    Ok(Operator::Mask { keep, ch, ignore })
+}
+
+/// How `pseudonymize` normalizes before hashing: as given, else by the field.
+fn normalization(field: &Field, r: &RuleFile) -> Result<Option<Kind>, String> {
+    Ok(match (field, r.normalize.as_deref()) {
+        (_, Some("email")) => Some(Kind::Email),
+        (_, Some("phone")) => Some(Kind::Phone),
+        (_, Some("none")) => None,
+        (_, Some(other)) => {
+            return Err(format!(
+                "normalize must be email, phone or none, not {other:?}"
+            ));
+        }
+        (Field::Email, None) => Some(Kind::Email),
+        (Field::Phone, None) => Some(Kind::Phone),
+        _ => None,
+    })
 }
 
 #[cfg(test)]

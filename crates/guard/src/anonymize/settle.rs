@@ -80,33 +80,7 @@ fn step(actor: &str, policy: &Policy, s: Settled, key_ids: &[String]) -> Result<
     let id = id.as_str();
     let (outcome, entry, event) = match &s {
         Settled::Stopped { .. } => return Ok(None),
-        Settled::Changed { plan, .. } => {
-            let fields: Vec<String> = plan.changes.iter().map(|c| c.field.clone()).collect();
-            let ops: Vec<(String, &'static str)> = plan
-                .changes
-                .iter()
-                .map(|c| (c.field.clone(), c.op))
-                .collect();
-            let algos: Vec<(String, &'static str)> = plan
-                .changes
-                .iter()
-                .map(|c| (c.field.clone(), c.algorithm))
-                .collect();
-            let unnormalized = plan.changes.iter().filter(|c| !c.normalized).count() as u64;
-            let mut details = Details::new()
-                .ids("fields", &fields)?
-                .label_map("operators", &ops)?
-                .ids("key_ids", key_ids)?
-                .count("unnormalized", unnormalized);
-            if !plan.ciphertexts.is_empty() {
-                details = details.label("fpe_derivation", transform::FpeVersion::CURRENT.label());
-            }
-            let entry = NewEntry::new(actor, "contact.anonymize", id, Outcome::Success, details)?;
-            let event = consent_event(id, &fields, &algos)?;
-            // The ciphertexts were recorded (merged with earlier ones) as the
-            // intent before the PATCH; settling keeps that record.
-            (ItemOutcome::Done { result: None }, entry, Some(event))
-        }
+        Settled::Changed { plan, .. } => changed(actor, id, plan, key_ids)?,
         Settled::Landed { .. } => {
             let (fields, algos) = covered(policy);
             let entry = NewEntry::new(
@@ -168,15 +142,8 @@ fn step(actor: &str, policy: &Policy, s: Settled, key_ids: &[String]) -> Result<
             )
         }
     };
-    let tally = match s {
-        Settled::Changed { plan, .. } => Tally::Changed {
-            fields: plan.changes.into_iter().map(|c| c.field).collect(),
-        },
-        Settled::Landed { .. } => Tally::Changed { fields: Vec::new() },
-        Settled::Unchanged { .. } => Tally::Unchanged,
-        Settled::NotFound { .. } => Tally::NotFound { what: "contact" },
-        Settled::Failed { error, .. } => Tally::Failed { error },
-        Settled::Stopped { .. } => return Ok(None),
+    let Some(tally) = tally(s) else {
+        return Ok(None);
     };
     Ok(Some(Step {
         key: id.to_string(),
@@ -185,6 +152,56 @@ fn step(actor: &str, policy: &Policy, s: Settled, key_ids: &[String]) -> Result<
         events: event.into_iter().collect(),
         tally,
     }))
+}
+
+/// What a settled contact adds to the run's totals (`None`: it was stopped, not settled).
+fn tally(s: Settled) -> Option<Tally> {
+    Some(match s {
+        Settled::Changed { plan, .. } => Tally::Changed {
+            fields: plan.changes.into_iter().map(|c| c.field).collect(),
+        },
+        Settled::Landed { .. } => Tally::Changed { fields: Vec::new() },
+        Settled::Unchanged { .. } => Tally::Unchanged,
+        Settled::NotFound { .. } => Tally::NotFound { what: "contact" },
+        Settled::Failed { error, .. } => Tally::Failed { error },
+        Settled::Stopped { .. } => return None,
+    })
+}
+
+/// A contact the PATCH changed: its audit entry (fields, operators, keys) and consent
+/// event. The ciphertexts were recorded (merged with earlier ones) as the intent before
+/// the PATCH; settling keeps that record.
+fn changed(
+    actor: &str,
+    id: &str,
+    plan: &ContactPlan,
+    key_ids: &[String],
+) -> Result<(ItemOutcome, NewEntry, Option<NewEvent>)> {
+    let fields: Vec<String> = plan.changes.iter().map(|c| c.field.clone()).collect();
+    let ops: Vec<(String, &'static str)> = plan
+        .changes
+        .iter()
+        .map(|c| (c.field.clone(), c.op))
+        .collect();
+    let algos: Vec<(String, &'static str)> = plan
+        .changes
+        .iter()
+        .map(|c| (c.field.clone(), c.algorithm))
+        .collect();
+    let unnormalized = plan.changes.iter().filter(|c| !c.normalized).count() as u64;
+    let mut details = Details::new()
+        .ids("fields", &fields)?
+        .label_map("operators", &ops)?
+        .ids("key_ids", key_ids)?
+        .count("unnormalized", unnormalized);
+    if !plan.ciphertexts.is_empty() {
+        details = details.label("fpe_derivation", transform::FpeVersion::CURRENT.label());
+    }
+    let entry = NewEntry::new(actor, "contact.anonymize", id, Outcome::Success, details)?;
+    let event = consent_event(id, &fields, &algos)?;
+    // The ciphertexts were recorded (merged with earlier ones) as the
+    // intent before the PATCH; settling keeps that record.
+    Ok((ItemOutcome::Done { result: None }, entry, Some(event)))
 }
 
 /// What the journal recorded of a contact's encrypted fields: each ciphertext's hash,
