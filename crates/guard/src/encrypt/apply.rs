@@ -107,33 +107,7 @@ pub async fn apply(
         fingerprint: Some(fingerprint(req)),
     };
     let job = Job::open(client, ledger, new, Resume::Auto, progress).await?;
-    // A resumed job sends what it journaled before its PATCH; one that crashed before
-    // that journaled nothing and sent nothing.
-    let recorded = ledger
-        .job_items(job.id(), None, 10)
-        .await?
-        .into_iter()
-        .find(|i| i.key == ITEM)
-        .and_then(|i| i.result);
-    let intent = match recorded {
-        Some(v) => Intent::from_json(&v)?,
-        None => Intent::new(job.id(), req, plan, table),
-    };
-    job.found(1);
-    // Journaled before the PATCH: a rerun sends this key with this body. With it, when
-    // the PATCH starts and when it must have ended (every attempt of it): a SYNC callback
-    // is accepted only inside that window, so a PATCH lost in a crash does not leave the
-    // callback receiver accepting newer key versions for ever.
-    let settings = client.settings();
-    let in_flight = settings.retry.deadline + settings.request_timeout;
-    let mut recorded = intent.to_json();
-    recorded["patchStartedAt"] = ledger::timestamp(time::OffsetDateTime::now_utc()).into();
-    recorded["patchDeadline"] =
-        ledger::timestamp(time::OffsetDateTime::now_utc() + in_flight).into();
-    ledger
-        .record_results(job.id(), &[(ITEM.to_string(), recorded)])
-        .await?;
-    job.claim(ITEM).await?;
+    let intent = journal_intent(client, ledger, &job, req, plan, table).await?;
     let patch = body(req, &intent.columns, intent.next_rotation);
     let result = job
         .timed(client.datastores().encrypt_columns(
@@ -154,72 +128,13 @@ pub async fn apply(
         .table(&req.table.datastore, &req.table.table)
         .await?;
     let names: Vec<String> = intent.columns.iter().map(|(n, _)| n.clone()).collect();
-    let wrong: Vec<&String> = names
-        .iter()
-        .filter(|n| {
-            !now.columns
-                .iter()
-                .any(|c| &c.name == *n && same_configuration(c, req))
-        })
-        .collect();
-    if !wrong.is_empty() {
-        let msg = format!(
-            "the tenant accepted the change, but {} {} not encrypted as asked when read back",
-            wrong
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            if wrong.len() == 1 { "is" } else { "are" }
-        );
+    if let Some(msg) = not_as_asked(&now.columns, &names, req) {
         fail(&job, req, "verify_failed", &msg).await?;
         return Err(Error::Failed(msg));
     }
     let coverage = Coverage::of(&now.columns, &Default::default(), classifier);
-    let entry = NewEntry::new(
-        actor,
-        "datastore.encrypt",
-        &req.table.table,
-        Outcome::Success,
-        Details::new()
-            .id("datastore", &req.table.datastore)?
-            .ids("columns", &names)?
-            .count("key_version", key_version)
-            .label("compliance", req.compliance.as_str())
-            .label("rotation", req.rotation.strategy())
-            .ids("masked_indexes", &intent.masked)?,
-    )?;
-    let event = NewEvent::new(
-        EventKind::Kms,
-        "column_encryption.verified",
-        Details::new()
-            .id("table_id", &req.table.table)?
-            .id("datastore_id", &req.table.datastore)?
-            .ids("columns", &names)?
-            .count("key_version", key_version)
-            .label("algorithm", ALGORITHM)
-            .count("encrypted_columns", coverage.encrypted as u64)
-            .count("total_columns", coverage.total as u64)
-            .count("sensitive_encrypted", coverage.sensitive_encrypted as u64)
-            .count("sensitive_total", coverage.sensitive_total as u64),
-    );
-    job.settle(vec![Step {
-        key: ITEM.to_string(),
-        outcome: ItemOutcome::Done {
-            // With the key version, so a late ASYNC KMS callback can be matched.
-            result: Some({
-                let mut v = intent.to_json();
-                v["keyVersion"] = json!(key_version);
-                v
-            }),
-        },
-        audit: vec![entry],
-        events: vec![event],
-        tally: Tally::Changed {
-            fields: names.clone(),
-        },
-    }])
-    .await?;
+    let step = verified(actor, req, &intent, &names, key_version, &coverage)?;
+    job.settle(vec![step]).await?;
     let resumed = job.resumed();
     let finish = NewEntry::new(
         actor,
@@ -238,6 +153,130 @@ pub async fn apply(
         key_version,
         coverage,
         seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The intent a rerun sends, journaled with its PATCH window before the PATCH, and the
+/// item claimed. A resumed job sends what it journaled before its PATCH; one that crashed
+/// before that journaled nothing and sent nothing.
+async fn journal_intent(
+    client: &Client,
+    ledger: &Ledger,
+    job: &Job<'_>,
+    req: &Request,
+    plan: &Plan,
+    table: &Table,
+) -> Result<Intent> {
+    // A resumed job sends what it journaled before its PATCH; one that crashed before
+    // that journaled nothing and sent nothing.
+    let recorded = ledger
+        .job_items(job.id(), None, 10)
+        .await?
+        .into_iter()
+        .find(|i| i.key == ITEM)
+        .and_then(|i| i.result);
+    let intent = match recorded {
+        Some(v) => Intent::from_json(&v)?,
+        None => Intent::new(job.id(), req, plan, table),
+    };
+    // Journaled before the PATCH: a rerun sends this key with this body. With it, when
+    // the PATCH starts and when it must have ended (every attempt of it): a SYNC callback
+    // is accepted only inside that window, so a PATCH lost in a crash does not leave the
+    // callback receiver accepting newer key versions for ever.
+    let settings = client.settings();
+    let in_flight = settings.retry.deadline + settings.request_timeout;
+    let mut recorded = intent.to_json();
+    recorded["patchStartedAt"] = ledger::timestamp(time::OffsetDateTime::now_utc()).into();
+    recorded["patchDeadline"] =
+        ledger::timestamp(time::OffsetDateTime::now_utc() + in_flight).into();
+    ledger
+        .record_results(job.id(), &[(ITEM.to_string(), recorded)])
+        .await?;
+    job.found(1);
+    job.claim(ITEM).await?;
+    Ok(intent)
+}
+
+/// Read back: the columns not encrypted as asked, as a message, if any.
+fn not_as_asked(
+    columns: &[cxone::models::Column],
+    names: &[String],
+    req: &Request,
+) -> Option<String> {
+    let wrong: Vec<&String> = names
+        .iter()
+        .filter(|n| {
+            !columns
+                .iter()
+                .any(|c| &c.name == *n && same_configuration(c, req))
+        })
+        .collect();
+    if wrong.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "the tenant accepted the change, but {} {} not encrypted as asked when read back",
+        wrong
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        if wrong.len() == 1 { "is" } else { "are" }
+    ))
+}
+
+/// The settled item of a verified encryption: its audit entry and KMS event, and the
+/// intent with its key version, so a late ASYNC KMS callback can be matched.
+fn verified(
+    actor: &str,
+    req: &Request,
+    intent: &Intent,
+    names: &[String],
+    key_version: u64,
+    coverage: &Coverage,
+) -> Result<Step> {
+    let entry = NewEntry::new(
+        actor,
+        "datastore.encrypt",
+        &req.table.table,
+        Outcome::Success,
+        Details::new()
+            .id("datastore", &req.table.datastore)?
+            .ids("columns", names)?
+            .count("key_version", key_version)
+            .label("compliance", req.compliance.as_str())
+            .label("rotation", req.rotation.strategy())
+            .ids("masked_indexes", &intent.masked)?,
+    )?;
+    let event = NewEvent::new(
+        EventKind::Kms,
+        "column_encryption.verified",
+        Details::new()
+            .id("table_id", &req.table.table)?
+            .id("datastore_id", &req.table.datastore)?
+            .ids("columns", names)?
+            .count("key_version", key_version)
+            .label("algorithm", ALGORITHM)
+            .count("encrypted_columns", coverage.encrypted as u64)
+            .count("total_columns", coverage.total as u64)
+            .count("sensitive_encrypted", coverage.sensitive_encrypted as u64)
+            .count("sensitive_total", coverage.sensitive_total as u64),
+    );
+    Ok(Step {
+        key: ITEM.to_string(),
+        outcome: ItemOutcome::Done {
+            // With the key version, so a late ASYNC KMS callback can be matched.
+            result: Some({
+                let mut v = intent.to_json();
+                v["keyVersion"] = json!(key_version);
+                v
+            }),
+        },
+        audit: vec![entry],
+        events: vec![event],
+        tally: Tally::Changed {
+            fields: names.to_vec(),
+        },
     })
 }
 

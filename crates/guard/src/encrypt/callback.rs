@@ -51,6 +51,35 @@ pub struct Invalid {
     pub message: String,
 }
 
+/// `columns`: one to [`MAX_COLUMNS`] distinct column names.
+fn columns(v: Option<&Value>, bad: &mut dyn FnMut(&str, &str)) -> Vec<String> {
+    let mut columns = Vec::new();
+    match v {
+        Some(Value::Array(a)) if a.is_empty() => bad("columns", "must name at least one column"),
+        Some(Value::Array(a)) if a.len() > MAX_COLUMNS => bad(
+            "columns",
+            &format!("has {} entries; at most {MAX_COLUMNS}", a.len()),
+        ),
+        Some(Value::Array(a)) => {
+            for (i, c) in a.iter().enumerate() {
+                match c.as_str() {
+                    Some(s) if ledger::details::check_identifier("column", s).is_ok() => {
+                        if columns.iter().any(|x| x == s) {
+                            bad(&format!("columns[{i}]"), "names a column twice");
+                        } else {
+                            columns.push(s.to_string());
+                        }
+                    }
+                    _ => bad(&format!("columns[{i}]"), "must be a column name"),
+                }
+            }
+        }
+        None | Some(Value::Null) => bad("columns", "is required"),
+        Some(_) => bad("columns", "must be an array of column names"),
+    }
+    columns
+}
+
 impl Callback {
     /// Validates a callback body, reporting every problem at once.
     pub fn parse(body: &serde_json::Map<String, Value>) -> std::result::Result<Self, Vec<Invalid>> {
@@ -78,32 +107,7 @@ impl Callback {
                 None
             }
         };
-        let mut columns = Vec::new();
-        match body.get("columns") {
-            Some(Value::Array(a)) if a.is_empty() => {
-                bad("columns", "must name at least one column")
-            }
-            Some(Value::Array(a)) if a.len() > MAX_COLUMNS => bad(
-                "columns",
-                &format!("has {} entries; at most {MAX_COLUMNS}", a.len()),
-            ),
-            Some(Value::Array(a)) => {
-                for (i, c) in a.iter().enumerate() {
-                    match c.as_str() {
-                        Some(s) if ledger::details::check_identifier("column", s).is_ok() => {
-                            if columns.iter().any(|x| x == s) {
-                                bad(&format!("columns[{i}]"), "names a column twice");
-                            } else {
-                                columns.push(s.to_string());
-                            }
-                        }
-                        _ => bad(&format!("columns[{i}]"), "must be a column name"),
-                    }
-                }
-            }
-            None | Some(Value::Null) => bad("columns", "is required"),
-            Some(_) => bad("columns", "must be an array of column names"),
-        }
+        let columns = columns(body.get("columns"), &mut bad);
         let key_version = match body.get("keyVersion") {
             Some(v) => match v.as_u64().filter(|n| *n >= 1) {
                 Some(n) => Some(n),
