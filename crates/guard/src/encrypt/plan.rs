@@ -121,6 +121,55 @@ pub fn plan(
     classifier: &Classifier,
 ) -> Result<Plan, Vec<String>> {
     let mut problems = Vec::new();
+    let (wanted, skipped) = wanted_columns(table, req, &mut problems);
+    let current = table.columns.iter().filter(|c| c.encrypted).count();
+    if let Some(max) = table.metadata.max_encrypted_fields
+        && current + wanted.len() > max as usize
+    {
+        problems.push(format!(
+            "maxEncryptedFields: {current} column(s) are encrypted now and {} more are requested, {} in all, over the table's limit of {max}",
+            wanted.len(),
+            current + wanted.len()
+        ));
+    }
+    let masked = indexes_to_mask(indexes, &wanted, req, &mut problems);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let before = Coverage::of(&table.columns, &BTreeSet::new(), classifier);
+    let after = Coverage::of(&table.columns, &wanted, classifier);
+    let (risk, reasons) = risk(&masked, &after);
+    Ok(Plan {
+        table: req.table.to_string(),
+        columns: table
+            .columns
+            .iter()
+            .filter(|c| wanted.contains(c.name.as_str()))
+            .map(|c| c.name.clone())
+            .collect(),
+        skipped,
+        masked_indexes: masked,
+        compliance: req.compliance.as_str(),
+        rotation: req.rotation.strategy(),
+        rotation_days: req.rotation.interval_days(),
+        before,
+        after,
+        risk,
+        risk_reasons: reasons,
+        kms_callback_host: req
+            .kms
+            .as_ref()
+            .map(|k| k.url.host_str().unwrap_or_default().to_string()),
+    })
+}
+
+/// The columns to encrypt (named once, present, not encrypted yet) and those already
+/// encrypted as asked.
+fn wanted_columns<'a>(
+    table: &Table,
+    req: &'a Request,
+    problems: &mut Vec<String>,
+) -> (BTreeSet<&'a str>, Vec<String>) {
     let mut seen = BTreeSet::new();
     let mut wanted = BTreeSet::new();
     let mut skipped = Vec::new();
@@ -149,16 +198,17 @@ pub fn plan(
             }
         }
     }
-    let current = table.columns.iter().filter(|c| c.encrypted).count();
-    if let Some(max) = table.metadata.max_encrypted_fields
-        && current + wanted.len() > max as usize
-    {
-        problems.push(format!(
-            "maxEncryptedFields: {current} column(s) are encrypted now and {} more are requested, {} in all, over the table's limit of {max}",
-            wanted.len(),
-            current + wanted.len()
-        ));
-    }
+    (wanted, skipped)
+}
+
+/// The indexes the new columns make masked; a read-only one, or one without
+/// `--mask-indexes`, is a problem.
+fn indexes_to_mask(
+    indexes: &[Index],
+    wanted: &BTreeSet<&str>,
+    req: &Request,
+    problems: &mut Vec<String>,
+) -> Vec<String> {
     let mut masked = Vec::new();
     for idx in indexes {
         let hit: Vec<&str> = idx
@@ -186,11 +236,11 @@ pub fn plan(
             masked.push(idx.name.clone());
         }
     }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    let before = Coverage::of(&table.columns, &BTreeSet::new(), classifier);
-    let after = Coverage::of(&table.columns, &wanted, classifier);
+    masked
+}
+
+/// How risky the change is for queries, and why.
+fn risk(masked: &[String], after: &Coverage) -> (&'static str, Vec<String>) {
     let mut reasons = Vec::new();
     if !masked.is_empty() {
         reasons.push(format!(
@@ -211,28 +261,7 @@ pub fn plan(
     } else {
         "high"
     };
-    Ok(Plan {
-        table: req.table.to_string(),
-        columns: table
-            .columns
-            .iter()
-            .filter(|c| wanted.contains(c.name.as_str()))
-            .map(|c| c.name.clone())
-            .collect(),
-        skipped,
-        masked_indexes: masked,
-        compliance: req.compliance.as_str(),
-        rotation: req.rotation.strategy(),
-        rotation_days: req.rotation.interval_days(),
-        before,
-        after,
-        risk,
-        risk_reasons: reasons,
-        kms_callback_host: req
-            .kms
-            .as_ref()
-            .map(|k| k.url.host_str().unwrap_or_default().to_string()),
-    })
+    (risk, reasons)
 }
 
 #[cfg(test)]

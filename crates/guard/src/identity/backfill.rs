@@ -213,69 +213,14 @@ pub async fn apply(
             .map(|(guest, _attempt)| {
                 let link = by_guest.get(guest.as_str()).copied();
                 async move {
-                    if stopped.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
-                        return (guest, Attempt::Stopped);
-                    }
-                    let r = match link {
-                        None => Attempt::Failed(format!(
-                            "guest {guest} is in the job but not in the file; start a new job"
-                        )),
-                        Some(l) => match job
-                            .timed(identity.apply(client, &l.guest_id, l.kind, &l.pseudonym))
-                            .await
-                        {
-                            Ok(x) => Attempt::Linked(x.kind),
-                            Err(LinkError::UnknownGuest(_)) => {
-                                Attempt::Failed("the tenant has no such guest".into())
-                            }
-                            // No other guest can do better without the scope: the job
-                            // stops, and this guest stays unfinished.
-                            Err(LinkError::Api(e)) if e.is_missing_scope() => {
-                                let mut s = stopped.lock().unwrap_or_else(|e| e.into_inner());
-                                if s.is_none() {
-                                    *s = Some(e);
-                                }
-                                Attempt::Stopped
-                            }
-                            Err(other) => Attempt::Failed(other.to_string()),
-                        },
-                    };
+                    let r = link_one(client, identity, job, link, &guest, stopped).await;
                     (guest, r)
                 }
             })
             .buffer_unordered(opts.concurrency.max(1))
             .collect()
             .await;
-        let mut steps = Vec::with_capacity(results.len());
-        for (guest, r) in results {
-            match r {
-                Attempt::Stopped => {}
-                Attempt::Linked(kind) => {
-                    let l = super::Linked {
-                        guest_id: guest.clone(),
-                        attribute: identity.attribute().to_string(),
-                        key_id: identity.key_id().to_string(),
-                        kind,
-                    };
-                    steps.push(Step {
-                        audit: vec![l.audit_entry(&opts.actor)?],
-                        events: Vec::new(),
-                        outcome: ItemOutcome::Done { result: None },
-                        tally: Tally::Changed { fields: Vec::new() },
-                        key: guest,
-                    });
-                }
-                Attempt::Failed(error) => steps.push(Step {
-                    key: guest,
-                    outcome: ItemOutcome::Failed {
-                        error: error.clone(),
-                    },
-                    audit: Vec::new(),
-                    events: Vec::new(),
-                    tally: Tally::Failed { error },
-                }),
-            }
-        }
+        let steps = steps(identity, &opts.actor, results)?;
         job.settle(steps).await?;
         if let Some(e) = stopped.lock().unwrap_or_else(|e| e.into_inner()).take() {
             return Err(crate::Error::Api(e));
@@ -285,10 +230,86 @@ pub async fn apply(
     job.progress()
         .done
         .fetch_add(already_done, Ordering::Relaxed);
+    finish(job, &opts.actor, already_done, started).await
+}
+
+/// Links one claimed guest; a missing scope stops the whole job (no other guest can do
+/// better), leaving this guest unfinished.
+async fn link_one(
+    client: &cxone::Client,
+    identity: &Identity,
+    job: &Job<'_>,
+    link: Option<&Link>,
+    guest: &str,
+    stopped: &std::sync::Mutex<Option<cxone::Error>>,
+) -> Attempt {
+    if stopped.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+        return Attempt::Stopped;
+    }
+    let Some(l) = link else {
+        return Attempt::Failed(format!(
+            "guest {guest} is in the job but not in the file; start a new job"
+        ));
+    };
+    match job
+        .timed(identity.apply(client, &l.guest_id, l.kind, &l.pseudonym))
+        .await
+    {
+        Ok(x) => Attempt::Linked(x.kind),
+        Err(LinkError::UnknownGuest(_)) => Attempt::Failed("the tenant has no such guest".into()),
+        Err(LinkError::Api(e)) if e.is_missing_scope() => {
+            let mut s = stopped.lock().unwrap_or_else(|e| e.into_inner());
+            if s.is_none() {
+                *s = Some(e);
+            }
+            Attempt::Stopped
+        }
+        Err(other) => Attempt::Failed(other.to_string()),
+    }
+}
+
+/// The settled items of a chunk: a linked guest with its audit entry, a failed one with
+/// its error; a stopped one stays unfinished.
+fn steps(identity: &Identity, actor: &str, results: Vec<(String, Attempt)>) -> Result<Vec<Step>> {
+    let mut steps = Vec::with_capacity(results.len());
+    for (guest, r) in results {
+        match r {
+            Attempt::Stopped => {}
+            Attempt::Linked(kind) => {
+                let l = super::Linked {
+                    guest_id: guest.clone(),
+                    attribute: identity.attribute().to_string(),
+                    key_id: identity.key_id().to_string(),
+                    kind,
+                };
+                steps.push(Step {
+                    audit: vec![l.audit_entry(actor)?],
+                    events: Vec::new(),
+                    outcome: ItemOutcome::Done { result: None },
+                    tally: Tally::Changed { fields: Vec::new() },
+                    key: guest,
+                });
+            }
+            Attempt::Failed(error) => steps.push(Step {
+                key: guest,
+                outcome: ItemOutcome::Failed {
+                    error: error.clone(),
+                },
+                audit: Vec::new(),
+                events: Vec::new(),
+                tally: Tally::Failed { error },
+            }),
+        }
+    }
+    Ok(steps)
+}
+
+/// Ends the job, failed if any guest failed, auditing the totals.
+async fn finish(job: Job<'_>, actor: &str, already_done: u64, started: Instant) -> Result<Report> {
     let so_far = job.totals();
     let ok = so_far.failed == 0;
     let finish = NewEntry::new(
-        &opts.actor,
+        actor,
         "job.finish",
         job.id(),
         if ok {
