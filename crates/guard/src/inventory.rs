@@ -149,125 +149,10 @@ pub async fn gather(
     classifier: &crate::encrypt::Classifier,
     max_contacts: u64,
 ) -> crate::Result<Inventory> {
-    let contacts = async {
-        let mut summary = ContactSummary::default();
-        let page_size = cxone::PageSize::new(max_contacts.clamp(1, 1000) as u32)
-            .unwrap_or(cxone::PageSize::DEFAULT);
-        let mut stream = Box::pin(client.contacts().list().page_size(page_size).stream());
-        while let Some(c) = stream.try_next().await? {
-            if summary.counted == max_contacts {
-                summary.more = true;
-                break;
-            }
-            summary.counted += 1;
-            summary.with_first_name += u64::from(c.first_name.is_some());
-            summary.with_last_name += u64::from(c.last_name.is_some());
-            summary.with_email += u64::from(c.email.is_some());
-            summary.with_phone += u64::from(c.phone.is_some());
-            for (k, v) in &c.custom_fields {
-                if !v.is_null() {
-                    *summary.custom_fields.entry(k.clone()).or_insert(0) += 1;
-                }
-            }
-        }
-        Ok::<_, cxone::Error>(summary)
-    };
-    let secrets = async {
-        let list = client.secrets().list().await?;
-        let refs =
-            futures_util::stream::iter(list.iter().map(|s| client.secrets().references(&s.id)))
-                .buffered(8)
-                .try_collect::<Vec<_>>()
-                .await?;
-        let rows: Vec<SecretRow> = list
-            .into_iter()
-            .zip(refs)
-            .map(|(s, r)| SecretRow {
-                age_days: age_days(&s.updated_at),
-                id: s.id,
-                name: s.name,
-                format: s.format.to_string(),
-                version: s.version,
-                updated_at: s.updated_at,
-                dependents: r.into_iter().map(|x| x.data_action_id).collect(),
-            })
-            .collect();
-        let mut action_ids: Vec<String> = rows
-            .iter()
-            .flat_map(|r| r.dependents.iter().cloned())
-            .collect();
-        action_ids.sort();
-        action_ids.dedup();
-        let actions =
-            futures_util::stream::iter(action_ids.iter().map(|id| client.data_actions().get(id)))
-                .buffered(8)
-                .try_collect::<Vec<_>>()
-                .await?;
-        let actions = actions
-            .into_iter()
-            .map(|a| ActionRow {
-                id: a.id,
-                name: a.name,
-                status: format!("{:?}", a.status).to_lowercase(),
-                secrets: a.secret_ids,
-            })
-            .collect();
-        Ok::<_, cxone::Error>((rows, actions))
-    };
-    let tables = async {
-        let mut rows = Vec::new();
-        for (ds, t) in tables {
-            let (table, indexes) = tokio::try_join!(
-                client.datastores().table(ds, t),
-                client.datastores().indexes(ds, t)
-            )?;
-            let coverage =
-                crate::encrypt::Coverage::of(&table.columns, &Default::default(), classifier);
-            let key_rotation = crate::encrypt::KeyRotation::of(&table.columns);
-            rows.push(TableRow {
-                coverage,
-                key_rotation,
-                datastore: ds.clone(),
-                id: table.id,
-                name: table.name,
-                columns: table.columns.len(),
-                encrypted: table
-                    .columns
-                    .iter()
-                    .filter(|c| c.encrypted)
-                    .map(|c| c.name.clone())
-                    .collect(),
-                max_encrypted: table.metadata.max_encrypted_fields,
-                indexes: indexes
-                    .iter()
-                    .map(|i| {
-                        format!(
-                            "{}({}){}",
-                            i.name,
-                            i.columns.join(","),
-                            if i.read_only { " ro" } else { "" }
-                        )
-                    })
-                    .collect(),
-            });
-        }
-        Ok::<_, cxone::Error>(rows)
-    };
-    let widgets = async {
-        let list = client.webchat().list().await?;
-        Ok::<_, cxone::Error>(
-            list.into_iter()
-                .map(|w| WidgetRow {
-                    id: w.id,
-                    name: w.name,
-                    version: w.settings.version,
-                    origins: w.settings.security_policies.cors_origins.len(),
-                    rules: w.settings.security_policies.rules.len(),
-                    require_token: w.settings.security_policies.authentication.require_token,
-                })
-                .collect::<Vec<_>>(),
-        )
-    };
+    let contacts = contact_summary(client, max_contacts);
+    let secrets = secret_rows(client);
+    let tables = table_rows(client, tables, classifier);
+    let widgets = widget_rows(client);
     let (contacts, (secrets, data_actions), tables, widgets) =
         tokio::try_join!(contacts, secrets, tables, widgets)?;
     Ok(Inventory {
@@ -282,6 +167,138 @@ pub async fn gather(
         guests: None,
         widgets,
     })
+}
+
+/// How many contacts (up to `max_contacts`) hold each personal field.
+async fn contact_summary(
+    client: &cxone::Client,
+    max_contacts: u64,
+) -> cxone::Result<ContactSummary> {
+    let mut summary = ContactSummary::default();
+    let page_size = cxone::PageSize::new(max_contacts.clamp(1, 1000) as u32)
+        .unwrap_or(cxone::PageSize::DEFAULT);
+    let mut stream = Box::pin(client.contacts().list().page_size(page_size).stream());
+    while let Some(c) = stream.try_next().await? {
+        if summary.counted == max_contacts {
+            summary.more = true;
+            break;
+        }
+        summary.counted += 1;
+        summary.with_first_name += u64::from(c.first_name.is_some());
+        summary.with_last_name += u64::from(c.last_name.is_some());
+        summary.with_email += u64::from(c.email.is_some());
+        summary.with_phone += u64::from(c.phone.is_some());
+        for (k, v) in &c.custom_fields {
+            if !v.is_null() {
+                *summary.custom_fields.entry(k.clone()).or_insert(0) += 1;
+            }
+        }
+    }
+    Ok(summary)
+}
+
+/// Every secret with its age and dependents, and the data actions that use them.
+async fn secret_rows(client: &cxone::Client) -> cxone::Result<(Vec<SecretRow>, Vec<ActionRow>)> {
+    let list = client.secrets().list().await?;
+    let refs = futures_util::stream::iter(list.iter().map(|s| client.secrets().references(&s.id)))
+        .buffered(8)
+        .try_collect::<Vec<_>>()
+        .await?;
+    let rows: Vec<SecretRow> = list
+        .into_iter()
+        .zip(refs)
+        .map(|(s, r)| SecretRow {
+            age_days: age_days(&s.updated_at),
+            id: s.id,
+            name: s.name,
+            format: s.format.to_string(),
+            version: s.version,
+            updated_at: s.updated_at,
+            dependents: r.into_iter().map(|x| x.data_action_id).collect(),
+        })
+        .collect();
+    let mut action_ids: Vec<String> = rows
+        .iter()
+        .flat_map(|r| r.dependents.iter().cloned())
+        .collect();
+    action_ids.sort();
+    action_ids.dedup();
+    let actions =
+        futures_util::stream::iter(action_ids.iter().map(|id| client.data_actions().get(id)))
+            .buffered(8)
+            .try_collect::<Vec<_>>()
+            .await?;
+    let actions = actions
+        .into_iter()
+        .map(|a| ActionRow {
+            id: a.id,
+            name: a.name,
+            status: format!("{:?}", a.status).to_lowercase(),
+            secrets: a.secret_ids,
+        })
+        .collect();
+    Ok((rows, actions))
+}
+
+/// Each named table's encryption coverage, key rotation and indexes.
+async fn table_rows(
+    client: &cxone::Client,
+    tables: &[(String, String)],
+    classifier: &crate::encrypt::Classifier,
+) -> cxone::Result<Vec<TableRow>> {
+    let mut rows = Vec::new();
+    for (ds, t) in tables {
+        let (table, indexes) = tokio::try_join!(
+            client.datastores().table(ds, t),
+            client.datastores().indexes(ds, t)
+        )?;
+        let coverage =
+            crate::encrypt::Coverage::of(&table.columns, &Default::default(), classifier);
+        let key_rotation = crate::encrypt::KeyRotation::of(&table.columns);
+        rows.push(TableRow {
+            coverage,
+            key_rotation,
+            datastore: ds.clone(),
+            id: table.id,
+            name: table.name,
+            columns: table.columns.len(),
+            encrypted: table
+                .columns
+                .iter()
+                .filter(|c| c.encrypted)
+                .map(|c| c.name.clone())
+                .collect(),
+            max_encrypted: table.metadata.max_encrypted_fields,
+            indexes: indexes
+                .iter()
+                .map(|i| {
+                    format!(
+                        "{}({}){}",
+                        i.name,
+                        i.columns.join(","),
+                        if i.read_only { " ro" } else { "" }
+                    )
+                })
+                .collect(),
+        });
+    }
+    Ok(rows)
+}
+
+/// Each webchat widget's policy in numbers.
+async fn widget_rows(client: &cxone::Client) -> cxone::Result<Vec<WidgetRow>> {
+    let list = client.webchat().list().await?;
+    Ok(list
+        .into_iter()
+        .map(|w| WidgetRow {
+            id: w.id,
+            name: w.name,
+            version: w.settings.version,
+            origins: w.settings.security_policies.cors_origins.len(),
+            rules: w.settings.security_policies.rules.len(),
+            require_token: w.settings.security_policies.authentication.require_token,
+        })
+        .collect::<Vec<_>>())
 }
 
 /// Records an inventory as a one-item job `kind` of `actor` (the demo's, in its

@@ -73,30 +73,7 @@ pub async fn apply(client: &Client, ledger: &Ledger, plan: &Plan, req: &Request)
 /// hash against the journal).
 pub async fn resume(client: &Client, ledger: &Ledger, job: &str, req: &Request) -> Result<Report> {
     let attached = Job::attach(client, ledger, job, JOB_KIND, &req.actor, Arc::default()).await?;
-    let summary = ledger.job(job).await?;
-    let p = &summary.params;
-    let text = |k: &str| p[k].as_str().unwrap_or_default().to_string();
-    if text("secret_id") != req.secret_id {
-        return Err(Error::Invalid(format!(
-            "rotation {job} is of secret {}, not {}",
-            text("secret_id"),
-            req.secret_id
-        )));
-    }
-    let proposed = text("proposed_sha256");
-    let previous = text("previous_sha256");
-    if sha256_hex(req.value.expose_secret()) != proposed {
-        return Err(Error::Invalid(format!(
-            "the new value given does not hash to the one rotation {job} started with"
-        )));
-    }
-    if let Some(prev) = &req.previous
-        && sha256_hex(prev.expose_secret()) != previous
-    {
-        return Err(Error::Invalid(format!(
-            "the previous value given does not hash to the one rotation {job} recorded"
-        )));
-    }
+    let (proposed, previous) = recorded_digests(ledger, job, req).await?;
     let secret = client.secrets().get(&req.secret_id).await?;
     let dependents = client.secrets().references(&req.secret_id).await?;
     let plan = Plan {
@@ -125,52 +102,9 @@ pub async fn resume(client: &Client, ledger: &Ledger, job: &str, req: &Request) 
     };
     let current = secret.value_sha256.to_ascii_lowercase();
     let ended = if current == proposed {
-        if state("set") != "done" {
-            cx.settle(
-                "set",
-                true,
-                None,
-                "secret.rotate.set",
-                Details::new()
-                    .count("version", secret.version)
-                    .flag("resumed", true),
-                None,
-            )
-            .await?;
-        }
-        // Phases an interrupted run finished are not done twice: a rotation recorded as
-        // finished is only closed, one whose dependents passed only finishes.
-        if state("finish") == "done" {
-            cx.close(JobStatus::Done, Details::new().label("status", "rotated"))
-                .await?;
-            Ended::Rotated {
-                version: secret.version,
-            }
-        } else if state("test") == "done" {
-            cx.finish().await?
-        } else {
-            cx.test_and_finish().await?
-        }
+        cx.resume_set(secret.version, &state).await?
     } else if current == previous {
-        if !state("rollback").is_empty() {
-            // The rollback's PUT landed: verify the dependents again and close.
-            cx.rollback(BTreeMap::new(), true).await?
-        } else {
-            if state("create") != "done" {
-                cx.job.claim("create").await?;
-                cx.settle(
-                    "create",
-                    true,
-                    None,
-                    "secret.rotate.create",
-                    Details::new().flag("resumed", true),
-                    None,
-                )
-                .await?;
-            }
-            cx.set_phase().await?;
-            cx.test_and_finish().await?
-        }
+        cx.resume_unset(&state).await?
     } else {
         return Err(Error::Conflict(format!(
             "secret {} holds neither the value rotation {job} set nor the one it replaced: someone else rotated it; resolve by hand",
@@ -184,6 +118,90 @@ pub async fn resume(client: &Client, ledger: &Ledger, job: &str, req: &Request) 
         dependents: plan.dependents.len() as u64,
         ended,
     })
+}
+
+/// The digests rotation `job` recorded, once the request is shown to be the same one:
+/// the same secret, the same new value and (if given) the same previous value.
+async fn recorded_digests(ledger: &Ledger, job: &str, req: &Request) -> Result<(String, String)> {
+    let summary = ledger.job(job).await?;
+    let p = &summary.params;
+    let text = |k: &str| p[k].as_str().unwrap_or_default().to_string();
+    if text("secret_id") != req.secret_id {
+        return Err(Error::Invalid(format!(
+            "rotation {job} is of secret {}, not {}",
+            text("secret_id"),
+            req.secret_id
+        )));
+    }
+    let proposed = text("proposed_sha256");
+    let previous = text("previous_sha256");
+    if sha256_hex(req.value.expose_secret()) != proposed {
+        return Err(Error::Invalid(format!(
+            "the new value given does not hash to the one rotation {job} started with"
+        )));
+    }
+    if let Some(prev) = &req.previous
+        && sha256_hex(prev.expose_secret()) != previous
+    {
+        return Err(Error::Invalid(format!(
+            "the previous value given does not hash to the one rotation {job} recorded"
+        )));
+    }
+    Ok((proposed, previous))
+}
+
+impl Ctx<'_> {
+    /// Resuming where the tenant holds the new value: the phases left after `set`.
+    async fn resume_set(&self, version: u64, state: &dyn Fn(&str) -> String) -> Result<Ended> {
+        if state("set") != "done" {
+            self.settle(
+                "set",
+                true,
+                None,
+                "secret.rotate.set",
+                Details::new()
+                    .count("version", version)
+                    .flag("resumed", true),
+                None,
+            )
+            .await?;
+        }
+        // Phases an interrupted run finished are not done twice: a rotation recorded as
+        // finished is only closed, one whose dependents passed only finishes.
+        if state("finish") == "done" {
+            self.close(JobStatus::Done, Details::new().label("status", "rotated"))
+                .await?;
+            Ok(Ended::Rotated { version })
+        } else if state("test") == "done" {
+            self.finish().await
+        } else {
+            self.test_and_finish().await
+        }
+    }
+
+    /// Resuming where the tenant holds the previous value: a rollback to finish, or the
+    /// rotation from `create` on.
+    async fn resume_unset(&self, state: &dyn Fn(&str) -> String) -> Result<Ended> {
+        if !state("rollback").is_empty() {
+            // The rollback's PUT landed: verify the dependents again and close.
+            self.rollback(BTreeMap::new(), true).await
+        } else {
+            if state("create") != "done" {
+                self.job.claim("create").await?;
+                self.settle(
+                    "create",
+                    true,
+                    None,
+                    "secret.rotate.create",
+                    Details::new().flag("resumed", true),
+                    None,
+                )
+                .await?;
+            }
+            self.set_phase().await?;
+            self.test_and_finish().await
+        }
+    }
 }
 
 impl Ctx<'_> {
