@@ -17,14 +17,13 @@
 //! journaled, the rerun files that subject's request again (spec §9: a repeat is
 //! harmless; the receipt keeps the request id that was journaled).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use cxone::models::AttributeOp;
 use cxone::privacy::SubjectKind;
-use ledger::{Claim, Details, Filter, JobStatus, Ledger, NewEntry, NewJob, Outcome};
+use ledger::{Claim, Details, JobStatus, Ledger, NewEntry, NewJob, Outcome};
 use secrecy::ExposeSecret as _;
-use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::find::{ContactHit, find};
@@ -36,6 +35,9 @@ use crate::{Error, Result};
 
 /// The journal's kind of an erasure job.
 pub const JOB_KIND: &str = "subject.erase";
+
+use super::receipt::journaled;
+pub use super::receipt::{PlatformErasure, Receipt};
 /// What erasing needs of the token when the operator files the platform erasure apart:
 /// reading and changing contacts and guests.
 pub const SCOPES_WITHOUT_PLATFORM: &[&str] = &[
@@ -66,47 +68,6 @@ pub struct Options {
     pub concurrency: usize,
     /// The guests' identity attribute.
     pub attribute: String,
-}
-
-/// The platform erasure of one subject, as the receipt states it.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PlatformErasure {
-    /// `submitted`, or `skipped` (filed by the operator apart).
-    pub status: &'static str,
-    /// The platform's `requestId`, when submitted.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
-}
-
-/// The evidence behind the reply to one person: what was found and changed, the
-/// platform request, and the audit entries that record each step. No identifier.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Receipt {
-    /// The subject's reference.
-    pub reference: String,
-    /// The subject's keyed pseudonym, and its key.
-    pub pseudonym: String,
-    /// The pseudonym's key id.
-    pub key_id: String,
-    /// The erasure job.
-    pub job_id: String,
-    /// Whether any contact or guest held the subject.
-    pub records_found: bool,
-    /// The contacts anonymized, with the fields that held the subject.
-    pub contacts: Vec<ContactHit>,
-    /// The anonymize job that changed them.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub anonymize_job: Option<String>,
-    /// The guests whose identity attribute was deleted.
-    pub guests: Vec<String>,
-    /// The platform erasure.
-    pub platform: PlatformErasure,
-    /// Audit sequence numbers of each step (`find`, `contacts`, `guest`, `platform`).
-    pub audit: BTreeMap<String, Vec<i64>>,
-    /// The audit head when the job closed: `SEQ:HASH`, for `audit verify --expect-head`.
-    pub audit_head: String,
 }
 
 /// What a rerun must match to resume a job. In the subjects' order: the journal names
@@ -220,7 +181,7 @@ async fn run_leased(
     let items = ledger.job_items(&jid, None, 1_000_000).await?;
 
     // 1. find (read-only; what it found is journaled).
-    let found: Vec<(Vec<ContactHit>, Vec<String>)> = match state(&items, "find") {
+    let found = match state(&items, "find") {
         Some((s, Some(r))) if s == "done" => {
             serde_json::from_value::<Vec<Value>>(r["subjects"].clone())
                 .map_err(|e| Error::Invalid(format!("job {jid}: unreadable find result: {e}")))?
@@ -228,33 +189,7 @@ async fn run_leased(
                 .map(journaled)
                 .collect()
         }
-        _ => {
-            let f = find(client, ledger, subjects, matcher, &o.attribute, o.page_size).await?;
-            let result: Vec<Value> = f
-                .subjects
-                .iter()
-                .map(|s| json!({"reference": s.reference, "contacts": s.contacts, "guests": s.guests}))
-                .collect();
-            let mut audit = Vec::new();
-            for (s, sf) in subjects.iter().zip(&f.subjects) {
-                audit.push(entry(
-                    &o.actor,
-                    "subject.erase.find",
-                    s,
-                    &jid,
-                    Details::new()
-                        .count("contacts", sf.contacts.len() as u64)
-                        .count("guests", sf.guests.len() as u64),
-                )?);
-            }
-            job.claim("find").await?;
-            job.step_done("find", Some(json!({"subjects": result})), audit)
-                .await?;
-            f.subjects
-                .into_iter()
-                .map(|s| (s.contacts, s.guests))
-                .collect()
-        }
+        _ => find_step(client, ledger, &job, subjects, matcher, o).await?,
     };
     if found.len() != subjects.len() {
         return Err(Error::Invalid(format!(
@@ -273,202 +208,134 @@ async fn run_leased(
     // 3. guests: the identity attribute deleted.
     let items = ledger.job_items(&jid, None, 1_000_000).await?;
     for (g, key) in guests.iter().zip(&guest_keys) {
-        if matches!(state(&items, key), Some((s, _)) if s == "done") {
-            continue;
+        if !matches!(state(&items, key), Some((s, _)) if s == "done") {
+            guest_step(client, &job, subjects, &found, g, key, o).await?;
         }
-        if let Claim::AlreadyDone = job.claim(key).await? {
-            continue;
-        }
-        let op = [AttributeOp::delete(&o.attribute)];
-        match client.guests().patch_attributes(g, &op).await {
-            Ok(_) => {}
-            // Deleted since it was found: nothing of the person is left there.
-            Err(e) if e.status() == Some(404) => {}
-            Err(e) => return Err(e.into()),
-        }
-        let mut audit = Vec::new();
-        for (s, (_, gs)) in subjects.iter().zip(&found) {
-            if gs.iter().any(|x| x == *g) {
-                audit.push(entry(
-                    &o.actor,
-                    "subject.erase.guest",
-                    s,
-                    &jid,
-                    Details::new()
-                        .id("guest", g)?
-                        .id("attribute", &o.attribute)?,
-                )?);
-            }
-        }
-        job.step_done(key, None, audit).await?;
     }
-
     // 4. the platform erasure, journaled before it is sent.
     for (i, s) in subjects.iter().enumerate() {
         let key = format!("platform:{i}");
-        if matches!(state(&items, &key), Some((st, _)) if st == "done") {
-            continue;
+        if !matches!(state(&items, &key), Some((st, _)) if st == "done") {
+            platform_step(client, &job, s, &key, o).await?;
         }
-        job.claim(&key).await?;
-        let (result, details) = if o.platform {
-            let kind = match s.kind {
-                Kind::Email => SubjectKind::Email,
-                Kind::Phone => SubjectKind::Phone,
-            };
-            let id = client
-                .privacy()
-                .erasure(s.normalized.expose_secret(), kind)
-                .await?;
-            (
-                json!({"request_id": id}),
-                Details::new().id("request_id", &id)?,
-            )
-        } else {
-            (
-                json!({"skipped": true}),
-                Details::new().flag("skipped", true),
-            )
-        };
-        let audit = vec![entry(&o.actor, "subject.erase.platform", s, &jid, details)?];
-        job.step_done(&key, Some(result), audit).await?;
     }
 
     // 5. closed.
-    ledger
-        .finish_job(
-            &jid,
-            JobStatus::Done,
-            NewEntry::new(
-                &o.actor,
-                "job.finish",
-                &jid,
-                Outcome::Success,
-                Details::new()
-                    .label("status", "erased")
-                    .count("subjects", subjects.len() as u64),
-            )?,
-        )
+    close(ledger, &jid, o, subjects.len()).await
+}
+
+/// Step 1: every subject's contacts and guests found, journaled with one audit entry per
+/// subject.
+async fn find_step(
+    client: &cxone::Client,
+    ledger: &Ledger,
+    job: &Job<'_>,
+    subjects: &[Subject],
+    matcher: &Matcher,
+    o: &Options,
+) -> Result<Vec<(Vec<ContactHit>, Vec<String>)>> {
+    let f = find(client, ledger, subjects, matcher, &o.attribute, o.page_size).await?;
+    let result: Vec<Value> = f
+        .subjects
+        .iter()
+        .map(|s| json!({"reference": s.reference, "contacts": s.contacts, "guests": s.guests}))
+        .collect();
+    let mut audit = Vec::new();
+    for (s, sf) in subjects.iter().zip(&f.subjects) {
+        audit.push(entry(
+            &o.actor,
+            "subject.erase.find",
+            s,
+            job.id(),
+            Details::new()
+                .count("contacts", sf.contacts.len() as u64)
+                .count("guests", sf.guests.len() as u64),
+        )?);
+    }
+    job.claim("find").await?;
+    job.step_done("find", Some(json!({"subjects": result})), audit)
         .await?;
+    Ok(f.subjects
+        .into_iter()
+        .map(|s| (s.contacts, s.guests))
+        .collect())
+}
+
+/// Step 3, one guest: its identity attribute deleted, audited for each subject it held.
+async fn guest_step(
+    client: &cxone::Client,
+    job: &Job<'_>,
+    subjects: &[Subject],
+    found: &[(Vec<ContactHit>, Vec<String>)],
+    g: &str,
+    key: &str,
+    o: &Options,
+) -> Result<()> {
+    if let Claim::AlreadyDone = job.claim(key).await? {
+        return Ok(());
+    }
+    let op = [AttributeOp::delete(&o.attribute)];
+    match client.guests().patch_attributes(g, &op).await {
+        Ok(_) => {}
+        // Deleted since it was found: nothing of the person is left there.
+        Err(e) if e.status() == Some(404) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let mut audit = Vec::new();
+    for (s, (_, gs)) in subjects.iter().zip(found) {
+        if gs.iter().any(|x| x == g) {
+            audit.push(entry(
+                &o.actor,
+                "subject.erase.guest",
+                s,
+                job.id(),
+                Details::new()
+                    .id("guest", g)?
+                    .id("attribute", &o.attribute)?,
+            )?);
+        }
+    }
+    job.step_done(key, None, audit).await?;
     Ok(())
 }
 
-/// The receipts of the finished erasure job `jid`, read from its journal and the audit
-/// trail alone — the same whichever process ran it, and however often it was resumed.
-pub async fn receipts(ledger: &Ledger, jid: &str) -> Result<Vec<Receipt>> {
-    let job = ledger.job(jid).await?;
-    if job.kind != JOB_KIND {
-        return Err(Error::Invalid(format!(
-            "job {jid} is a {} job, not a {JOB_KIND} job",
-            job.kind
-        )));
-    }
-    if job.status != JobStatus::Done.as_str() {
-        return Err(Error::Invalid(format!(
-            "job {jid} has not finished ({}): it has no receipts yet",
-            job.status
-        )));
-    }
-    let one = |operation: &str| Filter {
-        operation: Some(operation.into()),
-        target: Some(jid.to_string()),
-        ..Default::default()
+/// Step 4, one subject: the platform erasure (or its skip), journaled before it is sent.
+async fn platform_step(
+    client: &cxone::Client,
+    job: &Job<'_>,
+    s: &Subject,
+    key: &str,
+    o: &Options,
+) -> Result<()> {
+    job.claim(key).await?;
+    let (result, details) = if o.platform {
+        let kind = match s.kind {
+            Kind::Email => SubjectKind::Email,
+            Kind::Phone => SubjectKind::Phone,
+        };
+        let id = client
+            .privacy()
+            .erasure(s.normalized.expose_secret(), kind)
+            .await?;
+        (
+            json!({"request_id": id}),
+            Details::new().id("request_id", &id)?,
+        )
+    } else {
+        (
+            json!({"skipped": true}),
+            Details::new().flag("skipped", true),
+        )
     };
-    let start = ledger.entries(&one("job.start")).await?;
-    let finish = ledger.entries(&one("job.finish")).await?;
-    let (Some(start), Some(finish)) = (start.first(), finish.last()) else {
-        return Err(Error::Invalid(format!(
-            "job {jid}: its job.start or job.finish audit entry is missing"
-        )));
-    };
-    let audit_head = format!("{}:{}", finish.seq, finish.hash);
-    // Every step's entries name the job; the find entries come one per subject, in
-    // the subjects' order, and carry the pseudonym (target) and its key.
-    let steps: Vec<_> = ledger
-        .entries(&Filter {
-            operation: Some("subject.erase.*".into()),
-            after_seq: Some(start.seq),
-            ..Default::default()
-        })
-        .await?
-        .into_iter()
-        .filter(|e| e.seq < finish.seq && e.details["job"] == jid)
-        .collect();
-    let items = ledger.job_items(jid, None, 1_000_000).await?;
-    let result = |k: &str| {
-        items
-            .iter()
-            .find(|i| i.key == k)
-            .and_then(|i| i.result.clone())
-            .unwrap_or_default()
-    };
-    let found = result("find");
-    let found = found["subjects"].as_array().cloned().unwrap_or_default();
-    let anonymize_job = result("contacts")["anonymize_job"]
-        .as_str()
-        .map(str::to_string);
-    let finds: Vec<_> = steps
-        .iter()
-        .filter(|e| e.operation == "subject.erase.find")
-        .collect();
-    if finds.len() != found.len() {
-        return Err(Error::Invalid(format!(
-            "job {jid}: {} subject(s) journaled but {} find entries audited",
-            found.len(),
-            finds.len()
-        )));
-    }
-    let mut receipts = Vec::with_capacity(found.len());
-    for (i, (f, e)) in found.iter().zip(finds).enumerate() {
-        let (contacts, guests) = journaled(f);
-        let p = result(&format!("platform:{i}"));
-        let mut audit: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-        for s in steps.iter().filter(|s| s.target == e.target) {
-            let step = s.operation.trim_start_matches("subject.erase.").to_string();
-            audit.entry(step).or_default().push(s.seq);
-        }
-        receipts.push(Receipt {
-            reference: f["reference"]
-                .as_str()
-                .map_or_else(|| format!("#{}", i + 1), str::to_string),
-            pseudonym: e.target.clone(),
-            key_id: e.details["key"].as_str().unwrap_or_default().to_string(),
-            job_id: jid.to_string(),
-            records_found: !contacts.is_empty() || !guests.is_empty(),
-            anonymize_job: (!contacts.is_empty())
-                .then(|| anonymize_job.clone())
-                .flatten(),
-            contacts,
-            guests,
-            platform: PlatformErasure {
-                status: if p["skipped"] == true {
-                    "skipped"
-                } else {
-                    "submitted"
-                },
-                request_id: p["request_id"].as_str().map(str::to_string),
-            },
-            audit,
-            audit_head: audit_head.clone(),
-        });
-    }
-    Ok(receipts)
-}
-
-/// What the find step journaled of one subject: its contacts and guests.
-fn journaled(v: &Value) -> (Vec<ContactHit>, Vec<String>) {
-    let contacts = v["contacts"]
-        .as_array()
-        .map(|a| a.iter().filter_map(ContactHit::from_journal).collect())
-        .unwrap_or_default();
-    let guests = v["guests"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|g| g.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    (contacts, guests)
+    let audit = vec![entry(
+        &o.actor,
+        "subject.erase.platform",
+        s,
+        job.id(),
+        details,
+    )?];
+    job.step_done(key, Some(result), audit).await?;
+    Ok(())
 }
 
 /// Step 2: every matching contact anonymized by anonymize's own job; its id journaled.
@@ -573,4 +440,44 @@ mod tests {
         want.push("privacy:erasure:write");
         assert_eq!(super::SCOPES, want.as_slice());
     }
+}
+
+/// Step 5: the job closed as erased.
+async fn close(ledger: &Ledger, jid: &str, o: &Options, subjects: usize) -> Result<()> {
+    ledger
+        .finish_job(
+            jid,
+            JobStatus::Done,
+            NewEntry::new(
+                &o.actor,
+                "job.finish",
+                jid,
+                Outcome::Success,
+                Details::new()
+                    .label("status", "erased")
+                    .count("subjects", subjects as u64),
+            )?,
+        )
+        .await?;
+    Ok(())
+}
+
+/// The receipts of a finished erasure job, one per subject, in the request's order,
+/// built from the journal and the audit trail alone — the same whichever process ran
+/// it, and however often it was resumed.
+pub async fn receipts(ledger: &Ledger, jid: &str) -> Result<Vec<Receipt>> {
+    let job = ledger.job(jid).await?;
+    if job.kind != JOB_KIND {
+        return Err(Error::Invalid(format!(
+            "job {jid} is a {} job, not a {JOB_KIND} job",
+            job.kind
+        )));
+    }
+    if job.status != JobStatus::Done.as_str() {
+        return Err(Error::Invalid(format!(
+            "job {jid} has not finished ({}): it has no receipts yet",
+            job.status
+        )));
+    }
+    super::receipt::build(ledger, jid).await
 }

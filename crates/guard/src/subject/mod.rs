@@ -11,6 +11,7 @@
 pub mod erase;
 pub mod export;
 pub mod find;
+mod receipt;
 
 use std::collections::HashMap;
 
