@@ -147,41 +147,21 @@ pub fn parse_requests(text: &str, shown: &str) -> Result<Vec<Request>, Vec<Strin
             ));
             continue;
         }
-        let kind = match kind_col.map(|k| fields[k]) {
-            None | Some("") => IdentifierKind::Auto,
-            Some(k) => match IdentifierKind::parse(k) {
-                Ok(k) => k,
-                Err(e) => {
-                    errors.push(format!("{shown}:{n}: kind: {e}"));
-                    continue;
-                }
-            },
+        let request = match request(&fields, ident, kind_col, ref_col, n) {
+            Ok(r) => r,
+            Err(why) => {
+                errors.push(format!("{shown}:{n}: {why}"));
+                continue;
+            }
         };
-        let reference = match ref_col.map(|r| fields[r]) {
-            None | Some("") => format!("line {n}"),
-            Some(r) => match check_reference(r) {
-                Ok(()) => r.to_string(),
-                Err(why) => {
-                    errors.push(format!("{shown}:{n}: ref: {why}"));
-                    continue;
-                }
-            },
-        };
-        if let Some(first) = refs.insert(reference.clone(), n) {
+        if let Some(first) = refs.insert(request.reference.clone(), n) {
             errors.push(format!(
-                "{shown}:{n}: ref {reference:?} is also on line {first}"
+                "{shown}:{n}: ref {:?} is also on line {first}",
+                request.reference
             ));
             continue;
         }
-        if fields[ident].is_empty() {
-            errors.push(format!("{shown}:{n}: identifier: empty"));
-            continue;
-        }
-        out.push(Request {
-            reference,
-            identifier: SecretString::from(fields[ident].to_string()),
-            kind,
-        });
+        out.push(request);
     }
     if out.len() > MAX_SUBJECTS {
         errors.push(format!(
@@ -194,6 +174,36 @@ pub fn parse_requests(text: &str, shown: &str) -> Result<Vec<Request>, Vec<Strin
     } else {
         Err(errors)
     }
+}
+
+/// One line's request: its kind (auto when not given), its reference (`line N` when not
+/// given) and a non-empty identifier.
+fn request(
+    fields: &[&str],
+    ident: usize,
+    kind_col: Option<usize>,
+    ref_col: Option<usize>,
+    n: usize,
+) -> Result<Request, String> {
+    let kind = match kind_col.map(|k| fields[k]) {
+        None | Some("") => IdentifierKind::Auto,
+        Some(k) => IdentifierKind::parse(k).map_err(|e| format!("kind: {e}"))?,
+    };
+    let reference = match ref_col.map(|r| fields[r]) {
+        None | Some("") => format!("line {n}"),
+        Some(r) => {
+            check_reference(r).map_err(|why| format!("ref: {why}"))?;
+            r.to_string()
+        }
+    };
+    if fields[ident].is_empty() {
+        return Err("identifier: empty".into());
+    }
+    Ok(Request {
+        reference,
+        identifier: SecretString::from(fields[ident].to_string()),
+        kind,
+    })
 }
 
 /// Normalizes and pseudonymizes every request (pure). Problems are listed by

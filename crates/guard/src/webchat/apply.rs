@@ -137,6 +137,11 @@ pub async fn apply(
         job.settle(vec![step]).await?;
         outcomes.push(outcome);
     }
+    finish(job, actor, outcomes).await
+}
+
+/// Ends the job, failed if any widget failed, auditing the totals.
+async fn finish(job: Job<'_>, actor: &str, outcomes: Vec<WidgetOutcome>) -> Result<Report> {
     let t = job.totals();
     let failed = outcomes.iter().any(|o| o.outcome == "failed") || t.any_failed();
     let status = if failed {
@@ -169,6 +174,19 @@ pub async fn apply(
 
 /// Puts one widget if it differs, re-planning after each 412. Says whether the tenant
 /// refused it (which stops the job).
+/// The tenant's field errors, `field: message; …`, or the error itself.
+fn listed_problems(e: &cxone::Error) -> String {
+    match e.problem() {
+        Some(p) if !p.errors.is_empty() => p
+            .errors
+            .iter()
+            .map(|f| format!("{}: {}", f.field, f.message))
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => e.to_string(),
+    }
+}
+
 async fn one(
     client: &Client,
     policy: &Policy,
@@ -217,15 +235,7 @@ async fn one(
                 return Ok((o, st, false));
             }
             Err(e) if matches!(e.status(), Some(400 | 409 | 422)) => {
-                let listed = match e.problem() {
-                    Some(p) if !p.errors.is_empty() => p
-                        .errors
-                        .iter()
-                        .map(|f| format!("{}: {}", f.field, f.message))
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                    _ => e.to_string(),
-                };
+                let listed = listed_problems(&e);
                 let (o, st) = failed(
                     job,
                     &id,
