@@ -3,6 +3,7 @@
 //! Later protections add their steps here.
 
 mod encrypt;
+mod render;
 mod service;
 mod subject;
 mod webchat;
@@ -45,8 +46,56 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
     let client = cxone::Client::new(settings)?;
 
     ctx.note("step 1/11: `cxguard doctor` against the emulator: reachable, token, scopes");
+    doctor_step(ctx, &client).await?;
+    ctx.note("step 2/11: take an inventory of the tenant");
+    let inv = inventory_step(&client, &sim, args.contacts).await?;
+    let (dir, ledger) = demo_ledger().await?;
+    let ran = steps(ctx, &client, &ledger, &sim, args.seed, &dir, inv).await?;
+    ledger.close().await;
+    ctx.note(format!(
+        "the compliance report for this run is {} (open it in a browser; the ledger is beside it)",
+        ran.report.display()
+    ));
+    match ctx.output {
+        Output::Json => print_json(&json!({
+            "demo": {"seed": args.seed},
+            "inventory": ran.inv,
+            "client": client.stats(),
+            "anonymize": ran.anonymized,
+            "rotate": [ran.rotated, ran.rolled_back],
+            "identity": ran.identity,
+            "encrypt": ran.encrypted,
+            "webchat": ran.webchat,
+            "posture": ran.posture,
+            "subject": ran.erased,
+            "audit": ran.verdict,
+            "report": ran.report,
+        })),
+        Output::Text => render::text(&client, &ran),
+    }
+    sim.stop().await;
+    Ok(Exit::Ok)
+}
+
+/// What the demo's steps did, for the summary.
+struct Ran {
+    inv: Inventory,
+    anonymized: guard::anonymize::Report,
+    rotated: guard::rotate::Report,
+    rolled_back: guard::rotate::Report,
+    identity: service::IdentityDemo,
+    encrypted: encrypt::EncryptDemo,
+    webchat: webchat::WebchatDemo,
+    posture: super::posture::Cycle,
+    erased: guard::subject::Receipt,
+    verdict: ledger::Verdict,
+    report: std::path::PathBuf,
+}
+
+/// `cxguard doctor`'s client checks, each printed; the demo stops at the first failure.
+async fn doctor_step(ctx: &Context, client: &cxone::Client) -> Result<(), CliError> {
     let mut checks = Vec::new();
-    super::doctor::client_checks(&client, &mut checks).await;
+    super::doctor::client_checks(client, &mut checks).await;
     for c in &checks {
         ctx.note(format!(
             "  {} {}: {}",
@@ -55,36 +104,47 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
             c.detail
         ));
     }
-    if let Some(bad) = checks.iter().find(|c| !c.ok) {
-        return Err(CliError::new(
+    match checks.iter().find(|c| !c.ok) {
+        Some(bad) => Err(CliError::new(
             Exit::Failed,
             format!(
                 "the demo's own tenant failed a check: {}: {}",
                 bad.name, bad.detail
             ),
-        ));
+        )),
+        None => Ok(()),
     }
+}
 
-    ctx.note("step 2/11: take an inventory of the tenant");
+/// The tenant's inventory; the guest count from the emulator's control API, as the
+/// CXone API cannot list guests.
+async fn inventory_step(
+    client: &cxone::Client,
+    sim: &cxone_sim::SimHandle,
+    contacts: u32,
+) -> Result<Inventory, CliError> {
     let tables = vec![(
         "ds-customer".to_string(),
         "tbl-customer-profiles".to_string(),
     )];
     let mut inv: Inventory = inventory::gather(
-        &client,
+        client,
         &tables,
         &guard::encrypt::Classifier::default(),
-        u64::from(args.contacts),
+        u64::from(contacts),
     )
     .await?;
-    // The CXone API cannot list guests; the emulator's control API can.
     inv.guests = sim.control().state()["counts"]["guests"].as_u64();
     inv.target = inventory::TargetInfo {
         kind: "embedded-emulator",
         base_url: sim.base_url(),
     };
+    Ok(inv)
+}
 
-    // Kept after the demo: its ledger and report.html stay there to look at.
+/// A directory kept after the demo, with its ledger (and later its report.html) to look
+/// at.
+async fn demo_ledger() -> Result<(std::path::PathBuf, ledger::Ledger), CliError> {
     let dir = tempfile::Builder::new()
         .prefix("cxguard-demo-")
         .tempdir()
@@ -95,209 +155,71 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
             )
         })?
         .keep();
-    let url = format!(
-        "sqlite://{}",
-        dir.as_path().join("demo-ledger.sqlite").display()
-    );
-    let ledger = ledger::Ledger::open(
-        &url,
-        ledger::KeySource::File(dir.as_path().join("demo-audit.key")),
-    )
-    .await?;
+    let url = format!("sqlite://{}", dir.join("demo-ledger.sqlite").display());
+    let ledger =
+        ledger::Ledger::open(&url, ledger::KeySource::File(dir.join("demo-audit.key"))).await?;
+    Ok((dir, ledger))
+}
 
+/// Steps 3 to 11, in order.
+async fn steps(
+    ctx: &Context,
+    client: &cxone::Client,
+    ledger: &ledger::Ledger,
+    sim: &cxone_sim::SimHandle,
+    seed: u64,
+    dir: &std::path::Path,
+    inv: Inventory,
+) -> Result<Ran, CliError> {
     ctx.note("step 3/11: anonymize contacts last updated before 2024-01-01 (retention), with a demo policy");
-    let anonymized = anonymize_step(&client, &ledger).await?;
+    let anonymized = anonymize_step(client, ledger).await?;
 
     ctx.note("step 4/11: rotate the CRM API key; its three dependent data actions are recompiled and tested");
-    let seed = args.seed;
-    let rotated = rotate_step(&client, &ledger, seed, None).await?;
+    let (rotated, previous) = rotate_step(client, ledger, seed, None).await?;
     ctx.note("step 5/11: rotate it again to a value one data action rejects: the rotation rolls back by itself");
-    let previous = rotated.1;
-    let rolled_back = rotate_step(&client, &ledger, seed, Some((&sim, previous))).await?;
+    let (rolled_back, _) = rotate_step(client, ledger, seed, Some((sim, previous))).await?;
 
     ctx.note("step 6/11: start `cxguard serve` in-process and link demo guests over HTTP");
-    let service = service::Service::start(&client, &ledger).await?;
+    let service = service::Service::start(client, ledger).await?;
     // The service is stopped (drained) whatever the steps did.
-    let steps = async {
-        let identity = service::identity_step(&service, &sim).await?;
+    let served = async {
+        let identity = service::identity_step(&service, sim).await?;
         ctx.note(format!(
             "step 7/11: encrypt the sensitive columns of {} (AES-256-GCM, indexes masked), the tenant calling the service back before it commits",
             encrypt::TABLE
         ));
-        let encrypted = encrypt::encrypt_step(&client, &ledger, &service).await?;
+        let encrypted = encrypt::encrypt_step(client, ledger, &service).await?;
         Ok::<_, CliError>((identity, encrypted))
     }
     .await;
     service.stop().await?;
-    let (identity, encrypted) = steps?;
+    let (identity, encrypted) = served?;
 
     ctx.note("step 8/11: export the webchat security policies, edit one origin and add one rule, plan and apply them (with the widget's ETag); an encoded <ScRiPt pattern is refused");
-    let webchat = webchat::webchat_step(&client, &ledger).await?;
+    let webchat = webchat::webchat_step(client, ledger).await?;
 
     ctx.note("step 9/11: posture as code: plan the declared posture (a webchat setting, a secret past its age), apply it, plan again");
-    let posture = posture_step(&client, &ledger, args.seed, dir.as_path()).await?;
+    let posture = posture_step(client, ledger, seed, dir).await?;
 
     ctx.note("step 10/11: a person asks to be erased: find them by email across contacts and guests, anonymize their contacts, delete their guest's identity attribute, file CXone's platform erasure, and print the receipt");
-    let erased = subject::subject_step(&client, &ledger, &sim, &demo_policy()?).await?;
+    let erased = subject::subject_step(client, ledger, sim, &demo_policy()?).await?;
 
     ctx.note("step 11/11: record the run in the tamper-evident audit log and verify the chain");
-    let verdict = record(&ledger, &inv).await?;
-    let report = super::report::demo(&client, &ledger, verdict.clone(), &dir).await?;
-    ledger.close().await;
-    ctx.note(format!(
-        "the compliance report for this run is {} (open it in a browser; the ledger is beside it)",
-        report.display()
-    ));
-
-    match ctx.output {
-        Output::Json => print_json(&json!({
-            "demo": {"seed": args.seed},
-            "inventory": inv,
-            "client": client.stats(),
-            "anonymize": anonymized,
-            "rotate": [rotated.0, rolled_back.0],
-            "identity": identity,
-            "encrypt": encrypted,
-            "webchat": webchat,
-            "posture": posture,
-            "subject": erased,
-            "audit": verdict,
-            "report": report,
-        })),
-        Output::Text => {
-            inventory::print_text(&inv);
-            let s = client.stats();
-            println!();
-            println!(
-                "client: {} API requests, {} token request(s), {} retries, {} rate-limited",
-                s.requests, s.token_requests, s.retries, s.rate_limited
-            );
-            println!(
-                "anonymize (job {}): {} contacts updated before 2024-01-01 — {} changed ({}), {} already anonymized, {} failed; {:.0} contacts/s",
-                anonymized.job_id,
-                anonymized.processed,
-                anonymized.changed,
-                anonymized
-                    .fields
-                    .iter()
-                    .map(|(k, v)| format!("{k} {v}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                anonymized.unchanged,
-                anonymized.failed,
-                anonymized.contacts_per_s
-            );
-            for r in [&rotated.0, &rolled_back.0] {
-                match &r.ended {
-                    guard::rotate::Ended::Rotated { version } => println!(
-                        "rotate {}: version {version}, every dependent compiled and passed (job {})",
-                        r.secret_id, r.job_id
-                    ),
-                    guard::rotate::Ended::RolledBack { rejected, version } => println!(
-                        "rotate {}: rejected by {}, rolled back to the previous value (version {version}), dependents pass again (job {})",
-                        r.secret_id,
-                        rejected.keys().cloned().collect::<Vec<_>>().join(", "),
-                        r.job_id
-                    ),
-                    guard::rotate::Ended::Broken { .. } => {
-                        println!("rotate {}: broken", r.secret_id)
-                    }
-                }
-            }
-            println!(
-                "identity: {} guests linked over HTTP at {}; {} and {} {}; a bad identifier got {} naming `{}`, a request without an API key got {}",
-                identity.linked.len(),
-                identity.url,
-                identity.linked[0],
-                identity.linked[1],
-                if identity.same_pseudonym {
-                    "hold one pseudonym (one person, spelt two ways)"
-                } else {
-                    "hold DIFFERENT pseudonyms for one person (a bug)"
-                },
-                identity.invalid_status,
-                identity.invalid_field,
-                identity.unauthenticated_status
-            );
-            let e = &encrypted;
-            println!(
-                "encrypt {}: {} columns with AES-256-GCM (key version {}, masked {}); KMS callback {}; coverage {}/{} → {}/{} columns, sensitive {}/{} → {}/{}{}",
-                e.plan.table,
-                e.report.columns.len(),
-                e.report.key_version,
-                e.report.masked_indexes.join(", "),
-                if e.callback_verified {
-                    "verified by the service before the tenant committed"
-                } else {
-                    "NOT verified (a bug)"
-                },
-                e.plan.before.encrypted,
-                e.plan.before.total,
-                e.coverage.encrypted,
-                e.coverage.total,
-                e.plan.before.sensitive_encrypted,
-                e.plan.before.sensitive_total,
-                e.coverage.sensitive_encrypted,
-                e.coverage.sensitive_total,
-                e.key_rotation
-                    .iter()
-                    .find(|k| k.columns.first() == e.report.columns.first())
-                    .map(|k| format!("; key rotation {}", k.describe()))
-                    .unwrap_or_default()
-            );
-            let changed: Vec<String> = webchat
-                .report
-                .widgets
-                .iter()
-                .filter(|w| w.outcome == "changed")
-                .map(|w| format!("{} ({})", w.widget, w.changes.summary()))
-                .collect();
-            println!(
-                "webchat: exported {} widget(s); applied {}; the pattern {:?} was refused: {}",
-                webchat.exported.len(),
-                if changed.is_empty() {
-                    "nothing".to_string()
-                } else {
-                    changed.join(", ")
-                },
-                webchat.refused_pattern,
-                webchat.refusal
-            );
-            println!(
-                "posture: plan {} to change ({} finding(s)) → apply ({}) → plan {} to change",
-                posture.planned,
-                posture.findings,
-                posture
-                    .results
-                    .iter()
-                    .map(|r| format!("{} {}", r.protection, r.status))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                posture.after
-            );
-            println!(
-                "subject request {}: {} contact(s) anonymized, {} guest attribute(s) deleted, platform erasure {}; receipt audit head {}",
-                erased.reference,
-                erased.contacts.len(),
-                erased.guests.len(),
-                erased.platform.request_id.as_deref().unwrap_or("skipped"),
-                erased.audit_head
-            );
-            println!(
-                "audit: {} entries, {} signed checkpoint(s), chain {} (key {})",
-                verdict.entries,
-                verdict.checkpoints,
-                if verdict.is_intact() {
-                    "intact"
-                } else {
-                    "BROKEN"
-                },
-                verdict.key_id
-            );
-        }
-    }
-    sim.stop().await;
-    Ok(Exit::Ok)
+    let verdict = record(ledger, &inv).await?;
+    let report = super::report::demo(client, ledger, verdict.clone(), dir).await?;
+    Ok(Ran {
+        inv,
+        anonymized,
+        rotated,
+        rolled_back,
+        identity,
+        encrypted,
+        webchat,
+        posture,
+        erased,
+        verdict,
+        report,
+    })
 }
 
 /// Rotates the demo's CRM key. With `reject`, the emulator is told to make one data
