@@ -72,8 +72,31 @@ fn source(env_set: bool, in_file: bool) -> &'static str {
 }
 
 pub async fn run(ctx: &Context, a: DoctorArgs) -> Result<Exit, CliError> {
-    let env = ctx.env();
     let mut checks = Vec::new();
+    settings_checks(ctx, &mut checks);
+    tenant_check(ctx, &mut checks).await;
+    ledger_checks(ctx, &mut checks).await;
+    audit_key_check(ctx, &mut checks);
+    webhook_checks(ctx, a.send_test_event, &mut checks).await;
+    serve_keys_check(ctx, &mut checks);
+    let all_ok = checks.iter().all(|c| c.ok);
+    match ctx.output {
+        Output::Json => print_json(&serde_json::json!({"ok": all_ok, "checks": checks})),
+        Output::Text => {
+            for c in &checks {
+                println!("{} {}: {}", if c.ok { "✓" } else { "✗" }, c.name, c.detail);
+                if let Some(f) = &c.fix {
+                    println!("    fix: {f}");
+                }
+            }
+        }
+    }
+    Ok(if all_ok { Exit::Ok } else { Exit::Failed })
+}
+
+/// The configuration parses; where each setting comes from.
+fn settings_checks(ctx: &Context, checks: &mut Vec<Check>) {
+    let env = ctx.env();
     checks.push(pass(
         "configuration",
         match &ctx.config.path {
@@ -104,7 +127,11 @@ pub async fn run(ctx: &Context, a: DoctorArgs) -> Result<Exit, CliError> {
             source(set(config::ENV_STORE), ctx.config.file.store.is_some()),
         ),
     ));
+}
 
+/// The tenant: configured, reachable, the token and its scopes.
+async fn tenant_check(ctx: &Context, checks: &mut Vec<Check>) {
+    let env = ctx.env();
     // The tenant.
     let target = if ctx.sim {
         Ok(Target::Embedded)
@@ -118,9 +145,13 @@ pub async fn run(ctx: &Context, a: DoctorArgs) -> Result<Exit, CliError> {
             "no tenant configured",
             format!("set {} (or [tenant] base_url in cxguard.toml), and the credentials; or pass --sim to check against the embedded emulator", config::ENV_BASE_URL),
         )),
-        Ok(_) => tenant_checks(ctx, &mut checks).await,
+        Ok(_) => tenant_checks(ctx, checks).await,
     }
+}
 
+/// The ledger and its audit chain.
+async fn ledger_checks(ctx: &Context, checks: &mut Vec<Check>) {
+    let env = ctx.env();
     // The ledger and its audit chain.
     let url = config::store_url(&ctx.config, env);
     let missing_sqlite = url
@@ -155,6 +186,11 @@ pub async fn run(ctx: &Context, a: DoctorArgs) -> Result<Exit, CliError> {
         },
     }
     }
+}
+
+/// The audit signing key is readable by its owner only.
+fn audit_key_check(ctx: &Context, checks: &mut Vec<Check>) {
+    let env = ctx.env();
     let key = config::audit_key_path(&ctx.config, env);
     #[cfg(unix)]
     if let Ok(m) = std::fs::metadata(&key) {
@@ -176,7 +212,11 @@ pub async fn run(ctx: &Context, a: DoctorArgs) -> Result<Exit, CliError> {
             ));
         }
     }
+}
 
+/// Webhook endpoints: resolved and connected to, nothing sent (unless a test event is asked for).
+async fn webhook_checks(ctx: &Context, send_test_event: bool, checks: &mut Vec<Check>) {
+    let env = ctx.env();
     // Webhook endpoints: resolved and connected to, nothing sent.
     match config::delivery(&ctx.config, env) {
         Err(e) => checks.push(fail(
@@ -190,11 +230,14 @@ pub async fn run(ctx: &Context, a: DoctorArgs) -> Result<Exit, CliError> {
         )),
         Ok(d) => {
             for (kind, ep) in &d.endpoints {
-                checks.push(webhook_check(*kind, ep, a.send_test_event).await);
+                checks.push(webhook_check(*kind, ep, send_test_event).await);
             }
         }
     }
+}
 
+/// serve's API keys and KMS callback tokens load.
+fn serve_keys_check(ctx: &Context, checks: &mut Vec<Check>) {
     // serve's keys.
     if ctx.config.file.server.is_some() || ctx.config.file.kms.is_some() {
         match config::server_settings(&ctx.config) {
@@ -209,25 +252,64 @@ pub async fn run(ctx: &Context, a: DoctorArgs) -> Result<Exit, CliError> {
             Err(e) => checks.push(fail("serve keys", e.message, "see `cxguard keys api`")),
         }
     }
-
-    let all_ok = checks.iter().all(|c| c.ok);
-    match ctx.output {
-        Output::Json => print_json(&serde_json::json!({"ok": all_ok, "checks": checks})),
-        Output::Text => {
-            for c in &checks {
-                println!("{} {}: {}", if c.ok { "✓" } else { "✗" }, c.name, c.detail);
-                if let Some(f) = &c.fix {
-                    println!("    fix: {f}");
-                }
-            }
-        }
-    }
-    Ok(if all_ok { Exit::Ok } else { Exit::Failed })
 }
 
 /// One webhook endpoint: its host resolves, accepts a connection and, for `https`, a TLS
 /// handshake with a certificate this machine trusts; with `send_test` a signed
 /// `cxguard.test` event is POSTed and must be accepted.
+/// Resolves `host` and connects to it, within `within` each.
+async fn connect(
+    name: &str,
+    host: &str,
+    port: u16,
+    setting: &str,
+    within: Duration,
+) -> Result<tokio::net::TcpStream, Check> {
+    let name = name.to_string();
+    let addrs: Vec<std::net::SocketAddr> =
+        match tokio::time::timeout(within, tokio::net::lookup_host((host, port))).await {
+            Ok(Ok(a)) => a.collect(),
+            Ok(Err(e)) => {
+                return Err(fail(
+                    name.clone(),
+                    format!("{host} does not resolve: {e}"),
+                    format!("check {setting} and DNS"),
+                ));
+            }
+            Err(_) => {
+                return Err(fail(
+                    name.clone(),
+                    format!("{host} did not resolve within 5 s"),
+                    format!("check {setting} and DNS"),
+                ));
+            }
+        };
+    let Some(addr) = addrs.first().copied() else {
+        return Err(fail(
+            name.clone(),
+            format!("{host} resolves to no address"),
+            format!("check {setting} and DNS"),
+        ));
+    };
+    match tokio::time::timeout(within, tokio::net::TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => {
+            return Err(fail(
+                name.clone(),
+                format!("cannot connect to {host}:{port} ({addr}): {e}"),
+                format!("check {setting} and the firewall; events wait in the outbox meanwhile"),
+            ));
+        }
+        Err(_) => {
+            return Err(fail(
+                name.clone(),
+                format!("no connection to {host}:{port} within 5 s"),
+                format!("check {setting} and the firewall"),
+            ));
+        }
+    }
+}
+
 async fn webhook_check(
     kind: ledger::EventKind,
     ep: &ledger::deliver::Endpoint,
@@ -239,47 +321,9 @@ async fn webhook_check(
     let port = ep.url.port_or_known_default().unwrap_or(443);
     let within = Duration::from_secs(5);
     let t0 = Instant::now();
-    let addrs: Vec<std::net::SocketAddr> =
-        match tokio::time::timeout(within, tokio::net::lookup_host((host.as_str(), port))).await {
-            Ok(Ok(a)) => a.collect(),
-            Ok(Err(e)) => {
-                return fail(
-                    name,
-                    format!("{host} does not resolve: {e}"),
-                    format!("check {setting} and DNS"),
-                );
-            }
-            Err(_) => {
-                return fail(
-                    name,
-                    format!("{host} did not resolve within 5 s"),
-                    format!("check {setting} and DNS"),
-                );
-            }
-        };
-    let Some(addr) = addrs.first().copied() else {
-        return fail(
-            name,
-            format!("{host} resolves to no address"),
-            format!("check {setting} and DNS"),
-        );
-    };
-    let tcp = match tokio::time::timeout(within, tokio::net::TcpStream::connect(addr)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            return fail(
-                name,
-                format!("cannot connect to {host}:{port} ({addr}): {e}"),
-                format!("check {setting} and the firewall; events wait in the outbox meanwhile"),
-            );
-        }
-        Err(_) => {
-            return fail(
-                name,
-                format!("no connection to {host}:{port} within 5 s"),
-                format!("check {setting} and the firewall"),
-            );
-        }
+    let tcp = match connect(&name, &host, port, &setting, within).await {
+        Ok(tcp) => tcp,
+        Err(check) => return check,
     };
     let mut detail = format!("{host}:{port} resolves and accepts connections");
     if ep.url.scheme() == "https" {
@@ -366,6 +410,26 @@ async fn tenant_checks(ctx: &Context, checks: &mut Vec<Check>) {
 /// Reachability, latency and clock skew, the token, and the scopes per protection, of
 /// the tenant `client` talks to (the demo runs these against the emulator first).
 pub async fn client_checks(client: &cxone::Client, checks: &mut Vec<Check>) {
+    if !reachable(client, checks).await {
+        return;
+    }
+    match client.authenticate().await {
+        Err(e) => {
+            checks.push(fail(
+                "token",
+                e.to_string(),
+                "check the client id and secret (or access key) and the token URL",
+            ));
+        }
+        Ok(()) => {
+            checks.push(pass("token", "obtained with the configured grant"));
+            scope_checks(client, checks);
+        }
+    }
+}
+
+/// The tenant's base URL answers (no redirect followed), and its clock is near ours.
+async fn reachable(client: &cxone::Client, checks: &mut Vec<Check>) -> bool {
     let base = client.settings().base_url.clone();
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -383,7 +447,7 @@ pub async fn client_checks(client: &cxone::Client, checks: &mut Vec<Check>) {
                 format!("{base}: {e}"),
                 "check tenant.base_url, DNS, the proxy and the firewall",
             ));
-            return;
+            false
         }
         Ok(r) => {
             checks.push(pass(
@@ -410,40 +474,33 @@ pub async fn client_checks(client: &cxone::Client, checks: &mut Vec<Check>) {
                     ));
                 }
             }
+            true
         }
     }
-    match client.authenticate().await {
-        Err(e) => {
-            checks.push(fail(
-                "token",
-                e.to_string(),
-                "check the client id and secret (or access key) and the token URL",
-            ));
-        }
-        Ok(()) => {
-            checks.push(pass("token", "obtained with the configured grant"));
-            match client.granted_scopes() {
-                None => checks.push(pass(
-                    "scopes",
-                    "the token endpoint does not list scopes; each request's answer will tell",
-                )),
-                Some(granted) => {
-                    for (what, needs) in NEEDS {
-                        let missing: Vec<&str> = needs
-                            .iter()
-                            .copied()
-                            .filter(|n| !granted.iter().any(|g| g == n))
-                            .collect();
-                        if missing.is_empty() {
-                            checks.push(pass(format!("scopes for {what}"), needs.join(" ")));
-                        } else {
-                            checks.push(fail(
-                                format!("scopes for {what}"),
-                                format!("missing {}", missing.join(" ")),
-                                "grant them to the API client in CXone (or leave this protection unused)",
-                            ));
-                        }
-                    }
+}
+
+/// The scopes each protection needs, against those the token was granted.
+fn scope_checks(client: &cxone::Client, checks: &mut Vec<Check>) {
+    match client.granted_scopes() {
+        None => checks.push(pass(
+            "scopes",
+            "the token endpoint does not list scopes; each request's answer will tell",
+        )),
+        Some(granted) => {
+            for (what, needs) in NEEDS {
+                let missing: Vec<&str> = needs
+                    .iter()
+                    .copied()
+                    .filter(|n| !granted.iter().any(|g| g == n))
+                    .collect();
+                if missing.is_empty() {
+                    checks.push(pass(format!("scopes for {what}"), needs.join(" ")));
+                } else {
+                    checks.push(fail(
+                        format!("scopes for {what}"),
+                        format!("missing {}", missing.join(" ")),
+                        "grant them to the API client in CXone (or leave this protection unused)",
+                    ));
                 }
             }
         }
