@@ -30,7 +30,19 @@ fn parse_table(s: &str) -> Result<(String, String), String> {
 pub fn print_text(inv: &Inventory) {
     println!("Target: {} ({})", inv.target.base_url, inv.target.kind);
     println!();
-    let c = &inv.contacts;
+    print_contacts(&inv.contacts);
+    print_secrets(inv);
+    print_tables(&inv.tables);
+    match inv.guests {
+        Some(n) => println!("Web-messaging guests: {n}"),
+        None => println!("Web-messaging guests: not listable through the API"),
+    }
+    println!();
+    print_widgets(&inv.widgets);
+}
+
+/// How many contacts hold each personal field.
+fn print_contacts(c: &guard::inventory::ContactSummary) {
     println!(
         "Contacts: {}{}  (with first name {}, last name {}, email {}, phone {})",
         c.counted,
@@ -53,6 +65,10 @@ pub fn print_text(inv: &Inventory) {
         println!("  custom fields: {}", fields.join(", "));
     }
     println!();
+}
+
+/// Secrets with their dependents, then the data actions.
+fn print_secrets(inv: &Inventory) {
     println!("Secrets: {}", inv.secrets.len());
     let mut t = table(&[
         "id",
@@ -90,7 +106,11 @@ pub fn print_text(inv: &Inventory) {
     }
     println!("{t}");
     println!();
-    println!("Data Store tables: {}", inv.tables.len());
+}
+
+/// Each table's encryption and indexes.
+fn print_tables(tables: &[guard::inventory::TableRow]) {
+    println!("Data Store tables: {}", tables.len());
     let mut t = table(&[
         "table",
         "columns",
@@ -99,7 +119,7 @@ pub fn print_text(inv: &Inventory) {
         "key rotation",
         "indexes",
     ]);
-    for r in &inv.tables {
+    for r in tables {
         t.add_row(vec![
             format!("{}/{} ({})", r.datastore, r.id, r.name),
             r.columns.to_string(),
@@ -125,12 +145,11 @@ pub fn print_text(inv: &Inventory) {
     }
     println!("{t}");
     println!();
-    match inv.guests {
-        Some(n) => println!("Web-messaging guests: {n}"),
-        None => println!("Web-messaging guests: not listable through the API"),
-    }
-    println!();
-    println!("Webchat widgets: {}", inv.widgets.len());
+}
+
+/// Each webchat widget's policy in numbers.
+fn print_widgets(widgets: &[guard::inventory::WidgetRow]) {
+    println!("Webchat widgets: {}", widgets.len());
     let mut t = table(&[
         "id",
         "name",
@@ -139,7 +158,7 @@ pub fn print_text(inv: &Inventory) {
         "rules",
         "token required",
     ]);
-    for w in &inv.widgets {
+    for w in widgets {
         t.add_row(vec![
             w.id.clone(),
             w.name.clone(),
