@@ -5,6 +5,7 @@
 //! `plan`, `apply`, `export` and `status` keep only flags and rendering.
 
 pub mod apply;
+pub mod export;
 pub mod file;
 pub mod load;
 pub mod plan;
