@@ -384,7 +384,7 @@ impl TokenSource {
         if status.is_success() {
             return self.token_from(&body, sent, request_id);
         }
-        Err(refused(status, &body, &endpoint, request_id))
+        Err(refused(status, &body, endpoint, request_id))
     }
 
     /// A token from a 2xx body, due for refresh a margin before it expires.

@@ -293,20 +293,16 @@ async fn connect(
     };
     match tokio::time::timeout(within, tokio::net::TcpStream::connect(addr)).await {
         Ok(Ok(s)) => Ok(s),
-        Ok(Err(e)) => {
-            return Err(fail(
-                name.clone(),
-                format!("cannot connect to {host}:{port} ({addr}): {e}"),
-                format!("check {setting} and the firewall; events wait in the outbox meanwhile"),
-            ));
-        }
-        Err(_) => {
-            return Err(fail(
-                name.clone(),
-                format!("no connection to {host}:{port} within 5 s"),
-                format!("check {setting} and the firewall"),
-            ));
-        }
+        Ok(Err(e)) => Err(fail(
+            name,
+            format!("cannot connect to {host}:{port} ({addr}): {e}"),
+            format!("check {setting} and the firewall; events wait in the outbox meanwhile"),
+        )),
+        Err(_) => Err(fail(
+            name,
+            format!("no connection to {host}:{port} within 5 s"),
+            format!("check {setting} and the firewall"),
+        )),
     }
 }
 

@@ -396,6 +396,46 @@ async fn contacts_step(
     .await
 }
 
+/// Step 5: the job closed as erased.
+async fn close(ledger: &Ledger, jid: &str, o: &Options, subjects: usize) -> Result<()> {
+    ledger
+        .finish_job(
+            jid,
+            JobStatus::Done,
+            NewEntry::new(
+                &o.actor,
+                "job.finish",
+                jid,
+                Outcome::Success,
+                Details::new()
+                    .label("status", "erased")
+                    .count("subjects", subjects as u64),
+            )?,
+        )
+        .await?;
+    Ok(())
+}
+
+/// The receipts of a finished erasure job, one per subject, in the request's order,
+/// built from the journal and the audit trail alone — the same whichever process ran
+/// it, and however often it was resumed.
+pub async fn receipts(ledger: &Ledger, jid: &str) -> Result<Vec<Receipt>> {
+    let job = ledger.job(jid).await?;
+    if job.kind != JOB_KIND {
+        return Err(Error::Invalid(format!(
+            "job {jid} is a {} job, not a {JOB_KIND} job",
+            job.kind
+        )));
+    }
+    if job.status != JobStatus::Done.as_str() {
+        return Err(Error::Invalid(format!(
+            "job {jid} has not finished ({}): it has no receipts yet",
+            job.status
+        )));
+    }
+    super::receipt::build(ledger, jid).await
+}
+
 #[cfg(test)]
 mod tests {
     use secrecy::SecretString;
@@ -440,44 +480,4 @@ mod tests {
         want.push("privacy:erasure:write");
         assert_eq!(super::SCOPES, want.as_slice());
     }
-}
-
-/// Step 5: the job closed as erased.
-async fn close(ledger: &Ledger, jid: &str, o: &Options, subjects: usize) -> Result<()> {
-    ledger
-        .finish_job(
-            jid,
-            JobStatus::Done,
-            NewEntry::new(
-                &o.actor,
-                "job.finish",
-                jid,
-                Outcome::Success,
-                Details::new()
-                    .label("status", "erased")
-                    .count("subjects", subjects as u64),
-            )?,
-        )
-        .await?;
-    Ok(())
-}
-
-/// The receipts of a finished erasure job, one per subject, in the request's order,
-/// built from the journal and the audit trail alone — the same whichever process ran
-/// it, and however often it was resumed.
-pub async fn receipts(ledger: &Ledger, jid: &str) -> Result<Vec<Receipt>> {
-    let job = ledger.job(jid).await?;
-    if job.kind != JOB_KIND {
-        return Err(Error::Invalid(format!(
-            "job {jid} is a {} job, not a {JOB_KIND} job",
-            job.kind
-        )));
-    }
-    if job.status != JobStatus::Done.as_str() {
-        return Err(Error::Invalid(format!(
-            "job {jid} has not finished ({}): it has no receipts yet",
-            job.status
-        )));
-    }
-    super::receipt::build(ledger, jid).await
 }

@@ -48,8 +48,51 @@ fn day(at: &str) -> String {
 pub async fn gather(s: Sources<'_>) -> Result<Report, CliError> {
     let now = time::OffsetDateTime::now_utc();
     let since = rfc3339(s.since);
-    let v = &s.verdict;
-    let audit = Audit {
+    let audit = audit(&s.verdict);
+    let secrets = secrets(&s, now, &since).await?;
+    let (contacts, kinds_run) = contacts(&s, &since).await?;
+    let datastores = datastores(&s).await?;
+    let webchat = webchat(&s).await?;
+    let identity = identity(&s, &since).await?;
+    let o = s.ledger.outbox_status().await?;
+    let delivery = Delivery {
+        delivered: o.delivered,
+        pending: o.pending,
+        dead: o.dead,
+        skipped: o.skipped,
+        pending_by_kind: o.pending_by_kind.clone(),
+    };
+    let summary = cards(
+        &s,
+        &secrets,
+        &contacts,
+        &datastores,
+        &webchat,
+        &identity,
+        &kinds_run,
+    );
+    Ok(Report {
+        generated_at: rfc3339(now),
+        version: env!("CARGO_PKG_VERSION"),
+        tenant: s.client.settings().base_url.to_string(),
+        period: Period {
+            since,
+            until: rfc3339(now),
+        },
+        audit,
+        summary,
+        secrets,
+        contacts,
+        datastores,
+        webchat,
+        identity,
+        delivery,
+    })
+}
+
+/// The audit chain's verdict and the command that checks it again.
+fn audit(v: &ledger::Verdict) -> Audit {
+    Audit {
         intact: v.is_intact(),
         entries: v.entries,
         checkpoints: v.checkpoints,
@@ -65,9 +108,16 @@ pub async fn gather(s: Sources<'_>) -> Result<Report, CliError> {
             v.last_seq,
             v.last_hash.as_deref().unwrap_or("-")
         ),
-    };
+    }
+}
 
-    // Secrets: ages against the maximum (the posture's, else --max-age-days).
+/// Secrets: ages against the maximum (the posture's, else --max-age-days), and the
+/// rotations in the period.
+async fn secrets(
+    s: &Sources<'_>,
+    now: time::OffsetDateTime,
+    since: &str,
+) -> Result<Secrets, CliError> {
     let list = s.client.secrets().list().await?;
     let max_for = |id: &str| {
         s.plan
@@ -100,7 +150,7 @@ pub async fn gather(s: Sources<'_>) -> Result<Report, CliError> {
         })
         .collect();
     let mut rotations = Vec::new();
-    for e in entries(s.ledger, "secret.rotate.*", &since).await? {
+    for e in entries(s.ledger, "secret.rotate.*", since).await? {
         let result = match e.operation.as_str() {
             "secret.rotate.finish" => "rotated",
             "secret.rotate.rollback" => "rolled back",
@@ -113,9 +163,21 @@ pub async fn gather(s: Sources<'_>) -> Result<Report, CliError> {
         });
     }
 
-    // Contacts.
+    Ok(Secrets {
+        max_age_days: s.max_age_days,
+        items,
+        rotations,
+    })
+}
+
+/// Contacts anonymized per day and the anonymize jobs of the period; with them, the
+/// kinds of job ever run (one listing of the journal serves both).
+async fn contacts(
+    s: &Sources<'_>,
+    since: &str,
+) -> Result<(Contacts, std::collections::BTreeSet<String>), CliError> {
     let mut per_day = BTreeMap::new();
-    for e in entries(s.ledger, "contact.anonymize", &since).await? {
+    for e in entries(s.ledger, "contact.anonymize", since).await? {
         if e.outcome == "success" {
             *per_day.entry(day(&e.at)).or_insert(0) += 1;
         }
@@ -126,7 +188,7 @@ pub async fn gather(s: Sources<'_>) -> Result<Report, CliError> {
         all_jobs.iter().map(|j| j.kind.clone()).collect();
     let mut jobs = Vec::new();
     for j in all_jobs {
-        if j.kind == guard::anonymize::JOB_KIND && j.created_at >= since {
+        if j.kind == guard::anonymize::JOB_KIND && j.created_at.as_str() >= since {
             jobs.push(Job {
                 id: j.id,
                 status: j.status,
@@ -141,7 +203,18 @@ pub async fn gather(s: Sources<'_>) -> Result<Report, CliError> {
         .as_ref()
         .and_then(|p| p.contacts.as_ref().map(|c| c.pending));
 
-    // Data stores.
+    Ok((
+        Contacts {
+            per_day,
+            jobs,
+            past_retention,
+        },
+        kinds_run,
+    ))
+}
+
+/// Each named table's sensitive columns, encrypted or in clear.
+async fn datastores(s: &Sources<'_>) -> Result<Vec<TableCoverage>, CliError> {
     let classifier = guard::encrypt::Classifier::default();
     let mut datastores = Vec::new();
     for r in &s.tables {
@@ -156,7 +229,11 @@ pub async fn gather(s: Sources<'_>) -> Result<Report, CliError> {
         });
     }
 
-    // Webchat.
+    Ok(datastores)
+}
+
+/// Each widget's policy, findings, last deployed digest and drift from the posture.
+async fn webchat(s: &Sources<'_>) -> Result<Vec<Widget>, CliError> {
     let mut webchat = Vec::new();
     let deployed = entries(s.ledger, "webchat.policy_deploy", "1970-01-01T00:00:00Z").await?;
     for w in s.client.webchat().list().await? {
@@ -194,33 +271,43 @@ pub async fn gather(s: Sources<'_>) -> Result<Report, CliError> {
         });
     }
 
-    // Identity.
+    Ok(webchat)
+}
+
+/// Guest links per day and by outcome.
+async fn identity(s: &Sources<'_>, since: &str) -> Result<Identity, CliError> {
     let mut links_per_day = BTreeMap::new();
     let mut outcomes = BTreeMap::new();
-    for e in entries(s.ledger, guard::identity::OPERATION, &since).await? {
+    for e in entries(s.ledger, guard::identity::OPERATION, since).await? {
         *outcomes.entry(e.outcome.clone()).or_insert(0) += 1;
         if e.outcome == "success" {
             *links_per_day.entry(day(&e.at)).or_insert(0) += 1;
         }
     }
 
-    let o = s.ledger.outbox_status().await?;
-    let delivery = Delivery {
-        delivered: o.delivered,
-        pending: o.pending,
-        dead: o.dead,
-        skipped: o.skipped,
-        pending_by_kind: o.pending_by_kind.clone(),
-    };
+    Ok(Identity {
+        per_day: links_per_day,
+        outcomes,
+    })
+}
 
-    // The cards.
-    let overdue = items.iter().filter(|i| i.overdue).count() as u64;
+/// The summary cards, one per protection.
+fn cards(
+    s: &Sources<'_>,
+    secrets: &Secrets,
+    contacts: &Contacts,
+    datastores: &[TableCoverage],
+    webchat: &[Widget],
+    identity: &Identity,
+    kinds_run: &std::collections::BTreeSet<String>,
+) -> Vec<Card> {
+    let overdue = secrets.items.iter().filter(|i| i.overdue).count() as u64;
     let in_clear: u64 = datastores.iter().map(|t| t.sensitive_in_clear as u64).sum();
     let widgets_flagged = webchat
         .iter()
         .filter(|w| w.drift == Some(true) || !w.findings.is_empty())
         .count() as u64;
-    let links: u64 = links_per_day.values().sum();
+    let links: u64 = identity.per_day.values().sum();
     let never = |kind: &str| !kinds_run.contains(kind);
     let card = |protection, metric, value: u64, bad: bool, drift: bool, never_run: bool| Card {
         protection,
@@ -237,7 +324,7 @@ pub async fn gather(s: Sources<'_>) -> Result<Report, CliError> {
         value,
     };
     let plan = s.plan.as_ref();
-    let summary = vec![
+    vec![
         card(
             "secrets",
             "secrets overdue",
@@ -249,9 +336,9 @@ pub async fn gather(s: Sources<'_>) -> Result<Report, CliError> {
         card(
             "contacts",
             "contacts past retention not anonymized",
-            past_retention.unwrap_or(0),
+            contacts.past_retention.unwrap_or(0),
             false,
-            past_retention.is_some_and(|n| n > 0),
+            contacts.past_retention.is_some_and(|n| n > 0),
             never(guard::anonymize::JOB_KIND),
         ),
         card(
@@ -276,36 +363,7 @@ pub async fn gather(s: Sources<'_>) -> Result<Report, CliError> {
             links,
             false,
             false,
-            links == 0 && outcomes.is_empty(),
+            links == 0 && identity.outcomes.is_empty(),
         ),
-    ];
-
-    Ok(Report {
-        generated_at: rfc3339(now),
-        version: env!("CARGO_PKG_VERSION"),
-        tenant: s.client.settings().base_url.to_string(),
-        period: Period {
-            since,
-            until: rfc3339(now),
-        },
-        audit,
-        summary,
-        secrets: Secrets {
-            max_age_days: s.max_age_days,
-            items,
-            rotations,
-        },
-        contacts: Contacts {
-            per_day,
-            jobs,
-            past_retention,
-        },
-        datastores,
-        webchat,
-        identity: Identity {
-            per_day: links_per_day,
-            outcomes,
-        },
-        delivery,
-    })
+    ]
 }
