@@ -127,7 +127,6 @@ fn coverage(tables: &[TableCoverage]) -> Markup {
 }
 
 pub fn render(r: &Report) -> String {
-    let a = &r.audit;
     let doc = html! {
         (DOCTYPE)
         html lang="en" {
@@ -139,101 +138,157 @@ pub fn render(r: &Report) -> String {
                 style { (PreEscaped(STYLE)) }
             }
             body {
-                header {
-                    h1 { "Data-protection report" }
-                    p.meta {
-                        "Tenant " span.mono { (r.tenant) } " · generated " (r.generated_at) " by cxguard " (r.version)
-                        br; "Period " (r.period.since) " to " (r.period.until)
-                    }
-                    p #audit-head {
-                        "Audit chain: "
-                        @if a.intact { span.badge.intact { "intact" } } @else { span.badge.broken { "NOT INTACT" } }
-                        " — " (a.entries) " entries, " (a.checkpoints) " signed checkpoint(s), head "
-                        span.mono data-head { (a.head_seq) ":" (a.head_hash.as_deref().unwrap_or("-")) }
-                        ", signing key " span.mono { (a.key_id) }
-                        @if let Some(b) = &a.broken { br; "Broken at " (b) }
-                        br; "To check later that nothing up to this head changed: " span.mono { (a.verify_command) }
-                    }
-                }
-                section.first #summary {
-                    h2 { "Summary" }
-                    div.cards {
-                        @for c in &r.summary {
-                            div class={"card " (status_class(c.status))} data-metric=(c.metric) data-value=(c.value) {
-                                div { strong { (c.protection) } " " span.badge { (c.status) } }
-                                div.v { (c.value) }
-                                div.m { (c.metric) }
-                            }
-                        }
-                    }
-                }
-                section #secrets {
-                    h2 { "Secrets" }
-                    @let rows: Vec<(String, f64, Option<f64>, bool)> = r.secrets.items.iter().map(|s| (s.id.clone(), s.age_days.max(0) as f64, Some(f64::from(s.max_age_days)), s.overdue)).collect();
-                    @if rows.is_empty() { p.empty { "No secrets." } } @else {
-                        (bars("sec", "Secret age against its maximum", "One bar per secret: its age in days; the dashed line is its maximum age; red bars are overdue.", &rows, " d"))
-                    }
-                    details {
-                        summary { "Data" }
-                        table { tr { th { "secret" } th { "name" } th { "age (days)" } th { "max (days)" } th { "overdue" } }
-                            @for s in &r.secrets.items { tr { td.mono { (s.id) } td { (s.name) } td { (s.age_days) } td { (s.max_age_days) } td { @if s.overdue { "yes" } @else { "no" } } } } }
-                    }
-                    h3 { "Rotation history" }
-                    @if r.secrets.rotations.is_empty() { p.empty { "No rotation in the period." } } @else {
-                        table { tr { th { "when" } th { "secret" } th { "result" } }
-                            @for x in &r.secrets.rotations { tr { td { (x.at) } td.mono { (x.secret) } td { (x.result) } } } }
-                    }
-                }
-                section #contacts {
-                    h2 { "Contacts" }
-                    @if let Some(n) = r.contacts.past_retention { p { "Contacts past retention not yet anonymized: " strong { (n) } } }
-                    (per_day("anon", "Contacts anonymized per day", "One column per day (UTC): the contacts anonymized that day.", &r.contacts.per_day))
-                    details { summary { "Data" }
-                        table { tr { th { "day" } th { "contacts" } } @for (d, c) in &r.contacts.per_day { tr { td { (d) } td { (c) } } } } }
-                    h3 { "Jobs" }
-                    @if r.contacts.jobs.is_empty() { p.empty { "No anonymize job in the period." } } @else {
-                        table { tr { th { "job" } th { "started" } th { "status" } th { "done" } th { "failed" } }
-                            @for j in &r.contacts.jobs { tr { td.mono { (j.id) } td { (j.started) } td { (j.status) } td { (j.done) } td { (j.failed) } } } }
-                    }
-                }
-                section #datastores {
-                    h2 { "Data stores" }
-                    @if r.datastores.is_empty() { p.empty { "No table named (give --table, or [[datastore.tables]])." } } @else {
-                        (coverage(&r.datastores))
-                        details { summary { "Data" }
-                            table { tr { th { "table" } th { "sensitive encrypted" } th { "sensitive in clear" } th { "other" } th { "in clear" } }
-                                @for t in &r.datastores { tr { td.mono { (t.table) } td { (t.sensitive_encrypted) } td { (t.sensitive_in_clear) } td { (t.other) } td { (t.in_clear.join(", ")) } } } } }
-                    }
-                }
-                section #webchat {
-                    h2 { "Webchat" }
-                    @for w in &r.webchat {
-                        h3 { (w.name) " " span.mono { "(" (w.id) ")" } }
-                        p { "Token required: " @if w.require_token { "yes, " (w.token_expiry_minutes) " min" } @else { "no" }
-                            " · drift: " @match w.drift { Some(true) => "yes", Some(false) => "no", None => "not declared" }
-                            " · last deployed digest: " span.mono { (w.last_digest.as_deref().unwrap_or("never deployed by cxguard")) } }
-                        p { "Origins: " @for (i, o) in w.origins.iter().enumerate() { @if i > 0 { ", " } span.mono { (o) } } }
-                        table { tr { th { "rule" } th { "action" } th { "pattern" } }
-                            @for x in &w.rules { tr { td.mono { (x.id) } td { (x.action) } td.mono { (x.pattern) } } } }
-                        @for f in &w.findings { p { "Finding: " (f) } }
-                    }
-                }
-                section #identity {
-                    h2 { "Identity" }
-                    (per_day("links", "Guest links per day", "One column per day (UTC): guests linked to a returning person that day.", &r.identity.per_day))
-                    details { summary { "Data" }
-                        table { tr { th { "outcome" } th { "count" } } @for (o, c) in &r.identity.outcomes { tr { td { (o) } td { (c) } } } } }
-                }
-                section #delivery {
-                    h2 { "Delivery" }
-                    table { tr { th { "delivered" } th { "pending" } th { "dead-lettered" } th { "skipped (no endpoint)" } }
-                        tr { td { (r.delivery.delivered) } td { (r.delivery.pending) } td { (r.delivery.dead) } td { (r.delivery.skipped) } } }
-                    @if !r.delivery.pending_by_kind.is_empty() {
-                        p { "Pending by endpoint: " @for (k, n) in &r.delivery.pending_by_kind { span.mono { (k) } " " (n) "; " } }
-                    }
-                }
+                (header_part(&r.audit, r))
+                (summary_part(r))
+                (secrets_part(r))
+                (contacts_part(r))
+                (datastores_part(r))
+                (webchat_part(r))
+                (identity_part(r))
+                (delivery_part(r))
             }
         }
     };
     doc.into_string()
+}
+
+/// The title, the tenant and period, and the audit chain's head.
+fn header_part(a: &Audit, r: &Report) -> Markup {
+    html! {
+    header {
+        h1 { "Data-protection report" }
+        p.meta {
+            "Tenant " span.mono { (r.tenant) } " · generated " (r.generated_at) " by cxguard " (r.version)
+            br; "Period " (r.period.since) " to " (r.period.until)
+        }
+        p #audit-head {
+            "Audit chain: "
+            @if a.intact { span.badge.intact { "intact" } } @else { span.badge.broken { "NOT INTACT" } }
+            " — " (a.entries) " entries, " (a.checkpoints) " signed checkpoint(s), head "
+            span.mono data-head { (a.head_seq) ":" (a.head_hash.as_deref().unwrap_or("-")) }
+            ", signing key " span.mono { (a.key_id) }
+            @if let Some(b) = &a.broken { br; "Broken at " (b) }
+            br; "To check later that nothing up to this head changed: " span.mono { (a.verify_command) }
+        }
+    }
+    }
+}
+
+/// One card per protection.
+fn summary_part(r: &Report) -> Markup {
+    html! {
+    section.first #summary {
+        h2 { "Summary" }
+        div.cards {
+            @for c in &r.summary {
+                div class={"card " (status_class(c.status))} data-metric=(c.metric) data-value=(c.value) {
+                    div { strong { (c.protection) } " " span.badge { (c.status) } }
+                    div.v { (c.value) }
+                    div.m { (c.metric) }
+                }
+            }
+        }
+    }
+    }
+}
+
+/// Secret ages against their maximum, and rotations.
+fn secrets_part(r: &Report) -> Markup {
+    html! {
+    section #secrets {
+        h2 { "Secrets" }
+        @let rows: Vec<(String, f64, Option<f64>, bool)> = r.secrets.items.iter().map(|s| (s.id.clone(), s.age_days.max(0) as f64, Some(f64::from(s.max_age_days)), s.overdue)).collect();
+        @if rows.is_empty() { p.empty { "No secrets." } } @else {
+            (bars("sec", "Secret age against its maximum", "One bar per secret: its age in days; the dashed line is its maximum age; red bars are overdue.", &rows, " d"))
+        }
+        details {
+            summary { "Data" }
+            table { tr { th { "secret" } th { "name" } th { "age (days)" } th { "max (days)" } th { "overdue" } }
+                @for s in &r.secrets.items { tr { td.mono { (s.id) } td { (s.name) } td { (s.age_days) } td { (s.max_age_days) } td { @if s.overdue { "yes" } @else { "no" } } } } }
+        }
+        h3 { "Rotation history" }
+        @if r.secrets.rotations.is_empty() { p.empty { "No rotation in the period." } } @else {
+            table { tr { th { "when" } th { "secret" } th { "result" } }
+                @for x in &r.secrets.rotations { tr { td { (x.at) } td.mono { (x.secret) } td { (x.result) } } } }
+        }
+    }
+    }
+}
+
+/// Contacts anonymized per day, and the jobs.
+fn contacts_part(r: &Report) -> Markup {
+    html! {
+    section #contacts {
+        h2 { "Contacts" }
+        @if let Some(n) = r.contacts.past_retention { p { "Contacts past retention not yet anonymized: " strong { (n) } } }
+        (per_day("anon", "Contacts anonymized per day", "One column per day (UTC): the contacts anonymized that day.", &r.contacts.per_day))
+        details { summary { "Data" }
+            table { tr { th { "day" } th { "contacts" } } @for (d, c) in &r.contacts.per_day { tr { td { (d) } td { (c) } } } } }
+        h3 { "Jobs" }
+        @if r.contacts.jobs.is_empty() { p.empty { "No anonymize job in the period." } } @else {
+            table { tr { th { "job" } th { "started" } th { "status" } th { "done" } th { "failed" } }
+                @for j in &r.contacts.jobs { tr { td.mono { (j.id) } td { (j.started) } td { (j.status) } td { (j.done) } td { (j.failed) } } } }
+        }
+    }
+    }
+}
+
+/// Sensitive columns encrypted and in clear, per table.
+fn datastores_part(r: &Report) -> Markup {
+    html! {
+    section #datastores {
+        h2 { "Data stores" }
+        @if r.datastores.is_empty() { p.empty { "No table named (give --table, or [[datastore.tables]])." } } @else {
+            (coverage(&r.datastores))
+            details { summary { "Data" }
+                table { tr { th { "table" } th { "sensitive encrypted" } th { "sensitive in clear" } th { "other" } th { "in clear" } }
+                    @for t in &r.datastores { tr { td.mono { (t.table) } td { (t.sensitive_encrypted) } td { (t.sensitive_in_clear) } td { (t.other) } td { (t.in_clear.join(", ")) } } } } }
+        }
+    }
+    }
+}
+
+/// Each widget's policy, drift and findings.
+fn webchat_part(r: &Report) -> Markup {
+    html! {
+    section #webchat {
+        h2 { "Webchat" }
+        @for w in &r.webchat {
+            h3 { (w.name) " " span.mono { "(" (w.id) ")" } }
+            p { "Token required: " @if w.require_token { "yes, " (w.token_expiry_minutes) " min" } @else { "no" }
+                " · drift: " @match w.drift { Some(true) => "yes", Some(false) => "no", None => "not declared" }
+                " · last deployed digest: " span.mono { (w.last_digest.as_deref().unwrap_or("never deployed by cxguard")) } }
+            p { "Origins: " @for (i, o) in w.origins.iter().enumerate() { @if i > 0 { ", " } span.mono { (o) } } }
+            table { tr { th { "rule" } th { "action" } th { "pattern" } }
+                @for x in &w.rules { tr { td.mono { (x.id) } td { (x.action) } td.mono { (x.pattern) } } } }
+            @for f in &w.findings { p { "Finding: " (f) } }
+        }
+    }
+    }
+}
+
+/// Guest links per day and by outcome.
+fn identity_part(r: &Report) -> Markup {
+    html! {
+    section #identity {
+        h2 { "Identity" }
+        (per_day("links", "Guest links per day", "One column per day (UTC): guests linked to a returning person that day.", &r.identity.per_day))
+        details { summary { "Data" }
+            table { tr { th { "outcome" } th { "count" } } @for (o, c) in &r.identity.outcomes { tr { td { (o) } td { (c) } } } } }
+    }
+    }
+}
+
+/// Webhook delivery.
+fn delivery_part(r: &Report) -> Markup {
+    html! {
+    section #delivery {
+        h2 { "Delivery" }
+        table { tr { th { "delivered" } th { "pending" } th { "dead-lettered" } th { "skipped (no endpoint)" } }
+            tr { td { (r.delivery.delivered) } td { (r.delivery.pending) } td { (r.delivery.dead) } td { (r.delivery.skipped) } } }
+        @if !r.delivery.pending_by_kind.is_empty() {
+            p { "Pending by endpoint: " @for (k, n) in &r.delivery.pending_by_kind { span.mono { (k) } " " (n) "; " } }
+        }
+    }
+    }
 }
