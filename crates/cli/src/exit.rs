@@ -121,6 +121,32 @@ pub fn without_tenant_words(e: guard::Error) -> CliError {
     }
 }
 
+/// A guest link's error: bad input and an unknown guest are the input's fault (65).
+impl From<guard::identity::LinkError> for CliError {
+    fn from(e: guard::identity::LinkError) -> Self {
+        use guard::identity::LinkError as L;
+        match e {
+            L::Api(e) => e.into(),
+            L::UnknownGuest(g) => {
+                CliError::new(Exit::Input, format!("the tenant has no guest {g}"))
+            }
+            other => CliError::new(Exit::Input, other.to_string()),
+        }
+    }
+}
+
+/// `serve`'s error: a configuration that does not validate (78), an address that cannot
+/// be bound (69), serving that failed (1).
+impl From<server::Error> for CliError {
+    fn from(e: server::Error) -> Self {
+        match e {
+            server::Error::Config(m) => CliError::config(format!("server: {m}")),
+            e @ server::Error::Bind { .. } => CliError::new(Exit::Unavailable, e.to_string()),
+            other => CliError::new(Exit::Failed, other.to_string()),
+        }
+    }
+}
+
 impl From<cxone_sim::ConfigError> for CliError {
     fn from(e: cxone_sim::ConfigError) -> Self {
         match e {

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Args, Subcommand, ValueEnum};
+use guard::identity::IdentifierKind;
 use guard::identity::backfill::{self, Progress};
-use guard::identity::{IdentifierKind, LinkError};
 
 use crate::commands::contacts::actor;
 use crate::config;
@@ -119,7 +119,7 @@ async fn link(
         .map_err(|e| CliError::new(Exit::Input, e.to_string()))?;
     let target = tenant::connect(ctx, LINKING).await?;
     let ledger = store::open(ctx, Access::Write).await?;
-    let linked = match guard::identity::link(
+    let r = guard::identity::link(
         identity,
         &target.client,
         &ledger,
@@ -128,21 +128,9 @@ async fn link(
         &value,
         &actor(),
     )
-    .await
-    {
-        Ok(r) => {
-            r.audit?;
-            r.linked
-        }
-        Err(LinkError::UnknownGuest(g)) => {
-            return Err(CliError::new(
-                Exit::Input,
-                format!("--guest: the tenant has no guest {g}"),
-            ));
-        }
-        Err(LinkError::Api(e)) => return Err(e.into()),
-        Err(e) => return Err(CliError::new(Exit::Input, e.to_string())),
-    };
+    .await?;
+    r.audit?;
+    let linked = r.linked;
     match ctx.output {
         Output::Json => print_json(&linked),
         Output::Text => println!(

@@ -321,110 +321,117 @@ fn rotation_exit(report: &guard::rotate::Report) -> Result<Exit, CliError> {
 pub async fn run(ctx: &Context, args: SecretsArgs) -> Result<Exit, CliError> {
     match args.command {
         SecretsCommand::Rotate(a) => rotate_cmd(ctx, a).await,
-        SecretsCommand::List => {
-            let target = tenant::connect(
-                ctx,
-                tenant::Needs::reading(&["integration:secret:read", "integration:dataaction:read"]),
-            )
-            .await?;
-            let client = &target.client;
-            let secrets = client.secrets().list().await?;
-            let refs = futures_util::stream::iter(
-                secrets.iter().map(|s| client.secrets().references(&s.id)),
-            )
+        SecretsCommand::List => list_cmd(ctx).await,
+        SecretsCommand::Due { max_age } => due_cmd(ctx, &max_age).await,
+    }
+}
+
+/// `secrets list`: every secret with its age and dependents.
+async fn list_cmd(ctx: &Context) -> Result<Exit, CliError> {
+    let target = tenant::connect(
+        ctx,
+        tenant::Needs::reading(&["integration:secret:read", "integration:dataaction:read"]),
+    )
+    .await?;
+    let client = &target.client;
+    let secrets = client.secrets().list().await?;
+    let refs =
+        futures_util::stream::iter(secrets.iter().map(|s| client.secrets().references(&s.id)))
             .buffered(8)
             .try_collect::<Vec<_>>()
             .await?;
-            let now = time::OffsetDateTime::now_utc();
-            let rows: Vec<serde_json::Value> = secrets
-                .iter()
-                .zip(&refs)
-                .map(|(s, r)| {
-                    let age = time::OffsetDateTime::parse(&s.updated_at, &time::format_description::well_known::Rfc3339)
-                        .ok()
-                        .map(|u| (now - u).whole_days());
-                    json!({
-                        "id": s.id, "name": s.name, "format": s.format, "version": s.version,
-                        "updatedAt": s.updated_at, "ageDays": age,
-                        "dependents": r.iter().map(|d| d.data_action_id.clone()).collect::<Vec<_>>(),
-                    })
-                })
-                .collect();
-            match ctx.output {
-                Output::Json => print_json(&rows),
-                Output::Text => {
-                    let mut t = table(&[
-                        "id",
-                        "name",
-                        "format",
-                        "version",
-                        "last update",
-                        "age (days)",
-                        "dependents",
-                    ]);
-                    for r in &rows {
-                        let deps: Vec<&str> = r["dependents"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .filter_map(|d| d.as_str())
-                            .collect();
-                        t.add_row(vec![
-                            r["id"].as_str().unwrap_or_default().to_string(),
-                            r["name"].as_str().unwrap_or_default().to_string(),
-                            r["format"].as_str().unwrap_or_default().to_string(),
-                            r["version"].to_string(),
-                            r["updatedAt"].as_str().unwrap_or_default().to_string(),
-                            r["ageDays"].as_i64().map_or("?".into(), |d| d.to_string()),
-                            if deps.is_empty() {
-                                "-".into()
-                            } else {
-                                deps.join(", ")
-                            },
-                        ]);
-                    }
-                    println!("{t}");
-                }
-            }
-            Ok(Exit::Ok)
-        }
-        SecretsCommand::Due { max_age } => {
-            let age = guard::rotate::secrets::parse_age(&max_age)
-                .map_err(|e| CliError::usage(format!("--max-age: {e}")))?;
-            let target =
-                tenant::connect(ctx, tenant::Needs::reading(&["integration:secret:read"])).await?;
-            let secrets = target.client.secrets().list().await?;
-            let due = guard::rotate::secrets::due(&secrets, age, time::OffsetDateTime::now_utc());
-            match ctx.output {
-                Output::Json => print_json(&json!({"maxAge": max_age, "due": due})),
-                Output::Text => {
-                    if due.is_empty() {
-                        println!("no secret is older than {max_age}");
-                    } else {
-                        let mut t = table(&["id", "name", "version", "last update", "age (days)"]);
-                        for d in &due {
-                            t.add_row(vec![
-                                d.id.clone(),
-                                d.name.clone(),
-                                d.version.to_string(),
-                                d.updated_at.clone(),
-                                if d.age_days == i64::MAX {
-                                    "unknown".into()
-                                } else {
-                                    d.age_days.to_string()
-                                },
-                            ]);
-                        }
-                        println!("{t}");
-                        println!("{} secret(s) older than {max_age}", due.len());
-                    }
-                }
-            }
-            Ok(if due.is_empty() {
-                Exit::Ok
-            } else {
-                Exit::Findings
+    let now = time::OffsetDateTime::now_utc();
+    let rows: Vec<serde_json::Value> = secrets
+        .iter()
+        .zip(&refs)
+        .map(|(s, r)| {
+            let age = time::OffsetDateTime::parse(
+                &s.updated_at,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .ok()
+            .map(|u| (now - u).whole_days());
+            json!({
+                "id": s.id, "name": s.name, "format": s.format, "version": s.version,
+                "updatedAt": s.updated_at, "ageDays": age,
+                "dependents": r.iter().map(|d| d.data_action_id.clone()).collect::<Vec<_>>(),
             })
+        })
+        .collect();
+    match ctx.output {
+        Output::Json => print_json(&rows),
+        Output::Text => {
+            let mut t = table(&[
+                "id",
+                "name",
+                "format",
+                "version",
+                "last update",
+                "age (days)",
+                "dependents",
+            ]);
+            for r in &rows {
+                let deps: Vec<&str> = r["dependents"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|d| d.as_str())
+                    .collect();
+                t.add_row(vec![
+                    r["id"].as_str().unwrap_or_default().to_string(),
+                    r["name"].as_str().unwrap_or_default().to_string(),
+                    r["format"].as_str().unwrap_or_default().to_string(),
+                    r["version"].to_string(),
+                    r["updatedAt"].as_str().unwrap_or_default().to_string(),
+                    r["ageDays"].as_i64().map_or("?".into(), |d| d.to_string()),
+                    if deps.is_empty() {
+                        "-".into()
+                    } else {
+                        deps.join(", ")
+                    },
+                ]);
+            }
+            println!("{t}");
         }
     }
+    Ok(Exit::Ok)
+}
+
+/// `secrets due --max-age`: the secrets older than the maximum (exit 2 when any).
+async fn due_cmd(ctx: &Context, max_age: &str) -> Result<Exit, CliError> {
+    let age = guard::rotate::secrets::parse_age(max_age)
+        .map_err(|e| CliError::usage(format!("--max-age: {e}")))?;
+    let target = tenant::connect(ctx, tenant::Needs::reading(&["integration:secret:read"])).await?;
+    let secrets = target.client.secrets().list().await?;
+    let due = guard::rotate::secrets::due(&secrets, age, time::OffsetDateTime::now_utc());
+    match ctx.output {
+        Output::Json => print_json(&json!({"maxAge": max_age, "due": due})),
+        Output::Text => {
+            if due.is_empty() {
+                println!("no secret is older than {max_age}");
+            } else {
+                let mut t = table(&["id", "name", "version", "last update", "age (days)"]);
+                for d in &due {
+                    t.add_row(vec![
+                        d.id.clone(),
+                        d.name.clone(),
+                        d.version.to_string(),
+                        d.updated_at.clone(),
+                        if d.age_days == i64::MAX {
+                            "unknown".into()
+                        } else {
+                            d.age_days.to_string()
+                        },
+                    ]);
+                }
+                println!("{t}");
+                println!("{} secret(s) older than {max_age}", due.len());
+            }
+        }
+    }
+    Ok(if due.is_empty() {
+        Exit::Ok
+    } else {
+        Exit::Findings
+    })
 }

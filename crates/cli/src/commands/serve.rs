@@ -21,17 +21,7 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> Result<Exit, CliError> {
     // Everything is validated before anything starts.
     let settings = config::server_settings(&ctx.config)?;
     let identity = config::identity(&ctx.config, env)?;
-    let subjects = match config::subjects_settings(&ctx.config)? {
-        Some(s) => Some(server::SubjectsConfig {
-            policy: crate::commands::contacts::read_policy(&s.policy, env)
-                .map_err(|e| CliError::config(format!("subjects.policy: {}", e.message)))?,
-            queue: s.queue,
-            platform_erasure: s.platform_erasure,
-            page_size: s.page_size,
-            concurrency: s.concurrency,
-        }),
-        None => None,
-    };
+    let subjects = subjects_config(ctx)?;
     let listen = args
         .listen
         .or(settings.listen.clone())
@@ -41,21 +31,7 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> Result<Exit, CliError> {
             "--listen: {listen:?} is not an address such as 127.0.0.1:8080 or 0.0.0.0:8080"
         ))
     })?;
-    // Subject erasure needs more of the token: contacts, and the platform erasure
-    // unless the privacy team files it apart.
-    let mut scopes: Vec<&str> = guard::identity::SCOPES.to_vec();
-    if let Some(s) = &subjects {
-        let more = if s.platform_erasure {
-            guard::subject::erase::SCOPES
-        } else {
-            guard::subject::erase::SCOPES_WITHOUT_PLATFORM
-        };
-        scopes.extend(
-            more.iter()
-                .filter(|m| !scopes.contains(m))
-                .collect::<Vec<_>>(),
-        );
-    }
+    let scopes = scopes(subjects.as_ref());
     let target = tenant::connect(ctx, tenant::Needs::writing(&scopes)).await?;
     // The client's retries end within the caller's deadline, so a caller gets the 502
     // of exhausted retries rather than a request cut off in flight.
@@ -84,26 +60,54 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> Result<Exit, CliError> {
             subjects,
         },
     )
-    .await
-    .map_err(|e| match e {
-        server::Error::Config(m) => CliError::config(format!("server: {m}")),
-        other => CliError::new(Exit::Unavailable, other.to_string()),
-    })?;
+    .await?;
     let addr = server.local_addr();
     tracing::info!(listen = %addr, "serving");
     ctx.note(format!(
         "cxguard serve: listening on http://{addr} (SIGTERM or Ctrl-C drains and stops)"
     ));
-    server
-        .run(shutdown_signal())
-        .await
-        .map_err(|e| CliError::new(Exit::Failed, e.to_string()))?;
+    server.run(shutdown_signal()).await?;
     if let Some(d) = deliverer {
         d.stop().await;
     }
     tracing::info!("stopped");
     drop(target);
     Ok(Exit::Ok)
+}
+
+/// `[subjects]`: the erasure queue's policy and settings, when it is configured.
+fn subjects_config(ctx: &Context) -> Result<Option<server::SubjectsConfig>, CliError> {
+    let env = ctx.env();
+    Ok(match config::subjects_settings(&ctx.config)? {
+        Some(s) => Some(server::SubjectsConfig {
+            policy: crate::commands::contacts::read_policy(&s.policy, env)
+                .map_err(|e| CliError::config(format!("subjects.policy: {}", e.message)))?,
+            queue: s.queue,
+            platform_erasure: s.platform_erasure,
+            page_size: s.page_size,
+            concurrency: s.concurrency,
+        }),
+        None => None,
+    })
+}
+
+/// The scopes the service's token needs. Subject erasure needs more: contacts, and the
+/// platform erasure unless the privacy team files it apart.
+fn scopes(subjects: Option<&server::SubjectsConfig>) -> Vec<&'static str> {
+    let mut scopes: Vec<&str> = guard::identity::SCOPES.to_vec();
+    if let Some(s) = subjects {
+        let more = if s.platform_erasure {
+            guard::subject::erase::SCOPES
+        } else {
+            guard::subject::erase::SCOPES_WITHOUT_PLATFORM
+        };
+        scopes.extend(
+            more.iter()
+                .filter(|m| !scopes.contains(m))
+                .collect::<Vec<_>>(),
+        );
+    }
+    scopes
 }
 
 async fn shutdown_signal() {
