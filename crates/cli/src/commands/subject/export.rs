@@ -24,78 +24,14 @@ pub(super) async fn export(
         .map_err(|e| CliError::usage(format!("--page-size: {e}")))?;
     let (identity, subjects) = subjects(ctx, who)?;
     let policy = read_policy(policy, env)?;
-    if !out.exists() {
-        let mut b = std::fs::DirBuilder::new();
-        b.recursive(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::DirBuilderExt;
-            b.mode(0o700);
-        }
-        b.create(out).map_err(|e| {
-            CliError::new(
-                Exit::Input,
-                format!("--out: cannot create {}: {e}", out.display()),
-            )
-        })?;
-    }
-    super::files::check_distinct_names(&subjects, "--out")?;
-    for s in &subjects {
-        for f in [receipt_name(&s.reference), manifest_name(&s.reference)] {
-            if out.join(&f).exists() {
-                return Err(CliError::new(
-                    Exit::Input,
-                    format!(
-                        "--out: {} exists; exports are never overwritten; nothing was read",
-                        out.join(f).display()
-                    ),
-                ));
-            }
-        }
-    }
+    prepare_out(out, &subjects)?;
     let matcher = matcher(&identity, &subjects, policy.as_ref());
     let target = tenant::connect(ctx, SEARCHING).await?;
     let ledger = store::open(ctx, Access::Write).await?;
     let found = search(&target, &ledger, &identity, &subjects, &matcher, page_size).await?;
     let mut written = Vec::new();
     for (s, f) in subjects.iter().zip(&found.subjects) {
-        let doc = guard::subject::export::gather(&target.client, f)
-            .await
-            .map_err(crate::exit::without_tenant_words)?;
-        let bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
-        let name = receipt_name(&s.reference);
-        // The intent first: a crash after the write leaves an entry for the file.
-        guard::subject::export::record_intent(
-            &ledger,
-            &actor(),
-            s,
-            &name,
-            &manifest_name(&s.reference),
-        )
-        .await
-        .map_err(CliError::from)?;
-        write_new(&out.join(&name), &bytes)?;
-        let sha = guard::sha256_hex_bytes(&bytes);
-        let manifest = serde_json::json!({
-            "reference": s.reference,
-            "generatedAt": doc.generated_at,
-            "files": [{"name": name, "bytes": bytes.len(), "sha256": sha}],
-        });
-        write_new(
-            &out.join(manifest_name(&s.reference)),
-            &serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
-        )?;
-        doc.record_written(&ledger, &actor(), s, &name, &sha)
-            .await
-            .map_err(CliError::from)?;
-        written.push(serde_json::json!({
-            "reference": s.reference,
-            "file": out.join(&name).display().to_string(),
-            "manifest": out.join(manifest_name(&s.reference)).display().to_string(),
-            "sha256": sha,
-            "contacts": doc.contacts.len(),
-            "guests": doc.guests.len(),
-        }));
+        written.push(export_one(&target.client, &ledger, s, f, out).await?);
     }
     match ctx.output {
         Output::Json => print_json(&serde_json::json!({"exports": written})),
@@ -117,4 +53,83 @@ pub(super) async fn export(
         }
     }
     Ok(Exit::Ok)
+}
+
+/// `--out` made (mode 0700) if missing; every file the export would write is new.
+fn prepare_out(
+    out: &std::path::Path,
+    subjects: &[guard::subject::Subject],
+) -> Result<(), CliError> {
+    if !out.exists() {
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            b.mode(0o700);
+        }
+        b.create(out).map_err(|e| {
+            CliError::new(
+                Exit::Input,
+                format!("--out: cannot create {}: {e}", out.display()),
+            )
+        })?;
+    }
+    super::files::check_distinct_names(subjects, "--out")?;
+    for s in subjects {
+        for f in [receipt_name(&s.reference), manifest_name(&s.reference)] {
+            if out.join(&f).exists() {
+                return Err(CliError::new(
+                    Exit::Input,
+                    format!(
+                        "--out: {} exists; exports are never overwritten; nothing was read",
+                        out.join(f).display()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One person's export and manifest written, the intent audited before the write and
+/// the file's digest after it.
+async fn export_one(
+    client: &cxone::Client,
+    ledger: &ledger::Ledger,
+    s: &guard::subject::Subject,
+    f: &guard::subject::SubjectFound,
+    out: &std::path::Path,
+) -> Result<serde_json::Value, CliError> {
+    let doc = guard::subject::export::gather(client, f)
+        .await
+        .map_err(crate::exit::without_tenant_words)?;
+    let bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
+    let name = receipt_name(&s.reference);
+    // The intent first: a crash after the write leaves an entry for the file.
+    guard::subject::export::record_intent(ledger, &actor(), s, &name, &manifest_name(&s.reference))
+        .await
+        .map_err(CliError::from)?;
+    write_new(&out.join(&name), &bytes)?;
+    let sha = guard::sha256_hex_bytes(&bytes);
+    let manifest = serde_json::json!({
+        "reference": s.reference,
+        "generatedAt": doc.generated_at,
+        "files": [{"name": name, "bytes": bytes.len(), "sha256": sha}],
+    });
+    write_new(
+        &out.join(manifest_name(&s.reference)),
+        &serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
+    )?;
+    doc.record_written(ledger, &actor(), s, &name, &sha)
+        .await
+        .map_err(CliError::from)?;
+    Ok(serde_json::json!({
+        "reference": s.reference,
+        "file": out.join(&name).display().to_string(),
+        "manifest": out.join(manifest_name(&s.reference)).display().to_string(),
+        "sha256": sha,
+        "contacts": doc.contacts.len(),
+        "guests": doc.guests.len(),
+    }))
 }
