@@ -61,6 +61,29 @@ pub fn target(loaded: &Loaded, env: &dyn Fn(&str) -> Option<String>) -> Result<T
     let Some(base_url) = get(ENV_BASE_URL).or_else(|| t.base_url.clone()) else {
         return Ok(Target::Embedded);
     };
+    let grant = grant(t, &get, &base_url)?;
+    let base_field = if get(ENV_BASE_URL).is_some() {
+        ENV_BASE_URL
+    } else {
+        "tenant.base_url"
+    };
+    let mut settings = cxone::Settings::new(&base_url, grant)
+        .map_err(|e| CliError::config(e.to_string().replacen("base_url", base_field, 1)))?;
+    settings = token_endpoint(settings, t, &get)?;
+    tune(&mut settings, t);
+    settings
+        .validate()
+        .map_err(|e| CliError::config(format!("tenant: {e}")))?;
+    Ok(Target::Tenant(Box::new(settings)))
+}
+
+/// The grant from the environment and `[tenant]`: client credentials, or the access-key
+/// grant when an access key is given; every missing credential named at once.
+fn grant(
+    t: &TenantFile,
+    get: &dyn Fn(&str) -> Option<String>,
+    base_url: &str,
+) -> Result<cxone::Grant, CliError> {
     let secret = |field: &str,
                   env_default: &str,
                   env_field: &Option<String>,
@@ -122,7 +145,7 @@ pub fn target(loaded: &Loaded, env: &dyn Fn(&str) -> Option<String>) -> Result<T
     }
     let client_id = client_id.unwrap_or_default();
     let client_secret = client_secret.unwrap_or_else(|| SecretString::from(String::new()));
-    let grant = match kind {
+    Ok(match kind {
         GrantKind::ClientCredentials => cxone::Grant::ClientCredentials {
             client_id,
             client_secret,
@@ -134,14 +157,16 @@ pub fn target(loaded: &Loaded, env: &dyn Fn(&str) -> Option<String>) -> Result<T
             client_id,
             client_secret,
         },
-    };
-    let base_field = if get(ENV_BASE_URL).is_some() {
-        ENV_BASE_URL
-    } else {
-        "tenant.base_url"
-    };
-    let mut settings = cxone::Settings::new(&base_url, grant)
-        .map_err(|e| CliError::config(e.to_string().replacen("base_url", base_field, 1)))?;
+    })
+}
+
+/// Where tokens come from: `token_url` as written, or the issuer's discovery document
+/// (not both).
+fn token_endpoint(
+    mut settings: cxone::Settings,
+    t: &TenantFile,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<cxone::Settings, CliError> {
     if let Some(tu) = get(ENV_TOKEN_URL).or_else(|| t.token_url.clone()) {
         let field = if get(ENV_TOKEN_URL).is_some() {
             ENV_TOKEN_URL
@@ -162,6 +187,11 @@ pub fn target(loaded: &Loaded, env: &dyn Fn(&str) -> Option<String>) -> Result<T
             .issuer(issuer)
             .map_err(|e| CliError::config(format!("tenant.{e}")))?;
     }
+    Ok(settings)
+}
+
+/// Limits, timeouts, pacing and retries from `[tenant]`.
+fn tune(settings: &mut cxone::Settings, t: &TenantFile) {
     settings.allow_insecure_http = t.allow_insecure_http;
     if let Some(n) = t.max_body_bytes {
         settings.max_body = n;
@@ -191,8 +221,4 @@ pub fn target(loaded: &Loaded, env: &dyn Fn(&str) -> Option<String>) -> Result<T
             settings.retry.deadline = Duration::from_secs(v);
         }
     }
-    settings
-        .validate()
-        .map_err(|e| CliError::config(format!("tenant: {e}")))?;
-    Ok(Target::Tenant(Box::new(settings)))
 }
