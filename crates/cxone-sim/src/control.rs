@@ -97,6 +97,7 @@ pub(crate) fn snapshot(s: &SimState) -> Value {
         "secrets": secrets,
         "dataActions": actions,
         "keyVersion": lock(&s.datastore).key_version,
+        "real": crate::real::snapshot(s),
     })
 }
 
@@ -172,6 +173,7 @@ pub(crate) fn configure(s: &SimState, change: &Value) -> Result<Value, String> {
         return Err("the body is an object of settings".into());
     };
     let mut next = s.runtime();
+    let mut real = Vec::new();
     let mut fail_next = None;
     let mut reset_next = None;
     for (k, v) in obj {
@@ -206,15 +208,19 @@ pub(crate) fn configure(s: &SimState, change: &Value) -> Result<Value, String> {
             }
             "rateLimit" => next.rate_limit = optional_rate(k, v)?,
             "webchatRateLimit" => next.webchat_rate_limit = optional_rate(k, v)?,
+            other if crate::real::configure(s, other, v, false)? => real.push((other, v)),
             other => {
                 return Err(format!(
-                    "unknown setting {other:?}; known: faultRate, resetRate, faultRetryAfter, latencyMs, tokenTtlSecs, rateLimit, webchatRateLimit, failNext, resetNext"
+                    "unknown setting {other:?}; known: faultRate, resetRate, faultRetryAfter, latencyMs, tokenTtlSecs, rateLimit, webchatRateLimit, failNext, resetNext, dfoBudgetScale, dfoThrottleShare"
                 ));
             }
         }
     }
     if next.fault_rate + next.reset_rate > 1.0 {
         return Err("faultRate + resetRate exceed 1".into());
+    }
+    for (k, v) in real {
+        crate::real::configure(s, k, v, true)?;
     }
     if let Some(f) = fail_next {
         lock(&s.fail_next).extend(f);

@@ -34,6 +34,14 @@ fn derived(seed: u64, label: &str) -> String {
     sha256_hex(format!("{label}:{seed}").as_bytes())[..32].to_string()
 }
 
+/// A value shaped like CXone's access-key ids and secrets: base64 text ending in `=`
+/// padding, which must be URL-encoded in a form (spec §2.2).
+pub(crate) fn access_key_text(seed: u64, label: &str) -> String {
+    use base64::Engine as _;
+    let d = sha2::Sha256::digest(format!("{label}:{seed}").as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(d)
+}
+
 /// The credentials of a seeded tenant. They are derived from the seed, so the same seed
 /// always gives the same credentials (the emulator is not a place for real secrets).
 #[derive(Debug, Clone)]
@@ -54,6 +62,14 @@ pub struct Credentials {
     pub access_key_id: String,
     /// The secret of the user access key.
     pub access_key_secret: String,
+    /// CXone's real surface: the registered app's client id (HTTP Basic at `/auth/token`).
+    pub cxone_client_id: String,
+    /// Its client secret.
+    pub cxone_client_secret: String,
+    /// CXone's real surface: an active user access key (the password grant's username).
+    pub cxone_access_key_id: String,
+    /// Its secret (the password grant's password).
+    pub cxone_access_key_secret: String,
 }
 
 impl Credentials {
@@ -67,6 +83,10 @@ impl Credentials {
             app_client_secret: derived(seed, "app"),
             access_key_id: format!("AK{}", &derived(seed, "akid")[..14].to_uppercase()),
             access_key_secret: derived(seed, "aksecret"),
+            cxone_client_id: format!("cxguard-app-{}", &derived(seed, "cxapp")[..8]),
+            cxone_client_secret: derived(seed, "cxappsecret"),
+            cxone_access_key_id: access_key_text(seed, "cxakid"),
+            cxone_access_key_secret: access_key_text(seed, "cxaksecret"),
         }
     }
 }

@@ -42,6 +42,7 @@ pub(crate) fn router(state: Arc<SimState>, token_path: Option<&str>) -> Router {
         router = router.route(p, post(routes::oauth::token));
     }
     router
+        .merge(crate::real::router())
         .nest("/_control", control::router())
         .fallback(api)
         .layer(middleware::from_fn_with_state(state.clone(), common))
@@ -95,7 +96,8 @@ async fn pipeline(
     let rate_headers = rate_limit(s, matched.bucket)?;
     check_scopes(matched.scopes, &scopes).map_err(|r| r.into_response_with(&rate_headers))?;
     let rt = s.runtime();
-    injected_fault(s, &rt).map_err(|r| r.into_response_with(&rate_headers))?;
+    crate::state::faults::injected_fault(s, &rt)
+        .map_err(|r| r.into_response_with(&rate_headers))?;
     let idem_key = idempotency_claim(s, method, uri, headers, body)
         .map_err(|r| r.into_response_with(&rate_headers))?;
 
@@ -199,41 +201,6 @@ fn check_scopes(needed: &[&str], granted: &[String]) -> Result<(), Reply> {
         header::WWW_AUTHENTICATE,
         format!("Bearer error=\"insufficient_scope\", scope=\"{needed}\""),
     ))
-}
-
-/// Injected 500/503, before any state change: scripted ones first, then random ones.
-fn injected_fault(s: &SimState, rt: &crate::state::Runtime) -> Result<(), Reply> {
-    if let Some(status) = lock(&s.fail_next).pop_front() {
-        s.counters.faults.fetch_add(1, Ordering::Relaxed);
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut reply = Reply::problem(
-            status,
-            "Injected fault",
-            "scripted fault: nothing was changed",
-        );
-        if let (StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS, Some(ra)) =
-            (status, rt.fault_retry_after)
-        {
-            reply = reply.with_header(header::RETRY_AFTER, ra.to_string());
-        }
-        return Err(reply);
-    }
-    if rt.fault_rate > 0.0 && s.roll() < rt.fault_rate {
-        s.counters.faults.fetch_add(1, Ordering::Relaxed);
-        let (status, title) = if s.roll() < 0.5 {
-            (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
-        } else {
-            (StatusCode::SERVICE_UNAVAILABLE, "Service unavailable")
-        };
-        let mut reply = Reply::problem(status, title, "injected fault: nothing was changed");
-        if status == StatusCode::SERVICE_UNAVAILABLE
-            && let Some(ra) = rt.fault_retry_after
-        {
-            reply = reply.with_header(header::RETRY_AFTER, ra.to_string());
-        }
-        return Err(reply);
-    }
-    Ok(())
 }
 
 /// Idempotency-key replay (POST and PATCH): the key this request holds, if any, or the
@@ -362,7 +329,15 @@ fn authenticate(s: &SimState, headers: &HeaderMap) -> Result<Vec<String>, Reply>
     };
     let auth = lock(&s.auth);
     match auth.tokens.get(token) {
-        None => Err(invalid("the token is unknown or revoked")),
+        None => {
+            if s.real.knows(token) {
+                s.real
+                    .counters
+                    .cross_surface_tokens
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            Err(invalid("the token is unknown or revoked"))
+        }
         Some(t) if t.expires_at <= Instant::now() => Err(invalid("the token expired")),
         Some(t) => Ok(t.scopes.iter().cloned().collect()),
     }

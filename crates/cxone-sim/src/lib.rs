@@ -16,6 +16,8 @@ mod data;
 mod http;
 mod problem;
 mod ratelimit;
+mod real;
+mod realdata;
 mod routes;
 mod state;
 
@@ -58,6 +60,9 @@ pub struct SimConfig {
     /// Serve the token endpoint at this path only (e.g. `/auth/token`), instead of the
     /// spec's three paths, as a tenant with its own token URL does. Discovery names it.
     pub token_path: Option<String>,
+    /// Multiplies the real surface's published DFO budgets (spec-real §4.1): tests make
+    /// them small to meet a 429.
+    pub dfo_budget_scale: f64,
 }
 
 impl Default for SimConfig {
@@ -75,6 +80,7 @@ impl Default for SimConfig {
             token_ttl: Duration::from_secs(3600),
             bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
             token_path: None,
+            dfo_budget_scale: 1.0,
         }
     }
 }
@@ -103,6 +109,34 @@ pub enum ConfigError {
 }
 
 impl SimConfig {
+    /// The tenant's and the webchat bucket's rates.
+    fn validate_rates(&self) -> Result<(), ConfigError> {
+        let bad = |option, reason: String| Err(ConfigError::Invalid { option, reason });
+        if self.rate_limit == Some(0) {
+            return bad(
+                "rate-limit",
+                "0 would refuse every request; omit it for no limit".into(),
+            );
+        }
+        if self.webchat_rate_limit == Some(0) {
+            return bad(
+                "webchat-rate-limit",
+                "0 would refuse every webchat request; omit it for no limit".into(),
+            );
+        }
+        if let (Some(t), Some(w)) = (self.rate_limit, self.webchat_rate_limit)
+            && w > t
+        {
+            return bad(
+                "webchat-rate-limit",
+                format!(
+                    "{w}/s is more than the tenant's {t}/s; the webchat bucket is the smaller one"
+                ),
+            );
+        }
+        Ok(())
+    }
+
     /// Checks every option and their combinations before anything starts.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |option, reason: String| Err(ConfigError::Invalid { option, reason });
@@ -132,28 +166,7 @@ impl SimConfig {
                 ),
             );
         }
-        if self.rate_limit == Some(0) {
-            return bad(
-                "rate-limit",
-                "0 would refuse every request; omit it for no limit".into(),
-            );
-        }
-        if self.webchat_rate_limit == Some(0) {
-            return bad(
-                "webchat-rate-limit",
-                "0 would refuse every webchat request; omit it for no limit".into(),
-            );
-        }
-        if let (Some(t), Some(w)) = (self.rate_limit, self.webchat_rate_limit)
-            && w > t
-        {
-            return bad(
-                "webchat-rate-limit",
-                format!(
-                    "{w}/s is more than the tenant's {t}/s; the webchat bucket is the smaller one"
-                ),
-            );
-        }
+        self.validate_rates()?;
         if self.token_ttl < Duration::from_secs(1) {
             return bad("token-ttl", "tokens must live at least 1 second".into());
         }
@@ -166,6 +179,15 @@ impl SimConfig {
             return bad(
                 "token-path",
                 format!("{p:?} must be an absolute path such as /auth/token, outside /_control"),
+            );
+        }
+        if !(self.dfo_budget_scale > 0.0 && self.dfo_budget_scale <= 1000.0) {
+            return bad(
+                "dfo-budget-scale",
+                format!(
+                    "{} is not a factor above 0, at most 1000",
+                    self.dfo_budget_scale
+                ),
             );
         }
         if self.latency > Duration::from_secs(60) {
@@ -231,6 +253,10 @@ impl SimHandle {
     /// `http://127.0.0.1:PORT`, without a trailing slash.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+    /// CXone's real surface: the issuer its discovery starts from (`{base}/cxone`).
+    pub fn cxone_issuer(&self) -> String {
+        format!("{}{}", self.base_url(), real::ISSUER)
     }
     /// The token endpoint (`/oauth/token`, or the configured `token_path`).
     pub fn token_url(&self) -> String {

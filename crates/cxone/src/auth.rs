@@ -30,6 +30,9 @@ pub(crate) struct Token {
     pub refresh_token: Option<SecretString>,
     /// The scopes the token endpoint says it granted (`scope`), if it said.
     pub scope: Option<String>,
+    /// What the token says of its tenant (the id token's claims, else the access
+    /// token's): CXone's discovery needs the `tenantId`.
+    pub claims: Option<crate::tenant::Claims>,
 }
 
 #[derive(Deserialize)]
@@ -40,6 +43,7 @@ struct TokenResponse {
     expires_in: Option<serde_json::Value>,
     refresh_token: Option<SecretString>,
     scope: Option<String>,
+    id_token: Option<SecretString>,
 }
 
 /// The lifetime a token response claims, within `1 s ..= MAX_TOKEN_LIFETIME`.
@@ -251,6 +255,50 @@ impl TokenSource {
         Ok(endpoint)
     }
 
+    /// The tenant behind the current token (spec §2.6): its `tenantId` claim, then the
+    /// issuer's `cxone-configuration` for it. Without a bearer token, as NICE's SDK calls
+    /// it; the body bounded, no redirect followed.
+    pub(crate) async fn discover_tenant(&self) -> Result<crate::tenant::Tenant> {
+        let token = self.token().await?;
+        let issuer = self
+            .settings
+            .issuer
+            .as_ref()
+            .ok_or_else(|| Error::Build("issuer: needed to discover the tenant".into()))?;
+        let tenant_id = crate::tenant::tenant_id(token.claims.as_ref(), issuer)?;
+        let url = crate::tenant::configuration_url(issuer, &tenant_id)?;
+        let req = self
+            .http
+            .get(url.clone())
+            .timeout(self.settings.request_timeout)
+            .header(reqwest::header::ACCEPT, "application/json");
+        let (status, _, body) = crate::wire::receive(
+            req,
+            "GET",
+            url.as_str(),
+            self.settings.request_timeout,
+            self.settings.max_body,
+            &self.proxies,
+        )
+        .await?;
+        if !status.is_success() {
+            return Err(Error::Discovery {
+                url: url.to_string(),
+                message: format!("answered {status}"),
+            });
+        }
+        let t = crate::tenant::from_document(
+            &url,
+            &body,
+            tenant_id,
+            token.claims.as_ref(),
+            &self.settings.surface,
+            self.settings.allow_insecure_http,
+        )?;
+        tracing::debug!(tenant = %t.tenant_id, api = %t.api, "discovered the tenant");
+        Ok(t)
+    }
+
     /// Forgets token `id` after the API refused it, unless a newer one replaced it.
     pub(crate) fn invalidate(&self, id: u64) {
         let mut cur = self.current.write().unwrap_or_else(|e| e.into_inner());
@@ -264,6 +312,7 @@ impl TokenSource {
                 refresh_at: Instant::now(),
                 refresh_token: t.refresh_token.clone(),
                 scope: t.scope.clone(),
+                claims: t.claims.clone(),
             }));
         }
     }
@@ -399,12 +448,18 @@ impl TokenSource {
         // `sent` is now or earlier and `ttl` at most a day: this cannot overflow, but
         // a clock that could still gets "refresh at once", never a panic.
         let refresh_at = sent.checked_add(ttl - margin(ttl)).unwrap_or(sent);
+        let claims = t
+            .id_token
+            .as_ref()
+            .and_then(|j| crate::tenant::Claims::of(j.expose_secret()))
+            .or_else(|| crate::tenant::Claims::of(t.access_token.expose_secret()));
         Ok(Token {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             value: t.access_token,
             refresh_at,
             refresh_token: t.refresh_token,
             scope: t.scope,
+            claims,
         })
     }
 }

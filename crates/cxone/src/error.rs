@@ -192,14 +192,14 @@ pub enum Error {
     },
 
     /// 429, and retrying within the deadline was not possible.
-    #[error("{method} {path}: rate limited, retry after {retry_after:?} (request {request_id})")]
+    #[error("{method} {path}: rate limited{} (request {request_id})", match retry_after { Some(d) => format!(", retry after {d:?}"), None => ", no Retry-After: backing off".to_string() })]
     RateLimited {
         /// The HTTP method.
         method: String,
         /// The request path, below the base URL.
         path: String,
-        /// What `Retry-After` asked for.
-        retry_after: Duration,
+        /// What `Retry-After` asked for (`None`: it was absent, as on CXone's real API).
+        retry_after: Option<Duration>,
         /// The tenant's request id (`X-Request-Id`), for its support; `none` if absent.
         request_id: String,
     },

@@ -15,14 +15,20 @@ mod auth;
 mod error;
 pub mod models;
 mod pacing;
+mod paging;
 mod retry;
 mod settings;
+mod tenant;
 mod transport;
 mod wire;
 
+pub mod accesskeys;
+pub mod acd;
 pub mod contacts;
 pub mod datastores;
+pub mod dfo;
 pub mod guests;
+pub mod policies;
 pub mod privacy;
 pub mod secrets;
 pub mod webchat;
@@ -33,9 +39,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub use contacts::PageSize;
 pub use error::{Error, FieldError, OAuthRefusal, Problem, Result, Stage};
 pub use settings::{
-    DEFAULT_MAX_BODY, DEFAULT_MAX_PAGE_BODY, Grant, MAX_TOKEN_LIFETIME, RetryPolicy, Settings,
+    CxoneEndpoints, DEFAULT_ACD_VERSION, DEFAULT_ISSUER, DEFAULT_MAX_BODY, DEFAULT_MAX_PAGE_BODY,
+    Grant, MAX_DISCOVERED_URL, MAX_TOKEN_LIFETIME, RetryPolicy, Settings, Surface,
     check_transport_security, is_loopback, parse_base_url, parse_http_url,
 };
+pub use tenant::{Claims, Tenant};
 pub use wire::{lanes, set_lane};
 
 /// Counters of what the client did, for reports and metrics.
@@ -66,6 +74,8 @@ struct Inner {
     auth: auth::TokenSource,
     pacer: pacing::Pacer,
     stats: Counters,
+    /// CXone's discovered tenant (the real surface), once known.
+    tenant: tokio::sync::OnceCell<Tenant>,
 }
 
 /// A client of one CXone tenant: authenticated, paced to the tenant's rate limits, retrying
@@ -108,6 +118,7 @@ impl Client {
                 auth,
                 pacer,
                 stats: Counters::default(),
+                tenant: tokio::sync::OnceCell::new(),
             }),
         })
     }
@@ -168,6 +179,37 @@ impl Client {
             rate_limited: c.rate_limited.load(Ordering::Relaxed),
             token_requests: self.inner.auth.requests.load(Ordering::Relaxed),
         }
+    }
+
+    /// CXone's tenant, discovered once (spec §2.6, the real surface): a token, its
+    /// `tenantId`, then `cxone-configuration`. On the tutorial surface, an error.
+    pub async fn tenant(&self) -> Result<&Tenant> {
+        if !self.inner.settings.is_cxone() {
+            return Err(Error::Build(
+                "the tutorial surface has no tenant discovery; set [tenant] api = \"cxone\"".into(),
+            ));
+        }
+        self.inner
+            .tenant
+            .get_or_try_init(|| self.inner.auth.discover_tenant())
+            .await
+    }
+
+    /// Access keys, on UserHub (real surface, spec §3).
+    pub fn access_keys(&self) -> accesskeys::AccessKeys<'_> {
+        accesskeys::AccessKeys { client: self }
+    }
+    /// Digital First Omnichannel: customers, cases, custom fields (real surface, spec §4).
+    pub fn dfo(&self) -> dfo::Dfo<'_> {
+        dfo::Dfo { client: self }
+    }
+    /// Data policies and their runs (real surface, spec §6).
+    pub fn policies(&self) -> policies::Policies<'_> {
+        policies::Policies { client: self }
+    }
+    /// ACD reporting: completed contacts (real surface, spec §7).
+    pub fn acd(&self) -> acd::Acd<'_> {
+        acd::Acd { client: self }
     }
 
     /// Integration secrets (spec §3).

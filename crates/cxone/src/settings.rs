@@ -86,6 +86,45 @@ pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 /// Default cap of one contact page's body (16 MiB).
 pub const DEFAULT_MAX_PAGE_BODY: usize = 16 << 20;
 
+/// Which API a tenant is spoken to on (DESIGN.md, "Two API surfaces").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Surface {
+    /// The tutorials' routes (`spec/cxone-api.md`), below `base_url`.
+    Tutorial,
+    /// CXone's published API (`spec/cxone-real.md`): the hosts are discovered from the
+    /// issuer and the token's `tenantId` (§2.6), unless overridden here.
+    Cxone(CxoneEndpoints),
+}
+
+/// Overrides of what the real surface's discovery finds, for tenants whose discovery
+/// differs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CxoneEndpoints {
+    /// The platform API base (`api_endpoint`): DFO, privacy, data policies, ACD.
+    pub api: Option<Url>,
+    /// The UserHub host (access-key management).
+    pub userhub: Option<Url>,
+    /// The ACD API version, `v30.0` by default (`{api}/inContactAPI/services/{version}`).
+    pub acd_version: String,
+}
+
+impl Default for CxoneEndpoints {
+    fn default() -> Self {
+        CxoneEndpoints {
+            api: None,
+            userhub: None,
+            acd_version: DEFAULT_ACD_VERSION.into(),
+        }
+    }
+}
+
+/// The ACD API version used unless configured (the one cxone-mcp pins, spec §2.6).
+pub const DEFAULT_ACD_VERSION: &str = "v30.0";
+/// The commercial global issuer (spec §1).
+pub const DEFAULT_ISSUER: &str = "https://cxone.niceincontact.com";
+/// The longest URL a tenant's discovery document may name.
+pub const MAX_DISCOVERED_URL: usize = 2048;
+
 /// Everything a [`crate::Client`] needs: where the tenant is, how to authenticate, and the
 /// bounds it keeps (timeouts, body caps, rate, retries).
 #[derive(Debug, Clone)]
@@ -118,6 +157,8 @@ pub struct Settings {
     pub retry: RetryPolicy,
     /// Requests in flight at most (a connection pool bound).
     pub max_idle_per_host: usize,
+    /// The API surface: the tutorials' routes or CXone's published ones.
+    pub surface: Surface,
 }
 
 impl Settings {
@@ -142,7 +183,25 @@ impl Settings {
             max_rate: None,
             retry: RetryPolicy::default(),
             max_idle_per_host: 64,
+            surface: Surface::Tutorial,
         })
+    }
+
+    /// Settings for CXone's published API: tokens from `issuer`'s discovery document
+    /// (`{issuer}/auth/token` on a real tenant), every other host discovered (§2.6).
+    /// `base_url` is the issuer; it is not used for API calls.
+    pub fn cxone(issuer: &str, grant: Grant, endpoints: CxoneEndpoints) -> Result<Self> {
+        let mut s = Settings::new(issuer, grant)
+            .map_err(|e| Error::Build(e.to_string().replacen("base_url", "issuer", 1)))?
+            .issuer(issuer)?;
+        check_acd_version(&endpoints.acd_version)?;
+        s.surface = Surface::Cxone(endpoints);
+        Ok(s)
+    }
+
+    /// Whether this is CXone's published API.
+    pub fn is_cxone(&self) -> bool {
+        matches!(self.surface, Surface::Cxone(_))
     }
 
     /// The token endpoint, used exactly as written (no slash added).
@@ -197,13 +256,69 @@ impl Settings {
                 "response body caps must be more than 0".into(),
             ));
         }
-        check_transport_security("base_url", &self.base_url, self.allow_insecure_http)?;
-        check_transport_security("token_url", &self.token_url, self.allow_insecure_http)?;
+        if self.is_cxone() {
+            // The base is the issuer; the token endpoint comes from its discovery.
+            check_transport_security("issuer", &self.base_url, self.allow_insecure_http)?;
+        } else {
+            check_transport_security("base_url", &self.base_url, self.allow_insecure_http)?;
+            check_transport_security("token_url", &self.token_url, self.allow_insecure_http)?;
+        }
         if let Some(i) = &self.issuer {
             check_transport_security("issuer", i, self.allow_insecure_http)?;
         }
+        if let Surface::Cxone(e) = &self.surface {
+            if self.issuer.is_none() {
+                return Err(Error::Build(
+                    "issuer: CXone's API needs the issuer its tokens and discovery come from"
+                        .into(),
+                ));
+            }
+            if let Some(u) = &e.api {
+                check_transport_security("endpoints.api", u, self.allow_insecure_http)?;
+            }
+            if let Some(u) = &e.userhub {
+                check_transport_security("endpoints.userhub", u, self.allow_insecure_http)?;
+            }
+            check_acd_version(&e.acd_version)?;
+        }
         Ok(())
     }
+}
+
+/// `vNN.N`: a path segment, nothing else.
+fn check_acd_version(v: &str) -> Result<()> {
+    let ok = v
+        .strip_prefix('v')
+        .and_then(|r| r.split_once('.'))
+        .is_some_and(|(a, b)| {
+            !a.is_empty()
+                && !b.is_empty()
+                && a.len() <= 3
+                && b.len() <= 3
+                && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit())
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Build(format!(
+            "endpoints.acd_version: {v:?} is not an ACD API version such as v30.0"
+        )))
+    }
+}
+
+/// A URL a tenant's discovery document names: an absolute http(s) URL, no longer than
+/// [`MAX_DISCOVERED_URL`], under the same transport rule as configured URLs, with a
+/// trailing slash so paths join below it.
+pub fn discovered_base(field: &str, raw: &str, allow_insecure: bool) -> Result<Url> {
+    if raw.len() > MAX_DISCOVERED_URL {
+        return Err(Error::Build(format!(
+            "{field}: {} characters, more than the {MAX_DISCOVERED_URL} accepted",
+            raw.len()
+        )));
+    }
+    let url = parse_base_url(field, raw.trim().trim_end_matches('/'))?;
+    check_transport_security(field, &url, allow_insecure)?;
+    Ok(url)
 }
 
 /// Whether `url`'s host is this machine: `localhost`, 127.0.0.0/8 or `::1`.

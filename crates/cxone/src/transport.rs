@@ -6,7 +6,8 @@
 //!   once (the server refused it before acting).
 //! - 403 `insufficient_scope`: an error naming the scope; never retried.
 //! - 429: wait exactly `Retry-After`, then retry — whatever the method, since the server
-//!   refuses before acting (spec §2's check order).
+//!   refuses before acting (spec §2's check order). Without `Retry-After` (CXone's real
+//!   surface sends none), back off exponentially with full jitter.
 //! - 500/502/503/504, reset, timeout: retried only when the request is idempotent (spec
 //!   §2: GET, PUT, PATCH with `If-Match`, POST/PATCH with `X-Idempotency-Key`, and the
 //!   operations idempotent by nature). A 503 with `Retry-After` waits exactly that; others
@@ -38,6 +39,27 @@ pub(crate) struct Call {
     pub idempotent: bool,
     /// The response may be as large as a contact page (`Settings::max_page_body`).
     pub large: bool,
+    /// Which base the segments join below.
+    pub base: Base,
+    /// A URL a page named (`_links.next`), used as written when it is on the base's
+    /// origin; the segments and query are then not used.
+    pub next: Option<url::Url>,
+}
+
+/// Where a call's segments join: the configured base (the tutorial surface), or one of
+/// the real surface's discovered hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Base {
+    /// `Settings::base_url`.
+    Tenant,
+    /// `api_endpoint` (privacy, data policies).
+    Api,
+    /// `{api_endpoint}/dfo/3.0/`.
+    Dfo,
+    /// `{api_endpoint}/inContactAPI/services/{version}/`.
+    Acd,
+    /// The UserHub host (access keys).
+    UserHub,
 }
 
 impl Call {
@@ -54,7 +76,28 @@ impl Call {
             headers: Vec::new(),
             idempotent,
             large: false,
+            base: Base::Tenant,
+            next: None,
         }
+    }
+
+    /// Joins the segments below a real-surface host instead of `base_url`.
+    pub(crate) fn on(mut self, base: Base) -> Self {
+        self.base = base;
+        self
+    }
+
+    /// Marks a POST that only reads (a search): safe to send again.
+    pub(crate) fn reading(mut self) -> Self {
+        self.idempotent = true;
+        self
+    }
+
+    /// Sends to a page's `next` link instead, as written (checked against the base's
+    /// origin when sent).
+    pub(crate) fn at(mut self, next: url::Url) -> Self {
+        self.next = Some(next);
+        self
     }
 
     /// Allows the larger body cap of a contact page.
@@ -217,70 +260,10 @@ struct Target {
     path: String,
 }
 
-/// A second 401 after a fresh token: the tenant refuses the token itself.
-fn token_rejected(e: Error) -> Error {
-    match e {
-        Error::Api {
-            method,
-            path,
-            problem,
-            request_id,
-            ..
-        } => Error::TokenRejected {
-            method,
-            path,
-            detail: problem.to_string(),
-            request_id,
-        },
-        other => other,
-    }
-}
-
-/// How long to wait before attempt `attempt + 1`, or the error to give up with: a
-/// `Retry-After` beyond the deadline, the attempts used up, or a backoff past the deadline.
-fn retry_delay(
-    policy: &crate::RetryPolicy,
-    t: &Target,
-    start: Instant,
-    attempt: u32,
-    err: Error,
-    wait: Option<(Duration, String)>,
-) -> Result<Duration> {
-    let remaining = policy.deadline.saturating_sub(start.elapsed());
-    if let Some((wait, text)) = &wait
-        && *wait > remaining
-    {
-        return Err(Error::RetryAfterBeyondDeadline {
-            method: t.method.clone(),
-            path: t.path.clone(),
-            status: err.status().unwrap_or(429),
-            retry_after: text.clone(),
-            remaining,
-            request_id: err.request_id().unwrap_or("none").to_string(),
-        });
-    }
-    let delay = wait
-        .map(|(w, _)| w)
-        .unwrap_or_else(|| crate::retry::backoff(policy, attempt));
-    if attempt >= policy.max_attempts || delay > remaining {
-        return Err(if attempt == 1 {
-            err
-        } else {
-            Error::GaveUp {
-                attempts: attempt,
-                elapsed: start.elapsed(),
-                last: Box::new(err),
-            }
-        });
-    }
-    tracing::debug!(method = %t.method, path = %t.path, attempt, ?delay, request_id = err.request_id().unwrap_or("-"), error = %err, "retrying");
-    Ok(delay)
-}
-
 impl Inner {
     pub(crate) async fn execute(&self, call: Call) -> Result<Reply> {
         check_segments(&call.segments)?;
-        let target = self.target(&call)?;
+        let target = self.target(&call).await?;
         let policy = &self.settings.retry;
         let start = Instant::now();
         let mut attempt = 0u32;
@@ -290,7 +273,7 @@ impl Inner {
             let (err, wait) = match self.attempt(&call, &target).await {
                 Next::Done(r) => return Ok(r),
                 Next::Fail(e) => return Err(e),
-                Next::Reauth(e) if reauthed => return Err(token_rejected(e)),
+                Next::Reauth(e) if reauthed => return Err(crate::retry::token_rejected(e)),
                 Next::Reauth(_) => {
                     reauthed = true;
                     attempt -= 1;
@@ -299,7 +282,15 @@ impl Inner {
                 }
                 Next::Retry(e, wait) => (e, wait),
             };
-            let delay = retry_delay(policy, &target, start, attempt, err, wait)?;
+            let delay = crate::retry::delay(
+                policy,
+                &target.method,
+                &target.path,
+                start,
+                attempt,
+                err,
+                wait,
+            )?;
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(delay).await;
         }
@@ -307,29 +298,69 @@ impl Inner {
 
     /// Where a call goes: its URL (the base URL as written, plus encoded segments), the
     /// pacing surface and the names used in errors.
-    fn target(&self, call: &Call) -> Result<Target> {
-        let mut url = self.settings.base_url.clone();
-        url.path_segments_mut()
-            .map_err(|_| Error::Build("base_url cannot have path segments".into()))?
-            .pop_if_empty()
-            .extend(call.segments.iter());
-        if !call.query.is_empty() {
-            url.query_pairs_mut().extend_pairs(call.query.iter());
-        }
+    async fn target(&self, call: &Call) -> Result<Target> {
+        let base = self.base_of(call.base).await?;
+        let url = match &call.next {
+            Some(next) => {
+                if next.origin() != base.origin() || next.scheme() != base.scheme() {
+                    return Err(Error::Decode {
+                        what: "a page's next link".into(),
+                        request_id: "none".into(),
+                        message: format!(
+                            "it names {}, not the host of {base}; refusing to send the token elsewhere",
+                            next.origin().ascii_serialization()
+                        ),
+                    });
+                }
+                next.clone()
+            }
+            None => {
+                let mut url = base.clone();
+                url.path_segments_mut()
+                    .map_err(|_| Error::Build("base_url cannot have path segments".into()))?
+                    .pop_if_empty()
+                    .extend(call.segments.iter());
+                if !call.query.is_empty() {
+                    url.query_pairs_mut().extend_pairs(call.query.iter());
+                }
+                url
+            }
+        };
         let uri = crate::wire::uri_of(&url)?;
-        let surface = call
+        let mut surface = call
             .segments
             .iter()
             .take(3)
             .map(String::as_str)
             .collect::<Vec<_>>()
             .join("/");
+        if call.base != Base::Tenant {
+            surface = format!("{:?}/{surface}", call.base);
+        }
         Ok(Target {
             url,
             uri,
             surface,
             method: call.method.as_str().to_string(),
             path: call.path(),
+        })
+    }
+
+    /// The URL a base names: the configured one, or the tenant's discovered host.
+    async fn base_of(&self, base: Base) -> Result<url::Url> {
+        if base == Base::Tenant {
+            return Ok(self.settings.base_url.clone());
+        }
+        let t = self
+            .tenant
+            .get_or_try_init(|| self.auth.discover_tenant())
+            .await?;
+        Ok(match base {
+            Base::Tenant => self.settings.base_url.clone(),
+            Base::Api => t.api.clone(),
+            Base::Dfo => t.dfo.clone(),
+            Base::Acd => t.acd.clone(),
+            Base::UserHub => t.userhub.clone(),
         })
     }
 
@@ -448,16 +479,17 @@ impl Inner {
             429 => {
                 self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
                 self.pacer.refused(surface);
-                let (wait, text) =
-                    retry_after(&headers).unwrap_or((Duration::from_secs(1), "1".into()));
+                // CXone's real surface sends no reliable Retry-After (spec §2.6, §4.1):
+                // without one, back off exponentially with full jitter.
+                let wait = retry_after(&headers);
                 Next::Retry(
                     Error::RateLimited {
                         method: method.to_string(),
                         path: path.to_string(),
-                        retry_after: wait,
+                        retry_after: wait.as_ref().map(|w| w.0),
                         request_id,
                     },
-                    Some((wait, text)),
+                    wait,
                 )
             }
             _ => {

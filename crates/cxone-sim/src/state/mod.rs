@@ -15,6 +15,8 @@ use crate::problem::Reply;
 use crate::ratelimit::Bucket;
 
 pub(crate) mod contacts;
+pub(crate) mod faults;
+pub(crate) mod real;
 pub(crate) mod widgets;
 
 /// Locks a mutex, recovering the data if a panicking holder poisoned it: the emulator
@@ -204,6 +206,8 @@ pub(crate) struct SimState {
     /// GDPR erasure requests received (spec §9), in order.
     pub erasures: Mutex<Vec<Value>>,
     pub http: reqwest::Client,
+    /// CXone's real surface: its seeded tenant, tokens and counters.
+    pub real: real::RealState,
 }
 
 impl SimState {
@@ -256,6 +260,14 @@ impl SimState {
             grants: Mutex::new(BTreeMap::new()),
             kms_callbacks: Arc::new(Mutex::new(Vec::new())),
             erasures: Mutex::new(Vec::new()),
+            real: real::RealState::new(
+                seed,
+                config.dfo_budget_scale,
+                (
+                    &Credentials::for_seed(seed).cxone_access_key_id,
+                    &Credentials::for_seed(seed).cxone_access_key_secret,
+                ),
+            ),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()

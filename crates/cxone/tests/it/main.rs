@@ -6,6 +6,7 @@ mod hostile;
 mod paging;
 mod privacy;
 mod props;
+mod real;
 mod retry;
 
 use std::time::Duration;

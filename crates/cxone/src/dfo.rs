@@ -1,0 +1,235 @@
+//! Digital First Omnichannel (spec §4), below `{api_endpoint}/dfo/3.0`: customers, their
+//! cases and custom fields. Customers page by `page`/`size`, following `_links.next` when
+//! given (§4.3a); cases by `scrollToken`, repeating the same filters (§4.4a).
+
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+
+use crate::paging::{Links, check_bounds, lenient_opt_i64, lenient_opt_string, text_enum};
+use crate::transport::{Base, Call};
+use crate::{Client, Result};
+
+/// Customers asked for per page (the SDK's default is 20, it sends 25).
+pub const CUSTOMER_PAGE: usize = 100;
+
+text_enum! {
+    /// A case's status (§4.2 `ContactStatus`).
+    CaseStatus {
+        /// Closed.
+        Closed = "closed",
+        /// Escalated.
+        Escalated = "escalated",
+        /// New.
+        New = "new",
+        /// Open.
+        Open = "open",
+        /// Pending.
+        Pending = "pending",
+        /// Resolved.
+        Resolved = "resolved",
+        /// Trashed.
+        Trashed = "trashed",
+    }
+}
+
+/// A custom field's value (§4.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomField {
+    /// Its identifier.
+    pub ident: String,
+    /// Its value (personal data, possibly).
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    pub value: Option<String>,
+}
+
+/// One identity of a customer on one channel (§4.2): personal data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Identity {
+    /// The id on the channel (an address, a phone number, a handle).
+    #[serde(default)]
+    pub id_on_external_platform: Option<String>,
+    /// First name.
+    #[serde(default)]
+    pub first_name: Option<String>,
+    /// Last name.
+    #[serde(default)]
+    pub last_name: Option<String>,
+}
+
+/// A DFO customer (§4.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Customer {
+    /// Its id.
+    pub id: String,
+    /// Last change.
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    pub updated_at: Option<String>,
+    /// First name.
+    #[serde(default)]
+    pub first_name: Option<String>,
+    /// Surname.
+    #[serde(default)]
+    pub surname: Option<String>,
+    /// Its identities, one per channel.
+    #[serde(default)]
+    pub identities: Vec<Identity>,
+    /// Its custom fields.
+    #[serde(default)]
+    pub custom_fields: Vec<CustomField>,
+}
+
+/// A DFO case (a "contact", §4.2), the fields cxguard reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Case {
+    /// The case number.
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    pub id: Option<String>,
+    /// The ACD contact id (null on older cases).
+    #[serde(default, deserialize_with = "lenient_opt_i64")]
+    pub contact_id: Option<i64>,
+    /// The channel.
+    #[serde(default)]
+    pub channel_id: Option<String>,
+    /// Its status.
+    #[serde(default)]
+    pub status: Option<CaseStatus>,
+    /// When it was created.
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    pub created_at: Option<String>,
+    /// The customer.
+    #[serde(default)]
+    pub end_user: Option<CaseCustomer>,
+}
+
+/// The customer of a case: its id only (the rest is the customer's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CaseCustomer {
+    /// The customer's id.
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+/// A custom-field definition of customers (§4.3i).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldDefinition {
+    /// Its identifier.
+    pub ident: String,
+    /// Its label.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// `text`, `email` or `list`.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CustomerPage {
+    #[serde(default)]
+    data: Vec<Customer>,
+    #[serde(default, deserialize_with = "lenient_opt_i64")]
+    hits: Option<i64>,
+    #[serde(default, rename = "_links")]
+    links: Links,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CasePage {
+    #[serde(default)]
+    data: Vec<Case>,
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    scroll_token: Option<String>,
+}
+
+/// Filters of a case search, repeated on every page (§4.4a).
+#[derive(Debug, Clone, Default)]
+pub struct CaseFilter {
+    /// `status[]`: only these statuses.
+    pub statuses: Vec<CaseStatus>,
+    /// `customerId`: one customer's cases.
+    pub customer_id: Option<String>,
+}
+
+/// The DFO API, from [`Client::dfo`].
+#[derive(Clone, Copy)]
+pub struct Dfo<'a> {
+    pub(crate) client: &'a Client,
+}
+
+impl Dfo<'_> {
+    /// Every customer, [`CUSTOMER_PAGE`] at a time: the page's `_links.next` when it
+    /// names one, else the next page number while pages are full and `hits` is not
+    /// reached.
+    pub async fn customers(self) -> Result<Vec<Customer>> {
+        let page_call = |page: usize| {
+            Call::new(Method::GET, &["customers"])
+                .on(Base::Dfo)
+                .large_response()
+                .query("page", page.to_string())
+                .query("size", CUSTOMER_PAGE.to_string())
+        };
+        let mut out = Vec::new();
+        let mut call = page_call(1);
+        for pages in 1.. {
+            let page: CustomerPage = self.client.execute(call).await?.decode("customers")?;
+            let n = page.data.len();
+            out.extend(page.data);
+            check_bounds("customers", out.len(), pages)?;
+            let more = n == CUSTOMER_PAGE && page.hits.is_none_or(|h| (out.len() as i64) < h);
+            call = match page.links.next_url()? {
+                Some(next) if n > 0 => Call::new(Method::GET, &[])
+                    .on(Base::Dfo)
+                    .large_response()
+                    .at(next),
+                _ if more => page_call(pages + 1),
+                _ => break,
+            };
+        }
+        Ok(out)
+    }
+
+    /// Every case the filter matches, following `scrollToken` (with the same filters)
+    /// until a page has none or is empty.
+    pub async fn cases(self, filter: &CaseFilter) -> Result<Vec<Case>> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        for pages in 1.. {
+            let mut call = Call::new(Method::GET, &["contacts"])
+                .on(Base::Dfo)
+                .large_response();
+            for s in &filter.statuses {
+                call = call.query("status[]", s.as_str());
+            }
+            if let Some(c) = &filter.customer_id {
+                call = call.query("customerId", c.as_str());
+            }
+            if let Some(t) = &token {
+                call = call.query("scrollToken", t.as_str());
+            }
+            let page: CasePage = self.client.execute(call).await?.decode("cases")?;
+            let n = page.data.len();
+            out.extend(page.data);
+            check_bounds("cases", out.len(), pages)?;
+            token = page.scroll_token.filter(|t| !t.is_empty());
+            if token.is_none() || n == 0 {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The customers' custom-field definitions.
+    pub async fn customer_fields(self) -> Result<Vec<FieldDefinition>> {
+        let call = Call::new(Method::GET, &["customers", "custom-field-definitions"]).on(Base::Dfo);
+        self.client
+            .execute(call)
+            .await?
+            .decode("custom-field definitions")
+    }
+}
