@@ -7,6 +7,7 @@ mod exit;
 mod output;
 mod progress;
 mod store;
+mod surface;
 mod tenant;
 
 use std::path::PathBuf;
@@ -118,6 +119,27 @@ enum Command {
         #[arg(long, value_name = "DIR", default_value = ".")]
         out: PathBuf,
     },
+}
+
+/// The command as typed, for the surface table.
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Inventory(_) => "inventory",
+        Command::Contacts(_) => "contacts",
+        Command::Secrets(_) => "secrets",
+        Command::Datastore(_) => "datastore",
+        Command::Plan(_) => "plan",
+        Command::Apply(_) => "apply",
+        Command::Export(_) => "export",
+        Command::Report(_) => "report",
+        Command::Status(_) => "status",
+        Command::Webchat(_) => "webchat",
+        Command::Guests(_) => "guests",
+        Command::Subject(_) => "subject",
+        Command::Serve(_) => "serve",
+        Command::Doctor(_) => "doctor",
+        _ => "",
+    }
 }
 
 /// Logs go to stderr: text for people, JSON lines for a service (`serve`, or
@@ -254,6 +276,7 @@ async fn run(cli: Cli) -> Result<Exit, CliError> {
         config::isolate_rehearsal(&mut loaded, &env, cli.sim_webhooks);
     }
     let ctx = Context::new(cli.output, cli.quiet, cli.sim, loaded, Box::new(env));
+    surface::check(&ctx, command_name(&cli.command))?;
     match cli.command {
         Command::Demo(args) => commands::demo::run(&ctx, args).await,
         Command::Sim(args) => commands::sim::run(&ctx, args).await,

@@ -40,8 +40,8 @@ pub use contacts::PageSize;
 pub use error::{Error, FieldError, OAuthRefusal, Problem, Result, Stage};
 pub use settings::{
     CxoneEndpoints, DEFAULT_ACD_VERSION, DEFAULT_ISSUER, DEFAULT_MAX_BODY, DEFAULT_MAX_PAGE_BODY,
-    Grant, MAX_DISCOVERED_URL, MAX_TOKEN_LIFETIME, RetryPolicy, Settings, Surface,
-    check_transport_security, is_loopback, parse_base_url, parse_http_url,
+    DFO_READS_PER_HOUR, Grant, MAX_DISCOVERED_URL, MAX_TOKEN_LIFETIME, RetryPolicy, Settings,
+    Surface, check_transport_security, is_loopback, parse_base_url, parse_http_url,
 };
 pub use tenant::{Claims, Tenant};
 pub use wire::{lanes, set_lane};
@@ -110,7 +110,7 @@ impl Client {
         let wire = wire::Wire::new(&settings, &http, &proxies)?;
         // The token and discovery requests, a few per hour, go through reqwest.
         let auth = auth::TokenSource::new(http, settings.clone(), proxies);
-        let pacer = pacing::Pacer::new(settings.max_rate);
+        let pacer = pacing::Pacer::new(settings.max_rate, settings.dfo_reads_per_hour());
         Ok(Client {
             inner: Arc::new(Inner {
                 wire,

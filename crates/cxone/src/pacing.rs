@@ -32,6 +32,9 @@ struct Mirror {
 
 pub(crate) struct Pacer {
     cap: Option<DefaultDirectRateLimiter>,
+    /// CXone's published DFO read budget (spec-real §4.1), paced ahead of the 429s the
+    /// tenant would send without a `Retry-After`.
+    dfo_reads: Option<DefaultDirectRateLimiter>,
     mirrors: Mutex<HashMap<String, Mirror>>,
     in_flight: AtomicI64,
 }
@@ -62,12 +65,21 @@ pub(crate) fn budget(headers: &HeaderMap) -> Option<Budget> {
 }
 
 impl Pacer {
-    pub(crate) fn new(max_rate: Option<u32>) -> Self {
+    pub(crate) fn new(max_rate: Option<u32>, dfo_reads_per_hour: Option<u32>) -> Self {
         let cap = max_rate
             .and_then(NonZeroU32::new)
             .map(|r| RateLimiter::direct(Quota::per_second(r)));
+        let dfo_reads = dfo_reads_per_hour
+            .and_then(NonZeroU32::new)
+            .and_then(|n| Quota::with_period(Duration::from_secs(3600) / n.get()))
+            .map(|q| {
+                let burst = NonZeroU32::new(dfo_reads_per_hour.unwrap_or(1).clamp(1, 1000))
+                    .unwrap_or(NonZeroU32::MIN);
+                RateLimiter::direct(q.allow_burst(burst))
+            });
         Pacer {
             cap,
+            dfo_reads,
             mirrors: Mutex::new(HashMap::new()),
             in_flight: AtomicI64::new(0),
         }
@@ -77,6 +89,11 @@ impl Pacer {
     pub(crate) async fn acquire(&self, surface: &str) {
         if let Some(cap) = &self.cap {
             cap.until_ready().await;
+        }
+        if let Some(dfo) = &self.dfo_reads
+            && surface.starts_with("Dfo/")
+        {
+            dfo.until_ready().await;
         }
         let wait = {
             let mut guard = self.mirrors.lock().unwrap_or_else(|e| e.into_inner());
@@ -189,7 +206,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_empty_server_bucket_makes_the_next_request_wait() {
-        let p = Pacer::new(None);
+        let p = Pacer::new(None, None);
         p.acquire("api/v2/webchat").await;
         p.done("api/v2/webchat", Some(&headers(10, 0, 1)));
         let t = Instant::now();
@@ -210,12 +227,27 @@ mod tests {
 
     #[tokio::test]
     async fn without_headers_there_is_no_pacing() {
-        let p = Pacer::new(None);
+        let p = Pacer::new(None, None);
         let t = Instant::now();
         for _ in 0..1000 {
             p.acquire("a").await;
             p.done("a", None);
         }
         assert!(t.elapsed() < Duration::from_millis(500));
+    }
+
+    #[tokio::test]
+    async fn dfo_reads_are_paced_to_the_hourly_budget_and_nothing_else_is() {
+        let p = Pacer::new(None, Some(2));
+        for _ in 0..2 {
+            p.acquire("Dfo/contacts").await;
+            p.done("Dfo/contacts", None);
+        }
+        // The third read of the hour would wait: the budget is spent.
+        assert!(p.dfo_reads.as_ref().unwrap().check().is_err());
+        // Another surface is not held back by DFO's budget.
+        let t = Instant::now();
+        p.acquire("Acd/contacts/completed").await;
+        assert!(t.elapsed() < Duration::from_secs(1));
     }
 }

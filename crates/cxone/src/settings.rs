@@ -106,6 +106,9 @@ pub struct CxoneEndpoints {
     pub userhub: Option<Url>,
     /// The ACD API version, `v30.0` by default (`{api}/inContactAPI/services/{version}`).
     pub acd_version: String,
+    /// DFO reads (get contact, searches) per hour the client paces itself to; the
+    /// published tenant budget, 120,000, by default (spec-real §4.1).
+    pub dfo_reads_per_hour: u32,
 }
 
 impl Default for CxoneEndpoints {
@@ -114,9 +117,13 @@ impl Default for CxoneEndpoints {
             api: None,
             userhub: None,
             acd_version: DEFAULT_ACD_VERSION.into(),
+            dfo_reads_per_hour: DFO_READS_PER_HOUR,
         }
     }
 }
+
+/// CXone's published DFO "get contact" budget per tenant and hour (spec-real §4.1).
+pub const DFO_READS_PER_HOUR: u32 = 120_000;
 
 /// The ACD API version used unless configured (the one cxone-mcp pins, spec §2.6).
 pub const DEFAULT_ACD_VERSION: &str = "v30.0";
@@ -197,6 +204,14 @@ impl Settings {
         check_acd_version(&endpoints.acd_version)?;
         s.surface = Surface::Cxone(endpoints);
         Ok(s)
+    }
+
+    /// The DFO read budget to pace to, on the real surface.
+    pub fn dfo_reads_per_hour(&self) -> Option<u32> {
+        match &self.surface {
+            Surface::Cxone(e) => Some(e.dfo_reads_per_hour),
+            Surface::Tutorial => None,
+        }
     }
 
     /// Whether this is CXone's published API.
@@ -280,6 +295,11 @@ impl Settings {
                 check_transport_security("endpoints.userhub", u, self.allow_insecure_http)?;
             }
             check_acd_version(&e.acd_version)?;
+            if e.dfo_reads_per_hour == 0 {
+                return Err(Error::Build(
+                    "limits.dfo_reads_per_hour: 0 would send no DFO read".into(),
+                ));
+            }
         }
         Ok(())
     }

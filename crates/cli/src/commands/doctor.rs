@@ -34,7 +34,7 @@ pub struct Check {
     pub fix: Option<String>,
 }
 
-fn pass(name: impl Into<String>, detail: impl Into<String>) -> Check {
+pub(super) fn pass(name: impl Into<String>, detail: impl Into<String>) -> Check {
     Check {
         name: name.into(),
         ok: true,
@@ -43,7 +43,11 @@ fn pass(name: impl Into<String>, detail: impl Into<String>) -> Check {
     }
 }
 
-fn fail(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+pub(super) fn fail(
+    name: impl Into<String>,
+    detail: impl Into<String>,
+    fix: impl Into<String>,
+) -> Check {
     Check {
         name: name.into(),
         ok: false,
@@ -408,6 +412,9 @@ async fn tenant_checks(ctx: &Context, checks: &mut Vec<Check>) {
 pub async fn client_checks(client: &cxone::Client, checks: &mut Vec<Check>) {
     if !reachable(client, checks).await {
         return;
+    }
+    if client.settings().is_cxone() {
+        return super::cxone_doctor::checks(client, checks).await;
     }
     match client.authenticate().await {
         Err(e) => {

@@ -178,6 +178,9 @@ fn print_widgets(widgets: &[guard::inventory::WidgetRow]) {
 pub async fn run(ctx: &Context, args: InventoryArgs) -> Result<Exit, CliError> {
     let crate::tenant::Connected { client, sim } =
         crate::tenant::connect(ctx, Default::default()).await?;
+    if client.settings().is_cxone() {
+        return super::cxone_inventory::run(ctx, &client).await;
+    }
     let mut tables = args.tables.clone();
     if tables.is_empty() && sim.is_some() {
         tables.push(("ds-customer".into(), "tbl-customer-profiles".into()));

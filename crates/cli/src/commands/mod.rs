@@ -2,6 +2,8 @@
 
 pub mod audit;
 pub mod contacts;
+pub mod cxone_doctor;
+pub mod cxone_inventory;
 pub mod datastore;
 pub mod demo;
 pub mod doctor;

@@ -53,6 +53,10 @@ pub struct SimArgs {
     /// its own token URL does; discovery names it.
     #[arg(long, value_name = "PATH")]
     pub token_path: Option<String>,
+    /// Multiply CXone's published DFO budgets (120,000 reads an hour) by this factor on
+    /// the real surface; small values make the 429s (without Retry-After) come early.
+    #[arg(long, default_value_t = 1.0, value_name = "FACTOR")]
+    pub dfo_budget_scale: f64,
 }
 
 impl SimArgs {
@@ -75,6 +79,7 @@ impl SimArgs {
             token_ttl: Duration::from_secs(self.token_ttl),
             bind: SocketAddr::new(self.bind, self.port),
             token_path: self.token_path.clone(),
+            dfo_budget_scale: self.dfo_budget_scale,
         }
     }
 }
@@ -108,6 +113,11 @@ pub async fn run(ctx: &Context, args: SimArgs) -> Result<Exit, CliError> {
                 "appClientId": c.app_client_id, "appClientSecret": c.app_client_secret,
                 "accessKeyId": c.access_key_id, "accessKeySecret": c.access_key_secret,
             },
+            "cxone": {
+                "issuer": sim.cxone_issuer(),
+                "clientId": c.cxone_client_id, "clientSecret": c.cxone_client_secret,
+                "accessKeyId": c.cxone_access_key_id, "accessKeySecret": c.cxone_access_key_secret,
+            },
         })),
         Output::Text => {
             println!("cxone-sim listening on {base}");
@@ -140,11 +150,31 @@ pub async fn run(ctx: &Context, args: SimArgs) -> Result<Exit, CliError> {
                 c.app_client_id, c.app_client_secret, c.access_key_id, c.access_key_secret
             );
             println!();
-            println!("Point cxguard at it:");
+            println!(
+                "CXone's published API (api = \"cxone\"), issuer {}:",
+                sim.cxone_issuer()
+            );
+            println!(
+                "  registered app      {} / {}",
+                c.cxone_client_id, c.cxone_client_secret
+            );
+            println!(
+                "  access key          {} / {}",
+                c.cxone_access_key_id, c.cxone_access_key_secret
+            );
+            println!();
+            println!("Point cxguard at it (the tutorials' routes):");
             println!(
                 "  export CXGUARD_BASE_URL={base} CXGUARD_CLIENT_ID={} CXGUARD_CLIENT_SECRET={}",
                 c.client_id, c.client_secret
             );
+            println!("or at CXone's published API, in cxguard.toml:");
+            println!(
+                "  [tenant]\n  api = \"cxone\"\n  issuer = \"{}\"\n  client_id = \"{}\"\n  access_key_file = \"access-key.json\"   # {{\"accessKeyId\", \"accessKeySecret\"}}, mode 0600",
+                sim.cxone_issuer(),
+                c.cxone_client_id
+            );
+            println!("  and CXGUARD_CLIENT_SECRET={}", c.cxone_client_secret);
             println!();
             println!("Press Ctrl-C to stop.");
         }

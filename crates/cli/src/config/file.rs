@@ -196,6 +196,45 @@ pub struct TenantFile {
     /// Response body caps, in bytes (defaults 1 MiB, and 16 MiB for a contact page).
     pub max_body_bytes: Option<usize>,
     pub max_page_bytes: Option<usize>,
+    /// Which API: `cxone` (CXone's published API) or `tutorial` (the tutorials' routes).
+    /// `cxone` by default when `issuer` is a NICE host, `tutorial` otherwise.
+    pub api: Option<ApiKind>,
+    /// A JSON file (mode 0600) holding `{"accessKeyId", "accessKeySecret"}`: both halves
+    /// of the access key in one place, so a rotation replaces them at once.
+    pub access_key_file: Option<PathBuf>,
+    /// Overrides of what CXone's discovery finds (`api = "cxone"`).
+    pub endpoints: Option<EndpointsFile>,
+    /// Budgets the client paces itself to (`api = "cxone"`).
+    pub limits: Option<LimitsFile>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiKind {
+    /// CXone's published API (`spec/cxone-real.md`).
+    Cxone,
+    /// The tutorials' routes (`spec/cxone-api.md`).
+    Tutorial,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointsFile {
+    /// The platform API base (`api_endpoint`).
+    pub api: Option<String>,
+    /// The UserHub host (access keys).
+    pub userhub: Option<String>,
+    /// The ACD API version (default `v30.0`).
+    pub acd_version: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    /// Requests per second, every API together.
+    pub requests_per_second: Option<u32>,
+    /// DFO reads per hour (the published tenant budget, 120,000, by default).
+    pub dfo_reads_per_hour: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]

@@ -24,6 +24,7 @@ pub const ENV_CONFIG: &str = "CXGUARD_CONFIG";
 pub const ENV_STORE: &str = "CXGUARD_STORE";
 pub const ENV_HOME: &str = "CXGUARD_HOME";
 
+mod cxone_api;
 mod file;
 mod identity;
 mod serve;
@@ -31,6 +32,7 @@ mod store;
 mod tenant;
 mod webhooks;
 
+pub use cxone_api::*;
 pub use file::*;
 pub use identity::*;
 pub use serve::*;

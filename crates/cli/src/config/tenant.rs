@@ -58,6 +58,15 @@ pub fn target(loaded: &Loaded, env: &dyn Fn(&str) -> Option<String>) -> Result<T
     let empty = TenantFile::default();
     let t = loaded.file.tenant.as_ref().unwrap_or(&empty);
     let get = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+    if api_of(t, t.issuer.as_deref()) == ApiKind::Cxone {
+        let issuer = t.issuer.as_deref().unwrap_or(cxone::DEFAULT_ISSUER);
+        let mut settings = super::cxone_api::settings(t, &get, issuer)?;
+        tune(&mut settings, t);
+        settings
+            .validate()
+            .map_err(|e| CliError::config(format!("tenant: {e}")))?;
+        return Ok(Target::Tenant(Box::new(settings)));
+    }
     let Some(base_url) = get(ENV_BASE_URL).or_else(|| t.base_url.clone()) else {
         return Ok(Target::Embedded);
     };
@@ -79,7 +88,7 @@ pub fn target(loaded: &Loaded, env: &dyn Fn(&str) -> Option<String>) -> Result<T
 
 /// The grant from the environment and `[tenant]`: client credentials, or the access-key
 /// grant when an access key is given; every missing credential named at once.
-fn grant(
+pub(super) fn grant(
     t: &TenantFile,
     get: &dyn Fn(&str) -> Option<String>,
     base_url: &str,
@@ -101,13 +110,26 @@ fn grant(
         &t.client_secret_env,
         &t.client_secret_file,
     )?;
-    let access_key_id = get(ENV_ACCESS_KEY_ID).or_else(|| t.access_key_id.clone());
-    let access_key_secret = secret(
-        "access_key_secret_file",
-        ENV_ACCESS_KEY_SECRET,
-        &t.access_key_secret_env,
-        &t.access_key_secret_file,
-    )?;
+    let (access_key_id, access_key_secret) = match &t.access_key_file {
+        Some(path) => {
+            if t.access_key_id.is_some() || t.access_key_secret_file.is_some() {
+                return Err(CliError::config(
+                    "tenant.access_key_file: give access_key_file or access_key_id with its secret, not both",
+                ));
+            }
+            let (id, secret) = super::cxone_api::read_access_key_file(path)?;
+            (Some(id), Some(secret))
+        }
+        None => (
+            get(ENV_ACCESS_KEY_ID).or_else(|| t.access_key_id.clone()),
+            secret(
+                "access_key_secret_file",
+                ENV_ACCESS_KEY_SECRET,
+                &t.access_key_secret_env,
+                &t.access_key_secret_file,
+            )?,
+        ),
+    };
     let kind = t.grant.unwrap_or(if access_key_id.is_some() {
         GrantKind::AccessKey
     } else {

@@ -2,6 +2,7 @@
 
 mod anonymize;
 mod commands;
+mod cxone_api;
 mod datastore;
 mod doctor;
 mod errors;

@@ -9,6 +9,8 @@ use futures_util::{StreamExt, TryStreamExt};
 use ledger::{Details, JobStatus, Ledger, NewEntry, NewJob, Outcome};
 use serde::Serialize;
 
+pub mod real;
+
 /// What was read: a tenant or the embedded emulator, and where.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -1,0 +1,150 @@
+//! Which command runs on which API surface, in one table (the README's is checked
+//! against it). On `api = "cxone"`, a command whose API CXone does not publish exits 78
+//! before it sends anything, saying why and what to use instead: it never pretends.
+
+use crate::config;
+use crate::context::Context;
+use crate::exit::CliError;
+
+/// One command and the surfaces it runs on.
+pub struct Row {
+    /// The command, as typed.
+    pub command: &'static str,
+    /// The tutorial surface's spec sections it uses (`spec/cxone-api.md`).
+    pub tutorial: &'static str,
+    /// On CXone's published API: the sections it uses (`spec/cxone-real.md`), or why not
+    /// and what to use instead.
+    pub cxone: Result<&'static str, (&'static str, &'static str)>,
+}
+
+/// Every command that talks to a tenant.
+pub const TABLE: &[Row] = &[
+    Row {
+        command: "doctor",
+        tutorial: "§2",
+        cxone: Ok("§2 (discovery), a read per area: §3, §4, §6, §7"),
+    },
+    Row {
+        command: "inventory",
+        tutorial: "§3–§7",
+        cxone: Ok("§3 access keys, §4 DFO, §6 data policies, §7 ACD"),
+    },
+    Row {
+        command: "contacts",
+        tutorial: "§4",
+        cxone: Err((
+            "CXone publishes no route that edits a completed voice contact (spec-real §7.4)",
+            "erase a person with a data policy or the privacy erasure (`subject erase`, coming on this surface)",
+        )),
+    },
+    Row {
+        command: "secrets",
+        tutorial: "§3",
+        cxone: Err((
+            "CXone publishes no API for Integration Hub secrets",
+            "rotate the access keys integrations sign in with (`accesskeys rotate`, coming)",
+        )),
+    },
+    Row {
+        command: "datastore",
+        tutorial: "§5",
+        cxone: Err((
+            "CXone publishes no API for Data Store column encryption",
+            "keep `api = \"tutorial\"` for a server of the tutorials' routes",
+        )),
+    },
+    Row {
+        command: "webchat",
+        tutorial: "§7",
+        cxone: Err((
+            "CXone publishes no API for webchat widget security policies",
+            "keep `api = \"tutorial\"` for a server of the tutorials' routes",
+        )),
+    },
+    Row {
+        command: "guests",
+        tutorial: "§6",
+        cxone: Err((
+            "guest attributes are the tutorials' routes; CXone's digital customers are read-only for identity (spec-real §4.3c)",
+            "see DFO customers with `inventory`",
+        )),
+    },
+    Row {
+        command: "subject",
+        tutorial: "§4, §6, §9",
+        cxone: Err((
+            "subject requests run on the tutorials' contacts and guests for now",
+            "`inventory` shows the DFO customers and completed contacts a request would cover",
+        )),
+    },
+    Row {
+        command: "plan",
+        tutorial: "§3–§7",
+        cxone: Err((
+            "the posture's protections are the tutorials' (secrets, tables, webchat, contacts)",
+            "keep `api = \"tutorial\"`; data policies as code are coming on this surface",
+        )),
+    },
+    Row {
+        command: "apply",
+        tutorial: "§3–§7",
+        cxone: Err((
+            "the posture's protections are the tutorials' (secrets, tables, webchat, contacts)",
+            "keep `api = \"tutorial\"`; data policies as code are coming on this surface",
+        )),
+    },
+    Row {
+        command: "export",
+        tutorial: "§3, §5, §7",
+        cxone: Err((
+            "the posture file describes the tutorials' protections",
+            "`inventory --output json` lists what the tenant holds",
+        )),
+    },
+    Row {
+        command: "status",
+        tutorial: "§3–§7",
+        cxone: Err((
+            "the posture's protections are the tutorials'",
+            "`doctor` and `inventory` for this surface",
+        )),
+    },
+    Row {
+        command: "report",
+        tutorial: "§3–§7",
+        cxone: Err((
+            "the report's sections are the tutorials' protections",
+            "`inventory --output json` for this surface; its report section is coming",
+        )),
+    },
+    Row {
+        command: "serve",
+        tutorial: "§5, §6, §9",
+        cxone: Err((
+            "the service links guests and receives KMS callbacks of the tutorials' routes",
+            "keep `api = \"tutorial\"` for the service",
+        )),
+    },
+];
+
+/// Refuses `command` (exit 78) when the configured tenant speaks CXone's published API
+/// and the command's API is not on it. `--sim` runs on the emulator's tutorial surface.
+pub fn check(ctx: &Context, command: &str) -> Result<(), CliError> {
+    if ctx.sim {
+        return Ok(());
+    }
+    let Some(row) = TABLE.iter().find(|r| r.command == command) else {
+        return Ok(());
+    };
+    let empty = config::TenantFile::default();
+    let t = ctx.config.file.tenant.as_ref().unwrap_or(&empty);
+    if config::api_of(t, t.issuer.as_deref()) != config::ApiKind::Cxone {
+        return Ok(());
+    }
+    match row.cxone {
+        Ok(_) => Ok(()),
+        Err((why, instead)) => Err(CliError::config(format!(
+            "tenant.api: `{command}` is not available on api = \"cxone\": {why}; nothing was sent. Instead: {instead}"
+        ))),
+    }
+}
