@@ -148,3 +148,31 @@ pub fn check(ctx: &Context, command: &str) -> Result<(), CliError> {
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row_line(r: &Row) -> String {
+        let cxone = match r.cxone {
+            Ok(sections) => sections.to_string(),
+            Err((why, _)) => format!("no: {why}"),
+        };
+        format!("| `{}` | {} | {} |", r.command, r.tutorial, cxone)
+    }
+
+    #[test]
+    fn the_readme_table_is_this_table() {
+        let readme = include_str!("../../../README.md");
+        let expected: Vec<String> = TABLE.iter().map(row_line).collect();
+        let missing: Vec<&String> = expected
+            .iter()
+            .filter(|l| !readme.contains(l.as_str()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "README's surface table differs; its rows should read:\n{}",
+            expected.join("\n")
+        );
+    }
+}
