@@ -93,7 +93,7 @@ pub enum Surface {
     Tutorial,
     /// CXone's published API (`spec/cxone-real.md`): the hosts are discovered from the
     /// issuer and the token's `tenantId` (§2.6), unless overridden here.
-    Cxone(CxoneEndpoints),
+    Cxone(Box<CxoneEndpoints>),
 }
 
 /// Overrides of what the real surface's discovery finds, for tenants whose discovery
@@ -202,7 +202,7 @@ impl Settings {
             .map_err(|e| Error::Build(e.to_string().replacen("base_url", "issuer", 1)))?
             .issuer(issuer)?;
         check_acd_version(&endpoints.acd_version)?;
-        s.surface = Surface::Cxone(endpoints);
+        s.surface = Surface::Cxone(Box::new(endpoints));
         Ok(s)
     }
 

@@ -184,7 +184,7 @@ pub(crate) fn from_document(
         )));
     }
     let overrides = match surface {
-        Surface::Cxone(e) => e.clone(),
+        Surface::Cxone(e) => (**e).clone(),
         Surface::Tutorial => CxoneEndpoints::default(),
     };
     let api = match (&overrides.api, &doc.api_endpoint) {
@@ -262,7 +262,7 @@ mod tests {
             url.as_str(),
             "https://cxone.niceincontact.com/.well-known/cxone-configuration?tenantId=t-1"
         );
-        let surface = Surface::Cxone(CxoneEndpoints::default());
+        let surface = Surface::Cxone(Box::default());
         let doc = |v: serde_json::Value| {
             from_document(
                 &url,

@@ -2,7 +2,7 @@
 //! tenant's discovery (issuer, tenant id, area, cluster, `api_endpoint`), then one
 //! harmless read per API area, each ✓ or ✗ with what to do about it.
 
-use super::doctor::{Check, fail, pass};
+use super::checks::{Check, fail, pass};
 
 /// The fix for a failed read of `area`, by how it failed.
 fn fix_for(area: &str, permission: &str, e: &cxone::Error) -> String {
@@ -31,36 +31,9 @@ pub async fn checks(client: &cxone::Client, checks: &mut Vec<Check>) {
         return;
     }
     checks.push(pass("token", "obtained with the access-key grant"));
-    let t = match client.tenant().await {
-        Ok(t) => t,
-        Err(e) => {
-            checks.push(fail(
-                "discovery",
-                e.to_string(),
-                "check [tenant] issuer; [tenant.endpoints] overrides what discovery finds",
-            ));
-            return;
-        }
-    };
-    checks.push(pass(
-        "discovery",
-        format!(
-            "issuer {}, tenant {}{}, area {}, cluster {}, api_endpoint {}, UserHub {}",
-            client
-                .settings()
-                .issuer
-                .as_ref()
-                .map_or("-".into(), |u| u.to_string()),
-            t.tenant_id,
-            t.name
-                .as_deref()
-                .map_or(String::new(), |n| format!(" ({n})")),
-            t.area.as_deref().unwrap_or("?"),
-            t.cluster.as_deref().unwrap_or("?"),
-            t.api,
-            t.userhub
-        ),
-    ));
+    if !discovery(client, checks).await {
+        return;
+    }
     let now = time::OffsetDateTime::now_utc();
     let fmt = |t: time::OffsetDateTime| {
         t.format(&time::format_description::well_known::Rfc3339)
@@ -109,4 +82,39 @@ pub async fn checks(client: &cxone::Client, checks: &mut Vec<Check>) {
             .await
             .map(|c| format!("{} contacts completed in the last hour", c.len())),
     ));
+}
+
+/// The tenant's discovery: issuer, tenant id, area, cluster and hosts.
+async fn discovery(client: &cxone::Client, checks: &mut Vec<Check>) -> bool {
+    let t = match client.tenant().await {
+        Ok(t) => t,
+        Err(e) => {
+            checks.push(fail(
+                "discovery",
+                e.to_string(),
+                "check [tenant] issuer; [tenant.endpoints] overrides what discovery finds",
+            ));
+            return false;
+        }
+    };
+    checks.push(pass(
+        "discovery",
+        format!(
+            "issuer {}, tenant {}{}, area {}, cluster {}, api_endpoint {}, UserHub {}",
+            client
+                .settings()
+                .issuer
+                .as_ref()
+                .map_or("-".into(), |u| u.to_string()),
+            t.tenant_id,
+            t.name
+                .as_deref()
+                .map_or(String::new(), |n| format!(" ({n})")),
+            t.area.as_deref().unwrap_or("?"),
+            t.cluster.as_deref().unwrap_or("?"),
+            t.api,
+            t.userhub
+        ),
+    ));
+    true
 }

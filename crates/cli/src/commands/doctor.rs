@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use serde::Serialize;
 
+use super::checks::{Check, fail, pass};
 use crate::config::{self, Target};
 use crate::context::Context;
 use crate::exit::{CliError, Exit};
@@ -22,38 +22,6 @@ pub struct DoctorArgs {
     /// (nothing is sent without it).
     #[arg(long)]
     pub send_test_event: bool,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Check {
-    pub name: String,
-    pub ok: bool,
-    pub detail: String,
-    /// What to do about a ✗.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fix: Option<String>,
-}
-
-pub(super) fn pass(name: impl Into<String>, detail: impl Into<String>) -> Check {
-    Check {
-        name: name.into(),
-        ok: true,
-        detail: detail.into(),
-        fix: None,
-    }
-}
-
-pub(super) fn fail(
-    name: impl Into<String>,
-    detail: impl Into<String>,
-    fix: impl Into<String>,
-) -> Check {
-    Check {
-        name: name.into(),
-        ok: false,
-        detail: detail.into(),
-        fix: Some(fix.into()),
-    }
 }
 
 /// What each protection needs of the token.

@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod audit;
+pub mod checks;
 pub mod contacts;
 pub mod cxone_doctor;
 pub mod cxone_inventory;

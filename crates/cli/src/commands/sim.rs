@@ -96,7 +96,6 @@ pub async fn run(ctx: &Context, args: SimArgs) -> Result<Exit, CliError> {
     let sim = cxone_sim::Sim::start(config.clone()).await?;
     let c = sim.credentials().clone();
     let base = sim.base_url();
-    let limit = |l: Option<u32>| l.map_or("none".to_string(), |v| format!("{v}/s"));
     match ctx.output {
         Output::Json => print_json(&json!({
             "baseUrl": base,
@@ -119,66 +118,73 @@ pub async fn run(ctx: &Context, args: SimArgs) -> Result<Exit, CliError> {
                 "accessKeyId": c.cxone_access_key_id, "accessKeySecret": c.cxone_access_key_secret,
             },
         })),
-        Output::Text => {
-            println!("cxone-sim listening on {base}");
-            println!(
-                "  seed {}, {} contacts, {} guests; rate limit {}, webchat {}; faults {}, resets {}, latency {} ms, token TTL {} s",
-                args.seed,
-                args.contacts,
-                args.guests,
-                limit(config.rate_limit),
-                limit(config.webchat_rate_limit),
-                args.fault_rate,
-                args.reset_rate,
-                args.latency_ms,
-                args.token_ttl
-            );
-            println!("  token URL    {}", sim.token_url());
-            println!("  control API  {base}/_control/state");
-            println!();
-            println!("Demo credentials (emulator only, derived from the seed):");
-            println!(
-                "  client credentials  {} / {}",
-                c.client_id, c.client_secret
-            );
-            println!(
-                "  read-only client    {} / {}",
-                c.readonly_client_id, c.readonly_client_secret
-            );
-            println!(
-                "  access key grant    app {} / {}, key {} / {}",
-                c.app_client_id, c.app_client_secret, c.access_key_id, c.access_key_secret
-            );
-            println!();
-            println!(
-                "CXone's published API (api = \"cxone\"), issuer {}:",
-                sim.cxone_issuer()
-            );
-            println!(
-                "  registered app      {} / {}",
-                c.cxone_client_id, c.cxone_client_secret
-            );
-            println!(
-                "  access key          {} / {}",
-                c.cxone_access_key_id, c.cxone_access_key_secret
-            );
-            println!();
-            println!("Point cxguard at it (the tutorials' routes):");
-            println!(
-                "  export CXGUARD_BASE_URL={base} CXGUARD_CLIENT_ID={} CXGUARD_CLIENT_SECRET={}",
-                c.client_id, c.client_secret
-            );
-            println!("or at CXone's published API, in cxguard.toml:");
-            println!(
-                "  [tenant]\n  api = \"cxone\"\n  issuer = \"{}\"\n  client_id = \"{}\"\n  access_key_file = \"access-key.json\"   # {{\"accessKeyId\", \"accessKeySecret\"}}, mode 0600",
-                sim.cxone_issuer(),
-                c.cxone_client_id
-            );
-            println!("  and CXGUARD_CLIENT_SECRET={}", c.cxone_client_secret);
-            println!();
-            println!("Press Ctrl-C to stop.");
-        }
+        Output::Text => print_text(&sim, &args, &config),
     }
     sim.serve_until_ctrl_c().await;
     Ok(Exit::Ok)
+}
+
+/// Where the emulator listens, its settings, both surfaces' demo credentials, and how to
+/// point cxguard at it.
+fn print_text(sim: &cxone_sim::SimHandle, args: &SimArgs, config: &cxone_sim::SimConfig) {
+    let c = sim.credentials();
+    let base = sim.base_url();
+    let limit = |l: Option<u32>| l.map_or("none".to_string(), |v| format!("{v}/s"));
+    println!("cxone-sim listening on {base}");
+    println!(
+        "  seed {}, {} contacts, {} guests; rate limit {}, webchat {}; faults {}, resets {}, latency {} ms, token TTL {} s",
+        args.seed,
+        args.contacts,
+        args.guests,
+        limit(config.rate_limit),
+        limit(config.webchat_rate_limit),
+        args.fault_rate,
+        args.reset_rate,
+        args.latency_ms,
+        args.token_ttl
+    );
+    println!("  token URL    {}", sim.token_url());
+    println!("  control API  {base}/_control/state");
+    println!();
+    println!("Demo credentials (emulator only, derived from the seed):");
+    println!(
+        "  client credentials  {} / {}",
+        c.client_id, c.client_secret
+    );
+    println!(
+        "  read-only client    {} / {}",
+        c.readonly_client_id, c.readonly_client_secret
+    );
+    println!(
+        "  access key grant    app {} / {}, key {} / {}",
+        c.app_client_id, c.app_client_secret, c.access_key_id, c.access_key_secret
+    );
+    println!();
+    println!(
+        "CXone's published API (api = \"cxone\"), issuer {}:",
+        sim.cxone_issuer()
+    );
+    println!(
+        "  registered app      {} / {}",
+        c.cxone_client_id, c.cxone_client_secret
+    );
+    println!(
+        "  access key          {} / {}",
+        c.cxone_access_key_id, c.cxone_access_key_secret
+    );
+    println!();
+    println!("Point cxguard at it (the tutorials' routes):");
+    println!(
+        "  export CXGUARD_BASE_URL={base} CXGUARD_CLIENT_ID={} CXGUARD_CLIENT_SECRET={}",
+        c.client_id, c.client_secret
+    );
+    println!("or at CXone's published API, in cxguard.toml:");
+    println!(
+        "  [tenant]\n  api = \"cxone\"\n  issuer = \"{}\"\n  client_id = \"{}\"\n  access_key_file = \"access-key.json\"   # {{\"accessKeyId\", \"accessKeySecret\"}}, mode 0600",
+        sim.cxone_issuer(),
+        c.cxone_client_id
+    );
+    println!("  and CXGUARD_CLIENT_SECRET={}", c.cxone_client_secret);
+    println!();
+    println!("Press Ctrl-C to stop.");
 }

@@ -4,10 +4,6 @@
 //! `access_key_id` with its secret from the environment or a file); every other host is
 //! discovered, unless `[tenant.endpoints]` says otherwise.
 
-use std::path::Path;
-
-use secrecy::SecretString;
-
 use super::*;
 use crate::exit::CliError;
 
@@ -32,59 +28,13 @@ pub fn api_of(t: &TenantFile, issuer: Option<&str>) -> ApiKind {
     }
 }
 
-/// The access key in `access_key_file`: JSON `{"accessKeyId", "accessKeySecret"}`,
-/// readable by its owner only.
-pub fn read_access_key_file(path: &Path) -> Result<(String, SecretString), CliError> {
-    let bad = |why: String| CliError::config(format!("tenant.access_key_file: {why}"));
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let meta = std::fs::metadata(path)
-            .map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(bad(format!(
-                "{} has mode {mode:04o}: others can read the access key; chmod 600 it",
-                path.display()
-            )));
-        }
-    }
-    use secrecy::ExposeSecret as _;
-    let text = SecretString::from(
-        std::fs::read_to_string(path)
-            .map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?,
-    );
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase", deny_unknown_fields)]
-    struct KeyFile {
-        access_key_id: String,
-        access_key_secret: SecretString,
-    }
-    // The parser's message may quote the file: it is not shown.
-    let k: KeyFile = serde_json::from_str(text.expose_secret()).map_err(|e| {
-        bad(format!(
-            "{} is not {{\"accessKeyId\": \"…\", \"accessKeySecret\": \"…\"}} (line {}, column {})",
-            path.display(),
-            e.line(),
-            e.column()
-        ))
-    })?;
-    if k.access_key_id.trim().is_empty() || k.access_key_secret.expose_secret().is_empty() {
-        return Err(bad(format!(
-            "{}: accessKeyId and accessKeySecret must not be empty",
-            path.display()
-        )));
-    }
-    Ok((k.access_key_id, k.access_key_secret))
-}
-
 /// Settings for CXone's published API from `[tenant]` and the environment.
 pub(super) fn settings(
     t: &TenantFile,
     get: &dyn Fn(&str) -> Option<String>,
     issuer: &str,
 ) -> Result<cxone::Settings, CliError> {
-    let grant = super::tenant::grant(t, get, issuer)?;
+    let grant = super::credentials::grant(t, get, issuer)?;
     if !matches!(grant, cxone::Grant::AccessKey { .. }) {
         return Err(CliError::config(
             "tenant.access_key_file: api = \"cxone\" signs in with a user's access key and the registered app's client id and secret; set access_key_file (or access_key_id and its secret)",

@@ -24,6 +24,7 @@ pub const ENV_CONFIG: &str = "CXGUARD_CONFIG";
 pub const ENV_STORE: &str = "CXGUARD_STORE";
 pub const ENV_HOME: &str = "CXGUARD_HOME";
 
+mod credentials;
 mod cxone_api;
 mod file;
 mod identity;
@@ -32,6 +33,7 @@ mod store;
 mod tenant;
 mod webhooks;
 
+pub use credentials::warn_if_broad;
 pub use cxone_api::*;
 pub use file::*;
 pub use identity::*;

@@ -6,7 +6,7 @@ use crate::harness::Harness;
 use crate::{stderr, stdout};
 
 /// A harness configured for the real surface: issuer, app and `access_key_file`.
-fn real(config: cxone_sim::SimConfig) -> Harness {
+pub(crate) fn real(config: cxone_sim::SimConfig) -> Harness {
     let h = Harness::start(config);
     let c = h.sim.credentials().clone();
     h.write(
@@ -125,7 +125,7 @@ fn a_tutorial_command_exits_78_and_sends_nothing() {
         &["datastore", "coverage", "ds/t"],
         &["webchat", "export"],
         &["contacts", "anonymize", "--all", "--policy", "p.toml"],
-        &["report", "--out", "r.html"],
+        &["plan"],
     ] {
         let o = h.run(args);
         assert_eq!(o.status.code(), Some(78), "{args:?}: {}", stderr(&o));
@@ -143,7 +143,9 @@ fn a_tutorial_command_exits_78_and_sends_nothing() {
 fn bad_configuration_is_refused_with_78_naming_the_field_before_any_request() {
     let h = real(cxone_sim::SimConfig::default());
     let c = h.sim.credentials().clone();
-    let cases: Vec<(String, Option<(&str, &str)>, &str)> = vec![
+    // (cxguard.toml, a file it names with its text, the field the error names)
+    type Case<'a> = (String, Option<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "[tenant]\napi = \"cxone\"\nissuer = \"http://cxone.example\"\nclient_id = \"a\"\naccess_key_file = \"access-key.json\"\n".into(),
             None,
@@ -177,4 +179,27 @@ fn bad_configuration_is_refused_with_78_naming_the_field_before_any_request() {
         assert_eq!(o.status.code(), Some(78), "{field}: {}", stderr(&o));
     }
     assert_eq!(real_state(&h)["tokenRequests"], 0);
+}
+
+#[test]
+fn the_report_carries_the_inventory_as_its_section() {
+    let h = real(cxone_sim::SimConfig::default());
+    let o = h.run(&["report", "--format", "json", "--out", "r.json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(h.dir.path().join("r.json")).unwrap()).unwrap();
+    assert_eq!(r["api"], "cxone");
+    assert_eq!(
+        r["inventory"]["customers"],
+        real_state(&h)["counts"]["customers"]
+    );
+    assert_eq!(r["audit"]["intact"], true);
+    let o = h.run(&["report", "--out", "r.html"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let html = std::fs::read_to_string(h.dir.path().join("r.html")).unwrap();
+    let tenant = real_state(&h)["tenantId"].as_str().unwrap().to_string();
+    assert!(
+        html.contains(&tenant) && html.contains("Access keys") && html.contains("Data policies")
+    );
+    assert!(!html.contains("<script"));
 }

@@ -405,6 +405,21 @@ fn every_commands_json_output_validates_against_its_schema() {
     let o = crate::cxguard(&["--output", "json", "demo"], &[], h.dir.path());
     assert!(o.status.success(), "{}", stderr(&o));
     docs.add("demo", &stdout(&o));
+    // CXone's published API (api = "cxone"): doctor's checks, the inventory, the report.
+    let r = crate::cxone_api::real(cxone_sim::SimConfig::default());
+    json(&r, &mut docs, "doctor", &["doctor"], 0);
+    json(&r, &mut docs, "inventory-cxone", &["inventory"], 0);
+    json(
+        &r,
+        &mut docs,
+        "report-written",
+        &["report", "--format", "json", "--out", "r.json"],
+        0,
+    );
+    docs.add(
+        "report-cxone",
+        &std::fs::read_to_string(r.dir.path().join("r.json")).unwrap(),
+    );
 
     if let Ok(keep) = std::env::var("CXGUARD_WRITE_SAMPLES") {
         std::fs::create_dir_all(&keep).unwrap();

@@ -122,6 +122,24 @@ async fn every_paging_style_reaches_the_last_page() {
         month.len() as u64,
         n["completedContactsLast30Days"].as_u64().unwrap()
     );
+    // An empty result of each cursor: no case of an unknown customer, no key of an
+    // unknown user.
+    let no_cases = c
+        .dfo()
+        .cases(&cxone::dfo::CaseFilter {
+            customer_id: Some("cust-nobody".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(no_cases.is_empty());
+    assert!(
+        c.access_keys()
+            .list(Some("no-such-user"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let none = c
         .acd()
         .completed(

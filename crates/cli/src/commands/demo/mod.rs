@@ -45,12 +45,15 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
     let settings = cxone::Settings::new(&sim.base_url(), grant)?;
     let client = cxone::Client::new(settings)?;
 
-    ctx.note("step 1/11: `cxguard doctor` against the emulator: reachable, token, scopes");
+    ctx.note("step 1/12: `cxguard doctor` against the emulator: reachable, token, scopes");
     doctor_step(ctx, &client).await?;
-    ctx.note("step 2/11: take an inventory of the tenant");
+    ctx.note("step 2/12: take an inventory of the tenant");
     let inv = inventory_step(&client, &sim, args.contacts).await?;
+    ctx.note("step 3/12: CXone's published API on the same emulator (api = \"cxone\"): the access-key grant, discovery of the tenant from its token, then its inventory");
+    let cxone = cxone_step(ctx, &sim).await?;
     let (dir, ledger) = demo_ledger().await?;
-    let ran = steps(ctx, &client, &ledger, &sim, args.seed, &dir, inv).await?;
+    let mut ran = steps(ctx, &client, &ledger, &sim, args.seed, &dir, inv).await?;
+    ran.cxone = Some(cxone);
     ledger.close().await;
     ctx.note(format!(
         "the compliance report for this run is {} (open it in a browser; the ledger is beside it)",
@@ -60,6 +63,7 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
         Output::Json => print_json(&json!({
             "demo": {"seed": args.seed},
             "inventory": ran.inv,
+            "cxone": ran.cxone,
             "client": client.stats(),
             "anonymize": ran.anonymized,
             "rotate": [ran.rotated, ran.rolled_back],
@@ -80,6 +84,7 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<Exit, CliError> {
 /// What the demo's steps did, for the summary.
 struct Ran {
     inv: Inventory,
+    cxone: Option<guard::inventory::real::CxoneInventory>,
     anonymized: guard::anonymize::Report,
     rotated: guard::rotate::Report,
     rolled_back: guard::rotate::Report,
@@ -142,6 +147,45 @@ async fn inventory_step(
     Ok(inv)
 }
 
+/// The real surface of the emulator: a client with the access-key grant, discovery,
+/// then the inventory CXone's published API gives.
+async fn cxone_step(
+    ctx: &Context,
+    sim: &cxone_sim::SimHandle,
+) -> Result<guard::inventory::real::CxoneInventory, CliError> {
+    let c = sim.credentials();
+    let grant = cxone::Grant::AccessKey {
+        access_key_id: c.cxone_access_key_id.clone(),
+        access_key_secret: c.cxone_access_key_secret.clone().into(),
+        client_id: c.cxone_client_id.clone(),
+        client_secret: c.cxone_client_secret.clone().into(),
+    };
+    let settings =
+        cxone::Settings::cxone(&sim.cxone_issuer(), grant, cxone::CxoneEndpoints::default())?;
+    let client = cxone::Client::new(settings)?;
+    let inv = guard::inventory::real::gather(&client).await?;
+    let t = &inv.tenant;
+    ctx.note(format!(
+        "  tenant {} (area {}, cluster {}) discovered at {}",
+        t.tenant_id,
+        t.area.as_deref().unwrap_or("?"),
+        t.cluster.as_deref().unwrap_or("?"),
+        t.discovered_from
+    ));
+    ctx.note(format!(
+        "  {} access keys ({} inactive, {} never used, {} unused for 90 days); {} DFO customers, {} cases; {} data policies; {} contacts completed in 30 days",
+        inv.access_keys.total,
+        inv.access_keys.inactive,
+        inv.access_keys.never_used,
+        inv.access_keys.unused_90_days,
+        inv.customers,
+        inv.cases_by_status.values().sum::<u64>(),
+        inv.policies.len(),
+        inv.completed_contacts_30_days
+    ));
+    Ok(inv)
+}
+
 /// A directory kept after the demo, with its ledger (and later its report.html) to look
 /// at.
 async fn demo_ledger() -> Result<(std::path::PathBuf, ledger::Ledger), CliError> {
@@ -171,21 +215,21 @@ async fn steps(
     dir: &std::path::Path,
     inv: Inventory,
 ) -> Result<Ran, CliError> {
-    ctx.note("step 3/11: anonymize contacts last updated before 2024-01-01 (retention), with a demo policy");
+    ctx.note("step 4/12: anonymize contacts last updated before 2024-01-01 (retention), with a demo policy");
     let anonymized = anonymize_step(client, ledger).await?;
 
-    ctx.note("step 4/11: rotate the CRM API key; its three dependent data actions are recompiled and tested");
+    ctx.note("step 5/12: rotate the CRM API key; its three dependent data actions are recompiled and tested");
     let (rotated, previous) = rotate_step(client, ledger, seed, None).await?;
-    ctx.note("step 5/11: rotate it again to a value one data action rejects: the rotation rolls back by itself");
+    ctx.note("step 6/12: rotate it again to a value one data action rejects: the rotation rolls back by itself");
     let (rolled_back, _) = rotate_step(client, ledger, seed, Some((sim, previous))).await?;
 
-    ctx.note("step 6/11: start `cxguard serve` in-process and link demo guests over HTTP");
+    ctx.note("step 7/12: start `cxguard serve` in-process and link demo guests over HTTP");
     let service = service::Service::start(client, ledger).await?;
     // The service is stopped (drained) whatever the steps did.
     let served = async {
         let identity = service::identity_step(&service, sim).await?;
         ctx.note(format!(
-            "step 7/11: encrypt the sensitive columns of {} (AES-256-GCM, indexes masked), the tenant calling the service back before it commits",
+            "step 8/12: encrypt the sensitive columns of {} (AES-256-GCM, indexes masked), the tenant calling the service back before it commits",
             encrypt::TABLE
         ));
         let encrypted = encrypt::encrypt_step(client, ledger, &service).await?;
@@ -195,20 +239,21 @@ async fn steps(
     service.stop().await?;
     let (identity, encrypted) = served?;
 
-    ctx.note("step 8/11: export the webchat security policies, edit one origin and add one rule, plan and apply them (with the widget's ETag); an encoded <ScRiPt pattern is refused");
+    ctx.note("step 9/12: export the webchat security policies, edit one origin and add one rule, plan and apply them (with the widget's ETag); an encoded <ScRiPt pattern is refused");
     let webchat = webchat::webchat_step(client, ledger).await?;
 
-    ctx.note("step 9/11: posture as code: plan the declared posture (a webchat setting, a secret past its age), apply it, plan again");
+    ctx.note("step 10/12: posture as code: plan the declared posture (a webchat setting, a secret past its age), apply it, plan again");
     let posture = posture_step(client, ledger, seed, dir).await?;
 
-    ctx.note("step 10/11: a person asks to be erased: find them by email across contacts and guests, anonymize their contacts, delete their guest's identity attribute, file CXone's platform erasure, and print the receipt");
+    ctx.note("step 11/12: a person asks to be erased: find them by email across contacts and guests, anonymize their contacts, delete their guest's identity attribute, file CXone's platform erasure, and print the receipt");
     let erased = subject::subject_step(client, ledger, sim, &demo_policy()?).await?;
 
-    ctx.note("step 11/11: record the run in the tamper-evident audit log and verify the chain");
+    ctx.note("step 12/12: record the run in the tamper-evident audit log and verify the chain");
     let verdict = record(ledger, &inv).await?;
     let report = super::report::demo(client, ledger, verdict.clone(), dir).await?;
     Ok(Ran {
         inv,
+        cxone: None,
         anonymized,
         rotated,
         rolled_back,

@@ -18,7 +18,7 @@ pub struct Sources<'a> {
     pub max_age_days: u32,
 }
 
-fn rfc3339(t: time::OffsetDateTime) -> String {
+pub(super) fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
@@ -91,7 +91,7 @@ pub async fn gather(s: Sources<'_>) -> Result<Report, CliError> {
 }
 
 /// The audit chain's verdict and the command that checks it again.
-fn audit(v: &ledger::Verdict) -> Audit {
+pub(super) fn audit(v: &ledger::Verdict) -> Audit {
     Audit {
         intact: v.is_intact(),
         entries: v.entries,

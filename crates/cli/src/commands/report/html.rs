@@ -8,9 +8,9 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::facts::*;
 
-const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:";
+pub(super) const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:";
 
-const STYLE: &str = r#"
+pub(super) const STYLE: &str = r#"
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1b1f24; margin: 0 auto; max-width: 1000px; padding: 24px; }
 h1 { font-size: 24px; margin: 0 0 4px; } h2 { font-size: 18px; border-bottom: 2px solid #d0d7de; padding-bottom: 4px; margin-top: 32px; }
 .meta { color: #57606a; } .mono { font-family: ui-monospace, Menlo, Consolas, monospace; word-break: break-all; }

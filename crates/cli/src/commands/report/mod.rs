@@ -5,6 +5,7 @@
 mod facts;
 mod gather;
 mod html;
+mod published;
 
 use std::path::PathBuf;
 
@@ -69,27 +70,16 @@ pub async fn run(ctx: &Context, a: ReportArgs) -> Result<Exit, CliError> {
         })
     });
     let ledger = store::open(ctx, Access::Read).await?;
+    let verdict = verdict(ctx, &ledger).await?;
+    let cxone_target = crate::config::target(&ctx.config, ctx.env())?;
+    if !ctx.sim
+        && let crate::config::Target::Tenant(s) = cxone_target
+        && s.is_cxone()
+    {
+        let client = cxone::Client::new(*s)?;
+        return published::run(ctx, &a, &client, &ledger, verdict, since, &out).await;
+    }
     let (target, tables) = crate::commands::inventory::overview(ctx, &a.tables).await?;
-    let empty = ledger
-        .entries(&ledger::Filter {
-            limit: Some(1),
-            ..Default::default()
-        })
-        .await?
-        .is_empty();
-    let verdict = match store::verifying_key(ctx, None) {
-        Ok(key) => store::verify_chain(ctx, &ledger, &key, None).await?,
-        // Nothing recorded yet, so nothing to verify: the report says so.
-        Err(_) if empty => ledger::Verdict {
-            entries: 0,
-            checkpoints: 0,
-            last_seq: 0,
-            last_hash: None,
-            key_id: "none yet".into(),
-            broken: None,
-        },
-        Err(e) => return Err(e),
-    };
     let plan = crate::commands::posture::plan_if_declared(ctx, &target.client, &a.posture).await?;
     let report = gather::gather(gather::Sources {
         client: &target.client,
@@ -102,10 +92,40 @@ pub async fn run(ctx: &Context, a: ReportArgs) -> Result<Exit, CliError> {
     })
     .await?;
     write(&out, &report, a.format)?;
+    announce(ctx, &out, a.format)
+}
+
+/// The ledger's verdict; a ledger with nothing recorded yet has nothing to verify.
+async fn verdict(ctx: &Context, ledger: &ledger::Ledger) -> Result<ledger::Verdict, CliError> {
+    let empty = ledger
+        .entries(&ledger::Filter {
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await?
+        .is_empty();
+    let verdict = match store::verifying_key(ctx, None) {
+        Ok(key) => store::verify_chain(ctx, ledger, &key, None).await?,
+        // Nothing recorded yet, so nothing to verify: the report says so.
+        Err(_) if empty => ledger::Verdict {
+            entries: 0,
+            checkpoints: 0,
+            last_seq: 0,
+            last_hash: None,
+            key_id: "none yet".into(),
+            broken: None,
+        },
+        Err(e) => return Err(e),
+    };
+    Ok(verdict)
+}
+
+/// Says where the report is: its path, or (JSON) its path, size and digest.
+fn announce(ctx: &Context, out: &std::path::Path, format: Format) -> Result<Exit, CliError> {
     match ctx.output {
         crate::output::Output::Json => {
             // For a pipeline: where it is and its digest, to archive beside it.
-            let bytes = std::fs::read(&out).map_err(|e| {
+            let bytes = std::fs::read(out).map_err(|e| {
                 CliError::new(
                     Exit::Failed,
                     format!("cannot read back {}: {e}", out.display()),
@@ -113,7 +133,7 @@ pub async fn run(ctx: &Context, a: ReportArgs) -> Result<Exit, CliError> {
             })?;
             crate::output::print_json(&serde_json::json!({
                 "path": out.display().to_string(),
-                "format": match a.format { Format::Html => "html", Format::Json => "json" },
+                "format": match format { Format::Html => "html", Format::Json => "json" },
                 "bytes": bytes.len(),
                 "sha256": guard::sha256_hex_bytes(&bytes),
             }));

@@ -1,0 +1,167 @@
+//! `cxguard report` on CXone's published API (`api = "cxone"`): the audit chain's health
+//! and the tenant's inventory as one section (access keys, DFO, data policies, completed
+//! contacts, the 429s met), as one self-contained HTML file or the same facts as JSON.
+
+use guard::inventory::real::{CxoneInventory, STALE_DAYS};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use serde::Serialize;
+
+use super::facts::{Audit, Delivery, Period};
+use super::html::{CSP, STYLE};
+use super::{Format, ReportArgs};
+use crate::context::Context;
+use crate::exit::{CliError, Exit};
+
+/// The report's facts on the real surface.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CxoneReport {
+    pub generated_at: String,
+    pub version: &'static str,
+    pub api: &'static str,
+    pub period: Period,
+    pub audit: Audit,
+    pub inventory: CxoneInventory,
+    pub delivery: Delivery,
+}
+
+/// Gathers and writes the report; `verdict` is the ledger's, checked by the caller.
+pub async fn run(
+    ctx: &Context,
+    a: &ReportArgs,
+    client: &cxone::Client,
+    ledger: &ledger::Ledger,
+    verdict: ledger::Verdict,
+    since: time::OffsetDateTime,
+    out: &std::path::Path,
+) -> Result<Exit, CliError> {
+    let now = time::OffsetDateTime::now_utc();
+    let o = ledger.outbox_status().await?;
+    let report = CxoneReport {
+        generated_at: super::gather::rfc3339(now),
+        version: env!("CARGO_PKG_VERSION"),
+        api: "cxone",
+        period: Period {
+            since: super::gather::rfc3339(since),
+            until: super::gather::rfc3339(now),
+        },
+        audit: super::gather::audit(&verdict),
+        inventory: guard::inventory::real::gather(client).await?,
+        delivery: Delivery {
+            delivered: o.delivered,
+            pending: o.pending,
+            dead: o.dead,
+            skipped: o.skipped,
+            pending_by_kind: o.pending_by_kind.clone(),
+        },
+    };
+    let text = match a.format {
+        Format::Html => render(&report),
+        Format::Json => serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
+    };
+    std::fs::write(out, text)
+        .map_err(|e| CliError::new(Exit::Failed, format!("cannot write {}: {e}", out.display())))?;
+    super::announce(ctx, out, a.format)
+}
+
+fn render(r: &CxoneReport) -> String {
+    let t = &r.inventory.tenant;
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta http-equiv="Content-Security-Policy" content=(CSP);
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "cxguard compliance report — " (t.tenant_id) }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                (header(r))
+                (access_keys(&r.inventory))
+                (digital(&r.inventory))
+                (policies(&r.inventory))
+                section #delivery {
+                    h2 { "Delivery" }
+                    table { tr { th { "delivered" } th { "pending" } th { "dead-lettered" } th { "skipped (no endpoint)" } }
+                        tr { td { (r.delivery.delivered) } td { (r.delivery.pending) } td { (r.delivery.dead) } td { (r.delivery.skipped) } } }
+                }
+            }
+        }
+    }
+    .into_string()
+}
+
+fn header(r: &CxoneReport) -> Markup {
+    let t = &r.inventory.tenant;
+    let a = &r.audit;
+    html! {
+        header {
+            h1 { "Data-protection report" }
+            p.meta {
+                "Tenant " span.mono { (t.tenant_id) } @if let Some(n) = &t.name { " (" (n) ")" }
+                ", area " (t.area.as_deref().unwrap_or("?")) ", cluster " (t.cluster.as_deref().unwrap_or("?"))
+                " — CXone's published API at " span.mono { (t.api) }
+                br; "Generated " (r.generated_at) " by cxguard " (r.version) "; period " (r.period.since) " to " (r.period.until)
+            }
+            p #audit-head {
+                "Audit chain: "
+                @if a.intact { span.badge.intact { "intact" } } @else { span.badge.broken { "NOT INTACT" } }
+                " — " (a.entries) " entries, head "
+                span.mono data-head { (a.head_seq) ":" (a.head_hash.as_deref().unwrap_or("-")) }
+                @if let Some(b) = &a.broken { br; "Broken at " (b) }
+                br; "To check later: " span.mono { (a.verify_command) }
+            }
+            @if r.inventory.rate_limited > 0 {
+                p { "The tenant answered 429 " (r.inventory.rate_limited) " time(s) while this was read; each was retried." }
+            }
+        }
+    }
+}
+
+fn access_keys(inv: &CxoneInventory) -> Markup {
+    let k = &inv.access_keys;
+    html! {
+        section.first #access-keys {
+            h2 { "Access keys" }
+            div.cards {
+                div class="card ok" data-metric="active" { div.v { (k.active) } div.m { "active" } }
+                div class={"card " (if k.unused_90_days > 0 { "findings" } else { "ok" })} data-metric="unused" {
+                    div.v { (k.unused_90_days) } div.m { "active, unused for " (STALE_DAYS) " days" } }
+                div class="card never" data-metric="never-used" { div.v { (k.never_used) } div.m { "never used" } }
+                div class="card never" data-metric="inactive" { div.v { (k.inactive) } div.m { "inactive" } }
+            }
+            table { tr { th { "user" } th { "keys" } }
+                @for (u, n) in &k.by_user { tr { td.mono { (u) } td { (n) } } } }
+        }
+    }
+}
+
+fn digital(inv: &CxoneInventory) -> Markup {
+    html! {
+        section #digital {
+            h2 { "Digital (DFO) and completed contacts" }
+            p { (inv.customers) " customers; " (inv.completed_contacts_30_days) " contacts completed in the last 30 days." }
+            table { tr { th { "case status" } th { "cases" } }
+                @for (s, n) in &inv.cases_by_status { tr { td { (s) } td { (n) } } } }
+            h3 { "Customer custom fields" }
+            table { tr { th { "ident" } th { "label" } th { "type" } }
+                @for f in &inv.custom_fields { tr { td.mono { (f.ident) } td { (f.label.as_deref().unwrap_or("")) } td { (f.kind.as_deref().unwrap_or("")) } } } }
+        }
+    }
+}
+
+fn policies(inv: &CxoneInventory) -> Markup {
+    html! {
+        section #policies {
+            h2 { "Data policies" }
+            @if inv.policies.is_empty() { p.empty { "No data policy." } } @else {
+                table { tr { th { "policy" } th { "name" } th { "type" } th { "last run" } th { "at" } }
+                    @for p in &inv.policies { tr {
+                        td.mono { (p.id) } td { (p.name.as_deref().unwrap_or("")) } td { (p.kind.as_deref().unwrap_or("")) }
+                        td { (p.last_run.as_deref().unwrap_or("never")) } td { (p.last_run_at.as_deref().unwrap_or("")) }
+                    } } }
+            }
+        }
+    }
+}
