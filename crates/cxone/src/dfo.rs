@@ -114,6 +114,46 @@ pub struct CaseCustomer {
     pub id: Option<String>,
 }
 
+/// What a removal left on a message (§4.2 `ContentRemoved`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Removed {
+    /// `GDPR`, `TTL` or `other`.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// When it was removed.
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    pub removed_at: Option<String>,
+}
+
+/// A message of a case (§4.2 `MessageDetail`), the fields cxguard reads; its content
+/// is personal data and is never kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    /// Its id.
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    pub id: Option<String>,
+    /// `inbound` or `outbound`.
+    #[serde(default)]
+    pub direction: Option<String>,
+    /// When it was created.
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    pub created_at: Option<String>,
+    /// Set once its content was removed.
+    #[serde(default)]
+    pub content_removed: Option<Removed>,
+    /// Set once its author's name was removed.
+    #[serde(default)]
+    pub author_name_removed: Option<Removed>,
+}
+
+#[derive(Deserialize)]
+struct MessagePage {
+    #[serde(default)]
+    data: Vec<Message>,
+}
+
 /// A custom-field definition of customers (§4.3i).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -222,6 +262,19 @@ impl Dfo<'_> {
             }
         }
         Ok(out)
+    }
+
+    /// The messages of case `case` (§4.5a: one page, no paging in the spec).
+    pub async fn messages(self, case: &str) -> Result<Vec<Message>> {
+        let call = Call::new(Method::GET, &["contacts", case, "messages"])
+            .on(Base::Dfo)
+            .large_response();
+        Ok(self
+            .client
+            .execute(call)
+            .await?
+            .decode::<MessagePage>("messages")?
+            .data)
     }
 
     /// The customers' custom-field definitions.

@@ -1,9 +1,10 @@
-//! CXone's GDPR erasure requests (spec §9): a real route of real tenants.
+//! CXone's GDPR erasure requests (spec §9; spec-real §5): a real route of real tenants,
+//! below `api_endpoint` on CXone's published API.
 
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use crate::transport::Call;
+use crate::transport::{Base, Call};
 use crate::{Client, Result};
 
 /// What identifies the person whose data the platform erases.
@@ -52,7 +53,14 @@ impl Privacy<'_> {
             "subjectIdentifier": identifier,
             "subjectIdentifierType": kind.as_str(),
         });
+        // The same path on both surfaces: below `api_endpoint` on CXone's (spec-real §5).
+        let base = if self.client.settings().is_cxone() {
+            Base::Api
+        } else {
+            Base::Tenant
+        };
         let c = Call::new(Method::POST, &["privacy", "v1", "erasure"])
+            .on(base)
             .idempotent_by_nature()
             .json(&body)?;
         Ok(self

@@ -41,6 +41,8 @@ pub(super) fn router() -> Router<Arc<SimState>> {
         )
         .route("/dfo/3.0/customers/{id}", get(customer))
         .route("/dfo/3.0/contacts", get(cases))
+        .route("/dfo/3.0/contacts/{id}/messages", get(messages))
+        .route("/privacy/v1/erasure", post(erasure))
         .route("/data-policies/v1/policies/search", post(policies))
         .route(
             "/data-policies/v1/policies/policy-instances/search",
@@ -245,6 +247,91 @@ async fn cases(
         body["scrollToken"] = json!(format!("{digest}.{}", offset + CASE_PAGE));
     }
     ok(body)
+}
+
+/// A case's messages: two to four per case, derived from its number (§4.5a).
+async fn messages(
+    State(s): State<Arc<SimState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = gate(&s, &headers).and_then(|()| dfo_read(&s)) {
+        return r;
+    }
+    let t = lock(&s.real.tenant);
+    let Some(case) = t.cases.iter().find(|c| c["id"] == id.as_str()) else {
+        return error(StatusCode::NOT_FOUND, &format!("no case {id}"));
+    };
+    let n = id.parse::<u64>().unwrap_or(0);
+    let data: Vec<Value> = (0..2 + n % 3)
+        .map(|i| {
+            json!({
+                "id": format!("{id}-m{i}"),
+                "direction": if i % 2 == 0 { "inbound" } else { "outbound" },
+                "createdAt": case["createdAt"],
+                "authorEndUserIdentity": if i % 2 == 0 { case["authorEndUserIdentity"].clone() } else { Value::Null },
+                "messageContent": {"type": "TEXT", "payload": {"text": format!("message {i} of case {id}")},
+                                   "fallbackText": "", "postback": ""},
+            })
+        })
+        .collect();
+    ok(json!({"hits": data.len(), "data": data}))
+}
+
+/// The privacy erasure (§5): 202 with a request id; matching completed contacts'
+/// addresses are anonymized shortly after, DFO data is left alone (as the doc says).
+async fn erasure(State(s): State<Arc<SimState>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = gate(&s, &headers) {
+        return r;
+    }
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let (Some(subject), Some(kind)) = (
+        v["subjectIdentifier"].as_str().filter(|x| !x.is_empty()),
+        v["subjectIdentifierType"].as_str(),
+    ) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"code": "BAD_REQUEST", "details": "subjectIdentifier and subjectIdentifierType are required"})),
+        )
+            .into_response();
+    };
+    if !matches!(kind, "EMAIL" | "PHONENO" | "USER") {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"code": "BAD_REQUEST", "details": "subjectIdentifierType: EMAIL, PHONENO or USER"})),
+        )
+            .into_response();
+    }
+    let request_id = s.random_token();
+    lock(&s.erasures).push(
+        json!({"requestId": request_id, "subjectIdentifierType": kind,
+        "subjectSha256": sha256_hex(subject.as_bytes()), "surface": "cxone"}),
+    );
+    let subject = subject.to_string();
+    let state = s.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let anon = format!(
+            "{}@nic_anonymize.com",
+            &sha256_hex(subject.as_bytes())[..16]
+        );
+        let mut t = lock(&state.real.tenant);
+        for c in t.completed.iter_mut() {
+            for field in ["fromAddress", "toAddress"] {
+                if c[field]
+                    .as_str()
+                    .is_some_and(|a| a.eq_ignore_ascii_case(&subject))
+                {
+                    c[field] = json!(anon);
+                }
+            }
+        }
+    });
+    (
+        StatusCode::ACCEPTED,
+        axum::Json(json!({"requestId": request_id})),
+    )
+        .into_response()
 }
 
 async fn policies(State(s): State<Arc<SimState>>, headers: HeaderMap, body: Bytes) -> Response {

@@ -258,3 +258,47 @@ fn a_plain_http_issuer_off_loopback_is_refused() {
     assert_eq!(e.stage(), cxone::Stage::Build);
     assert!(e.to_string().contains("issuer"), "{e}");
 }
+
+#[tokio::test]
+async fn a_case_has_its_messages_and_the_privacy_erasure_goes_to_api_endpoint() {
+    let sim = sim(small()).await;
+    let c = real(&sim);
+    let cases = c.dfo().cases(&Default::default()).await.unwrap();
+    let first = cases[0].id.clone().unwrap();
+    let messages = c.dfo().messages(&first).await.unwrap();
+    assert!(messages.len() >= 2);
+    assert!(messages.iter().all(|m| m.content_removed.is_none()));
+
+    // A DFO customer's address appears in completed contacts; after the platform
+    // erasure (on the real surface's api_endpoint) it no longer does.
+    let now = time::OffsetDateTime::now_utc();
+    let fmt = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let range = (fmt(now - time::Duration::days(100)), fmt(now));
+    let before = c.acd().completed(&range.0, &range.1).await.unwrap();
+    let email = "digital.person000@example.net";
+    let hits = |rows: &[cxone::acd::CompletedContact]| {
+        rows.iter()
+            .filter(|r| r.from_address.as_deref() == Some(email))
+            .count()
+    };
+    assert!(hits(&before) > 0);
+    let id = c
+        .privacy()
+        .erasure(email, cxone::privacy::SubjectKind::Email)
+        .await
+        .unwrap();
+    assert!(!id.is_empty());
+    let mut after = before.clone();
+    for _ in 0..50 {
+        after = c.acd().completed(&range.0, &range.1).await.unwrap();
+        if hits(&after) == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(hits(&after), 0);
+    assert_eq!(after.len(), before.len());
+}
