@@ -302,3 +302,85 @@ async fn a_case_has_its_messages_and_the_privacy_erasure_goes_to_api_endpoint() 
     assert_eq!(hits(&after), 0);
     assert_eq!(after.len(), before.len());
 }
+
+/// A tenant of empty pages, whose access-key page names a next page on another host:
+/// a hand-written server, since the emulator's tenant is never empty.
+async fn empty_tenant() -> (String, tokio::task::JoinHandle<()>) {
+    use axum::routing::{get, post};
+    use axum::{Json, Router};
+    use base64::Engine as _;
+    use serde_json::json;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let b = base.clone();
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(json!({"tenantId": "t-1"}).to_string());
+    let token = format!("e30.{payload}.c2ln");
+    let app = Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get({
+                let b = b.clone();
+                move || async move { Json(json!({"issuer": b, "token_endpoint": format!("{b}/auth/token")})) }
+            }),
+        )
+        .route(
+            "/auth/token",
+            post(move || async move {
+                Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": 3600}))
+            }),
+        )
+        .route(
+            "/.well-known/cxone-configuration",
+            get({
+                let b = b.clone();
+                move || async move {
+                    Json(json!({"api_endpoint": format!("{b}/api"), "auth_endpoint": format!("{b}/uh"), "tenantId": "t-1"}))
+                }
+            }),
+        )
+        .route(
+            "/api/dfo/3.0/customers",
+            get(|| async { Json(json!({"hits": 0, "data": []})) }),
+        )
+        .route(
+            "/api/data-policies/v1/policies/search",
+            post(|| async { Json(json!({"records": [], "totalCount": 0})) }),
+        )
+        .route(
+            "/api/data-policies/v1/policies/policy-instances/search",
+            post(|| async { Json(json!({"records": []})) }),
+        )
+        .route(
+            "/uh/access-key-management/v1/access-keys",
+            get(|| async {
+                Json(json!({"accessKeys": [{"accessKeyId": "k1", "isActive": true}],
+                            "_links": {"next": "http://collector.example/access-keys?page=2"}}))
+            }),
+        );
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (base, task)
+}
+
+#[tokio::test]
+async fn empty_results_of_the_other_styles_and_a_next_link_to_another_host() {
+    let (base, task) = empty_tenant().await;
+    let grant = Grant::AccessKey {
+        access_key_id: "id".into(),
+        access_key_secret: "secret".to_string().into(),
+        client_id: "app".into(),
+        client_secret: "s".to_string().into(),
+    };
+    let c = Client::new(Settings::cxone(&base, grant, CxoneEndpoints::default()).unwrap()).unwrap();
+    assert!(c.dfo().customers().await.unwrap().is_empty());
+    assert!(c.policies().list().await.unwrap().is_empty());
+    assert!(c.policies().instances().await.unwrap().is_empty());
+    let e = c.access_keys().list(None).await.unwrap_err().to_string();
+    assert!(
+        e.contains("collector.example") && e.contains("refusing to send the token elsewhere"),
+        "{e}"
+    );
+    task.abort();
+}
