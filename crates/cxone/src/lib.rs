@@ -110,7 +110,7 @@ impl Client {
         let wire = wire::Wire::new(&settings, &http, &proxies)?;
         // The token and discovery requests, a few per hour, go through reqwest.
         let auth = auth::TokenSource::new(http, settings.clone(), proxies);
-        let pacer = pacing::Pacer::new(settings.max_rate, settings.dfo_reads_per_hour());
+        let pacer = pacing::Pacer::new(settings.max_rate, settings.dfo_budget());
         Ok(Client {
             inner: Arc::new(Inner {
                 wire,

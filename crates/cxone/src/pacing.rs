@@ -35,6 +35,10 @@ pub(crate) struct Pacer {
     /// CXone's published DFO read budget (spec-real §4.1), paced ahead of the 429s the
     /// tenant would send without a `Retry-After`.
     dfo_reads: Option<DefaultDirectRateLimiter>,
+    /// The published tenant-wide "update contact" budget (every DFO write).
+    dfo_updates: Option<DefaultDirectRateLimiter>,
+    /// The published per-contact budget (a burst, refilling per minute), by case number.
+    dfo_contacts: Option<(Quota, Mutex<HashMap<String, DefaultDirectRateLimiter>>)>,
     mirrors: Mutex<HashMap<String, Mirror>>,
     in_flight: AtomicI64,
 }
@@ -65,7 +69,30 @@ pub(crate) fn budget(headers: &HeaderMap) -> Option<Budget> {
 }
 
 impl Pacer {
-    pub(crate) fn new(max_rate: Option<u32>, dfo_reads_per_hour: Option<u32>) -> Self {
+    pub(crate) fn new(
+        max_rate: Option<u32>,
+        dfo: Option<&crate::settings::CxoneEndpoints>,
+    ) -> Self {
+        let per_hour = |n: u32, burst: u32| {
+            NonZeroU32::new(n)
+                .and_then(|n| Quota::with_period(Duration::from_secs(3600) / n.get()))
+                .map(|q| {
+                    RateLimiter::direct(
+                        q.allow_burst(NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN)),
+                    )
+                })
+        };
+        let dfo_updates =
+            dfo.and_then(|d| per_hour(d.dfo_updates_per_hour, d.dfo_updates_per_hour.min(1000)));
+        let dfo_contacts = dfo.and_then(|d| {
+            let per_minute = NonZeroU32::new(d.dfo_contact_per_minute)?;
+            let burst = NonZeroU32::new(d.dfo_contact_burst)?;
+            Some((
+                Quota::per_minute(per_minute).allow_burst(burst),
+                Mutex::new(HashMap::new()),
+            ))
+        });
+        let dfo_reads_per_hour = dfo.map(|d| d.dfo_reads_per_hour);
         let cap = max_rate
             .and_then(NonZeroU32::new)
             .map(|r| RateLimiter::direct(Quota::per_second(r)));
@@ -80,20 +107,26 @@ impl Pacer {
         Pacer {
             cap,
             dfo_reads,
+            dfo_updates,
+            dfo_contacts,
             mirrors: Mutex::new(HashMap::new()),
             in_flight: AtomicI64::new(0),
         }
     }
 
     /// Waits until a request may be sent, and counts it in flight until `done`.
-    pub(crate) async fn acquire(&self, surface: &str) {
+    pub(crate) async fn acquire(&self, surface: &str, write: bool) {
         if let Some(cap) = &self.cap {
             cap.until_ready().await;
         }
-        if let Some(dfo) = &self.dfo_reads
-            && surface.starts_with("Dfo/")
-        {
-            dfo.until_ready().await;
+        if surface.starts_with("Dfo/") {
+            if !write {
+                if let Some(dfo) = &self.dfo_reads {
+                    dfo.until_ready().await;
+                }
+            } else {
+                self.dfo_write(surface).await;
+            }
         }
         let wait = {
             let mut guard = self.mirrors.lock().unwrap_or_else(|e| e.into_inner());
@@ -120,6 +153,38 @@ impl Pacer {
             tokio::time::sleep(wait).await;
         }
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A DFO write: within the tenant's "update contact" budget and, for a case
+    /// (`Dfo/contacts/{n}/…`), within that case's own burst and refill.
+    async fn dfo_write(&self, surface: &str) {
+        if let Some(u) = &self.dfo_updates {
+            u.until_ready().await;
+        }
+        let case = surface
+            .strip_prefix("Dfo/contacts/")
+            .and_then(|r| r.split('/').next());
+        if let (Some(case), Some((quota, map))) = (case, &self.dfo_contacts) {
+            let wait = {
+                let mut m = map.lock().unwrap_or_else(|e| e.into_inner());
+                // Bounded: a job over many cases forgets the ones it finished with.
+                if m.len() >= 10_000 {
+                    m.clear();
+                }
+                let l = m
+                    .entry(case.to_string())
+                    .or_insert_with(|| RateLimiter::direct(*quota));
+                match l.check() {
+                    Ok(()) => None,
+                    Err(not_until) => Some(not_until.wait_time_from(governor::clock::Clock::now(
+                        &governor::clock::DefaultClock::default(),
+                    ))),
+                }
+            };
+            if let Some(w) = wait {
+                tokio::time::sleep(w.min(MAX_WAIT)).await;
+            }
+        }
     }
 
     /// Records a response (or a failure) of a request that `acquire` let through.
@@ -207,16 +272,16 @@ mod tests {
     #[tokio::test]
     async fn an_empty_server_bucket_makes_the_next_request_wait() {
         let p = Pacer::new(None, None);
-        p.acquire("api/v2/webchat").await;
+        p.acquire("api/v2/webchat", false).await;
         p.done("api/v2/webchat", Some(&headers(10, 0, 1)));
         let t = Instant::now();
-        p.acquire("api/v1/contacts").await;
+        p.acquire("api/v1/contacts", false).await;
         assert!(
             t.elapsed() < Duration::from_millis(20),
             "another surface is not slowed"
         );
         let t = Instant::now();
-        p.acquire("api/v2/webchat").await;
+        p.acquire("api/v2/webchat", false).await;
         // Level 0 → the next token is 1/10 s away.
         assert!(
             t.elapsed() >= Duration::from_millis(80),
@@ -230,7 +295,7 @@ mod tests {
         let p = Pacer::new(None, None);
         let t = Instant::now();
         for _ in 0..1000 {
-            p.acquire("a").await;
+            p.acquire("a", false).await;
             p.done("a", None);
         }
         assert!(t.elapsed() < Duration::from_millis(500));
@@ -238,16 +303,47 @@ mod tests {
 
     #[tokio::test]
     async fn dfo_reads_are_paced_to_the_hourly_budget_and_nothing_else_is() {
-        let p = Pacer::new(None, Some(2));
+        let p = Pacer::new(
+            None,
+            Some(&crate::settings::CxoneEndpoints {
+                dfo_reads_per_hour: 2,
+                ..Default::default()
+            }),
+        );
         for _ in 0..2 {
-            p.acquire("Dfo/contacts").await;
+            p.acquire("Dfo/contacts", false).await;
             p.done("Dfo/contacts", None);
         }
         // The third read of the hour would wait: the budget is spent.
         assert!(p.dfo_reads.as_ref().unwrap().check().is_err());
         // Another surface is not held back by DFO's budget.
         let t = Instant::now();
-        p.acquire("Acd/contacts/completed").await;
+        p.acquire("Acd/contacts/completed", false).await;
         assert!(t.elapsed() < Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn writes_to_one_case_wait_after_its_burst_and_others_do_not() {
+        let p = Pacer::new(
+            None,
+            Some(&crate::settings::CxoneEndpoints {
+                dfo_contact_burst: 3,
+                dfo_contact_per_minute: 1,
+                ..Default::default()
+            }),
+        );
+        let t = Instant::now();
+        for _ in 0..3 {
+            p.acquire("Dfo/contacts/7/custom-fields", true).await;
+        }
+        // Another case, and reads of this one, are not held back.
+        p.acquire("Dfo/contacts/8/custom-fields", true).await;
+        p.acquire("Dfo/contacts/7", false).await;
+        assert!(t.elapsed() < Duration::from_secs(1));
+        // Case 7's burst is spent: its next write would wait for the refill.
+        let (_, map) = p.dfo_contacts.as_ref().unwrap();
+        let m = map.lock().unwrap();
+        assert!(m["7"].check().is_err());
+        assert!(m["8"].check().is_ok());
     }
 }

@@ -109,6 +109,12 @@ pub struct CxoneEndpoints {
     /// DFO reads (get contact, searches) per hour the client paces itself to; the
     /// published tenant budget, 120,000, by default (spec-real §4.1).
     pub dfo_reads_per_hour: u32,
+    /// DFO writes per hour, every case together ("update contact", 1,000,000).
+    pub dfo_updates_per_hour: u32,
+    /// Writes to one case at once before its refill paces them (250).
+    pub dfo_contact_burst: u32,
+    /// Writes to one case per minute once its burst is spent (17).
+    pub dfo_contact_per_minute: u32,
 }
 
 impl Default for CxoneEndpoints {
@@ -118,6 +124,9 @@ impl Default for CxoneEndpoints {
             userhub: None,
             acd_version: DEFAULT_ACD_VERSION.into(),
             dfo_reads_per_hour: DFO_READS_PER_HOUR,
+            dfo_updates_per_hour: 1_000_000,
+            dfo_contact_burst: 250,
+            dfo_contact_per_minute: 17,
         }
     }
 }
@@ -206,10 +215,10 @@ impl Settings {
         Ok(s)
     }
 
-    /// The DFO read budget to pace to, on the real surface.
-    pub fn dfo_reads_per_hour(&self) -> Option<u32> {
+    /// The DFO budgets to pace to, on the real surface.
+    pub fn dfo_budget(&self) -> Option<&CxoneEndpoints> {
         match &self.surface {
-            Surface::Cxone(e) => Some(e.dfo_reads_per_hour),
+            Surface::Cxone(e) => Some(e),
             Surface::Tutorial => None,
         }
     }
@@ -295,10 +304,15 @@ impl Settings {
                 check_transport_security("endpoints.userhub", u, self.allow_insecure_http)?;
             }
             check_acd_version(&e.acd_version)?;
-            if e.dfo_reads_per_hour == 0 {
-                return Err(Error::Build(
-                    "limits.dfo_reads_per_hour: 0 would send no DFO read".into(),
-                ));
+            for (field, v) in [
+                ("limits.dfo_reads_per_hour", e.dfo_reads_per_hour),
+                ("limits.dfo_updates_per_hour", e.dfo_updates_per_hour),
+                ("limits.dfo_contact_burst", e.dfo_contact_burst),
+                ("limits.dfo_contact_per_minute", e.dfo_contact_per_minute),
+            ] {
+                if v == 0 {
+                    return Err(Error::Build(format!("{field}: 0 would send nothing")));
+                }
             }
         }
         Ok(())

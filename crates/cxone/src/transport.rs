@@ -366,7 +366,7 @@ impl Inner {
 
     /// One paced, authenticated send and the verdict on its answer.
     async fn attempt(&self, call: &Call, t: &Target) -> Next {
-        self.pacer.acquire(&t.surface).await;
+        self.pacer.acquire(&t.surface, t.method != "GET").await;
         let token = match self.auth.token().await {
             Ok(t) => t,
             Err(e) => {

@@ -57,8 +57,18 @@ pub(super) fn settings(
     if let Some(v) = e.and_then(|e| e.acd_version.clone()) {
         endpoints.acd_version = v;
     }
-    if let Some(n) = t.limits.as_ref().and_then(|l| l.dfo_reads_per_hour) {
-        endpoints.dfo_reads_per_hour = n;
+    if let Some(l) = &t.limits {
+        let e = &mut endpoints;
+        for (v, slot) in [
+            (l.dfo_reads_per_hour, &mut e.dfo_reads_per_hour),
+            (l.dfo_updates_per_hour, &mut e.dfo_updates_per_hour),
+            (l.dfo_contact_burst, &mut e.dfo_contact_burst),
+            (l.dfo_contact_per_minute, &mut e.dfo_contact_per_minute),
+        ] {
+            if let Some(v) = v {
+                *slot = v;
+            }
+        }
     }
     let mut s = cxone::Settings::cxone(issuer, grant, endpoints)
         .map_err(|e| CliError::config(format!("tenant.{e}")))?;

@@ -235,6 +235,12 @@ pub struct LimitsFile {
     pub requests_per_second: Option<u32>,
     /// DFO reads per hour (the published tenant budget, 120,000, by default).
     pub dfo_reads_per_hour: Option<u32>,
+    /// DFO writes per hour, every case together (1,000,000 published).
+    pub dfo_updates_per_hour: Option<u32>,
+    /// Writes to one case at once (250 published).
+    pub dfo_contact_burst: Option<u32>,
+    /// Writes to one case per minute after its burst (17 published).
+    pub dfo_contact_per_minute: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]

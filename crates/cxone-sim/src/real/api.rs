@@ -334,17 +334,25 @@ async fn erasure(State(s): State<Arc<SimState>>, headers: HeaderMap, body: Bytes
         .into_response()
 }
 
-async fn policies(State(s): State<Arc<SimState>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = gate(&s, &headers) {
-        return r;
-    }
-    let v: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("body: {e}")),
-    };
+/// A data-policy search's body, after the token: JSON with a `filters` array.
+fn search_body(s: &SimState, headers: &HeaderMap, body: &[u8]) -> Result<Value, Response> {
+    gate(s, headers)?;
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("body: {e}")))?;
     if !v["filters"].is_array() {
-        return error(StatusCode::BAD_REQUEST, "filters: required, an array");
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "filters: required, an array",
+        ));
     }
+    Ok(v)
+}
+
+async fn policies(State(s): State<Arc<SimState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let v = match search_body(&s, &headers, &body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
     let skip = v["pagination"]["skip"].as_u64().unwrap_or(0) as usize;
     let top = v["pagination"]["top"].as_u64().unwrap_or(25).clamp(1, 100) as usize;
     let t = lock(&s.real.tenant);
@@ -353,16 +361,10 @@ async fn policies(State(s): State<Arc<SimState>>, headers: HeaderMap, body: Byte
 }
 
 async fn instances(State(s): State<Arc<SimState>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = gate(&s, &headers) {
-        return r;
-    }
-    let v: Value = match serde_json::from_slice(&body) {
+    let v = match search_body(&s, &headers, &body) {
         Ok(v) => v,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("body: {e}")),
+        Err(r) => return r,
     };
-    if !v["filters"].is_array() {
-        return error(StatusCode::BAD_REQUEST, "filters: required, an array");
-    }
     let t = lock(&s.real.tenant);
     let start = match v["lastEvaluatedKey"].as_str() {
         None => 0,
@@ -420,15 +422,7 @@ async fn completed(
     let matching: Vec<&Value> = t
         .completed
         .iter()
-        .filter(|c| {
-            c["contactStartDate"]
-                .as_str()
-                .and_then(|d| {
-                    time::OffsetDateTime::parse(d, &time::format_description::well_known::Rfc3339)
-                        .ok()
-                })
-                .is_some_and(|d| (start..=end).contains(&d.unix_timestamp()))
-        })
+        .filter(|c| super::started_at(c).is_some_and(|d| (start..=end).contains(&d)))
         .collect();
     let page: Vec<Value> = matching
         .iter()

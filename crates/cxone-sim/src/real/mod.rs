@@ -121,6 +121,14 @@ pub(crate) fn dfo_read(s: &SimState) -> Result<(), Response> {
     Ok(())
 }
 
+/// When a completed contact started, in Unix seconds.
+pub(crate) fn started_at(c: &Value) -> Option<i64> {
+    let d = c["contactStartDate"].as_str()?;
+    time::OffsetDateTime::parse(d, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
+}
+
 /// The control API's view of the real surface.
 pub(crate) fn snapshot(s: &SimState) -> Value {
     let r = &s.real;
@@ -136,15 +144,7 @@ pub(crate) fn snapshot(s: &SimState) -> Value {
     let recent = t
         .completed
         .iter()
-        .filter(|c| {
-            c["contactStartDate"]
-                .as_str()
-                .and_then(|d| {
-                    time::OffsetDateTime::parse(d, &time::format_description::well_known::Rfc3339)
-                        .ok()
-                })
-                .is_some_and(|d| now - d.unix_timestamp() <= 30 * 86_400)
-        })
+        .filter(|c| started_at(c).is_some_and(|d| now - d <= 30 * 86_400))
         .count();
     json!({
         "tenantId": t.tenant_id,
