@@ -97,6 +97,7 @@ impl From<guard::Error> for CliError {
             guard::Error::Api(e) => e.into(),
             guard::Error::Ledger(e) => e.into(),
             guard::Error::Busy(m) => CliError::new(Exit::TempFail, m),
+            guard::Error::Unavailable(m) => CliError::new(Exit::Unavailable, m),
             guard::Error::Conflict(m) | guard::Error::Failed(m) | guard::Error::Internal(m) => {
                 CliError::new(Exit::Failed, m)
             }

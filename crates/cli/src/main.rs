@@ -69,6 +69,10 @@ enum Command {
     Demo(commands::demo::DemoArgs),
     /// Run the CXone emulator stand-alone, for your own tests and pipelines.
     Sim(commands::sim::SimArgs),
+    /// CXone access keys (api = "cxone"): list with findings, rotate to a file, OpenBao/Vault
+    /// or a command, finish rotations whose grace has passed.
+    #[command(name = "accesskeys")]
+    AccessKeys(commands::accesskeys::AccessKeysArgs),
     /// List what the target tenant holds: contacts, secrets, data actions, tables, widgets.
     Inventory(commands::inventory::InventoryArgs),
     /// Anonymize contacts with a masking policy; reveal an encrypted field.
@@ -125,6 +129,7 @@ enum Command {
 fn command_name(c: &Command) -> &'static str {
     match c {
         Command::Inventory(_) => "inventory",
+        Command::AccessKeys(_) => "accesskeys",
         Command::Contacts(_) => "contacts",
         Command::Secrets(_) => "secrets",
         Command::Datastore(_) => "datastore",
@@ -281,6 +286,7 @@ async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Demo(args) => commands::demo::run(&ctx, args).await,
         Command::Sim(args) => commands::sim::run(&ctx, args).await,
         Command::Inventory(args) => commands::inventory::run(&ctx, args).await,
+        Command::AccessKeys(args) => commands::accesskeys::run(&ctx, args).await,
         Command::Contacts(args) => commands::contacts::run(&ctx, args).await,
         Command::Secrets(args) => commands::secrets::run(&ctx, args).await,
         Command::Datastore(args) => commands::datastore::run(&ctx, args).await,

@@ -30,6 +30,11 @@ pub const TABLE: &[Row] = &[
         cxone: Ok("§3 access keys, §4 DFO, §6 data policies, §7 ACD"),
     },
     Row {
+        command: "accesskeys",
+        tutorial: "no: access keys are CXone's API only",
+        cxone: Ok("§2 (the new key's token), §3"),
+    },
+    Row {
         command: "contacts",
         tutorial: "§4",
         cxone: Err((

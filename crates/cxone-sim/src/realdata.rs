@@ -35,6 +35,8 @@ pub(crate) struct Key {
     pub is_active: bool,
     /// Unix seconds of the last grant, if any.
     pub last_used: Option<i64>,
+    /// Created through the API while the emulator runs (not seeded).
+    pub created: bool,
 }
 
 impl Key {
@@ -131,6 +133,7 @@ fn keys(seed: u64, now: i64, (id, secret): (&str, &str)) -> Vec<Key> {
         agent_id: 4_100_001,
         is_active: true,
         last_used: Some(now - 3600),
+        created: false,
     }];
     for i in 1..8usize {
         let user = i / 3;
@@ -145,6 +148,7 @@ fn keys(seed: u64, now: i64, (id, secret): (&str, &str)) -> Vec<Key> {
                 3 => Some(now - 120 * 86_400),
                 _ => Some(now - (i as i64) * 86_400),
             },
+            created: false,
         });
     }
     keys

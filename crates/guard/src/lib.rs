@@ -12,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+pub mod accesskeys;
 pub mod anonymize;
 pub mod audit;
 pub mod encrypt;
@@ -48,6 +49,10 @@ pub enum Error {
     /// The work ran and did not succeed (a rollback that left dependents failing).
     #[error("{0}")]
     Failed(String),
+    /// A system cxguard delivers to (OpenBao/Vault) could not be reached, refused its
+    /// token, or was written by someone else first; nothing after it was done.
+    #[error("{0}")]
+    Unavailable(String),
     /// A fault inside cxguard or its runtime (a task that panicked, the OS random
     /// generator failing): not the input's fault, and worth a bug report.
     #[error("{0}")]

@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod accesskeys;
 pub mod audit;
 pub mod checks;
 pub mod contacts;

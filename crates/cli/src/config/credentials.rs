@@ -11,16 +11,18 @@ use crate::exit::CliError;
 
 pub(super) fn read_secret_file(field: &str, path: &Path) -> Result<SecretString, CliError> {
     warn_if_broad(path);
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        CliError::config(format!(
-            "tenant.{field}: cannot read {}: {e}",
-            path.display()
-        ))
-    })?;
+    // A field of another table is named whole (`vault.token_file`).
+    let field = if field.contains('.') {
+        field.to_string()
+    } else {
+        format!("tenant.{field}")
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::config(format!("{field}: cannot read {}: {e}", path.display())))?;
     let value = text.trim_end_matches(['\n', '\r']).to_string();
     if value.is_empty() {
         return Err(CliError::config(format!(
-            "tenant.{field}: {} is empty",
+            "{field}: {} is empty",
             path.display()
         )));
     }

@@ -27,10 +27,30 @@ pub struct FileConfig {
     pub datastore: Option<DatastoreFile>,
     #[serde(default)]
     pub kms: Option<KmsFile>,
+    /// `[vault]`: the OpenBao/Vault server access keys are delivered to.
+    #[serde(default)]
+    pub vault: Option<VaultFile>,
     /// `[posture]`: the posture, when it is not in a posture.toml of its own (checked
     /// when `plan`, `apply` or `status` read it).
     #[serde(default)]
     pub posture: Option<toml::Table>,
+}
+
+/// `[vault]`: an OpenBao or Vault server (KV version 2).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultFile {
+    /// `https://vault.internal:8200` (plain http only to loopback unless allowed).
+    pub address: String,
+    /// The variable holding the token.
+    pub token_env: Option<String>,
+    /// A file holding the token (mode 0600).
+    pub token_file: Option<PathBuf>,
+    /// `X-Vault-Namespace` (Vault Enterprise, HCP).
+    pub namespace: Option<String>,
+    /// Allow `http://` to a host that is not loopback (test servers only).
+    #[serde(default)]
+    pub allow_insecure_http: bool,
 }
 
 /// `[kms]`: the tokens the KMS callback receiver of `cxguard serve` accepts.

@@ -31,6 +31,7 @@ mod identity;
 mod serve;
 mod store;
 mod tenant;
+mod vault;
 mod webhooks;
 
 pub use credentials::warn_if_broad;
@@ -40,6 +41,7 @@ pub use identity::*;
 pub use serve::*;
 pub use store::*;
 pub use tenant::*;
+pub use vault::*;
 pub use webhooks::*;
 
 /// Where the config was read from, if anywhere.

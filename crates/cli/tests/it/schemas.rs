@@ -409,6 +409,30 @@ fn every_commands_json_output_validates_against_its_schema() {
     let r = crate::cxone_api::real(cxone_sim::SimConfig::default());
     json(&r, &mut docs, "doctor", &["doctor"], 0);
     json(&r, &mut docs, "inventory-cxone", &["inventory"], 0);
+    // Access keys: the seeded tenant has findings (exit 2); a rotation; nothing waiting.
+    json(&r, &mut docs, "accesskeys-list", &["accesskeys", "list"], 2);
+    let key = r.sim.credentials().cxone_access_key_id.clone();
+    json(
+        &r,
+        &mut docs,
+        "accesskeys-rotate",
+        &[
+            "accesskeys",
+            "rotate",
+            "--key",
+            &key,
+            "--deliver",
+            "file:access-key.json",
+        ],
+        0,
+    );
+    json(
+        &r,
+        &mut docs,
+        "accesskeys-finish",
+        &["accesskeys", "finish"],
+        0,
+    );
     json(
         &r,
         &mut docs,

@@ -56,7 +56,16 @@ pub(super) fn router() -> Router<Arc<SimState>> {
 
 pub(super) fn userhub_router() -> Router<Arc<SimState>> {
     Router::new()
-        .route("/access-key-management/v1/access-keys", get(access_keys))
+        .route(
+            "/access-key-management/v1/access-keys",
+            get(access_keys)
+                .post(super::keys::create)
+                .patch(super::keys::patch),
+        )
+        .route(
+            "/access-key-management/v1/access-keys/{id}",
+            get(super::keys::one).delete(super::keys::delete),
+        )
         .route(
             "/authentication/v1/token/access-key",
             post(super::auth::access_key_token),

@@ -147,8 +147,14 @@ fn client(headers: &HeaderMap, form: &[(String, String)]) -> Option<(String, Str
 
 /// A known, active key with this secret; a grant records its use.
 fn check_key(s: &SimState, id: &str, secret: &str) -> Result<(), Response> {
+    let refuse_created = lock(&s.real.settings).refuse_created_keys;
     let mut t = lock(&s.real.tenant);
     match t.keys.iter_mut().find(|k| k.id == id) {
+        Some(k) if k.created && refuse_created => Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "this access key is refused (set by the control API)",
+        )),
         Some(k) if k.secret == secret && k.is_active => {
             k.last_used = Some(time::OffsetDateTime::now_utc().unix_timestamp());
             Ok(())

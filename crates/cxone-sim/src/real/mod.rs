@@ -18,6 +18,7 @@
 
 mod api;
 mod auth;
+mod keys;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -188,6 +189,11 @@ pub(crate) fn configure(s: &SimState, key: &str, v: &Value, apply: bool) -> Resu
                 .as_f64()
                 .filter(|x| (0.0..=1.0).contains(x))
                 .ok_or("dfoThrottleShare: a share between 0 and 1")?;
+        }
+        "refuseCreatedAccessKeys" => {
+            settings.refuse_created_keys = v
+                .as_bool()
+                .ok_or("refuseCreatedAccessKeys: true or false")?;
         }
         _ => return Ok(false),
     }

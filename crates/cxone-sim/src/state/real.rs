@@ -35,6 +35,8 @@ pub(crate) struct Settings {
     pub dfo_budget_scale: f64,
     /// Share of DFO reads answered 429 (no `Retry-After`) on purpose.
     pub dfo_throttle_share: f64,
+    /// Refuse grants with keys created through the API (a test's failed verification).
+    pub refuse_created_keys: bool,
 }
 
 /// What the real surface counted.
@@ -66,6 +68,7 @@ impl RealState {
             settings: Mutex::new(Settings {
                 dfo_budget_scale,
                 dfo_throttle_share: 0.0,
+                refuse_created_keys: false,
             }),
             dfo_window: Mutex::new((Instant::now(), 0)),
             counters: Counters::default(),
