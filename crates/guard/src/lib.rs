@@ -29,6 +29,16 @@ pub mod subject;
 pub mod values;
 pub mod webchat;
 
+/// A crash point for tests: with `CXGUARD_FAILPOINT=name` in the environment, the
+/// process aborts here, as a SIGKILL would (no cleanup, no destructor), so a test can
+/// show that a rerun finishes the job. Unset, it costs one environment read.
+pub fn failpoint(name: &str) {
+    if std::env::var("CXGUARD_FAILPOINT").is_ok_and(|v| v == name) {
+        eprintln!("failpoint {name}: aborting");
+        std::process::abort();
+    }
+}
+
 /// An error of a protection, by cause, kept apart from how a caller shows it (the CLI
 /// maps each variant to an exit code in one place).
 #[derive(Debug, thiserror::Error)]

@@ -495,3 +495,68 @@ fn a_rotation_delivered_to_openbao_leaves_the_new_secret_there_and_none_elsewher
         assert!(!text.contains(&secret), "the secret leaked");
     }
 }
+
+#[test]
+fn a_rotation_killed_at_each_step_boundary_finishes_on_rerun_with_one_new_key() {
+    for point in [
+        "accesskey.intent",
+        "accesskey.created",
+        "accesskey.delivered",
+        "accesskey.verified",
+        "accesskey.deactivated",
+    ] {
+        let h = real(cxone_sim::SimConfig::default());
+        let old = h.sim.credentials().cxone_access_key_id.clone();
+        let args = [
+            "accesskeys",
+            "rotate",
+            "--key",
+            &old,
+            "--deliver",
+            "file:access-key.json",
+        ];
+        let o = h
+            .command(&args)
+            .env("CXGUARD_FAILPOINT", point)
+            .output()
+            .unwrap();
+        assert_eq!(
+            o.status.code(),
+            None,
+            "{point}: killed, not exited: {}",
+            stderr(&o)
+        );
+        let o = h.run(&args);
+        assert_eq!(o.status.code(), Some(0), "{point}: {}", stderr(&o));
+        // Exactly one new key: delivered, active; the old one inactive; no orphan.
+        let delivered: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(h.dir.path().join("access-key.json")).unwrap(),
+        )
+        .unwrap();
+        let new = delivered["accessKeyId"].as_str().unwrap().to_string();
+        let n = real_state(&h)["counts"].clone();
+        assert_eq!(
+            n["accessKeys"], 9,
+            "{point}: one key more than the seeded 8"
+        );
+        assert_eq!(
+            n["activeAccessKeys"], 7,
+            "{point}: the new one active, the old one not"
+        );
+        let o = h.run(&["--output", "json", "accesskeys", "list"]);
+        let list: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{point}: {e}: {}", stderr(&o)));
+        let active = |id: &str| {
+            list["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|k| k["id"] == id)
+                .map(|k| k["active"] == true)
+        };
+        assert_eq!(active(&new), Some(true), "{point}");
+        assert_eq!(active(&old), Some(false), "{point}");
+        let o = h.run(&["audit", "verify"]);
+        assert_eq!(o.status.code(), Some(0), "{point}: {}", stdout(&o));
+    }
+}

@@ -80,7 +80,9 @@ impl Run<'_> {
                     Details::new().id("replaced_by", &audit_id(new_key))?,
                 )?],
             )
-            .await
+            .await?;
+        crate::failpoint("accesskey.deactivated");
+        Ok(())
     }
 
     async fn delete_old(&self, new_key: &str, delete: bool) -> Result<()> {

@@ -304,6 +304,7 @@ impl Run<'_> {
                 ids
             }
         };
+        crate::failpoint("accesskey.intent");
         self.remove_undelivered(user.as_deref(), &before).await?;
         self.job.claim("create").await?;
         let tenant = self.client.tenant().await?.tenant_id.clone();
@@ -312,6 +313,7 @@ impl Run<'_> {
             .access_keys()
             .create(user.as_deref(), Some(&tenant))
             .await?;
+        crate::failpoint("accesskey.created");
         self.job
             .step_done(
                 "create",
@@ -343,6 +345,7 @@ impl Run<'_> {
                 return Err(e);
             }
         };
+        crate::failpoint("accesskey.delivered");
         let sha = crate::sha256_hex(new.access_key_secret.expose_secret());
         self.job
             .step_done(
@@ -435,6 +438,7 @@ impl Run<'_> {
                 )?],
             )
             .await?;
+        crate::failpoint("accesskey.verified");
         Ok(())
     }
 
