@@ -289,21 +289,7 @@ impl Run<'_> {
                 _ => e.into(),
             })?;
         let user = old.user_id.clone();
-        let (_, intent) = self.item("create").await?;
-        let before: Vec<String> = match intent["before"].as_array() {
-            Some(b) => b
-                .iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect(),
-            None => {
-                let ids = self.user_keys(user.as_deref()).await?;
-                let record = json!({"before": ids, "userId": user});
-                self.ledger
-                    .record_results(self.job.id(), &[("create".to_string(), record)])
-                    .await?;
-                ids
-            }
-        };
+        let before = self.intent(user.as_deref()).await?;
         crate::failpoint("accesskey.intent");
         self.remove_undelivered(user.as_deref(), &before).await?;
         self.job.claim("create").await?;
@@ -356,6 +342,25 @@ impl Run<'_> {
             )
             .await?;
         Ok((new.access_key_id, new.access_key_secret, replaced))
+    }
+
+    /// Step 1: the user's keys as they were at the intent, journaled once.
+    async fn intent(&self, user: Option<&str>) -> Result<Vec<String>> {
+        let (_, intent) = self.item("create").await?;
+        Ok(match intent["before"].as_array() {
+            Some(b) => b
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect(),
+            None => {
+                let ids = self.user_keys(user).await?;
+                let record = json!({"before": ids, "userId": user});
+                self.ledger
+                    .record_results(self.job.id(), &[("create".to_string(), record)])
+                    .await?;
+                ids
+            }
+        })
     }
 
     /// The ids of `user`'s keys now.
