@@ -560,3 +560,42 @@ fn a_rotation_killed_at_each_step_boundary_finishes_on_rerun_with_one_new_key() 
         assert_eq!(o.status.code(), Some(0), "{point}: {}", stdout(&o));
     }
 }
+
+#[test]
+fn a_second_rotation_of_the_same_key_while_one_runs_exits_75() {
+    let h = real(cxone_sim::SimConfig {
+        latency: std::time::Duration::from_millis(250),
+        ..Default::default()
+    });
+    let old = h.sim.credentials().cxone_access_key_id.clone();
+    let args = [
+        "accesskeys",
+        "rotate",
+        "--key",
+        &old,
+        "--deliver",
+        "file:access-key.json",
+    ];
+    let first = h
+        .command(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first has opened its job and holds the lease by now (its requests take 250 ms each).
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let second = h.run(&args);
+    let first = first.wait_with_output().unwrap();
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    assert_eq!(second.status.code(), Some(75), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains("accesskey"),
+        "names the running job: {}",
+        stderr(&second)
+    );
+    let n = real_state(&h)["counts"].clone();
+    assert_eq!(
+        (n["accessKeys"].as_u64(), n["activeAccessKeys"].as_u64()),
+        (Some(9), Some(7))
+    );
+}

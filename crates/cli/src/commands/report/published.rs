@@ -22,6 +22,8 @@ pub struct CxoneReport {
     pub period: Period,
     pub audit: Audit,
     pub inventory: CxoneInventory,
+    /// Each access key with its age (when cxguard created it), use and findings.
+    pub access_keys: Vec<guard::accesskeys::KeyRow>,
     pub delivery: Delivery,
 }
 
@@ -37,6 +39,15 @@ pub async fn run(
 ) -> Result<Exit, CliError> {
     let now = time::OffsetDateTime::now_utc();
     let o = ledger.outbox_status().await?;
+    let keys = guard::accesskeys::rows(
+        &client.access_keys().list(None).await?,
+        &guard::accesskeys::created_at(ledger).await?,
+        guard::accesskeys::Thresholds {
+            unused_days: STALE_DAYS,
+            max_age_days: STALE_DAYS,
+        },
+        now,
+    );
     let report = CxoneReport {
         generated_at: super::gather::rfc3339(now),
         version: env!("CARGO_PKG_VERSION"),
@@ -47,6 +58,7 @@ pub async fn run(
         },
         audit: super::gather::audit(&verdict),
         inventory: guard::inventory::real::gather(client).await?,
+        access_keys: keys,
         delivery: Delivery {
             delivered: o.delivered,
             pending: o.pending,
@@ -78,7 +90,7 @@ fn render(r: &CxoneReport) -> String {
             }
             body {
                 (header(r))
-                (access_keys(&r.inventory))
+                (access_keys(&r.inventory, &r.access_keys))
                 (digital(&r.inventory))
                 (policies(&r.inventory))
                 section #delivery {
@@ -119,7 +131,7 @@ fn header(r: &CxoneReport) -> Markup {
     }
 }
 
-fn access_keys(inv: &CxoneInventory) -> Markup {
+fn access_keys(inv: &CxoneInventory, rows: &[guard::accesskeys::KeyRow]) -> Markup {
     let k = &inv.access_keys;
     html! {
         section.first #access-keys {
@@ -131,8 +143,14 @@ fn access_keys(inv: &CxoneInventory) -> Markup {
                 div class="card never" data-metric="never-used" { div.v { (k.never_used) } div.m { "never used" } }
                 div class="card never" data-metric="inactive" { div.v { (k.inactive) } div.m { "inactive" } }
             }
-            table { tr { th { "user" } th { "keys" } }
-                @for (u, n) in &k.by_user { tr { td.mono { (u) } td { (n) } } } }
+            table { tr { th { "key" } th { "user" } th { "active" } th { "last used" } th { "age (days)" } th { "findings" } }
+                @for r in rows { tr {
+                    td.mono { (r.id) } td.mono { (r.user_id.as_deref().unwrap_or("")) }
+                    td { @if r.active { "yes" } @else { "no" } }
+                    td { (r.last_used.as_deref().unwrap_or("never")) }
+                    td { (r.age_days.map_or("unknown (not created by cxguard)".to_string(), |a| a.to_string())) }
+                    td { (r.findings.join("; ")) }
+                } } }
         }
     }
 }
