@@ -599,3 +599,47 @@ fn a_second_rotation_of_the_same_key_while_one_runs_exits_75() {
         (Some(9), Some(7))
     );
 }
+
+#[test]
+fn a_check_and_set_conflict_in_openbao_stops_the_job_before_deactivation() {
+    let Some(b) = bao() else { return };
+    let h = real(cxone_sim::SimConfig::default()).env("IT_BAO_TOKEN", "it-root-token");
+    with_vault(&h, &b);
+    // Someone wrote versions 1 and 2 and deleted the latest: cxguard reads no live
+    // version, writes with check-and-set 0, and OpenBao refuses it (the current version
+    // is 2) — the state changed under the reader, deterministically.
+    bao_api(
+        &b,
+        "POST",
+        "secret/data/cxone/crm",
+        Some(r#"{"data":{"v":"1"}}"#),
+    );
+    bao_api(
+        &b,
+        "POST",
+        "secret/data/cxone/crm",
+        Some(r#"{"data":{"v":"2"}}"#),
+    );
+    bao_api(&b, "DELETE", "secret/data/cxone/crm", None);
+    let old = h.sim.credentials().cxone_access_key_id.clone();
+    let o = h.run(&[
+        "accesskeys",
+        "rotate",
+        "--key",
+        &old,
+        "--deliver",
+        "vault:secret/cxone/crm",
+    ]);
+    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    assert!(stderr(&o).contains("check-and-set"), "{}", stderr(&o));
+    // Nothing deactivated; the created key deleted; OpenBao's history untouched.
+    let n = real_state(&h)["counts"].clone();
+    assert_eq!(
+        (n["accessKeys"].as_u64(), n["activeAccessKeys"].as_u64()),
+        (Some(8), Some(7))
+    );
+    assert!(h.ledger_entries("accesskey.deactivated").is_empty());
+    assert_eq!(h.ledger_entries("accesskey.rolled_back").len(), 1);
+    let meta = bao_api(&b, "GET", "secret/metadata/cxone/crm", None);
+    assert_eq!(meta["data"]["current_version"], 2);
+}
