@@ -66,6 +66,8 @@ pub(crate) struct Tenant {
     pub completed: Vec<Value>,
     pub policies: Vec<Value>,
     pub instances: Vec<Value>,
+    /// Message id → `{contentRemoved?, authorNameRemoved?}` set by the removal routes.
+    pub removed: std::collections::HashMap<String, Value>,
 }
 
 /// The tenant id of a seed (a UUID-shaped text).
@@ -118,6 +120,7 @@ impl Tenant {
                 .collect(),
             policies: policies(now),
             instances: instances(now),
+            removed: std::collections::HashMap::new(),
             tenant_id,
         }
     }

@@ -277,6 +277,35 @@ impl Dfo<'_> {
             .data)
     }
 
+    /// Removes a message's content (§4.5d), `reason` `GDPR`, `TTL` or `other`. Safe to
+    /// send again: the first removal's time is kept.
+    pub async fn remove_content(self, message: &str, reason: &str) -> Result<()> {
+        self.removal(message, "content-removal", reason).await
+    }
+
+    /// Removes a message's author name, address and handles (§4.5e).
+    pub async fn remove_author_name(self, message: &str, reason: &str) -> Result<()> {
+        self.removal(message, "author-name-removal", reason).await
+    }
+
+    async fn removal(self, message: &str, what: &str, reason: &str) -> Result<()> {
+        let call = Call::new(Method::POST, &["messages", message, what])
+            .on(Base::Dfo)
+            .idempotent_by_nature()
+            .json(&serde_json::json!({"reason": reason}))?;
+        self.client.execute(call).await.map(drop)
+    }
+
+    /// Deletes one custom field of a customer (§4.3f).
+    pub async fn delete_customer_field(self, customer: &str, ident: &str) -> Result<()> {
+        let call = Call::new(
+            Method::DELETE,
+            &["customers", customer, "custom-fields", ident],
+        )
+        .on(Base::Dfo);
+        self.client.execute(call).await.map(drop)
+    }
+
     /// The customers' custom-field definitions.
     pub async fn customer_fields(self) -> Result<Vec<FieldDefinition>> {
         let call = Call::new(Method::GET, &["customers", "custom-field-definitions"]).on(Base::Dfo);

@@ -42,6 +42,18 @@ pub(super) fn router() -> Router<Arc<SimState>> {
         .route("/dfo/3.0/customers/{id}", get(customer))
         .route("/dfo/3.0/contacts", get(cases))
         .route("/dfo/3.0/contacts/{id}/messages", get(messages))
+        .route(
+            "/dfo/3.0/messages/{id}/content-removal",
+            post(super::dfo_writes::content_removal),
+        )
+        .route(
+            "/dfo/3.0/messages/{id}/author-name-removal",
+            post(super::dfo_writes::author_name_removal),
+        )
+        .route(
+            "/dfo/3.0/customers/{id}/custom-fields/{ident}",
+            axum::routing::delete(super::dfo_writes::delete_customer_field),
+        )
         .route("/privacy/v1/erasure", post(erasure))
         .route("/data-policies/v1/policies/search", post(policies))
         .route(
@@ -274,14 +286,17 @@ async fn messages(
     let n = id.parse::<u64>().unwrap_or(0);
     let data: Vec<Value> = (0..2 + n % 3)
         .map(|i| {
-            json!({
-                "id": format!("{id}-m{i}"),
+            let mid = format!("{id}-m{i}");
+            let mut m = json!({
+                "id": mid,
                 "direction": if i % 2 == 0 { "inbound" } else { "outbound" },
                 "createdAt": case["createdAt"],
                 "authorEndUserIdentity": if i % 2 == 0 { case["authorEndUserIdentity"].clone() } else { Value::Null },
                 "messageContent": {"type": "TEXT", "payload": {"text": format!("message {i} of case {id}")},
                                    "fallbackText": "", "postback": ""},
-            })
+            });
+            super::dfo_writes::apply_removals(&mut m, t.removed.get(&mid));
+            m
         })
         .collect();
     ok(json!({"hits": data.len(), "data": data}))

@@ -18,6 +18,7 @@
 
 mod api;
 mod auth;
+mod dfo_writes;
 mod keys;
 
 use std::sync::Arc;

@@ -384,3 +384,79 @@ async fn empty_results_of_the_other_styles_and_a_next_link_to_another_host() {
     );
     task.abort();
 }
+
+#[tokio::test]
+async fn a_message_s_content_and_author_are_removed_once_and_a_customer_field_deleted() {
+    let sim = sim(small()).await;
+    let c = real(&sim);
+    let case = c.dfo().cases(&Default::default()).await.unwrap()[0]
+        .id
+        .clone()
+        .unwrap();
+    let first = c.dfo().messages(&case).await.unwrap()[0]
+        .id
+        .clone()
+        .unwrap();
+    c.dfo().remove_content(&first, "GDPR").await.unwrap();
+    c.dfo().remove_author_name(&first, "GDPR").await.unwrap();
+    let after = c.dfo().messages(&case).await.unwrap();
+    let m = after
+        .iter()
+        .find(|m| m.id.as_deref() == Some(first.as_str()))
+        .unwrap();
+    let removed_at = m.content_removed.as_ref().unwrap().removed_at.clone();
+    assert_eq!(
+        m.content_removed.as_ref().unwrap().reason.as_deref(),
+        Some("GDPR")
+    );
+    assert!(m.author_name_removed.is_some());
+    // A repeat is accepted and keeps the first time.
+    c.dfo().remove_content(&first, "GDPR").await.unwrap();
+    let again = c.dfo().messages(&case).await.unwrap();
+    let m = again
+        .iter()
+        .find(|m| m.id.as_deref() == Some(first.as_str()))
+        .unwrap();
+    assert_eq!(m.content_removed.as_ref().unwrap().removed_at, removed_at);
+    // Other messages untouched; an unknown one is 404; a bad reason 400.
+    assert!(
+        again
+            .iter()
+            .filter(|m| m.id.as_deref() != Some(first.as_str()))
+            .all(|m| m.content_removed.is_none())
+    );
+    assert_eq!(
+        c.dfo()
+            .remove_content("1-m9", "GDPR")
+            .await
+            .unwrap_err()
+            .status(),
+        Some(404)
+    );
+    assert_eq!(
+        c.dfo()
+            .remove_content(&first, "because")
+            .await
+            .unwrap_err()
+            .status(),
+        Some(400)
+    );
+    // A customer's custom field deleted.
+    let customers = c.dfo().customers().await.unwrap();
+    let with = customers
+        .iter()
+        .find(|c| !c.custom_fields.is_empty())
+        .unwrap();
+    c.dfo()
+        .delete_customer_field(&with.id, "loyalty_number")
+        .await
+        .unwrap();
+    let now = c.dfo().customers().await.unwrap();
+    assert!(
+        now.iter()
+            .find(|x| x.id == with.id)
+            .unwrap()
+            .custom_fields
+            .is_empty()
+    );
+}

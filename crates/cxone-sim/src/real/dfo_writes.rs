@@ -1,0 +1,106 @@
+//! DFO's erasure routes (spec-real §4.3f, §4.5d–e): a message's content and its author's
+//! name removed (2xx, the first `removedAt` kept), a customer's custom field deleted.
+//! What removed content looks like is inferred (§10): an empty text, no attachments, and
+//! no author identity once the name is removed.
+
+// A check that answers early returns its response as the error: one per request.
+#![allow(clippy::result_large_err)]
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::{error, gate};
+use crate::data::rfc3339;
+use crate::state::{SimState, lock};
+
+/// Applies recorded removals to a message as served.
+pub(super) fn apply_removals(m: &mut Value, removed: Option<&Value>) {
+    let Some(r) = removed else { return };
+    if let Some(c) = r.get("contentRemoved") {
+        m["messageContent"]["payload"]["text"] = json!("");
+        m["attachments"] = json!([]);
+        m["contentRemoved"] = c.clone();
+    }
+    if let Some(a) = r.get("authorNameRemoved") {
+        m["authorEndUserIdentity"] = Value::Null;
+        m["authorNameRemoved"] = a.clone();
+    }
+}
+
+/// Whether message `id` (`{case}-m{i}`) exists.
+fn message_exists(cases: &[Value], id: &str) -> bool {
+    let Some((case, i)) = id.rsplit_once("-m") else {
+        return false;
+    };
+    let (Ok(n), Ok(i)) = (case.parse::<u64>(), i.parse::<u64>()) else {
+        return false;
+    };
+    i < 2 + n % 3 && cases.iter().any(|c| c["id"] == case)
+}
+
+fn remove(s: &SimState, headers: &HeaderMap, id: &str, body: &[u8], field: &str) -> Response {
+    if let Err(r) = gate(s, headers) {
+        return r;
+    }
+    let v: Value = serde_json::from_slice(body).unwrap_or(json!({}));
+    let reason = v["reason"].as_str().unwrap_or("other");
+    if !matches!(reason, "GDPR" | "TTL" | "other") {
+        return error(StatusCode::BAD_REQUEST, "reason: GDPR, TTL or other");
+    }
+    let mut t = lock(&s.real.tenant);
+    if !message_exists(&t.cases, id) {
+        return error(StatusCode::NOT_FOUND, &format!("no message {id}"));
+    }
+    let now = rfc3339(time::OffsetDateTime::now_utc());
+    let entry = t.removed.entry(id.to_string()).or_insert_with(|| json!({}));
+    // The first removal's time is kept; a repeat is accepted.
+    if entry.get(field).is_none() {
+        entry[field] = json!({"reason": reason, "removedAt": now});
+    }
+    drop(t);
+    s.mutated("message", id);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+pub(super) async fn content_removal(
+    State(s): State<Arc<SimState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    remove(&s, &headers, &id, &body, "contentRemoved")
+}
+
+pub(super) async fn author_name_removal(
+    State(s): State<Arc<SimState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    remove(&s, &headers, &id, &body, "authorNameRemoved")
+}
+
+pub(super) async fn delete_customer_field(
+    State(s): State<Arc<SimState>>,
+    headers: HeaderMap,
+    Path((id, ident)): Path<(String, String)>,
+) -> Response {
+    if let Err(r) = gate(&s, &headers) {
+        return r;
+    }
+    let mut t = lock(&s.real.tenant);
+    let Some(c) = t.customers.iter_mut().find(|c| c["id"] == id.as_str()) else {
+        return error(StatusCode::NOT_FOUND, &format!("no customer {id}"));
+    };
+    if let Some(fields) = c["customFields"].as_array_mut() {
+        fields.retain(|f| f["ident"] != ident.as_str());
+    }
+    drop(t);
+    s.mutated("customer", &id);
+    StatusCode::NO_CONTENT.into_response()
+}
