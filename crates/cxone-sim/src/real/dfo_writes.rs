@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{error, gate};
+use super::{dfo_write, error, gate};
 use crate::data::rfc3339;
 use crate::state::{SimState, lock};
 
@@ -51,6 +51,9 @@ fn remove(s: &SimState, headers: &HeaderMap, id: &str, body: &[u8], field: &str)
     let reason = v["reason"].as_str().unwrap_or("other");
     if !matches!(reason, "GDPR" | "TTL" | "other") {
         return error(StatusCode::BAD_REQUEST, "reason: GDPR, TTL or other");
+    }
+    if let Err(r) = dfo_write(s, id.rsplit_once("-m").map(|(case, _)| case)) {
+        return r;
     }
     let mut t = lock(&s.real.tenant);
     if !message_exists(&t.cases, id) {
@@ -90,7 +93,7 @@ pub(super) async fn delete_customer_field(
     headers: HeaderMap,
     Path((id, ident)): Path<(String, String)>,
 ) -> Response {
-    if let Err(r) = gate(&s, &headers) {
+    if let Err(r) = gate(&s, &headers).and_then(|()| dfo_write(&s, None)) {
         return r;
     }
     let mut t = lock(&s.real.tenant);

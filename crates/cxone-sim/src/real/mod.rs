@@ -98,6 +98,53 @@ pub(crate) fn gate(s: &SimState, headers: &HeaderMap) -> Result<(), Response> {
         .map_err(|reply| reply.into_response_with(&[]))
 }
 
+/// The published "update contact" budget per hour per tenant (§4.1).
+pub(crate) const DFO_WRITES_PER_HOUR: f64 = 1_000_000.0;
+/// One case's burst, and its refill per minute (§4.1).
+pub(crate) const DFO_CASE_BURST: f64 = 250.0;
+pub(crate) const DFO_CASE_PER_MINUTE: f64 = 17.0;
+
+/// A DFO write to `case` (if it names one): within the tenant's hourly budget and the
+/// case's own bucket, both scaled by `dfoBudgetScale`; else 429 without `Retry-After`.
+pub(crate) fn dfo_write(s: &SimState, case: Option<&str>) -> Result<(), Response> {
+    let r = &s.real;
+    let scale = lock(&r.settings).dfo_budget_scale;
+    let over_tenant = {
+        let mut w = lock(&r.dfo_writes);
+        if w.0.elapsed() >= Duration::from_secs(3600) {
+            *w = (Instant::now(), 0);
+        }
+        w.1 += 1;
+        w.1 as f64 > (DFO_WRITES_PER_HOUR * scale).max(1.0)
+    };
+    let over_case = case.is_some_and(|c| {
+        let burst = (DFO_CASE_BURST * scale).max(1.0);
+        let rate = DFO_CASE_PER_MINUTE * scale / 60.0;
+        let mut m = lock(&r.dfo_cases);
+        let (level, last) = m.entry(c.to_string()).or_insert((burst, Instant::now()));
+        *level = (*level + last.elapsed().as_secs_f64() * rate).min(burst);
+        *last = Instant::now();
+        if *level >= 1.0 {
+            *level -= 1.0;
+            false
+        } else {
+            true
+        }
+    });
+    if over_tenant || over_case {
+        r.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+        return Err(error(
+            StatusCode::TOO_MANY_REQUESTS,
+            if over_case {
+                "Update specific contact limit exceeded"
+            } else {
+                "Update contact limit exceeded for the tenant"
+            },
+        ));
+    }
+    Ok(())
+}
+
 /// A DFO read: within the hour's budget, and not among the share refused on purpose;
 /// else 429 without `Retry-After`.
 pub(crate) fn dfo_read(s: &SimState) -> Result<(), Response> {

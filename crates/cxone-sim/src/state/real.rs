@@ -24,6 +24,10 @@ pub(crate) struct RealState {
     pub settings: Mutex<Settings>,
     /// DFO reads in the current hour window: (window start, count).
     pub dfo_window: Mutex<(Instant, u64)>,
+    /// DFO writes in the current hour window, every case together.
+    pub dfo_writes: Mutex<(Instant, u64)>,
+    /// Per case: its bucket's level and when it was last filled.
+    pub dfo_cases: Mutex<HashMap<String, (f64, Instant)>>,
     pub counters: Counters,
 }
 
@@ -71,6 +75,8 @@ impl RealState {
                 refuse_created_keys: false,
             }),
             dfo_window: Mutex::new((Instant::now(), 0)),
+            dfo_writes: Mutex::new((Instant::now(), 0)),
+            dfo_cases: Mutex::new(HashMap::new()),
             counters: Counters::default(),
         }
     }

@@ -460,3 +460,34 @@ async fn a_message_s_content_and_author_are_removed_once_and_a_customer_field_de
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn one_case_s_writes_run_out_of_its_burst_with_a_429_and_others_do_not() {
+    let mut config = small();
+    // One case's burst of 250 scaled to 2; the tenant's hourly budget stays large.
+    config.dfo_budget_scale = 2.0 / 250.0;
+    let sim = sim(config).await;
+    let mut s = real_settings(&sim);
+    s.retry.max_attempts = 2;
+    let c = Client::new(s).unwrap();
+    let cases = c.dfo().cases(&Default::default()).await.unwrap();
+    let (a, b) = (cases[0].id.clone().unwrap(), cases[1].id.clone().unwrap());
+    c.dfo()
+        .remove_content(&format!("{a}-m0"), "GDPR")
+        .await
+        .unwrap();
+    c.dfo()
+        .remove_author_name(&format!("{a}-m0"), "GDPR")
+        .await
+        .unwrap();
+    let e = c
+        .dfo()
+        .remove_content(&format!("{a}-m1"), "GDPR")
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(429), "{e}");
+    c.dfo()
+        .remove_content(&format!("{b}-m0"), "GDPR")
+        .await
+        .unwrap();
+}
