@@ -129,18 +129,24 @@ pub const TABLE: &[Row] = &[
     },
 ];
 
+/// Whether this run's tenant speaks CXone's published API, from the configuration alone
+/// (no file read, no request). `--sim` runs on the emulator's tutorial surface.
+pub fn speaks_cxone(ctx: &Context) -> bool {
+    if ctx.sim {
+        return false;
+    }
+    let empty = config::TenantFile::default();
+    let t = ctx.config.file.tenant.as_ref().unwrap_or(&empty);
+    config::api_of(t, t.issuer.as_deref()) == config::ApiKind::Cxone
+}
+
 /// Refuses `command` (exit 78) when the configured tenant speaks CXone's published API
 /// and the command's API is not on it. `--sim` runs on the emulator's tutorial surface.
 pub fn check(ctx: &Context, command: &str) -> Result<(), CliError> {
-    if ctx.sim {
-        return Ok(());
-    }
     let Some(row) = TABLE.iter().find(|r| r.command == command) else {
         return Ok(());
     };
-    let empty = config::TenantFile::default();
-    let t = ctx.config.file.tenant.as_ref().unwrap_or(&empty);
-    if config::api_of(t, t.issuer.as_deref()) != config::ApiKind::Cxone {
+    if !speaks_cxone(ctx) {
         return Ok(());
     }
     match row.cxone {

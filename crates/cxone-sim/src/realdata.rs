@@ -70,9 +70,9 @@ pub(crate) struct Tenant {
     pub removed: std::collections::HashMap<String, Value>,
 }
 
-/// The tenant id of a seed (a UUID-shaped text).
-pub(crate) fn tenant_id_for(seed: u64) -> String {
-    let h = sha256_hex(format!("tenant:{seed}").as_bytes());
+/// A UUID-shaped text derived from `label`.
+fn uuid_of(label: &str) -> String {
+    let h = sha256_hex(label.as_bytes());
     format!(
         "{}-{}-{}-{}-{}",
         &h[..8],
@@ -83,16 +83,13 @@ pub(crate) fn tenant_id_for(seed: u64) -> String {
     )
 }
 
+/// The tenant id of a seed.
+pub(crate) fn tenant_id_for(seed: u64) -> String {
+    uuid_of(&format!("tenant:{seed}"))
+}
+
 fn user_id(seed: u64, i: usize) -> String {
-    let h = sha256_hex(format!("user:{seed}:{i}").as_bytes());
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    uuid_of(&format!("user:{seed}:{i}"))
 }
 
 /// The email of customer `i`: the identity the ACD rows reuse.

@@ -11,12 +11,6 @@ use crate::exit::CliError;
 
 pub(super) fn read_secret_file(field: &str, path: &Path) -> Result<SecretString, CliError> {
     warn_if_broad(path);
-    // A field of another table is named whole (`vault.token_file`).
-    let field = if field.contains('.') {
-        field.to_string()
-    } else {
-        format!("tenant.{field}")
-    };
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::config(format!("{field}: cannot read {}: {e}", path.display())))?;
     let value = text.trim_end_matches(['\n', '\r']).to_string();
@@ -58,7 +52,7 @@ pub(super) fn grant(
                   env_field: &Option<String>,
                   file_field: &Option<PathBuf>| {
         if let Some(path) = file_field {
-            return read_secret_file(field, path).map(Some);
+            return read_secret_file(&format!("tenant.{field}"), path).map(Some);
         }
         let var = env_field.as_deref().unwrap_or(env_default);
         Ok(get(var).map(SecretString::from))

@@ -5,7 +5,7 @@ use ledger::{Claim, Details, EventKind, JobStatus, NewEvent, Outcome};
 use serde_json::json;
 
 use super::deliver::Target;
-use super::rotate::{Report, Run, audit_id, entry, rfc3339};
+use super::rotate::{Report, Run, audit_id, entry};
 use crate::Result;
 use crate::job::{Step, Tally};
 
@@ -19,7 +19,7 @@ impl Run<'_> {
         let now = time::OffsetDateTime::now_utc();
         let deactivate_at = v["deactivateAt"].as_str().and_then(parse).unwrap_or(now);
         let delete_at = self.req.delete_after.map(|d| deactivate_at + d);
-        let shown = |t: Option<time::OffsetDateTime>| t.map(rfc3339);
+        let shown = |t: Option<time::OffsetDateTime>| t.map(ledger::timestamp);
         if now < deactivate_at {
             return Ok(self.report(
                 "waiting",

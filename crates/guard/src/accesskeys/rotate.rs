@@ -70,11 +70,6 @@ pub struct Report {
     pub resumed: bool,
 }
 
-pub(super) fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
 pub(super) fn entry(
     actor: &str,
     op: &'static str,
@@ -429,7 +424,7 @@ impl Run<'_> {
             }
         }
         cxone::Client::new(settings)?.authenticate().await?;
-        let deactivate_at = rfc3339(time::OffsetDateTime::now_utc() + self.req.grace);
+        let deactivate_at = ledger::timestamp(time::OffsetDateTime::now_utc() + self.req.grace);
         self.job
             .step_done(
                 "verify",
@@ -468,7 +463,8 @@ impl Run<'_> {
         match secret {
             Some(s) => self.verify(id, &s).await,
             None => {
-                let deactivate_at = rfc3339(time::OffsetDateTime::now_utc() + self.req.grace);
+                let deactivate_at =
+                    ledger::timestamp(time::OffsetDateTime::now_utc() + self.req.grace);
                 self.job
                     .step_done(
                         "verify",

@@ -80,11 +80,6 @@ pub struct CxoneInventory {
     pub rate_limited: u64,
 }
 
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
 /// The access keys in numbers, as of `now`.
 pub fn summarize_keys(
     keys: &[cxone::accesskeys::AccessKey],
@@ -130,7 +125,10 @@ pub async fn gather(client: &cxone::Client) -> crate::Result<CxoneInventory> {
     )?;
     let completed = client
         .acd()
-        .completed(&rfc3339(now - time::Duration::days(30)), &rfc3339(now))
+        .completed(
+            &ledger::timestamp(now - time::Duration::days(30)),
+            &ledger::timestamp(now),
+        )
         .await?;
     let mut cases_by_status = BTreeMap::new();
     for c in &cases {

@@ -8,9 +8,9 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::facts::*;
 
-pub(super) const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:";
+const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:";
 
-pub(super) const STYLE: &str = r#"
+const STYLE: &str = r#"
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1b1f24; margin: 0 auto; max-width: 1000px; padding: 24px; }
 h1 { font-size: 24px; margin: 0 0 4px; } h2 { font-size: 18px; border-bottom: 2px solid #d0d7de; padding-bottom: 4px; margin-top: 32px; }
 .meta { color: #57606a; } .mono { font-family: ui-monospace, Menlo, Consolas, monospace; word-break: break-all; }
@@ -127,29 +127,37 @@ fn coverage(tables: &[TableCoverage]) -> Markup {
 }
 
 pub fn render(r: &Report) -> String {
-    let doc = html! {
+    page(
+        &r.tenant,
+        html! {
+            (header_part(&r.audit, r))
+            (summary_part(r))
+            (secrets_part(r))
+            (contacts_part(r))
+            (datastores_part(r))
+            (webchat_part(r))
+            (identity_part(r))
+            (delivery_part(&r.delivery))
+        },
+    )
+}
+
+/// One self-contained page: the strict CSP, the inline style, `body`.
+pub(super) fn page(subject: &str, body: Markup) -> String {
+    html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta http-equiv="Content-Security-Policy" content=(CSP);
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "cxguard compliance report — " (r.tenant) }
+                title { "cxguard compliance report — " (subject) }
                 style { (PreEscaped(STYLE)) }
             }
-            body {
-                (header_part(&r.audit, r))
-                (summary_part(r))
-                (secrets_part(r))
-                (contacts_part(r))
-                (datastores_part(r))
-                (webchat_part(r))
-                (identity_part(r))
-                (delivery_part(r))
-            }
+            body { (body) }
         }
-    };
-    doc.into_string()
+    }
+    .into_string()
 }
 
 /// The title, the tenant and period, and the audit chain's head.
@@ -280,14 +288,14 @@ fn identity_part(r: &Report) -> Markup {
 }
 
 /// Webhook delivery.
-fn delivery_part(r: &Report) -> Markup {
+pub(super) fn delivery_part(d: &Delivery) -> Markup {
     html! {
     section #delivery {
         h2 { "Delivery" }
         table { tr { th { "delivered" } th { "pending" } th { "dead-lettered" } th { "skipped (no endpoint)" } }
-            tr { td { (r.delivery.delivered) } td { (r.delivery.pending) } td { (r.delivery.dead) } td { (r.delivery.skipped) } } }
-        @if !r.delivery.pending_by_kind.is_empty() {
-            p { "Pending by endpoint: " @for (k, n) in &r.delivery.pending_by_kind { span.mono { (k) } " " (n) "; " } }
+            tr { td { (d.delivered) } td { (d.pending) } td { (d.dead) } td { (d.skipped) } } }
+        @if !d.pending_by_kind.is_empty() {
+            p { "Pending by endpoint: " @for (k, n) in &d.pending_by_kind { span.mono { (k) } " " (n) "; " } }
         }
     }
     }

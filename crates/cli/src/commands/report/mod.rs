@@ -71,13 +71,9 @@ pub async fn run(ctx: &Context, a: ReportArgs) -> Result<Exit, CliError> {
     });
     let ledger = store::open(ctx, Access::Read).await?;
     let verdict = verdict(ctx, &ledger).await?;
-    let cxone_target = crate::config::target(&ctx.config, ctx.env())?;
-    if !ctx.sim
-        && let crate::config::Target::Tenant(s) = cxone_target
-        && s.is_cxone()
-    {
-        let client = cxone::Client::new(*s)?;
-        return published::run(ctx, &a, &client, &ledger, verdict, since, &out).await;
+    if crate::surface::speaks_cxone(ctx) {
+        let target = crate::tenant::connect(ctx, Default::default()).await?;
+        return published::run(ctx, &a, &target.client, &ledger, verdict, since, &out).await;
     }
     let (target, tables) = crate::commands::inventory::overview(ctx, &a.tables).await?;
     let plan = crate::commands::posture::plan_if_declared(ctx, &target.client, &a.posture).await?;

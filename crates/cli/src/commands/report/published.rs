@@ -3,11 +3,10 @@
 //! contacts, the 429s met), as one self-contained HTML file or the same facts as JSON.
 
 use guard::inventory::real::{CxoneInventory, STALE_DAYS};
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use maud::{Markup, html};
 use serde::Serialize;
 
 use super::facts::{Audit, Delivery, Period};
-use super::html::{CSP, STYLE};
 use super::{Format, ReportArgs};
 use crate::context::Context;
 use crate::exit::{CliError, Exit};
@@ -77,31 +76,16 @@ pub async fn run(
 }
 
 fn render(r: &CxoneReport) -> String {
-    let t = &r.inventory.tenant;
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta http-equiv="Content-Security-Policy" content=(CSP);
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "cxguard compliance report — " (t.tenant_id) }
-                style { (PreEscaped(STYLE)) }
-            }
-            body {
-                (header(r))
-                (access_keys(&r.inventory, &r.access_keys))
-                (digital(&r.inventory))
-                (policies(&r.inventory))
-                section #delivery {
-                    h2 { "Delivery" }
-                    table { tr { th { "delivered" } th { "pending" } th { "dead-lettered" } th { "skipped (no endpoint)" } }
-                        tr { td { (r.delivery.delivered) } td { (r.delivery.pending) } td { (r.delivery.dead) } td { (r.delivery.skipped) } } }
-                }
-            }
-        }
-    }
-    .into_string()
+    super::html::page(
+        &r.inventory.tenant.tenant_id,
+        html! {
+            (header(r))
+            (access_keys(&r.inventory, &r.access_keys))
+            (digital(&r.inventory))
+            (policies(&r.inventory))
+            (super::html::delivery_part(&r.delivery))
+        },
+    )
 }
 
 fn header(r: &CxoneReport) -> Markup {
