@@ -85,18 +85,12 @@ pub const TABLE: &[Row] = &[
     Row {
         command: "plan",
         tutorial: "§3–§7",
-        cxone: Err((
-            "the posture's protections are the tutorials' (secrets, tables, webchat, contacts)",
-            "keep `api = \"tutorial\"`; data policies as code are coming on this surface",
-        )),
+        cxone: Ok("§3 access keys (`[access_keys]`); the tutorials' sections are refused"),
     },
     Row {
         command: "apply",
         tutorial: "§3–§7",
-        cxone: Err((
-            "the posture's protections are the tutorials' (secrets, tables, webchat, contacts)",
-            "keep `api = \"tutorial\"`; data policies as code are coming on this surface",
-        )),
+        cxone: Ok("§3 access keys (`[access_keys]`); the tutorials' sections are refused"),
     },
     Row {
         command: "export",

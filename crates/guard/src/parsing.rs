@@ -169,3 +169,46 @@ mod tests {
         assert_eq!(line_column("x", 99), (1, 2));
     }
 }
+
+/// A duration as the command line and the posture write it: `90` or `90s`, `30m`, `24h`,
+/// `7d`. The error names `field` and says what is accepted.
+pub fn duration(field: &str, text: &str) -> crate::Result<std::time::Duration> {
+    let t = text.trim();
+    let (n, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u64 = n.parse().map_err(|_| {
+        crate::Error::Invalid(format!(
+            "{field}: {text:?} is not a duration such as 30m, 24h or 7d"
+        ))
+    })?;
+    let unit_secs = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(crate::Error::Invalid(format!(
+                "{field}: {text:?}: the unit is s, m, h or d"
+            )));
+        }
+    };
+    n.checked_mul(unit_secs)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| crate::Error::Invalid(format!("{field}: {text:?} is too long")))
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::duration;
+
+    #[test]
+    fn durations_take_each_unit_and_refuse_others_naming_the_field() {
+        assert_eq!(duration("f", "90").unwrap().as_secs(), 90);
+        assert_eq!(duration("f", "30m").unwrap().as_secs(), 1800);
+        assert_eq!(duration("f", "24h").unwrap().as_secs(), 86_400);
+        assert_eq!(duration("f", "7d").unwrap().as_secs(), 604_800);
+        let e = duration("--grace", "3w").unwrap_err().to_string();
+        assert!(e.contains("--grace") && e.contains("s, m, h or d"), "{e}");
+        assert!(duration("--grace", "soon").is_err());
+        assert!(duration("--grace", "99999999999999999999d").is_err());
+    }
+}

@@ -48,27 +48,9 @@ pub enum AccessKeysCommand {
     Finish,
 }
 
-/// `90`, `90s`, `30m`, `24h`, `7d`.
+/// `90`, `90s`, `30m`, `24h`, `7d` (`guard::parsing::duration`), a usage error otherwise.
 fn duration(flag: &str, text: &str) -> Result<Duration, CliError> {
-    let t = text.trim();
-    let (n, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
-    let n: u64 = n.parse().map_err(|_| {
-        CliError::usage(format!(
-            "{flag}: {text:?} is not a duration such as 30m, 24h or 7d"
-        ))
-    })?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => {
-            return Err(CliError::usage(format!(
-                "{flag}: {text:?}: the unit is s, m, h or d"
-            )));
-        }
-    };
-    Ok(Duration::from_secs(secs))
+    guard::parsing::duration(flag, text).map_err(|e| CliError::usage(e.to_string()))
 }
 
 pub async fn run(ctx: &Context, a: AccessKeysArgs) -> Result<Exit, CliError> {
@@ -108,10 +90,10 @@ pub async fn run(ctx: &Context, a: AccessKeysArgs) -> Result<Exit, CliError> {
             _,
         ) => {
             let keys = target.client.access_keys().list(None).await?;
-            let created = guard::accesskeys::created_at(&ledger).await?;
+            let history = guard::accesskeys::history(&ledger).await?;
             let rows = guard::accesskeys::rows(
                 &keys,
-                &created,
+                &history,
                 Thresholds {
                     unused_days,
                     max_age_days,

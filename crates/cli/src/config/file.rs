@@ -48,6 +48,9 @@ pub struct VaultFile {
     pub token_file: Option<PathBuf>,
     /// `X-Vault-Namespace` (Vault Enterprise, HCP).
     pub namespace: Option<String>,
+    /// CA certificates (PEM) that sign the server's certificate, trusted beside the
+    /// built-in roots.
+    pub ca_file: Option<PathBuf>,
     /// Allow `http://` to a host that is not loopback (test servers only).
     #[serde(default)]
     pub allow_insecure_http: bool,

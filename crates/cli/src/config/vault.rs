@@ -30,9 +30,20 @@ pub fn vault(
             ));
         }
     };
-    Ok(Some(guard::accesskeys::VaultConfig {
+    let ca_pem = match &v.ca_file {
+        None => None,
+        Some(p) => Some(std::fs::read(p).map_err(|e| {
+            CliError::config(format!("vault.ca_file: cannot read {}: {e}", p.display()))
+        })?),
+    };
+    let config = guard::accesskeys::VaultConfig {
         address,
         token,
         namespace: v.namespace.clone(),
-    }))
+        ca_pem,
+    };
+    config
+        .check()
+        .map_err(|e| CliError::config(e.to_string()))?;
+    Ok(Some(config))
 }

@@ -3,6 +3,7 @@
 mod anonymize;
 mod commands;
 mod cxone_api;
+mod cxone_posture;
 mod datastore;
 mod doctor;
 mod errors;
@@ -10,6 +11,7 @@ mod guests;
 mod hardening;
 mod harness;
 mod ledger_commands;
+mod openbao;
 mod posture;
 mod report;
 mod rotate;

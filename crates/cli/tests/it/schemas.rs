@@ -433,6 +433,10 @@ fn every_commands_json_output_validates_against_its_schema() {
         &["accesskeys", "finish"],
         0,
     );
+    // Posture on this surface: an access key unused 120 days is planned and deactivated.
+    r.write("posture.toml", "[access_keys]\nmax_unused_days = 100\n");
+    json(&r, &mut docs, "plan", &["plan", "--detailed-exitcode"], 2);
+    json(&r, &mut docs, "apply", &["apply", "--auto-approve"], 0);
     json(
         &r,
         &mut docs,

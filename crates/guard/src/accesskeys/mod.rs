@@ -25,6 +25,15 @@ pub struct VaultConfig {
     pub token: SecretString,
     /// `X-Vault-Namespace`, if any.
     pub namespace: Option<String>,
+    /// CA certificates (PEM) to trust beside the built-in roots (`[vault] ca_file`).
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+impl VaultConfig {
+    /// Checks what can be checked without a request: the CA file holds certificates.
+    pub fn check(&self) -> crate::Result<()> {
+        vault::client(self).map(|_| ())
+    }
 }
 
 impl std::fmt::Debug for VaultConfig {
@@ -86,10 +95,114 @@ pub async fn created_at(ledger: &ledger::Ledger) -> crate::Result<Vec<(String, S
     Ok(entries.into_iter().map(|e| (e.target, e.at)).collect())
 }
 
+/// What cxguard's ledger knows of the tenant's keys: when it created each, and which
+/// keys a rotation under way is replacing.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    /// `(audit id, when)` of each key cxguard created, oldest first.
+    pub created: Vec<(String, String)>,
+    /// Key id → the running rotation job replacing it.
+    pub rotating: std::collections::BTreeMap<String, String>,
+}
+
+impl History {
+    /// Days since cxguard created `id`, `None` when it did not.
+    pub fn age_days(&self, id: &str, now: time::OffsetDateTime) -> Option<i64> {
+        let audit = audit_id(id);
+        self.created
+            .iter()
+            .rev()
+            .find(|(c, _)| *c == audit)
+            .and_then(|(_, at)| {
+                time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .map(|at| (now - at).whole_days())
+    }
+}
+
+/// The ledger's [`History`].
+pub async fn history(ledger: &ledger::Ledger) -> crate::Result<History> {
+    let mut rotating = std::collections::BTreeMap::new();
+    for j in ledger
+        .jobs_of(JOB_KIND, ledger::JobStatus::Running, 1000)
+        .await?
+    {
+        let items = ledger.job_items(&j.id, None, 10).await?;
+        if let Some(key) = items
+            .iter()
+            .find(|i| i.key == "deliver")
+            .and_then(|i| i.result.as_ref())
+            .and_then(|r| r["key"].as_str())
+        {
+            rotating.insert(key.to_string(), j.id.clone());
+        }
+    }
+    Ok(History {
+        created: created_at(ledger).await?,
+        rotating,
+    })
+}
+
+/// Whether `key` needs no rotation any more: it is gone or inactive, and no rotation of
+/// it is under way (one under way is joined instead).
+pub async fn already_rotated(
+    client: &cxone::Client,
+    ledger: &ledger::Ledger,
+    key: &str,
+) -> crate::Result<bool> {
+    let active = match client.access_keys().get(key).await {
+        Ok(k) => k.is_active.unwrap_or(false),
+        Err(e) if e.status() == Some(404) => false,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(!active && !history(ledger).await?.rotating.contains_key(key))
+}
+
+/// Deactivates `key` (an unused one), audited once as `accesskey.deactivated` with
+/// `reason`: a rerun after a crash neither repeats the entry nor misses it.
+pub async fn deactivate(
+    client: &cxone::Client,
+    ledger: &ledger::Ledger,
+    key: &str,
+    actor: &str,
+    reason: &str,
+) -> crate::Result<()> {
+    let audited = ledger
+        .entries(&ledger::Filter {
+            operation: Some("accesskey.deactivated".into()),
+            target: Some(audit_id(key)),
+            ..Default::default()
+        })
+        .await?;
+    if !audited.is_empty() {
+        return Ok(());
+    }
+    match client.access_keys().set_active(key, false).await {
+        Ok(()) => {}
+        Err(e) if e.status() == Some(404) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let why = if reason.starts_with("never") {
+        "never_used"
+    } else {
+        "unused"
+    };
+    ledger
+        .append(rotate::entry(
+            actor,
+            "accesskey.deactivated",
+            key,
+            ledger::Outcome::Success,
+            ledger::Details::new().label("reason", why),
+        )?)
+        .await?;
+    Ok(())
+}
+
 /// Each key with its age (when cxguard created it) and findings, as of `now`.
 pub fn rows(
     keys: &[cxone::accesskeys::AccessKey],
-    created: &[(String, String)],
+    history: &History,
     t: Thresholds,
     now: time::OffsetDateTime,
 ) -> Vec<KeyRow> {
@@ -100,12 +213,7 @@ pub fn rows(
         .map(|k| {
             let id = k.access_key_id.clone().unwrap_or_default();
             let active = k.is_active.unwrap_or(false);
-            let age_days = created
-                .iter()
-                .rev()
-                .find(|(c, _)| *c == audit_id(&id))
-                .and_then(|(_, at)| parse(at))
-                .map(|at| (now - at).whole_days());
+            let age_days = history.age_days(&id, now);
             let used = k.last_used_date.as_deref().and_then(parse);
             let mut findings = Vec::new();
             if !active {

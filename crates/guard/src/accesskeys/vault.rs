@@ -11,12 +11,41 @@ use crate::{Error, Result};
 /// The largest answer read from the server.
 const MAX_BODY: usize = 1 << 20;
 
-fn client() -> Result<reqwest::Client> {
-    reqwest::Client::builder()
+/// A client for `v`: no redirects, a timeout, and `v`'s CA certificates trusted beside
+/// the built-in roots.
+pub(super) fn client(v: &VaultConfig) -> Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .timeout(std::time::Duration::from_secs(15))
-        .build()
-        .map_err(|e| Error::Internal(format!("cannot build the Vault client: {e}")))
+        .timeout(std::time::Duration::from_secs(15));
+    if let Some(pem) = &v.ca_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .ok()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| Error::Invalid("vault.ca_file: holds no PEM certificate".to_string()))?;
+        b = b.tls_certs_merge(certs);
+    }
+    b.build()
+        .map_err(|e| Error::Invalid(format!("vault: cannot build the client: {e}")))
+}
+
+/// The answer's body, refused past [`MAX_BODY`] without reading further.
+async fn capped(mut resp: reqwest::Response, target: &str) -> Result<Vec<u8>> {
+    let too_large = || unavailable(target, "the answer is too large".into());
+    if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| unavailable(target, e.to_string()))?
+    {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn url(v: &VaultConfig, mount: &str, path: &str) -> String {
@@ -40,13 +69,7 @@ async fn send(v: &VaultConfig, req: reqwest::RequestBuilder, target: &str) -> Re
         .await
         .map_err(|e| unavailable(target, format!("{} is unreachable: {e}", v.address)))?;
     let status = resp.status().as_u16();
-    let bytes = resp
-        .bytes()
-        .await
-        .map_err(|e| unavailable(target, e.to_string()))?;
-    if bytes.len() > MAX_BODY {
-        return Err(unavailable(target, "the answer is too large".into()));
-    }
+    let bytes = capped(resp, target).await?;
     Ok((
         status,
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
@@ -56,7 +79,7 @@ async fn send(v: &VaultConfig, req: reqwest::RequestBuilder, target: &str) -> Re
 /// The secret's data and version now (`None`, 0 when it does not exist).
 async fn read(v: &VaultConfig, mount: &str, path: &str) -> Result<(Option<Value>, u64)> {
     let target = format!("vault:{mount}/{path}");
-    let (status, body) = send(v, client()?.get(url(v, mount, path)), &target).await?;
+    let (status, body) = send(v, client(v)?.get(url(v, mount, path)), &target).await?;
     match status {
         200 => Ok((
             Some(body["data"]["data"].clone()),
@@ -78,7 +101,8 @@ pub(super) async fn write_cas(
 ) -> Result<u64> {
     let target = format!("vault:{mount}/{path}");
     let body = json!({"options": {"cas": cas}, "data": data});
-    let (status, reply) = send(v, client()?.post(url(v, mount, path)).json(&body), &target).await?;
+    let (status, reply) =
+        send(v, client(v)?.post(url(v, mount, path)).json(&body), &target).await?;
     match status {
         200 | 204 => Ok(reply["data"]["version"].as_u64().unwrap_or(cas + 1)),
         400 if reply.to_string().contains("check-and-set") => Err(Error::Unavailable(format!(
@@ -170,6 +194,7 @@ mod tests {
             address: url::Url::parse(&format!("http://127.0.0.1:{port}")).unwrap(),
             token: SecretString::from("unit-root".to_string()),
             namespace: None,
+            ca_pem: None,
         };
         Some((child, v))
     }

@@ -17,7 +17,7 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PartResult {
-    /// `webchat`, `encryption`, `secrets` or `retention`.
+    /// `webchat`, `encryption`, `secrets`, `retention` or `access_keys`.
     pub protection: &'static str,
     /// `applied`, `nothing to do` or `failed`.
     pub status: &'static str,
@@ -36,13 +36,21 @@ pub struct With<'a> {
     pub actor: &'a str,
     /// The environment, for value sources named by variable.
     pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// The OpenBao/Vault server access keys may be delivered to.
+    pub vault: Option<&'a crate::accesskeys::VaultConfig>,
 }
 
 /// The journal kind of a posture run.
 pub const RUN_KIND: &str = "posture.apply";
 
 /// The protections, in the order they are applied.
-const PARTS: [&str; 4] = ["webchat", "encryption", "secrets", "retention"];
+const PARTS: [&str; 5] = [
+    "webchat",
+    "encryption",
+    "secrets",
+    "retention",
+    "access_keys",
+];
 
 /// The plan a run recorded, to resume it.
 pub async fn recorded_plan(ledger: &ledger::Ledger, run: &str) -> Result<PosturePlan> {
@@ -88,23 +96,27 @@ pub async fn apply(
         None => begin_run(ledger, actor, plan).await?,
     };
     started(&run);
-    let done: Vec<String> = ledger
-        .job_items(&run, Some(ledger::ItemState::Done), 10)
-        .await?
-        .into_iter()
-        .map(|i| i.key)
-        .collect();
+    let items = ledger.job_items(&run, None, 20).await?;
     let mut results = Vec::new();
     for name in PARTS {
-        if done.iter().any(|d| d == name) {
-            results.push(part(name, "applied", "in the interrupted run".into()));
-            continue;
+        match items.iter().find(|i| i.key == name) {
+            Some(i) if i.state == "done" => {
+                results.push(part(name, "applied", "in the interrupted run".into()));
+                continue;
+            }
+            Some(_) => {}
+            // A run begun before this part existed has nothing planned for it.
+            None => {
+                results.push(part(name, "nothing to do", String::new()));
+                continue;
+            }
         }
         ledger.claim(&run, name).await?;
         let r = match name {
             "webchat" => webchat_part(with, posture, plan).await,
             "encryption" => encryption_part(with, posture, plan).await,
             "secrets" => secrets_part(with, posture, plan).await,
+            "access_keys" => access_keys_part(with, posture, plan).await,
             _ => retention_part(with, posture, plan).await?,
         };
         let outcome = if r.status == "failed" {
@@ -302,6 +314,27 @@ async fn secrets_part(with: &With<'_>, posture: &Posture, plan: &PosturePlan) ->
         }
     }
     summarize("secrets", &done, &failed)
+}
+
+/// Each planned access key, rotated or deactivated.
+async fn access_keys_part(with: &With<'_>, posture: &Posture, plan: &PosturePlan) -> PartResult {
+    let applying = super::keys::Applying {
+        client: with.client,
+        ledger: with.ledger,
+        vault: with.vault,
+        actor: with.actor,
+    };
+    let mut done = Vec::new();
+    let mut failed = Vec::new();
+    if let Some(ak) = &posture.access_keys {
+        for c in &plan.access_keys {
+            match super::keys::apply_one(&applying, ak, c).await {
+                Ok(d) => done.push(d),
+                Err(e) => failed.push(format!("{}: {e}", c.key)),
+            }
+        }
+    }
+    summarize("access_keys", &done, &failed)
 }
 
 /// Contacts before the plan's cut-off; the anonymize job of that policy and cut-off

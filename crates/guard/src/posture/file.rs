@@ -27,6 +27,30 @@ pub struct PostureFile {
     /// `[identity]`.
     #[serde(default)]
     pub identity: Option<IdentityPosture>,
+    /// `[access_keys]` (CXone's published API).
+    #[serde(default)]
+    pub access_keys: Option<AccessKeysPosture>,
+}
+
+/// `[access_keys]`: how old an access key may get and how long it may go unused, and
+/// where a rotated key's new secret goes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessKeysPosture {
+    /// A key older than this (or of unknown age) is rotated.
+    pub max_age_days: Option<u32>,
+    /// An active key unused this long is deactivated.
+    pub max_unused_days: Option<u32>,
+    /// Where a rotated key goes: `file:…`, `vault:…` or `exec:…`; `{user}` is the key's
+    /// user id (stable across rotations, unlike the key's own id).
+    pub deliver: Option<String>,
+    /// How long an old key stays active after its replacement works (default 0).
+    pub grace: Option<String>,
+    /// Delete an old key this long after it is deactivated (default: never).
+    pub delete_after: Option<String>,
+    /// Keys (by id) cxguard leaves alone.
+    #[serde(default)]
+    pub unmanaged: Vec<String>,
 }
 
 /// `[secrets]`: how old a secret may get, and where a due one's new value comes from.

@@ -27,6 +27,8 @@ pub struct Posture {
     pub webchat: Option<crate::webchat::Policy>,
     /// The identity key id it expects.
     pub identity_key_id: Option<String>,
+    /// Its access keys section (CXone's published API), checked.
+    pub access_keys: Option<super::keys::AccessKeys>,
 }
 
 /// `[secrets]`, checked.
@@ -180,6 +182,9 @@ pub fn load_text(
     let webchat = file
         .webchat
         .and_then(|w| load_webchat(w, path, &mut problems));
+    let access_keys = file
+        .access_keys
+        .map(|a| super::keys::load(a, path, &mut problems));
     let identity_key_id = file.identity.map(|i| {
         if ledger::details::check_identifier("identity.key_id", &i.key_id).is_err() {
             problems.push("identity.key_id: not a key id".into());
@@ -196,6 +201,7 @@ pub fn load_text(
             tables,
             webchat,
             identity_key_id,
+            access_keys,
         },
         problems,
     ))

@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod export;
 pub mod file;
+pub mod keys;
 pub mod load;
 pub mod plan;
 mod rotate;
@@ -15,5 +16,5 @@ pub mod status;
 
 pub use apply::{PartResult, RUN_KIND, With, apply, recorded_plan};
 pub use load::{Posture, Source, load, load_section, load_text};
-pub use plan::{PlanSignature, PosturePlan, SIGNED_AS, cutoff, plan};
+pub use plan::{Known, PlanSignature, PosturePlan, SIGNED_AS, cutoff, plan};
 pub use saved::{check_posture, read_signed};

@@ -105,6 +105,10 @@ pub struct PosturePlan {
     pub secrets: Vec<SecretChange>,
     /// Contacts to anonymize.
     pub contacts: Option<ContactsChange>,
+    /// Access keys to rotate or deactivate (CXone's published API; absent when none, so
+    /// a plan of the tutorials' sections reads and signs as before).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access_keys: Vec<super::keys::AccessKeyChange>,
     /// Resources already as declared.
     pub unchanged: Vec<String>,
     /// What needs a person; not changes.
@@ -123,6 +127,7 @@ impl PosturePlan {
         self.webchat.len()
             + self.datastore.len()
             + self.secrets.len()
+            + self.access_keys.len()
             + usize::from(self.contacts.as_ref().is_some_and(|c| c.pending > 0))
     }
 
@@ -152,18 +157,36 @@ pub fn cutoff(now: time::OffsetDateTime, days: u32) -> time::OffsetDateTime {
     midnight - time::Duration::days(i64::from(days))
 }
 
-/// Reads the tenant and plans every section. `problems` are the posture's own; tables
-/// that cannot be encrypted as declared add theirs, and any problem at all is invalid
-/// posture (exit 65), every one named, before anything but the tables is read.
+/// What a plan reads besides the posture and the tenant.
+#[derive(Clone, Copy)]
+pub struct Known<'a> {
+    /// The environment, for value sources named by variable.
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// The retention cut-off, when not today's.
+    pub cutoff_at: Option<time::OffsetDateTime>,
+    /// The `[identity]` key id cxguard is configured with.
+    pub identity_configured: Option<&'a str>,
+    /// What the ledger knows of the access keys (needed by `[access_keys]`).
+    pub access_keys: Option<&'a crate::accesskeys::History>,
+}
+
+/// Reads the tenant and plans every section. `problems` are the posture's own; a
+/// section the tenant's API surface does not have, and tables that cannot be encrypted
+/// as declared, add theirs, and any problem at all is invalid posture (exit 65), every
+/// one named, before anything but the tables is read.
 pub async fn plan(
     client: &cxone::Client,
     posture: &Posture,
     max_contacts: u64,
-    env: &dyn Fn(&str) -> Option<String>,
-    cutoff_at: Option<time::OffsetDateTime>,
-    identity_configured: Option<&str>,
+    known: &Known<'_>,
     mut problems: Vec<String>,
 ) -> Result<PosturePlan> {
+    let Known {
+        env,
+        cutoff_at,
+        identity_configured,
+        ..
+    } = *known;
     let now = time::OffsetDateTime::now_utc();
     let mut p = PosturePlan {
         format: FORMAT,
@@ -175,14 +198,20 @@ pub async fn plan(
         datastore: Vec::new(),
         secrets: Vec::new(),
         contacts: None,
+        access_keys: Vec::new(),
         unchanged: Vec::new(),
         findings: Vec::new(),
         digest: String::new(),
         signature: None,
     };
 
-    // Tables first: a table that cannot take its columns is invalid posture.
-    plan_tables(client, posture, &mut p, &mut problems).await?;
+    let before = problems.len();
+    surface_problems(client.settings().is_cxone(), posture, &mut problems);
+    // Tables first: a table that cannot take its columns is invalid posture (on a
+    // surface that has tables).
+    if problems.len() == before {
+        plan_tables(client, posture, &mut p, &mut problems).await?;
+    }
     if !problems.is_empty() {
         return Err(Error::Invalid(format!(
             "{} does not validate ({} problem{}); nothing was changed:\n  {}",
@@ -206,8 +235,40 @@ pub async fn plan(
     if let Some(want) = &posture.identity_key_id {
         plan_identity(want, identity_configured, &mut p);
     }
+    if let Some(ak) = &posture.access_keys {
+        let empty = crate::accesskeys::History::default();
+        let history = known.access_keys.unwrap_or(&empty);
+        let k = super::keys::plan(client, ak, history, now).await?;
+        p.access_keys = k.changes;
+        p.unchanged.extend(k.unchanged);
+        p.findings.extend(k.findings);
+    }
     p.digest = p.compute_digest();
     Ok(p)
+}
+
+/// The sections the tenant's API surface does not have: the tutorials' protections on
+/// CXone's published API, access keys on the tutorials' routes.
+fn surface_problems(cxone: bool, posture: &Posture, problems: &mut Vec<String>) {
+    if cxone {
+        let tutorial = [
+            ("secrets", posture.secrets.is_some()),
+            ("contacts", posture.contacts.is_some()),
+            ("datastore", !posture.tables.is_empty()),
+            ("webchat", posture.webchat.is_some()),
+            ("identity", posture.identity_key_id.is_some()),
+        ];
+        for (section, _) in tutorial.iter().filter(|(_, present)| *present) {
+            problems.push(format!(
+                "[{section}]: the tutorials' routes, which CXone does not publish (api = \"cxone\"): remove the section, or keep it in a posture for a tenant with api = \"tutorial\""
+            ));
+        }
+    } else if posture.access_keys.is_some() {
+        problems.push(
+            "[access_keys]: access keys are CXone's published API; set [tenant] api = \"cxone\""
+                .into(),
+        );
+    }
 }
 
 /// Each declared table's columns against the tenant's; a table that cannot take them is

@@ -66,6 +66,15 @@ impl PosturePlan {
             |s| &s.secret,
             secret_differs,
         );
+        compare(
+            &mut out,
+            "access key",
+            "action",
+            &self.access_keys,
+            &now.access_keys,
+            |k| &k.key,
+            super::keys::differs,
+        );
         out.extend(contacts_differ(&self.contacts, &now.contacts));
         out
     }

@@ -83,23 +83,31 @@ pub(super) async fn plan_now(
     max_contacts: u64,
     problems: Vec<String>,
 ) -> Result<PosturePlan, CliError> {
-    let env = ctx.env();
     let key = identity_key_id(ctx);
-    Ok(plan::plan(
-        client,
-        posture,
-        max_contacts,
-        env,
-        None,
-        key.as_deref(),
-        problems,
-    )
-    .await?)
+    // Access-key ages and rotations under way are in the ledger.
+    let history = match &posture.access_keys {
+        Some(_) => {
+            let ledger = store::open(ctx, Access::Read).await?;
+            Some(guard::accesskeys::history(&ledger).await?)
+        }
+        None => None,
+    };
+    let known = plan::Known {
+        env: ctx.env(),
+        cutoff_at: None,
+        identity_configured: key.as_deref(),
+        access_keys: history.as_ref(),
+    };
+    Ok(plan::plan(client, posture, max_contacts, &known, problems).await?)
 }
 
-/// The scopes the posture's sections need: to read, and also to write.
-fn scopes(p: &load::Posture, write: bool) -> Vec<&'static str> {
+/// The scopes the posture's sections need: to read, and also to write. CXone's
+/// published API grants by role, not by scope: none are asked there.
+fn scopes(ctx: &Context, p: &load::Posture, write: bool) -> Vec<&'static str> {
     let mut out = Vec::new();
+    if crate::surface::speaks_cxone(ctx) {
+        return out;
+    }
     if p.webchat.is_some() {
         out.push("webchat:widgets:read");
         if write {
@@ -168,6 +176,21 @@ fn show(p: &plan::PosturePlan) {
             }
         ));
     }
+    for k in &p.access_keys {
+        crate::output::say(format!(
+            "~ access key {}{}: {} ({}){}",
+            k.key,
+            k.user
+                .as_deref()
+                .map_or(String::new(), |u| format!(" (user {u})")),
+            k.action,
+            k.reason,
+            k.deliver.as_deref().map_or(String::new(), |d| format!(
+                "; deliver to {}",
+                shown_target(d)
+            ))
+        ));
+    }
     if let Some(c) = &p.contacts
         && c.pending > 0
     {
@@ -192,9 +215,18 @@ fn show(p: &plan::PosturePlan) {
     ));
 }
 
+/// A delivery target as printed: a command is named only as `exec`.
+fn shown_target(label: &str) -> &str {
+    if label.starts_with("exec:") {
+        "exec"
+    } else {
+        label
+    }
+}
+
 pub async fn plan_cmd(ctx: &Context, a: PlanArgs) -> Result<Exit, CliError> {
     let (posture, problems) = load_for(ctx, &a.posture)?;
-    let reading = scopes(&posture, false);
+    let reading = scopes(ctx, &posture, false);
     let target = tenant::connect(ctx, tenant::Needs::reading(&reading)).await?;
     let p = plan_now(ctx, &target.client, &posture, a.max_contacts, problems).await?;
     if let Some(out) = &a.out {
@@ -243,7 +275,7 @@ pub async fn apply_cmd(ctx: &Context, a: ApplyArgs) -> Result<Exit, CliError> {
             "without a saved plan, apply asks first: pass --auto-approve when stdin is not a terminal, or apply a plan saved with `cxguard plan --out`",
         ));
     }
-    let writing = scopes(&posture, true);
+    let writing = scopes(ctx, &posture, true);
     let target = tenant::connect(ctx, tenant::Needs::writing(&writing)).await?;
     let client = &target.client;
     let plan = match saved {
@@ -301,7 +333,7 @@ async fn resume_run(
     if !problems.is_empty() {
         return Err(CliError::new(Exit::Input, problems.join("\n  ")));
     }
-    let writing = scopes(posture, true);
+    let writing = scopes(ctx, posture, true);
     let target = tenant::connect(ctx, tenant::Needs::writing(&writing)).await?;
     run_plan(ctx, &target.client, &ledger, posture, &plan, Some(run)).await
 }
@@ -352,6 +384,7 @@ async fn run_plan(
     resume: Option<&str>,
 ) -> Result<Exit, CliError> {
     let env = ctx.env();
+    let vault = crate::config::vault(&ctx.config, env)?;
     let deliverer = store::start_delivery(ctx, ledger)?;
     let actor = crate::commands::contacts::actor();
     let started = |run: &str| {
@@ -364,6 +397,7 @@ async fn run_plan(
         ledger,
         actor: &actor,
         env,
+        vault: vault.as_ref(),
     };
     let r = apply::apply(&with, posture, plan, resume, &started).await;
     deliverer.stop().await;
@@ -424,15 +458,22 @@ pub async fn cycle(
 ) -> Result<Cycle, CliError> {
     let env = |_: &str| None;
     let (posture, problems) = load::load(path, &env)?;
-    let first = plan::plan(client, &posture, 10_000, &env, None, None, problems).await?;
+    let known = plan::Known {
+        env: &env,
+        cutoff_at: None,
+        identity_configured: None,
+        access_keys: None,
+    };
+    let first = plan::plan(client, &posture, 10_000, &known, problems).await?;
     let with = apply::With {
         client,
         ledger,
         actor,
         env: &env,
+        vault: None,
     };
     let (_, results) = apply::apply(&with, &posture, &first, None, &|_| {}).await?;
-    let second = plan::plan(client, &posture, 10_000, &env, None, None, Vec::new()).await?;
+    let second = plan::plan(client, &posture, 10_000, &known, Vec::new()).await?;
     Ok(Cycle {
         planned: first.changes(),
         findings: first.findings.len(),

@@ -29,7 +29,7 @@ pub async fn status_cmd(ctx: &Context, a: StatusArgs) -> Result<Exit, CliError> 
     let mut posture_note = None;
     if a.posture.is_file() || ctx.config.file.posture.is_some() {
         let (posture, problems) = super::load_for(ctx, &a.posture)?;
-        let reading = scopes(&posture, false);
+        let reading = scopes(ctx, &posture, false);
         let target = tenant::connect(ctx, tenant::Needs::reading(&reading)).await?;
         let p = super::plan_now(ctx, &target.client, &posture, 10_000, problems).await?;
         status::set_drift(&mut rows, &posture, &p);

@@ -40,7 +40,7 @@ pub async fn run(
     let o = ledger.outbox_status().await?;
     let keys = guard::accesskeys::rows(
         &client.access_keys().list(None).await?,
-        &guard::accesskeys::created_at(ledger).await?,
+        &guard::accesskeys::history(ledger).await?,
         guard::accesskeys::Thresholds {
             unused_days: STALE_DAYS,
             max_age_days: STALE_DAYS,
