@@ -261,3 +261,66 @@ fn a_rotation_reaches_openbao_over_tls_with_its_ca_file_and_is_refused_without_i
     assert_eq!(o.status.code(), Some(78), "{}", stderr(&o));
     assert!(stderr(&o).contains("vault.ca_file"), "{}", stderr(&o));
 }
+
+#[test]
+fn an_apply_killed_inside_a_rotation_resumes_to_one_new_key_per_user() {
+    let h = real(cxone_sim::SimConfig::default());
+    let s = seeded(&h);
+    std::fs::create_dir(h.dir.path().join("keys")).unwrap();
+    h.write(
+        "posture.toml",
+        &format!(
+            "[access_keys]\nmax_age_days = 90\ndeliver = \"file:keys/{{user}}.json\"\nunmanaged = {:?}\n",
+            s.unmanaged
+                .iter()
+                .chain(std::iter::once(&s.unused))
+                .collect::<Vec<_>>()
+        ),
+    );
+    let o = h.run(&["--output", "json", "plan"]);
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let planned: Vec<(String, String)> = plan["accessKeys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            assert_eq!(c["action"], "rotate");
+            (
+                c["key"].as_str().unwrap().to_string(),
+                c["user"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(planned.len() >= 2, "{plan:#}");
+    // Killed right after the first new key is created, before it is delivered.
+    let o = h
+        .command(&["apply", "--auto-approve"])
+        .env("CXGUARD_FAILPOINT", "accesskey.created")
+        .output()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    let run = err
+        .split_whitespace()
+        .find(|w| w.starts_with("posture-"))
+        .unwrap_or_else(|| panic!("names its run: {err}"))
+        .trim_end_matches(':')
+        .to_string();
+    let o = h.run(&["apply", "--resume", &run]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    for (id, user) in &planned {
+        let file: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(h.dir.path().join(format!("keys/{user}.json"))).unwrap(),
+        )
+        .unwrap();
+        let new = file["accessKeyId"].as_str().unwrap();
+        assert!(active(&h, new) && !active(&h, id), "{id} → {new}");
+    }
+    // No orphan: the seeded 8, one new key per rotated user, and the undelivered one
+    // created before the kill deleted.
+    let n = h.sim.control().state()["real"]["counts"].clone();
+    assert_eq!(n["accessKeys"], 8 + planned.len());
+    assert_eq!(n["activeAccessKeys"], 7);
+    let o = h.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+}
