@@ -73,6 +73,9 @@ enum Command {
     /// or a command, finish rotations whose grace has passed.
     #[command(name = "accesskeys")]
     AccessKeys(commands::accesskeys::AccessKeysArgs),
+    /// Digital conversations on CXone (DFO, api = "cxone"): remove messages' content and
+    /// author names by the policy's [digital] section, resumable.
+    Digital(commands::digital::DigitalArgs),
     /// List what the target tenant holds: contacts, secrets, data actions, tables, widgets.
     Inventory(commands::inventory::InventoryArgs),
     /// Anonymize contacts with a masking policy; reveal an encrypted field.
@@ -130,6 +133,7 @@ fn command_name(c: &Command) -> &'static str {
     match c {
         Command::Inventory(_) => "inventory",
         Command::AccessKeys(_) => "accesskeys",
+        Command::Digital(_) => "digital",
         Command::Contacts(_) => "contacts",
         Command::Secrets(_) => "secrets",
         Command::Datastore(_) => "datastore",
@@ -287,6 +291,7 @@ async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Sim(args) => commands::sim::run(&ctx, args).await,
         Command::Inventory(args) => commands::inventory::run(&ctx, args).await,
         Command::AccessKeys(args) => commands::accesskeys::run(&ctx, args).await,
+        Command::Digital(args) => commands::digital::run(&ctx, args).await,
         Command::Contacts(args) => commands::contacts::run(&ctx, args).await,
         Command::Secrets(args) => commands::secrets::run(&ctx, args).await,
         Command::Datastore(args) => commands::datastore::run(&ctx, args).await,

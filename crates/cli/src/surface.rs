@@ -35,6 +35,11 @@ pub const TABLE: &[Row] = &[
         cxone: Ok("§2 (the new key's token), §3"),
     },
     Row {
+        command: "digital",
+        tutorial: "no: DFO is CXone's API only",
+        cxone: Ok("§4 DFO cases and messages (removals paced by §4.1)"),
+    },
+    Row {
         command: "contacts",
         tutorial: "§4",
         cxone: Err((

@@ -183,12 +183,15 @@ fn customer(seed: u64, i: usize, now: i64) -> Value {
 fn case(seed: u64, i: usize, now: i64) -> Value {
     let r = mix(seed ^ 0xCA5E ^ (i as u64));
     let customer = i % CUSTOMERS;
+    let created = now - (r % 60) as i64 * 86_400;
     json!({
         "id": format!("{}", 300_000_000 + i),
         "contactId": if i.is_multiple_of(10) { Value::Null } else { json!(700_000 + i as i64) },
         "channelId": if i.is_multiple_of(2) { "chat_web_sim" } else { "email_sim" },
         "status": STATUSES[i % STATUSES.len()],
-        "createdAt": rfc3339(data::ts(now - (r % 60) as i64 * 86_400)),
+        "createdAt": rfc3339(data::ts(created)),
+        // Its status set up to three days after it was created.
+        "statusUpdatedAt": rfc3339(data::ts((created + ((r >> 8) % 3) as i64 * 86_400).min(now))),
         "direction": "inbound",
         "endUser": {"id": format!("cust-{:05}", customer + 1)},
         "authorEndUserIdentity": {"idOnExternalPlatform": customer_email(customer)},
@@ -303,4 +306,9 @@ fn instances(now: i64) -> Vec<Value> {
             })
         })
         .collect()
+}
+
+/// How many messages case `id` has: two to four, derived from its number.
+pub(crate) fn messages_in(id: &str) -> u64 {
+    2 + id.parse::<u64>().unwrap_or(0) % 3
 }

@@ -100,6 +100,9 @@ pub struct Case {
     /// When it was created.
     #[serde(default, deserialize_with = "lenient_opt_string")]
     pub created_at: Option<String>,
+    /// When its status last changed (for a closed case: when it was closed).
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    pub status_updated_at: Option<String>,
     /// The customer.
     #[serde(default)]
     pub end_user: Option<CaseCustomer>,

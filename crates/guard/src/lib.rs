@@ -15,6 +15,7 @@
 pub mod accesskeys;
 pub mod anonymize;
 pub mod audit;
+pub mod digital;
 pub mod encrypt;
 pub mod identity;
 pub mod inventory;

@@ -170,6 +170,23 @@ mod tests {
     }
 }
 
+/// A date (`2024-12-31`, midnight UTC) or an RFC 3339 time; the error names `flag`.
+pub fn date_or_time(flag: &str, text: &str) -> crate::Result<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .or_else(|_| {
+            time::Date::parse(
+                text,
+                time::macros::format_description!("[year]-[month]-[day]"),
+            )
+            .map(|d| d.midnight().assume_utc())
+        })
+        .map_err(|_| {
+            crate::Error::Invalid(format!(
+                "{flag}: {text:?} is not a date (2024-12-31) or an RFC 3339 time"
+            ))
+        })
+}
+
 /// A duration as the command line and the posture write it: `90` or `90s`, `30m`, `24h`,
 /// `7d`. The error names `field` and says what is accepted.
 pub fn duration(field: &str, text: &str) -> crate::Result<std::time::Duration> {

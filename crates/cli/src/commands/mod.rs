@@ -8,6 +8,7 @@ pub mod cxone_doctor;
 pub mod cxone_inventory;
 pub mod datastore;
 pub mod demo;
+pub mod digital;
 pub mod doctor;
 pub mod guests;
 pub mod inventory;

@@ -3,6 +3,7 @@
 mod anonymize;
 mod commands;
 mod cxone_api;
+mod cxone_digital;
 mod cxone_posture;
 mod datastore;
 mod doctor;

@@ -437,6 +437,25 @@ fn every_commands_json_output_validates_against_its_schema() {
     r.write("posture.toml", "[access_keys]\nmax_unused_days = 100\n");
     json(&r, &mut docs, "plan", &["plan", "--detailed-exitcode"], 2);
     json(&r, &mut docs, "apply", &["apply", "--auto-approve"], 0);
+    // Digital conversations: one customer's messages removed.
+    r.write(
+        "digital.toml",
+        "[digital]\nmessages = { content = \"remove\", reason = \"TTL\" }\n",
+    );
+    json(
+        &r,
+        &mut docs,
+        "digital-anonymize",
+        &[
+            "digital",
+            "anonymize",
+            "--policy",
+            "digital.toml",
+            "--customer",
+            "cust-00003",
+        ],
+        0,
+    );
     json(
         &r,
         &mut docs,

@@ -283,8 +283,7 @@ async fn messages(
     let Some(case) = t.cases.iter().find(|c| c["id"] == id.as_str()) else {
         return error(StatusCode::NOT_FOUND, &format!("no case {id}"));
     };
-    let n = id.parse::<u64>().unwrap_or(0);
-    let data: Vec<Value> = (0..2 + n % 3)
+    let data: Vec<Value> = (0..crate::realdata::messages_in(&id))
         .map(|i| {
             let mid = format!("{id}-m{i}");
             let mut m = json!({

@@ -108,6 +108,7 @@ pub(crate) const DFO_CASE_PER_MINUTE: f64 = 17.0;
 /// case's own bucket, both scaled by `dfoBudgetScale`; else 429 without `Retry-After`.
 pub(crate) fn dfo_write(s: &SimState, case: Option<&str>) -> Result<(), Response> {
     let r = &s.real;
+    r.counters.dfo_writes.fetch_add(1, Ordering::Relaxed);
     let scale = lock(&r.settings).dfo_budget_scale;
     let over_tenant = {
         let mut w = lock(&r.dfo_writes);
@@ -217,7 +218,26 @@ pub(crate) fn snapshot(s: &SimState) -> Value {
         "unauthorized": c.unauthorized.load(Ordering::Relaxed),
         "crossSurfaceTokens": c.cross_surface_tokens.load(Ordering::Relaxed),
         "dfoReads": c.dfo_reads.load(Ordering::Relaxed),
+        "dfoWrites": c.dfo_writes.load(Ordering::Relaxed),
+        "dfo": dfo_snapshot(&t),
     })
+}
+
+/// The cases (id, status, when it changed, message count) and every removal recorded,
+/// for tests that check exactly what a job changed.
+fn dfo_snapshot(t: &crate::realdata::Tenant) -> Value {
+    let cases: Vec<Value> = t
+        .cases
+        .iter()
+        .map(|c| {
+            let messages = crate::realdata::messages_in(c["id"].as_str().unwrap_or_default());
+            json!({
+                "id": c["id"], "status": c["status"], "statusUpdatedAt": c["statusUpdatedAt"],
+                "customer": c["endUser"]["id"], "messages": messages,
+            })
+        })
+        .collect();
+    json!({"cases": cases, "removals": t.removed})
 }
 
 /// Checks `dfoBudgetScale` / `dfoThrottleShare` of a control change, and applies it when

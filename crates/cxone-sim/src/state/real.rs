@@ -55,6 +55,8 @@ pub(crate) struct Counters {
     /// Requests that carried a token of the other surface (either way).
     pub cross_surface_tokens: AtomicU64,
     pub dfo_reads: AtomicU64,
+    /// DFO write requests, accepted or throttled.
+    pub dfo_writes: AtomicU64,
 }
 
 impl RealState {

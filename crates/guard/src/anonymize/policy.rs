@@ -191,6 +191,9 @@ struct PolicyFile {
     keys: BTreeMap<String, Spanned<KeySpec>>,
     #[serde(default)]
     fields: BTreeMap<Spanned<String>, Spanned<RuleFile>>,
+    /// DFO's messages (`guard::digital::policy`); contacts leave it alone.
+    #[serde(default, rename = "digital")]
+    _digital: Option<toml::Value>,
 }
 
 #[derive(Deserialize)]

@@ -41,19 +41,7 @@ impl Selection {
 
     /// `--updated-before`: an RFC 3339 time or a date (midnight UTC); not in the future.
     pub fn updated_before(text: &str, now: time::OffsetDateTime) -> Result<Self> {
-        let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-            .or_else(|_| {
-                time::Date::parse(
-                    text,
-                    time::macros::format_description!("[year]-[month]-[day]"),
-                )
-                .map(|d| d.midnight().assume_utc())
-            });
-        let t = t.map_err(|_| {
-            Error::Invalid(format!(
-                "--updated-before: {text:?} is not a date (2024-12-31) or an RFC 3339 time"
-            ))
-        })?;
+        let t = crate::parsing::date_or_time("--updated-before", text)?;
         if t > now {
             return Err(Error::Invalid(format!(
                 "--updated-before: {text} is in the future; a retention cut-off must be in the past"

@@ -1,0 +1,236 @@
+//! `cxguard digital anonymize` on the emulator's real surface: exactly the messages of
+//! the cases in scope removed, a rerun sending no write, a crash in the middle resumed
+//! without a removal sent twice, and bad input refused before any change.
+
+use std::collections::BTreeSet;
+
+use crate::cxone_api::real;
+use crate::harness::Harness;
+use crate::{stderr, stdout};
+
+const POLICY: &str = r#"[fields]
+email = { op = "erase" }
+
+[digital]
+messages = { content = "remove", author_name = "remove", reason = "TTL" }
+"#;
+
+fn dfo(h: &Harness) -> serde_json::Value {
+    h.sim.control().state()["real"].clone()
+}
+
+/// The message ids of the closed cases whose status changed before `cut`.
+fn expected(h: &Harness, cut: &str) -> BTreeSet<String> {
+    let cut =
+        time::OffsetDateTime::parse(cut, &time::format_description::well_known::Rfc3339).unwrap();
+    let state = dfo(h);
+    let mut out = BTreeSet::new();
+    for c in state["dfo"]["cases"].as_array().unwrap() {
+        let at = time::OffsetDateTime::parse(
+            c["statusUpdatedAt"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap();
+        if c["status"] == "closed" && at < cut {
+            for i in 0..c["messages"].as_u64().unwrap() {
+                out.insert(format!("{}-m{i}", c["id"].as_str().unwrap()));
+            }
+        }
+    }
+    out
+}
+
+fn removed(h: &Harness) -> serde_json::Map<String, serde_json::Value> {
+    dfo(h)["dfo"]["removals"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A cut-off between the seeded closings: some closed cases before it, some after.
+fn cut(h: &Harness) -> String {
+    let state = dfo(h);
+    let mut times: Vec<&str> = state["dfo"]["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "closed")
+        .map(|c| c["statusUpdatedAt"].as_str().unwrap())
+        .collect();
+    times.sort();
+    times[times.len() / 2].to_string()
+}
+
+#[test]
+fn retention_removes_exactly_the_messages_of_cases_closed_before_the_date_and_a_rerun_writes_nothing()
+ {
+    let h = real(cxone_sim::SimConfig::default());
+    h.write("policy.toml", POLICY);
+    let cut = cut(&h);
+    let want = expected(&h, &cut);
+    assert!(!want.is_empty());
+    let o = h.run(&[
+        "--output",
+        "json",
+        "digital",
+        "anonymize",
+        "--policy",
+        "policy.toml",
+        "--closed-before",
+        &cut,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let got = removed(&h);
+    let ids: BTreeSet<String> = got.keys().cloned().collect();
+    assert_eq!(ids, want, "exactly the messages in scope");
+    for (id, m) in &got {
+        assert_eq!(m["contentRemoved"]["reason"], "TTL", "{id}");
+        assert_eq!(m["authorNameRemoved"]["reason"], "TTL", "{id}");
+    }
+    assert_eq!(r["report"]["calls"], 2 * want.len() as u64);
+    // Audited per removal, never a value; one consent event per case.
+    assert_eq!(
+        h.ledger_entries("dfo.message.removed").len(),
+        2 * want.len()
+    );
+    assert_eq!(h.run(&["audit", "verify"]).status.code(), Some(0));
+
+    // A rerun (a new job: the first finished) sends no write.
+    let writes = dfo(&h)["dfoWrites"].clone();
+    let o = h.run(&[
+        "--output",
+        "json",
+        "digital",
+        "anonymize",
+        "--policy",
+        "policy.toml",
+        "--closed-before",
+        &cut,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["report"]["changed"], 0);
+    assert_eq!(dfo(&h)["dfoWrites"], writes, "no write on a rerun");
+    assert_eq!(removed(&h).len(), want.len());
+}
+
+#[test]
+fn a_job_killed_in_the_middle_of_a_case_resumes_without_sending_a_removal_twice() {
+    let h = real(cxone_sim::SimConfig::default());
+    h.write("policy.toml", POLICY);
+    let cut = cut(&h);
+    let want = expected(&h, &cut);
+    let args = [
+        "digital",
+        "anonymize",
+        "--policy",
+        "policy.toml",
+        "--closed-before",
+        &cut,
+    ];
+    let o = h
+        .command(&args)
+        .env("CXGUARD_FAILPOINT", "digital.removed")
+        .output()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(0), "the failpoint aborts");
+    let first = dfo(&h)["dfoWrites"].as_u64().unwrap();
+    assert!(first >= 1 && (first as usize) < 2 * want.len());
+    let o = h.run(&args);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("(resumed)"), "{}", stdout(&o));
+    assert_eq!(removed(&h).keys().cloned().collect::<BTreeSet<_>>(), want);
+    // Every removal sent once: the one sent before the kill is not sent again.
+    assert_eq!(
+        dfo(&h)["dfoWrites"].as_u64().unwrap(),
+        2 * want.len() as u64,
+        "each message's content and author name removed once"
+    );
+}
+
+#[test]
+fn bad_input_is_refused_naming_the_line_or_flag_before_any_change() {
+    let h = real(cxone_sim::SimConfig::default());
+    h.write(
+        "bad.toml",
+        "[digital]\nmessages = { content = \"delete\", reason = \"GDPR\" }\n",
+    );
+    h.write("policy.toml", POLICY);
+    h.write("cases.txt", "300000001\nnot a case!\n");
+    for (args, want) in [
+        (
+            vec!["--policy", "bad.toml", "--closed-before", "2026-01-01"],
+            "bad.toml:2: digital.messages.content",
+        ),
+        (
+            vec!["--policy", "policy.toml", "--closed-before", "2999-01-01"],
+            "in the future",
+        ),
+        (
+            vec!["--policy", "policy.toml", "--cases", "cases.txt"],
+            "cases.txt:2: not a case number",
+        ),
+    ] {
+        let mut all = vec!["digital", "anonymize"];
+        all.extend(args);
+        let o = h.run(&all);
+        assert_eq!(o.status.code(), Some(65), "{all:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{all:?}: {}", stderr(&o));
+    }
+    assert_eq!(dfo(&h)["dfoWrites"], 0);
+    assert!(removed(&h).is_empty());
+}
+
+#[test]
+fn one_customer_s_cases_and_a_case_list_are_covered_and_nothing_else() {
+    let h = real(cxone_sim::SimConfig::default());
+    h.write(
+        "policy.toml",
+        "[digital]\nmessages = { content = \"remove\", reason = \"GDPR\" }\n",
+    );
+    let state = dfo(&h);
+    let cases = state["dfo"]["cases"].as_array().unwrap();
+    let of = |customer: &str| -> BTreeSet<String> {
+        cases
+            .iter()
+            .filter(|c| c["customer"] == customer)
+            .flat_map(|c| {
+                let id = c["id"].as_str().unwrap().to_string();
+                (0..c["messages"].as_u64().unwrap()).map(move |i| format!("{id}-m{i}"))
+            })
+            .collect()
+    };
+    let o = h.run(&[
+        "digital",
+        "anonymize",
+        "--policy",
+        "policy.toml",
+        "--customer",
+        "cust-00002",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let got = removed(&h);
+    assert_eq!(
+        got.keys().cloned().collect::<BTreeSet<_>>(),
+        of("cust-00002")
+    );
+    assert!(
+        got.values().all(
+            |m| m["contentRemoved"]["reason"] == "GDPR" && m.get("authorNameRemoved").is_none()
+        )
+    );
+    // A listed case that does not exist fails the job, naming it; the others are done.
+    h.write("cases.txt", "# two cases\n300000100\n399999999\n");
+    let o = h.run(&[
+        "digital",
+        "anonymize",
+        "--policy",
+        "policy.toml",
+        "--cases",
+        "cases.txt",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("399999999"), "{}", stderr(&o));
+    assert!(removed(&h).contains_key("300000100-m0"));
+}

@@ -1,0 +1,345 @@
+//! Digital data on CXone's published API (Digital First Omnichannel, spec-real §4):
+//! the messages of DFO cases — content and author name — removed by the masking
+//! policy's `[digital]` section, as one journaled, resumable job on the shared runner.
+//!
+//! The job lists the cases in scope once (`find`, by `scrollToken`), journals each as an
+//! item, and settles each case with one audit entry per removal and one `case.anonymized`
+//! consent event. A message already flagged (`contentRemoved`, `authorNameRemoved`) is
+//! skipped, so a rerun — or a resume after a crash in the middle of a case — sends no
+//! removal twice. The client paces DFO reads and writes by the published budgets
+//! (`[tenant.limits]`).
+
+pub mod policy;
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use ledger::{Claim, Details, EventKind, ItemOutcome, JobStatus, NewEntry, NewEvent, NewJob};
+use ledger::{Ledger, Outcome};
+use serde_json::json;
+
+use crate::job::{Job, Progress, Report, Resume, Step, Tally};
+use crate::{Error, Result};
+pub use policy::{DigitalPolicy, Messages, Reason};
+
+/// The journal kind.
+pub const JOB_KIND: &str = "digital.anonymize";
+
+/// Cases worked on at once.
+const CONCURRENCY: usize = 4;
+
+/// Which cases a run covers.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    /// Closed cases whose status changed (they were closed) before this time.
+    ClosedBefore(time::OffsetDateTime),
+    /// These cases.
+    Cases(Vec<String>),
+    /// Every case of this DFO customer.
+    Customer(String),
+}
+
+impl Selection {
+    /// `--closed-before`: refused in the future (it would take cases closed later today).
+    pub fn closed_before(text: &str, now: time::OffsetDateTime) -> Result<Selection> {
+        let t = crate::parsing::date_or_time("--closed-before", text)?;
+        if t > now {
+            return Err(Error::Invalid(format!(
+                "--closed-before: {text} is in the future; give a date in the past"
+            )));
+        }
+        Ok(Selection::ClosedBefore(t))
+    }
+
+    /// `--cases FILE`: one case number per line (blank lines and `#` comments skipped);
+    /// a line that is not one is refused with its number.
+    pub fn cases_file(shown: &str, text: &str) -> Result<Selection> {
+        let mut ids = Vec::new();
+        let mut bad = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let l = line.trim();
+            if l.is_empty() || l.starts_with('#') {
+                continue;
+            }
+            if l.len() > 64 || !l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                bad.push(format!("{shown}:{}: not a case number", i + 1));
+            } else if !ids.iter().any(|x| x == l) {
+                ids.push(l.to_string());
+            }
+        }
+        if !bad.is_empty() {
+            return Err(Error::Invalid(bad.join("\n  ")));
+        }
+        if ids.is_empty() {
+            return Err(Error::Invalid(format!("{shown}: holds no case number")));
+        }
+        Ok(Selection::Cases(ids))
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Selection::ClosedBefore(t) => format!("closed-before:{}", ledger::timestamp(*t)),
+            Selection::Cases(ids) => format!("cases:{}", crate::sha256_hex(&ids.join("\n"))),
+            Selection::Customer(c) => format!("customer:{c}"),
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        match self {
+            Selection::ClosedBefore(_) => "closed_before",
+            Selection::Cases(_) => "cases",
+            Selection::Customer(_) => "customer",
+        }
+    }
+}
+
+/// Runs (or resumes) the job of `policy` over `selection`.
+pub async fn anonymize(
+    client: &cxone::Client,
+    ledger: &Ledger,
+    policy: &DigitalPolicy,
+    selection: &Selection,
+    actor: &str,
+    progress: Arc<Progress>,
+) -> Result<Report> {
+    ledger::details::check_identifier("actor", actor)?;
+    let mut items = vec!["find".to_string()];
+    if let Selection::Cases(ids) = selection {
+        items.extend(ids.iter().cloned());
+    }
+    let new = NewJob {
+        id: Ledger::new_job_id("digital"),
+        kind: JOB_KIND,
+        actor: actor.to_string(),
+        params: Details::new()
+            .label("selection", selection.label())
+            .label("reason", policy.messages.reason.as_str())
+            .sha256("policy_sha256", &policy.digest)?,
+        items,
+        fingerprint: Some(crate::sha256_hex(&format!(
+            "{}\n{}",
+            policy.digest,
+            selection.describe()
+        ))),
+    };
+    let job = Job::open(client, ledger, new, Resume::Auto, progress).await?;
+    let run = Run {
+        client,
+        policy,
+        job,
+    };
+    run.find(selection).await?;
+    run.cases().await?;
+    run.finish().await
+}
+
+struct Run<'a> {
+    client: &'a cxone::Client,
+    policy: &'a DigitalPolicy,
+    job: Job<'a>,
+}
+
+impl Run<'_> {
+    /// Lists the cases in scope once and journals each as an item.
+    async fn find(&self, selection: &Selection) -> Result<()> {
+        let Claim::Claimed { .. } = self.job.claim("find").await? else {
+            return Ok(());
+        };
+        let dfo = self.client.dfo();
+        let keys: Vec<String> = match selection {
+            Selection::Cases(_) => Vec::new(),
+            Selection::Customer(c) => dfo
+                .cases(&cxone::dfo::CaseFilter {
+                    customer_id: Some(c.clone()),
+                    ..Default::default()
+                })
+                .await?
+                .into_iter()
+                .filter_map(|c| c.id)
+                .collect(),
+            Selection::ClosedBefore(t) => {
+                let closed = dfo
+                    .cases(&cxone::dfo::CaseFilter {
+                        statuses: vec![cxone::dfo::CaseStatus::Closed],
+                        ..Default::default()
+                    })
+                    .await?;
+                closed
+                    .into_iter()
+                    .filter(|c| c.status == Some(cxone::dfo::CaseStatus::Closed))
+                    .filter(|c| closed_at(c).is_some_and(|at| at < *t))
+                    .filter_map(|c| c.id)
+                    .collect()
+            }
+        };
+        self.job.add_items(&keys).await?;
+        self.job
+            .step_done("find", Some(json!({"cases": keys.len()})), Vec::new())
+            .await
+    }
+
+    /// Every case not yet done, [`CONCURRENCY`] at a time, each settled on its own.
+    async fn cases(&self) -> Result<()> {
+        let mut after = -1i64;
+        loop {
+            let chunk = self
+                .job
+                .ledger()
+                .unfinished_items(self.job.id(), after, 500)
+                .await?;
+            let Some(last) = chunk.last() else { break };
+            after = last.0;
+            let keys: Vec<String> = chunk.into_iter().map(|(_, k)| k).collect();
+            self.job.found(keys.len());
+            // Claimed together first: the cases' futures then write nothing to the
+            // ledger, and each settle is the only write while they run.
+            let claimed = self.job.claim_many(&keys).await?;
+            let mut settled = futures_util::stream::iter(claimed)
+                .map(|(k, _)| self.case(k))
+                .buffer_unordered(CONCURRENCY);
+            while let Some(step) = settled.next().await {
+                self.job.settle(vec![step?]).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One case: its messages read, each removal the policy asks for and the message
+    /// does not show sent, and the case's step (audit entries and its event).
+    async fn case(&self, key: String) -> Result<Step> {
+        let dfo = self.client.dfo();
+        let messages = match dfo.messages(&key).await {
+            Ok(m) => m,
+            Err(e) if e.status() == Some(404) => {
+                return Ok(self.step(key, Tally::NotFound { what: "case" }, vec![], 0));
+            }
+            Err(e) => return Ok(self.failed(key, &e)),
+        };
+        let rule = self.policy.messages;
+        let reason = rule.reason.as_str();
+        let mut audit = Vec::new();
+        let mut fields = Vec::new();
+        let mut removed = 0u64;
+        for m in &messages {
+            let Some(id) = m.id.as_deref() else { continue };
+            let wanted = [
+                ("content", rule.content && m.content_removed.is_none()),
+                (
+                    "author_name",
+                    rule.author_name && m.author_name_removed.is_none(),
+                ),
+            ];
+            for (what, _) in wanted.iter().filter(|(_, w)| *w) {
+                let sent = if *what == "content" {
+                    self.job.timed(dfo.remove_content(id, reason)).await
+                } else {
+                    self.job.timed(dfo.remove_author_name(id, reason)).await
+                };
+                if let Err(e) = sent {
+                    return Ok(self.failed(key, &e));
+                }
+                crate::failpoint("digital.removed");
+                removed += 1;
+                audit.push(NewEntry::new(
+                    self.job.actor(),
+                    "dfo.message.removed",
+                    id,
+                    Outcome::Success,
+                    Details::new()
+                        .id("case", &key)?
+                        .label("part", what)
+                        .label("reason", reason),
+                )?);
+                if !fields.contains(&what.to_string()) {
+                    fields.push(what.to_string());
+                }
+            }
+        }
+        let tally = if removed == 0 {
+            Tally::Unchanged
+        } else {
+            Tally::Changed { fields }
+        };
+        Ok(self.step(key, tally, audit, removed))
+    }
+
+    fn step(&self, key: String, tally: Tally, audit: Vec<NewEntry>, removed: u64) -> Step {
+        let events = match (&tally, self.event(&key, removed)) {
+            (Tally::Changed { .. }, Ok(e)) => vec![e],
+            _ => Vec::new(),
+        };
+        Step {
+            outcome: match &tally {
+                Tally::NotFound { .. } => ItemOutcome::Failed {
+                    error: "no such case (404)".into(),
+                },
+                _ => ItemOutcome::Done {
+                    result: Some(json!({"removed": removed})),
+                },
+            },
+            key,
+            audit,
+            events,
+            tally,
+        }
+    }
+
+    fn event(&self, case: &str, removed: u64) -> Result<NewEvent> {
+        Ok(NewEvent::new(
+            EventKind::Consent,
+            "case.anonymized",
+            Details::new()
+                .id("case", case)?
+                .count("removals", removed)
+                .label("reason", self.policy.messages.reason.as_str())
+                .id("job", self.job.id())?,
+        ))
+    }
+
+    fn failed(&self, key: String, e: &cxone::Error) -> Step {
+        Step {
+            outcome: ItemOutcome::Failed {
+                error: e.to_string(),
+            },
+            key,
+            audit: Vec::new(),
+            events: Vec::new(),
+            tally: Tally::Failed {
+                error: e.to_string(),
+            },
+        }
+    }
+
+    async fn finish(self) -> Result<Report> {
+        let r = self.job.totals();
+        let status = if r.any_failed() {
+            JobStatus::Failed
+        } else {
+            JobStatus::Done
+        };
+        let entry = NewEntry::new(
+            self.job.actor(),
+            "job.finish",
+            self.job.id(),
+            if status == JobStatus::Done {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            },
+            Details::new()
+                .count("changed", r.changed)
+                .count("unchanged", r.unchanged)
+                .count("failed", r.failed)
+                .count("not_found", r.not_found)
+                .count_map("fields", &self.job.fields())?,
+        )?;
+        self.job.finish(status, entry).await
+    }
+}
+
+/// When a closed case was closed: its last status change.
+fn closed_at(c: &cxone::dfo::Case) -> Option<time::OffsetDateTime> {
+    c.status_updated_at.as_deref().and_then(|t| {
+        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+    })
+}

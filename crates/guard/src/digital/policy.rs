@@ -1,0 +1,171 @@
+//! The masking policy's `[digital]` section: what happens to the messages of a DFO case
+//! (spec-real §4.5d–e). Read from the same file as `contacts anonymize`'s `[fields]`,
+//! validated before any call, each problem naming its line.
+//!
+//! ```toml
+//! [digital]
+//! messages = { content = "remove", author_name = "remove", reason = "TTL" }
+//! ```
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::{Error, Result};
+
+/// Why a message's content or author name is removed (§4.2 `ContentRemovedReason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// A data subject's erasure request.
+    Gdpr,
+    /// Retention (time to live).
+    Ttl,
+    /// Anything else.
+    Other,
+}
+
+impl Reason {
+    /// As the API and the audit log write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Gdpr => "GDPR",
+            Reason::Ttl => "TTL",
+            Reason::Other => "other",
+        }
+    }
+}
+
+/// What happens to each message of a case in scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Messages {
+    /// Remove the content (text and attachments).
+    pub content: bool,
+    /// Remove the author's name, address and handles.
+    pub author_name: bool,
+    /// The reason sent with each removal.
+    pub reason: Reason,
+}
+
+/// `[digital]`, checked.
+#[derive(Debug, Clone)]
+pub struct DigitalPolicy {
+    /// The messages rule.
+    pub messages: Messages,
+    /// SHA-256 of the policy text (a resumed job checks it runs the same policy).
+    pub digest: String,
+}
+
+#[derive(Deserialize)]
+struct File {
+    digital: Option<Spanned<Section>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Section {
+    messages: Option<Spanned<MessagesFile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessagesFile {
+    content: Option<String>,
+    author_name: Option<String>,
+    reason: Option<String>,
+}
+
+/// The `[digital]` section of the policy `text` (read from `shown`), every problem
+/// named with its line; a policy without one is refused (it would change nothing).
+pub fn parse(shown: &str, text: &str) -> Result<DigitalPolicy> {
+    let bad = |problems: Vec<String>| {
+        Error::Invalid(format!(
+            "{shown} does not validate; nothing was changed:\n  {}",
+            problems.join("\n  ")
+        ))
+    };
+    let file: File = toml::from_str(text)
+        .map_err(|e| Error::Invalid(crate::parsing::toml_problem(shown, text, &e)))?;
+    let Some(section) = file.digital else {
+        return Err(bad(vec![format!(
+            "{shown}: no [digital] section: add one, such as [digital] messages = {{ content = \"remove\", author_name = \"remove\", reason = \"TTL\" }}"
+        )]));
+    };
+    let line = crate::parsing::line_column(text, section.span().start).0;
+    let s = section.into_inner();
+    let Some(m) = s.messages else {
+        return Err(bad(vec![format!(
+            "{shown}:{line}: [digital]: give messages = {{ content, author_name, reason }}"
+        )]));
+    };
+    let mline = crate::parsing::line_column(text, m.span().start).0;
+    let m = m.into_inner();
+    let mut problems = Vec::new();
+    let mut op = |name: &str, v: Option<String>| match v.as_deref() {
+        None | Some("keep") => false,
+        Some("remove") => true,
+        Some(other) => {
+            problems.push(format!(
+                "{shown}:{mline}: digital.messages.{name}: {other:?} is not \"remove\" or \"keep\""
+            ));
+            false
+        }
+    };
+    let content = op("content", m.content);
+    let author_name = op("author_name", m.author_name);
+    let reason = match m.reason.as_deref() {
+        Some("GDPR") => Reason::Gdpr,
+        Some("TTL") | None => Reason::Ttl,
+        Some("other") => Reason::Other,
+        Some(r) => {
+            problems.push(format!(
+                "{shown}:{mline}: digital.messages.reason: {r:?} is not GDPR, TTL or other"
+            ));
+            Reason::Ttl
+        }
+    };
+    if problems.is_empty() && !content && !author_name {
+        problems.push(format!(
+            "{shown}:{mline}: digital.messages: both content and author_name are kept: the policy changes nothing"
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(bad(problems));
+    }
+    Ok(DigitalPolicy {
+        messages: Messages {
+            content,
+            author_name,
+            reason,
+        },
+        digest: crate::sha256_hex(text),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_digital_section_is_read_and_its_problems_named_by_line() {
+        let p = parse(
+            "p.toml",
+            "[fields]\nemail = { op = \"erase\" }\n[digital]\nmessages = { content = \"remove\", reason = \"GDPR\" }\n",
+        )
+        .unwrap();
+        assert!(p.messages.content && !p.messages.author_name);
+        assert_eq!(p.messages.reason, Reason::Gdpr);
+        let e = parse(
+            "p.toml",
+            "[digital]\nmessages = { content = \"delete\", reason = \"later\" }\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("p.toml:2: digital.messages.content"), "{e}");
+        assert!(e.contains("digital.messages.reason"), "{e}");
+        let e = parse("p.toml", "[fields]\n").unwrap_err().to_string();
+        assert!(e.contains("no [digital] section"), "{e}");
+        let e = parse("p.toml", "[digital]\nnotes = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("p.toml:2") && e.contains("notes"), "{e}");
+    }
+}
