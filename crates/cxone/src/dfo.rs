@@ -280,20 +280,24 @@ impl Dfo<'_> {
             .data)
     }
 
-    /// Removes a message's content (§4.5d), `reason` `GDPR`, `TTL` or `other`. Safe to
-    /// send again: the first removal's time is kept.
-    pub async fn remove_content(self, message: &str, reason: &str) -> Result<()> {
-        self.removal(message, "content-removal", reason).await
+    /// Removes the content of message `message` of case `case` (§4.5d), `reason` `GDPR`,
+    /// `TTL` or `other`. Safe to send again: the first removal's time is kept. Paced
+    /// against the case's own "update specific contact" budget (§4.1).
+    pub async fn remove_content(self, case: &str, message: &str, reason: &str) -> Result<()> {
+        self.removal(case, message, "content-removal", reason).await
     }
 
-    /// Removes a message's author name, address and handles (§4.5e).
-    pub async fn remove_author_name(self, message: &str, reason: &str) -> Result<()> {
-        self.removal(message, "author-name-removal", reason).await
+    /// Removes a message's author name, address and handles (§4.5e), paced as
+    /// [`Dfo::remove_content`].
+    pub async fn remove_author_name(self, case: &str, message: &str, reason: &str) -> Result<()> {
+        self.removal(case, message, "author-name-removal", reason)
+            .await
     }
 
-    async fn removal(self, message: &str, what: &str, reason: &str) -> Result<()> {
+    async fn removal(self, case: &str, message: &str, what: &str, reason: &str) -> Result<()> {
         let call = Call::new(Method::POST, &["messages", message, what])
             .on(Base::Dfo)
+            .paced_as(format!("Dfo/contacts/{case}"))
             .idempotent_by_nature()
             .json(&serde_json::json!({"reason": reason}))?;
         self.client.execute(call).await.map(drop)

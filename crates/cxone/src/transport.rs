@@ -44,6 +44,9 @@ pub(crate) struct Call {
     /// A URL a page named (`_links.next`), used as written when it is on the base's
     /// origin; the segments and query are then not used.
     pub next: Option<url::Url>,
+    /// Paced as this surface instead of its own path's (a DFO message write counts
+    /// against its case's budget).
+    pub paced_as: Option<String>,
 }
 
 /// Where a call's segments join: the configured base (the tutorial surface), or one of
@@ -78,7 +81,14 @@ impl Call {
             large: false,
             base: Base::Tenant,
             next: None,
+            paced_as: None,
         }
+    }
+
+    /// Paced as `surface` (`Dfo/contacts/{case}`) rather than by its own path.
+    pub(crate) fn paced_as(mut self, surface: String) -> Self {
+        self.paced_as = Some(surface);
+        self
     }
 
     /// Joins the segments below a real-surface host instead of `base_url`.
@@ -336,6 +346,9 @@ impl Inner {
             .join("/");
         if call.base != Base::Tenant {
             surface = format!("{:?}/{surface}", call.base);
+        }
+        if let Some(p) = &call.paced_as {
+            surface.clone_from(p);
         }
         Ok(Target {
             url,

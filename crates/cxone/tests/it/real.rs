@@ -397,8 +397,14 @@ async fn a_message_s_content_and_author_are_removed_once_and_a_customer_field_de
         .id
         .clone()
         .unwrap();
-    c.dfo().remove_content(&first, "GDPR").await.unwrap();
-    c.dfo().remove_author_name(&first, "GDPR").await.unwrap();
+    c.dfo()
+        .remove_content(case_of(&first), &first, "GDPR")
+        .await
+        .unwrap();
+    c.dfo()
+        .remove_author_name(case_of(&first), &first, "GDPR")
+        .await
+        .unwrap();
     let after = c.dfo().messages(&case).await.unwrap();
     let m = after
         .iter()
@@ -411,7 +417,10 @@ async fn a_message_s_content_and_author_are_removed_once_and_a_customer_field_de
     );
     assert!(m.author_name_removed.is_some());
     // A repeat is accepted and keeps the first time.
-    c.dfo().remove_content(&first, "GDPR").await.unwrap();
+    c.dfo()
+        .remove_content(case_of(&first), &first, "GDPR")
+        .await
+        .unwrap();
     let again = c.dfo().messages(&case).await.unwrap();
     let m = again
         .iter()
@@ -427,7 +436,7 @@ async fn a_message_s_content_and_author_are_removed_once_and_a_customer_field_de
     );
     assert_eq!(
         c.dfo()
-            .remove_content("1-m9", "GDPR")
+            .remove_content(case_of("1-m9"), "1-m9", "GDPR")
             .await
             .unwrap_err()
             .status(),
@@ -435,7 +444,7 @@ async fn a_message_s_content_and_author_are_removed_once_and_a_customer_field_de
     );
     assert_eq!(
         c.dfo()
-            .remove_content(&first, "because")
+            .remove_content(case_of(&first), &first, "because")
             .await
             .unwrap_err()
             .status(),
@@ -473,21 +482,26 @@ async fn one_case_s_writes_run_out_of_its_burst_with_a_429_and_others_do_not() {
     let cases = c.dfo().cases(&Default::default()).await.unwrap();
     let (a, b) = (cases[0].id.clone().unwrap(), cases[1].id.clone().unwrap());
     c.dfo()
-        .remove_content(&format!("{a}-m0"), "GDPR")
+        .remove_content(case_of(&format!("{a}-m0")), &format!("{a}-m0"), "GDPR")
         .await
         .unwrap();
     c.dfo()
-        .remove_author_name(&format!("{a}-m0"), "GDPR")
+        .remove_author_name(case_of(&format!("{a}-m0")), &format!("{a}-m0"), "GDPR")
         .await
         .unwrap();
     let e = c
         .dfo()
-        .remove_content(&format!("{a}-m1"), "GDPR")
+        .remove_content(case_of(&format!("{a}-m1")), &format!("{a}-m1"), "GDPR")
         .await
         .unwrap_err();
     assert_eq!(e.status(), Some(429), "{e}");
     c.dfo()
-        .remove_content(&format!("{b}-m0"), "GDPR")
+        .remove_content(case_of(&format!("{b}-m0")), &format!("{b}-m0"), "GDPR")
         .await
         .unwrap();
+}
+
+/// The case of a message id (`{case}-m{i}`, as the emulator numbers them).
+fn case_of(message: &str) -> &str {
+    message.rsplit_once("-m").map_or(message, |(c, _)| c)
 }

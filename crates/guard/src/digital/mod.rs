@@ -231,9 +231,11 @@ impl Run<'_> {
             ];
             for (what, _) in wanted.iter().filter(|(_, w)| *w) {
                 let sent = if *what == "content" {
-                    self.job.timed(dfo.remove_content(id, reason)).await
+                    self.job.timed(dfo.remove_content(&key, id, reason)).await
                 } else {
-                    self.job.timed(dfo.remove_author_name(id, reason)).await
+                    self.job
+                        .timed(dfo.remove_author_name(&key, id, reason))
+                        .await
                 };
                 if let Err(e) = sent {
                     return Ok(self.failed(key, &e));
