@@ -116,6 +116,47 @@ fn retention_removes_exactly_the_messages_of_cases_closed_before_the_date_and_a_
 }
 
 #[test]
+fn a_job_over_150_cases_killed_at_three_points_resumes_with_each_message_removed_once() {
+    for point in ["digital.found", "digital.removed", "digital.settled"] {
+        let h = real(cxone_sim::SimConfig::default());
+        h.write("policy.toml", POLICY);
+        let state = dfo(&h);
+        let cases = state["dfo"]["cases"].as_array().unwrap();
+        assert_eq!(cases.len(), 150);
+        let ids: Vec<&str> = cases.iter().map(|c| c["id"].as_str().unwrap()).collect();
+        let messages: u64 = cases.iter().map(|c| c["messages"].as_u64().unwrap()).sum();
+        h.write("cases.txt", &ids.join("\n"));
+        let args = [
+            "digital",
+            "anonymize",
+            "--policy",
+            "policy.toml",
+            "--cases",
+            "cases.txt",
+        ];
+        let o = h
+            .command(&args)
+            .env("CXGUARD_FAILPOINT", point)
+            .output()
+            .unwrap();
+        assert_ne!(o.status.code(), Some(0), "{point}: the failpoint aborts");
+        let o = h.run(&args);
+        assert_eq!(o.status.code(), Some(0), "{point}: {}", stderr(&o));
+        assert_eq!(removed(&h).len() as u64, messages, "{point}");
+        assert_eq!(
+            dfo(&h)["dfoWrites"].as_u64().unwrap(),
+            2 * messages,
+            "{point}: no removal request repeated"
+        );
+        assert_eq!(
+            h.run(&["audit", "verify"]).status.code(),
+            Some(0),
+            "{point}"
+        );
+    }
+}
+
+#[test]
 fn a_job_killed_in_the_middle_of_a_case_resumes_without_sending_a_removal_twice() {
     let h = real(cxone_sim::SimConfig::default());
     h.write("policy.toml", POLICY);

@@ -175,7 +175,9 @@ impl Run<'_> {
         self.job.add_items(&keys).await?;
         self.job
             .step_done("find", Some(json!({"cases": keys.len()})), Vec::new())
-            .await
+            .await?;
+        crate::failpoint("digital.found");
+        Ok(())
     }
 
     /// Every case not yet done, [`CONCURRENCY`] at a time, each settled on its own.
@@ -199,6 +201,7 @@ impl Run<'_> {
                 .buffer_unordered(CONCURRENCY);
             while let Some(step) = settled.next().await {
                 self.job.settle(vec![step?]).await?;
+                crate::failpoint("digital.settled");
             }
         }
         Ok(())
