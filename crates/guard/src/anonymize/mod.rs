@@ -20,6 +20,7 @@ pub mod plan;
 pub mod policy;
 pub mod report;
 pub mod reveal;
+mod rules;
 pub mod selection;
 mod settle;
 pub mod transform;

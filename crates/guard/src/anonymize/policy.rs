@@ -24,6 +24,7 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::rules::{RuleFile, compile};
 use crate::keys::{Key, KeySpec};
 use crate::pseudonym::{Kind, Normalizer, parse_region};
 
@@ -191,24 +192,28 @@ struct PolicyFile {
     keys: BTreeMap<String, Spanned<KeySpec>>,
     #[serde(default)]
     fields: BTreeMap<Spanned<String>, Spanned<RuleFile>>,
-    /// DFO's messages (`guard::digital::policy`); contacts leave it alone.
-    #[serde(default, rename = "digital")]
-    _digital: Option<toml::Value>,
+    /// DFO: its custom-field rules here; its messages rule is `guard::digital::policy`'s.
+    #[serde(default)]
+    digital: Option<DigitalFile>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RuleFile {
-    op: String,
-    keep_first: Option<usize>,
-    keep_last: Option<usize>,
-    #[serde(rename = "char")]
-    mask_char: Option<String>,
-    ignore: Option<String>,
-    key: Option<String>,
-    value: Option<String>,
-    /// For custom fields: how to normalize before pseudonymizing (email, phone).
-    normalize: Option<String>,
+struct DigitalFile {
+    /// Read by `guard::digital::policy`.
+    #[serde(default, rename = "messages")]
+    _messages: Option<toml::Value>,
+    #[serde(default)]
+    customer_fields: BTreeMap<Spanned<String>, Spanned<RuleFile>>,
+}
+
+/// Which rules of the file a [`Policy`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    /// `[fields]`: contact fields (`contacts anonymize`).
+    Contacts,
+    /// `[digital.customer_fields]`: DFO customer custom fields by ident.
+    CustomerFields,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -226,6 +231,18 @@ impl Policy {
         text: &str,
         path: &Path,
         lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, Vec<String>> {
+        Self::parse_section(text, path, lookup, Section::Contacts)
+    }
+
+    /// As [`Policy::parse`], with the rules of `section`: `[digital.customer_fields]`
+    /// compiles each ident as a custom field, may be empty, and refuses `encrypt` (a
+    /// DFO field keeps no record of what was encrypted, so a rerun would encrypt twice).
+    pub fn parse_section(
+        text: &str,
+        path: &Path,
+        lookup: &dyn Fn(&str) -> Option<String>,
+        section: Section,
     ) -> Result<Self, Vec<String>> {
         let shown = path.display();
         let file: PolicyFile = toml::from_str(text)
@@ -257,16 +274,36 @@ impl Policy {
                 )),
             }
         }
-        if file.fields.is_empty() {
+        let empty = BTreeMap::new();
+        let (table, prefix) = match section {
+            Section::Contacts => (&file.fields, "fields."),
+            Section::CustomerFields => (
+                file.digital.as_ref().map_or(&empty, |d| &d.customer_fields),
+                "digital.customer_fields.",
+            ),
+        };
+        if section == Section::Contacts && file.fields.is_empty() {
             errors.push(format!(
                 "{shown}: [fields] is empty: the policy would change nothing"
             ));
         }
         let mut rules = Vec::new();
-        for (name, rule) in &file.fields {
+        for (name, rule) in table {
             let line = line_of(text, name.span().start);
-            let here = format!("{shown}:{line}: fields.{}", name.get_ref());
-            let field = match Field::parse(name.get_ref()) {
+            let here = format!("{shown}:{line}: {prefix}{}", name.get_ref());
+            let parsed = match section {
+                Section::Contacts => Field::parse(name.get_ref()),
+                Section::CustomerFields => {
+                    Field::parse(&format!("customFields.{}", name.get_ref()))
+                }
+            };
+            if section == Section::CustomerFields && rule.get_ref().op == "encrypt" {
+                errors.push(format!(
+                    "{here}: encrypt is for contact fields; a DFO field keeps no record of it (use pseudonymize, mask or erase)"
+                ));
+                continue;
+            }
+            let field = match parsed {
                 Ok(f) => f,
                 Err(e) => {
                     errors.push(format!("{here}: {e}"));
@@ -328,140 +365,6 @@ impl Policy {
         ids.dedup();
         ids
     }
-}
-
-fn compile(
-    field: &Field,
-    r: &RuleFile,
-    key_specs: &BTreeMap<String, Spanned<KeySpec>>,
-    keys: &BTreeMap<String, Key>,
-) -> Result<Operator, String> {
-    check_options(r)?;
-    let key_ref = |r: &RuleFile| -> Result<String, String> {
-        let k = r
-            .key
-            .clone()
-            .ok_or_else(|| format!("op = {:?} needs key = \"<name in [keys]>\"", r.op))?;
-        if !key_specs.contains_key(&k) {
-            return Err(format!("key {k:?} is not defined in [keys]"));
-        }
-        if !keys.contains_key(&k) {
-            return Err(format!("key {k:?} could not be loaded (see its error)"));
-        }
-        Ok(k)
-    };
-    let limit = field.limit();
-    let op = match r.op.as_str() {
-        "erase" => Operator::Erase,
-        "keep" => Operator::Keep,
-        "mask" => mask(r)?,
-        "pseudonymize" => {
-            if limit < 64 {
-                return Err(format!(
-                    "pseudonymize gives 64 characters; {} holds at most {limit}",
-                    field.name()
-                ));
-            }
-            let kind = normalization(field, r)?;
-            Operator::Pseudonymize {
-                key: key_ref(r)?,
-                kind,
-            }
-        }
-        "encrypt" => {
-            // FF1 here keeps the format of digit strings; text would stay in clear.
-            if matches!(field, Field::FirstName | Field::LastName | Field::Email) {
-                return Err(format!(
-                    "encrypt works on digit strings of at least {} digits (phone numbers, account numbers); {} holds text: use pseudonymize, mask or erase",
-                    MIN_FPE_DIGITS,
-                    field.name()
-                ));
-            }
-            Operator::Encrypt { key: key_ref(r)? }
-        }
-        "replace" => {
-            let v = r
-                .value
-                .clone()
-                .ok_or("op = \"replace\" needs value = \"…\"")?;
-            if v.chars().count() > limit {
-                return Err(format!(
-                    "the replacement has {} characters; {} holds at most {limit}",
-                    v.chars().count(),
-                    field.name()
-                ));
-            }
-            Operator::Replace { value: v }
-        }
-        _ => unreachable!("checked above"),
-    };
-    Ok(op)
-}
-
-/// The rule gives only the options its operator takes.
-fn check_options(r: &RuleFile) -> Result<(), String> {
-    let allowed: &[&str] = match r.op.as_str() {
-        "erase" | "keep" => &[],
-        "mask" => &["keep_first", "keep_last", "char", "ignore"],
-        "pseudonymize" => &["key", "normalize"],
-        "encrypt" => &["key"],
-        "replace" => &["value"],
-        other => {
-            return Err(format!(
-                "unknown operator {other:?}: erase, mask, pseudonymize, encrypt, replace or keep"
-            ));
-        }
-    };
-    let given = [
-        ("keep_first", r.keep_first.is_some()),
-        ("keep_last", r.keep_last.is_some()),
-        ("char", r.mask_char.is_some()),
-        ("ignore", r.ignore.is_some()),
-        ("key", r.key.is_some()),
-        ("value", r.value.is_some()),
-        ("normalize", r.normalize.is_some()),
-    ];
-    if let Some((name, _)) = given.iter().find(|(n, set)| *set && !allowed.contains(n)) {
-        return Err(format!("{name} does not apply to op = {:?}", r.op));
-    }
-    Ok(())
-}
-
-/// `op = "mask"`: keep the first or last characters, mask the rest with one character.
-fn mask(r: &RuleFile) -> Result<Operator, String> {
-    let keep = match (r.keep_first, r.keep_last) {
-        (Some(n), None) => Keep::First(n),
-        (None, Some(n)) => Keep::Last(n),
-        (None, None) => Keep::Last(0),
-        (Some(_), Some(_)) => return Err("give keep_first or keep_last, not both".into()),
-    };
-    let ch = match r.mask_char.as_deref() {
-        None => '*',
-        Some(s) if s.chars().count() == 1 => s.chars().next().unwrap_or('*'),
-        Some(s) => return Err(format!("char must be one character, not {s:?}")),
-    };
-    let ignore = r.ignore.clone().unwrap_or_default();
-    if ignore.contains(ch) {
-        return Err(format!("ignore must not contain the mask character {ch:?}"));
-    }
-    Ok(Operator::Mask { keep, ch, ignore })
-}
-
-/// How `pseudonymize` normalizes before hashing: as given, else by the field.
-fn normalization(field: &Field, r: &RuleFile) -> Result<Option<Kind>, String> {
-    Ok(match (field, r.normalize.as_deref()) {
-        (_, Some("email")) => Some(Kind::Email),
-        (_, Some("phone")) => Some(Kind::Phone),
-        (_, Some("none")) => None,
-        (_, Some(other)) => {
-            return Err(format!(
-                "normalize must be email, phone or none, not {other:?}"
-            ));
-        }
-        (Field::Email, None) => Some(Kind::Email),
-        (Field::Phone, None) => Some(Kind::Phone),
-        _ => None,
-    })
 }
 
 #[cfg(test)]

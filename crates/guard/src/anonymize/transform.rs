@@ -241,6 +241,51 @@ impl ContactPlan {
     }
 }
 
+/// What an operator makes of one value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The new value; `None` erases it.
+    pub value: Option<String>,
+    /// Whether a pseudonymized value was normalized as its kind asks (an address that
+    /// does not parse is hashed as typed, lower-cased).
+    pub normalized: bool,
+}
+
+/// What `op` makes of the present value `v`, for every operator but `encrypt` (which
+/// needs the record's id and the ledger): `None` leaves it as it is (`keep`, `encrypt`,
+/// or a value that is already a pseudonym).
+pub fn value_target(policy: &Policy, op: &Operator, v: &str) -> Option<Target> {
+    let plain = |value: Option<String>| {
+        Some(Target {
+            value,
+            normalized: true,
+        })
+    };
+    match op {
+        Operator::Keep | Operator::Encrypt { .. } => None,
+        Operator::Erase => plain(None),
+        Operator::Replace { value } => plain(Some(value.clone())),
+        Operator::Mask { keep, ch, ignore } => plain(Some(mask(v, *keep, *ch, ignore))),
+        Operator::Pseudonymize { key, kind } => {
+            if pseudonym::is_pseudonym(v) {
+                return None;
+            }
+            let n = &policy.normalizer;
+            let norm = match kind {
+                Some(Kind::Email) => n.email(v).ok(),
+                Some(Kind::Phone) => n.phone(v).ok(),
+                None => Some(v.trim().to_string()),
+            };
+            let normalized = norm.is_some();
+            let text = norm.unwrap_or_else(|| v.trim().to_lowercase());
+            Some(Target {
+                value: Some(pseudonym::pseudonym(policy.key(key), &text)),
+                normalized,
+            })
+        }
+    }
+}
+
 /// Computes the plan for `contact`. `encrypted` is what the ledger recorded last time this
 /// contact's fields were encrypted (field → ciphertext hash). An error names the field
 /// that cannot be transformed.
@@ -257,23 +302,6 @@ pub fn plan(
         let target: Option<String> = match (&rule.op, &now) {
             // Absent fields stay absent: no operator invents data.
             (Operator::Keep, _) | (_, None) => continue,
-            (Operator::Erase, Some(_)) => None,
-            (Operator::Replace { value }, Some(_)) => Some(value.clone()),
-            (Operator::Mask { keep, ch, ignore }, Some(v)) => Some(mask(v, *keep, *ch, ignore)),
-            (Operator::Pseudonymize { key, kind }, Some(v)) => {
-                if pseudonym::is_pseudonym(v) {
-                    continue;
-                }
-                let n = &policy.normalizer;
-                let norm = match kind {
-                    Some(Kind::Email) => n.email(v).ok(),
-                    Some(Kind::Phone) => n.phone(v).ok(),
-                    None => Some(v.trim().to_string()),
-                };
-                normalized = norm.is_some();
-                let text = norm.unwrap_or_else(|| v.trim().to_lowercase());
-                Some(pseudonym::pseudonym(policy.key(key), &text))
-            }
             (Operator::Encrypt { key }, Some(v)) => {
                 if encrypted.get(&name).is_some_and(|h| *h == sha256_hex(v)) {
                     continue;
@@ -283,6 +311,13 @@ pub fn plan(
                 out.ciphertexts.insert(name.clone(), sha256_hex(&c));
                 Some(c)
             }
+            (op, Some(v)) => match value_target(policy, op, v) {
+                None => continue,
+                Some(t) => {
+                    normalized = t.normalized;
+                    t.value
+                }
+            },
         };
         if target == now {
             continue;
