@@ -303,6 +303,21 @@ impl Dfo<'_> {
         self.client.execute(call).await.map(drop)
     }
 
+    /// One customer (§4.3b).
+    pub async fn customer(self, id: &str) -> Result<Customer> {
+        let call = Call::new(Method::GET, &["customers", id]).on(Base::Dfo);
+        self.client.execute(call).await?.decode("customer")
+    }
+
+    /// Sets custom fields of a customer (§4.3e): the listed idents are written, the
+    /// others left as they are. Sending the same values again changes nothing.
+    pub async fn set_customer_fields(self, customer: &str, fields: &[CustomField]) -> Result<()> {
+        let call = Call::new(Method::PUT, &["customers", customer, "custom-fields"])
+            .on(Base::Dfo)
+            .json(&fields)?;
+        self.client.execute(call).await.map(drop)
+    }
+
     /// Deletes one custom field of a customer (§4.3f).
     pub async fn delete_customer_field(self, customer: &str, ident: &str) -> Result<()> {
         let call = Call::new(

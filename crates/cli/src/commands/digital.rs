@@ -78,7 +78,7 @@ pub async fn run(ctx: &Context, a: DigitalArgs) -> Result<Exit, CliError> {
     let DigitalCommand::Anonymize(a) = a.command;
     // Everything the command line names is checked before connecting.
     let text = read("--policy", &a.policy)?;
-    let policy = guard::digital::policy::parse(&a.policy.display().to_string(), &text)?;
+    let policy = guard::digital::policy::load(&a.policy, &text, ctx.env())?;
     let sel = selection(&a)?;
     let target = crate::tenant::connect(ctx, crate::tenant::Needs::writing(&[])).await?;
     if !target.client.settings().is_cxone() {

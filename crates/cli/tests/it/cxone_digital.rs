@@ -15,6 +15,15 @@ email = { op = "erase" }
 messages = { content = "remove", author_name = "remove", reason = "TTL" }
 "#;
 
+/// The retention policy: messages removed, and the loyalty number of their customers
+/// erased.
+const RETENTION: &str = r#"[digital]
+messages = { content = "remove", author_name = "remove", reason = "TTL" }
+
+[digital.customer_fields]
+loyalty_number = { op = "erase" }
+"#;
+
 fn dfo(h: &Harness) -> serde_json::Value {
     h.sim.control().state()["real"].clone()
 }
@@ -65,10 +74,25 @@ fn cut(h: &Harness) -> String {
 fn retention_removes_exactly_the_messages_of_cases_closed_before_the_date_and_a_rerun_writes_nothing()
  {
     let h = real(cxone_sim::SimConfig::default());
-    h.write("policy.toml", POLICY);
+    h.write("policy.toml", RETENTION);
     let cut = cut(&h);
     let want = expected(&h, &cut);
     assert!(!want.is_empty());
+    let state = dfo(&h);
+    let in_scope: BTreeSet<String> = state["dfo"]["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| want.contains(&format!("{}-m0", c["id"].as_str().unwrap())))
+        .map(|c| c["customer"].as_str().unwrap().to_string())
+        .collect();
+    let has_loyalty = |s: &serde_json::Value, c: &str| {
+        s["dfo"]["customerFields"][c]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|f| f["ident"] == "loyalty_number"))
+    };
+    let erased: Vec<&String> = in_scope.iter().filter(|c| has_loyalty(&state, c)).collect();
+    assert!(!erased.is_empty(), "some customers in scope hold the field");
     let o = h.run(&[
         "--output",
         "json",
@@ -88,7 +112,14 @@ fn retention_removes_exactly_the_messages_of_cases_closed_before_the_date_and_a_
         assert_eq!(m["contentRemoved"]["reason"], "TTL", "{id}");
         assert_eq!(m["authorNameRemoved"]["reason"], "TTL", "{id}");
     }
-    assert_eq!(r["report"]["calls"], 2 * want.len() as u64);
+    assert_eq!(r["report"]["calls"], (2 * want.len() + erased.len()) as u64);
+    // Exactly the customers of those cases lost the field; every other customer kept it.
+    let after = dfo(&h);
+    for (c, _) in state["dfo"]["customerFields"].as_object().unwrap() {
+        let want_kept = has_loyalty(&state, c) && !in_scope.contains(c);
+        assert_eq!(has_loyalty(&after, c), want_kept, "{c}");
+    }
+    assert_eq!(h.ledger_entries("dfo.customer.field").len(), erased.len());
     // Audited per removal, never a value; one consent event per case.
     assert_eq!(
         h.ledger_entries("dfo.message.removed").len(),
@@ -274,4 +305,81 @@ fn one_customer_s_cases_and_a_case_list_are_covered_and_nothing_else() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("399999999"), "{}", stderr(&o));
     assert!(removed(&h).contains_key("300000100-m0"));
+}
+
+#[test]
+fn customer_fields_are_changed_by_the_policy_s_operators_once_and_unknown_idents_refused() {
+    use base64::Engine as _;
+    let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let h = real(cxone_sim::SimConfig::default()).env("IT_DIGITAL_KEY", &key);
+    h.write(
+        "policy.toml",
+        r#"[keys]
+k = { id = "it-digital-1", env = "IT_DIGITAL_KEY" }
+
+[digital.customer_fields]
+loyalty_number = { op = "pseudonymize", key = "k" }
+"#,
+    );
+    let field = |h: &Harness, customer: &str| {
+        dfo(h)["dfo"]["customerFields"][customer]
+            .as_array()
+            .and_then(|a| a.iter().find(|f| f["ident"] == "loyalty_number").cloned())
+            .map(|f| f["value"].as_str().unwrap().to_string())
+    };
+    let before = field(&h, "cust-00001").expect("the seed gives even customers a loyalty number");
+    let other = field(&h, "cust-00003");
+    let args = [
+        "digital",
+        "anonymize",
+        "--policy",
+        "policy.toml",
+        "--customer",
+        "cust-00001",
+    ];
+    let o = h.run(&args);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let after = field(&h, "cust-00001").unwrap();
+    assert_ne!(after, before);
+    assert_eq!(after.len(), 64, "a keyed pseudonym: {after}");
+    assert_eq!(
+        field(&h, "cust-00003"),
+        other,
+        "another customer is untouched"
+    );
+    assert!(
+        removed(&h).is_empty(),
+        "no messages rule: no message touched"
+    );
+    let entries = h.ledger_entries("dfo.customer.field");
+    assert_eq!(entries.len(), 1);
+    assert!(
+        !h.ledger_bytes().contains(&before),
+        "the value is never recorded"
+    );
+    // A rerun writes nothing: the value is already a pseudonym.
+    let writes = dfo(&h)["dfoWrites"].clone();
+    let o = h.run(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(dfo(&h)["dfoWrites"], writes);
+    // An ident the tenant does not define is refused with its line, before any change.
+    h.write(
+        "bad.toml",
+        "[digital.customer_fields]\n\nno_such_field = { op = \"erase\" }\n",
+    );
+    let o = h.run(&[
+        "digital",
+        "anonymize",
+        "--policy",
+        "bad.toml",
+        "--customer",
+        "cust-00003",
+    ]);
+    assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("bad.toml:3: digital.customer_fields.no_such_field"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(dfo(&h)["dfoWrites"], writes);
 }

@@ -51,6 +51,10 @@ pub(super) fn router() -> Router<Arc<SimState>> {
             post(super::dfo_writes::author_name_removal),
         )
         .route(
+            "/dfo/3.0/customers/{id}/custom-fields",
+            axum::routing::put(super::dfo_writes::set_customer_fields),
+        )
+        .route(
             "/dfo/3.0/customers/{id}/custom-fields/{ident}",
             axum::routing::delete(super::dfo_writes::delete_customer_field),
         )

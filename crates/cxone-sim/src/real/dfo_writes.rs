@@ -88,6 +88,66 @@ pub(super) async fn author_name_removal(
     remove(&s, &headers, &id, &body, "authorNameRemoved")
 }
 
+/// `PUT /customers/{id}/custom-fields` (§4.3e): upserts the listed idents; an ident the
+/// definitions do not know, or an entry without a text value, is a 400 and nothing is
+/// changed.
+pub(super) async fn set_customer_fields(
+    State(s): State<Arc<SimState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = gate(&s, &headers) {
+        return r;
+    }
+    let Ok(Value::Array(fields)) = serde_json::from_slice::<Value>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the body is an array of {ident, value}",
+        );
+    };
+    if let Err(r) = dfo_write(&s, None) {
+        return r;
+    }
+    let mut t = lock(&s.real.tenant);
+    let known = |ident: &str| {
+        t.field_definitions
+            .as_array()
+            .is_some_and(|d| d.iter().any(|f| f["ident"] == ident))
+    };
+    for f in &fields {
+        let (Some(ident), Some(_)) = (f["ident"].as_str(), f["value"].as_str()) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "each field is {ident, value} (text)",
+            );
+        };
+        if !known(ident) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("unknown custom field {ident}"),
+            );
+        }
+    }
+    let Some(c) = t.customers.iter_mut().find(|c| c["id"] == id.as_str()) else {
+        return error(StatusCode::NOT_FOUND, &format!("no customer {id}"));
+    };
+    if !c["customFields"].is_array() {
+        c["customFields"] = json!([]);
+    }
+    if let Some(have) = c["customFields"].as_array_mut() {
+        for f in fields {
+            match have.iter_mut().find(|h| h["ident"] == f["ident"]) {
+                Some(h) => h["value"] = f["value"].clone(),
+                None => have.push(json!({"ident": f["ident"], "value": f["value"]})),
+            }
+        }
+    }
+    drop(t);
+    s.mutated("customer", &id);
+    StatusCode::NO_CONTENT.into_response()
+}
+
 pub(super) async fn delete_customer_field(
     State(s): State<Arc<SimState>>,
     headers: HeaderMap,

@@ -237,7 +237,17 @@ fn dfo_snapshot(t: &crate::realdata::Tenant) -> Value {
             })
         })
         .collect();
-    json!({"cases": cases, "removals": t.removed})
+    let fields: serde_json::Map<String, Value> = t
+        .customers
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap_or_default().to_string(),
+                c["customFields"].clone(),
+            )
+        })
+        .collect();
+    json!({"cases": cases, "removals": t.removed, "customerFields": fields})
 }
 
 /// Checks `dfoBudgetScale` / `dfoThrottleShare` of a control change, and applies it when

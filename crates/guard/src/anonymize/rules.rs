@@ -6,9 +6,138 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::policy::{Field, Keep, MIN_FPE_DIGITS, Operator};
 use crate::keys::{Key, KeySpec};
 use crate::pseudonym::Kind;
+
+/// FF1 needs radix^len ≥ 1,000,000 (NIST SP 800-38G rev. 1): six decimal digits.
+pub const MIN_FPE_DIGITS: usize = 6;
+
+/// A contact field the policy can name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Field {
+    /// `firstName`.
+    FirstName,
+    /// `lastName`.
+    LastName,
+    /// `email`.
+    Email,
+    /// `phone`.
+    Phone,
+    /// `customFields.<name>`.
+    Custom(String),
+}
+
+impl Field {
+    /// A field from its name in the policy.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "firstName" => Ok(Field::FirstName),
+            "lastName" => Ok(Field::LastName),
+            "email" => Ok(Field::Email),
+            "phone" => Ok(Field::Phone),
+            _ => match s.strip_prefix("customFields.") {
+                Some(name)
+                    if !name.is_empty()
+                        && ledger::details::check_identifier("field", name).is_ok() =>
+                {
+                    Ok(Field::Custom(name.to_string()))
+                }
+                _ => Err(format!(
+                    "unknown field {s:?}: firstName, lastName, email, phone, or customFields.<name>"
+                )),
+            },
+        }
+    }
+
+    /// The name as the API and the policy write it.
+    pub fn name(&self) -> String {
+        match self {
+            Field::FirstName => "firstName".into(),
+            Field::LastName => "lastName".into(),
+            Field::Email => "email".into(),
+            Field::Phone => "phone".into(),
+            Field::Custom(n) => format!("customFields.{n}"),
+        }
+    }
+
+    /// The spec's limit in characters (§4).
+    pub fn limit(&self) -> usize {
+        match self {
+            Field::Phone => 50,
+            _ => 255,
+        }
+    }
+}
+
+/// Which characters `mask` leaves visible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// The first n characters.
+    First(usize),
+    /// The last n characters.
+    Last(usize),
+}
+
+/// What a rule does to its field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operator {
+    /// Delete the value.
+    Erase,
+    /// Replace characters with `ch`, leaving `keep` of them visible.
+    Mask {
+        /// Which characters stay visible.
+        keep: Keep,
+        /// The mask character.
+        ch: char,
+        /// Characters left as they are (separators).
+        ignore: String,
+    },
+    /// Replace the value with a keyed hash (HMAC-SHA256) of its normalized form.
+    Pseudonymize {
+        /// The name of the key in `[keys]`.
+        key: String,
+        /// How to normalize (email or phone); guessed from the field when `None`.
+        kind: Option<Kind>,
+    },
+    /// Format-preserving encryption (FF1) of the digits, reversible with the key.
+    Encrypt {
+        /// The name of the key in `[keys]`.
+        key: String,
+    },
+    /// Replace the value with a fixed text.
+    Replace {
+        /// The text.
+        value: String,
+    },
+    /// Leave the field alone.
+    Keep,
+}
+
+impl Operator {
+    /// The operator's name as audit entries record it.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Operator::Erase => "erase",
+            Operator::Mask { .. } => "mask",
+            Operator::Pseudonymize { .. } => "pseudonymize",
+            Operator::Encrypt { .. } => "encrypt",
+            Operator::Replace { .. } => "replace",
+            Operator::Keep => "keep",
+        }
+    }
+
+    /// The algorithm as the consent event names it.
+    pub fn algorithm(&self) -> &'static str {
+        match self {
+            Operator::Erase => "erase",
+            Operator::Mask { .. } => "character-mask",
+            Operator::Pseudonymize { .. } => "hmac-sha256",
+            Operator::Encrypt { .. } => "ff1-aes256",
+            Operator::Replace { .. } => "replace",
+            Operator::Keep => "keep",
+        }
+    }
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

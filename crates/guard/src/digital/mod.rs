@@ -9,6 +9,7 @@
 //! removal twice. The client paces DFO reads and writes by the published budgets
 //! (`[tenant.limits]`).
 
+mod customers;
 pub mod policy;
 
 use std::sync::Arc;
@@ -103,8 +104,9 @@ pub async fn anonymize(
     progress: Arc<Progress>,
 ) -> Result<Report> {
     ledger::details::check_identifier("actor", actor)?;
+    customers::check_idents(client, policy).await?;
     let mut items = vec!["find".to_string()];
-    if let Selection::Cases(ids) = selection {
+    if let (Selection::Cases(ids), Some(_)) = (selection, policy.messages) {
         items.extend(ids.iter().cloned());
     }
     let new = NewJob {
@@ -113,7 +115,10 @@ pub async fn anonymize(
         actor: actor.to_string(),
         params: Details::new()
             .label("selection", selection.label())
-            .label("reason", policy.messages.reason.as_str())
+            .label(
+                "reason",
+                policy.messages.map_or("none", |m| m.reason.as_str()),
+            )
             .sha256("policy_sha256", &policy.digest)?,
         items,
         fingerprint: Some(crate::sha256_hex(&format!(
@@ -145,39 +150,67 @@ impl Run<'_> {
         let Claim::Claimed { .. } = self.job.claim("find").await? else {
             return Ok(());
         };
+        let fields = !self.policy.customer_fields.rules.is_empty();
+        let cases = self.cases_in(selection, fields).await?;
+        let mut keys: Vec<String> = Vec::new();
+        if self.policy.messages.is_some() && !matches!(selection, Selection::Cases(_)) {
+            keys.extend(cases.iter().filter_map(|c| c.id.clone()));
+        }
+        let n = keys.len();
+        if fields {
+            let mut customers: Vec<String> = match selection {
+                Selection::Customer(c) => vec![c.clone()],
+                _ => cases
+                    .iter()
+                    .filter_map(|c| c.end_user.as_ref().and_then(|u| u.id.clone()))
+                    .collect(),
+            };
+            customers.sort();
+            customers.dedup();
+            keys.extend(customers.into_iter().map(|c| format!("customer:{c}")));
+        }
+        self.job.add_items(&keys).await?;
+        self.job
+            .step_done(
+                "find",
+                Some(json!({"cases": n, "customers": keys.len() - n})),
+                Vec::new(),
+            )
+            .await?;
+        crate::failpoint("digital.found");
+        Ok(())
+    }
+
+    /// The cases of `selection`: listed by their filter, or (a case list, when the
+    /// customers of its cases are needed) found in the listing of every case.
+    async fn cases_in(&self, selection: &Selection, fields: bool) -> Result<Vec<cxone::dfo::Case>> {
         let dfo = self.client.dfo();
-        let keys: Vec<String> = match selection {
-            Selection::Cases(_) => Vec::new(),
-            Selection::Customer(c) => dfo
-                .cases(&cxone::dfo::CaseFilter {
+        Ok(match selection {
+            Selection::Cases(_) if !fields => Vec::new(),
+            Selection::Cases(ids) => dfo
+                .cases(&cxone::dfo::CaseFilter::default())
+                .await?
+                .into_iter()
+                .filter(|c| c.id.as_ref().is_some_and(|id| ids.contains(id)))
+                .collect(),
+            Selection::Customer(c) => {
+                dfo.cases(&cxone::dfo::CaseFilter {
                     customer_id: Some(c.clone()),
                     ..Default::default()
                 })
                 .await?
-                .into_iter()
-                .filter_map(|c| c.id)
-                .collect(),
-            Selection::ClosedBefore(t) => {
-                let closed = dfo
-                    .cases(&cxone::dfo::CaseFilter {
-                        statuses: vec![cxone::dfo::CaseStatus::Closed],
-                        ..Default::default()
-                    })
-                    .await?;
-                closed
-                    .into_iter()
-                    .filter(|c| c.status == Some(cxone::dfo::CaseStatus::Closed))
-                    .filter(|c| closed_at(c).is_some_and(|at| at < *t))
-                    .filter_map(|c| c.id)
-                    .collect()
             }
-        };
-        self.job.add_items(&keys).await?;
-        self.job
-            .step_done("find", Some(json!({"cases": keys.len()})), Vec::new())
-            .await?;
-        crate::failpoint("digital.found");
-        Ok(())
+            Selection::ClosedBefore(t) => dfo
+                .cases(&cxone::dfo::CaseFilter {
+                    statuses: vec![cxone::dfo::CaseStatus::Closed],
+                    ..Default::default()
+                })
+                .await?
+                .into_iter()
+                .filter(|c| c.status == Some(cxone::dfo::CaseStatus::Closed))
+                .filter(|c| closed_at(c).is_some_and(|at| at < *t))
+                .collect(),
+        })
     }
 
     /// Every case not yet done, [`CONCURRENCY`] at a time, each settled on its own.
@@ -197,7 +230,15 @@ impl Run<'_> {
             // ledger, and each settle is the only write while they run.
             let claimed = self.job.claim_many(&keys).await?;
             let mut settled = futures_util::stream::iter(claimed)
-                .map(|(k, _)| self.case(k))
+                .map(|(k, _)| async move {
+                    match k.strip_prefix("customer:") {
+                        Some(c) => {
+                            let c = c.to_string();
+                            self.customer(k, c).await
+                        }
+                        None => self.case(k).await,
+                    }
+                })
                 .buffer_unordered(CONCURRENCY);
             while let Some(step) = settled.next().await {
                 self.job.settle(vec![step?]).await?;
@@ -218,7 +259,9 @@ impl Run<'_> {
             }
             Err(e) => return Ok(self.failed(key, &e)),
         };
-        let rule = self.policy.messages;
+        let Some(rule) = self.policy.messages else {
+            return Ok(self.step(key, Tally::Unchanged, Vec::new(), 0));
+        };
         let reason = rule.reason.as_str();
         let mut audit = Vec::new();
         let mut fields = Vec::new();
@@ -296,7 +339,10 @@ impl Run<'_> {
             Details::new()
                 .id("case", case)?
                 .count("removals", removed)
-                .label("reason", self.policy.messages.reason.as_str())
+                .label(
+                    "reason",
+                    self.policy.messages.map_or("none", |m| m.reason.as_str()),
+                )
                 .id("job", self.job.id())?,
         ))
     }

@@ -46,10 +46,14 @@ pub struct Messages {
 }
 
 /// `[digital]`, checked.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct DigitalPolicy {
-    /// The messages rule.
-    pub messages: Messages,
+    /// Where it was read from, for messages.
+    pub shown: String,
+    /// The messages rule, if any.
+    pub messages: Option<Messages>,
+    /// `[digital.customer_fields]`: each ident's rule, with the policy's `[keys]`.
+    pub customer_fields: crate::anonymize::Policy,
     /// SHA-256 of the policy text (a resumed job checks it runs the same policy).
     pub digest: String,
 }
@@ -63,6 +67,9 @@ struct File {
 #[serde(deny_unknown_fields)]
 struct Section {
     messages: Option<Spanned<MessagesFile>>,
+    /// Compiled by `anonymize::Policy::parse_section`.
+    #[serde(default, rename = "customer_fields")]
+    _customer_fields: Option<toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -73,9 +80,43 @@ struct MessagesFile {
     reason: Option<String>,
 }
 
-/// The `[digital]` section of the policy `text` (read from `shown`), every problem
-/// named with its line; a policy without one is refused (it would change nothing).
-pub fn parse(shown: &str, text: &str) -> Result<DigitalPolicy> {
+/// The `[digital]` section of the policy `text` read from `path` (keys through
+/// `lookup`), every problem named with its line; a policy that would change nothing is
+/// refused.
+pub fn load(
+    path: &std::path::Path,
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<DigitalPolicy> {
+    let shown = path.display().to_string();
+    let messages = parse_messages(&shown, text)?;
+    let customer_fields = crate::anonymize::Policy::parse_section(
+        text,
+        path,
+        lookup,
+        crate::anonymize::policy::Section::CustomerFields,
+    )
+    .map_err(|problems| {
+        Error::Invalid(format!(
+            "{shown} does not validate; nothing was changed:\n  {}",
+            problems.join("\n  ")
+        ))
+    })?;
+    if messages.is_none() && customer_fields.rules.is_empty() {
+        return Err(Error::Invalid(format!(
+            "{shown}: [digital] changes nothing: give messages = {{ content, author_name, reason }} or [digital.customer_fields]"
+        )));
+    }
+    Ok(DigitalPolicy {
+        shown,
+        messages,
+        customer_fields,
+        digest: crate::sha256_hex(text),
+    })
+}
+
+/// `[digital] messages`, if given.
+fn parse_messages(shown: &str, text: &str) -> Result<Option<Messages>> {
     let bad = |problems: Vec<String>| {
         Error::Invalid(format!(
             "{shown} does not validate; nothing was changed:\n  {}",
@@ -89,12 +130,9 @@ pub fn parse(shown: &str, text: &str) -> Result<DigitalPolicy> {
             "{shown}: no [digital] section: add one, such as [digital] messages = {{ content = \"remove\", author_name = \"remove\", reason = \"TTL\" }}"
         )]));
     };
-    let line = crate::parsing::line_column(text, section.span().start).0;
     let s = section.into_inner();
     let Some(m) = s.messages else {
-        return Err(bad(vec![format!(
-            "{shown}:{line}: [digital]: give messages = {{ content, author_name, reason }}"
-        )]));
+        return Ok(None);
     };
     let mline = crate::parsing::line_column(text, m.span().start).0;
     let m = m.into_inner();
@@ -130,14 +168,11 @@ pub fn parse(shown: &str, text: &str) -> Result<DigitalPolicy> {
     if !problems.is_empty() {
         return Err(bad(problems));
     }
-    Ok(DigitalPolicy {
-        messages: Messages {
-            content,
-            author_name,
-            reason,
-        },
-        digest: crate::sha256_hex(text),
-    })
+    Ok(Some(Messages {
+        content,
+        author_name,
+        reason,
+    }))
 }
 
 #[cfg(test)]
@@ -146,13 +181,32 @@ mod tests {
 
     #[test]
     fn a_digital_section_is_read_and_its_problems_named_by_line() {
+        let parse = |_: &str, text: &str| load(std::path::Path::new("p.toml"), text, &|_| None);
         let p = parse(
             "p.toml",
             "[fields]\nemail = { op = \"erase\" }\n[digital]\nmessages = { content = \"remove\", reason = \"GDPR\" }\n",
         )
         .unwrap();
-        assert!(p.messages.content && !p.messages.author_name);
-        assert_eq!(p.messages.reason, Reason::Gdpr);
+        let m = p.messages.unwrap();
+        assert!(m.content && !m.author_name);
+        assert_eq!(m.reason, Reason::Gdpr);
+        assert!(p.customer_fields.rules.is_empty());
+        let p = parse(
+            "p.toml",
+            "[digital.customer_fields]\nloyalty_number = { op = \"mask\", keep_last = 2 }\n",
+        )
+        .unwrap();
+        assert!(p.messages.is_none() && p.customer_fields.rules.len() == 1);
+        let e = parse(
+            "p.toml",
+            "[digital.customer_fields]\nloyalty_number = { op = \"encrypt\", key = \"k\" }\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("p.toml:2: digital.customer_fields.loyalty_number: encrypt"),
+            "{e}"
+        );
         let e = parse(
             "p.toml",
             "[digital]\nmessages = { content = \"delete\", reason = \"later\" }\n",
