@@ -195,6 +195,12 @@ fn case(seed: u64, i: usize, now: i64) -> Value {
         "direction": "inbound",
         "endUser": {"id": format!("cust-{:05}", customer + 1)},
         "authorEndUserIdentity": {"idOnExternalPlatform": customer_email(customer)},
+        // Every third case carries an order number (a case custom field, §4.4c).
+        "customFields": if i.is_multiple_of(3) {
+            json!([{"ident": "order_number", "value": format!("ORD-{:08}", r % 100_000_000)}])
+        } else {
+            json!([])
+        },
     })
 }
 

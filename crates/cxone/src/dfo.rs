@@ -106,6 +106,9 @@ pub struct Case {
     /// The customer.
     #[serde(default)]
     pub end_user: Option<CaseCustomer>,
+    /// Its custom fields (personal data, possibly).
+    #[serde(default)]
+    pub custom_fields: Vec<CustomField>,
 }
 
 /// The customer of a case: its id only (the rest is the customer's).
@@ -301,6 +304,39 @@ impl Dfo<'_> {
             .idempotent_by_nature()
             .json(&serde_json::json!({"reason": reason}))?;
         self.client.execute(call).await.map(drop)
+    }
+
+    /// One case (§4.4b).
+    pub async fn case(self, number: &str) -> Result<Case> {
+        let call = Call::new(Method::GET, &["contacts", number]).on(Base::Dfo);
+        self.client.execute(call).await?.decode("case")
+    }
+
+    /// Sets custom fields of a case (§4.4c), paced against the case's own budget.
+    pub async fn set_case_fields(self, number: &str, fields: &[CustomField]) -> Result<()> {
+        let call = Call::new(Method::PUT, &["contacts", number, "custom-fields"])
+            .on(Base::Dfo)
+            .json(&fields)?;
+        self.client.execute(call).await.map(drop)
+    }
+
+    /// Deletes one custom field of a case (§4.4d).
+    pub async fn delete_case_field(self, number: &str, ident: &str) -> Result<()> {
+        let call = Call::new(
+            Method::DELETE,
+            &["contacts", number, "custom-fields", ident],
+        )
+        .on(Base::Dfo);
+        self.client.execute(call).await.map(drop)
+    }
+
+    /// The cases' custom-field definitions (§4.3i, `consumer-contact-custom-fields`).
+    pub async fn case_fields(self) -> Result<Vec<FieldDefinition>> {
+        let call = Call::new(Method::GET, &["consumer-contact-custom-fields"]).on(Base::Dfo);
+        self.client
+            .execute(call)
+            .await?
+            .decode("case custom-field definitions")
     }
 
     /// One customer (§4.3b).

@@ -383,3 +383,69 @@ loyalty_number = { op = "pseudonymize", key = "k" }
     );
     assert_eq!(dfo(&h)["dfoWrites"], writes);
 }
+
+#[test]
+fn case_fields_are_masked_once_and_an_unknown_case_field_is_refused() {
+    let h = real(cxone_sim::SimConfig::default());
+    h.write(
+        "policy.toml",
+        "[digital.case_fields]\norder_number = { op = \"mask\", keep_last = 4 }\n",
+    );
+    let order = |h: &Harness, case: &str| {
+        dfo(h)["dfo"]["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == case)
+            .and_then(|c| c["customFields"].as_array().cloned())
+            .and_then(|a| a.iter().find(|f| f["ident"] == "order_number").cloned())
+            .map(|f| f["value"].as_str().unwrap().to_string())
+    };
+    // 300000000 and 300000003 carry an order number; 300000001 has none.
+    let before = order(&h, "300000003").expect("every third case has one");
+    assert!(order(&h, "300000001").is_none());
+    h.write("cases.txt", "300000001\n300000003\n");
+    let args = [
+        "digital",
+        "anonymize",
+        "--policy",
+        "policy.toml",
+        "--cases",
+        "cases.txt",
+    ];
+    let o = h.run(&args);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let after = order(&h, "300000003").unwrap();
+    assert_eq!(after, format!("********{}", &before[before.len() - 4..]));
+    assert!(
+        order(&h, "300000000").is_some_and(|v| v.starts_with("ORD-")),
+        "not listed: untouched"
+    );
+    assert!(
+        removed(&h).is_empty(),
+        "no messages rule: no message touched"
+    );
+    assert_eq!(h.ledger_entries("dfo.case.field").len(), 1);
+    let writes = dfo(&h)["dfoWrites"].clone();
+    let o = h.run(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(dfo(&h)["dfoWrites"], writes, "a rerun writes nothing");
+    h.write(
+        "bad.toml",
+        "[digital.case_fields]\nticket = { op = \"erase\" }\n",
+    );
+    let o = h.run(&[
+        "digital",
+        "anonymize",
+        "--policy",
+        "bad.toml",
+        "--cases",
+        "cases.txt",
+    ]);
+    assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("bad.toml:2: digital.case_fields.ticket"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -41,6 +41,19 @@ pub(super) fn router() -> Router<Arc<SimState>> {
         )
         .route("/dfo/3.0/customers/{id}", get(customer))
         .route("/dfo/3.0/contacts", get(cases))
+        .route("/dfo/3.0/contacts/{id}", get(case))
+        .route(
+            "/dfo/3.0/contacts/{id}/custom-fields",
+            axum::routing::put(super::dfo_writes::set_case_fields),
+        )
+        .route(
+            "/dfo/3.0/contacts/{id}/custom-fields/{ident}",
+            axum::routing::delete(super::dfo_writes::delete_case_field),
+        )
+        .route(
+            "/dfo/3.0/consumer-contact-custom-fields",
+            get(case_field_definitions),
+        )
         .route("/dfo/3.0/contacts/{id}/messages", get(messages))
         .route(
             "/dfo/3.0/messages/{id}/content-removal",
@@ -200,6 +213,32 @@ async fn customer(
         Some(c) => ok(c.clone()),
         None => error(StatusCode::NOT_FOUND, &format!("no customer {id}")),
     }
+}
+
+async fn case(
+    State(s): State<Arc<SimState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = gate(&s, &headers).and_then(|()| dfo_read(&s)) {
+        return r;
+    }
+    let t = lock(&s.real.tenant);
+    match t.cases.iter().find(|c| c["id"] == id.as_str()) {
+        Some(c) => ok(c.clone()),
+        None => error(StatusCode::NOT_FOUND, &format!("no case {id}")),
+    }
+}
+
+/// The case custom-field definitions (§4.3i): one, `order_number`.
+async fn case_field_definitions(State(s): State<Arc<SimState>>, headers: HeaderMap) -> Response {
+    if let Err(r) = gate(&s, &headers).and_then(|()| dfo_read(&s)) {
+        return r;
+    }
+    ok(
+        json!([{"ident": "order_number", "label": "Order number", "type": "text",
+               "required": false, "isEditable": true}]),
+    )
 }
 
 async fn field_definitions(State(s): State<Arc<SimState>>, headers: HeaderMap) -> Response {

@@ -88,6 +88,81 @@ pub(super) async fn author_name_removal(
     remove(&s, &headers, &id, &body, "authorNameRemoved")
 }
 
+/// `PUT /contacts/{n}/custom-fields` (§4.4c): upserts the listed case fields
+/// (`order_number` is the one defined); metered against the case's own budget.
+pub(super) async fn set_case_fields(
+    State(s): State<Arc<SimState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = gate(&s, &headers) {
+        return r;
+    }
+    let Ok(Value::Array(fields)) = serde_json::from_slice::<Value>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the body is an array of {ident, value}",
+        );
+    };
+    if fields
+        .iter()
+        .any(|f| f["ident"] != "order_number" || !f["value"].is_string())
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "unknown case custom field, or a value that is not text",
+        );
+    }
+    if let Err(r) = dfo_write(&s, Some(&id)) {
+        return r;
+    }
+    let mut t = lock(&s.real.tenant);
+    let Some(c) = t.cases.iter_mut().find(|c| c["id"] == id.as_str()) else {
+        return error(StatusCode::NOT_FOUND, &format!("no case {id}"));
+    };
+    upsert(&mut c["customFields"], fields);
+    drop(t);
+    s.mutated("case", &id);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `DELETE /contacts/{n}/custom-fields/{ident}` (§4.4d).
+pub(super) async fn delete_case_field(
+    State(s): State<Arc<SimState>>,
+    headers: HeaderMap,
+    Path((id, ident)): Path<(String, String)>,
+) -> Response {
+    if let Err(r) = gate(&s, &headers).and_then(|()| dfo_write(&s, Some(&id))) {
+        return r;
+    }
+    let mut t = lock(&s.real.tenant);
+    let Some(c) = t.cases.iter_mut().find(|c| c["id"] == id.as_str()) else {
+        return error(StatusCode::NOT_FOUND, &format!("no case {id}"));
+    };
+    if let Some(fields) = c["customFields"].as_array_mut() {
+        fields.retain(|f| f["ident"] != ident.as_str());
+    }
+    drop(t);
+    s.mutated("case", &id);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Sets each of `fields` in the `customFields` array `have`, adding the missing ones.
+fn upsert(have: &mut Value, fields: Vec<Value>) {
+    if !have.is_array() {
+        *have = json!([]);
+    }
+    if let Some(have) = have.as_array_mut() {
+        for f in fields {
+            match have.iter_mut().find(|h| h["ident"] == f["ident"]) {
+                Some(h) => h["value"] = f["value"].clone(),
+                None => have.push(json!({"ident": f["ident"], "value": f["value"]})),
+            }
+        }
+    }
+}
+
 /// `PUT /customers/{id}/custom-fields` (§4.3e): upserts the listed idents; an ident the
 /// definitions do not know, or an entry without a text value, is a 400 and nothing is
 /// changed.
@@ -132,17 +207,7 @@ pub(super) async fn set_customer_fields(
     let Some(c) = t.customers.iter_mut().find(|c| c["id"] == id.as_str()) else {
         return error(StatusCode::NOT_FOUND, &format!("no customer {id}"));
     };
-    if !c["customFields"].is_array() {
-        c["customFields"] = json!([]);
-    }
-    if let Some(have) = c["customFields"].as_array_mut() {
-        for f in fields {
-            match have.iter_mut().find(|h| h["ident"] == f["ident"]) {
-                Some(h) => h["value"] = f["value"].clone(),
-                None => have.push(json!({"ident": f["ident"], "value": f["value"]})),
-            }
-        }
-    }
+    upsert(&mut c["customFields"], fields);
     drop(t);
     s.mutated("customer", &id);
     StatusCode::NO_CONTENT.into_response()

@@ -234,6 +234,7 @@ fn dfo_snapshot(t: &crate::realdata::Tenant) -> Value {
             json!({
                 "id": c["id"], "status": c["status"], "statusUpdatedAt": c["statusUpdatedAt"],
                 "customer": c["endUser"]["id"], "messages": messages,
+                "customFields": c["customFields"],
             })
         })
         .collect();

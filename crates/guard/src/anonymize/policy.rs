@@ -76,6 +76,8 @@ struct DigitalFile {
     _messages: Option<toml::Value>,
     #[serde(default)]
     customer_fields: BTreeMap<Spanned<String>, Spanned<RuleFile>>,
+    #[serde(default)]
+    case_fields: BTreeMap<Spanned<String>, Spanned<RuleFile>>,
 }
 
 /// Which rules of the file a [`Policy`] holds.
@@ -85,6 +87,8 @@ pub enum Section {
     Contacts,
     /// `[digital.customer_fields]`: DFO customer custom fields by ident.
     CustomerFields,
+    /// `[digital.case_fields]`: DFO case custom fields by ident.
+    CaseFields,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -151,6 +155,10 @@ impl Policy {
             Section::CustomerFields => (
                 file.digital.as_ref().map_or(&empty, |d| &d.customer_fields),
                 "digital.customer_fields.",
+            ),
+            Section::CaseFields => (
+                file.digital.as_ref().map_or(&empty, |d| &d.case_fields),
+                "digital.case_fields.",
             ),
         };
         if section == Section::Contacts && file.fields.is_empty() {
@@ -230,9 +238,9 @@ fn compile_all(
         let here = format!("{shown}:{line}: {prefix}{}", name.get_ref());
         let parsed = match section {
             Section::Contacts => Field::parse(name.get_ref()),
-            Section::CustomerFields => Field::parse(&format!("customFields.{}", name.get_ref())),
+            _ => Field::parse(&format!("customFields.{}", name.get_ref())),
         };
-        if section == Section::CustomerFields && rule.get_ref().op == "encrypt" {
+        if section != Section::Contacts && rule.get_ref().op == "encrypt" {
             errors.push(format!(
                 "{here}: encrypt is for contact fields; a DFO field keeps no record of it (use pseudonymize, mask or erase)"
             ));

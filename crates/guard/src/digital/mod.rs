@@ -9,7 +9,8 @@
 //! removal twice. The client paces DFO reads and writes by the published budgets
 //! (`[tenant.limits]`).
 
-mod customers;
+mod fields;
+mod messages;
 pub mod policy;
 
 use std::sync::Arc;
@@ -104,9 +105,9 @@ pub async fn anonymize(
     progress: Arc<Progress>,
 ) -> Result<Report> {
     ledger::details::check_identifier("actor", actor)?;
-    customers::check_idents(client, policy).await?;
+    fields::check_idents(client, policy).await?;
     let mut items = vec!["find".to_string()];
-    if let (Selection::Cases(ids), Some(_)) = (selection, policy.messages) {
+    if let (Selection::Cases(ids), true) = (selection, policy.touches_cases()) {
         items.extend(ids.iter().cloned());
     }
     let new = NewJob {
@@ -138,6 +139,14 @@ pub async fn anonymize(
     run.finish().await
 }
 
+/// What a case's parts did: audit entries, the parts changed, and how many changes.
+#[derive(Default)]
+struct Part {
+    audit: Vec<NewEntry>,
+    fields: Vec<String>,
+    count: u64,
+}
+
 struct Run<'a> {
     client: &'a cxone::Client,
     policy: &'a DigitalPolicy,
@@ -153,7 +162,7 @@ impl Run<'_> {
         let fields = !self.policy.customer_fields.rules.is_empty();
         let cases = self.cases_in(selection, fields).await?;
         let mut keys: Vec<String> = Vec::new();
-        if self.policy.messages.is_some() && !matches!(selection, Selection::Cases(_)) {
+        if self.policy.touches_cases() && !matches!(selection, Selection::Cases(_)) {
             keys.extend(cases.iter().filter_map(|c| c.id.clone()));
         }
         let n = keys.len();
@@ -248,67 +257,37 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// One case: its messages read, each removal the policy asks for and the message
-    /// does not show sent, and the case's step (audit entries and its event).
+    /// One case: its messages' removals, then its own custom fields, each as the
+    /// policy asks; the case's step holds the audit entries and its one event.
     async fn case(&self, key: String) -> Result<Step> {
-        let dfo = self.client.dfo();
-        let messages = match dfo.messages(&key).await {
-            Ok(m) => m,
-            Err(e) if e.status() == Some(404) => {
-                return Ok(self.step(key, Tally::NotFound { what: "case" }, vec![], 0));
-            }
-            Err(e) => return Ok(self.failed(key, &e)),
-        };
-        let Some(rule) = self.policy.messages else {
-            return Ok(self.step(key, Tally::Unchanged, Vec::new(), 0));
-        };
-        let reason = rule.reason.as_str();
-        let mut audit = Vec::new();
-        let mut fields = Vec::new();
-        let mut removed = 0u64;
-        for m in &messages {
-            let Some(id) = m.id.as_deref() else { continue };
-            let wanted = [
-                ("content", rule.content && m.content_removed.is_none()),
-                (
-                    "author_name",
-                    rule.author_name && m.author_name_removed.is_none(),
-                ),
-            ];
-            for (what, _) in wanted.iter().filter(|(_, w)| *w) {
-                let sent = if *what == "content" {
-                    self.job.timed(dfo.remove_content(&key, id, reason)).await
-                } else {
-                    self.job
-                        .timed(dfo.remove_author_name(&key, id, reason))
-                        .await
-                };
-                if let Err(e) = sent {
-                    return Ok(self.failed(key, &e));
-                }
-                crate::failpoint("digital.removed");
-                removed += 1;
-                audit.push(NewEntry::new(
-                    self.job.actor(),
-                    "dfo.message.removed",
-                    id,
-                    Outcome::Success,
-                    Details::new()
-                        .id("case", &key)?
-                        .label("part", what)
-                        .label("reason", reason),
-                )?);
-                if !fields.contains(&what.to_string()) {
-                    fields.push(what.to_string());
-                }
-            }
+        let mut part = Part::default();
+        if let Some(rule) = self.policy.messages
+            && let Err(e) = self.remove_messages(&key, rule, &mut part).await?
+        {
+            return Ok(self.api_failed(key, &e));
         }
-        let tally = if removed == 0 {
+        if !self.policy.case_fields.rules.is_empty()
+            && let Err(e) = self.case_fields(&key, &mut part).await?
+        {
+            return Ok(self.api_failed(key, &e));
+        }
+        let tally = if part.count == 0 {
             Tally::Unchanged
         } else {
-            Tally::Changed { fields }
+            Tally::Changed {
+                fields: part.fields,
+            }
         };
-        Ok(self.step(key, tally, audit, removed))
+        Ok(self.step(key, tally, part.audit, part.count))
+    }
+
+    /// A 404 is a case that does not exist; anything else a failure of this case.
+    fn api_failed(&self, key: String, e: &cxone::Error) -> Step {
+        if e.status() == Some(404) {
+            self.step(key, Tally::NotFound { what: "case" }, Vec::new(), 0)
+        } else {
+            self.failed(key, e)
+        }
     }
 
     fn step(&self, key: String, tally: Tally, audit: Vec<NewEntry>, removed: u64) -> Step {
@@ -322,7 +301,7 @@ impl Run<'_> {
                     error: "no such case (404)".into(),
                 },
                 _ => ItemOutcome::Done {
-                    result: Some(json!({"removed": removed})),
+                    result: Some(json!({"changes": removed})),
                 },
             },
             key,
@@ -338,7 +317,7 @@ impl Run<'_> {
             "case.anonymized",
             Details::new()
                 .id("case", case)?
-                .count("removals", removed)
+                .count("changes", removed)
                 .label(
                     "reason",
                     self.policy.messages.map_or("none", |m| m.reason.as_str()),

@@ -48,14 +48,23 @@ pub struct Messages {
 /// `[digital]`, checked.
 #[derive(Debug)]
 pub struct DigitalPolicy {
-    /// Where it was read from, for messages.
+    /// Where it was read from, for messages (of errors).
     pub shown: String,
     /// The messages rule, if any.
     pub messages: Option<Messages>,
     /// `[digital.customer_fields]`: each ident's rule, with the policy's `[keys]`.
     pub customer_fields: crate::anonymize::Policy,
+    /// `[digital.case_fields]`: likewise for the cases' own custom fields.
+    pub case_fields: crate::anonymize::Policy,
     /// SHA-256 of the policy text (a resumed job checks it runs the same policy).
     pub digest: String,
+}
+
+impl DigitalPolicy {
+    /// Whether the cases themselves are worked on (their messages or their fields).
+    pub fn touches_cases(&self) -> bool {
+        self.messages.is_some() || !self.case_fields.rules.is_empty()
+    }
 }
 
 #[derive(Deserialize)]
@@ -70,6 +79,9 @@ struct Section {
     /// Compiled by `anonymize::Policy::parse_section`.
     #[serde(default, rename = "customer_fields")]
     _customer_fields: Option<toml::Value>,
+    /// Compiled by `anonymize::Policy::parse_section`.
+    #[serde(default, rename = "case_fields")]
+    _case_fields: Option<toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -90,19 +102,17 @@ pub fn load(
 ) -> Result<DigitalPolicy> {
     let shown = path.display().to_string();
     let messages = parse_messages(&shown, text)?;
-    let customer_fields = crate::anonymize::Policy::parse_section(
-        text,
-        path,
-        lookup,
-        crate::anonymize::policy::Section::CustomerFields,
-    )
-    .map_err(|problems| {
-        Error::Invalid(format!(
-            "{shown} does not validate; nothing was changed:\n  {}",
-            problems.join("\n  ")
-        ))
-    })?;
-    if messages.is_none() && customer_fields.rules.is_empty() {
+    let section = |s| {
+        crate::anonymize::Policy::parse_section(text, path, lookup, s).map_err(|problems| {
+            Error::Invalid(format!(
+                "{shown} does not validate; nothing was changed:\n  {}",
+                problems.join("\n  ")
+            ))
+        })
+    };
+    let customer_fields = section(crate::anonymize::policy::Section::CustomerFields)?;
+    let case_fields = section(crate::anonymize::policy::Section::CaseFields)?;
+    if messages.is_none() && customer_fields.rules.is_empty() && case_fields.rules.is_empty() {
         return Err(Error::Invalid(format!(
             "{shown}: [digital] changes nothing: give messages = {{ content, author_name, reason }} or [digital.customer_fields]"
         )));
@@ -111,6 +121,7 @@ pub fn load(
         shown,
         messages,
         customer_fields,
+        case_fields,
         digest: crate::sha256_hex(text),
     })
 }
