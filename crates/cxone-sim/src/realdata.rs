@@ -68,6 +68,8 @@ pub(crate) struct Tenant {
     pub instances: Vec<Value>,
     /// Message id → `{contentRemoved?, authorNameRemoved?}` set by the removal routes.
     pub removed: std::collections::HashMap<String, Value>,
+    /// Customer id → its notes (§4.3h): every fifth customer has one.
+    pub notes: std::collections::BTreeMap<String, Vec<Value>>,
 }
 
 /// A UUID-shaped text derived from `label`.
@@ -118,6 +120,17 @@ impl Tenant {
             policies: policies(now),
             instances: instances(now),
             removed: std::collections::HashMap::new(),
+            notes: (0..CUSTOMERS)
+                .filter(|i| i.is_multiple_of(5))
+                .map(|i| {
+                    let at = rfc3339(data::ts(now - (i as i64 + 1) * 3600));
+                    (
+                        format!("cust-{:05}", i + 1),
+                        vec![json!({"id": format!("note-{}", i + 1), "createdAt": at, "updatedAt": at,
+                                    "user": {"id": 1}, "content": format!("Called about order; call back on +4420795{i:05}")})],
+                    )
+                })
+                .collect(),
             tenant_id,
         }
     }

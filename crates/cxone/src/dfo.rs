@@ -339,6 +339,29 @@ impl Dfo<'_> {
             .decode("case custom-field definitions")
     }
 
+    /// The ids of a customer's notes (§4.3h; their content is never kept).
+    pub async fn note_ids(self, customer: &str) -> Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct Note {
+            #[serde(default, deserialize_with = "lenient_opt_string")]
+            id: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct Page {
+            #[serde(default)]
+            data: Vec<Note>,
+        }
+        let call = Call::new(Method::GET, &["customers", customer, "notes"]).on(Base::Dfo);
+        let page: Page = self.client.execute(call).await?.decode("notes")?;
+        Ok(page.data.into_iter().filter_map(|n| n.id).collect())
+    }
+
+    /// Deletes a customer's note (§4.3h).
+    pub async fn delete_note(self, customer: &str, note: &str) -> Result<()> {
+        let call = Call::new(Method::DELETE, &["customers", customer, "notes", note]).on(Base::Dfo);
+        self.client.execute(call).await.map(drop)
+    }
+
     /// One customer (§4.3b).
     pub async fn customer(self, id: &str) -> Result<Customer> {
         let call = Call::new(Method::GET, &["customers", id]).on(Base::Dfo);

@@ -449,3 +449,56 @@ fn case_fields_are_masked_once_and_an_unknown_case_field_is_refused() {
         stderr(&o)
     );
 }
+
+#[test]
+fn customer_notes_are_deleted_once_and_a_bad_notes_op_is_refused() {
+    let h = real(cxone_sim::SimConfig::default());
+    h.write("policy.toml", "[digital.notes]\nop = \"delete\"\n");
+    let notes = |h: &Harness, c: &str| dfo(h)["dfo"]["notes"][c].as_u64();
+    assert_eq!(
+        notes(&h, "cust-00001"),
+        Some(1),
+        "every fifth customer has a note"
+    );
+    assert_eq!(notes(&h, "cust-00006"), Some(1));
+    let args = [
+        "digital",
+        "anonymize",
+        "--policy",
+        "policy.toml",
+        "--customer",
+        "cust-00001",
+    ];
+    let o = h.run(&args);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(notes(&h, "cust-00001"), Some(0));
+    assert_eq!(
+        notes(&h, "cust-00006"),
+        Some(1),
+        "another customer's note is kept"
+    );
+    assert_eq!(h.ledger_entries("dfo.customer.note.deleted").len(), 1);
+    assert!(
+        !h.ledger_bytes().contains("call back on"),
+        "no note content recorded"
+    );
+    let writes = dfo(&h)["dfoWrites"].clone();
+    assert_eq!(h.run(&args).status.code(), Some(0));
+    assert_eq!(dfo(&h)["dfoWrites"], writes, "a rerun deletes nothing");
+    h.write("bad.toml", "[digital.notes]\nop = \"shred\"\n");
+    let o = h.run(&[
+        "digital",
+        "anonymize",
+        "--policy",
+        "bad.toml",
+        "--customer",
+        "cust-00006",
+    ]);
+    assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("bad.toml:1: digital.notes.op"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(notes(&h, "cust-00006"), Some(1));
+}

@@ -40,6 +40,11 @@ pub(super) fn router() -> Router<Arc<SimState>> {
             get(field_definitions),
         )
         .route("/dfo/3.0/customers/{id}", get(customer))
+        .route("/dfo/3.0/customers/{id}/notes", get(notes))
+        .route(
+            "/dfo/3.0/customers/{id}/notes/{note}",
+            axum::routing::delete(super::dfo_writes::delete_note),
+        )
         .route("/dfo/3.0/contacts", get(cases))
         .route("/dfo/3.0/contacts/{id}", get(case))
         .route(
@@ -213,6 +218,23 @@ async fn customer(
         Some(c) => ok(c.clone()),
         None => error(StatusCode::NOT_FOUND, &format!("no customer {id}")),
     }
+}
+
+/// A customer's notes (§4.3h), in one page.
+async fn notes(
+    State(s): State<Arc<SimState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = gate(&s, &headers).and_then(|()| dfo_read(&s)) {
+        return r;
+    }
+    let t = lock(&s.real.tenant);
+    if !t.customers.iter().any(|c| c["id"] == id.as_str()) {
+        return error(StatusCode::NOT_FOUND, &format!("no customer {id}"));
+    }
+    let data = t.notes.get(&id).cloned().unwrap_or_default();
+    ok(json!({"totalRecords": data.len(), "data": data}))
 }
 
 async fn case(

@@ -148,6 +148,29 @@ pub(super) async fn delete_case_field(
     StatusCode::NO_CONTENT.into_response()
 }
 
+/// `DELETE /customers/{id}/notes/{noteId}` (§4.3h).
+pub(super) async fn delete_note(
+    State(s): State<Arc<SimState>>,
+    headers: HeaderMap,
+    Path((id, note)): Path<(String, String)>,
+) -> Response {
+    if let Err(r) = gate(&s, &headers).and_then(|()| dfo_write(&s, None)) {
+        return r;
+    }
+    let mut t = lock(&s.real.tenant);
+    let Some(notes) = t.notes.get_mut(&id) else {
+        return error(StatusCode::NOT_FOUND, &format!("no note {note} of {id}"));
+    };
+    let before = notes.len();
+    notes.retain(|n| n["id"] != note.as_str());
+    if notes.len() == before {
+        return error(StatusCode::NOT_FOUND, &format!("no note {note} of {id}"));
+    }
+    drop(t);
+    s.mutated("customer", &id);
+    StatusCode::NO_CONTENT.into_response()
+}
+
 /// Sets each of `fields` in the `customFields` array `have`, adding the missing ones.
 fn upsert(have: &mut Value, fields: Vec<Value>) {
     if !have.is_array() {

@@ -248,7 +248,12 @@ fn dfo_snapshot(t: &crate::realdata::Tenant) -> Value {
             )
         })
         .collect();
-    json!({"cases": cases, "removals": t.removed, "customerFields": fields})
+    let notes: serde_json::Map<String, Value> = t
+        .notes
+        .iter()
+        .map(|(c, n)| (c.clone(), json!(n.len())))
+        .collect();
+    json!({"cases": cases, "removals": t.removed, "customerFields": fields, "notes": notes})
 }
 
 /// Checks `dfoBudgetScale` / `dfoThrottleShare` of a control change, and applies it when

@@ -78,6 +78,9 @@ struct DigitalFile {
     customer_fields: BTreeMap<Spanned<String>, Spanned<RuleFile>>,
     #[serde(default)]
     case_fields: BTreeMap<Spanned<String>, Spanned<RuleFile>>,
+    /// Read by `guard::digital::policy`.
+    #[serde(default, rename = "notes")]
+    _notes: Option<toml::Value>,
 }
 
 /// Which rules of the file a [`Policy`] holds.

@@ -11,6 +11,9 @@ use crate::anonymize::policy::Field;
 use crate::job::{Step, Tally};
 use crate::{Error, Result};
 
+/// The most rounds of reading and deleting one customer's notes.
+const NOTE_ROUNDS: usize = 50;
+
 /// Refuses, before any change, a rule whose ident the tenant's custom-field definitions
 /// (of customers, of cases) do not know, naming its line.
 pub(super) async fn check_idents(client: &cxone::Client, policy: &DigitalPolicy) -> Result<()> {
@@ -131,8 +134,38 @@ impl Run<'_> {
                 Err(e) => return Ok(self.failed(key, &e)),
             }
         }
+        let notes = if self.policy.delete_notes {
+            match self.delete_notes(&id).await {
+                Ok(n) => n,
+                Err(e) => return Ok(self.failed(key, &e)),
+            }
+        } else {
+            Vec::new()
+        };
         crate::failpoint("digital.customer");
-        self.customer_step(key, &id, changed)
+        self.customer_step(key, &id, changed, notes)
+    }
+
+    /// Deletes every note of customer `id`, reading them again until none is left (the
+    /// notes listing pages; each round deletes what one page shows), at most
+    /// [`NOTE_ROUNDS`] rounds. The deleted notes' ids.
+    async fn delete_notes(&self, id: &str) -> std::result::Result<Vec<String>, cxone::Error> {
+        let dfo = self.client.dfo();
+        let mut deleted = Vec::new();
+        for _ in 0..NOTE_ROUNDS {
+            let ids = dfo.note_ids(id).await?;
+            if ids.is_empty() {
+                return Ok(deleted);
+            }
+            for n in ids {
+                match self.job.timed(dfo.delete_note(id, &n)).await {
+                    Ok(()) => deleted.push(n),
+                    Err(e) if e.status() == Some(404) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(deleted)
     }
 
     /// Case `key`'s own custom fields, as `[digital.case_fields]` asks; an API error is
@@ -179,8 +212,18 @@ impl Run<'_> {
         key: String,
         id: &str,
         changed: Vec<(String, &'static str)>,
+        notes: Vec<String>,
     ) -> Result<Step> {
         let mut audit = Vec::new();
+        for n in &notes {
+            audit.push(NewEntry::new(
+                self.job.actor(),
+                "dfo.customer.note.deleted",
+                id,
+                Outcome::Success,
+                Details::new().id("note", n)?,
+            )?);
+        }
         for (ident, op) in &changed {
             audit.push(NewEntry::new(
                 self.job.actor(),
@@ -190,7 +233,7 @@ impl Run<'_> {
                 Details::new().id("field", ident)?.label("op", op),
             )?);
         }
-        let events = if changed.is_empty() {
+        let events = if changed.is_empty() && notes.is_empty() {
             Vec::new()
         } else {
             vec![NewEvent::new(
@@ -199,22 +242,25 @@ impl Run<'_> {
                 Details::new()
                     .id("customer", id)?
                     .count("fields", changed.len() as u64)
+                    .count("notes", notes.len() as u64)
                     .id("job", self.job.id())?,
             )]
         };
-        let tally = if changed.is_empty() {
+        let mut fields: Vec<String> = changed
+            .iter()
+            .map(|(f, _)| format!("customFields.{f}"))
+            .collect();
+        if !notes.is_empty() {
+            fields.push("notes".into());
+        }
+        let tally = if fields.is_empty() {
             Tally::Unchanged
         } else {
-            Tally::Changed {
-                fields: changed
-                    .iter()
-                    .map(|(f, _)| format!("customFields.{f}"))
-                    .collect(),
-            }
+            Tally::Changed { fields }
         };
         Ok(Step {
             outcome: ItemOutcome::Done {
-                result: Some(json!({"fields": changed.len()})),
+                result: Some(json!({"fields": changed.len(), "notes": notes.len()})),
             },
             key,
             audit,

@@ -159,7 +159,7 @@ impl Run<'_> {
         let Claim::Claimed { .. } = self.job.claim("find").await? else {
             return Ok(());
         };
-        let fields = !self.policy.customer_fields.rules.is_empty();
+        let fields = self.policy.touches_customers();
         let cases = self.cases_in(selection, fields).await?;
         let mut keys: Vec<String> = Vec::new();
         if self.policy.touches_cases() && !matches!(selection, Selection::Cases(_)) {

@@ -56,6 +56,8 @@ pub struct DigitalPolicy {
     pub customer_fields: crate::anonymize::Policy,
     /// `[digital.case_fields]`: likewise for the cases' own custom fields.
     pub case_fields: crate::anonymize::Policy,
+    /// `[digital.notes] op = "delete"`: the customers' notes are deleted.
+    pub delete_notes: bool,
     /// SHA-256 of the policy text (a resumed job checks it runs the same policy).
     pub digest: String,
 }
@@ -64,6 +66,11 @@ impl DigitalPolicy {
     /// Whether the cases themselves are worked on (their messages or their fields).
     pub fn touches_cases(&self) -> bool {
         self.messages.is_some() || !self.case_fields.rules.is_empty()
+    }
+
+    /// Whether the cases' customers are worked on (their fields or their notes).
+    pub fn touches_customers(&self) -> bool {
+        self.delete_notes || !self.customer_fields.rules.is_empty()
     }
 }
 
@@ -82,6 +89,13 @@ struct Section {
     /// Compiled by `anonymize::Policy::parse_section`.
     #[serde(default, rename = "case_fields")]
     _case_fields: Option<toml::Value>,
+    notes: Option<Spanned<NotesFile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotesFile {
+    op: String,
 }
 
 #[derive(Deserialize)]
@@ -101,7 +115,7 @@ pub fn load(
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<DigitalPolicy> {
     let shown = path.display().to_string();
-    let messages = parse_messages(&shown, text)?;
+    let (messages, delete_notes) = parse_messages(&shown, text)?;
     let section = |s| {
         crate::anonymize::Policy::parse_section(text, path, lookup, s).map_err(|problems| {
             Error::Invalid(format!(
@@ -112,7 +126,11 @@ pub fn load(
     };
     let customer_fields = section(crate::anonymize::policy::Section::CustomerFields)?;
     let case_fields = section(crate::anonymize::policy::Section::CaseFields)?;
-    if messages.is_none() && customer_fields.rules.is_empty() && case_fields.rules.is_empty() {
+    if messages.is_none()
+        && !delete_notes
+        && customer_fields.rules.is_empty()
+        && case_fields.rules.is_empty()
+    {
         return Err(Error::Invalid(format!(
             "{shown}: [digital] changes nothing: give messages = {{ content, author_name, reason }} or [digital.customer_fields]"
         )));
@@ -122,12 +140,13 @@ pub fn load(
         messages,
         customer_fields,
         case_fields,
+        delete_notes,
         digest: crate::sha256_hex(text),
     })
 }
 
-/// `[digital] messages`, if given.
-fn parse_messages(shown: &str, text: &str) -> Result<Option<Messages>> {
+/// `[digital] messages`, if given, and whether `[digital.notes]` deletes notes.
+fn parse_messages(shown: &str, text: &str) -> Result<(Option<Messages>, bool)> {
     let bad = |problems: Vec<String>| {
         Error::Invalid(format!(
             "{shown} does not validate; nothing was changed:\n  {}",
@@ -142,8 +161,21 @@ fn parse_messages(shown: &str, text: &str) -> Result<Option<Messages>> {
         )]));
     };
     let s = section.into_inner();
+    let notes = match s.notes {
+        None => false,
+        Some(n) => match n.get_ref().op.as_str() {
+            "delete" => true,
+            "keep" => false,
+            other => {
+                let line = crate::parsing::line_column(text, n.span().start).0;
+                return Err(bad(vec![format!(
+                    "{shown}:{line}: digital.notes.op: {other:?} is not \"delete\" or \"keep\""
+                )]));
+            }
+        },
+    };
     let Some(m) = s.messages else {
-        return Ok(None);
+        return Ok((None, notes));
     };
     let mline = crate::parsing::line_column(text, m.span().start).0;
     let m = m.into_inner();
@@ -179,11 +211,14 @@ fn parse_messages(shown: &str, text: &str) -> Result<Option<Messages>> {
     if !problems.is_empty() {
         return Err(bad(problems));
     }
-    Ok(Some(Messages {
-        content,
-        author_name,
-        reason,
-    }))
+    Ok((
+        Some(Messages {
+            content,
+            author_name,
+            reason,
+        }),
+        notes,
+    ))
 }
 
 #[cfg(test)]
