@@ -22,7 +22,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cxone::Client;
-use ledger::{Claim, ItemOutcome, ItemSettle, JobStatus, Ledger, NewEntry, NewEvent, NewJob};
+use ledger::{
+    Claim, ItemOutcome, ItemSettle, JobStatus, Ledger, NewEntry, NewEvent, NewJob, Outcome,
+};
 use serde::Serialize;
 
 use crate::{Error, Result};
@@ -484,6 +486,34 @@ impl<'a> Job<'a> {
     pub async fn finish(self, status: JobStatus, entry: NewEntry) -> Result<Report> {
         self.end(status, entry).await?;
         Ok(self.report_so_far())
+    }
+
+    /// Ends the job by its item counts: failed if any item failed, with a `job.finish`
+    /// entry of the counts and the per-field changes (the item jobs' common end).
+    pub async fn finish_counted(self) -> Result<Report> {
+        let r = self.totals();
+        let status = if r.any_failed() {
+            JobStatus::Failed
+        } else {
+            JobStatus::Done
+        };
+        let entry = NewEntry::new(
+            &self.actor,
+            "job.finish",
+            &self.id,
+            if status == JobStatus::Done {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            },
+            ledger::Details::new()
+                .count("changed", r.changed)
+                .count("unchanged", r.unchanged)
+                .count("failed", r.failed)
+                .count("not_found", r.not_found)
+                .count_map("fields", &self.fields())?,
+        )?;
+        self.finish(status, entry).await
     }
 
     /// [`Job::finish`] for a protection that reports in its own terms.

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use cxone::Client;
 use cxone::models::Contact;
 use futures_util::StreamExt;
-use ledger::{Details, JobStatus, Ledger, NewEntry, NewJob, Outcome};
+use ledger::{Details, Ledger, NewJob};
 
 use super::JOB_KIND;
 use super::policy::{Operator, Policy};
@@ -100,34 +100,7 @@ pub async fn run(
     // Contacts journaled but not done: those of an ids selection, and any a crash left.
     run.journaled_pass(ledger, &id).await?;
     run.listing_pass(ledger, &id, selection).await?;
-    finish(run.job, &opts.actor, &id).await
-}
-
-/// Ends the job, failed if any contact failed, auditing the totals.
-async fn finish(job: Job<'_>, actor: &str, id: &str) -> Result<Report> {
-    let r = job.totals();
-    let status = if r.any_failed() {
-        JobStatus::Failed
-    } else {
-        JobStatus::Done
-    };
-    let finish = NewEntry::new(
-        actor,
-        "job.finish",
-        id,
-        if status == JobStatus::Done {
-            Outcome::Success
-        } else {
-            Outcome::Failure
-        },
-        Details::new()
-            .count("changed", r.changed)
-            .count("unchanged", r.unchanged)
-            .count("failed", r.failed)
-            .count("not_found", r.not_found)
-            .count_map("fields", &job.fields())?,
-    )?;
-    Ok(job.finish(status, finish).await?.into())
+    Ok(run.job.finish_counted().await?.into())
 }
 
 /// Settles are written in batches of at most this many contacts.

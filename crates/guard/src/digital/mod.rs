@@ -16,8 +16,8 @@ pub mod policy;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
-use ledger::{Claim, Details, EventKind, ItemOutcome, JobStatus, NewEntry, NewEvent, NewJob};
-use ledger::{Ledger, Outcome};
+use ledger::{Claim, Details, EventKind, ItemOutcome, NewEntry, NewEvent, NewJob};
+use ledger::Ledger;
 use serde_json::json;
 
 use crate::job::{Job, Progress, Report, Resume, Step, Tally};
@@ -341,29 +341,7 @@ impl Run<'_> {
     }
 
     async fn finish(self) -> Result<Report> {
-        let r = self.job.totals();
-        let status = if r.any_failed() {
-            JobStatus::Failed
-        } else {
-            JobStatus::Done
-        };
-        let entry = NewEntry::new(
-            self.job.actor(),
-            "job.finish",
-            self.job.id(),
-            if status == JobStatus::Done {
-                Outcome::Success
-            } else {
-                Outcome::Failure
-            },
-            Details::new()
-                .count("changed", r.changed)
-                .count("unchanged", r.unchanged)
-                .count("failed", r.failed)
-                .count("not_found", r.not_found)
-                .count_map("fields", &self.job.fields())?,
-        )?;
-        self.job.finish(status, entry).await
+        self.job.finish_counted().await
     }
 }
 
