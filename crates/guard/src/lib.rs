@@ -17,6 +17,7 @@ pub mod anonymize;
 pub mod audit;
 pub mod digital;
 pub mod encrypt;
+mod histogram;
 pub mod identity;
 pub mod inventory;
 pub mod job;

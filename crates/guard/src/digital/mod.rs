@@ -16,8 +16,8 @@ pub mod policy;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
-use ledger::{Claim, Details, EventKind, ItemOutcome, NewEntry, NewEvent, NewJob};
 use ledger::Ledger;
+use ledger::{Claim, Details, EventKind, ItemOutcome, NewEntry, NewEvent, NewJob};
 use serde_json::json;
 
 use crate::job::{Job, Progress, Report, Resume, Step, Tally};
