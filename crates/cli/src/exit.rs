@@ -131,6 +131,7 @@ impl From<guard::identity::LinkError> for CliError {
             L::UnknownGuest(g) => {
                 CliError::new(Exit::Input, format!("the tenant has no guest {g}"))
             }
+            e @ L::NoField(_) => CliError::config(e.to_string()),
             other => CliError::new(Exit::Input, other.to_string()),
         }
     }

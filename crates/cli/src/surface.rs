@@ -44,7 +44,7 @@ pub const TABLE: &[Row] = &[
         tutorial: "§4",
         cxone: Err((
             "CXone publishes no route that edits a completed voice contact (spec-real §7.4)",
-            "erase a person with a data policy or the privacy erasure (`subject erase`, coming on this surface)",
+            "erase a person with `subject erase` (DFO, and the platform erasure for the voice side) or a data policy",
         )),
     },
     Row {
@@ -52,7 +52,7 @@ pub const TABLE: &[Row] = &[
         tutorial: "§3",
         cxone: Err((
             "CXone publishes no API for Integration Hub secrets",
-            "rotate the access keys integrations sign in with (`accesskeys rotate`, coming)",
+            "rotate the access keys integrations sign in with (`accesskeys rotate`)",
         )),
     },
     Row {
@@ -74,18 +74,16 @@ pub const TABLE: &[Row] = &[
     Row {
         command: "guests",
         tutorial: "§6",
-        cxone: Err((
-            "guest attributes are the tutorials' routes; CXone's digital customers are read-only for identity (spec-real §4.3c)",
-            "see DFO customers with `inventory`",
-        )),
+        cxone: Ok(
+            "§4.3e: the guest is a DFO customer, the pseudonym its `[identity] attribute` custom field (`digital setup` defines it)",
+        ),
     },
     Row {
         command: "subject",
         tutorial: "§4, §6, §9",
-        cxone: Err((
-            "subject requests run on the tutorials' contacts and guests for now",
-            "`inventory` shows the DFO customers and completed contacts a request would cover",
-        )),
+        cxone: Ok(
+            "§4 DFO customers, cases, messages; §7 completed contacts; §5 the platform erasure (`find`, `erase`, `verify`; `export` is the tutorials' only)",
+        ),
     },
     Row {
         command: "plan",
@@ -121,10 +119,9 @@ pub const TABLE: &[Row] = &[
     Row {
         command: "serve",
         tutorial: "§5, §6, §9",
-        cxone: Err((
-            "the service links guests and receives KMS callbacks of the tutorials' routes",
-            "keep `api = \"tutorial\"` for the service",
-        )),
+        cxone: Ok(
+            "§4.3e identity links to DFO customers; §4, §5, §7 subject erasure (`[subjects]`)",
+        ),
     },
 ];
 

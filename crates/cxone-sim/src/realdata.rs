@@ -217,8 +217,8 @@ fn case(seed: u64, i: usize, now: i64) -> Value {
     })
 }
 
-/// Every fourth completed contact comes from a DFO customer's address; the others from
-/// phone numbers.
+/// Every fourth of the first 180 completed contacts comes from a DFO customer's address;
+/// the others from phone numbers.
 fn completed(seed: u64, i: usize, now: i64) -> Value {
     let r = mix(seed ^ 0xACD ^ (i as u64));
     let age_days = if i < RECENT_CONTACTS {
@@ -226,7 +226,9 @@ fn completed(seed: u64, i: usize, now: i64) -> Value {
     } else {
         31 + (r % 59) as i64
     };
-    let (from, media) = if i.is_multiple_of(4) {
+    // The first 180 only: a customer then appears in at most three (spec scenario of a
+    // person with two cases and three completed contacts).
+    let (from, media) = if i.is_multiple_of(4) && i < 180 {
         (customer_email(i % CUSTOMERS), "Email")
     } else {
         (format!("+1555{:07}", r % 10_000_000), "Voice")
@@ -329,5 +331,5 @@ fn instances(now: i64) -> Vec<Value> {
 
 /// How many messages case `id` has: two to four, derived from its number.
 pub(crate) fn messages_in(id: &str) -> u64 {
-    2 + id.parse::<u64>().unwrap_or(0) % 3
+    2 + id.parse::<u64>().unwrap_or(0) % 5
 }

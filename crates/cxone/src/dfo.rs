@@ -152,6 +152,9 @@ pub struct Message {
     /// Set once its author's name was removed.
     #[serde(default)]
     pub author_name_removed: Option<Removed>,
+    /// The customer identity that wrote it (inbound messages; personal data).
+    #[serde(default)]
+    pub author_end_user_identity: Option<Identity>,
 }
 
 #[derive(Deserialize)]
@@ -172,6 +175,27 @@ pub struct FieldDefinition {
     /// `text`, `email` or `list`.
     #[serde(default, rename = "type")]
     pub kind: Option<String>,
+}
+
+/// A customers' custom-field definition to create (§4.3i).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewFieldDefinition {
+    /// Its identifier.
+    pub ident: String,
+    /// Its label.
+    pub label: String,
+    /// `text`, `email` or `list`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Required on every customer.
+    pub is_required: bool,
+    /// Agents may edit it.
+    pub is_editable: bool,
+    /// Shown in the agent's right panel.
+    pub is_visible_in_right_panel: bool,
+    /// Shown on the customer card.
+    pub is_visible_in_customer_card: bool,
 }
 
 #[derive(Deserialize)]
@@ -384,6 +408,14 @@ impl Dfo<'_> {
             &["customers", customer, "custom-fields", ident],
         )
         .on(Base::Dfo);
+        self.client.execute(call).await.map(drop)
+    }
+
+    /// Creates (or updates) a customers' custom-field definition (§4.3i).
+    pub async fn put_customer_field_definition(self, d: &NewFieldDefinition) -> Result<()> {
+        let call = Call::new(Method::PUT, &["customers", "custom-field-definitions"])
+            .on(Base::Dfo)
+            .json(d)?;
         self.client.execute(call).await.map(drop)
     }
 

@@ -327,6 +327,15 @@ fn link_refused(state: &AppState, guest_id: &str, e: LinkError) -> Problem {
                 format!("the tenant has no guest {guest_id}"),
             )
         }
+        LinkError::UnknownCustomer(_) => {
+            state.metrics.link("unknown_guest");
+            Problem::new(
+                StatusCode::NOT_FOUND,
+                "unknown-guest",
+                "No such guest",
+                format!("the tenant has no DFO customer {guest_id}"),
+            )
+        }
         LinkError::Invalid(e) => {
             state.metrics.link("invalid");
             invalid(e)

@@ -18,7 +18,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use guard::anonymize::Policy;
 use guard::identity::{IdentifierKind, Identity};
 use guard::subject::erase::{self, JOB_KIND};
 use guard::subject::{self, Matcher, Request, Subject};
@@ -34,8 +33,9 @@ use crate::schema::{ErasureAccepted, ErasureStatus};
 /// How `serve` erases subjects (`[subjects]` in the configuration).
 #[derive(Debug)]
 pub struct SubjectsConfig {
-    /// The masking policy the subjects' contacts are anonymized with.
-    pub policy: Policy,
+    /// The policy the subjects' records are erased with: a masking policy for the
+    /// contacts, or on CXone's published API its `[digital]` section.
+    pub policy: erase::ErasePolicy,
     /// Erasures queued at once; one more is refused with 503.
     pub queue: usize,
     /// File CXone's platform erasure (spec §9); `false` when the privacy team files it
@@ -93,7 +93,7 @@ struct Work {
 
 /// The erasure queue and what the process knows of its jobs.
 pub(crate) struct Subjects {
-    policy: Arc<Policy>,
+    policy: Arc<erase::ErasePolicy>,
     options: erase::Options,
     tx: mpsc::Sender<Work>,
     known: Mutex<Known>,
@@ -119,6 +119,7 @@ impl Subjects {
                 page_size: config.page_size,
                 concurrency: config.concurrency.max(1),
                 attribute: identity.attribute().to_string(),
+                since: None,
             },
             tx,
             known: Mutex::default(),

@@ -28,6 +28,10 @@ pub enum DigitalCommand {
     /// [digital] section says; messages already removed are skipped, so a rerun
     /// changes nothing.
     Anonymize(AnonymizeArgs),
+    /// Create the DFO customer custom field that holds the identity pseudonym
+    /// ([identity] attribute, default hashed_user_id) when it is missing: text, not
+    /// editable, not shown to agents. Running it again changes nothing.
+    Setup,
 }
 
 #[derive(Debug, Args)]
@@ -75,17 +79,54 @@ fn selection(a: &AnonymizeArgs) -> Result<Selection, CliError> {
 }
 
 pub async fn run(ctx: &Context, a: DigitalArgs) -> Result<Exit, CliError> {
-    let DigitalCommand::Anonymize(a) = a.command;
-    // Everything the command line names is checked before connecting.
-    let text = read("--policy", &a.policy)?;
-    let policy = guard::digital::policy::load(&a.policy, &text, ctx.env())?;
-    let sel = selection(&a)?;
+    match a.command {
+        DigitalCommand::Anonymize(a) => anonymize(ctx, a).await,
+        DigitalCommand::Setup => setup(ctx).await,
+    }
+}
+
+/// Connects to the tenant for writing; refused unless it speaks CXone's published API.
+async fn connect(ctx: &Context) -> Result<crate::tenant::Connected, CliError> {
     let target = crate::tenant::connect(ctx, crate::tenant::Needs::writing(&[])).await?;
     if !target.client.settings().is_cxone() {
         return Err(CliError::config(
             "tenant.api: digital conversations are CXone's published API (DFO); set [tenant] api = \"cxone\"",
         ));
     }
+    Ok(target)
+}
+
+/// `digital setup`: the identity field's definition, created once.
+async fn setup(ctx: &Context) -> Result<Exit, CliError> {
+    let identity = crate::config::identity(&ctx.config, ctx.env())?;
+    let target = connect(ctx).await?;
+    let ledger = store::open(ctx, Access::Write).await?;
+    let attribute = identity.attribute();
+    let created = guard::digital::setup::setup(
+        &target.client,
+        &ledger,
+        attribute,
+        &crate::commands::contacts::actor(),
+    )
+    .await?;
+    match ctx.output {
+        Output::Json => print_json(&json!({"field": attribute, "created": created})),
+        Output::Text if created => println!(
+            "created the DFO customer custom field {attribute} (text, not shown to agents): links can be written"
+        ),
+        Output::Text => println!(
+            "the DFO customer custom field {attribute} is defined already; nothing changed"
+        ),
+    }
+    Ok(Exit::Ok)
+}
+
+async fn anonymize(ctx: &Context, a: AnonymizeArgs) -> Result<Exit, CliError> {
+    // Everything the command line names is checked before connecting.
+    let text = read("--policy", &a.policy)?;
+    let policy = guard::digital::policy::load(&a.policy, &text, ctx.env())?;
+    let sel = selection(&a)?;
+    let target = connect(ctx).await?;
     let ledger = store::open(ctx, Access::Write).await?;
     let deliverer = store::start_delivery(ctx, &ledger)?;
     let progress = Arc::new(Progress::default());

@@ -370,9 +370,47 @@ async fn send_test_event(
 /// The tenant's checks, after connecting to it.
 async fn tenant_checks(ctx: &Context, checks: &mut Vec<Check>) {
     match tenant::connect(ctx, tenant::Needs::reading(&[])).await {
-        Ok(c) => client_checks(&c.client, checks).await,
+        Ok(c) => {
+            client_checks(&c.client, checks).await;
+            if c.client.settings().is_cxone() && ctx.config.file.identity.is_some() {
+                identity_field(ctx, &c.client, checks).await;
+            }
+        }
         Err(e) => checks.push(fail("tenant", e.message, "fix the setting named above")),
     }
+}
+
+/// On CXone's published API with `[identity]`: whether the DFO customer field that
+/// holds the pseudonym is defined (links are refused until it is).
+async fn identity_field(ctx: &Context, client: &cxone::Client, checks: &mut Vec<Check>) {
+    use guard::digital::setup::{FieldState, identity_field};
+    let attribute = ctx
+        .config
+        .file
+        .identity
+        .as_ref()
+        .and_then(|i| i.attribute.clone())
+        .unwrap_or_else(|| guard::identity::DEFAULT_ATTRIBUTE.to_string());
+    let name = "identity field";
+    checks.push(match identity_field(client, &attribute).await {
+        Ok(FieldState::Ready) => pass(
+            name,
+            format!("DFO customer custom field {attribute} is defined (text)"),
+        ),
+        Ok(FieldState::Missing) => fail(
+            name,
+            format!(
+                "DFO customer custom field {attribute} has no definition: guest links are refused"
+            ),
+            "run `cxguard digital setup`",
+        ),
+        Ok(FieldState::WrongType(t)) => fail(
+            name,
+            format!("DFO customer custom field {attribute} is defined as {t}, not text"),
+            "name a text field in [identity] attribute",
+        ),
+        Err(e) => fail(name, e.to_string(), "see the digital (DFO) check above"),
+    });
 }
 
 /// Reachability, latency and clock skew, the token, and the scopes per protection, of

@@ -77,11 +77,14 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> Result<Exit, CliError> {
 
 /// `[subjects]`: the erasure queue's policy and settings, when it is configured.
 fn subjects_config(ctx: &Context) -> Result<Option<server::SubjectsConfig>, CliError> {
-    let env = ctx.env();
     Ok(match config::subjects_settings(&ctx.config)? {
         Some(s) => Some(server::SubjectsConfig {
-            policy: crate::commands::contacts::read_policy(&s.policy, env)
-                .map_err(|e| CliError::config(format!("subjects.policy: {}", e.message)))?,
+            policy: crate::commands::subject::read_erase_policy(
+                ctx,
+                &s.policy,
+                crate::surface::speaks_cxone(ctx),
+            )
+            .map_err(|e| CliError::config(format!("subjects.policy: {}", e.message)))?,
             queue: s.queue,
             platform_erasure: s.platform_erasure,
             page_size: s.page_size,

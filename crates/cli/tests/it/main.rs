@@ -5,6 +5,7 @@ mod commands;
 mod cxone_api;
 mod cxone_digital;
 mod cxone_posture;
+mod cxone_subject;
 mod datastore;
 mod doctor;
 mod errors;

@@ -456,6 +456,70 @@ fn every_commands_json_output_validates_against_its_schema() {
         ],
         0,
     );
+    // Guest identity and subject requests on this surface.
+    let config = std::fs::read_to_string(r.dir.path().join("cxguard.toml")).unwrap();
+    r.write(
+        "cxguard.toml",
+        &format!("{config}[identity]\nkey = {{ id = \"id-schema\", env = \"SCHEMA_ID_KEY\" }}\n"),
+    );
+    let r = r.env(
+        "SCHEMA_ID_KEY",
+        &base64::engine::general_purpose::STANDARD.encode([4u8; 32]),
+    );
+    json(&r, &mut docs, "digital-setup", &["digital", "setup"], 0);
+    // The platform erasure lands long after: verify finds the voice side still there.
+    r.sim
+        .control()
+        .configure(serde_json::json!({"erasureDelayMs": 600_000}))
+        .unwrap();
+    let person = "digital.person036@example.net";
+    r.write("person.txt", person);
+    json(
+        &r,
+        &mut docs,
+        "subject-find-cxone",
+        &["subject", "find", "--email", person],
+        0,
+    );
+    r.write(
+        "erase.toml",
+        "[digital.customer_fields]\nloyalty_number = { op = \"erase\" }\n",
+    );
+    json(
+        &r,
+        &mut docs,
+        "subject-erase-cxone",
+        &[
+            "subject",
+            "erase",
+            "--email",
+            person,
+            "--policy",
+            "erase.toml",
+            "--dry-run",
+        ],
+        0,
+    );
+    let o = r.run(&[
+        "--output",
+        "json",
+        "subject",
+        "erase",
+        "--email",
+        person,
+        "--policy",
+        "erase.toml",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    docs.add("subject-erase-cxone", &stdout(&o));
+    r.write("receipt.json", &stdout(&o));
+    json(
+        &r,
+        &mut docs,
+        "subject-verify",
+        &["subject", "verify", "receipt.json", "--file", "person.txt"],
+        2,
+    );
     json(
         &r,
         &mut docs,

@@ -37,7 +37,7 @@ pub(super) fn router() -> Router<Arc<SimState>> {
         .route("/dfo/3.0/customers", get(customers))
         .route(
             "/dfo/3.0/customers/custom-field-definitions",
-            get(field_definitions),
+            get(field_definitions).put(super::dfo_writes::put_field_definition),
         )
         .route("/dfo/3.0/customers/{id}", get(customer))
         .route("/dfo/3.0/customers/{id}/notes", get(notes))
@@ -335,7 +335,7 @@ async fn cases(
     ok(body)
 }
 
-/// A case's messages: two to four per case, derived from its number (§4.5a).
+/// A case's messages: two to six per case, derived from its number (§4.5a).
 async fn messages(
     State(s): State<Arc<SimState>>,
     headers: HeaderMap,
@@ -397,8 +397,9 @@ async fn erasure(State(s): State<Arc<SimState>>, headers: HeaderMap, body: Bytes
     );
     let subject = subject.to_string();
     let state = s.clone();
+    let delay = lock(&s.real.settings).erasure_delay_ms;
     tokio::spawn(async move {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
         let anon = format!(
             "{}@nic_anonymize.com",
             &sha256_hex(subject.as_bytes())[..16]

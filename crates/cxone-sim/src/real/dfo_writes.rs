@@ -186,6 +186,52 @@ fn upsert(have: &mut Value, fields: Vec<Value>) {
     }
 }
 
+/// `PUT /customers/custom-field-definitions` (§4.3i): creates the definition, or
+/// updates the one with the same `ident`; `ident`, `label` and `type` (`text`, `email`,
+/// `list`) are required.
+pub(super) async fn put_field_definition(
+    State(s): State<Arc<SimState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = gate(&s, &headers) {
+        return r;
+    }
+    let Ok(mut d @ Value::Object(_)) = serde_json::from_slice::<Value>(&body) else {
+        return error(StatusCode::BAD_REQUEST, "the body is a definition object");
+    };
+    let ident = d["ident"].as_str().unwrap_or("").to_string();
+    if ident.is_empty() || !d["label"].is_string() {
+        return error(StatusCode::BAD_REQUEST, "ident and label are required");
+    }
+    if !matches!(d["type"].as_str(), Some("text" | "email" | "list")) {
+        return error(StatusCode::BAD_REQUEST, "type: text, email or list");
+    }
+    if let Err(r) = dfo_write(&s, None) {
+        return r;
+    }
+    for flag in [
+        "isRequired",
+        "isEditable",
+        "isVisibleInRightPanel",
+        "isVisibleInCustomerCard",
+    ] {
+        if !d[flag].is_boolean() {
+            d[flag] = json!(false);
+        }
+    }
+    let mut t = lock(&s.real.tenant);
+    if let Some(defs) = t.field_definitions.as_array_mut() {
+        match defs.iter_mut().find(|x| x["ident"] == ident.as_str()) {
+            Some(x) => *x = d,
+            None => defs.push(d),
+        }
+    }
+    drop(t);
+    s.mutated("customer-field-definition", &ident);
+    StatusCode::NO_CONTENT.into_response()
+}
+
 /// `PUT /customers/{id}/custom-fields` (§4.3e): upserts the listed idents; an ident the
 /// definitions do not know, or an entry without a text value, is a 400 and nothing is
 /// changed.

@@ -220,6 +220,10 @@ pub(crate) fn snapshot(s: &SimState) -> Value {
         "dfoReads": c.dfo_reads.load(Ordering::Relaxed),
         "dfoWrites": c.dfo_writes.load(Ordering::Relaxed),
         "dfo": dfo_snapshot(&t),
+        "fieldDefinitions": t.field_definitions,
+        "completed": t.completed.iter().map(|c| json!({
+            "contactId": c["contactId"], "fromAddress": c["fromAddress"], "toAddress": c["toAddress"],
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -273,6 +277,12 @@ pub(crate) fn configure(s: &SimState, key: &str, v: &Value, apply: bool) -> Resu
                 .as_f64()
                 .filter(|x| (0.0..=1.0).contains(x))
                 .ok_or("dfoThrottleShare: a share between 0 and 1")?;
+        }
+        "erasureDelayMs" => {
+            settings.erasure_delay_ms = v
+                .as_u64()
+                .filter(|x| *x <= 3_600_000)
+                .ok_or("erasureDelayMs: milliseconds, at most an hour")?;
         }
         "refuseCreatedAccessKeys" => {
             settings.refuse_created_keys = v

@@ -41,6 +41,9 @@ pub(crate) struct Settings {
     pub dfo_throttle_share: f64,
     /// Refuse grants with keys created through the API (a test's failed verification).
     pub refuse_created_keys: bool,
+    /// How long after a privacy erasure the completed contacts' addresses are rewritten
+    /// (the platform erasure is asynchronous, spec-real §5).
+    pub erasure_delay_ms: u64,
 }
 
 /// What the real surface counted.
@@ -75,6 +78,7 @@ impl RealState {
                 dfo_budget_scale,
                 dfo_throttle_share: 0.0,
                 refuse_created_keys: false,
+                erasure_delay_ms: 50,
             }),
             dfo_window: Mutex::new((Instant::now(), 0)),
             dfo_writes: Mutex::new((Instant::now(), 0)),

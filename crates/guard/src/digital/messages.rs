@@ -9,10 +9,16 @@ use crate::Result;
 impl Run<'_> {
     /// Reads case `key`'s messages and sends the removals still due; an API error is
     /// returned as the inner error (the case's failure), a ledger error as the outer.
+    ///
+    /// On a later `attempt` of the case (the process died, or the case failed, after
+    /// some removals were sent and before they were settled), a part already removed
+    /// with this rule's reason was sent by the earlier attempt: it is audited now,
+    /// marked `recovered`, so the audit log holds every removal this job made.
     pub(super) async fn remove_messages(
         &self,
         key: &str,
         rule: Messages,
+        attempt: i64,
         part: &mut Part,
     ) -> Result<std::result::Result<(), cxone::Error>> {
         let dfo = self.client.dfo();
@@ -30,6 +36,30 @@ impl Run<'_> {
                     rule.author_name && m.author_name_removed.is_none(),
                 ),
             ];
+            if attempt > 1 {
+                let ours = |r: &Option<cxone::dfo::Removed>| {
+                    r.as_ref()
+                        .is_some_and(|r| r.reason.as_deref() == Some(reason))
+                };
+                for (what, asked, done) in [
+                    ("content", rule.content, &m.content_removed),
+                    ("author_name", rule.author_name, &m.author_name_removed),
+                ] {
+                    if asked && ours(done) {
+                        part.audit.push(NewEntry::new(
+                            self.job.actor(),
+                            "dfo.message.removed",
+                            id,
+                            Outcome::Success,
+                            Details::new()
+                                .id("case", key)?
+                                .label("part", what)
+                                .label("reason", reason)
+                                .flag("recovered", true),
+                        )?);
+                    }
+                }
+            }
             for (what, _) in wanted.iter().filter(|(_, w)| *w) {
                 let sent = if *what == "content" {
                     self.job.timed(dfo.remove_content(key, id, reason)).await

@@ -12,6 +12,7 @@
 mod fields;
 mod messages;
 pub mod policy;
+pub mod setup;
 
 use std::sync::Arc;
 
@@ -39,6 +40,14 @@ pub enum Selection {
     Cases(Vec<String>),
     /// Every case of this DFO customer.
     Customer(String),
+    /// A person's records, found by `subject erase`: these cases and these customers,
+    /// nothing listed.
+    Subject {
+        /// The cases.
+        cases: Vec<String>,
+        /// The customers.
+        customers: Vec<String>,
+    },
 }
 
 impl Selection {
@@ -83,6 +92,11 @@ impl Selection {
             Selection::ClosedBefore(t) => format!("closed-before:{}", ledger::timestamp(*t)),
             Selection::Cases(ids) => format!("cases:{}", crate::sha256_hex(&ids.join("\n"))),
             Selection::Customer(c) => format!("customer:{c}"),
+            Selection::Subject { cases, customers } => format!(
+                "subject:{}:{}",
+                crate::sha256_hex(&cases.join("\n")),
+                crate::sha256_hex(&customers.join("\n"))
+            ),
         }
     }
 
@@ -91,6 +105,7 @@ impl Selection {
             Selection::ClosedBefore(_) => "closed_before",
             Selection::Cases(_) => "cases",
             Selection::Customer(_) => "customer",
+            Selection::Subject { .. } => "subject",
         }
     }
 }
@@ -107,8 +122,17 @@ pub async fn anonymize(
     ledger::details::check_identifier("actor", actor)?;
     fields::check_idents(client, policy).await?;
     let mut items = vec!["find".to_string()];
-    if let (Selection::Cases(ids), true) = (selection, policy.touches_cases()) {
-        items.extend(ids.iter().cloned());
+    match selection {
+        Selection::Cases(ids) if policy.touches_cases() => items.extend(ids.iter().cloned()),
+        Selection::Subject { cases, customers } => {
+            if policy.touches_cases() {
+                items.extend(cases.iter().cloned());
+            }
+            if policy.touches_customers() {
+                items.extend(customers.iter().map(|c| format!("customer:{c}")));
+            }
+        }
+        _ => {}
     }
     let new = NewJob {
         id: Ledger::new_job_id("digital"),
@@ -159,6 +183,10 @@ impl Run<'_> {
         let Claim::Claimed { .. } = self.job.claim("find").await? else {
             return Ok(());
         };
+        if let Selection::Subject { .. } = selection {
+            // Its items were journaled when the job was opened.
+            return self.job.step_done("find", None, Vec::new()).await;
+        }
         let fields = self.policy.touches_customers();
         let cases = self.cases_in(selection, fields).await?;
         let mut keys: Vec<String> = Vec::new();
@@ -196,6 +224,7 @@ impl Run<'_> {
         let dfo = self.client.dfo();
         Ok(match selection {
             Selection::Cases(_) if !fields => Vec::new(),
+            Selection::Subject { .. } => Vec::new(),
             Selection::Cases(ids) => dfo
                 .cases(&cxone::dfo::CaseFilter::default())
                 .await?
@@ -239,13 +268,13 @@ impl Run<'_> {
             // ledger, and each settle is the only write while they run.
             let claimed = self.job.claim_many(&keys).await?;
             let mut settled = futures_util::stream::iter(claimed)
-                .map(|(k, _)| async move {
+                .map(|(k, attempt)| async move {
                     match k.strip_prefix("customer:") {
                         Some(c) => {
                             let c = c.to_string();
                             self.customer(k, c).await
                         }
-                        None => self.case(k).await,
+                        None => self.case(k, attempt).await,
                     }
                 })
                 .buffer_unordered(CONCURRENCY);
@@ -259,10 +288,10 @@ impl Run<'_> {
 
     /// One case: its messages' removals, then its own custom fields, each as the
     /// policy asks; the case's step holds the audit entries and its one event.
-    async fn case(&self, key: String) -> Result<Step> {
+    async fn case(&self, key: String, attempt: i64) -> Result<Step> {
         let mut part = Part::default();
         if let Some(rule) = self.policy.messages
-            && let Err(e) = self.remove_messages(&key, rule, &mut part).await?
+            && let Err(e) = self.remove_messages(&key, rule, attempt, &mut part).await?
         {
             return Ok(self.api_failed(key, &e));
         }

@@ -114,8 +114,37 @@ pub fn load(
     text: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<DigitalPolicy> {
+    build(path, text, lookup, false)
+}
+
+/// The policy a subject erasure applies on CXone's published API: every message of the
+/// person's cases loses its content and author name with reason `GDPR` (whatever
+/// `[digital] messages` says, which is for retention), and the `[digital]` field and
+/// notes rules apply to their customers and cases. A policy without `[digital]` is
+/// accepted: the messages are then all it changes.
+pub fn for_erasure(
+    path: &std::path::Path,
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<DigitalPolicy> {
+    let mut p = build(path, text, lookup, true)?;
+    p.messages = Some(Messages {
+        content: true,
+        author_name: true,
+        reason: Reason::Gdpr,
+    });
+    p.digest = crate::sha256_hex(&format!("erasure\n{text}"));
+    Ok(p)
+}
+
+fn build(
+    path: &std::path::Path,
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    erasure: bool,
+) -> Result<DigitalPolicy> {
     let shown = path.display().to_string();
-    let (messages, delete_notes) = parse_messages(&shown, text)?;
+    let (messages, delete_notes) = parse_messages(&shown, text, erasure)?;
     let section = |s| {
         crate::anonymize::Policy::parse_section(text, path, lookup, s).map_err(|problems| {
             Error::Invalid(format!(
@@ -126,7 +155,8 @@ pub fn load(
     };
     let customer_fields = section(crate::anonymize::policy::Section::CustomerFields)?;
     let case_fields = section(crate::anonymize::policy::Section::CaseFields)?;
-    if messages.is_none()
+    if !erasure
+        && messages.is_none()
         && !delete_notes
         && customer_fields.rules.is_empty()
         && case_fields.rules.is_empty()
@@ -146,7 +176,7 @@ pub fn load(
 }
 
 /// `[digital] messages`, if given, and whether `[digital.notes]` deletes notes.
-fn parse_messages(shown: &str, text: &str) -> Result<(Option<Messages>, bool)> {
+fn parse_messages(shown: &str, text: &str, erasure: bool) -> Result<(Option<Messages>, bool)> {
     let bad = |problems: Vec<String>| {
         Error::Invalid(format!(
             "{shown} does not validate; nothing was changed:\n  {}",
@@ -156,6 +186,9 @@ fn parse_messages(shown: &str, text: &str) -> Result<(Option<Messages>, bool)> {
     let file: File = toml::from_str(text)
         .map_err(|e| Error::Invalid(crate::parsing::toml_problem(shown, text, &e)))?;
     let Some(section) = file.digital else {
+        if erasure {
+            return Ok((None, false));
+        }
         return Err(bad(vec![format!(
             "{shown}: no [digital] section: add one, such as [digital] messages = {{ content = \"remove\", author_name = \"remove\", reason = \"TTL\" }}"
         )]));
@@ -176,6 +209,23 @@ fn parse_messages(shown: &str, text: &str) -> Result<(Option<Messages>, bool)> {
     };
     let Some(m) = s.messages else {
         return Ok((None, notes));
+    };
+    if erasure {
+        // An erasure removes every message part with reason GDPR; the retention rule is
+        // still checked, so a typo in it is not silently ignored.
+        let _ = parse_rule(shown, text, m)?;
+        return Ok((None, notes));
+    }
+    parse_rule(shown, text, m).map(|m| (Some(m), notes))
+}
+
+/// `[digital] messages = { content, author_name, reason }`, checked.
+fn parse_rule(shown: &str, text: &str, m: Spanned<MessagesFile>) -> Result<Messages> {
+    let bad = |problems: Vec<String>| {
+        Error::Invalid(format!(
+            "{shown} does not validate; nothing was changed:\n  {}",
+            problems.join("\n  ")
+        ))
     };
     let mline = crate::parsing::line_column(text, m.span().start).0;
     let m = m.into_inner();
@@ -211,14 +261,11 @@ fn parse_messages(shown: &str, text: &str) -> Result<(Option<Messages>, bool)> {
     if !problems.is_empty() {
         return Err(bad(problems));
     }
-    Ok((
-        Some(Messages {
-            content,
-            author_name,
-            reason,
-        }),
-        notes,
-    ))
+    Ok(Messages {
+        content,
+        author_name,
+        reason,
+    })
 }
 
 #[cfg(test)]

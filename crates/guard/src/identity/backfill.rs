@@ -257,6 +257,9 @@ async fn link_one(
     {
         Ok(x) => Attempt::Linked(x.kind),
         Err(LinkError::UnknownGuest(_)) => Attempt::Failed("the tenant has no such guest".into()),
+        Err(LinkError::UnknownCustomer(_)) => {
+            Attempt::Failed("the tenant has no such DFO customer".into())
+        }
         Err(LinkError::Api(e)) if e.is_missing_scope() => {
             let mut s = stopped.lock().unwrap_or_else(|e| e.into_inner());
             if s.is_none() {

@@ -77,6 +77,15 @@ pub enum LinkError {
     /// The tenant has no such guest.
     #[error("guest {0} does not exist in the tenant")]
     UnknownGuest(String),
+    /// On CXone's published API: the tenant has no such DFO customer.
+    #[error("DFO customer {0} does not exist in the tenant")]
+    UnknownCustomer(String),
+    /// On CXone's published API: the customers' custom field that holds the pseudonym
+    /// has no definition.
+    #[error(
+        "the DFO customer custom field {0:?} has no definition in the tenant: create it with `cxguard digital setup`"
+    )]
+    NoField(String),
     /// The tenant failed or refused (retries included).
     #[error(transparent)]
     Api(cxone::Error),
@@ -255,7 +264,10 @@ impl Identity {
         self.apply(client, guest_id, kind, &value).await
     }
 
-    /// The effect alone, for a pseudonym computed by [`Identity::pseudonym`].
+    /// The effect alone, for a pseudonym computed by [`Identity::pseudonym`]: on the
+    /// tutorials' routes a guest attribute upsert (§6); on CXone's published API the
+    /// guest is a DFO customer and the pseudonym its custom field named by the
+    /// attribute (spec-real §4.3e), written with the other fields left as they are.
     pub async fn apply(
         &self,
         client: &cxone::Client,
@@ -264,14 +276,31 @@ impl Identity {
         value: &str,
     ) -> Result<Linked, LinkError> {
         check_guest_id(guest_id)?;
+        let linked = Linked {
+            guest_id: guest_id.to_string(),
+            attribute: self.attribute.clone(),
+            key_id: self.key.id().to_string(),
+            kind,
+        };
+        if client.settings().is_cxone() {
+            let field = [cxone::dfo::CustomField {
+                ident: self.attribute.clone(),
+                value: Some(value.to_string()),
+            }];
+            return match client.dfo().set_customer_fields(guest_id, &field).await {
+                Ok(()) => Ok(linked),
+                Err(e) if e.status() == Some(404) => {
+                    Err(LinkError::UnknownCustomer(guest_id.into()))
+                }
+                Err(e) if matches!(e.status(), Some(400 | 422)) => {
+                    Err(LinkError::NoField(self.attribute.clone()))
+                }
+                Err(e) => Err(LinkError::Api(e)),
+            };
+        }
         let op = [AttributeOp::upsert(&self.attribute, value)];
         match client.guests().patch_attributes(guest_id, &op).await {
-            Ok(_) => Ok(Linked {
-                guest_id: guest_id.to_string(),
-                attribute: self.attribute.clone(),
-                key_id: self.key.id().to_string(),
-                kind,
-            }),
+            Ok(_) => Ok(linked),
             Err(e) if e.status() == Some(404) => Err(LinkError::UnknownGuest(guest_id.into())),
             Err(e) => Err(LinkError::Api(e)),
         }

@@ -21,23 +21,19 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use cxone::models::AttributeOp;
-use cxone::privacy::SubjectKind;
-use ledger::{Claim, Details, JobStatus, Ledger, NewEntry, NewJob, Outcome};
-use secrecy::ExposeSecret as _;
+use ledger::{Claim, Details, JobStatus, Ledger, NewJob};
 use serde_json::{Value, json};
 
 use super::find::{ContactHit, find};
 use super::{Matcher, Subject};
 use crate::anonymize::{self, Policy, Selection};
 use crate::job::{Job, Progress};
-use crate::pseudonym::Kind;
 use crate::{Error, Result};
 
-/// The journal's kind of an erasure job.
-pub const JOB_KIND: &str = "subject.erase";
-
 use super::receipt::journaled;
-pub use super::receipt::{PlatformErasure, Receipt};
+pub use super::receipt::{DigitalErased, PLATFORM_NOTICE, PlatformErasure, Receipt};
+pub use super::steps::{JOB_KIND, Options};
+use super::steps::{close, entry, platform_step};
 /// What erasing needs of the token when the operator files the platform erasure apart:
 /// reading and changing contacts and guests.
 pub const SCOPES_WITHOUT_PLATFORM: &[&str] = &[
@@ -55,19 +51,51 @@ pub const SCOPES: &[&str] = &[
     "privacy:erasure:write",
 ];
 
-/// How an erasure runs.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// Who runs it, for the audit trail.
-    pub actor: String,
-    /// File the platform erasure (spec §9); `false` when the operator files it apart.
-    pub platform: bool,
-    /// Contacts per listing page of the search.
-    pub page_size: cxone::PageSize,
-    /// PATCHes in flight at once.
-    pub concurrency: usize,
-    /// The guests' identity attribute.
-    pub attribute: String,
+/// The policy an erasure applies: on the tutorials' routes a masking policy for the
+/// contacts (`[fields]`); on CXone's published API its `[digital]` section for the DFO
+/// customers and cases, every message removed with reason `GDPR`
+/// ([`crate::digital::policy::for_erasure`]).
+#[derive(Debug)]
+pub enum ErasePolicy {
+    /// The tutorials' routes.
+    Contacts(Policy),
+    /// CXone's published API.
+    Digital(crate::digital::DigitalPolicy),
+}
+
+impl ErasePolicy {
+    /// The policy file `text` read from `path` for the surface the tenant speaks.
+    pub fn load(
+        path: &std::path::Path,
+        text: &str,
+        lookup: &dyn Fn(&str) -> Option<String>,
+        cxone: bool,
+    ) -> Result<Self> {
+        if cxone {
+            return crate::digital::policy::for_erasure(path, text, lookup).map(Self::Digital);
+        }
+        Policy::parse(text, path, lookup)
+            .map(Self::Contacts)
+            .map_err(|problems| {
+                Error::Invalid(format!(
+                    "{} does not validate; nothing was changed:\n  {}",
+                    path.display(),
+                    problems.join("\n  ")
+                ))
+            })
+    }
+
+    /// The keys of its pseudonymize rules: a subject's pseudonyms under them match too.
+    pub fn pseudonymize_keys(&self) -> Vec<&crate::keys::Key> {
+        match self {
+            Self::Contacts(p) => p.pseudonymize_keys(),
+            Self::Digital(d) => {
+                let mut k = d.customer_fields.pseudonymize_keys();
+                k.extend(d.case_fields.pseudonymize_keys());
+                k
+            }
+        }
+    }
 }
 
 /// What a rerun must match to resume a job. In the subjects' order: the journal names
@@ -84,19 +112,19 @@ fn fingerprint(policy: &Policy, subjects: &[Subject], o: &Options) -> String {
     ))
 }
 
-fn entry(actor: &str, op: &'static str, s: &Subject, job: &str, d: Details) -> Result<NewEntry> {
-    s.entry(actor, op, d.id("job", job)?.id("key", &s.key_id)?)
-}
-
 /// Opens the erasure job of `subjects` (already validated and pseudonymized): the
 /// unfinished job with the same subjects, policy and options, else a new one, journaled
 /// before anything is read. Returns its id.
 pub async fn open(
     ledger: &Ledger,
-    policy: &Policy,
+    policy: &ErasePolicy,
     subjects: &[Subject],
     o: &Options,
 ) -> Result<String> {
+    let policy = match policy {
+        ErasePolicy::Contacts(p) => p,
+        ErasePolicy::Digital(d) => return super::erase_real::open(ledger, d, subjects, o).await,
+    };
     let fp = fingerprint(policy, subjects, o);
     ledger::details::check_identifier("actor", &o.actor)?;
     let mut items = vec!["find".to_string(), "contacts".to_string()];
@@ -125,7 +153,7 @@ pub async fn open(
 pub async fn erase(
     client: &cxone::Client,
     ledger: &Ledger,
-    policy: &Policy,
+    policy: &ErasePolicy,
     subjects: &[Subject],
     matcher: &Matcher,
     o: &Options,
@@ -142,11 +170,17 @@ pub async fn run(
     client: &cxone::Client,
     ledger: &Ledger,
     jid: &str,
-    policy: &Policy,
+    policy: &ErasePolicy,
     subjects: &[Subject],
     matcher: &Matcher,
     o: &Options,
 ) -> Result<()> {
+    let policy = match policy {
+        ErasePolicy::Contacts(p) => p,
+        ErasePolicy::Digital(d) => {
+            return super::erase_real::run(client, ledger, jid, d, subjects, matcher, o).await;
+        }
+    };
     let held = crate::lease::take(ledger, jid).await?;
     let r = run_leased(client, ledger, jid, policy, subjects, matcher, o).await;
     held.release().await;
@@ -299,45 +333,6 @@ async fn guest_step(
     Ok(())
 }
 
-/// Step 4, one subject: the platform erasure (or its skip), journaled before it is sent.
-async fn platform_step(
-    client: &cxone::Client,
-    job: &Job<'_>,
-    s: &Subject,
-    key: &str,
-    o: &Options,
-) -> Result<()> {
-    job.claim(key).await?;
-    let (result, details) = if o.platform {
-        let kind = match s.kind {
-            Kind::Email => SubjectKind::Email,
-            Kind::Phone => SubjectKind::Phone,
-        };
-        let id = client
-            .privacy()
-            .erasure(s.normalized.expose_secret(), kind)
-            .await?;
-        (
-            json!({"request_id": id}),
-            Details::new().id("request_id", &id)?,
-        )
-    } else {
-        (
-            json!({"skipped": true}),
-            Details::new().flag("skipped", true),
-        )
-    };
-    let audit = vec![entry(
-        &o.actor,
-        "subject.erase.platform",
-        s,
-        job.id(),
-        details,
-    )?];
-    job.step_done(key, Some(result), audit).await?;
-    Ok(())
-}
-
 /// Step 2: every matching contact anonymized by anonymize's own job; its id journaled.
 async fn contacts_step(
     client: &cxone::Client,
@@ -396,26 +391,6 @@ async fn contacts_step(
     .await
 }
 
-/// Step 5: the job closed as erased.
-async fn close(ledger: &Ledger, jid: &str, o: &Options, subjects: usize) -> Result<()> {
-    ledger
-        .finish_job(
-            jid,
-            JobStatus::Done,
-            NewEntry::new(
-                &o.actor,
-                "job.finish",
-                jid,
-                Outcome::Success,
-                Details::new()
-                    .label("status", "erased")
-                    .count("subjects", subjects as u64),
-            )?,
-        )
-        .await?;
-    Ok(())
-}
-
 /// The receipts of a finished erasure job, one per subject, in the request's order,
 /// built from the journal and the audit trail alone — the same whichever process ran
 /// it, and however often it was resumed.
@@ -432,6 +407,10 @@ pub async fn receipts(ledger: &Ledger, jid: &str) -> Result<Vec<Receipt>> {
             "job {jid} has not finished ({}): it has no receipts yet",
             job.status
         )));
+    }
+    let items = ledger.job_items(jid, None, 1_000_000).await?;
+    if items.iter().any(|i| i.key == "digital") {
+        return super::receipt_real::build(ledger, jid, &items).await;
     }
     super::receipt::build(ledger, jid).await
 }
@@ -467,6 +446,7 @@ mod tests {
             page_size: cxone::PageSize::new(1000).unwrap(),
             concurrency: 1,
             attribute: "hashed_user_id".into(),
+            since: None,
         };
         let (a, b) = (subject("aa"), subject("bb"));
         let ab = fingerprint(&policy, &[a.clone(), b.clone()], &o);

@@ -9,9 +9,14 @@
 //! are one person, as are `(415) 555-0100` and `+14155550100` in region US.
 
 pub mod erase;
+mod erase_real;
 pub mod export;
 pub mod find;
+pub mod real;
 mod receipt;
+mod receipt_real;
+mod steps;
+pub mod verify;
 
 use std::collections::HashMap;
 
@@ -306,6 +311,24 @@ impl Matcher {
                 .and_then(|n| self.phones.get(&n)),
         };
         found.map(|&i| (i, How::Raw))
+    }
+
+    /// The subject an address of unknown kind belongs to (a DFO identity's
+    /// `idOnExternalPlatform`, an ACD `fromAddress`): a pseudonym, an email when it
+    /// holds `@`, else a phone number.
+    pub fn address(&self, value: &str) -> Option<(usize, How)> {
+        let value = value.trim();
+        if value.is_empty() {
+            return None;
+        }
+        self.field(
+            if value.contains('@') {
+                "email"
+            } else {
+                "phone"
+            },
+            value,
+        )
     }
 
     /// Every (subject, field, how) the contact holds.

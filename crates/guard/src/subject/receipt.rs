@@ -50,7 +50,38 @@ pub struct Receipt {
     pub audit: BTreeMap<String, Vec<i64>>,
     /// The audit head when the job closed: `SEQ:HASH`, for `audit verify --expect-head`.
     pub audit_head: String,
+    /// On CXone's published API: the DFO records erased and the voice contacts the
+    /// platform erasure covers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digital: Option<DigitalErased>,
+    /// What the receipt does not vouch for, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notice: Option<&'static str>,
 }
+
+/// What an erasure on CXone's published API did to one person's DFO records.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DigitalErased {
+    /// The DFO customers found (their fields changed per the policy).
+    pub customers: Vec<String>,
+    /// Their cases.
+    pub cases: Vec<String>,
+    /// The messages whose content and author name were removed (reason `GDPR`).
+    pub messages: Vec<String>,
+    /// The fields changed, `customer ID: IDENT (OP)` or `case ID: IDENT (OP)`, from
+    /// the audit log.
+    pub fields: Vec<String>,
+    /// The `digital.anonymize` job that made the changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digital_job: Option<String>,
+    /// The completed contacts whose addresses hold the person: the platform erasure
+    /// anonymizes them, asynchronously.
+    pub voice_contacts: Vec<String>,
+}
+
+/// Said on every receipt of CXone's published API.
+pub const PLATFORM_NOTICE: &str = "CXone's platform erasure is asynchronous: the voice contacts listed are anonymized some time after the request (check with `cxguard subject verify`). It does not cover digital (DFO) data, which cxguard erased itself: the messages and fields listed here.";
 
 /// What the find step journaled of one subject: its contacts and guests.
 pub(super) fn journaled(v: &Value) -> (Vec<ContactHit>, Vec<String>) {
@@ -121,7 +152,7 @@ pub(super) async fn build(ledger: &Ledger, jid: &str) -> Result<Vec<Receipt>> {
 /// The job's step entries (between its start and finish) and the audit head at its
 /// finish, `seq:hash`. Every step's entries name the job; the find entries come one per
 /// subject, in the subjects' order, and carry the pseudonym (target) and its key.
-async fn audited_steps(ledger: &Ledger, jid: &str) -> Result<(Vec<Entry>, String)> {
+pub(super) async fn audited_steps(ledger: &Ledger, jid: &str) -> Result<(Vec<Entry>, String)> {
     let one = |operation: &str| Filter {
         operation: Some(operation.into()),
         target: Some(jid.to_string()),
@@ -190,5 +221,7 @@ fn receipt(
         },
         audit,
         audit_head: audit_head.to_string(),
+        digital: None,
+        notice: None,
     }
 }

@@ -28,7 +28,7 @@ pub(crate) fn subjects(queue: usize) -> server::SubjectsConfig {
     )
     .unwrap();
     server::SubjectsConfig {
-        policy,
+        policy: guard::subject::erase::ErasePolicy::Contacts(policy),
         queue,
         platform_erasure: true,
         page_size: cxone::PageSize::new(1000).unwrap(),

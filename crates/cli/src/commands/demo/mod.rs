@@ -246,7 +246,13 @@ async fn steps(
     let posture = posture_step(client, ledger, seed, dir).await?;
 
     ctx.note("step 11/12: a person asks to be erased: find them by email across contacts and guests, anonymize their contacts, delete their guest's identity attribute, file CXone's platform erasure, and print the receipt");
-    let erased = subject::subject_step(client, ledger, sim, &demo_policy()?).await?;
+    let erased = subject::subject_step(
+        client,
+        ledger,
+        sim,
+        &guard::subject::erase::ErasePolicy::Contacts(demo_policy()?),
+    )
+    .await?;
 
     ctx.note("step 12/12: record the run in the tamper-evident audit log and verify the chain");
     let verdict = record(ledger, &inv).await?;

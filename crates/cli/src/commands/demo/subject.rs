@@ -19,7 +19,7 @@ pub(super) async fn subject_step(
     client: &cxone::Client,
     ledger: &ledger::Ledger,
     sim: &cxone_sim::SimHandle,
-    policy: &guard::anonymize::Policy,
+    policy: &guard::subject::erase::ErasePolicy,
 ) -> Result<Receipt, CliError> {
     let failed = |m: String| CliError::new(Exit::Failed, m);
     let key = guard::keys::Key::from_bytes("demo-identity", vec![42u8; 32]).map_err(failed)?;
@@ -80,6 +80,7 @@ pub(super) async fn subject_step(
             page_size: cxone::PageSize::DEFAULT_BULK,
             concurrency: 8,
             attribute: identity.attribute().to_string(),
+            since: None,
         },
     )
     .await?;

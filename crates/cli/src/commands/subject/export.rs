@@ -20,6 +20,13 @@ pub(super) async fn export(
     page_size: u32,
 ) -> Result<Exit, CliError> {
     let env = ctx.env();
+    if crate::surface::speaks_cxone(ctx) {
+        // Refused before anything is read: an export must hold the records themselves,
+        // and this build gathers them from the tutorials' routes only.
+        return Err(CliError::config(
+            "tenant.api: `subject export` gathers the tutorials' contacts and guests; on api = \"cxone\" it is not available yet: `subject find` lists the DFO customers, cases and completed contacts that hold the person; nothing was read",
+        ));
+    }
     let page_size = cxone::PageSize::new(page_size)
         .map_err(|e| CliError::usage(format!("--page-size: {e}")))?;
     let (identity, subjects) = subjects(ctx, who)?;

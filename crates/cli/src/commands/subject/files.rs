@@ -10,7 +10,14 @@ pub(super) fn print_receipt(r: &guard::subject::Receipt) {
     say(format!("receipt for {} (job {})", r.reference, r.job_id));
     say(format!("  pseudonym {} (key {})", r.pseudonym, r.key_id));
     if !r.records_found {
-        say("  no records found: no contact or linked guest held this person");
+        say(if r.digital.is_some() {
+            "  no records found: no DFO customer, case or completed contact held this person"
+        } else {
+            "  no records found: no contact or linked guest held this person"
+        });
+    }
+    if let Some(d) = &r.digital {
+        print_digital(d);
     }
     if !r.contacts.is_empty() {
         let list: Vec<String> = r
@@ -38,17 +45,46 @@ pub(super) fn print_receipt(r: &guard::subject::Receipt) {
         Some(id) => say(format!("  platform erasure: submitted, request {id}")),
         None => say("  platform erasure: skipped (--skip-platform-erasure: filed separately)"),
     }
+    if let Some(n) = r.notice {
+        say(format!("  note: {n}"));
+    }
     // In the order the steps ran.
-    let steps: Vec<String> = ["find", "contacts", "guest", "platform"]
-        .iter()
-        .filter_map(|step| {
-            let seqs = r.audit.get(*step)?;
-            let s: Vec<String> = seqs.iter().map(i64::to_string).collect();
-            Some(format!("{step} {}", s.join(" ")))
-        })
-        .collect();
+    let steps: Vec<String> = [
+        "find", "contacts", "guest", "digital", "messages", "fields", "notes", "platform",
+    ]
+    .iter()
+    .filter_map(|step| {
+        let seqs = r.audit.get(*step)?;
+        let s: Vec<String> = seqs.iter().map(i64::to_string).collect();
+        Some(format!("{step} {}", s.join(" ")))
+    })
+    .collect();
     say(format!("  audit entries: {}", steps.join("; ")));
     say(format!("  audit head at the end: {}", r.audit_head));
+}
+
+/// The DFO part of a receipt (CXone's published API).
+fn print_digital(d: &guard::subject::erase::DigitalErased) {
+    if !d.customers.is_empty() {
+        say(format!("  DFO customers: {}", d.customers.join(", ")));
+    }
+    if !d.cases.is_empty() {
+        say(format!(
+            "  DFO cases: {}; {} message(s) with content and author name removed (reason GDPR) by job {}",
+            d.cases.join(", "),
+            d.messages.len(),
+            d.digital_job.as_deref().unwrap_or("-")
+        ));
+    }
+    for f in &d.fields {
+        say(format!("  field changed: {f}"));
+    }
+    if !d.voice_contacts.is_empty() {
+        say(format!(
+            "  completed contacts the platform erasure covers: {}",
+            d.voice_contacts.join(", ")
+        ));
+    }
 }
 
 /// The file name of a reference's receipt: its characters that are safe in a file name.

@@ -12,6 +12,8 @@ use secrecy::SecretString;
 
 mod export;
 mod files;
+mod real;
+mod verify;
 
 use files::{check_receipts_dir, print_receipt, write_receipts};
 
@@ -76,6 +78,31 @@ pub struct EraseArgs {
     /// PATCHes in flight at once.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
+    /// On api = "cxone": search completed contacts since DATE (default: two years ago).
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+}
+
+/// `subject verify`'s flags.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// A receipt `subject erase` wrote (its --receipts file, or its JSON output holding
+    /// one receipt).
+    #[arg(value_name = "RECEIPT")]
+    pub receipt: PathBuf,
+    /// Read the person's identifier from FILE (its first line) instead of stdin: the
+    /// receipt never holds it.
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Search again until nothing remains or DURATION has passed (30s, 10m, 2h).
+    #[arg(long, value_name = "DURATION")]
+    pub wait: Option<String>,
+    /// On api = "cxone": search completed contacts since DATE (default: two years ago).
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+    /// Contacts per listing page (tutorials' routes).
+    #[arg(long, default_value_t = 1000)]
+    pub page_size: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,6 +130,10 @@ pub enum SubjectCommand {
     Erase(EraseArgs),
     /// Find one person's (or each listed person's) contacts and guests, read-only, in one
     /// pass over the contacts. Audited as subject.find (pseudonym and counts).
+    /// After an erasure: search again for the receipt's person (the identifier asked
+    /// again, on stdin or --file) and list what still holds them. Exit 0 when nothing
+    /// does, 2 when something does. Audited as subject.verified (counts).
+    Verify(VerifyArgs),
     Find {
         #[command(flatten)]
         who: Who,
@@ -112,6 +143,10 @@ pub enum SubjectCommand {
         /// Contacts per listing page.
         #[arg(long, default_value_t = 1000)]
         page_size: u32,
+        /// On api = "cxone": search completed contacts since DATE (default: two years
+        /// ago).
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
     },
 }
 
@@ -210,6 +245,27 @@ pub(super) fn matcher(
     Matcher::new(subjects, identity.normalizer(), &extra)
 }
 
+/// The erasure's policy for the surface the tenant speaks: a masking policy (`[fields]`)
+/// on the tutorials' routes, its `[digital]` section on CXone's published API.
+pub fn read_erase_policy(
+    ctx: &Context,
+    path: &std::path::Path,
+    cxone: bool,
+) -> Result<guard::subject::erase::ErasePolicy, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        CliError::new(
+            Exit::Input,
+            format!("cannot read the policy {}: {e}", path.display()),
+        )
+    })?;
+    Ok(guard::subject::erase::ErasePolicy::load(
+        path,
+        &text,
+        ctx.env(),
+        cxone,
+    )?)
+}
+
 /// A masking policy, read and validated, when one is given.
 pub fn read_policy(
     path: Option<&PathBuf>,
@@ -228,11 +284,13 @@ pub async fn run(ctx: &Context, args: SubjectArgs) -> Result<Exit, CliError> {
             page_size,
         } => export::export(ctx, &who, &out, policy.as_ref(), page_size).await,
         SubjectCommand::Erase(a) => erase_cmd(ctx, a).await,
+        SubjectCommand::Verify(a) => verify::verify(ctx, a).await,
         SubjectCommand::Find {
             who,
             policy,
             page_size,
-        } => find_cmd(ctx, &who, policy.as_ref(), page_size).await,
+            since,
+        } => find_cmd(ctx, &who, policy.as_ref(), page_size, since.as_deref()).await,
     }
 }
 
@@ -241,11 +299,17 @@ async fn erase_cmd(ctx: &Context, a: EraseArgs) -> Result<Exit, CliError> {
     let page_size = cxone::PageSize::new(a.page_size)
         .map_err(|e| CliError::usage(format!("--page-size: {e}")))?;
     let (identity, subjects) = subjects(ctx, &a.who)?;
-    let policy = crate::commands::contacts::read_policy(&a.policy, ctx.env())?;
+    let cxone = crate::surface::speaks_cxone(ctx);
+    let policy = read_erase_policy(ctx, &a.policy, cxone)?;
+    let since = real::since(a.since.as_deref())?;
     if let Some(dir) = &a.receipts {
         check_receipts_dir(dir, &subjects)?;
     }
-    let matcher = matcher(&identity, &subjects, Some(&policy));
+    let matcher = Matcher::new(
+        &subjects,
+        identity.normalizer(),
+        &policy.pseudonymize_keys(),
+    );
     let needs = if a.dry_run {
         SEARCHING
     } else if a.skip_platform_erasure {
@@ -255,6 +319,11 @@ async fn erase_cmd(ctx: &Context, a: EraseArgs) -> Result<Exit, CliError> {
     };
     let target = tenant::connect(ctx, needs).await?;
     let ledger = store::open(ctx, Access::Write).await?;
+    if a.dry_run && cxone {
+        let found = real::search(&target, &subjects, &matcher, since).await?;
+        real::print_dry_run(ctx, &found, a.skip_platform_erasure);
+        return Ok(Exit::Ok);
+    }
     if a.dry_run {
         let found = search(&target, &ledger, &identity, &subjects, &matcher, page_size).await?;
         print_erase_dry_run(ctx, &found, a.skip_platform_erasure);
@@ -273,6 +342,7 @@ async fn erase_cmd(ctx: &Context, a: EraseArgs) -> Result<Exit, CliError> {
             page_size,
             concurrency: a.concurrency.into(),
             attribute: identity.attribute().to_string(),
+            since: Some(since),
         },
     )
     .await;
@@ -321,14 +391,30 @@ async fn find_cmd(
     who: &Who,
     policy: Option<&PathBuf>,
     page_size: u32,
+    since: Option<&str>,
 ) -> Result<Exit, CliError> {
     let page_size = cxone::PageSize::new(page_size)
         .map_err(|e| CliError::usage(format!("--page-size: {e}")))?;
     let (identity, subjects) = subjects(ctx, who)?;
-    let policy = read_policy(policy, ctx.env())?;
-    let matcher = matcher(&identity, &subjects, policy.as_ref());
+    let since = real::since(since)?;
+    let policy = match policy {
+        Some(p) => Some(read_erase_policy(
+            ctx,
+            p,
+            crate::surface::speaks_cxone(ctx),
+        )?),
+        None => None,
+    };
+    let keys = policy
+        .as_ref()
+        .map(|p| p.pseudonymize_keys())
+        .unwrap_or_default();
+    let matcher = Matcher::new(&subjects, identity.normalizer(), &keys);
     let target = tenant::connect(ctx, SEARCHING).await?;
     let ledger = store::open(ctx, Access::Write).await?;
+    if target.client.settings().is_cxone() {
+        return real::find(ctx, &target, &ledger, &subjects, &matcher, since).await;
+    }
     let found = search(&target, &ledger, &identity, &subjects, &matcher, page_size).await?;
     found
         .record(&ledger, &actor(), &subjects)
