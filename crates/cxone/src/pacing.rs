@@ -82,8 +82,14 @@ impl Pacer {
                     )
                 })
         };
-        let dfo_updates =
-            dfo.and_then(|d| per_hour(d.dfo_updates_per_hour, d.dfo_updates_per_hour.min(1000)));
+        // The tenant publishes the update rate, not a burst: pace evenly, at most one
+        // second's worth at once.
+        let dfo_updates = dfo.and_then(|d| {
+            per_hour(
+                d.dfo_updates_per_hour,
+                (d.dfo_updates_per_hour / 3600).clamp(1, 1000),
+            )
+        });
         let dfo_contacts = dfo.and_then(|d| {
             let per_minute = NonZeroU32::new(d.dfo_contact_per_minute)?;
             let burst = NonZeroU32::new(d.dfo_contact_burst)?;

@@ -153,7 +153,8 @@ async fn anonymize(ctx: &Context, a: AnonymizeArgs) -> Result<Exit, CliError> {
     bar.finish().await;
     let delivered = deliverer.stop().await;
     let r = result?;
-    print_report(ctx, &r, &delivered);
+    let budget = guard::digital::budget_use(&target.client, &r);
+    print_report(ctx, &r, budget.as_ref(), &delivered);
     if r.failed + r.not_found > 0 {
         let ids: Vec<String> = r
             .failures
@@ -174,9 +175,14 @@ async fn anonymize(ctx: &Context, a: AnonymizeArgs) -> Result<Exit, CliError> {
 }
 
 /// The run's report: JSON, or short lines whose counts add up.
-fn print_report(ctx: &Context, r: &guard::job::Report, delivered: &ledger::deliver::Delivered) {
+fn print_report(
+    ctx: &Context,
+    r: &guard::job::Report,
+    budget: Option<&guard::digital::BudgetUse>,
+    delivered: &ledger::deliver::Delivered,
+) {
     match ctx.output {
-        Output::Json => print_json(&json!({"report": r, "webhooks": delivered})),
+        Output::Json => print_json(&json!({"report": r, "budget": budget, "webhooks": delivered})),
         Output::Text => {
             use crate::progress::thousands as n;
             println!(
@@ -207,6 +213,15 @@ fn print_report(ctx: &Context, r: &guard::job::Report, delivered: &ledger::deliv
             );
             for (k, v) in &r.fields {
                 println!("  cases with {k} removed: {}", n(*v));
+            }
+            if let Some(b) = budget {
+                println!(
+                    "  DFO update budget: {} writes = {:.1}% of {}/h over the run; {:.2}% of requests answered 429",
+                    n(b.writes),
+                    b.percent_of_budget,
+                    n(u64::from(b.per_hour)),
+                    b.percent_429
+                );
             }
         }
     }

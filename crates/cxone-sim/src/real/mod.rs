@@ -104,19 +104,28 @@ pub(crate) const DFO_WRITES_PER_HOUR: f64 = 1_000_000.0;
 pub(crate) const DFO_CASE_BURST: f64 = 250.0;
 pub(crate) const DFO_CASE_PER_MINUTE: f64 = 17.0;
 
-/// A DFO write to `case` (if it names one): within the tenant's hourly budget and the
-/// case's own bucket, both scaled by `dfoBudgetScale`; else 429 without `Retry-After`.
+/// A DFO write to `case` (if it names one): within the tenant's update bucket (the
+/// hourly budget, refilling continuously, one second's worth deep) and the case's own
+/// bucket, both scaled by `dfoBudgetScale`; else 429 without `Retry-After`.
 pub(crate) fn dfo_write(s: &SimState, case: Option<&str>) -> Result<(), Response> {
     let r = &s.real;
     r.counters.dfo_writes.fetch_add(1, Ordering::Relaxed);
     let scale = lock(&r.settings).dfo_budget_scale;
+    // The hourly budget as a bucket that refills continuously and holds one second's
+    // worth (spec-real §4.1 publishes the rate, not the burst: a strict reading).
     let over_tenant = {
+        let rate = DFO_WRITES_PER_HOUR * scale / 3600.0;
+        let capacity = rate.max(1.0);
         let mut w = lock(&r.dfo_writes);
-        if w.0.elapsed() >= Duration::from_secs(3600) {
-            *w = (Instant::now(), 0);
+        let (level, last) = &mut *w;
+        *level = (level.min(capacity) + last.elapsed().as_secs_f64() * rate).min(capacity);
+        *last = Instant::now();
+        if *level >= 1.0 {
+            *level -= 1.0;
+            false
+        } else {
+            true
         }
-        w.1 += 1;
-        w.1 as f64 > (DFO_WRITES_PER_HOUR * scale).max(1.0)
     };
     let over_case = case.is_some_and(|c| {
         let burst = (DFO_CASE_BURST * scale).max(1.0);
@@ -277,6 +286,18 @@ pub(crate) fn configure(s: &SimState, key: &str, v: &Value, apply: bool) -> Resu
                 .as_f64()
                 .filter(|x| (0.0..=1.0).contains(x))
                 .ok_or("dfoThrottleShare: a share between 0 and 1")?;
+        }
+        "closeAllCases" => {
+            // A benchmark's tenant: every case closed, so a retention cut-off covers all.
+            if v != &Value::Bool(true) {
+                return Err("closeAllCases: true".into());
+            }
+            if apply {
+                for c in lock(&s.real.tenant).cases.iter_mut() {
+                    c["status"] = json!("closed");
+                }
+            }
+            return Ok(true);
         }
         "erasureDelayMs" => {
             settings.erasure_delay_ms = v

@@ -25,7 +25,8 @@ pub(crate) struct RealState {
     /// DFO reads in the current hour window: (window start, count).
     pub dfo_window: Mutex<(Instant, u64)>,
     /// DFO writes in the current hour window, every case together.
-    pub dfo_writes: Mutex<(Instant, u64)>,
+    /// The tenant's update bucket: its level and when it was last refilled.
+    pub dfo_writes: Mutex<(f64, Instant)>,
     /// Per case: its bucket's level and when it was last filled.
     pub dfo_cases: Mutex<HashMap<String, (f64, Instant)>>,
     pub counters: Counters,
@@ -81,7 +82,7 @@ impl RealState {
                 erasure_delay_ms: 50,
             }),
             dfo_window: Mutex::new((Instant::now(), 0)),
-            dfo_writes: Mutex::new((Instant::now(), 0)),
+            dfo_writes: Mutex::new((f64::MAX, Instant::now())),
             dfo_cases: Mutex::new(HashMap::new()),
             counters: Counters::default(),
         }

@@ -473,7 +473,7 @@ async fn a_message_s_content_and_author_are_removed_once_and_a_customer_field_de
 #[tokio::test]
 async fn one_case_s_writes_run_out_of_its_burst_with_a_429_and_others_do_not() {
     let mut config = small();
-    // One case's burst of 250 scaled to 2; the tenant's hourly budget stays large.
+    // One case's burst of 250 scaled to 2.
     config.dfo_budget_scale = 2.0 / 250.0;
     let sim = sim(config).await;
     let mut s = real_settings(&sim);
@@ -495,6 +495,9 @@ async fn one_case_s_writes_run_out_of_its_burst_with_a_429_and_others_do_not() {
         .await
         .unwrap_err();
     assert_eq!(e.status(), Some(429), "{e}");
+    // The tenant's bucket, scaled as well (2.2 writes a second, one second deep), has
+    // refilled after a second: only the case's own budget is spent.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     c.dfo()
         .remove_content(case_of(&format!("{b}-m0")), &format!("{b}-m0"), "GDPR")
         .await

@@ -380,3 +380,40 @@ fn closed_at(c: &cxone::dfo::Case) -> Option<time::OffsetDateTime> {
         time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
     })
 }
+
+/// How much of the tenant's DFO update budget (spec-real §4.1, `[tenant.limits]
+/// dfo_updates_per_hour`) a run used, and how many of its requests were refused.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BudgetUse {
+    /// Writes made (removals, field changes, note deletions).
+    pub writes: u64,
+    /// The budget paced to, per hour.
+    pub per_hour: u32,
+    /// Writes over what the budget allowed in the run's time (its rate × the run's
+    /// seconds, plus one second's worth of burst), in percent.
+    pub percent_of_budget: f64,
+    /// Requests answered 429, in percent of the requests sent.
+    pub percent_429: f64,
+}
+
+/// The budget figures of a finished run on `client`, when it paces by DFO budgets.
+pub fn budget_use(client: &cxone::Client, r: &Report) -> Option<BudgetUse> {
+    let per_hour = client.settings().dfo_budget()?.dfo_updates_per_hour;
+    let rate = f64::from(per_hour) / 3600.0;
+    let allowed = rate * r.seconds + rate.max(1.0);
+    Some(BudgetUse {
+        writes: r.calls,
+        per_hour,
+        percent_of_budget: if allowed > 0.0 {
+            r.calls as f64 * 100.0 / allowed
+        } else {
+            0.0
+        },
+        percent_429: if r.requests == 0 {
+            0.0
+        } else {
+            r.http_429 as f64 * 100.0 / r.requests as f64
+        },
+    })
+}
