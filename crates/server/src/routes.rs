@@ -352,6 +352,7 @@ fn link_refused(state: &AppState, guest_id: &str, e: LinkError) -> Problem {
                 LinkError::Api(api) if api.stage() == cxone::Stage::Auth => {
                     "the tenant refused cxguard's credentials".to_string()
                 }
+                no_field @ LinkError::NoField(_) => no_field.to_string(),
                 _ => "the tenant failed and retries ran out".to_string(),
             })
         }
