@@ -80,13 +80,20 @@ fn erasing_a_dfo_customer_removes_their_messages_changes_their_fields_files_one_
         }
     }
 
+    // Linked as a returning guest first: the erasure deletes the link too.
+    let o = h.run(&["digital", "setup"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = h.run(&["guests", "link", "--guest", CUSTOMER, "--identifier", EMAIL]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
     // find: read-only, by reference.
     let o = h.run(&["subject", "find", "--email", EMAIL]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(
-        out.contains(&format!("customer {CUSTOMER}: identity"))
-            && out.contains("3 completed contact(s)"),
+        out.contains(&format!(
+            "customer {CUSTOMER}: field:hashed_user_id, identity"
+        )) && out.contains("3 completed contact(s)"),
         "{out}"
     );
     assert!(!out.contains(EMAIL), "no identifier printed: {out}");
@@ -117,6 +124,7 @@ fn erasing_a_dfo_customer_removes_their_messages_changes_their_fields_files_one_
         r["digital"]["fields"],
         serde_json::json!([format!("customer {CUSTOMER}: loyalty_number (erase)")])
     );
+    assert_eq!(r["digital"]["links"], serde_json::json!([CUSTOMER]));
     assert!(r["platform"]["requestId"].is_string(), "{r}");
     assert!(
         r["notice"].as_str().unwrap().contains("asynchronous")

@@ -9,9 +9,11 @@
 //!    customers and cases — through `digital anonymize`'s own job (paced, audited per
 //!    message and field; a message already removed is skipped, so a resume repeats no
 //!    removal);
-//! 3. **platform**: CXone's erasure (spec-real §5) per subject, for the voice side; it
+//! 3. **link**: the identity field (`[identity] attribute`) deleted from the customers
+//!    it linked to the person (as the tutorials' erasure deletes the guest attribute);
+//! 4. **platform**: CXone's erasure (spec-real §5) per subject, for the voice side; it
 //!    is asynchronous and does not cover DFO data, which step 2 erased;
-//! 4. the job closed; receipts are built from the journal and the audit log.
+//! 5. the job closed; receipts are built from the journal and the audit log.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -32,6 +34,9 @@ pub(super) struct Journaled {
     pub cases: Vec<String>,
     pub messages: Vec<String>,
     pub voice: Vec<String>,
+    /// The customers whose identity field (`[identity] attribute`) holds the person's
+    /// pseudonym: the link deleted.
+    pub linked: Vec<String>,
 }
 
 impl Journaled {
@@ -50,6 +55,7 @@ impl Journaled {
             cases: ids("cases"),
             messages: ids("messages"),
             voice: ids("voice"),
+            linked: ids("linked"),
         }
     }
 }
@@ -162,7 +168,17 @@ async fn run_leased(
     }
     crate::failpoint("subject.digital");
 
-    // 3. the platform erasure per subject, journaled before it is sent.
+    // 3. the identity links: the pseudonym field deleted from the linked customers.
+    let linked: BTreeSet<&String> = found.iter().flat_map(|j| &j.linked).collect();
+    let keys: Vec<String> = linked.iter().map(|c| format!("link:{c}")).collect();
+    job.add_items(&keys).await?;
+    for (c, key) in linked.iter().zip(&keys) {
+        if !done(key) {
+            link_step(client, &job, subjects, &found, c, key, o).await?;
+        }
+    }
+
+    // 4. the platform erasure per subject, journaled before it is sent.
     for (i, s) in subjects.iter().enumerate() {
         let key = format!("platform:{i}");
         if !done(&key) {
@@ -193,6 +209,12 @@ async fn find_step(
             cases: s.cases.clone(),
             messages: s.messages.iter().map(|m| m.id.clone()).collect(),
             voice: s.voice.iter().map(|v| v.id.clone()).collect(),
+            linked: s
+                .customers
+                .iter()
+                .filter(|c| c.holds.contains_key(&format!("field:{}", o.attribute)))
+                .map(|c| c.id.clone())
+                .collect(),
         })
         .collect();
     let result: Vec<Value> = f
@@ -201,7 +223,7 @@ async fn find_step(
         .zip(&journaled)
         .map(|(s, j)| {
             json!({"reference": s.reference, "customers": j.customers, "cases": j.cases,
-                   "messages": j.messages, "voice": j.voice})
+                   "messages": j.messages, "voice": j.voice, "linked": j.linked})
         })
         .collect();
     let mut audit = Vec::new();
@@ -275,4 +297,44 @@ async fn digital_step(
     }
     job.step_done("digital", Some(json!({"digital_job": digital_job})), audit)
         .await
+}
+
+/// Step 3, one customer: its identity field deleted, audited for each subject it held.
+async fn link_step(
+    client: &cxone::Client,
+    job: &Job<'_>,
+    subjects: &[Subject],
+    found: &[Journaled],
+    customer: &str,
+    key: &str,
+    o: &Options,
+) -> Result<()> {
+    if let ledger::Claim::AlreadyDone = job.claim(key).await? {
+        return Ok(());
+    }
+    match client
+        .dfo()
+        .delete_customer_field(customer, &o.attribute)
+        .await
+    {
+        Ok(()) => {}
+        // Gone since it was found: no link of anyone is left there.
+        Err(e) if e.status() == Some(404) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let mut audit = Vec::new();
+    for (s, j) in subjects.iter().zip(found) {
+        if j.linked.iter().any(|c| c == customer) {
+            audit.push(entry(
+                &o.actor,
+                "subject.erase.link",
+                s,
+                job.id(),
+                Details::new()
+                    .id("customer", customer)?
+                    .id("attribute", &o.attribute)?,
+            )?);
+        }
+    }
+    job.step_done(key, None, audit).await
 }

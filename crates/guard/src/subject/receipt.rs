@@ -78,6 +78,8 @@ pub struct DigitalErased {
     /// The completed contacts whose addresses hold the person: the platform erasure
     /// anonymizes them, asynchronously.
     pub voice_contacts: Vec<String>,
+    /// The customers whose identity field (the link to the person) was deleted.
+    pub links: Vec<String>,
 }
 
 /// Said on every receipt of CXone's published API.

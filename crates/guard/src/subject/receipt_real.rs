@@ -175,6 +175,7 @@ fn receipt(
             messages: j.messages,
             fields,
             voice_contacts: j.voice,
+            links: j.linked,
         }),
         notice: Some(PLATFORM_NOTICE),
     }

@@ -50,7 +50,7 @@ pub(super) fn print_receipt(r: &guard::subject::Receipt) {
     }
     // In the order the steps ran.
     let steps: Vec<String> = [
-        "find", "contacts", "guest", "digital", "messages", "fields", "notes", "platform",
+        "find", "contacts", "guest", "digital", "messages", "fields", "notes", "link", "platform",
     ]
     .iter()
     .filter_map(|step| {
@@ -78,6 +78,12 @@ fn print_digital(d: &guard::subject::erase::DigitalErased) {
     }
     for f in &d.fields {
         say(format!("  field changed: {f}"));
+    }
+    if !d.links.is_empty() {
+        say(format!(
+            "  identity links deleted from: {}",
+            d.links.join(", ")
+        ));
     }
     if !d.voice_contacts.is_empty() {
         say(format!(
