@@ -76,6 +76,9 @@ enum Command {
     /// Digital conversations on CXone (DFO, api = "cxone"): remove messages' content and
     /// author names by the policy's [digital] section, resumable.
     Digital(commands::digital::DigitalArgs),
+    /// CXone data policies (api = "cxone"): their runs with findings, followed to the
+    /// end; a run's evidence report, downloaded and recorded in the audit log.
+    Policies(commands::policies::PoliciesArgs),
     /// List what the target tenant holds: contacts, secrets, data actions, tables, widgets.
     Inventory(commands::inventory::InventoryArgs),
     /// Anonymize contacts with a masking policy; reveal an encrypted field.
@@ -134,6 +137,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Inventory(_) => "inventory",
         Command::AccessKeys(_) => "accesskeys",
         Command::Digital(_) => "digital",
+        Command::Policies(_) => "policies",
         Command::Contacts(_) => "contacts",
         Command::Secrets(_) => "secrets",
         Command::Datastore(_) => "datastore",
@@ -292,6 +296,7 @@ async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Inventory(args) => commands::inventory::run(&ctx, args).await,
         Command::AccessKeys(args) => commands::accesskeys::run(&ctx, args).await,
         Command::Digital(args) => commands::digital::run(&ctx, args).await,
+        Command::Policies(args) => commands::policies::run(&ctx, args).await,
         Command::Contacts(args) => commands::contacts::run(&ctx, args).await,
         Command::Secrets(args) => commands::secrets::run(&ctx, args).await,
         Command::Datastore(args) => commands::datastore::run(&ctx, args).await,

@@ -86,22 +86,28 @@ pub const TABLE: &[Row] = &[
         ),
     },
     Row {
+        command: "policies",
+        tutorial: "no: data policies are CXone's API only",
+        cxone: Ok("§6.5–6.8 runs and their evidence reports"),
+    },
+    Row {
         command: "plan",
         tutorial: "§3–§7",
-        cxone: Ok("§3 access keys (`[access_keys]`); the tutorials' sections are refused"),
+        cxone: Ok(
+            "§3 access keys (`[access_keys]`), §6 data policies (`[[data_policies]]`); the tutorials' sections are refused",
+        ),
     },
     Row {
         command: "apply",
         tutorial: "§3–§7",
-        cxone: Ok("§3 access keys (`[access_keys]`); the tutorials' sections are refused"),
+        cxone: Ok(
+            "§3 access keys (`[access_keys]`), §6 data policies (`[[data_policies]]`); the tutorials' sections are refused",
+        ),
     },
     Row {
         command: "export",
         tutorial: "§3, §5, §7",
-        cxone: Err((
-            "the posture file describes the tutorials' protections",
-            "`inventory --output json` lists what the tenant holds",
-        )),
+        cxone: Ok("§6 the data policies, as `[[data_policies]]`"),
     },
     Row {
         command: "status",

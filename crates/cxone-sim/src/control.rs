@@ -211,7 +211,7 @@ pub(crate) fn configure(s: &SimState, change: &Value) -> Result<Value, String> {
             other if crate::real::configure(s, other, v, false)? => real.push((other, v)),
             other => {
                 return Err(format!(
-                    "unknown setting {other:?}; known: faultRate, resetRate, faultRetryAfter, latencyMs, tokenTtlSecs, rateLimit, webchatRateLimit, failNext, resetNext, dfoBudgetScale, dfoThrottleShare, refuseCreatedAccessKeys, erasureDelayMs, closeAllCases"
+                    "unknown setting {other:?}; known: faultRate, resetRate, faultRetryAfter, latencyMs, tokenTtlSecs, rateLimit, webchatRateLimit, failNext, resetNext, dfoBudgetScale, dfoThrottleShare, refuseCreatedAccessKeys, erasureDelayMs, closeAllCases, policyRunMs, evidenceRedirect, evidenceUrl"
                 ));
             }
         }

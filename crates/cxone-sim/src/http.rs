@@ -11,11 +11,11 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 
 use crate::problem::Reply;
@@ -106,9 +106,10 @@ async fn pipeline(
     if let Some(key) = &idem_key {
         idempotency_settle(s, key, &reply);
     }
-    if scripted_reset(s) || (rt.reset_rate > 0.0 && s.roll() < rt.reset_rate) {
+    if crate::state::faults::scripted_reset(s) || (rt.reset_rate > 0.0 && s.roll() < rt.reset_rate)
+    {
         s.counters.resets.fetch_add(1, Ordering::Relaxed);
-        return Ok(reset_response());
+        return Ok(crate::state::faults::reset_response());
     }
     Ok(reply.into_response_with(&rate_headers))
 }
@@ -278,31 +279,6 @@ fn idempotency_settle(s: &SimState, key: &str, reply: &Reply) {
     } else {
         store.remove(key);
     }
-}
-
-/// Whether a scripted connection reset is due (and uses it up).
-fn scripted_reset(s: &SimState) -> bool {
-    let mut n = lock(&s.reset_next);
-    let hit = *n > 0;
-    *n = n.saturating_sub(1);
-    hit
-}
-
-/// A response whose body fails at once: hyper aborts the connection, so the client sees a
-/// reset after the server has already made the change.
-fn reset_response() -> Response {
-    let stream = futures_util::stream::once(async {
-        Err::<Bytes, std::io::Error>(std::io::Error::new(
-            std::io::ErrorKind::ConnectionReset,
-            "injected connection reset",
-        ))
-    });
-    let mut resp = Response::new(Body::from_stream(stream));
-    resp.headers_mut()
-        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("64"));
-    resp.headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    resp.into_response()
 }
 
 /// The granted scopes of the bearer token, or the 401 to send.

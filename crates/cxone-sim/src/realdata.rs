@@ -255,6 +255,7 @@ fn policies(now: i64) -> Vec<Value> {
             "policyId": id, "policyName": name, "policyType": ty,
             "entityType": "MASTER_CONTACT", "applyToMediaTypes": ["VOICE"],
             "retentionValueInDays": days, "recurring": recurring,
+            "recurrenceConfig": if recurring { json!({"frequency": "DAILY", "recurrenceEndType": "NEVER"}) } else { Value::Null },
             "needsApproval": ty == "DATA_ERASURE", "autoApproveLimit": 100,
             "creationDate": rfc3339(data::ts(now - 200 * 86_400)),
             "lastModifiedDate": rfc3339(data::ts(now - 10 * 86_400)),

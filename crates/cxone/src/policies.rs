@@ -73,6 +73,150 @@ pub struct Policy {
     /// Whether it recurs.
     #[serde(default)]
     pub recurring: Option<bool>,
+    /// How it recurs (`frequency`: `DAILY`, `WEEKLY`, `MONTHLY`, …).
+    #[serde(default)]
+    pub recurrence_config: Option<RecurrenceConfig>,
+    /// The media it applies to (`VOICE`, `SCREEN`).
+    #[serde(default)]
+    pub apply_to_media_types: Vec<String>,
+    /// What it selects (the vocabulary is not published).
+    #[serde(default)]
+    pub criteria: Vec<Criterion>,
+    /// Its description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Whether a person approves its runs.
+    #[serde(default)]
+    pub needs_approval: Option<bool>,
+}
+
+/// How a policy recurs (§6.1 RecurrenceConfig), the fields cxguard compares.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RecurrenceConfig {
+    /// `DAILY`, `WEEKLY` or `MONTHLY`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frequency: Option<String>,
+}
+
+/// One criterion of a policy (§6.1 Criteria); kept as the tenant sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Criterion {
+    /// The field it tests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_id: Option<String>,
+    /// How.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
+    /// Against one value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Or several.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+}
+
+/// A policy to create (§6.1 PolicyCreationRequest).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewPolicy {
+    /// Its name.
+    pub policy_name: String,
+    /// Its type, as the tenant spells it.
+    pub policy_type: String,
+    /// `MASTER_CONTACT` or `SEGMENT`.
+    pub entity_type: String,
+    /// What it selects.
+    pub criteria: Vec<Criterion>,
+    /// Its description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Whether it recurs.
+    pub recurring: bool,
+    /// How it recurs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recurrence_config: Option<RecurrenceConfig>,
+    /// Days kept, as a string (sic, §6.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_value_in_days: Option<String>,
+    /// One media type (a single value in the request schema, §6.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub apply_to_media_types: Option<String>,
+}
+
+/// A run of one policy, in full (§6.6).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Run {
+    /// The policy.
+    #[serde(default)]
+    pub policy_id: Option<String>,
+    /// The run.
+    #[serde(default)]
+    pub policy_instance_id: Option<String>,
+    /// The policy's name.
+    #[serde(default)]
+    pub policy_name: Option<String>,
+    /// Where it is.
+    #[serde(default)]
+    pub status: Option<InstanceStatus>,
+    /// What it did.
+    #[serde(default)]
+    pub result_summary: Option<ResultSummary>,
+    /// When it began.
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    pub creation_date: Option<String>,
+    /// When it ended.
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    pub completion_date: Option<String>,
+    /// Whether its evidence report can be downloaded.
+    #[serde(default)]
+    pub enable_evidence_report_download: Option<bool>,
+}
+
+/// What a run did (§6.6 resultSummary).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultSummary {
+    /// Entities done.
+    #[serde(default, deserialize_with = "lenient_opt_i64")]
+    pub success_count: Option<i64>,
+    /// Entities failed.
+    #[serde(default, deserialize_with = "lenient_opt_i64")]
+    pub failure_count: Option<i64>,
+    /// Entities partly done.
+    #[serde(default, deserialize_with = "lenient_opt_i64")]
+    pub partial_count: Option<i64>,
+    /// Entities held by a litigation hold.
+    #[serde(default, deserialize_with = "lenient_opt_i64")]
+    pub litigation_hold_count: Option<i64>,
+    /// Percent done.
+    #[serde(default, deserialize_with = "lenient_opt_i64")]
+    pub progress: Option<i64>,
+    /// Entities in scope.
+    #[serde(default, deserialize_with = "lenient_opt_i64")]
+    pub total_entities: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RunPage {
+    #[serde(default)]
+    records: Vec<Run>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Created {
+    #[serde(default)]
+    policy_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Evidence {
+    #[serde(default, rename = "presigned-url")]
+    url: Option<String>,
 }
 
 /// One run of a policy, as the activity search lists it (§6.8).
@@ -149,6 +293,73 @@ impl Policies<'_> {
         Ok(out)
     }
 
+    /// Creates a policy (§6.1); its id. Not idempotent: a retried create can make two,
+    /// so callers look for the name first and after an unclear failure.
+    pub async fn create(self, p: &NewPolicy) -> Result<String> {
+        let call = Call::new(Method::POST, &["data-policies", "v1", "policies"])
+            .on(Base::Api)
+            .json(p)?;
+        let c: Created = self.client.execute(call).await?.decode("created policy")?;
+        c.policy_id
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| missing("created policy", "no policyId in the answer"))
+    }
+
+    /// One policy's runs (§6.5).
+    pub async fn runs(self, policy: &str) -> Result<Vec<Run>> {
+        let call = Call::new(
+            Method::GET,
+            &[
+                "data-policies",
+                "v1",
+                "policies",
+                policy,
+                "policy-instances",
+            ],
+        )
+        .on(Base::Api);
+        let page: RunPage = self.client.execute(call).await?.decode("policy runs")?;
+        Ok(page.records)
+    }
+
+    /// One run (§6.6).
+    pub async fn run(self, policy: &str, run: &str) -> Result<Run> {
+        let call = Call::new(
+            Method::GET,
+            &[
+                "data-policies",
+                "v1",
+                "policies",
+                policy,
+                "policy-instances",
+                run,
+            ],
+        )
+        .on(Base::Api);
+        self.client.execute(call).await?.decode("policy run")
+    }
+
+    /// The presigned URL of a run's evidence report (§6.7), as the tenant gives it.
+    pub async fn evidence_url(self, policy: &str, run: &str) -> Result<String> {
+        let call = Call::new(
+            Method::GET,
+            &[
+                "data-policies",
+                "v1",
+                "policies",
+                policy,
+                "policy-instances",
+                run,
+                "evidence-reports",
+            ],
+        )
+        .on(Base::Api);
+        let e: Evidence = self.client.execute(call).await?.decode("evidence report")?;
+        e.url
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| missing("evidence report", "no presigned-url in the answer"))
+    }
+
     /// Every run of every policy (the activity search), following `lastEvaluatedKey`
     /// until a page has none.
     pub async fn instances(self) -> Result<Vec<Instance>> {
@@ -182,5 +393,13 @@ impl Policies<'_> {
             }
         }
         Ok(out)
+    }
+}
+
+fn missing(what: &str, message: &str) -> crate::Error {
+    crate::Error::Decode {
+        what: what.to_string(),
+        request_id: "none".to_string(),
+        message: message.to_string(),
     }
 }

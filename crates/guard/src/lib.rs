@@ -24,6 +24,7 @@ pub mod job;
 pub mod keys;
 pub mod lease;
 pub mod parsing;
+pub mod policies;
 pub mod posture;
 pub mod pseudonym;
 pub mod rotate;

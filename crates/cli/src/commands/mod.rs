@@ -15,6 +15,7 @@ pub mod inventory;
 pub mod jobs;
 pub mod keys;
 pub mod outbox;
+pub mod policies;
 pub mod posture;
 pub mod report;
 pub mod secrets;

@@ -127,7 +127,6 @@ fn a_tutorial_command_exits_78_and_sends_nothing() {
         &["webchat", "export"],
         &["contacts", "anonymize", "--all", "--policy", "p.toml"],
         &["status"],
-        &["export"],
     ] {
         let o = h.run(args);
         assert_eq!(o.status.code(), Some(78), "{args:?}: {}", stderr(&o));

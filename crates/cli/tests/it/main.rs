@@ -4,6 +4,7 @@ mod anonymize;
 mod commands;
 mod cxone_api;
 mod cxone_digital;
+mod cxone_policies;
 mod cxone_posture;
 mod cxone_subject;
 mod datastore;

@@ -520,6 +520,15 @@ fn every_commands_json_output_validates_against_its_schema() {
         &["subject", "verify", "receipt.json", "--file", "person.txt"],
         2,
     );
+    // Data policies: their runs (some are findings: exit 2) and one evidence report.
+    json(&r, &mut docs, "policies-runs", &["policies", "runs"], 2);
+    json(
+        &r,
+        &mut docs,
+        "policies-evidence",
+        &["policies", "evidence", "run-0001", "--out", "evidence"],
+        0,
+    );
     json(
         &r,
         &mut docs,

@@ -77,7 +77,21 @@ pub(super) fn router() -> Router<Arc<SimState>> {
             axum::routing::delete(super::dfo_writes::delete_customer_field),
         )
         .route("/privacy/v1/erasure", post(erasure))
+        .route("/data-policies/v1/policies", post(super::policies::create))
         .route("/data-policies/v1/policies/search", post(policies))
+        .route("/data-policies/v1/policies/{id}", get(super::policies::one))
+        .route(
+            "/data-policies/v1/policies/{id}/policy-instances",
+            get(super::policies::runs),
+        )
+        .route(
+            "/data-policies/v1/policies/{id}/policy-instances/{run}",
+            get(super::policies::run),
+        )
+        .route(
+            "/data-policies/v1/policies/{id}/policy-instances/{run}/evidence-reports",
+            get(super::policies::evidence),
+        )
         .route(
             "/data-policies/v1/policies/policy-instances/search",
             post(instances),
@@ -462,12 +476,13 @@ async fn instances(State(s): State<Arc<SimState>>, headers: HeaderMap, body: Byt
             None => return error(StatusCode::BAD_REQUEST, "lastEvaluatedKey: unknown"),
         },
     };
+    let phase = lock(&s.real.settings).policy_run_ms as i64;
     let records: Vec<Value> = t
         .instances
         .iter()
         .skip(start)
         .take(RUN_PAGE)
-        .cloned()
+        .map(|i| super::policies::shown(i, phase))
         .collect();
     let mut out = json!({"totalRecords": t.instances.len(), "records": records});
     if start + RUN_PAGE < t.instances.len()

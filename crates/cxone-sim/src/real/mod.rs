@@ -20,6 +20,7 @@ mod api;
 mod auth;
 mod dfo_writes;
 mod keys;
+mod policies;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -48,6 +49,10 @@ pub(crate) fn router() -> Router<Arc<SimState>> {
         .nest(ISSUER, auth::router())
         .nest(API, api::router())
         .nest(USERHUB, api::userhub_router())
+        .route(
+            &format!("{}/{{file}}", policies::EVIDENCE),
+            axum::routing::get(policies::evidence_file),
+        )
 }
 
 /// `http://{Host}`: the base the documents name, as the tutorial discovery does.
@@ -230,6 +235,10 @@ pub(crate) fn snapshot(s: &SimState) -> Value {
         "dfoWrites": c.dfo_writes.load(Ordering::Relaxed),
         "dfo": dfo_snapshot(&t),
         "fieldDefinitions": t.field_definitions,
+        "policies": t.policies.iter().map(|p| json!({
+            "policyId": p["policyId"], "policyName": p["policyName"],
+            "retentionValueInDays": p["retentionValueInDays"],
+        })).collect::<Vec<_>>(),
         "completed": t.completed.iter().map(|c| json!({
             "contactId": c["contactId"], "fromAddress": c["fromAddress"], "toAddress": c["toAddress"],
         })).collect::<Vec<_>>(),
@@ -298,6 +307,22 @@ pub(crate) fn configure(s: &SimState, key: &str, v: &Value, apply: bool) -> Resu
                 }
             }
             return Ok(true);
+        }
+        "policyRunMs" => {
+            settings.policy_run_ms = v
+                .as_u64()
+                .filter(|x| *x <= 3_600_000)
+                .ok_or("policyRunMs: milliseconds, at most an hour")?;
+        }
+        "evidenceRedirect" => {
+            settings.evidence_redirect = v.as_bool().ok_or("evidenceRedirect: true or false")?;
+        }
+        "evidenceUrl" => {
+            settings.evidence_url = match v {
+                Value::Null => None,
+                Value::String(u) => Some(u.clone()),
+                _ => return Err("evidenceUrl: a URL, or null".into()),
+            };
         }
         "erasureDelayMs" => {
             settings.erasure_delay_ms = v

@@ -42,3 +42,31 @@ pub(crate) fn injected_fault(s: &SimState, rt: &Runtime) -> Result<(), Reply> {
     }
     Ok(())
 }
+
+/// Whether a scripted connection reset is due (and uses it up).
+pub(crate) fn scripted_reset(s: &SimState) -> bool {
+    let mut n = lock(&s.reset_next);
+    let hit = *n > 0;
+    *n = n.saturating_sub(1);
+    hit
+}
+
+/// A response whose body fails at once: hyper aborts the connection, so the client sees a
+/// reset after the server has already made the change.
+pub(crate) fn reset_response() -> axum::response::Response {
+    use axum::body::{Body, Bytes};
+    use axum::http::HeaderValue;
+    use axum::response::{IntoResponse as _, Response};
+    let stream = futures_util::stream::once(async {
+        Err::<Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "injected connection reset",
+        ))
+    });
+    let mut resp = Response::new(Body::from_stream(stream));
+    resp.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("64"));
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp.into_response()
+}

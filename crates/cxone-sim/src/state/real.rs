@@ -45,6 +45,12 @@ pub(crate) struct Settings {
     /// How long after a privacy erasure the completed contacts' addresses are rewritten
     /// (the platform erasure is asynchronous, spec-real §5).
     pub erasure_delay_ms: u64,
+    /// How long each phase of a data-policy run lasts (SEARCHING, APPLYING_ACTION).
+    pub policy_run_ms: u64,
+    /// The evidence route answers a redirect (a test of a client that follows none).
+    pub evidence_redirect: bool,
+    /// The presigned URL handed out instead of the emulator's own.
+    pub evidence_url: Option<String>,
 }
 
 /// What the real surface counted.
@@ -80,6 +86,9 @@ impl RealState {
                 dfo_throttle_share: 0.0,
                 refuse_created_keys: false,
                 erasure_delay_ms: 50,
+                policy_run_ms: 300,
+                evidence_redirect: false,
+                evidence_url: None,
             }),
             dfo_window: Mutex::new((Instant::now(), 0)),
             dfo_writes: Mutex::new((f64::MAX, Instant::now())),

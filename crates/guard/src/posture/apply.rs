@@ -44,12 +44,13 @@ pub struct With<'a> {
 pub const RUN_KIND: &str = "posture.apply";
 
 /// The protections, in the order they are applied.
-const PARTS: [&str; 5] = [
+const PARTS: [&str; 6] = [
     "webchat",
     "encryption",
     "secrets",
     "retention",
     "access_keys",
+    "data_policies",
 ];
 
 /// The plan a run recorded, to resume it.
@@ -117,6 +118,7 @@ pub async fn apply(
             "encryption" => encryption_part(with, posture, plan).await,
             "secrets" => secrets_part(with, posture, plan).await,
             "access_keys" => access_keys_part(with, posture, plan).await,
+            "data_policies" => data_policies_part(with, plan).await,
             _ => retention_part(with, posture, plan).await?,
         };
         let outcome = if r.status == "failed" {
@@ -335,6 +337,44 @@ async fn access_keys_part(with: &With<'_>, posture: &Posture, plan: &PosturePlan
         }
     }
     summarize("access_keys", &done, &failed)
+}
+
+/// Each planned data policy created, exactly once (searched by name before each
+/// attempt), and audited as `data_policy.created`.
+async fn data_policies_part(with: &With<'_>, plan: &PosturePlan) -> PartResult {
+    let mut done = Vec::new();
+    let mut failed = Vec::new();
+    for c in &plan.data_policies {
+        let d = &c.policy;
+        match crate::policies::compare::create_once(with.client, d).await {
+            Ok((id, created)) => {
+                if created {
+                    let recorded = async {
+                        let details = Details::new()
+                            .sha256("name_sha256", &crate::sha256_hex(&d.name))?
+                            .id("entity_type", &d.entity_type)?;
+                        let entry = NewEntry::new(
+                            with.actor,
+                            "data_policy.created",
+                            &id,
+                            Outcome::Success,
+                            details,
+                        )?;
+                        with.ledger.append(entry).await
+                    };
+                    if let Err(e) = recorded.await {
+                        failed.push(format!("{}: created as {id} but not audited: {e}", d.name));
+                        continue;
+                    }
+                    done.push(format!("{} created ({id})", d.name));
+                } else {
+                    done.push(format!("{} already there ({id})", d.name));
+                }
+            }
+            Err(e) => failed.push(format!("{}: {e}", d.name)),
+        }
+    }
+    summarize("data_policies", &done, &failed)
 }
 
 /// Contacts before the plan's cut-off; the anonymize job of that policy and cut-off

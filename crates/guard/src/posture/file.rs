@@ -30,6 +30,9 @@ pub struct PostureFile {
     /// `[access_keys]` (CXone's published API).
     #[serde(default)]
     pub access_keys: Option<AccessKeysPosture>,
+    /// `[[data_policies]]` (CXone's published API).
+    #[serde(default)]
+    pub data_policies: Option<Vec<toml::Spanned<crate::policies::PolicyFile>>>,
 }
 
 /// `[access_keys]`: how old an access key may get and how long it may go unused, and

@@ -29,6 +29,8 @@ pub struct Posture {
     pub identity_key_id: Option<String>,
     /// Its access keys section (CXone's published API), checked.
     pub access_keys: Option<super::keys::AccessKeys>,
+    /// Its data policies (CXone's published API), checked.
+    pub data_policies: Option<Vec<crate::policies::Declared>>,
 }
 
 /// `[secrets]`, checked.
@@ -185,6 +187,9 @@ pub fn load_text(
     let access_keys = file
         .access_keys
         .map(|a| super::keys::load(a, path, &mut problems));
+    let data_policies = file
+        .data_policies
+        .map(|d| crate::policies::load(d, &path.display().to_string(), &text, &mut problems));
     let identity_key_id = file.identity.map(|i| {
         if ledger::details::check_identifier("identity.key_id", &i.key_id).is_err() {
             problems.push("identity.key_id: not a key id".into());
@@ -202,6 +207,7 @@ pub fn load_text(
             webchat,
             identity_key_id,
             access_keys,
+            data_policies,
         },
         problems,
     ))

@@ -109,6 +109,13 @@ pub struct PosturePlan {
     /// a plan of the tutorials' sections reads and signs as before).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub access_keys: Vec<super::keys::AccessKeyChange>,
+    /// Data policies to create (CXone's published API; absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_policies: Vec<crate::policies::compare::PolicyCreate>,
+    /// Declared data policies that differ from the live ones: the API cannot change
+    /// them, so they are reported, not applied (absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_policy_drift: Vec<crate::policies::compare::Drift>,
     /// Resources already as declared.
     pub unchanged: Vec<String>,
     /// What needs a person; not changes.
@@ -128,7 +135,14 @@ impl PosturePlan {
             + self.datastore.len()
             + self.secrets.len()
             + self.access_keys.len()
+            + self.data_policies.len()
             + usize::from(self.contacts.as_ref().is_some_and(|c| c.pending > 0))
+    }
+
+    /// Whether the tenant differs from the posture: changes to make, or drift that
+    /// cannot be applied (`plan --detailed-exitcode` exits 2 on either).
+    pub fn differs(&self) -> bool {
+        self.changes() > 0 || !self.data_policy_drift.is_empty()
     }
 
     /// The digest of the plan without its digest and signature.
@@ -199,6 +213,8 @@ pub async fn plan(
         secrets: Vec::new(),
         contacts: None,
         access_keys: Vec::new(),
+        data_policies: Vec::new(),
+        data_policy_drift: Vec::new(),
         unchanged: Vec::new(),
         findings: Vec::new(),
         digest: String::new(),
@@ -243,8 +259,27 @@ pub async fn plan(
         p.unchanged.extend(k.unchanged);
         p.findings.extend(k.findings);
     }
+    if let Some(declared) = &posture.data_policies {
+        plan_data_policies(client, declared, &mut p).await?;
+    }
     p.digest = p.compute_digest();
     Ok(p)
+}
+
+/// `[[data_policies]]`: the missing ones to create; drift and unmanaged policies as
+/// findings (the API cannot change them).
+async fn plan_data_policies(
+    client: &cxone::Client,
+    declared: &[crate::policies::Declared],
+    p: &mut PosturePlan,
+) -> Result<()> {
+    let dp = crate::policies::compare::plan(client, declared).await?;
+    p.data_policies = dp.create;
+    p.findings.extend(dp.drift.iter().map(|d| d.describe()));
+    p.data_policy_drift = dp.drift;
+    p.unchanged.extend(dp.unchanged);
+    p.findings.extend(dp.unmanaged);
+    Ok(())
 }
 
 /// The sections the tenant's API surface does not have: the tutorials' protections on
@@ -263,11 +298,25 @@ fn surface_problems(cxone: bool, posture: &Posture, problems: &mut Vec<String>) 
                 "[{section}]: the tutorials' routes, which CXone does not publish (api = \"cxone\"): remove the section, or keep it in a posture for a tenant with api = \"tutorial\""
             ));
         }
-    } else if posture.access_keys.is_some() {
-        problems.push(
-            "[access_keys]: access keys are CXone's published API; set [tenant] api = \"cxone\""
-                .into(),
-        );
+    } else {
+        for (section, what, present) in [
+            (
+                "[access_keys]",
+                "access keys",
+                posture.access_keys.is_some(),
+            ),
+            (
+                "[[data_policies]]",
+                "data policies",
+                posture.data_policies.is_some(),
+            ),
+        ] {
+            if present {
+                problems.push(format!(
+                    "{section}: {what} are CXone's published API; set [tenant] api = \"cxone\""
+                ));
+            }
+        }
     }
 }
 

@@ -191,6 +191,7 @@ fn show(p: &plan::PosturePlan) {
             ))
         ));
     }
+    show_data_policies(p);
     if let Some(c) = &p.contacts
         && c.pending > 0
     {
@@ -201,6 +202,37 @@ fn show(p: &plan::PosturePlan) {
             c.cutoff
         ));
     }
+    show_findings(p);
+}
+
+/// The data policies to create, and each drifted field.
+fn show_data_policies(p: &plan::PosturePlan) {
+    for c in &p.data_policies {
+        let d = &c.policy;
+        crate::output::say(format!(
+            "+ data policy {:?}: create ({}, {}{}{})",
+            d.name,
+            d.policy_type,
+            d.entity_type,
+            d.retention_days
+                .map_or(String::new(), |r| format!(", {r} days")),
+            d.frequency
+                .as_deref()
+                .map_or(String::new(), |f| format!(", {f}"))
+        ));
+    }
+    for d in &p.data_policy_drift {
+        for f in &d.fields {
+            crate::output::say(format!(
+                "! data policy {:?}: {} differs (declared {}, live {}): cannot be changed through CXone's API",
+                d.name, f.field, f.declared, f.live
+            ));
+        }
+    }
+}
+
+/// The findings, and the plan's totals.
+fn show_findings(p: &plan::PosturePlan) {
     if !p.findings.is_empty() {
         crate::output::say("findings (need a person; not changes):");
         for f in &p.findings {
@@ -250,7 +282,7 @@ pub async fn plan_cmd(ctx: &Context, a: PlanArgs) -> Result<Exit, CliError> {
         Output::Json => print_json(&p),
         Output::Text => show(&p),
     }
-    Ok(if a.detailed_exitcode && p.changes() > 0 {
+    Ok(if a.detailed_exitcode && p.differs() {
         Exit::Findings
     } else {
         Exit::Ok

@@ -23,6 +23,10 @@ pub struct CxoneReport {
     pub inventory: CxoneInventory,
     /// Each access key with its age (when cxguard created it), use and findings.
     pub access_keys: Vec<guard::accesskeys::KeyRow>,
+    /// The data policies' runs in the period, with findings.
+    pub policy_runs: Vec<guard::policies::runs::RunView>,
+    /// The evidence reports the audit log records, with their digests.
+    pub evidence: Vec<guard::policies::evidence::Recorded>,
     pub delivery: Delivery,
 }
 
@@ -47,6 +51,16 @@ pub async fn run(
         },
         now,
     );
+    let policy_runs = guard::policies::runs::list(
+        client,
+        &guard::policies::runs::Filter {
+            policy: None,
+            since: Some(since),
+            approval_hours: 24,
+        },
+    )
+    .await?;
+    let evidence = guard::policies::evidence::recorded(ledger).await?;
     let report = CxoneReport {
         generated_at: super::gather::rfc3339(now),
         version: env!("CARGO_PKG_VERSION"),
@@ -58,6 +72,8 @@ pub async fn run(
         audit: super::gather::audit(&verdict),
         inventory: guard::inventory::real::gather(client).await?,
         access_keys: keys,
+        policy_runs,
+        evidence,
         delivery: Delivery {
             delivered: o.delivered,
             pending: o.pending,
@@ -83,6 +99,7 @@ fn render(r: &CxoneReport) -> String {
             (access_keys(&r.inventory, &r.access_keys))
             (digital(&r.inventory))
             (policies(&r.inventory))
+            (policy_runs(&r.policy_runs, &r.evidence))
             (super::html::delivery_part(&r.delivery))
         },
     )
@@ -162,6 +179,58 @@ fn policies(inv: &CxoneInventory) -> Markup {
                     @for p in &inv.policies { tr {
                         td.mono { (p.id) } td { (p.name.as_deref().unwrap_or("")) } td { (p.kind.as_deref().unwrap_or("")) }
                         td { (p.last_run.as_deref().unwrap_or("never")) } td { (p.last_run_at.as_deref().unwrap_or("")) }
+                    } } }
+            }
+        }
+    }
+}
+
+/// Each run in the period: its result counts as a small bar, its finding, and the
+/// evidence reports the audit log records with their digests.
+fn policy_runs(
+    runs: &[guard::policies::runs::RunView],
+    evidence: &[guard::policies::evidence::Recorded],
+) -> Markup {
+    let bar = |r: &guard::policies::runs::RunView| {
+        let s = r.summary.clone().unwrap_or_default();
+        let total = s.total_entities.unwrap_or(0).max(1) as f64;
+        let w = |n: Option<i64>| (n.unwrap_or(0) as f64 * 100.0 / total).round() as i64;
+        (
+            w(s.success_count),
+            w(s.failure_count),
+            w(s.partial_count),
+            w(s.litigation_hold_count),
+        )
+    };
+    html! {
+        section #policy-runs {
+            h2 { "Data-policy runs in the period" }
+            @if runs.is_empty() { p.empty { "No run in the period." } } @else {
+                table { tr { th { "run" } th { "policy" } th { "status" } th { "done / failed / partial / held" } th { "finding" } }
+                    @for r in runs { tr {
+                        td.mono { (r.run_id) } td { (r.policy_name) } td { (r.status) }
+                        td {
+                            @let (ok, bad, part, held) = bar(r);
+                            div style="display:flex;width:10em;height:.8em;background:#eee" {
+                                div style={"width:" (ok) "%;background:#2e7d32"} {}
+                                div style={"width:" (bad) "%;background:#c62828"} {}
+                                div style={"width:" (part) "%;background:#f9a825"} {}
+                                div style={"width:" (held) "%;background:#1565c0"} {}
+                            }
+                            @if let Some(s) = &r.summary {
+                                small { (s.success_count.unwrap_or(0)) " / " (s.failure_count.unwrap_or(0)) " / "
+                                    (s.partial_count.unwrap_or(0)) " / " (s.litigation_hold_count.unwrap_or(0)) }
+                            }
+                        }
+                        td { (r.finding.as_deref().unwrap_or("")) }
+                    } } }
+            }
+            h3 { "Evidence reports" }
+            @if evidence.is_empty() { p.empty { "None downloaded (cxguard policies evidence RUN --out DIR)." } } @else {
+                table { tr { th { "run" } th { "policy" } th { "SHA-256" } th { "bytes" } th { "downloaded" } th { "audit entry" } }
+                    @for e in evidence { tr {
+                        td.mono { (e.run_id) } td.mono { (e.policy_id) } td.mono { (e.sha256) }
+                        td { (e.bytes) } td { (e.at) } td { (e.seq) }
                     } } }
             }
         }
