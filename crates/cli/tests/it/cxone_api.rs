@@ -126,7 +126,6 @@ fn a_tutorial_command_exits_78_and_sends_nothing() {
         &["datastore", "coverage", "ds/t"],
         &["webchat", "export"],
         &["contacts", "anonymize", "--all", "--policy", "p.toml"],
-        &["status"],
     ] {
         let o = h.run(args);
         assert_eq!(o.status.code(), Some(78), "{args:?}: {}", stderr(&o));

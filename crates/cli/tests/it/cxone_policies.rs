@@ -212,6 +212,15 @@ fn runs_waiting_for_approval_too_long_are_findings() {
     for s in ["FAILED", "PARTIALLY_SUCCEEDED", "PENDING_APPROVAL"] {
         assert!(findings.contains(&s), "{findings:?}");
     }
+    // status carries them as findings.
+    let o = h.run(&["status"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o).split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        out.contains("data policy \"Litigation hold: case 17\", run run-0006: the run FAILED"),
+        "{out}"
+    );
+    assert!(out.contains("PARTIALLY_SUCCEEDED"), "{out}");
 }
 
 #[test]

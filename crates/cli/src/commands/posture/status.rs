@@ -24,16 +24,36 @@ pub struct StatusArgs {
 
 pub async fn status_cmd(ctx: &Context, a: StatusArgs) -> Result<Exit, CliError> {
     let ledger = store::open(ctx, Access::Read).await?;
-    let mut rows = status::last_successes(&ledger).await?;
+    let cxone = crate::surface::speaks_cxone(ctx);
+    let mut rows = status::last_successes(&ledger, cxone).await?;
     let mut findings = Vec::new();
     let mut posture_note = None;
+    if cxone {
+        // The data policies' runs of the last 30 days that need a person.
+        let target = tenant::connect(ctx, tenant::Needs::reading(&[])).await?;
+        let since = time::OffsetDateTime::now_utc() - time::Duration::days(30);
+        let runs = guard::policies::runs::list(
+            &target.client,
+            &guard::policies::runs::Filter {
+                policy: None,
+                since: Some(since),
+                approval_hours: 24,
+            },
+        )
+        .await?;
+        findings.extend(runs.iter().filter_map(|r| {
+            r.finding.as_ref().map(|f| {
+                format!("data policy {:?}, run {}: {f}", r.policy_name, r.run_id)
+            })
+        }));
+    }
     if a.posture.is_file() || ctx.config.file.posture.is_some() {
         let (posture, problems) = super::load_for(ctx, &a.posture)?;
         let reading = scopes(ctx, &posture, false);
         let target = tenant::connect(ctx, tenant::Needs::reading(&reading)).await?;
         let p = super::plan_now(ctx, &target.client, &posture, 10_000, problems).await?;
         status::set_drift(&mut rows, &posture, &p);
-        findings = p.findings;
+        findings.extend(p.findings);
     } else {
         posture_note = Some(format!(
             "{} not found: drift not checked",
