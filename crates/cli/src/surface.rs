@@ -82,7 +82,7 @@ pub const TABLE: &[Row] = &[
         command: "subject",
         tutorial: "§4, §6, §9",
         cxone: Ok(
-            "§4 DFO customers, cases, messages; §7 completed contacts; §5 the platform erasure (`find`, `erase`, `verify`; `export` is the tutorials' only)",
+            "§4 DFO customers, cases, messages; §7 completed contacts; §5 the platform erasure (`find`, `export`, `erase`, `verify`)",
         ),
     },
     Row {

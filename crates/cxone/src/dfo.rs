@@ -307,6 +307,25 @@ impl Dfo<'_> {
             .data)
     }
 
+    /// The messages of case `case` as the tenant sends them, content included: for an
+    /// access request's export, never logged.
+    pub async fn message_documents(self, case: &str) -> Result<Vec<serde_json::Value>> {
+        #[derive(Deserialize)]
+        struct Page {
+            #[serde(default)]
+            data: Vec<serde_json::Value>,
+        }
+        let call = Call::new(Method::GET, &["contacts", case, "messages"])
+            .on(Base::Dfo)
+            .large_response();
+        Ok(self
+            .client
+            .execute(call)
+            .await?
+            .decode::<Page>("messages")?
+            .data)
+    }
+
     /// Removes the content of message `message` of case `case` (§4.5d), `reason` `GDPR`,
     /// `TTL` or `other`. Safe to send again: the first removal's time is kept. Paced
     /// against the case's own "update specific contact" budget (§4.1).

@@ -296,9 +296,51 @@ fn bad_input_to_a_cxone_subject_request_is_refused_before_any_request() {
     assert!(stderr(&o).contains("no_such"), "{}", stderr(&o));
     assert_eq!(real_state(&h)["dfoWrites"], 0);
     assert!(h.sim.control().erasures().is_empty());
-    // export is the tutorials' only: said, nothing read.
+}
+
+/// The access request on CXone's published API: the person's DFO customer, cases,
+/// messages (content included) and completed contacts, in one file with its manifest.
+#[test]
+fn an_export_holds_the_dfo_records_and_completed_contacts_of_the_person() {
+    let h = harness();
     let o = h.run(&["subject", "export", "--email", EMAIL, "--out", "out"]);
-    assert_eq!(o.status.code(), Some(78), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stdout(&o).contains(EMAIL) && !stderr(&o).contains(EMAIL));
+    assert!(
+        stdout(&o).contains("1 DFO customer(s), 2 case(s), 8 message(s), 3 completed contact(s)"),
+        "{}",
+        stdout(&o)
+    );
+    let path = h.dir.path().join("out/email.json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(doc["customers"][0]["id"], CUSTOMER);
+    assert_eq!(doc["cases"].as_array().unwrap().len(), 2);
+    let messages = doc["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 8);
+    assert!(
+        messages[0]["messageContent"]["payload"]["text"].is_string(),
+        "the content is the person's"
+    );
+    let completed = doc["completedContacts"].as_array().unwrap();
+    assert_eq!(completed.len(), 3);
+    assert!(completed.iter().all(|c| c["fromAddress"] == EMAIL));
+    let e = h.ledger_entries("subject.export");
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].details["messages"], 8);
+    assert!(
+        !serde_json::to_string(&e[0].details)
+            .unwrap()
+            .contains(EMAIL)
+    );
 }
 
 /// `serve` links a DFO customer: the field holds exactly what `contacts anonymize`

@@ -58,7 +58,10 @@ pub async fn last_successes(ledger: &Ledger, cxone: bool) -> Result<Vec<Protecti
 /// sections `posture` declares.
 pub fn set_drift(rows: &mut [Protection], posture: &Posture, plan: &PosturePlan) {
     if rows.first().is_some_and(|r| r.name == "access_keys") {
-        let declared = [posture.access_keys.is_some(), posture.data_policies.is_some()];
+        let declared = [
+            posture.access_keys.is_some(),
+            posture.data_policies.is_some(),
+        ];
         let counts = [
             plan.access_keys.len(),
             plan.data_policies.len() + plan.data_policy_drift.len(),

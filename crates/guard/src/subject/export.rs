@@ -58,6 +58,18 @@ pub struct Export {
     pub contacts: Vec<cxone::models::Contact>,
     /// The guests linked to the subject, with all their attributes.
     pub guests: Vec<GuestRecord>,
+    /// On CXone's published API: the DFO customers that hold the subject, in full.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub customers: Vec<cxone::dfo::Customer>,
+    /// Their cases.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cases: Vec<cxone::dfo::Case>,
+    /// Every message of those cases, as the tenant holds it (content included).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<serde_json::Value>,
+    /// The completed contacts whose addresses hold the subject.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub completed_contacts: Vec<cxone::acd::CompletedContact>,
 }
 
 /// Reads the records `found` names, as they are now (a record deleted since it was
@@ -90,6 +102,66 @@ pub async fn gather(client: &cxone::Client, found: &SubjectFound) -> Result<Expo
         generated_at: ledger::timestamp(time::OffsetDateTime::now_utc()),
         contacts,
         guests,
+        customers: Vec::new(),
+        cases: Vec::new(),
+        messages: Vec::new(),
+        completed_contacts: Vec::new(),
+    })
+}
+
+/// On CXone's published API: reads the records `found` names (customers, cases, their
+/// messages with content, and the completed contacts since `since`), as they are now.
+pub async fn gather_real(
+    client: &cxone::Client,
+    found: &super::real::SubjectFound,
+    since: time::OffsetDateTime,
+) -> Result<Export> {
+    let dfo = client.dfo();
+    let gone = |e: &cxone::Error| e.status() == Some(404);
+    let mut customers = Vec::new();
+    for c in &found.customers {
+        match dfo.customer(&c.id).await {
+            Ok(x) => customers.push(x),
+            Err(e) if gone(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let (mut cases, mut messages) = (Vec::new(), Vec::new());
+    for id in &found.cases {
+        match dfo.case(id).await {
+            Ok(x) => cases.push(x),
+            Err(e) if gone(&e) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        messages.extend(dfo.message_documents(id).await?);
+    }
+    let mut completed_contacts = Vec::new();
+    if !found.voice.is_empty() {
+        let fmt = |t: time::OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        };
+        let all = client
+            .acd()
+            .completed(&fmt(since), &fmt(time::OffsetDateTime::now_utc()))
+            .await?;
+        completed_contacts = all
+            .into_iter()
+            .filter(|c| {
+                c.contact_id
+                    .is_some_and(|id| found.voice.iter().any(|v| v.id == id.to_string()))
+            })
+            .collect();
+    }
+    Ok(Export {
+        reference: found.reference.clone(),
+        generated_at: ledger::timestamp(time::OffsetDateTime::now_utc()),
+        contacts: Vec::new(),
+        guests: Vec::new(),
+        customers,
+        cases,
+        messages,
+        completed_contacts,
     })
 }
 
@@ -127,6 +199,10 @@ impl Export {
                 .id("file", file)?
                 .count("contacts", self.contacts.len() as u64)
                 .count("guests", self.guests.len() as u64)
+                .count("customers", self.customers.len() as u64)
+                .count("cases", self.cases.len() as u64)
+                .count("messages", self.messages.len() as u64)
+                .count("completed_contacts", self.completed_contacts.len() as u64)
                 .sha256("file_sha256", file_sha256)?,
         )
     }

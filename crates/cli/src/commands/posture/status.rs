@@ -42,9 +42,9 @@ pub async fn status_cmd(ctx: &Context, a: StatusArgs) -> Result<Exit, CliError> 
         )
         .await?;
         findings.extend(runs.iter().filter_map(|r| {
-            r.finding.as_ref().map(|f| {
-                format!("data policy {:?}, run {}: {f}", r.policy_name, r.run_id)
-            })
+            r.finding
+                .as_ref()
+                .map(|f| format!("data policy {:?}, run {}: {f}", r.policy_name, r.run_id))
         }));
     }
     if a.posture.is_file() || ctx.config.file.posture.is_some() {

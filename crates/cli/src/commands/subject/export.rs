@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use super::files::{manifest_name, receipt_name, write_new};
-use super::{SEARCHING, Who, matcher, read_policy, search, subjects};
+use super::{SEARCHING, Who, search, subjects};
 use crate::commands::contacts::actor;
 use crate::context::Context;
 use crate::exit::{CliError, Exit};
@@ -19,37 +19,60 @@ pub(super) async fn export(
     policy: Option<&PathBuf>,
     page_size: u32,
 ) -> Result<Exit, CliError> {
-    let env = ctx.env();
-    if crate::surface::speaks_cxone(ctx) {
-        // Refused before anything is read: an export must hold the records themselves,
-        // and this build gathers them from the tutorials' routes only.
-        return Err(CliError::config(
-            "tenant.api: `subject export` gathers the tutorials' contacts and guests; on api = \"cxone\" it is not available yet: `subject find` lists the DFO customers, cases and completed contacts that hold the person; nothing was read",
-        ));
-    }
     let page_size = cxone::PageSize::new(page_size)
         .map_err(|e| CliError::usage(format!("--page-size: {e}")))?;
     let (identity, subjects) = subjects(ctx, who)?;
-    let policy = read_policy(policy, env)?;
+    let cxone = crate::surface::speaks_cxone(ctx);
+    let since = super::real::since(None)?;
+    let keys = match policy {
+        Some(p) => Some(super::read_erase_policy(ctx, p, cxone)?),
+        None => None,
+    };
     prepare_out(out, &subjects)?;
-    let matcher = matcher(&identity, &subjects, policy.as_ref());
+    let matcher = guard::subject::Matcher::new(
+        &subjects,
+        identity.normalizer(),
+        &keys
+            .as_ref()
+            .map(|k| k.pseudonymize_keys())
+            .unwrap_or_default(),
+    );
     let target = tenant::connect(ctx, SEARCHING).await?;
     let ledger = store::open(ctx, Access::Write).await?;
-    let found = search(&target, &ledger, &identity, &subjects, &matcher, page_size).await?;
     let mut written = Vec::new();
-    for (s, f) in subjects.iter().zip(&found.subjects) {
-        written.push(export_one(&target.client, &ledger, s, f, out).await?);
+    if cxone {
+        let found = super::real::search(&target, &subjects, &matcher, since).await?;
+        for (s, f) in subjects.iter().zip(&found.subjects) {
+            let doc = guard::subject::export::gather_real(&target.client, f, since)
+                .await
+                .map_err(crate::exit::without_tenant_words)?;
+            written.push(write_one(&ledger, s, &doc, out).await?);
+        }
+    } else {
+        let found = search(&target, &ledger, &identity, &subjects, &matcher, page_size).await?;
+        for (s, f) in subjects.iter().zip(&found.subjects) {
+            let doc = guard::subject::export::gather(&target.client, f)
+                .await
+                .map_err(crate::exit::without_tenant_words)?;
+            written.push(write_one(&ledger, s, &doc, out).await?);
+        }
     }
     match ctx.output {
         Output::Json => print_json(&serde_json::json!({"exports": written})),
         Output::Text => {
             for w in &written {
+                let counts = if cxone {
+                    format!(
+                        "{} DFO customer(s), {} case(s), {} message(s), {} completed contact(s)",
+                        w["customers"], w["cases"], w["messages"], w["completedContacts"]
+                    )
+                } else {
+                    format!("{} contact(s), {} guest(s)", w["contacts"], w["guests"])
+                };
                 say(format!(
-                    "{}: wrote {} ({} contact(s), {} guest(s)), SHA-256 {}",
+                    "{}: wrote {} ({counts}), SHA-256 {}",
                     w["reference"].as_str().unwrap_or_default(),
                     w["file"].as_str().unwrap_or_default(),
-                    w["contacts"],
-                    w["guests"],
                     w["sha256"].as_str().unwrap_or_default()
                 ));
                 say(format!(
@@ -101,16 +124,12 @@ fn prepare_out(
 
 /// One person's export and manifest written, the intent audited before the write and
 /// the file's digest after it.
-async fn export_one(
-    client: &cxone::Client,
+async fn write_one(
     ledger: &ledger::Ledger,
     s: &guard::subject::Subject,
-    f: &guard::subject::SubjectFound,
+    doc: &guard::subject::export::Export,
     out: &std::path::Path,
 ) -> Result<serde_json::Value, CliError> {
-    let doc = guard::subject::export::gather(client, f)
-        .await
-        .map_err(crate::exit::without_tenant_words)?;
     let bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
     let name = receipt_name(&s.reference);
     // The intent first: a crash after the write leaves an entry for the file.
@@ -138,5 +157,9 @@ async fn export_one(
         "sha256": sha,
         "contacts": doc.contacts.len(),
         "guests": doc.guests.len(),
+        "customers": doc.customers.len(),
+        "cases": doc.cases.len(),
+        "messages": doc.messages.len(),
+        "completedContacts": doc.completed_contacts.len(),
     }))
 }

@@ -234,17 +234,6 @@ pub(super) async fn search(
     .map_err(crate::exit::without_tenant_words)
 }
 
-/// The matcher of `subjects`: the [identity] key's pseudonyms, and those of the masking
-/// policy's own pseudonymize keys when one is given.
-pub(super) fn matcher(
-    identity: &guard::identity::Identity,
-    subjects: &[Subject],
-    policy: Option<&guard::anonymize::Policy>,
-) -> Matcher {
-    let extra = policy.map(|p| p.pseudonymize_keys()).unwrap_or_default();
-    Matcher::new(subjects, identity.normalizer(), &extra)
-}
-
 /// The erasure's policy for the surface the tenant speaks: a masking policy (`[fields]`)
 /// on the tutorials' routes, its `[digital]` section on CXone's published API.
 pub fn read_erase_policy(
@@ -264,15 +253,6 @@ pub fn read_erase_policy(
         ctx.env(),
         cxone,
     )?)
-}
-
-/// A masking policy, read and validated, when one is given.
-pub fn read_policy(
-    path: Option<&PathBuf>,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<guard::anonymize::Policy>, CliError> {
-    path.map(|p| crate::commands::contacts::read_policy(p, env))
-        .transpose()
 }
 
 pub async fn run(ctx: &Context, args: SubjectArgs) -> Result<Exit, CliError> {
