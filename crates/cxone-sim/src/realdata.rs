@@ -176,6 +176,10 @@ fn customer(seed: u64, i: usize, now: i64) -> Value {
     if i.is_multiple_of(3) {
         identities.push(json!({"idOnExternalPlatform": format!("+4420795{:05}", i)}));
     }
+    // Every seventh also writes on a social channel, under a numeric user id.
+    if i.is_multiple_of(7) {
+        identities.push(json!({"idOnExternalPlatform": format!("{}", 1_000_000 + i), "firstName": format!("Person{i}")}));
+    }
     let mut fields = Vec::new();
     if i.is_multiple_of(2) {
         fields.push(json!({"ident": "loyalty_number", "value": format!("LN{:06}", r % 1_000_000)}));

@@ -305,6 +305,7 @@ fn read(m: &Map, identity: &Identity) -> Result<Request, Problem> {
             reference,
             identifier: SecretString::from(i.to_string()),
             kind,
+            external_ids: Vec::new(),
         }),
         _ => Err(Problem::invalid(errors)),
     }

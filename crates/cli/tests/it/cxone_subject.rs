@@ -469,3 +469,51 @@ fn serve_links_a_dfo_customer_with_the_pseudonym_contacts_anonymize_writes() {
         "one person, one pseudonym on both surfaces"
     );
 }
+
+/// A person known on a social channel by their user id there: `--external-id` finds the
+/// DFO customer whose identity holds it, though their email is another.
+#[test]
+fn an_external_id_finds_the_customer_whose_social_identity_holds_it() {
+    let h = harness();
+    // Customer 35 (cust-00036) also writes under the social user id 1000035.
+    let o = h.run(&[
+        "--output",
+        "json",
+        "subject",
+        "find",
+        "--email",
+        "someone.new@example.org",
+        "--external-id",
+        "1000035",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let s = &v["subjects"][0];
+    assert_eq!(s["customers"][0]["id"], "cust-00036", "{v}");
+    assert_eq!(s["customers"][0]["holds"]["identity"], "raw");
+    assert_eq!(s["cases"].as_array().unwrap().len(), 2);
+    assert!(!stdout(&o).contains("1000035"), "the id is never printed");
+    // Without it, nothing.
+    let o = h.run(&[
+        "--output",
+        "json",
+        "subject",
+        "find",
+        "--email",
+        "someone.new@example.org",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["subjects"][0]["customers"], serde_json::json!([]));
+    // With --file it is a column; a bad one is refused by line, not quoted.
+    h.write(
+        "req.csv",
+        "identifier,external_id\nsomeone.new@example.org,bad\u{7}id\n",
+    );
+    let o = h.run(&["subject", "find", "--file", "req.csv"]);
+    assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("req.csv:2: external id: holds a control character"),
+        "{}",
+        stderr(&o)
+    );
+}

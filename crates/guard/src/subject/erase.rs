@@ -429,6 +429,7 @@ mod tests {
             normalized: SecretString::from(format!("{p}@example.com")),
             pseudonym: p.repeat(8),
             key_id: "k".into(),
+            external_ids: Vec::new(),
         }
     }
 

@@ -61,7 +61,20 @@ impl Journaled {
 }
 
 fn fingerprint(policy: &DigitalPolicy, subjects: &[Subject], o: &Options) -> String {
-    let p: Vec<&str> = subjects.iter().map(|s| s.pseudonym.as_str()).collect();
+    use secrecy::ExposeSecret as _;
+    // The external ids change what is found: another set is another job (by digest).
+    let p: Vec<String> = subjects
+        .iter()
+        .map(|s| {
+            let mut ext: Vec<&str> = s.external_ids.iter().map(|e| e.expose_secret()).collect();
+            ext.sort_unstable();
+            if ext.is_empty() {
+                s.pseudonym.clone()
+            } else {
+                format!("{}+{}", s.pseudonym, crate::sha256_hex(&ext.join("\n")))
+            }
+        })
+        .collect();
     crate::sha256_hex(&format!(
         "cxone\n{}\n{}\n{}",
         policy.digest,

@@ -61,6 +61,29 @@ pub struct Request {
     pub identifier: SecretString,
     /// What it is.
     pub kind: IdentifierKind,
+    /// The person's ids on social and messaging channels (a DFO identity's
+    /// `idOnExternalPlatform`), matched exactly; never printed, logged or audited.
+    pub external_ids: Vec<SecretString>,
+}
+
+/// The longest external id.
+pub const MAX_EXTERNAL_ID: usize = 256;
+
+/// Checks an external id (a channel's user id or handle): 1–[`MAX_EXTERNAL_ID`]
+/// characters, no control characters. The message never quotes it.
+pub fn check_external_id(id: &str) -> Result<(), String> {
+    let id = id.trim();
+    if id.is_empty() {
+        Err("external id: empty".into())
+    } else if id.chars().count() > MAX_EXTERNAL_ID {
+        Err(format!(
+            "external id: longer than {MAX_EXTERNAL_ID} characters"
+        ))
+    } else if id.chars().any(char::is_control) {
+        Err("external id: holds a control character".into())
+    } else {
+        Ok(())
+    }
 }
 
 /// A request, normalized and pseudonymized.
@@ -77,6 +100,8 @@ pub struct Subject {
     pub pseudonym: String,
     /// The pseudonym's key id.
     pub key_id: String,
+    /// Its external ids, trimmed (see [`Request::external_ids`]).
+    pub external_ids: Vec<SecretString>,
 }
 
 impl Subject {
@@ -132,14 +157,14 @@ pub fn parse_requests(text: &str, shown: &str) -> Result<Vec<Request>, Vec<Strin
     };
     // Not quoted: a file without its header has an identifier on its first line.
     for (i, c) in cols.iter().enumerate() {
-        if !["identifier", "kind", "ref"].contains(&c.as_str()) {
+        if !["identifier", "kind", "ref", "external_id"].contains(&c.as_str()) {
             errors.push(format!(
-                "{shown}:{hline}: column {} of the header is not identifier, kind or ref",
+                "{shown}:{hline}: column {} of the header is not identifier, kind, ref or external_id",
                 i + 1
             ));
         }
     }
-    let (kind_col, ref_col) = (at("kind"), at("ref"));
+    let (kind_col, ref_col, ext_col) = (at("kind"), at("ref"), at("external_id"));
     let mut out = Vec::new();
     let mut refs: HashMap<String, usize> = HashMap::new();
     for (n, line) in lines {
@@ -152,7 +177,7 @@ pub fn parse_requests(text: &str, shown: &str) -> Result<Vec<Request>, Vec<Strin
             ));
             continue;
         }
-        let request = match request(&fields, ident, kind_col, ref_col, n) {
+        let request = match request(&fields, ident, [kind_col, ref_col, ext_col], n) {
             Ok(r) => r,
             Err(why) => {
                 errors.push(format!("{shown}:{n}: {why}"));
@@ -186,10 +211,14 @@ pub fn parse_requests(text: &str, shown: &str) -> Result<Vec<Request>, Vec<Strin
 fn request(
     fields: &[&str],
     ident: usize,
-    kind_col: Option<usize>,
-    ref_col: Option<usize>,
+    [kind_col, ref_col, ext_col]: [Option<usize>; 3],
     n: usize,
 ) -> Result<Request, String> {
+    let mut external_ids = Vec::new();
+    if let Some(e) = ext_col.map(|c| fields[c]).filter(|e| !e.is_empty()) {
+        check_external_id(e)?;
+        external_ids.push(SecretString::from(e.trim().to_string()));
+    }
     let kind = match kind_col.map(|k| fields[k]) {
         None | Some("") => IdentifierKind::Auto,
         Some(k) => IdentifierKind::parse(k).map_err(|e| format!("kind: {e}"))?,
@@ -208,6 +237,7 @@ fn request(
         reference,
         identifier: SecretString::from(fields[ident].to_string()),
         kind,
+        external_ids,
     })
 }
 
@@ -234,6 +264,14 @@ pub fn prepare(requests: Vec<Request>, identity: &Identity) -> Result<Vec<Subjec
             ));
             continue;
         }
+        if let Some(why) = r
+            .external_ids
+            .iter()
+            .find_map(|e| check_external_id(e.expose_secret()).err())
+        {
+            errors.push(format!("{}: {why}", r.reference));
+            continue;
+        }
         seen.insert(p.clone(), out.len());
         out.push(Subject {
             reference: r.reference,
@@ -241,6 +279,11 @@ pub fn prepare(requests: Vec<Request>, identity: &Identity) -> Result<Vec<Subjec
             normalized: SecretString::from(normalized),
             pseudonym: p,
             key_id: identity.key_id().to_string(),
+            external_ids: r
+                .external_ids
+                .iter()
+                .map(|e| SecretString::from(e.expose_secret().trim().to_string()))
+                .collect(),
         });
     }
     if errors.is_empty() {
@@ -267,6 +310,7 @@ pub struct Matcher {
     emails: HashMap<String, usize>,
     phones: HashMap<String, usize>,
     pseudonyms: HashMap<String, usize>,
+    externals: HashMap<String, usize>,
 }
 
 impl Matcher {
@@ -278,6 +322,7 @@ impl Matcher {
             emails: HashMap::new(),
             phones: HashMap::new(),
             pseudonyms: HashMap::new(),
+            externals: HashMap::new(),
         };
         for (i, s) in subjects.iter().enumerate() {
             let n = s.normalized.expose_secret().to_string();
@@ -286,6 +331,9 @@ impl Matcher {
                 Kind::Phone => m.phones.insert(n.clone(), i),
             };
             m.pseudonyms.insert(s.pseudonym.clone(), i);
+            for e in &s.external_ids {
+                m.externals.insert(e.expose_secret().to_string(), i);
+            }
             for k in extra_keys {
                 m.pseudonyms.insert(pseudonym::pseudonym(k, &n), i);
             }
@@ -329,6 +377,15 @@ impl Matcher {
             },
             value,
         )
+    }
+
+    /// The subject a channel identity (`idOnExternalPlatform`) belongs to: one of its
+    /// external ids exactly, else as [`Matcher::address`].
+    pub fn identity(&self, value: &str) -> Option<(usize, How)> {
+        match self.externals.get(value.trim()) {
+            Some(&i) => Some((i, How::Raw)),
+            None => self.address(value),
+        }
     }
 
     /// Every (subject, field, how) the contact holds.

@@ -175,7 +175,7 @@ fn match_customers(
             if let Some((i, how)) = id
                 .id_on_external_platform
                 .as_deref()
-                .and_then(|a| matcher.address(a))
+                .and_then(|a| matcher.identity(a))
             {
                 by_subject
                     .entry(i)

@@ -59,6 +59,7 @@ pub(super) async fn subject_step(
             reference: "demo-request-1".into(),
             identifier: SecretString::from(EMAIL.to_string()),
             kind: IdentifierKind::Email,
+            external_ids: Vec::new(),
         }],
         &identity,
     )

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use super::files::{manifest_name, receipt_name, write_new};
-use super::{SEARCHING, Who, search, subjects};
+use super::{Channels, SEARCHING, Who, search, subjects};
 use crate::commands::contacts::actor;
 use crate::context::Context;
 use crate::exit::{CliError, Exit};
@@ -15,13 +15,14 @@ use crate::tenant;
 pub(super) async fn export(
     ctx: &Context,
     who: &Who,
+    channels: &Channels,
     out: &std::path::Path,
     policy: Option<&PathBuf>,
     page_size: u32,
 ) -> Result<Exit, CliError> {
     let page_size = cxone::PageSize::new(page_size)
         .map_err(|e| CliError::usage(format!("--page-size: {e}")))?;
-    let (identity, subjects) = subjects(ctx, who)?;
+    let (identity, subjects) = subjects(ctx, who, channels)?;
     let cxone = crate::surface::speaks_cxone(ctx);
     let since = super::real::since(None)?;
     let keys = match policy {

@@ -54,11 +54,23 @@ pub struct Who {
     pub file: Option<PathBuf>,
 }
 
+/// The person's ids on social and messaging channels, beside their email or phone.
+#[derive(Debug, Args)]
+pub struct Channels {
+    /// On api = "cxone": the person's id on a social or messaging channel (a DFO
+    /// identity's idOnExternalPlatform), matched exactly; repeatable; with --email or
+    /// --phone (a --file gives them in an external_id column).
+    #[arg(long = "external-id", value_name = "ID")]
+    pub external_id: Vec<String>,
+}
+
 /// `subject erase`'s flags.
 #[derive(Debug, Args)]
 pub struct EraseArgs {
     #[command(flatten)]
     pub who: Who,
+    #[command(flatten)]
+    pub channels: Channels,
     /// The masking policy the contacts are anonymized with (as for contacts anonymize).
     #[arg(long, value_name = "POLICY")]
     pub policy: PathBuf,
@@ -103,6 +115,8 @@ pub struct VerifyArgs {
     /// Contacts per listing page (tutorials' routes).
     #[arg(long, default_value_t = 1000)]
     pub page_size: u32,
+    #[command(flatten)]
+    pub channels: Channels,
 }
 
 #[derive(Debug, Subcommand)]
@@ -114,6 +128,8 @@ pub enum SubjectCommand {
     Export {
         #[command(flatten)]
         who: Who,
+        #[command(flatten)]
+        channels: Channels,
         /// The directory to write into (created, mode 0700, if missing).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
@@ -137,6 +153,8 @@ pub enum SubjectCommand {
     Find {
         #[command(flatten)]
         who: Who,
+        #[command(flatten)]
+        channels: Channels,
         /// Also match pseudonyms a masking policy's own keys made (its [keys]).
         #[arg(long, value_name = "POLICY")]
         policy: Option<PathBuf>,
@@ -159,7 +177,26 @@ fn read_stdin(what: &str) -> Result<String, CliError> {
 }
 
 /// The requests `who` names, checked whole before anything is read.
-pub fn requests(who: &Who) -> Result<Vec<Request>, CliError> {
+pub fn requests(who: &Who, channels: &Channels) -> Result<Vec<Request>, CliError> {
+    if who.file.is_some() && !channels.external_id.is_empty() {
+        return Err(CliError::usage(
+            "--external-id goes with --email or --phone; a --file gives external ids in an external_id column",
+        ));
+    }
+    let external_ids: Vec<SecretString> = channels
+        .external_id
+        .iter()
+        .map(|e| {
+            guard::subject::check_external_id(e)
+                .map(|()| SecretString::from(e.trim().to_string()))
+                .map_err(|why| {
+                    CliError::new(
+                        Exit::Input,
+                        format!("--external-id: {}", why.trim_start_matches("external id: ")),
+                    )
+                })
+        })
+        .collect::<Result<_, _>>()?;
     let one = |flag: &str, v: &str, kind| -> Result<Vec<Request>, CliError> {
         let v = if v == "-" {
             read_stdin(flag)?
@@ -170,6 +207,7 @@ pub fn requests(who: &Who) -> Result<Vec<Request>, CliError> {
             reference: flag.trim_start_matches('-').to_string(),
             identifier: SecretString::from(v),
             kind,
+            external_ids: external_ids.clone(),
         }])
     };
     if let Some(e) = &who.email {
@@ -202,6 +240,7 @@ fn bad_input(what: &str, errs: Vec<String>) -> CliError {
 pub fn subjects(
     ctx: &Context,
     who: &Who,
+    channels: &Channels,
 ) -> Result<(guard::identity::Identity, Vec<Subject>), CliError> {
     let env = ctx.env();
     let identity = config::identity(&ctx.config, env)?;
@@ -209,7 +248,8 @@ pub fn subjects(
         .file
         .as_ref()
         .map_or("the request".to_string(), |f| f.display().to_string());
-    let subjects = subject::prepare(requests(who)?, &identity).map_err(|e| bad_input(&what, e))?;
+    let subjects =
+        subject::prepare(requests(who, channels)?, &identity).map_err(|e| bad_input(&what, e))?;
     Ok((identity, subjects))
 }
 
@@ -259,18 +299,30 @@ pub async fn run(ctx: &Context, args: SubjectArgs) -> Result<Exit, CliError> {
     match args.command {
         SubjectCommand::Export {
             who,
+            channels,
             out,
             policy,
             page_size,
-        } => export::export(ctx, &who, &out, policy.as_ref(), page_size).await,
+        } => export::export(ctx, &who, &channels, &out, policy.as_ref(), page_size).await,
         SubjectCommand::Erase(a) => erase_cmd(ctx, a).await,
         SubjectCommand::Verify(a) => verify::verify(ctx, a).await,
         SubjectCommand::Find {
             who,
+            channels,
             policy,
             page_size,
             since,
-        } => find_cmd(ctx, &who, policy.as_ref(), page_size, since.as_deref()).await,
+        } => {
+            find_cmd(
+                ctx,
+                &who,
+                &channels,
+                policy.as_ref(),
+                page_size,
+                since.as_deref(),
+            )
+            .await
+        }
     }
 }
 
@@ -278,7 +330,7 @@ pub async fn run(ctx: &Context, args: SubjectArgs) -> Result<Exit, CliError> {
 async fn erase_cmd(ctx: &Context, a: EraseArgs) -> Result<Exit, CliError> {
     let page_size = cxone::PageSize::new(a.page_size)
         .map_err(|e| CliError::usage(format!("--page-size: {e}")))?;
-    let (identity, subjects) = subjects(ctx, &a.who)?;
+    let (identity, subjects) = subjects(ctx, &a.who, &a.channels)?;
     let cxone = crate::surface::speaks_cxone(ctx);
     let policy = read_erase_policy(ctx, &a.policy, cxone)?;
     let since = real::since(a.since.as_deref())?;
@@ -369,13 +421,14 @@ fn print_erase_dry_run(ctx: &Context, found: &subject::Found, skip_platform_eras
 async fn find_cmd(
     ctx: &Context,
     who: &Who,
+    channels: &Channels,
     policy: Option<&PathBuf>,
     page_size: u32,
     since: Option<&str>,
 ) -> Result<Exit, CliError> {
     let page_size = cxone::PageSize::new(page_size)
         .map_err(|e| CliError::usage(format!("--page-size: {e}")))?;
-    let (identity, subjects) = subjects(ctx, who)?;
+    let (identity, subjects) = subjects(ctx, who, channels)?;
     let since = real::since(since)?;
     let policy = match policy {
         Some(p) => Some(read_erase_policy(
