@@ -49,9 +49,21 @@ fn export_plans_unchanged_and_a_new_policy_is_created_once_through_faults() {
     let o = h.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
 
-    h.write("posture.toml", &format!("{exported}{NEW}"));
+    let two = "\n[[data_policies]]\nname = \"Two media\"\ntype = \"RETENTION\"\nentity_type = \"MASTER_CONTACT\"\nmedia = [\"VOICE\", \"SCREEN\"]\ncriteria = []\n";
+    h.write("posture.toml", &format!("{exported}{NEW}{two}"));
     let o = h.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(o.status.code(), Some(2), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .contains(
+                "\"Two media\" is missing and declares 2 media types; CXone's create takes one"
+            ),
+        "{}",
+        stdout(&o)
+    );
     assert!(
         stdout(&o).contains("+ data policy \"Voice recordings: 7 years\": create (RETENTION, MASTER_CONTACT, 2555 days, DAILY)"),
         "{}",
@@ -69,11 +81,16 @@ fn export_plans_unchanged_and_a_new_policy_is_created_once_through_faults() {
         .configure(serde_json::json!({"faultRate": 0.0, "resetRate": 0.0}))
         .unwrap();
     let made = named(&h, "Voice recordings: 7 years");
+    assert!(
+        named(&h, "Two media").is_empty(),
+        "not creatable as declared"
+    );
     assert_eq!(made.len(), 1, "created exactly once: {made:?}");
     assert_eq!(made[0]["retentionValueInDays"], "2555");
     let created = h.ledger_entries("data_policy.created");
     assert_eq!(created.len(), 1);
     assert_eq!(created[0].target, made[0]["policyId"].as_str().unwrap());
+    h.write("posture.toml", &format!("{exported}{NEW}"));
     let o = h.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
 

@@ -67,6 +67,8 @@ pub struct PoliciesPlan {
     pub unchanged: Vec<String>,
     /// Live and not declared.
     pub unmanaged: Vec<String>,
+    /// Missing, and not creatable through the API as declared.
+    pub not_creatable: Vec<String>,
 }
 
 fn shown<T: std::fmt::Debug>(v: &Option<T>) -> String {
@@ -136,6 +138,12 @@ pub async fn plan(client: &cxone::Client, declared: &[Declared]) -> Result<Polic
             .filter(|l| l.policy_name.as_deref() == Some(want.name.as_str()))
             .collect();
         match same_name.as_slice() {
+            // The create request takes one media type (§6.1).
+            [] if want.media.len() > 1 => p.not_creatable.push(format!(
+                "data policy {:?} is missing and declares {} media types; CXone's create takes one: declare one per policy, or create it in CXone's UI",
+                want.name,
+                want.media.len()
+            )),
             [] => p.create.push(PolicyCreate {
                 policy: want.clone(),
             }),
@@ -204,7 +212,8 @@ pub fn request(d: &Declared) -> cxone::policies::NewPolicy {
                 frequency: Some(f.clone()),
             }),
         retention_value_in_days: d.retention_days.map(|r| r.to_string()),
-        // The request schema takes one value (§6.1); the first, when several are declared.
+        // The request schema takes one value (§6.1); a plan never creates a policy
+        // declaring more.
         apply_to_media_types: d.media.first().cloned(),
     }
 }

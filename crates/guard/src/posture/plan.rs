@@ -279,6 +279,7 @@ async fn plan_data_policies(
     p.data_policy_drift = dp.drift;
     p.unchanged.extend(dp.unchanged);
     p.findings.extend(dp.unmanaged);
+    p.findings.extend(dp.not_creatable);
     Ok(())
 }
 
