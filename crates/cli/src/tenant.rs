@@ -99,3 +99,19 @@ pub async fn connect(ctx: &Context, needs: Needs<'_>) -> Result<Connected, CliEr
     }
     Ok(connected)
 }
+
+/// Connects for a command whose API only CXone publishes (`what`, e.g. "data
+/// policies"): refused with exit 78 unless the tenant speaks it.
+pub async fn connect_cxone(
+    ctx: &Context,
+    needs: Needs<'_>,
+    what: &str,
+) -> Result<Connected, CliError> {
+    let target = connect(ctx, needs).await?;
+    if !target.client.settings().is_cxone() {
+        return Err(CliError::config(format!(
+            "tenant.api: {what} are CXone's published API; set [tenant] api = \"cxone\""
+        )));
+    }
+    Ok(target)
+}

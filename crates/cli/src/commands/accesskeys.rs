@@ -74,12 +74,7 @@ pub async fn run(ctx: &Context, a: AccessKeysArgs) -> Result<Exit, CliError> {
         _ => None,
     };
     let vault = crate::config::vault(&ctx.config, ctx.env())?;
-    let target = crate::tenant::connect(ctx, Default::default()).await?;
-    if !target.client.settings().is_cxone() {
-        return Err(CliError::config(
-            "tenant.api: access keys are CXone's published API; set [tenant] api = \"cxone\"",
-        ));
-    }
+    let target = crate::tenant::connect_cxone(ctx, Default::default(), "access keys").await?;
     let ledger = crate::store::open(ctx, crate::store::Access::Write).await?;
     match (a.command, rotate) {
         (

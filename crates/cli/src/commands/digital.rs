@@ -87,13 +87,12 @@ pub async fn run(ctx: &Context, a: DigitalArgs) -> Result<Exit, CliError> {
 
 /// Connects to the tenant for writing; refused unless it speaks CXone's published API.
 async fn connect(ctx: &Context) -> Result<crate::tenant::Connected, CliError> {
-    let target = crate::tenant::connect(ctx, crate::tenant::Needs::writing(&[])).await?;
-    if !target.client.settings().is_cxone() {
-        return Err(CliError::config(
-            "tenant.api: digital conversations are CXone's published API (DFO); set [tenant] api = \"cxone\"",
-        ));
-    }
-    Ok(target)
+    crate::tenant::connect_cxone(
+        ctx,
+        crate::tenant::Needs::writing(&[]),
+        "digital conversations (DFO)",
+    )
+    .await
 }
 
 /// `digital setup`: the identity field's definition, created once.

@@ -64,13 +64,7 @@ async fn connect(ctx: &Context, writes: bool) -> Result<crate::tenant::Connected
     } else {
         crate::tenant::Needs::reading(&[])
     };
-    let target = crate::tenant::connect(ctx, needs).await?;
-    if !target.client.settings().is_cxone() {
-        return Err(CliError::config(
-            "tenant.api: data policies are CXone's published API; set [tenant] api = \"cxone\"",
-        ));
-    }
-    Ok(target)
+    crate::tenant::connect_cxone(ctx, needs, "data policies").await
 }
 
 pub async fn run(ctx: &Context, a: PoliciesArgs) -> Result<Exit, CliError> {

@@ -85,6 +85,14 @@ impl ErasePolicy {
             })
     }
 
+    /// What a rerun must match to resume the job of `subjects`.
+    fn fingerprint(&self, subjects: &[Subject], o: &Options) -> String {
+        match self {
+            Self::Contacts(p) => fingerprint(p, subjects, o),
+            Self::Digital(d) => super::erase_real::fingerprint(d, subjects, o),
+        }
+    }
+
     /// The keys of its pseudonymize rules: a subject's pseudonyms under them match too.
     pub fn pseudonymize_keys(&self) -> Vec<&crate::keys::Key> {
         match self {
@@ -121,14 +129,20 @@ pub async fn open(
     subjects: &[Subject],
     o: &Options,
 ) -> Result<String> {
-    let policy = match policy {
-        ErasePolicy::Contacts(p) => p,
-        ErasePolicy::Digital(d) => return super::erase_real::open(ledger, d, subjects, o).await,
-    };
-    let fp = fingerprint(policy, subjects, o);
     ledger::details::check_identifier("actor", &o.actor)?;
-    let mut items = vec!["find".to_string(), "contacts".to_string()];
+    let (middle, digest, api) = match policy {
+        ErasePolicy::Contacts(p) => ("contacts", &p.digest, "tutorial"),
+        ErasePolicy::Digital(d) => ("digital", &d.digest, "cxone"),
+    };
+    let mut items = vec!["find".to_string(), middle.to_string()];
     items.extend((0..subjects.len()).map(|i| format!("platform:{i}")));
+    let mut params = Details::new()
+        .count("subjects", subjects.len() as u64)
+        .sha256("policy", digest)?
+        .flag("platform_erasure", o.platform);
+    if api == "cxone" {
+        params = params.label("api", "cxone");
+    }
     // One step in the ledger: two service replicas given the same request at once open
     // one job.
     Ok(ledger
@@ -136,12 +150,9 @@ pub async fn open(
             id: Ledger::new_job_id(JOB_KIND),
             kind: JOB_KIND,
             actor: o.actor.clone(),
-            params: Details::new()
-                .count("subjects", subjects.len() as u64)
-                .sha256("policy", &policy.digest)?
-                .flag("platform_erasure", o.platform),
+            params,
             items,
-            fingerprint: Some(fp),
+            fingerprint: Some(policy.fingerprint(subjects, o)),
         })
         .await?
         .0)
@@ -175,29 +186,25 @@ pub async fn run(
     matcher: &Matcher,
     o: &Options,
 ) -> Result<()> {
-    let policy = match policy {
-        ErasePolicy::Contacts(p) => p,
-        ErasePolicy::Digital(d) => {
-            return super::erase_real::run(client, ledger, jid, d, subjects, matcher, o).await;
-        }
-    };
     let held = crate::lease::take(ledger, jid).await?;
     let r = run_leased(client, ledger, jid, policy, subjects, matcher, o).await;
     held.release().await;
     r
 }
 
+/// The job checked against the request (same subjects, policy and options) and
+/// attached, then run by its surface's steps.
 async fn run_leased(
     client: &cxone::Client,
     ledger: &Ledger,
     jid: &str,
-    policy: &Policy,
+    policy: &ErasePolicy,
     subjects: &[Subject],
     matcher: &Matcher,
     o: &Options,
 ) -> Result<()> {
     if ledger.job_fingerprint(jid).await?.as_deref()
-        != Some(fingerprint(policy, subjects, o).as_str())
+        != Some(policy.fingerprint(subjects, o).as_str())
     {
         return Err(Error::Invalid(format!(
             "job {jid} was started with other subjects, policy or options; nothing was done"
@@ -205,7 +212,27 @@ async fn run_leased(
     }
     let progress = Arc::new(Progress::default());
     let job = Job::attach(client, ledger, jid, JOB_KIND, &o.actor, progress).await?;
-    let jid = jid.to_string();
+    match policy {
+        ErasePolicy::Contacts(p) => {
+            run_contacts(client, ledger, &job, p, subjects, matcher, o).await
+        }
+        ErasePolicy::Digital(d) => {
+            super::erase_real::run(client, ledger, &job, d, subjects, matcher, o).await
+        }
+    }
+}
+
+/// The tutorials' routes: find, the contacts, the guests, the platform erasure.
+async fn run_contacts(
+    client: &cxone::Client,
+    ledger: &Ledger,
+    job: &Job<'_>,
+    policy: &Policy,
+    subjects: &[Subject],
+    matcher: &Matcher,
+    o: &Options,
+) -> Result<()> {
+    let jid = job.id().to_string();
     let state = |items: &[ledger::JobItem], k: &str| {
         items
             .iter()
@@ -223,7 +250,7 @@ async fn run_leased(
                 .map(journaled)
                 .collect()
         }
-        _ => find_step(client, ledger, &job, subjects, matcher, o).await?,
+        _ => find_step(client, ledger, job, subjects, matcher, o).await?,
     };
     if found.len() != subjects.len() {
         return Err(Error::Invalid(format!(
@@ -236,21 +263,21 @@ async fn run_leased(
 
     // 2. contacts, through anonymize's own job.
     if !matches!(state(&items, "contacts"), Some((s, _)) if s == "done") {
-        contacts_step(client, ledger, policy, subjects, &found, &job, o).await?;
+        contacts_step(client, ledger, policy, subjects, &found, job, o).await?;
     }
 
     // 3. guests: the identity attribute deleted.
     let items = ledger.job_items(&jid, None, 1_000_000).await?;
     for (g, key) in guests.iter().zip(&guest_keys) {
         if !matches!(state(&items, key), Some((s, _)) if s == "done") {
-            guest_step(client, &job, subjects, &found, g, key, o).await?;
+            guest_step(client, job, subjects, &found, g, key, o).await?;
         }
     }
     // 4. the platform erasure, journaled before it is sent.
     for (i, s) in subjects.iter().enumerate() {
         let key = format!("platform:{i}");
         if !matches!(state(&items, &key), Some((st, _)) if st == "done") {
-            platform_step(client, &job, s, &key, o).await?;
+            platform_step(client, job, s, &key, o).await?;
         }
     }
 

@@ -18,10 +18,10 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use ledger::{Details, Ledger, NewJob};
+use ledger::{Details, Ledger};
 use serde_json::{Value, json};
 
-use super::steps::{JOB_KIND, Options, close, entry, platform_step};
+use super::steps::{Options, close, entry, platform_step};
 use super::{Matcher, Subject};
 use crate::digital::{DigitalPolicy, Selection};
 use crate::job::{Job, Progress};
@@ -60,7 +60,7 @@ impl Journaled {
     }
 }
 
-fn fingerprint(policy: &DigitalPolicy, subjects: &[Subject], o: &Options) -> String {
+pub(super) fn fingerprint(policy: &DigitalPolicy, subjects: &[Subject], o: &Options) -> String {
     use secrecy::ExposeSecret as _;
     // The external ids change what is found: another set is another job (by digest).
     let p: Vec<String> = subjects
@@ -83,74 +83,18 @@ fn fingerprint(policy: &DigitalPolicy, subjects: &[Subject], o: &Options) -> Str
     ))
 }
 
-/// Opens (or finds the unfinished) erasure job of `subjects` on CXone's published API.
-pub async fn open(
-    ledger: &Ledger,
-    policy: &DigitalPolicy,
-    subjects: &[Subject],
-    o: &Options,
-) -> Result<String> {
-    ledger::details::check_identifier("actor", &o.actor)?;
-    let mut items = vec!["find".to_string(), "digital".to_string()];
-    items.extend((0..subjects.len()).map(|i| format!("platform:{i}")));
-    Ok(ledger
-        .open_job(NewJob {
-            id: Ledger::new_job_id(JOB_KIND),
-            kind: JOB_KIND,
-            actor: o.actor.clone(),
-            params: Details::new()
-                .count("subjects", subjects.len() as u64)
-                .sha256("policy", &policy.digest)?
-                .flag("platform_erasure", o.platform)
-                .label("api", "cxone"),
-            items,
-            fingerprint: Some(fingerprint(policy, subjects, o)),
-        })
-        .await?
-        .0)
-}
-
-/// Runs (or resumes) the opened job `jid`, holding its lease.
-pub async fn run(
+/// Runs (or resumes) the erasure `job`, checked and attached by `erase::run` under its
+/// lease.
+pub(super) async fn run(
     client: &cxone::Client,
     ledger: &Ledger,
-    jid: &str,
+    job: &Job<'_>,
     policy: &DigitalPolicy,
     subjects: &[Subject],
     matcher: &Matcher,
     o: &Options,
 ) -> Result<()> {
-    let held = crate::lease::take(ledger, jid).await?;
-    let r = run_leased(client, ledger, jid, policy, subjects, matcher, o).await;
-    held.release().await;
-    r
-}
-
-async fn run_leased(
-    client: &cxone::Client,
-    ledger: &Ledger,
-    jid: &str,
-    policy: &DigitalPolicy,
-    subjects: &[Subject],
-    matcher: &Matcher,
-    o: &Options,
-) -> Result<()> {
-    if ledger.job_fingerprint(jid).await?.as_deref()
-        != Some(fingerprint(policy, subjects, o).as_str())
-    {
-        return Err(Error::Invalid(format!(
-            "job {jid} was started with other subjects, policy or options; nothing was done"
-        )));
-    }
-    let job = Job::attach(
-        client,
-        ledger,
-        jid,
-        JOB_KIND,
-        &o.actor,
-        Arc::new(Progress::default()),
-    )
-    .await?;
+    let jid = job.id();
     let items = ledger.job_items(jid, None, 1_000_000).await?;
     let state = |k: &str| {
         items
@@ -166,7 +110,7 @@ async fn run_leased(
             .as_array()
             .map(|a| a.iter().map(Journaled::from_value).collect())
             .unwrap_or_default(),
-        _ => find_step(client, &job, subjects, matcher, o).await?,
+        _ => find_step(client, job, subjects, matcher, o).await?,
     };
     if found.len() != subjects.len() {
         return Err(Error::Invalid(format!(
@@ -177,7 +121,7 @@ async fn run_leased(
 
     // 2. digital, through digital anonymize's own job.
     if !done("digital") {
-        digital_step(client, ledger, &job, policy, subjects, &found, o).await?;
+        digital_step(client, ledger, job, policy, subjects, &found, o).await?;
     }
     crate::failpoint("subject.digital");
 
@@ -187,7 +131,7 @@ async fn run_leased(
     job.add_items(&keys).await?;
     for (c, key) in linked.iter().zip(&keys) {
         if !done(key) {
-            link_step(client, &job, subjects, &found, c, key, o).await?;
+            link_step(client, job, subjects, &found, c, key, o).await?;
         }
     }
 
@@ -195,7 +139,7 @@ async fn run_leased(
     for (i, s) in subjects.iter().enumerate() {
         let key = format!("platform:{i}");
         if !done(&key) {
-            platform_step(client, &job, s, &key, o).await?;
+            platform_step(client, job, s, &key, o).await?;
         }
     }
     close(ledger, jid, o, subjects.len()).await

@@ -22,6 +22,31 @@ pub struct PlatformErasure {
     pub request_id: Option<String>,
 }
 
+impl PlatformErasure {
+    /// The platform step's journaled result (`{"request_id"}` or `{"skipped": true}`).
+    pub(super) fn journaled(v: &Value) -> Self {
+        PlatformErasure {
+            status: if v["skipped"] == true {
+                "skipped"
+            } else {
+                "submitted"
+            },
+            request_id: v["request_id"].as_str().map(str::to_string),
+        }
+    }
+}
+
+/// The audit sequence numbers of one subject's step entries (target its pseudonym), by
+/// step (`find`, `contacts`, `digital`, …).
+pub(super) fn step_seqs(steps: &[Entry], pseudonym: &str) -> BTreeMap<String, Vec<i64>> {
+    let mut audit: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for s in steps.iter().filter(|s| s.target == pseudonym) {
+        let step = s.operation.trim_start_matches("subject.erase.").to_string();
+        audit.entry(step).or_default().push(s.seq);
+    }
+    audit
+}
+
 /// The evidence behind the reply to one person: what was found and changed, the
 /// platform request, and the audit entries that record each step. No identifier.
 #[derive(Debug, Clone, Serialize)]
@@ -195,11 +220,7 @@ fn receipt(
     audit_head: &str,
 ) -> Receipt {
     let (contacts, guests) = journaled(f);
-    let mut audit: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    for s in steps.iter().filter(|s| s.target == e.target) {
-        let step = s.operation.trim_start_matches("subject.erase.").to_string();
-        audit.entry(step).or_default().push(s.seq);
-    }
+    let audit = step_seqs(steps, &e.target);
     Receipt {
         reference: f["reference"]
             .as_str()
@@ -213,14 +234,7 @@ fn receipt(
             .flatten(),
         contacts,
         guests,
-        platform: PlatformErasure {
-            status: if platform["skipped"] == true {
-                "skipped"
-            } else {
-                "submitted"
-            },
-            request_id: platform["request_id"].as_str().map(str::to_string),
-        },
+        platform: PlatformErasure::journaled(platform),
         audit,
         audit_head: audit_head.to_string(),
         digital: None,

@@ -3,7 +3,7 @@
 //! `digital.anonymize` job the erasure ran), the voice contacts the platform erasure
 //! covers, the platform request, and the audit head.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use ledger::{AuditEntry as Entry, Filter, Ledger};
 use serde_json::Value;
@@ -111,11 +111,7 @@ fn receipt(
     digital_job: Option<String>,
     audit_head: &str,
 ) -> Receipt {
-    let mut audit: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    for s in steps.iter().filter(|s| s.target == e.target) {
-        let step = s.operation.trim_start_matches("subject.erase.").to_string();
-        audit.entry(step).or_default().push(s.seq);
-    }
+    let mut audit = super::receipt::step_seqs(steps, &e.target);
     let messages: BTreeSet<&str> = j.messages.iter().map(String::as_str).collect();
     let customers: BTreeSet<&str> = j.customers.iter().map(String::as_str).collect();
     let cases: BTreeSet<&str> = j.cases.iter().map(String::as_str).collect();
@@ -156,14 +152,7 @@ fn receipt(
         contacts: Vec::new(),
         anonymize_job: None,
         guests: Vec::new(),
-        platform: PlatformErasure {
-            status: if p["skipped"] == true {
-                "skipped"
-            } else {
-                "submitted"
-            },
-            request_id: p["request_id"].as_str().map(str::to_string),
-        },
+        platform: PlatformErasure::journaled(p),
         audit,
         audit_head: audit_head.to_string(),
         digital: Some(DigitalErased {

@@ -64,6 +64,25 @@ pub struct Channels {
     pub external_id: Vec<String>,
 }
 
+impl Channels {
+    /// The external ids, each checked and trimmed (the error never quotes one).
+    pub fn checked(&self) -> Result<Vec<SecretString>, CliError> {
+        self.external_id
+            .iter()
+            .map(|e| {
+                guard::subject::check_external_id(e)
+                    .map(|()| SecretString::from(e.trim().to_string()))
+                    .map_err(|why| {
+                        CliError::new(
+                            Exit::Input,
+                            format!("--external-id: {}", why.trim_start_matches("external id: ")),
+                        )
+                    })
+            })
+            .collect()
+    }
+}
+
 /// `subject erase`'s flags.
 #[derive(Debug, Args)]
 pub struct EraseArgs {
@@ -183,20 +202,7 @@ pub fn requests(who: &Who, channels: &Channels) -> Result<Vec<Request>, CliError
             "--external-id goes with --email or --phone; a --file gives external ids in an external_id column",
         ));
     }
-    let external_ids: Vec<SecretString> = channels
-        .external_id
-        .iter()
-        .map(|e| {
-            guard::subject::check_external_id(e)
-                .map(|()| SecretString::from(e.trim().to_string()))
-                .map_err(|why| {
-                    CliError::new(
-                        Exit::Input,
-                        format!("--external-id: {}", why.trim_start_matches("external id: ")),
-                    )
-                })
-        })
-        .collect::<Result<_, _>>()?;
+    let external_ids = channels.checked()?;
     let one = |flag: &str, v: &str, kind| -> Result<Vec<Request>, CliError> {
         let v = if v == "-" {
             read_stdin(flag)?

@@ -111,16 +111,7 @@ pub(super) async fn verify(ctx: &Context, a: VerifyArgs) -> Result<Exit, CliErro
         reference: reference.clone(),
         identifier: identifier(a.file.as_deref())?,
         kind: IdentifierKind::Auto,
-        external_ids: a
-            .channels
-            .external_id
-            .iter()
-            .map(|e| {
-                guard::subject::check_external_id(e)
-                    .map(|()| SecretString::from(e.trim().to_string()))
-                    .map_err(|why| CliError::new(Exit::Input, format!("--{why}")))
-            })
-            .collect::<Result<_, _>>()?,
+        external_ids: a.channels.checked()?,
     };
     let subjects = guard::subject::prepare(vec![request], &identity)
         .map_err(|e| CliError::new(Exit::Input, format!("the identifier: {}", e.join("; "))))?;
